@@ -1,0 +1,117 @@
+// Package registry holds the registered MCP servers as an immutable snapshot swapped atomically.
+package registry
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// Server is one registered MCP server.
+type Server struct {
+	// Name identifies the server as namespace/name (the MCPServerRegistration in a cluster).
+	// It is the value of the x-mcp-servername header and the default Audience.
+	Name string `yaml:"name" json:"name"`
+	// Prefix is prepended to the server's tool and prompt names by the router, e.g. "kube_".
+	// It may be empty only when this is the only registered server.
+	Prefix string `yaml:"prefix" json:"prefix"`
+	// URL is the upstream MCP endpoint, an absolute http or https URL without credentials.
+	URL string `yaml:"url" json:"url"`
+	// Audience is the audience of the tokens this server accepts; empty means Name.
+	Audience string `yaml:"audience,omitempty" json:"audience,omitempty"`
+	// Hostname, when set, attaches the server to requests for that host (per-route
+	// attachment). It is compared case-insensitively and carries no port.
+	Hostname string `yaml:"hostname,omitempty" json:"hostname,omitempty"`
+	// ResourcePrefixes are the resource URI prefixes the server owns; no two servers may
+	// own overlapping prefixes.
+	ResourcePrefixes []string `yaml:"resourcePrefixes,omitempty" json:"resourcePrefixes,omitempty"`
+}
+
+// maxPrefixLen leaves room for at least one character of a 128-character MCP tool name.
+const maxPrefixLen = 127
+
+var (
+	// Kubernetes DNS-1123 label (a namespace) and subdomain (an object name).
+	dnsLabel     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	dnsSubdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	// The MCP tool-name characters, not starting with a separator. (Kuadrant's CRD is
+	// stricter, ^[a-z0-9][a-z0-9_]*$; the file registry allows the whole tool-name set.)
+	prefixChars = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+)
+
+// check validates one server on its own and returns it normalized: Audience defaulted,
+// Hostname lower-cased, ResourcePrefixes copied. Problems between servers are found by
+// NewSnapshot.
+func check(s Server, only bool) (Server, []string) {
+	var probs []string
+	add := func(format string, a ...any) { probs = append(probs, fmt.Sprintf(format, a...)) }
+
+	if err := checkName(s.Name); err != "" {
+		add("name %q %s", s.Name, err)
+	}
+	switch {
+	case s.Prefix == "" && !only:
+		add("prefix is required when more than one server is registered")
+	case s.Prefix == "":
+	case len(s.Prefix) > maxPrefixLen:
+		add("prefix is longer than %d characters", maxPrefixLen)
+	case !prefixChars.MatchString(s.Prefix):
+		add("prefix %q must match %s", s.Prefix, prefixChars)
+	}
+	if err := checkURL(s.URL); err != "" {
+		add("url %s", err)
+	}
+	if s.Audience == "" {
+		s.Audience = s.Name
+	}
+	if s.Hostname != "" {
+		s.Hostname = strings.ToLower(s.Hostname)
+		if len(s.Hostname) > 253 || !dnsSubdomain.MatchString(s.Hostname) {
+			add("hostname %q must be a DNS name without port or wildcard", s.Hostname)
+		}
+	}
+	s.ResourcePrefixes = append([]string(nil), s.ResourcePrefixes...)
+	for i, p := range s.ResourcePrefixes {
+		if p == "" {
+			add("resourcePrefixes[%d] is empty", i)
+		}
+	}
+	return s, probs
+}
+
+// checkName returns what is wrong with a namespace/name, or "".
+func checkName(name string) string {
+	ns, n, ok := strings.Cut(name, "/")
+	switch {
+	case name == "":
+		return "is required"
+	case !ok:
+		return "must be namespace/name"
+	case len(ns) > 63 || !dnsLabel.MatchString(ns):
+		return "has a namespace that is not a DNS-1123 label"
+	case len(n) > 253 || !dnsSubdomain.MatchString(n):
+		return "has a name that is not a DNS-1123 subdomain"
+	}
+	return ""
+}
+
+// checkURL returns what is wrong with an upstream URL, or "". The URL itself is never
+// quoted: it could carry credentials.
+func checkURL(raw string) string {
+	if raw == "" {
+		return "is required"
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return "does not parse"
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "must be an absolute http or https URL"
+	case u.Opaque != "" || u.Hostname() == "":
+		return "must have a host"
+	case u.User != nil:
+		return "must not carry credentials"
+	}
+	return ""
+}
