@@ -1,0 +1,112 @@
+# mcp-authz: make help lists the targets.
+#
+# Tools and test components are pinned here and installed by the targets
+# that need them into $(CACHE), outside the repo, so a fresh clone needs
+# nothing by hand and a second run reuses what the first one built.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+export GOTOOLCHAIN := local
+CACHE ?= $(or $(MCP_AUTHZ_CACHE),$(HOME)/.cache/mcp-authz)
+export MCP_AUTHZ_CACHE := $(CACHE)
+BIN := $(CURDIR)/bin
+TOOLS := $(CACHE)/bin
+
+GOLANGCI_VERSION := v2.15.0
+GHZ_VERSION := v0.121.0
+GRPCURL_VERSION := v1.9.3
+EVERYTHING_VERSION := 2026.8.31
+K8S_MCP_VERSION := 0.0.67
+INSPECTOR_VERSION := 0.17.2
+NODE22_VERSION := 22.23.3
+
+GOLANGCI := $(TOOLS)/golangci-lint-$(GOLANGCI_VERSION)
+GHZ := $(TOOLS)/ghz-$(GHZ_VERSION)
+GRPCURL := $(TOOLS)/grpcurl-$(GRPCURL_VERSION)
+NPM_DIR := $(CACHE)/npm-$(EVERYTHING_VERSION)-$(K8S_MCP_VERSION)
+EVERYTHING := $(NPM_DIR)/node_modules/@modelcontextprotocol/server-everything/dist/index.js
+K8S_MCP := $(NPM_DIR)/node_modules/.bin/kubernetes-mcp-server
+
+# What the tests find through the environment (each test says so when it
+# skips for want of one; make test always sets them).
+export MCP_AUTHZ_EVERYTHING := $(EVERYTHING)
+export MCP_AUTHZ_K8S_MCP := $(K8S_MCP)
+
+FUZZTIME ?= 5s
+# Fuzz targets: package:Func.
+FUZZ_TARGETS := ./mcpparse:FuzzParse ./authz:FuzzCheck
+
+##@ Everyday
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build bin/mcp-authz and the dev tools.
+	go build -o $(BIN)/mcp-authz ./cmd/mcp-authz
+	go build -o $(BIN)/devidp ./cmd/devidp
+
+.PHONY: run
+run: build npm ## Run the whole thing locally on the embedded defaults (dev/).
+	hack/run.sh
+
+.PHONY: test
+test: lint unit fuzz-short e2e ## Everything that must pass (what CI runs).
+
+.PHONY: unit
+unit: npm ## Unit tests (go test ./...).
+	go test -count=1 ./...
+
+.PHONY: e2e
+e2e: build npm $(GRPCURL) ## End-to-end tests with real processes (build tag integration).
+	MCP_AUTHZ_GRPCURL=$(GRPCURL) go test -count=1 -tags integration ./integration/...
+
+.PHONY: lint
+lint: $(GOLANGCI) ## gofmt, go vet and golangci-lint.
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	go vet ./...
+	$(GOLANGCI) run ./...
+
+.PHONY: fuzz-short
+fuzz-short: ## Run each fuzz target for FUZZTIME (default 5s).
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
+	  go test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) $$pkg; done
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for 60s (FUZZTIME=...).
+	$(MAKE) fuzz-short FUZZTIME=$(or $(filter-out 5s,$(FUZZTIME)),60s)
+
+.PHONY: bench
+bench: build $(GHZ) ## Benchmarks (-benchmem) and ghz against the real and a no-op ext_authz, side by side.
+	GHZ=$(GHZ) hack/bench.sh
+
+##@ Tools (pinned, cached in $(CACHE))
+
+.PHONY: tools
+tools: $(GOLANGCI) $(GHZ) $(GRPCURL) npm ## Install every pinned tool.
+
+$(GOLANGCI):
+	cd hack/golangci && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+$(GHZ):
+	cd hack/ghz && go build -o $@ github.com/bojand/ghz/cmd/ghz
+
+$(GRPCURL):
+	cd hack/grpcurl && go build -o $@ github.com/fullstorydev/grpcurl/cmd/grpcurl
+
+.PHONY: npm
+npm: $(EVERYTHING) ## Install the real MCP servers used by tests (npm, pinned).
+
+$(EVERYTHING):
+	mkdir -p $(NPM_DIR)
+	cd $(NPM_DIR) && npm install --no-audit --no-fund --loglevel=error \
+	  @modelcontextprotocol/server-everything@$(EVERYTHING_VERSION) kubernetes-mcp-server@$(K8S_MCP_VERSION)
+	test -f $@
+
+.PHONY: clean
+clean: ## Remove build outputs (the tool cache stays).
+	rm -rf $(BIN)
