@@ -1,0 +1,50 @@
+package registry_test
+
+import (
+	"fmt"
+
+	"github.com/mcp-authz/mcp-authz/registry"
+)
+
+func Example() {
+	snap, err := registry.NewSnapshot([]registry.Server{
+		{Name: "mcp-test/kubernetes-mcp", Prefix: "kube_", URL: "http://127.0.0.1:8089/mcp"},
+		{Name: "mcp-test/files", Prefix: "fs_", URL: "http://127.0.0.1:8090/mcp",
+			Hostname: "files.example.com", ResourcePrefixes: []string{"file:///srv/"}},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var reg registry.Registry
+	changed := reg.Changed() // take it before Load so no Store is missed
+	reg.Store(snap)
+	<-changed
+
+	srv, tool, ok := reg.Load().Resolve("kube_pods_list")
+	fmt.Println(srv.Name, tool, srv.Audience, ok)
+	srv, ok = reg.Load().ResolveURI("file:///srv/notes.txt")
+	fmt.Println(srv.Name, ok)
+	srv, ok = reg.Load().ByHost("Files.Example.com:443")
+	fmt.Println(srv.Name, ok)
+	_, _, ok = reg.Load().Resolve("kube_")
+	fmt.Println(ok)
+	// Output:
+	// mcp-test/kubernetes-mcp pods_list mcp-test/kubernetes-mcp true
+	// mcp-test/files true
+	// mcp-test/files true
+	// false
+}
+
+func ExampleNewSnapshot() {
+	_, err := registry.NewSnapshot([]registry.Server{
+		{Name: "ns/kube", Prefix: "kube_", URL: "http://kube/mcp"},
+		{Name: "ns/kube-extra", Prefix: "kube_x_", URL: "http://extra/mcp"},
+		{Name: "files", Prefix: "fs_", URL: "ftp://files/mcp"},
+	})
+	fmt.Println(err)
+	// Output:
+	// registry: servers[2] "files": name "files" must be namespace/name
+	// registry: servers[2] "files": url must be an absolute http or https URL
+	// registry: servers[1] "ns/kube-extra": prefix "kube_x_" is ambiguous with servers[0] "ns/kube" prefix "kube_"
+}

@@ -1,0 +1,175 @@
+package registry
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+)
+
+func mustSnapshot(tb testing.TB, servers []Server) *Snapshot {
+	tb.Helper()
+	s, err := NewSnapshot(servers)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// generation returns a snapshot whose every server says which generation it belongs to.
+func generation(tb testing.TB, g int) *Snapshot {
+	return mustSnapshot(tb, []Server{
+		{Name: "ns/a", Prefix: "a_", URL: "http://a/", Audience: fmt.Sprint(g)},
+		{Name: "ns/b", Prefix: "b_", URL: "http://b/", Audience: fmt.Sprint(g)},
+	})
+}
+
+func TestRegistryZeroValue(t *testing.T) {
+	var r Registry
+	if r.Load() == nil {
+		t.Fatal("Load() = nil on the zero Registry")
+	}
+	snap := generation(t, 1)
+	r.Store(snap)
+	if r.Load() != snap {
+		t.Error("Load() does not return the stored snapshot")
+	}
+	r.Store(nil)
+	if got := r.Load(); got == nil || len(got.Servers()) != 0 {
+		t.Errorf("after Store(nil), Load() = %v, want an empty snapshot", got)
+	}
+}
+
+func TestRegistryConcurrentReaders(t *testing.T) {
+	var r Registry
+	r.Store(generation(t, 0))
+	const stores = 200
+	snaps := make([]*Snapshot, stores)
+	for g := range snaps {
+		snaps[g] = generation(t, g)
+	}
+
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				snap := r.Load()
+				a, _, okA := snap.Resolve("a_x")
+				b, okB := snap.Server("ns/b")
+				if !okA || !okB || a.Audience != b.Audience {
+					t.Errorf("one snapshot mixes generations: a=%v b=%v", a, b)
+					return
+				}
+			}
+		})
+	}
+	for _, s := range snaps {
+		r.Store(s)
+	}
+	close(done)
+	wg.Wait()
+	if got := r.Load(); got != snaps[stores-1] {
+		t.Errorf("Load() after the last Store = %p, want %p", got, snaps[stores-1])
+	}
+}
+
+func TestRegistryChangedBroadcast(t *testing.T) {
+	var r Registry
+	ch := r.Changed()
+	if r.Changed() != ch {
+		t.Error("Changed() returned a different channel before any Store")
+	}
+	select {
+	case <-ch:
+		t.Fatal("Changed() closed before any Store")
+	default:
+	}
+
+	const waiters = 8
+	next := generation(t, 1)
+	seen := make(chan *Snapshot, waiters)
+	var ready, wg sync.WaitGroup
+	ready.Add(waiters)
+	for range waiters {
+		wg.Go(func() {
+			c := r.Changed()
+			ready.Done()
+			<-c
+			seen <- r.Load()
+		})
+	}
+	ready.Wait()
+	r.Store(next)
+	wg.Wait()
+	close(seen)
+	n := 0
+	for s := range seen {
+		n++
+		if s != next {
+			t.Errorf("a waiter woke to %p, want the stored snapshot %p", s, next)
+		}
+	}
+	if n != waiters {
+		t.Errorf("%d of %d waiters woke", n, waiters)
+	}
+
+	<-ch // the channel taken before the Store is closed too
+	after := r.Changed()
+	select {
+	case <-after:
+		t.Error("Changed() after a Store returned a closed channel")
+	default:
+	}
+	r.Store(generation(t, 2))
+	<-after
+}
+
+func BenchmarkResolve(b *testing.B) {
+	for _, n := range []int{1, 500} {
+		snap := mustSnapshot(b, many(n))
+		name := fmt.Sprintf("s%d_pods_list", n/2)
+		b.Run(fmt.Sprintf("servers=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, ok := snap.Resolve(name); !ok {
+					b.Fatal("no match")
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("servers=%d/miss", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, ok := snap.Resolve("zz_pods_list"); ok {
+					b.Fatal("match")
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkByHost(b *testing.B) {
+	snap := mustSnapshot(b, many(500))
+	var r Registry
+	r.Store(snap)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := r.Load().ByHost("s250.example.com:443"); !ok {
+			b.Fatal("no match")
+		}
+	}
+}
+
+func BenchmarkResolveURI(b *testing.B) {
+	snap := mustSnapshot(b, many(500))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := snap.ResolveURI("res://250/a/b"); !ok {
+			b.Fatal("no match")
+		}
+	}
+}
