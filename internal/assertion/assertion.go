@@ -1,0 +1,159 @@
+// Package assertion signs and verifies the short-lived x-mcp-authz header by
+// which authz vouches to the router for one request body.
+package assertion
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Header is the request header that carries the assertion.
+const Header = "x-mcp-authz"
+
+// Lifetime is how long an assertion stays valid after it is issued.
+const Lifetime = 30 * time.Second
+
+// maxValue bounds the header value Verify accepts.
+const maxValue = 8 << 10
+
+// Sentinel errors; Verify wraps them with detail.
+var (
+	ErrMissing      = errors.New("assertion: missing")
+	ErrInvalid      = errors.New("assertion: invalid")
+	ErrExpired      = errors.New("assertion: expired")
+	ErrBodyMismatch = errors.New("assertion: body hash mismatch")
+)
+
+// Claims is what authz vouches for: the request it allowed and for whom.
+type Claims struct {
+	Method   string // JSON-RPC method
+	Server   string // target server (namespace/name); "" when none
+	Tool     string // unprefixed tool or prompt name; "" when none
+	Subject  string // caller's subject; "" for anonymous callers
+	BodyHash string // BodyHash of the request body
+	IssuedAt time.Time
+	Expiry   time.Time
+}
+
+// wire is the signed JSON form of Claims.
+type wire struct {
+	Method   string `json:"method"`
+	Server   string `json:"server,omitempty"`
+	Tool     string `json:"tool,omitempty"`
+	Subject  string `json:"sub,omitempty"`
+	BodyHash string `json:"bh"`
+	IssuedAt int64  `json:"iat"`
+	Expiry   int64  `json:"exp"`
+}
+
+var b64 = base64.RawURLEncoding
+
+// BodyHash is the SHA-256 of body, base64url without padding.
+func BodyHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return b64.EncodeToString(sum[:])
+}
+
+// Signer mints assertions with one key.
+type Signer struct{ key Key }
+
+// NewSigner returns a Signer using k, which must hold a private or secret key.
+func NewSigner(k Key) *Signer { return &Signer{key: k} }
+
+// Sign encodes c as base64url(JSON) "." base64url(signature). A zero
+// IssuedAt means now; a zero Expiry means IssuedAt + Lifetime.
+func (s *Signer) Sign(c Claims) (string, error) {
+	if c.IssuedAt.IsZero() {
+		c.IssuedAt = time.Now()
+	}
+	if c.Expiry.IsZero() {
+		c.Expiry = c.IssuedAt.Add(Lifetime)
+	}
+	payload, err := json.Marshal(wire{
+		Method: c.Method, Server: c.Server, Tool: c.Tool, Subject: c.Subject,
+		BodyHash: c.BodyHash, IssuedAt: c.IssuedAt.Unix(), Expiry: c.Expiry.Unix(),
+	})
+	if err != nil {
+		return "", fmt.Errorf("assertion: sign: %w", err)
+	}
+	buf := make([]byte, b64.EncodedLen(len(payload)))
+	b64.Encode(buf, payload)
+	sig, err := s.key.sign(signedMessage(s.key, buf))
+	if err != nil {
+		return "", fmt.Errorf("assertion: sign: %w", err)
+	}
+	return string(buf) + "." + b64.EncodeToString(sig), nil
+}
+
+// Verifier checks assertions with one key.
+type Verifier struct{ key Key }
+
+// NewVerifier returns a Verifier using k (for Ed25519 the public key is enough).
+func NewVerifier(k Key) *Verifier { return &Verifier{key: k} }
+
+// Verify checks the signature of value, that it is valid at now and that it
+// was issued for body, and returns its claims.
+func (v *Verifier) Verify(value string, body []byte, now time.Time) (Claims, error) {
+	if value == "" {
+		return Claims{}, ErrMissing
+	}
+	if len(value) > maxValue {
+		return Claims{}, fmt.Errorf("%w: too long", ErrInvalid)
+	}
+	enc, sigEnc, ok := strings.Cut(value, ".")
+	if !ok || strings.Contains(sigEnc, ".") {
+		return Claims{}, fmt.Errorf("%w: not two segments", ErrInvalid)
+	}
+	sig, err := b64.DecodeString(sigEnc)
+	if err != nil {
+		return Claims{}, fmt.Errorf("%w: signature encoding", ErrInvalid)
+	}
+	if !v.key.verify(signedMessage(v.key, []byte(enc)), sig) {
+		return Claims{}, fmt.Errorf("%w: signature", ErrInvalid)
+	}
+	payload, err := b64.DecodeString(enc)
+	if err != nil {
+		return Claims{}, fmt.Errorf("%w: payload encoding", ErrInvalid)
+	}
+	var w wire
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil || dec.More() {
+		return Claims{}, fmt.Errorf("%w: payload", ErrInvalid)
+	}
+	if w.Method == "" || w.BodyHash == "" || w.Expiry <= w.IssuedAt || w.Expiry-w.IssuedAt > int64(Lifetime/time.Second) {
+		return Claims{}, fmt.Errorf("%w: claims", ErrInvalid)
+	}
+	c := Claims{
+		Method: w.Method, Server: w.Server, Tool: w.Tool, Subject: w.Subject, BodyHash: w.BodyHash,
+		IssuedAt: time.Unix(w.IssuedAt, 0), Expiry: time.Unix(w.Expiry, 0),
+	}
+	// Seconds resolution: allow one second of clock skew for IssuedAt.
+	if c.IssuedAt.After(now.Add(time.Second)) {
+		return Claims{}, fmt.Errorf("%w: issued in the future", ErrInvalid)
+	}
+	if !now.Before(c.Expiry) {
+		return Claims{}, ErrExpired
+	}
+	if c.BodyHash != BodyHash(body) {
+		return Claims{}, ErrBodyMismatch
+	}
+	return c, nil
+}
+
+// signedMessage binds the algorithm to the signed bytes so that an assertion
+// made for one algorithm never verifies under another.
+func signedMessage(k Key, payload []byte) []byte {
+	alg := k.alg()
+	m := make([]byte, 0, len("x-mcp-authz/v1/")+len(alg)+1+len(payload))
+	m = append(m, "x-mcp-authz/v1/"...)
+	m = append(m, alg...)
+	m = append(m, '.')
+	return append(m, payload...)
+}
