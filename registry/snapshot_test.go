@@ -185,6 +185,7 @@ func TestLookups(t *testing.T) {
 	uris := []struct{ in, server string }{
 		{"file:///srv/a.txt", "ns/files"},
 		{"file:///srv/deep/a.txt", "ns/files"},
+		{"file:///srv/zzz", "ns/files"}, // sorts after the nested file:///srv/deep/
 		{"file:///srv/", "ns/files"},
 		{"file:///etc/hosts", "ns/files"},
 		{"file:///etc/passwd", ""},
