@@ -162,7 +162,8 @@ func find(list []entry, key string) (entry, bool) {
 
 // Resolve finds the server of a prefixed tool or prompt name and returns the name without
 // the prefix, which is never empty: Resolve("kube_pods_list") returns the server with
-// prefix "kube_" and "pods_list".
+// prefix "kube_" and "pods_list". When the only server has no prefix, every non-empty
+// name is its own.
 func (s *Snapshot) Resolve(prefixed string) (srv *Server, name string, ok bool) {
 	if s.only != nil {
 		return s.only, prefixed, prefixed != ""
