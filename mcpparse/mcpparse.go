@@ -1,0 +1,215 @@
+// Package mcpparse decodes JSON-RPC 2.0 MCP messages strictly.
+package mcpparse
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Kind is the kind of a JSON-RPC message.
+type Kind uint8
+
+// Message kinds.
+const (
+	KindRequest      Kind = iota + 1 // a method and an id
+	KindNotification                 // a method and no id
+	KindResponse                     // a result and an id (a client answering a server request)
+	KindError                        // an error and an id, possibly null
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindRequest:
+		return "request"
+	case KindNotification:
+		return "notification"
+	case KindResponse:
+		return "response"
+	case KindError:
+		return "error"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// Message is what authorization needs to know of one JSON-RPC message.
+//
+// ID and Arguments are sub-slices of the body given to Parse: they stay valid
+// only as long as the body is not modified, and must be copied to outlive it.
+type Message struct {
+	Kind Kind
+	// Method is the decoded method; "" for responses and errors.
+	Method string
+	// ID is the id exactly as sent: a JSON string with its quotes and
+	// escapes, or an integer. It is nil for notifications, and may be null
+	// for an error.
+	ID json.RawMessage
+	// Name is params.name of tools/call and prompts/get, decoded; it is a
+	// ValidName.
+	Name string
+	// URI is params.uri of resources/read, resources/subscribe and
+	// resources/unsubscribe, decoded; it is never empty and holds no
+	// control character.
+	URI string
+	// Arguments is params.arguments of tools/call and prompts/get, a JSON
+	// object as sent; nil if absent or null.
+	Arguments json.RawMessage
+}
+
+// Options bounds what Parse and ParseBatch accept.
+type Options struct {
+	// MaxBytes is the largest body accepted, in bytes; 0 (or less) means 1 MiB.
+	MaxBytes int
+	// MaxDepth is the deepest nesting of objects and arrays accepted, the
+	// message itself at depth 1 (a batch array too); 0 (or less) means 64.
+	MaxDepth int
+}
+
+// Default limits.
+const (
+	DefaultMaxBytes = 1 << 20
+	DefaultMaxDepth = 64
+)
+
+func (o Options) scanner(body []byte, keys [][]byte) (scanner, error) {
+	max := o.MaxBytes
+	if max <= 0 {
+		max = DefaultMaxBytes
+	}
+	if len(body) > max {
+		return scanner{}, fmt.Errorf("%w: body of %d bytes, limit %d", ErrTooLarge, len(body), max)
+	}
+	depth := o.MaxDepth
+	if depth <= 0 {
+		depth = DefaultMaxDepth
+	}
+	p := scanner{buf: body, maxDepth: depth, keys: keys}
+	p.ws()
+	if p.pos == len(body) {
+		return scanner{}, fmt.Errorf("%w: empty body", ErrParse)
+	}
+	return p, nil
+}
+
+// Parse decodes one JSON-RPC message. It returns an error wrapping ErrBatch
+// for anything that starts as a JSON array, ErrTooLarge for a body over the
+// limit, and otherwise one wrapping ErrParse for a body that is not
+// well-formed JSON (RFC 8259, UTF-8, no lone surrogate escape),
+// ErrInvalidRequest for a body that is not one valid JSON-RPC 2.0 message
+// (unknown or duplicate member at any level, nesting too deep, "jsonrpc" not
+// "2.0", an id that is not a string or integer...), and ErrInvalidParams when
+// the params of tools/call, prompts/get or resources/read, subscribe or
+// unsubscribe lack their name or uri or carry a bad one.
+//
+// The returned Message shares memory with body (see Message).
+func Parse(body []byte, o Options) (Message, error) {
+	var keys [2 * maxLinearKeys][]byte
+	p, err := o.scanner(body, keys[:0])
+	if err != nil {
+		return Message{}, err
+	}
+	if p.peek() == '[' {
+		return Message{}, fmt.Errorf("%w: JSON array", ErrBatch)
+	}
+	m, err := p.message(1)
+	if err == nil {
+		err = p.end()
+	}
+	if err != nil {
+		return Message{}, wellFormed(body, err)
+	}
+	return m, nil
+}
+
+// ParseBatch decodes a JSON-RPC batch, a non-empty array of messages each
+// checked as Parse checks one, or a single message, returned alone. The
+// limits apply to the whole body; the array counts as one level of nesting.
+// One bad element fails the whole batch.
+func ParseBatch(body []byte, o Options) ([]Message, error) {
+	var keys [2 * maxLinearKeys][]byte
+	p, err := o.scanner(body, keys[:0])
+	if err != nil {
+		return nil, err
+	}
+	if p.peek() != '[' {
+		m, err := Parse(body, o)
+		if err != nil {
+			return nil, err
+		}
+		return []Message{m}, nil
+	}
+	msgs, err := p.batch()
+	if err == nil {
+		err = p.end()
+	}
+	if err != nil {
+		return nil, wellFormed(body, err)
+	}
+	return msgs, nil
+}
+
+func (p *scanner) batch() ([]Message, error) {
+	empty, err := p.open(1, ']')
+	if err != nil {
+		return nil, err
+	}
+	if empty {
+		return nil, fmt.Errorf("%w: empty batch", ErrInvalidRequest)
+	}
+	var msgs []Message
+	for more := true; more; {
+		m, err := p.message(2)
+		if err != nil {
+			return nil, fmt.Errorf("batch element %d: %w", len(msgs), err)
+		}
+		msgs = append(msgs, m)
+		if more, err = p.next(']'); err != nil {
+			return nil, err
+		}
+	}
+	return msgs, nil
+}
+
+// wellFormed gives a syntax error precedence over err, found first, as
+// JSON-RPC asks: a body that is not well-formed JSON is a parse error
+// whatever else is wrong with it.
+func wellFormed(body []byte, err error) error {
+	if errors.Is(err, ErrParse) {
+		return err
+	}
+	if !json.Valid(body) || !utf8.Valid(body) {
+		return fmt.Errorf("%w: malformed JSON", ErrParse)
+	}
+	return err
+}
+
+// IsBatch reports whether the first byte of body that is not JSON white
+// space is '[', the start of a batch.
+func IsBatch(body []byte) bool {
+	p := scanner{buf: body}
+	p.ws()
+	return p.peek() == '['
+}
+
+// ValidName reports whether s is a valid MCP tool or prompt name: 1 to 128
+// characters of [A-Za-z0-9_.-].
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !nameChar[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var nameChar = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '_' || c == '.' || c == '-'
+	}
+	return t
+}()

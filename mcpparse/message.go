@@ -1,0 +1,335 @@
+package mcpparse
+
+import "fmt"
+
+// maxMethod is the longest method accepted, in bytes.
+const maxMethod = 256
+
+// params holds what a message's params object says of its target, whatever
+// the method: the method may come after the params.
+type params struct {
+	name, uri, args             []byte // decoded name and uri; raw arguments
+	nameKind, uriKind, argsKind byte   // 0 when absent
+}
+
+// message reads a JSON-RPC message object at depth.
+func (p *scanner) message(depth int) (Message, error) {
+	var (
+		m                   Message
+		method              []byte
+		pr                  params
+		hasVersion, hasMeth bool
+		idKind, paramsKind  byte
+		hasResult, hasError bool
+	)
+	if p.peek() != '{' {
+		return Message{}, fmt.Errorf("%w: message is not an object", ErrInvalidRequest)
+	}
+	empty, err := p.open(depth, '}')
+	if err != nil {
+		return Message{}, err
+	}
+	ks := keySet{start: len(p.keys)}
+	for more := !empty; more; {
+		k, err := p.key(&ks)
+		if err != nil {
+			return Message{}, err
+		}
+		switch string(k) {
+		case "jsonrpc":
+			hasVersion = true
+			if p.peek() != '"' {
+				return Message{}, fmt.Errorf("%w: jsonrpc is not a string", ErrInvalidRequest)
+			}
+			v, err := p.text()
+			if err != nil {
+				return Message{}, err
+			}
+			if string(v) != "2.0" {
+				return Message{}, fmt.Errorf("%w: jsonrpc is not \"2.0\"", ErrInvalidRequest)
+			}
+		case "method":
+			hasMeth = true
+			if p.peek() != '"' {
+				return Message{}, fmt.Errorf("%w: method is not a string", ErrInvalidRequest)
+			}
+			if method, err = p.text(); err != nil {
+				return Message{}, err
+			}
+		case "id":
+			start := p.pos
+			if idKind, err = p.value(depth); err != nil {
+				return Message{}, err
+			}
+			switch idKind {
+			case '"', kindInt, 'n':
+			default:
+				return Message{}, fmt.Errorf("%w: id is not a string or an integer", ErrInvalidRequest)
+			}
+			m.ID = p.buf[start:p.pos]
+		case "params":
+			if paramsKind = p.peek(); paramsKind != '{' {
+				return Message{}, fmt.Errorf("%w: params is not an object", ErrInvalidParams)
+			}
+			if err := p.params(depth+1, &pr); err != nil {
+				return Message{}, err
+			}
+		case "result":
+			hasResult = true
+			if p.peek() != '{' {
+				return Message{}, fmt.Errorf("%w: result is not an object", ErrInvalidRequest)
+			}
+			if err := p.object(depth + 1); err != nil {
+				return Message{}, err
+			}
+		case "error":
+			hasError = true
+			if err := p.errorObject(depth + 1); err != nil {
+				return Message{}, err
+			}
+		default:
+			return Message{}, fmt.Errorf("%w: unknown member %.40q", ErrInvalidRequest, k)
+		}
+		if more, err = p.next('}'); err != nil {
+			return Message{}, err
+		}
+	}
+	p.keys = p.keys[:ks.start]
+
+	if !hasVersion {
+		return Message{}, fmt.Errorf("%w: no jsonrpc member", ErrInvalidRequest)
+	}
+	if !hasMeth {
+		return m, response(&m, idKind, paramsKind != 0, hasResult, hasError)
+	}
+	if hasResult || hasError {
+		return Message{}, fmt.Errorf("%w: method with a result or an error", ErrInvalidRequest)
+	}
+	if m.Method, err = methodName(method); err != nil {
+		return Message{}, err
+	}
+	switch idKind {
+	case 0:
+		m.Kind = KindNotification
+	case 'n':
+		return Message{}, fmt.Errorf("%w: null id", ErrInvalidRequest)
+	default:
+		m.Kind = KindRequest
+	}
+	return m, target(&m, paramsKind != 0, &pr)
+}
+
+// response completes a message without a method: a response or an error.
+func response(m *Message, idKind byte, hasParams, hasResult, hasError bool) error {
+	switch {
+	case hasParams:
+		return fmt.Errorf("%w: params without a method", ErrInvalidRequest)
+	case hasResult && hasError:
+		return fmt.Errorf("%w: both result and error", ErrInvalidRequest)
+	case !hasResult && !hasError:
+		return fmt.Errorf("%w: no method", ErrInvalidRequest)
+	case idKind == 0:
+		return fmt.Errorf("%w: response without an id", ErrInvalidRequest)
+	case hasResult && idKind == 'n':
+		return fmt.Errorf("%w: null id", ErrInvalidRequest)
+	case hasResult:
+		m.Kind = KindResponse
+	default:
+		m.Kind = KindError
+	}
+	return nil
+}
+
+// target checks the params of the methods that name a tool, a prompt or a
+// resource, and sets the message's Name, URI and Arguments.
+func target(m *Message, hasParams bool, pr *params) error {
+	var named bool
+	switch m.Method {
+	case "tools/call", "prompts/get":
+		named = true
+	case "resources/read", "resources/subscribe", "resources/unsubscribe":
+	default:
+		return nil
+	}
+	if m.Kind != KindRequest {
+		return fmt.Errorf("%w: %s without an id", ErrInvalidRequest, m.Method)
+	}
+	if !hasParams {
+		return fmt.Errorf("%w: %s without params", ErrInvalidParams, m.Method)
+	}
+	if !named {
+		if pr.uriKind != '"' {
+			return fmt.Errorf("%w: %s without a string params.uri", ErrInvalidParams, m.Method)
+		}
+		if !validURI(pr.uri) {
+			return fmt.Errorf("%w: params.uri empty or with a control character", ErrInvalidParams)
+		}
+		m.URI = string(pr.uri)
+		return nil
+	}
+	if pr.nameKind != '"' {
+		return fmt.Errorf("%w: %s without a string params.name", ErrInvalidParams, m.Method)
+	}
+	if !validName(pr.name) {
+		return fmt.Errorf("%w: params.name is not 1 to 128 characters of [A-Za-z0-9_.-]", ErrInvalidParams)
+	}
+	switch pr.argsKind {
+	case 0, 'n':
+	case '{':
+		m.Arguments = pr.args
+	default:
+		return fmt.Errorf("%w: params.arguments is not an object", ErrInvalidParams)
+	}
+	m.Name = string(pr.name)
+	return nil
+}
+
+// params reads a params object at depth, noting name, uri and arguments.
+func (p *scanner) params(depth int, pr *params) error {
+	empty, err := p.open(depth, '}')
+	if empty || err != nil {
+		return err
+	}
+	ks := keySet{start: len(p.keys)}
+	for more := true; more; {
+		k, err := p.key(&ks)
+		if err != nil {
+			return err
+		}
+		switch string(k) {
+		case "name":
+			pr.name, pr.nameKind, err = p.member(depth)
+		case "uri":
+			pr.uri, pr.uriKind, err = p.member(depth)
+		case "arguments":
+			start := p.pos
+			pr.argsKind, err = p.value(depth)
+			pr.args = p.buf[start:p.pos]
+		default:
+			_, err = p.value(depth)
+		}
+		if err != nil {
+			return err
+		}
+		if more, err = p.next('}'); err != nil {
+			return err
+		}
+	}
+	p.keys = p.keys[:ks.start]
+	return nil
+}
+
+// member reads a value and returns it decoded if it is a string.
+func (p *scanner) member(depth int) ([]byte, byte, error) {
+	if p.peek() == '"' {
+		s, err := p.text()
+		return s, '"', err
+	}
+	kind, err := p.value(depth)
+	return nil, kind, err
+}
+
+// errorObject reads a JSON-RPC error object at depth: an integer code, a
+// string message and optional data, nothing else.
+func (p *scanner) errorObject(depth int) error {
+	if p.peek() != '{' {
+		return fmt.Errorf("%w: error is not an object", ErrInvalidRequest)
+	}
+	empty, err := p.open(depth, '}')
+	if err != nil {
+		return err
+	}
+	ks := keySet{start: len(p.keys)}
+	var code, msg byte
+	for more := !empty; more; {
+		k, err := p.key(&ks)
+		if err != nil {
+			return err
+		}
+		var kind byte
+		if kind, err = p.value(depth); err != nil {
+			return err
+		}
+		switch string(k) {
+		case "code":
+			code = kind
+		case "message":
+			msg = kind
+		case "data":
+		default:
+			return fmt.Errorf("%w: unknown member %.40q in error", ErrInvalidRequest, k)
+		}
+		if more, err = p.next('}'); err != nil {
+			return err
+		}
+	}
+	p.keys = p.keys[:ks.start]
+	if code != kindInt || msg != '"' {
+		return fmt.Errorf("%w: error without an integer code and a string message", ErrInvalidRequest)
+	}
+	return nil
+}
+
+func validName(b []byte) bool {
+	if len(b) == 0 || len(b) > 128 {
+		return false
+	}
+	for _, c := range b {
+		if !nameChar[c] {
+			return false
+		}
+	}
+	return true
+}
+
+func validURI(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// methods are the MCP methods, returned without allocating.
+var methods = func() map[string]string {
+	m := make(map[string]string)
+	for _, s := range []string{
+		"initialize", "ping",
+		"tools/list", "tools/call",
+		"prompts/list", "prompts/get",
+		"resources/list", "resources/templates/list", "resources/read",
+		"resources/subscribe", "resources/unsubscribe",
+		"completion/complete", "logging/setLevel",
+		"sampling/createMessage", "elicitation/create", "roots/list",
+		"tasks/get", "tasks/result", "tasks/list", "tasks/cancel",
+		"notifications/initialized", "notifications/cancelled", "notifications/progress",
+		"notifications/message", "notifications/roots/list_changed",
+		"notifications/tools/list_changed", "notifications/prompts/list_changed",
+		"notifications/resources/list_changed", "notifications/resources/updated",
+		"notifications/elicitation/complete", "notifications/tasks/status",
+	} {
+		m[s] = s
+	}
+	return m
+}()
+
+// methodName checks a decoded method, 1 to 256 bytes of visible ASCII (it
+// travels in a header), and returns it as a string.
+func methodName(b []byte) (string, error) {
+	if s, ok := methods[string(b)]; ok {
+		return s, nil
+	}
+	if len(b) == 0 || len(b) > maxMethod {
+		return "", fmt.Errorf("%w: method empty or longer than %d bytes", ErrInvalidRequest, maxMethod)
+	}
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f {
+			return "", fmt.Errorf("%w: method with a character outside visible ASCII", ErrInvalidRequest)
+		}
+	}
+	return string(b), nil
+}

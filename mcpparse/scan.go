@@ -1,0 +1,430 @@
+package mcpparse
+
+import (
+	"bytes"
+	"fmt"
+	"unicode/utf8"
+)
+
+// scanner reads JSON (RFC 8259) strictly in one pass: UTF-8 only, no lone
+// surrogate escapes, no duplicate keys at any level (keys compared after
+// decoding their escapes), and a bound on nesting.
+type scanner struct {
+	buf      []byte
+	pos      int
+	maxDepth int
+	// keys holds the decoded keys of every object being read, the innermost
+	// object's last; small objects are checked for duplicates against it.
+	keys [][]byte
+	// noDup turns duplicate-key detection off (used only to tell syntax
+	// errors from others).
+	noDup bool
+}
+
+// keySet is the set of keys of one object: p.keys[start:] while it is
+// small, then a map.
+type keySet struct {
+	start int
+	m     map[string]struct{}
+}
+
+// maxLinearKeys is the number of keys above which an object's duplicate
+// check moves from a linear scan to a map.
+const maxLinearKeys = 16
+
+// plain marks the bytes that a string may hold as they are: printable ASCII
+// other than the quote and the backslash.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+func (p *scanner) syntax(what string) error {
+	if p.pos >= len(p.buf) {
+		return fmt.Errorf("%w: unexpected end of input", ErrParse)
+	}
+	return fmt.Errorf("%w: %s at offset %d", ErrParse, what, p.pos)
+}
+
+func (p *scanner) ws() {
+	for p.pos < len(p.buf) {
+		switch p.buf[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the byte at the read position, or 0 at the end.
+func (p *scanner) peek() byte {
+	if p.pos < len(p.buf) {
+		return p.buf[p.pos]
+	}
+	return 0
+}
+
+// expect consumes c, then white space.
+func (p *scanner) expect(c byte) error {
+	if p.peek() != c {
+		return p.syntax(fmt.Sprintf("expected %q", c))
+	}
+	p.pos++
+	p.ws()
+	return nil
+}
+
+// end checks that only white space follows the value.
+func (p *scanner) end() error {
+	p.ws()
+	if p.pos != len(p.buf) {
+		return p.syntax("trailing data")
+	}
+	return nil
+}
+
+// Value kinds returned by value: the first byte of the value, except for
+// numbers, which are kindInt or kindNumber.
+const (
+	kindInt    = 'i' // a number without fraction or exponent
+	kindNumber = 'd' // any other number
+)
+
+// value reads one value of any type at the read position, inside a
+// container at the given depth, and returns its kind.
+func (p *scanner) value(depth int) (byte, error) {
+	c := p.peek()
+	switch c {
+	case '{':
+		return c, p.object(depth + 1)
+	case '[':
+		return c, p.array(depth + 1)
+	case '"':
+		_, _, err := p.str()
+		return c, err
+	case 't':
+		return c, p.literal("true")
+	case 'f':
+		return c, p.literal("false")
+	case 'n':
+		return c, p.literal("null")
+	}
+	if c == '-' || c >= '0' && c <= '9' {
+		return p.number()
+	}
+	return 0, p.syntax("unexpected character")
+}
+
+func (p *scanner) literal(s string) error {
+	if !bytes.HasPrefix(p.buf[p.pos:], []byte(s)) {
+		return p.syntax("invalid literal")
+	}
+	p.pos += len(s)
+	return nil
+}
+
+func (p *scanner) digits() int {
+	n := 0
+	for p.pos < len(p.buf) && p.buf[p.pos] >= '0' && p.buf[p.pos] <= '9' {
+		p.pos++
+		n++
+	}
+	return n
+}
+
+// number reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (p *scanner) number() (byte, error) {
+	if p.peek() == '-' {
+		p.pos++
+	}
+	switch c := p.peek(); {
+	case c == '0':
+		p.pos++
+	case c >= '1' && c <= '9':
+		p.digits()
+	default:
+		return 0, p.syntax("invalid number")
+	}
+	kind := byte(kindInt)
+	if p.peek() == '.' {
+		p.pos++
+		if p.digits() == 0 {
+			return 0, p.syntax("invalid number")
+		}
+		kind = kindNumber
+	}
+	if c := p.peek(); c == 'e' || c == 'E' {
+		p.pos++
+		if c := p.peek(); c == '+' || c == '-' {
+			p.pos++
+		}
+		if p.digits() == 0 {
+			return 0, p.syntax("invalid number")
+		}
+		kind = kindNumber
+	}
+	return kind, nil
+}
+
+// str reads a string at the read position and returns the bytes between its
+// quotes and whether they hold escapes.
+func (p *scanner) str() (raw []byte, escaped bool, err error) {
+	b := p.buf
+	start := p.pos + 1
+	i := start
+	for {
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			p.pos = i
+			return nil, false, p.syntax("unterminated string")
+		}
+		switch c := b[i]; {
+		case c == '"':
+			p.pos = i + 1
+			return b[start:i], escaped, nil
+		case c == '\\':
+			n := escapeLen(b[i:])
+			if n == 0 {
+				p.pos = i
+				return nil, false, p.syntax("invalid escape")
+			}
+			i += n
+			escaped = true
+		case c < 0x20:
+			p.pos = i
+			return nil, false, p.syntax("control character in string")
+		default:
+			r, n := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && n <= 1 {
+				p.pos = i
+				return nil, false, p.syntax("invalid UTF-8")
+			}
+			i += n
+		}
+	}
+}
+
+// escapeLen returns the length of the escape sequence at the start of b, or
+// 0 if it is invalid. A \u escape of a surrogate must be a high one followed
+// by a low one: lone surrogates decode differently from one JSON library to
+// the next.
+func escapeLen(b []byte) int {
+	if len(b) < 2 {
+		return 0
+	}
+	switch b[1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return 2
+	case 'u':
+	default:
+		return 0
+	}
+	r, ok := hex4(b[2:])
+	switch {
+	case !ok:
+		return 0
+	case r < 0xD800 || r > 0xDFFF:
+		return 6
+	case r > 0xDBFF || len(b) < 12 || b[6] != '\\' || b[7] != 'u':
+		return 0
+	}
+	if lo, ok := hex4(b[8:]); !ok || lo < 0xDC00 || lo > 0xDFFF {
+		return 0
+	}
+	return 12
+}
+
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// unescape appends to dst the decoded form of raw, the bytes of a string
+// already checked by str.
+func unescape(dst, raw []byte) []byte {
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		if c != '\\' {
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		switch raw[i+1] {
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r, _ := hex4(raw[i+2:])
+			if r >= 0xD800 && r <= 0xDBFF {
+				lo, _ := hex4(raw[i+8:])
+				r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
+				i += 6
+			}
+			dst = utf8.AppendRune(dst, r)
+			i += 6
+			continue
+		default: // '"', '\\', '/'
+			dst = append(dst, raw[i+1])
+		}
+		i += 2
+	}
+	return dst
+}
+
+// text reads a string and returns its decoded bytes, sharing the input when
+// there is nothing to decode.
+func (p *scanner) text() ([]byte, error) {
+	raw, esc, err := p.str()
+	if err != nil || !esc {
+		return raw, err
+	}
+	return unescape(nil, raw), nil
+}
+
+// key reads an object key, the colon after it and white space, adds the key
+// to ks and returns it decoded.
+func (p *scanner) key(ks *keySet) ([]byte, error) {
+	if p.peek() != '"' {
+		return nil, p.syntax("expected string key")
+	}
+	k, err := p.text()
+	if err != nil {
+		return nil, err
+	}
+	if !p.noDup {
+		if err := p.addKey(ks, k); err != nil {
+			return nil, err
+		}
+	}
+	p.ws()
+	if err := p.expect(':'); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func (p *scanner) addKey(ks *keySet, k []byte) error {
+	if ks.m != nil {
+		if _, dup := ks.m[string(k)]; dup {
+			return errDuplicate(k)
+		}
+		ks.m[string(k)] = struct{}{}
+		return nil
+	}
+	for _, o := range p.keys[ks.start:] {
+		if bytes.Equal(o, k) {
+			return errDuplicate(k)
+		}
+	}
+	p.keys = append(p.keys, k)
+	if len(p.keys)-ks.start > maxLinearKeys {
+		ks.m = make(map[string]struct{}, 2*maxLinearKeys)
+		for _, o := range p.keys[ks.start:] {
+			ks.m[string(o)] = struct{}{}
+		}
+		p.keys = p.keys[:ks.start]
+	}
+	return nil
+}
+
+func errDuplicate(k []byte) error {
+	return fmt.Errorf("%w: duplicate key %.40q", ErrInvalidRequest, k)
+}
+
+// open consumes the opening byte of an object or array at depth, then white
+// space, and reports whether the container is empty (and so consumed).
+func (p *scanner) open(depth int, close byte) (empty bool, err error) {
+	if depth > p.maxDepth {
+		return false, fmt.Errorf("%w: nesting deeper than %d at offset %d", ErrInvalidRequest, p.maxDepth, p.pos)
+	}
+	p.pos++
+	p.ws()
+	if p.peek() == close {
+		p.pos++
+		return true, nil
+	}
+	return false, nil
+}
+
+// next consumes white space and then a comma (and reports true) or the
+// closing byte of the container (and reports false).
+func (p *scanner) next(close byte) (more bool, err error) {
+	p.ws()
+	switch p.peek() {
+	case ',':
+		p.pos++
+		p.ws()
+		return true, nil
+	case close:
+		p.pos++
+		return false, nil
+	}
+	return false, p.syntax(fmt.Sprintf("expected ',' or %q", close))
+}
+
+// object reads an object at depth (the object itself at that depth).
+func (p *scanner) object(depth int) error {
+	empty, err := p.open(depth, '}')
+	if empty || err != nil {
+		return err
+	}
+	ks := keySet{start: len(p.keys)}
+	for more := true; more; {
+		if _, err := p.key(&ks); err != nil {
+			return err
+		}
+		if _, err := p.value(depth); err != nil {
+			return err
+		}
+		if more, err = p.next('}'); err != nil {
+			return err
+		}
+	}
+	p.keys = p.keys[:ks.start]
+	return nil
+}
+
+// array reads an array at depth.
+func (p *scanner) array(depth int) error {
+	empty, err := p.open(depth, ']')
+	if empty || err != nil {
+		return err
+	}
+	for more := true; more; {
+		if _, err := p.value(depth); err != nil {
+			return err
+		}
+		if more, err = p.next(']'); err != nil {
+			return err
+		}
+	}
+	return nil
+}
