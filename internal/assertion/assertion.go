@@ -32,7 +32,7 @@ var (
 
 // Claims is what authz vouches for: the request it allowed and for whom.
 type Claims struct {
-	Method   string // JSON-RPC method
+	Method   string // JSON-RPC method; "" for a response, GET or DELETE
 	Server   string // target server (namespace/name); "" when none
 	Tool     string // unprefixed tool or prompt name; "" when none
 	Subject  string // caller's subject; "" for anonymous callers
@@ -127,7 +127,7 @@ func (v *Verifier) Verify(value string, body []byte, now time.Time) (Claims, err
 	if err := dec.Decode(&w); err != nil || dec.More() {
 		return Claims{}, fmt.Errorf("%w: payload", ErrInvalid)
 	}
-	if w.Method == "" || w.BodyHash == "" || w.Expiry <= w.IssuedAt || w.Expiry-w.IssuedAt > int64(Lifetime/time.Second) {
+	if w.BodyHash == "" || w.Expiry <= w.IssuedAt || w.Expiry-w.IssuedAt > int64(Lifetime/time.Second) {
 		return Claims{}, fmt.Errorf("%w: claims", ErrInvalid)
 	}
 	c := Claims{
