@@ -1,0 +1,139 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:storageversion
+// +kubebuilder:resource:scope=Namespaced,shortName=mcpap
+// +kubebuilder:printcolumn:name="Kind",type="string",JSONPath=".spec.targetRef.kind"
+// +kubebuilder:printcolumn:name="Target",type="string",JSONPath=".spec.targetRef.name"
+// +kubebuilder:printcolumn:name="Accepted",type="string",JSONPath=".status.conditions[?(@.type=='Accepted')].status"
+// +kubebuilder:printcolumn:name="Reason",type="string",JSONPath=".status.conditions[?(@.type=='Accepted')].reason"
+// +kubebuilder:printcolumn:name="Age",type="date",JSONPath=".metadata.creationTimestamp"
+
+// MCPAuthPolicy attaches tool-access rules and token-exchange settings to the MCP
+// servers behind a Gateway, an HTTPRoute or one MCPServerRegistration, in the manner
+// of Gateway API policy attachment. Every policy that applies to a server must allow
+// a call: a route-level policy adds to a gateway-level one, it never overrides it.
+type MCPAuthPolicy struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the policy.
+	// +required
+	Spec MCPAuthPolicySpec `json:"spec"`
+
+	// status is written by the mcp-authz leader.
+	// +optional
+	Status MCPAuthPolicyStatus `json:"status,omitempty"`
+}
+
+// MCPAuthPolicySpec is the policy.
+// +kubebuilder:validation:XValidation:rule="has(self.rules) || has(self.tokenExchange)",message="a policy needs rules or tokenExchange"
+type MCPAuthPolicySpec struct {
+	// targetRef names the Gateway, HTTPRoute or MCPServerRegistration, in the
+	// policy's namespace, whose MCP servers the policy applies to.
+	// +required
+	TargetRef PolicyTargetReference `json:"targetRef"`
+
+	// rules must all allow a call (each is a CEL expression or a Rego module over the
+	// policy input document: request, mcp, identity, token).
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	Rules []Rule `json:"rules,omitempty"`
+
+	// tokenExchange overrides the RFC 8693 token-exchange request for the targeted
+	// servers.
+	// +optional
+	TokenExchange *TokenExchange `json:"tokenExchange,omitempty"`
+}
+
+// PolicyTargetReference names the resource a policy attaches to.
+// +kubebuilder:validation:XValidation:rule="(self.group == 'gateway.networking.k8s.io' && (self.kind == 'Gateway' || self.kind == 'HTTPRoute')) || (self.group == 'mcp.kuadrant.io' && self.kind == 'MCPServerRegistration')",message="targetRef must be a gateway.networking.k8s.io Gateway or HTTPRoute, or an mcp.kuadrant.io MCPServerRegistration"
+type PolicyTargetReference struct {
+	// group of the target.
+	// +required
+	// +kubebuilder:validation:Enum=gateway.networking.k8s.io;mcp.kuadrant.io
+	Group string `json:"group"`
+
+	// kind of the target.
+	// +required
+	// +kubebuilder:validation:Enum=Gateway;HTTPRoute;MCPServerRegistration
+	Kind string `json:"kind"`
+
+	// name of the target.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// Rule is one CEL expression or one Rego module; exactly one of them is set.
+// +kubebuilder:validation:XValidation:rule="has(self.cel) != has(self.rego)",message="exactly one of cel and rego must be set"
+type Rule struct {
+	// name identifies the rule in decisions and logs.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// cel is a boolean CEL expression; true allows.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=16384
+	CEL string `json:"cel,omitempty"`
+
+	// rego is a Rego module (package mcp.authz) whose allow rule decides.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=65536
+	Rego string `json:"rego,omitempty"`
+}
+
+// TokenExchange overrides the token-exchange request for the targeted servers.
+type TokenExchange struct {
+	// audience requested for the exchanged token; empty means the server's name
+	// (namespace/name of its registration).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Audience string `json:"audience,omitempty"`
+
+	// scopes requested for the exchanged token.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
+	Scopes []string `json:"scopes,omitempty"`
+}
+
+// MCPAuthPolicyStatus is what mcp-authz observed.
+type MCPAuthPolicyStatus struct {
+	// conditions: Accepted is True when the policy is in force; its reason says why not
+	// (Invalid: a rule does not compile, and the last accepted version stays in force;
+	// TargetNotFound: no registered server is behind the target).
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// MCPAuthPolicyList is a list of MCPAuthPolicy.
+type MCPAuthPolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []MCPAuthPolicy `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&MCPAuthPolicy{}, &MCPAuthPolicyList{})
+}

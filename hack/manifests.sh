@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# manifests.sh regenerates the deepcopy functions in api/ and the CRDs in
+# manifests/crd/ with the pinned controller-gen. With --check it regenerates
+# into a scratch copy and fails if the committed files differ (drift).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cg=$("$root/hack/controller-gen.sh")
+
+generate() { # generate OUT_CRD_DIR
+	(cd "$root" && "$cg" object paths=./api/... &&
+		"$cg" crd paths=./api/... output:crd:artifacts:config="$1")
+}
+
+if [[ ${1:-} != --check ]]; then
+	generate manifests/crd/bases
+	echo "manifests.sh: regenerated api/**/zz_generated.deepcopy.go and manifests/crd/bases"
+	exit 0
+fi
+
+# Drift check: generate the CRDs into a scratch folder and the deepcopy files
+# in place, then compare both with what git has.
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+generate "$scratch"
+status=0
+if ! diff -ru "$root/manifests/crd/bases" "$scratch"; then
+	status=1
+fi
+drift=$(cd "$root" && git status --porcelain -- ':(glob)api/**/zz_generated.deepcopy.go')
+if [[ -n $drift ]]; then
+	echo "$drift"
+	status=1
+fi
+if [[ $status != 0 ]]; then
+	echo "manifests.sh: generated files are out of date: run hack/manifests.sh and commit" >&2
+fi
+exit $status
