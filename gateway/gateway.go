@@ -1,0 +1,235 @@
+// Package gateway is the built-in front that stands in for Envoy's ext_authz filter.
+//
+// Each request is turned into an envoy.service.auth.v3.CheckRequest the way
+// Envoy's ext_authz HTTP filter builds it with with_request_body set, sent to
+// the authz server over gRPC, and the CheckResponse is applied the way Envoy
+// applies it before the request is reverse-proxied to the upstream. The
+// Envoy documentation each behaviour follows is cited beside the code; the
+// versioned pages (v1.40, matching go-control-plane v1.40) are:
+//
+//   - filter: https://www.envoyproxy.io/docs/envoy/v1.40.0/configuration/http/http_filters/ext_authz_filter
+//   - filter API: https://www.envoyproxy.io/docs/envoy/v1.40.0/api-v3/extensions/filters/http/ext_authz/v3/ext_authz.proto
+//   - CheckRequest: https://www.envoyproxy.io/docs/envoy/v1.40.0/api-v3/service/auth/v3/attribute_context.proto
+//   - CheckResponse: https://www.envoyproxy.io/docs/envoy/v1.40.0/api-v3/service/auth/v3/external_auth.proto
+//   - HeaderValueOption: https://www.envoyproxy.io/docs/envoy/v1.40.0/api-v3/config/core/v3/base.proto#config-core-v3-headervalueoption
+//   - connection manager headers: https://www.envoyproxy.io/docs/envoy/v1.40.0/configuration/http/http_conn_man/headers
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+)
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultListen          = "127.0.0.1:8080"
+	DefaultAuthz           = "127.0.0.1:9001"
+	DefaultMaxRequestBytes = 1 << 20
+	DefaultTimeout         = time.Second
+	DefaultStatusOnError   = http.StatusServiceUnavailable
+)
+
+// bodyReadTimeout bounds how long a client may take to send the part of the
+// body that is buffered for the check (Envoy's stream idle timeout plays this
+// role).
+const bodyReadTimeout = 30 * time.Second
+
+// Config configures the front. Every field has a meaningful zero value except
+// Upstream, which is required.
+type Config struct {
+	// Listen is the address the front listens on. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen" json:"listen"`
+
+	// Upstream is the absolute http(s) URL requests are proxied to once
+	// allowed: the router, or a single MCP server. Its path, if any, is
+	// prepended to the request path. Required.
+	Upstream string `yaml:"upstream" json:"upstream"`
+
+	// Authz is the gRPC address of the ext_authz server. The front itself does
+	// not dial it (the caller passes a client to New); it is read by the
+	// binary's wiring. Default: authz.listen, else 127.0.0.1:9001.
+	Authz string `yaml:"authz" json:"authz"`
+
+	// MaxRequestBytes is Envoy's with_request_body.max_request_bytes: how much
+	// of the body is buffered and sent in the CheckRequest. Default 1 MiB.
+	MaxRequestBytes int64 `yaml:"maxRequestBytes" json:"maxRequestBytes"`
+
+	// AllowPartialMessage is Envoy's with_request_body.allow_partial_message.
+	// False (default, as in Envoy): a body over MaxRequestBytes is answered
+	// 413 and never checked nor forwarded. True: the first MaxRequestBytes are
+	// checked with the header x-envoy-auth-partial-body: true, and the whole
+	// body is forwarded if allowed.
+	AllowPartialMessage bool `yaml:"allowPartialMessage" json:"allowPartialMessage"`
+
+	// PackAsBytes is Envoy's with_request_body.pack_as_bytes: the body goes
+	// in attributes.request.http.raw_body instead of body. Default false.
+	PackAsBytes bool `yaml:"packAsBytes" json:"packAsBytes"`
+
+	// EncodeRawHeaders is Envoy's encode_raw_headers: request headers go in
+	// http.header_map, one entry per value, instead of the http.headers map.
+	// Default false, as in Envoy.
+	EncodeRawHeaders bool `yaml:"encodeRawHeaders" json:"encodeRawHeaders"`
+
+	// ContextExtensions is Envoy's per-route check_settings.context_extensions,
+	// sent unchanged in every CheckRequest (e.g. mcp-server: ns/name for
+	// per-server attachment). Default none.
+	ContextExtensions map[string]string `yaml:"contextExtensions" json:"contextExtensions"`
+
+	// Timeout bounds each Check call (Envoy's grpc_service.timeout). Default
+	// 1s. Envoy's own default is 200ms; authz may have to reach the identity
+	// provider and the token service on a cache miss, so the front allows
+	// more, and the Envoy configurations we ship set the same 1s.
+	Timeout time.Duration `yaml:"timeout" json:"timeout"`
+
+	// StatusOnError is the status answered when authz cannot be reached, fails
+	// or times out (Envoy's status_on_error). Default 503. Envoy's own default
+	// is 403, but "forbidden" would tell an MCP client to stop or re-authorize
+	// when the fault is ours and passing: 503 says "retry later", as authz
+	// does itself when the identity provider is down. The Envoy configurations
+	// we ship set status_on_error to 503 too. Requests are never forwarded on
+	// error (Envoy's failure_mode_allow is always false here). Must be 400-599.
+	StatusOnError int `yaml:"statusOnError" json:"statusOnError"`
+
+	// AutoHostRewrite sends the upstream's host in the Host header (Envoy's
+	// route auto_host_rewrite). Default false: the client's Host is kept, as
+	// Envoy keeps :authority by default.
+	AutoHostRewrite bool `yaml:"autoHostRewrite" json:"autoHostRewrite"`
+
+	// ResourceMetadata, when set, is served as RFC 9728 protected-resource
+	// metadata by the front itself, without authz. Default: not served (those
+	// paths then go through authz to the upstream like any other).
+	ResourceMetadata *ResourceMetadata `yaml:"resourceMetadata,omitempty" json:"resourceMetadata,omitempty"`
+
+	// Now is the clock (request.time). Default time.Now.
+	Now func() time.Time `yaml:"-" json:"-"`
+}
+
+// Gateway is the front: build the CheckRequest, call authz, apply the answer,
+// proxy. It is safe for concurrent use.
+type Gateway struct {
+	cfg      Config
+	client   authv3.AuthorizationClient
+	log      *slog.Logger
+	upstream *url.URL
+	proxy    *httputil.ReverseProxy
+	meta     *metadataHandler
+}
+
+// New validates c, applies its defaults and returns a front that sends its
+// checks through client.
+func New(c Config, client authv3.AuthorizationClient, logger *slog.Logger) (*Gateway, error) {
+	if client == nil {
+		return nil, errors.New("gateway: no authz client")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Authz == "" {
+		c.Authz = DefaultAuthz
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.MaxRequestBytes < 0 {
+		return nil, fmt.Errorf("gateway: maxRequestBytes %d: must not be negative", c.MaxRequestBytes)
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Timeout < 0 {
+		return nil, fmt.Errorf("gateway: timeout %s: must not be negative", c.Timeout)
+	}
+	if c.StatusOnError == 0 {
+		c.StatusOnError = DefaultStatusOnError
+	}
+	if c.StatusOnError < 400 || c.StatusOnError > 599 {
+		return nil, fmt.Errorf("gateway: statusOnError %d: want 400-599", c.StatusOnError)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Upstream == "" {
+		return nil, errors.New("gateway: upstream: required")
+	}
+	u, err := url.Parse(c.Upstream)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: upstream: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("gateway: upstream %q: want an absolute http(s) URL without query, fragment or user", c.Upstream)
+	}
+	g := &Gateway{cfg: c, client: client, log: logger, upstream: u}
+	if c.ResourceMetadata != nil {
+		m, err := newMetadataHandler(*c.ResourceMetadata)
+		if err != nil {
+			return nil, err
+		}
+		g.meta = m
+	}
+	g.proxy = g.newProxy()
+	return g, nil
+}
+
+// Handler returns the front's HTTP handler. Paths are not cleaned nor
+// redirected (unlike http.ServeMux): as in Envoy, the request target reaches
+// authz and the upstream as the client sent it.
+func (g *Gateway) Handler() http.Handler { return http.HandlerFunc(g.route) }
+
+// route serves the protected-resource metadata itself and sends everything
+// else through the check.
+func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
+	if g.meta != nil && slices.Contains(g.meta.paths, r.URL.Path) {
+		g.meta.ServeHTTP(w, r)
+		return
+	}
+	g.serve(w, r)
+}
+
+// Start listens on Config.Listen and serves until ctx ends, then shuts down
+// gracefully (open streams get a few seconds to finish, then are closed).
+func (g *Gateway) Start(ctx context.Context) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", g.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("gateway: listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           g.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	g.log.Info("gateway listening", "addr", ln.Addr().String(), "upstream", g.upstream.Redacted())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("gateway: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		// Long-lived SSE streams do not end on their own: cut them.
+		_ = srv.Close()
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("gateway: serve: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// wellKnownPath is where RFC 9728 puts protected-resource metadata.
+const wellKnownPath = "/.well-known/oauth-protected-resource"
+
+// ResourceMetadata is the RFC 9728 protected-resource metadata the front
+// serves, without authz, at /.well-known/oauth-protected-resource and at the
+// path-suffixed form made from Resource (RFC 9728 section 3.1: for
+// https://mcp.example.com/mcp, /.well-known/oauth-protected-resource/mcp).
+// MCP clients find the authorization server here after a 401.
+type ResourceMetadata struct {
+	// Resource is the protected resource's identifier: the absolute http(s)
+	// URL clients use for the MCP endpoint, without fragment (RFC 9728
+	// "resource"). Required.
+	Resource string `yaml:"resource" json:"resource"`
+
+	// AuthorizationServers are the issuer URLs of the authorization servers
+	// that issue tokens for Resource (RFC 9728 "authorization_servers").
+	// Default none (the member is left out).
+	AuthorizationServers []string `yaml:"authorizationServers" json:"authorizationServers"`
+
+	// ScopesSupported are the scopes clients may request for Resource (RFC
+	// 9728 "scopes_supported"). Default none (left out).
+	ScopesSupported []string `yaml:"scopesSupported" json:"scopesSupported"`
+
+	// BearerMethodsSupported are the ways a bearer token may be sent (RFC
+	// 9728 "bearer_methods_supported"). Default ["header"], the only one
+	// accepted: MCP forbids tokens in a query string, and authz reads only
+	// the Authorization header.
+	BearerMethodsSupported []string `yaml:"bearerMethodsSupported" json:"bearerMethodsSupported"`
+
+	// ResourceName is a human-readable name for Resource (RFC 9728
+	// "resource_name"). Default none (left out).
+	ResourceName string `yaml:"resourceName" json:"resourceName"`
+}
+
+// document is the JSON served (RFC 9728 section 2 member names).
+type document struct {
+	Resource               string   `json:"resource"`
+	AuthorizationServers   []string `json:"authorization_servers,omitempty"`
+	ScopesSupported        []string `json:"scopes_supported,omitempty"`
+	BearerMethodsSupported []string `json:"bearer_methods_supported"`
+	ResourceName           string   `json:"resource_name,omitempty"`
+}
+
+// metadataHandler serves one rendered document.
+type metadataHandler struct {
+	body  []byte
+	paths []string
+}
+
+func newMetadataHandler(m ResourceMetadata) (*metadataHandler, error) {
+	u, err := url.Parse(m.Resource)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("gateway: resourceMetadata.resource %q: want an absolute http(s) URL without fragment or user", m.Resource)
+	}
+	for i, s := range m.AuthorizationServers {
+		a, err := url.Parse(s)
+		if err != nil || (a.Scheme != "http" && a.Scheme != "https") || a.Host == "" || a.Fragment != "" || a.RawQuery != "" {
+			return nil, fmt.Errorf("gateway: resourceMetadata.authorizationServers[%d] %q: want an absolute http(s) URL without query or fragment", i, s)
+		}
+	}
+	if len(m.BearerMethodsSupported) == 0 {
+		m.BearerMethodsSupported = []string{"header"}
+	}
+	for i, s := range m.BearerMethodsSupported {
+		if s != "header" {
+			return nil, fmt.Errorf("gateway: resourceMetadata.bearerMethodsSupported[%d] %q: only \"header\" is supported", i, s)
+		}
+	}
+	body, err := json.Marshal(document{
+		Resource:               m.Resource,
+		AuthorizationServers:   m.AuthorizationServers,
+		ScopesSupported:        m.ScopesSupported,
+		BearerMethodsSupported: m.BearerMethodsSupported,
+		ResourceName:           m.ResourceName,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: resourceMetadata: %w", err)
+	}
+	paths := []string{wellKnownPath}
+	if p := strings.TrimSuffix(u.EscapedPath(), "/"); p != "" {
+		paths = append(paths, wellKnownPath+p)
+	}
+	return &metadataHandler{body: body, paths: paths}, nil
+}
+
+// ServeHTTP answers GET and HEAD with the document, readable from any origin
+// (browser-based MCP clients fetch it cross-origin), and CORS preflights.
+func (m *metadataHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		h.Set("Content-Type", "application/json")
+		h.Set("Cache-Control", "max-age=3600")
+		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodGet {
+			_, _ = w.Write(m.body)
+		}
+	case http.MethodOptions:
+		h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "*")
+		h.Set("Access-Control-Max-Age", "86400")
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		h.Set("Allow", "GET, HEAD, OPTIONS")
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	}
+}
