@@ -1,0 +1,162 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"cel.dev/cel-go/cel"
+	celast "cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/operators"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/ext"
+	"cel.dev/cel-go/interpreter"
+)
+
+// CELCostLimit bounds the runtime cost of one CEL evaluation (cel-go cost
+// units, about one per operation and per element visited); an evaluation that
+// exceeds it denies with policy_error.
+const CELCostLimit = 100_000
+
+// celEnv declares the input document; it is built once and shared.
+var celEnv = sync.OnceValues(func() (*cel.Env, error) {
+	doc := cel.MapType(cel.StringType, cel.DynType)
+	return cel.NewEnv(
+		cel.Variable("request", doc),
+		cel.Variable("mcp", doc),
+		cel.Variable("identity", doc),
+		cel.Variable("jwt", doc),
+		cel.Variable("token", doc),
+		cel.OptionalTypes(),
+		cel.CrossTypeNumericComparisons(true),
+		cel.ParserExpressionSizeLimit(64<<10),
+		ext.Strings(),
+		ext.Lists(ext.ListsMaxRangeSize(4096)),
+		ext.Sets(),
+		ext.Bindings(),
+	)
+})
+
+type celPolicy struct {
+	prg  cel.Program
+	args bool
+}
+
+// compileCEL checks src as a bool expression over the input document.
+func compileCEL(src string) (*celPolicy, error) {
+	env, err := celEnv()
+	if err != nil {
+		return nil, fmt.Errorf("cel environment: %w", err)
+	}
+	a, iss := env.Compile(strings.TrimSpace(src))
+	if iss.Err() != nil {
+		return nil, fmt.Errorf("cel: %w", iss.Err())
+	}
+	if t := a.OutputType(); !t.IsExactType(cel.BoolType) {
+		return nil, fmt.Errorf("cel: expression has type %s, want bool (compare explicitly, e.g. x == true)", t)
+	}
+	prg, err := env.Program(a, cel.CostLimit(CELCostLimit))
+	if err != nil {
+		return nil, fmt.Errorf("cel: %w", err)
+	}
+	return &celPolicy{prg: prg, args: celReadsArguments(a.NativeRep())}, nil
+}
+
+func (p *celPolicy) readsArguments() bool { return p.args }
+
+func (p *celPolicy) eval(_ context.Context, d *doc) Decision {
+	out, _, err := p.prg.Eval(d.activation())
+	if err != nil {
+		return Decision{Reason: ReasonPolicyError}
+	}
+	if b, ok := out.(types.Bool); ok && bool(b) {
+		return Decision{Allow: true, Reason: ReasonAllowed}
+	} else if ok {
+		return Decision{Reason: ReasonToolDenied}
+	}
+	return Decision{Reason: ReasonPolicyError}
+}
+
+// activation returns d as CEL variables, built on first use.
+func (d *doc) activation() *celActivation {
+	if d.celRequest == nil {
+		d.celRequest = map[string]any{
+			"method":  d.in.Request.Method,
+			"path":    d.in.Request.Path,
+			"host":    d.in.Request.Host,
+			"headers": d.headers(),
+		}
+		d.celIdentity = claims(d.in.Identity)
+		d.celToken = claims(d.in.Token)
+	}
+	if d.celMCP == nil {
+		d.celMCP = d.mcpMap()
+	}
+	return (*celActivation)(d)
+}
+
+// celActivation resolves the CEL variables from a doc without a map.
+type celActivation doc
+
+func (a *celActivation) ResolveName(name string) (any, bool) {
+	switch name {
+	case "request":
+		return a.celRequest, true
+	case "mcp":
+		return a.celMCP, true
+	case "identity", "jwt":
+		return a.celIdentity, true
+	case "token":
+		return a.celToken, true
+	}
+	return nil, false
+}
+
+func (a *celActivation) Parent() interpreter.Activation { return nil }
+
+// celReadsArguments reports whether the expression may read mcp.arguments:
+// it does unless every use of mcp selects a field other than arguments.
+func celReadsArguments(a *celast.AST) bool {
+	reads := false
+	celast.PreOrderVisit(celast.NavigateAST(a), celast.NewExprVisitor(func(e celast.Expr) {
+		if reads || e.Kind() != celast.IdentKind || e.AsIdent() != "mcp" {
+			return
+		}
+		nav, ok := e.(celast.NavigableExpr)
+		if !ok {
+			reads = true
+			return
+		}
+		parent, ok := nav.Parent()
+		if !ok {
+			reads = true
+			return
+		}
+		reads = !selectsOtherField(parent, e.ID())
+	}))
+	return reads
+}
+
+// selectsOtherField reports whether parent reads one constant field of its
+// operand (the expression with id child), and that field is not arguments.
+func selectsOtherField(parent celast.Expr, child int64) bool {
+	switch parent.Kind() {
+	case celast.SelectKind:
+		return parent.AsSelect().FieldName() != "arguments"
+	case celast.CallKind:
+		c := parent.AsCall()
+		switch c.FunctionName() {
+		case operators.Index, operators.OptIndex, operators.OptSelect:
+		default:
+			return false
+		}
+		args := c.Args()
+		if len(args) != 2 || args[0].ID() != child || args[1].Kind() != celast.LiteralKind {
+			return false
+		}
+		s, ok := args[1].AsLiteral().(types.String)
+		return ok && string(s) != "arguments"
+	}
+	return false
+}

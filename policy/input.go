@@ -1,0 +1,189 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// MaxArgumentBytes bounds the mcp.arguments a policy can read. Arguments are
+// decoded only when a policy that applies may read them (it names
+// mcp.arguments, or reads input.mcp or the whole input as a value); larger
+// arguments are not decoded and such a policy denies with policy_error, so
+// huge arguments never blow up evaluation time.
+const MaxArgumentBytes = 64 << 10
+
+// Input is the document every policy evaluates, the same for Rego (input) and
+// CEL (the variables request, mcp, identity and token; jwt is identity).
+type Input struct {
+	Request  Request        `json:"request"`
+	MCP      MCP            `json:"mcp"`
+	Identity map[string]any `json:"identity"` // claims of the validated caller token
+	Token    map[string]any `json:"token"`    // claims of the exchanged token; empty when none
+}
+
+// Request is the HTTP request that carried the MCP message.
+type Request struct {
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	Host   string `json:"host"`
+	// Headers are lower-case header names to values. Policies never see
+	// authorization, cookie, proxy-authorization or x-mcp-authz, even if set here.
+	Headers map[string]string `json:"headers"`
+}
+
+// MCP is the MCP message; Tool, Prompt and Resource are set for the methods that name one.
+type MCP struct {
+	Method    string          `json:"method"`
+	Server    string          `json:"server"` // namespace/name of the target server; "" for none
+	Tool      *Tool           `json:"tool,omitempty"`
+	Prompt    *Prompt         `json:"prompt,omitempty"`
+	Resource  *Resource       `json:"resource,omitempty"`
+	Arguments json.RawMessage `json:"arguments,omitempty"` // of tools/call and prompts/get
+}
+
+// Tool is the tool of a tools/call, as agentgateway's CEL names it.
+type Tool struct {
+	Name   string `json:"name"`   // unprefixed
+	Target string `json:"target"` // the server
+}
+
+// Prompt is the prompt of a prompts/get.
+type Prompt struct {
+	Name string `json:"name"`
+}
+
+// Resource is the resource of resources/read, subscribe and unsubscribe.
+type Resource struct {
+	URI string `json:"uri"`
+}
+
+// ParseInput decodes a JSON input document (as policy eval and policy test
+// read them), rejecting unknown keys; a tool without target gets mcp.server.
+func ParseInput(data []byte) (*Input, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var in Input
+	if err := dec.Decode(&in); err != nil {
+		return nil, fmt.Errorf("policy: input: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("policy: input: trailing data")
+	}
+	if in.MCP.Tool != nil && in.MCP.Tool.Target == "" {
+		in.MCP.Tool.Target = in.MCP.Server
+	}
+	return &in, nil
+}
+
+// secretHeader reports whether a header must never reach a policy.
+func secretHeader(name string) bool {
+	switch strings.ToLower(name) {
+	case "authorization", "cookie", "proxy-authorization", "x-mcp-authz":
+		return true
+	}
+	return false
+}
+
+var errArgumentsTooLarge = errors.New("arguments larger than the policy bound")
+
+// doc is one input document, converted for each engine on first use.
+type doc struct {
+	in *Input
+
+	argsDone bool
+	args     any // decoded mcp.arguments; nil when absent
+	argsErr  error
+
+	// CEL: native values the activation hands out.
+	celRequest, celMCP, celIdentity, celToken any
+
+	// Rego: the parts, and the whole input built from them.
+	regoRequest, regoMCP, regoIdentity, regoToken ast.Value
+	regoInput                                     ast.Value
+	regoErr                                       error
+}
+
+func newDoc(in *Input) *doc {
+	return &doc{in: in}
+}
+
+// decodeArguments decodes mcp.arguments once, within MaxArgumentBytes.
+func (d *doc) decodeArguments() {
+	if d.argsDone {
+		return
+	}
+	d.argsDone = true
+	raw := d.in.MCP.Arguments
+	switch {
+	case len(raw) == 0:
+	case len(raw) > MaxArgumentBytes:
+		d.argsErr = errArgumentsTooLarge
+	default:
+		if err := json.Unmarshal(raw, &d.args); err != nil {
+			d.argsErr = err
+		}
+	}
+	d.celMCP, d.regoMCP, d.regoInput = nil, nil, nil
+}
+
+// setToolCall makes d a tools/call of t, keeping request, identity and token.
+func (d *doc) setToolCall(t Target) {
+	d.in.MCP.Server = t.Server
+	d.in.MCP.Tool = &Tool{Name: t.Tool, Target: t.Server}
+	d.celMCP, d.regoMCP, d.regoInput = nil, nil, nil
+}
+
+// headers returns the request headers policies may see.
+func (d *doc) headers() map[string]string {
+	h := d.in.Request.Headers
+	for k := range h {
+		if secretHeader(k) {
+			clean := make(map[string]string, len(h))
+			for k, v := range h {
+				if !secretHeader(k) {
+					clean[k] = v
+				}
+			}
+			return clean
+		}
+	}
+	if h == nil {
+		return map[string]string{}
+	}
+	return h
+}
+
+// mcpMap is the mcp document as native values. Absent tool, prompt,
+// resource and arguments are absent keys (CEL has() and Rego undefined).
+func (d *doc) mcpMap() map[string]any {
+	m := d.in.MCP
+	out := make(map[string]any, 6)
+	out["method"] = m.Method
+	out["server"] = m.Server
+	if m.Tool != nil {
+		out["tool"] = map[string]any{"name": m.Tool.Name, "target": m.Tool.Target}
+	}
+	if m.Prompt != nil {
+		out["prompt"] = map[string]any{"name": m.Prompt.Name}
+	}
+	if m.Resource != nil {
+		out["resource"] = map[string]any{"uri": m.Resource.URI}
+	}
+	if d.argsDone && d.argsErr == nil && d.args != nil {
+		out["arguments"] = d.args
+	}
+	return out
+}
+
+// claims returns c, or an empty map for nil.
+func claims(c map[string]any) map[string]any {
+	if c == nil {
+		return map[string]any{}
+	}
+	return c
+}

@@ -1,0 +1,270 @@
+// Package policy evaluates tool-access policies written in Rego or CEL.
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Reason codes of a Decision. A Rego policy may return its own reason instead.
+const (
+	ReasonAllowed     = "allowed"      // every applicable policy allowed
+	ReasonToolDenied  = "tool_denied"  // a policy evaluated to false
+	ReasonPolicyError = "policy_error" // a policy failed to evaluate: denied
+	ReasonNoPolicy    = "no_policy"    // no policy applies: Config.Default decided
+)
+
+// Policy is one named rule, written in exactly one of CEL, Rego or a file.
+type Policy struct {
+	// Name identifies the policy in decisions, logs and errors. Required and unique.
+	Name string `yaml:"name" json:"name"`
+	// Servers lists the server names (namespace/name) the policy applies to. Empty,
+	// or a list holding "*", means every request, including those that target no
+	// server (initialize, tools/list, ping, notifications: mcp.server is "").
+	Servers []string `yaml:"servers,omitempty" json:"servers,omitempty"`
+	// CEL is an inline CEL expression of type bool.
+	CEL string `yaml:"cel,omitempty" json:"cel,omitempty"`
+	// Rego is an inline Rego v1 module.
+	Rego string `yaml:"rego,omitempty" json:"rego,omitempty"`
+	// File is a ".rego" or ".cel" file holding the policy, relative to Config.BaseDir.
+	File string `yaml:"file,omitempty" json:"file,omitempty"`
+	// Query is the Rego query whose value decides; "" means data.mcp.authz.allow,
+	// in which case the module must be package mcp.authz with a rule allow. Its
+	// value is a boolean or an object {"allow": bool, "reason": string}.
+	// Rego only.
+	Query string `yaml:"query,omitempty" json:"query,omitempty"`
+}
+
+// Config is a set of policies and what to do when none applies.
+type Config struct {
+	// Policies are evaluated in order; every one that applies must allow.
+	Policies []Policy `yaml:"policies,omitempty" json:"policies,omitempty"`
+	// Default decides requests no policy applies to: "deny" (the zero value) or "allow".
+	Default string `yaml:"defaultPolicy,omitempty" json:"defaultPolicy,omitempty"`
+	// BaseDir is the directory Policy.File is relative to; "" means the working directory.
+	BaseDir string `yaml:"baseDir,omitempty" json:"baseDir,omitempty"`
+}
+
+// Decision is the outcome of evaluating the policies for one input.
+type Decision struct {
+	Allow bool
+	// Reason is a short code for logs, metric labels and denial bodies.
+	Reason string
+	// Policy names the policy that decided: the one that denied, or the last one
+	// that allowed; "" when Config.Default decided.
+	Policy string
+}
+
+// evaluator is one compiled policy.
+type evaluator interface {
+	// eval decides for one input document.
+	eval(ctx context.Context, d *doc) Decision
+	// readsArguments reports whether the policy may read mcp.arguments.
+	readsArguments() bool
+}
+
+type compiled struct {
+	name string
+	evaluator
+}
+
+// Set is a compiled, immutable set of policies, safe for concurrent use.
+type Set struct {
+	global     []compiled            // policies for every request
+	byServer   map[string][]compiled // global and named policies, in config order
+	allowEmpty bool                  // Config.Default is "allow"
+}
+
+// Compile validates and compiles every policy of c once. Errors name the
+// policy and, for Rego, the file and line.
+func Compile(c Config) (*Set, error) {
+	s := &Set{byServer: map[string][]compiled{}}
+	switch c.Default {
+	case "", "deny":
+	case "allow":
+		s.allowEmpty = true
+	default:
+		return nil, fmt.Errorf("policy: compile: defaultPolicy %q: want deny or allow", c.Default)
+	}
+	seen := map[string]bool{}
+	var named []string
+	for i, p := range c.Policies {
+		if p.Name == "" {
+			return nil, fmt.Errorf("policy: compile: policy %d: name is required", i)
+		}
+		if seen[p.Name] {
+			return nil, fmt.Errorf("policy: compile %q: duplicate name", p.Name)
+		}
+		seen[p.Name] = true
+		ev, err := compileOne(c.BaseDir, p)
+		if err != nil {
+			return nil, fmt.Errorf("policy: compile %q: %w", p.Name, err)
+		}
+		cp := compiled{name: p.Name, evaluator: ev}
+		global, servers, err := scope(p.Servers)
+		if err != nil {
+			return nil, fmt.Errorf("policy: compile %q: %w", p.Name, err)
+		}
+		if global {
+			s.global = append(s.global, cp)
+			for _, name := range named {
+				s.byServer[name] = append(s.byServer[name], cp)
+			}
+			continue
+		}
+		for _, name := range servers {
+			if _, ok := s.byServer[name]; !ok {
+				s.byServer[name] = append([]compiled(nil), s.global...)
+				named = append(named, name)
+			}
+			s.byServer[name] = append(s.byServer[name], cp)
+		}
+	}
+	return s, nil
+}
+
+// scope reads a Servers list: global, or the distinct names it holds.
+func scope(servers []string) (global bool, names []string, err error) {
+	if len(servers) == 0 {
+		return true, nil, nil
+	}
+	seen := map[string]bool{}
+	for _, s := range servers {
+		switch {
+		case s == "*":
+			global = true
+		case strings.TrimSpace(s) == "":
+			return false, nil, errors.New("servers: empty name")
+		case !seen[s]:
+			seen[s] = true
+			names = append(names, s)
+		}
+	}
+	if global {
+		return true, nil, nil
+	}
+	return false, names, nil
+}
+
+// compileOne compiles the one source p names.
+func compileOne(baseDir string, p Policy) (evaluator, error) {
+	n := 0
+	for _, s := range []string{p.CEL, p.Rego, p.File} {
+		if s != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, errors.New("want exactly one of cel, rego or file")
+	}
+	switch {
+	case p.CEL != "":
+		if p.Query != "" {
+			return nil, errors.New("query applies to rego only")
+		}
+		return compileCEL(p.CEL)
+	case p.Rego != "":
+		return compileRego(p.Name+".rego", p.Rego, p.Query)
+	}
+	path := p.File
+	if !filepath.IsAbs(path) && baseDir != "" {
+		path = filepath.Join(baseDir, path)
+	}
+	switch filepath.Ext(path) {
+	case ".cel", ".rego":
+	default:
+		return nil, fmt.Errorf("file %s: want a .cel or .rego file", p.File)
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("file: %w", err)
+	}
+	if filepath.Ext(path) == ".rego" {
+		return compileRego(p.File, string(src), p.Query)
+	}
+	if p.Query != "" {
+		return nil, errors.New("query applies to rego only")
+	}
+	return compileCEL(string(src))
+}
+
+// applicable returns the policies that apply to requests for server.
+func (s *Set) applicable(server string) []compiled {
+	if server != "" {
+		if ps, ok := s.byServer[server]; ok {
+			return ps
+		}
+	}
+	return s.global
+}
+
+// Decide evaluates every policy that applies to in (in config order) and
+// allows only if they all allow; the first deny decides. A nil Set denies
+// with reason no_policy.
+func (s *Set) Decide(ctx context.Context, in *Input) Decision {
+	if s == nil || in == nil {
+		return Decision{Reason: ReasonNoPolicy}
+	}
+	ps := s.applicable(in.MCP.Server)
+	if len(ps) == 0 {
+		return Decision{Allow: s.allowEmpty, Reason: ReasonNoPolicy}
+	}
+	d := newDoc(in)
+	return decide(ctx, ps, d)
+}
+
+// decide runs ps over d: all must allow.
+func decide(ctx context.Context, ps []compiled, d *doc) Decision {
+	var last Decision
+	for _, p := range ps {
+		var dec Decision
+		if p.readsArguments() {
+			d.decodeArguments()
+		}
+		if p.readsArguments() && d.argsErr != nil {
+			dec = Decision{Reason: ReasonPolicyError}
+		} else {
+			dec = p.eval(ctx, d)
+		}
+		dec.Policy = p.name
+		if !dec.Allow {
+			return dec
+		}
+		last = dec
+	}
+	return last
+}
+
+// Target is one tool of one server, as the router lists it.
+type Target struct {
+	Server string // namespace/name of the server
+	Tool   string // unprefixed tool name
+}
+
+// Filter reports, for each target, whether the caller of in may call it: each
+// is evaluated as a tools/call of that tool (mcp.method "tools/call", mcp.server
+// and mcp.tool.target the server, mcp.tool.name the tool, no arguments), with
+// in's request, identity and token. A nil Set allows none.
+func (s *Set) Filter(ctx context.Context, in *Input, targets []Target) []bool {
+	out := make([]bool, len(targets))
+	if s == nil || in == nil {
+		return out
+	}
+	base := *in
+	base.MCP = MCP{Method: "tools/call"}
+	d := newDoc(&base)
+	for i, t := range targets {
+		ps := s.applicable(t.Server)
+		if len(ps) == 0 {
+			out[i] = s.allowEmpty
+			continue
+		}
+		d.setToolCall(t)
+		out[i] = decide(ctx, ps, d).Allow
+	}
+	return out
+}

@@ -1,0 +1,246 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+)
+
+// DefaultQuery is the Rego query of a policy that sets none.
+const DefaultQuery = "data.mcp.authz.allow"
+
+var defaultPackage = ast.MustParseRef("data.mcp.authz")
+
+// regoCapabilities are OPA's built-ins minus those that reach outside the
+// process: a policy decides from its input alone.
+var regoCapabilities = sync.OnceValue(func() *ast.Capabilities {
+	c := ast.CapabilitiesForThisVersion()
+	keep := c.Builtins[:0]
+	for _, b := range c.Builtins {
+		switch b.Name {
+		case "http.send", "net.lookup_ip_addr", "opa.runtime":
+			continue
+		}
+		keep = append(keep, b)
+	}
+	c.Builtins = keep
+	return c
+})
+
+type regoPolicy struct {
+	query rego.PreparedEvalQuery
+	args  bool
+}
+
+// compileRego parses src (named filename in errors) and prepares query over
+// it; query "" means DefaultQuery, with package mcp.authz and a rule allow.
+func compileRego(filename, src, query string) (*regoPolicy, error) {
+	mod, err := ast.ParseModuleWithOpts(filename, src, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		return nil, fmt.Errorf("rego: %w", err)
+	}
+	if mod == nil {
+		return nil, fmt.Errorf("rego: %s: empty module", filename)
+	}
+	if query == "" {
+		if !mod.Package.Path.Equal(defaultPackage) {
+			return nil, fmt.Errorf("rego: %s: package %s, want mcp.authz (or set query)", filename, mod.Package.Path)
+		}
+		if !hasRule(mod, "allow") {
+			return nil, fmt.Errorf("rego: %s: no rule allow in package mcp.authz", filename)
+		}
+		query = DefaultQuery
+	}
+	r := rego.New(
+		rego.Query(query),
+		rego.ParsedModule(mod),
+		rego.Capabilities(regoCapabilities()),
+	)
+	pq, err := r.PrepareForEval(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("rego: %w", err)
+	}
+	return &regoPolicy{query: pq, args: regoReadsArguments(mod)}, nil
+}
+
+func hasRule(mod *ast.Module, name string) bool {
+	for _, r := range mod.Rules {
+		if ref := r.Head.Ref(); len(ref) > 0 && ref[0].Value.Compare(ast.Var(name)) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *regoPolicy) readsArguments() bool { return p.args }
+
+func (p *regoPolicy) eval(ctx context.Context, d *doc) Decision {
+	in, err := d.regoValue()
+	if err != nil {
+		return Decision{Reason: ReasonPolicyError}
+	}
+	rs, err := p.query.Eval(ctx, rego.EvalParsedInput(in))
+	if err != nil || len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return Decision{Reason: ReasonPolicyError}
+	}
+	return regoDecision(rs[0].Expressions[0].Value)
+}
+
+// regoDecision reads a query value: a boolean, or {"allow": bool, "reason": string}.
+func regoDecision(v any) Decision {
+	var (
+		allow  bool
+		reason string
+	)
+	switch v := v.(type) {
+	case bool:
+		allow = v
+	case map[string]any:
+		a, ok := v["allow"].(bool)
+		if !ok {
+			return Decision{Reason: ReasonPolicyError}
+		}
+		allow = a
+		if r, present := v["reason"]; present {
+			s, ok := r.(string)
+			if !ok || !validReason(s) {
+				return Decision{Reason: ReasonPolicyError}
+			}
+			reason = s
+		}
+	default:
+		return Decision{Reason: ReasonPolicyError}
+	}
+	switch {
+	case reason != "":
+	case allow:
+		reason = ReasonAllowed
+	default:
+		reason = ReasonToolDenied
+	}
+	return Decision{Allow: allow, Reason: reason}
+}
+
+// validReason reports whether a policy-returned reason may serve as a reason
+// code (a metric label and a denial body): 1 to 64 of [A-Za-z0-9_.:-].
+func validReason(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
+			c == '_', c == '.', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+var errNoValue = errors.New("input part has no value")
+
+// regoValue returns d as a Rego input value, built on first use without a
+// JSON round trip; request, identity and token are reused across Filter targets.
+func (d *doc) regoValue() (ast.Value, error) {
+	if d.regoInput != nil || d.regoErr != nil {
+		return d.regoInput, d.regoErr
+	}
+	if d.regoRequest == nil {
+		headers, err := ast.InterfaceToValue(d.headers())
+		if err != nil {
+			d.regoErr = err
+			return nil, err
+		}
+		d.regoRequest = ast.NewObject(
+			ast.Item(ast.InternedTerm("method"), ast.StringTerm(d.in.Request.Method)),
+			ast.Item(ast.InternedTerm("path"), ast.StringTerm(d.in.Request.Path)),
+			ast.Item(ast.InternedTerm("host"), ast.StringTerm(d.in.Request.Host)),
+			ast.Item(ast.InternedTerm("headers"), ast.NewTerm(headers)),
+		)
+		if d.regoIdentity, err = ast.InterfaceToValue(claims(d.in.Identity)); err != nil {
+			d.regoErr = err
+			return nil, err
+		}
+		if d.regoToken, err = ast.InterfaceToValue(claims(d.in.Token)); err != nil {
+			d.regoErr = err
+			return nil, err
+		}
+	}
+	if d.regoMCP == nil {
+		v, err := ast.InterfaceToValue(d.mcpMap())
+		if err != nil {
+			return nil, err
+		}
+		d.regoMCP = v
+	}
+	if d.regoRequest == nil || d.regoMCP == nil {
+		return nil, errNoValue
+	}
+	d.regoInput = ast.NewObject(
+		ast.Item(ast.InternedTerm("request"), ast.NewTerm(d.regoRequest)),
+		ast.Item(ast.InternedTerm("mcp"), ast.NewTerm(d.regoMCP)),
+		ast.Item(ast.InternedTerm("identity"), ast.NewTerm(d.regoIdentity)),
+		ast.Item(ast.InternedTerm("token"), ast.NewTerm(d.regoToken)),
+	)
+	return d.regoInput, nil
+}
+
+// regoReadsArguments reports whether mod may read input.mcp.arguments: it
+// does if it imports from input, or reads input, input.mcp or a non-constant
+// key of either as a value.
+func regoReadsArguments(mod *ast.Module) bool {
+	for _, imp := range mod.Imports {
+		if ref, ok := imp.Path.Value.(ast.Ref); ok && ref.HasPrefix(ast.InputRootRef) {
+			return true
+		}
+		if v, ok := imp.Path.Value.(ast.Var); ok && v.Equal(ast.InputRootDocument.Value) {
+			return true
+		}
+	}
+	reads := false
+	var visit func(t *ast.Term) bool
+	visit = func(t *ast.Term) bool {
+		if reads {
+			return true
+		}
+		switch v := t.Value.(type) {
+		case ast.Var:
+			reads = v.Equal(ast.InputRootDocument.Value)
+		case ast.Ref:
+			if len(v) > 0 && v[0].Value.Compare(ast.InputRootDocument.Value) == 0 {
+				reads = inputRefReadsArguments(v)
+				for _, k := range v[1:] { // keys may hold refs: walk them, not the head
+					ast.WalkTerms(k, visit)
+				}
+				return true
+			}
+		}
+		return reads
+	}
+	ast.WalkTerms(mod, visit)
+	return reads
+}
+
+// inputRefReadsArguments judges one ref rooted at input.
+func inputRefReadsArguments(r ast.Ref) bool {
+	if len(r) < 2 {
+		return true
+	}
+	k, ok := r[1].Value.(ast.String)
+	if !ok {
+		return true
+	}
+	if k != "mcp" {
+		return false
+	}
+	if len(r) < 3 {
+		return true
+	}
+	k, ok = r[2].Value.(ast.String)
+	return !ok || k == "arguments"
+}
