@@ -1,0 +1,228 @@
+// Package devidp is a Keycloak-shaped OpenID Connect provider for development and tests only.
+//
+// It stands in for Keycloak where Keycloak cannot run: the issuer is
+// BASE/realms/<realm>, with discovery, the token endpoint
+// (/protocol/openid-connect/token), the JWKS (/protocol/openid-connect/certs)
+// and userinfo at Keycloak's paths; RS256 JWT access tokens carry
+// preferred_username, name, groups and resource_access.<client>.roles. It
+// offers the password, client_credentials and Standard Token Exchange
+// (RFC 8693, Keycloak 26.2 rules) grants, and key rotation on demand. Users
+// and secrets come in clear from a realm file: it MUST NOT guard anything
+// real. It is built on github.com/zitadel/oidc/v3/pkg/op.
+package devidp
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+const (
+	grantPassword = oidc.GrantType("password")
+	maxBodyBytes  = 64 << 10
+)
+
+// Provider serves one realm.
+type Provider struct {
+	realm   *realm
+	store   *storage
+	handler http.Handler
+}
+
+// New validates cfg and builds the provider with a fresh RSA signing key.
+func New(cfg Config) (*Provider, error) {
+	r, err := compile(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("devidp: %w", err)
+	}
+	p := &Provider{realm: r, store: &storage{realm: r}}
+	if _, err := p.store.rotate(); err != nil {
+		return nil, err
+	}
+	opc := &op.Config{AuthMethodPost: true, SupportedClaims: append(slices.Clip(supportedClaims), "groups", "resource_access", "typ")}
+	rand.Read(opc.CryptoKey[:])
+	provider, err := op.NewProvider(opc, p.store, op.StaticIssuer(r.issuer), op.WithAllowInsecure())
+	if err != nil {
+		return nil, fmt.Errorf("devidp: %w", err)
+	}
+	endpoints := op.Endpoints{
+		Authorization: op.NewEndpoint("protocol/openid-connect/auth"),
+		Token:         op.NewEndpoint("protocol/openid-connect/token"),
+		Userinfo:      op.NewEndpoint("protocol/openid-connect/userinfo"),
+		JwksURI:       op.NewEndpoint("protocol/openid-connect/certs"),
+	}
+	srv := &server{LegacyServer: op.NewLegacyServer(provider, endpoints), store: p.store}
+	oidcHandler := http.StripPrefix("/realms/"+r.name, op.RegisterLegacyServer(srv, http.NotFound))
+
+	mux := http.NewServeMux()
+	mux.Handle("/realms/"+r.name+"/", oidcHandler)
+	mux.Handle("POST /realms/"+r.name+"/protocol/openid-connect/token", p.tokenHandler(oidcHandler))
+	mux.HandleFunc("POST /admin/realms/"+r.name+"/rotate-keys", p.rotateHandler)
+	p.handler = http.MaxBytesHandler(mux, maxBodyBytes)
+	return p, nil
+}
+
+// Listen listens on addr (such as "127.0.0.1:0"), sets cfg.BaseURL to
+// http://<the bound address> and builds the provider; serve p.Handler() on
+// the listener.
+func Listen(cfg Config, addr string) (*Provider, net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("devidp: listen: %w", err)
+	}
+	cfg.BaseURL = "http://" + ln.Addr().String()
+	p, err := New(cfg)
+	if err != nil {
+		ln.Close()
+		return nil, nil, err
+	}
+	return p, ln, nil
+}
+
+// Handler serves the realm under /realms/<realm>/ and the key rotation at
+// POST /admin/realms/<realm>/rotate-keys (loopback callers only).
+func (p *Provider) Handler() http.Handler { return p.handler }
+
+// Issuer is BaseURL/realms/<realm>.
+func (p *Provider) Issuer() string { return p.realm.issuer }
+
+// TokenURL is the realm's token endpoint.
+func (p *Provider) TokenURL() string { return p.realm.issuer + "/protocol/openid-connect/token" }
+
+// RotateKeys makes a new signing key: new tokens carry its kid, while the
+// replaced keys (up to two) stay in the JWKS so issued tokens still verify.
+func (p *Provider) RotateKeys() error {
+	_, err := p.store.rotate()
+	return err
+}
+
+func (p *Provider) rotateHandler(w http.ResponseWriter, r *http.Request) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return
+	}
+	kid, err := p.store.rotate()
+	if err != nil {
+		http.Error(w, "key rotation failed", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]string{"kid": kid})
+}
+
+// tokenHandler answers the password grant, which op does not offer, and
+// hands every other grant to op.
+func (p *Provider) tokenHandler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			op.WriteError(w, r, oidc.ErrInvalidRequest().WithDescription("error parsing form"), nil)
+			return
+		}
+		if oidc.GrantType(r.PostForm.Get("grant_type")) != grantPassword {
+			next.ServeHTTP(w, r)
+			return
+		}
+		resp, err := p.password(r)
+		if err != nil {
+			op.WriteError(w, r, err, nil)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(resp)
+	})
+}
+
+// password is the resource owner password credentials grant. The token's aud
+// is the clients the user has roles in plus the realm's default audiences.
+func (p *Provider) password(r *http.Request) (*oidc.AccessTokenResponse, error) {
+	id, secret, basic := r.BasicAuth()
+	if basic {
+		if r.PostForm.Get("client_secret") != "" {
+			return nil, oidc.ErrInvalidRequest().WithDescription("client authentication must not use more than one method")
+		}
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(id)
+		secret, err2 = url.QueryUnescape(secret)
+		if err1 != nil || err2 != nil {
+			return nil, op.NewStatusError(oidc.ErrInvalidClient().WithDescription("invalid basic auth header"), http.StatusUnauthorized)
+		}
+	} else {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	c, err := p.store.authenticate(id, secret)
+	if err != nil {
+		return nil, err
+	}
+	if !op.ValidateGrantType(c, grantPassword) {
+		return nil, oidc.ErrUnauthorizedClient().WithDescription("Client not allowed for direct access grants")
+	}
+	user := p.realm.byName[r.PostForm.Get("username")]
+	if user == nil || user.password == "" || !equal(r.PostForm.Get("password"), user.password) {
+		return nil, op.NewStatusError(oidc.ErrInvalidGrant().WithDescription("Invalid user credentials"), http.StatusUnauthorized)
+	}
+	scopes := strings.Fields(r.PostForm.Get("scope"))
+	if len(scopes) == 0 {
+		scopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile}
+	}
+	roleClients := user.roleClients()
+	aud := slices.Compact(slices.Sorted(slices.Values(append(slices.Clip(roleClients), p.realm.defaults...))))
+	req := &tokenRequest{principal: user, audience: aud, scopes: scopes, clientID: c.id, roles: roleClients}
+	exp := time.Now().Add(p.realm.lifetime)
+	token, err := op.CreateJWT(r.Context(), p.realm.issuer, req, exp, newUUID(), c, p.store)
+	if err != nil {
+		return nil, err
+	}
+	return &oidc.AccessTokenResponse{
+		AccessToken: token,
+		TokenType:   oidc.BearerToken,
+		ExpiresIn:   uint64(p.realm.lifetime.Seconds()),
+		Scope:       scopes,
+	}, nil
+}
+
+// server is op's LegacyServer with Keycloak's client authentication (basic or
+// post, 401 for bad credentials) and the password grant in discovery.
+type server struct {
+	*op.LegacyServer
+	store *storage
+}
+
+func (s *server) VerifyClient(_ context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
+	if r.Data.ClientAssertion != "" {
+		return nil, oidc.ErrInvalidClient().WithDescription("client assertions are not supported")
+	}
+	return s.store.authenticate(r.Data.ClientID, r.Data.ClientSecret)
+}
+
+func (s *server) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.Response, error) {
+	resp, err := s.LegacyServer.Discovery(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := resp.Data.(*oidc.DiscoveryConfiguration); ok {
+		d.GrantTypesSupported = append(d.GrantTypesSupported, grantPassword)
+	}
+	return resp, nil
+}
+
+var supportedClaims = []string{
+	"iss", "sub", "aud", "exp", "iat", "jti", "azp", "scope",
+	"preferred_username", "name", "given_name", "family_name",
+}
+
+func equal(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
