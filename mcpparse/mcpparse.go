@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"unicode/utf8"
 )
 
@@ -72,24 +73,26 @@ const (
 	DefaultMaxDepth = 64
 )
 
-func (o Options) scanner(body []byte, keys [][]byte) (scanner, error) {
+// init readies p to read body within the limits of o, and reads the
+// leading white space.
+func (p *scanner) init(body []byte, o Options) error {
 	max := o.MaxBytes
 	if max <= 0 {
 		max = DefaultMaxBytes
 	}
-	if len(body) > max {
-		return scanner{}, fmt.Errorf("%w: body of %d bytes, limit %d", ErrTooLarge, len(body), max)
+	if len(body) > max || len(body) > math.MaxInt32 {
+		return fmt.Errorf("%w: body of %d bytes, limit %d", ErrTooLarge, len(body), max)
 	}
-	depth := o.MaxDepth
-	if depth <= 0 {
-		depth = DefaultMaxDepth
+	p.buf = body
+	p.maxDepth = o.MaxDepth
+	if p.maxDepth <= 0 {
+		p.maxDepth = DefaultMaxDepth
 	}
-	p := scanner{buf: body, maxDepth: depth, keys: keys}
 	p.ws()
 	if p.pos == len(body) {
-		return scanner{}, fmt.Errorf("%w: empty body", ErrParse)
+		return fmt.Errorf("%w: empty body", ErrParse)
 	}
-	return p, nil
+	return nil
 }
 
 // Parse decodes one JSON-RPC message. It returns an error wrapping ErrBatch
@@ -104,9 +107,8 @@ func (o Options) scanner(body []byte, keys [][]byte) (scanner, error) {
 //
 // The returned Message shares memory with body (see Message).
 func Parse(body []byte, o Options) (Message, error) {
-	var keys [2 * maxLinearKeys][]byte
-	p, err := o.scanner(body, keys[:0])
-	if err != nil {
+	var p scanner
+	if err := p.init(body, o); err != nil {
 		return Message{}, err
 	}
 	if p.peek() == '[' {
@@ -127,9 +129,8 @@ func Parse(body []byte, o Options) (Message, error) {
 // limits apply to the whole body; the array counts as one level of nesting.
 // One bad element fails the whole batch.
 func ParseBatch(body []byte, o Options) ([]Message, error) {
-	var keys [2 * maxLinearKeys][]byte
-	p, err := o.scanner(body, keys[:0])
-	if err != nil {
+	var p scanner
+	if err := p.init(body, o); err != nil {
 		return nil, err
 	}
 	if p.peek() != '[' {

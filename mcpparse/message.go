@@ -29,7 +29,7 @@ func (p *scanner) message(depth int) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	ks := keySet{start: len(p.keys)}
+	ks := p.beginObject()
 	for more := !empty; more; {
 		k, err := p.key(&ks)
 		if err != nil {
@@ -94,7 +94,7 @@ func (p *scanner) message(depth int) (Message, error) {
 			return Message{}, err
 		}
 	}
-	p.keys = p.keys[:ks.start]
+	p.endObject(ks)
 
 	if !hasVersion {
 		return Message{}, fmt.Errorf("%w: no jsonrpc member", ErrInvalidRequest)
@@ -190,7 +190,7 @@ func (p *scanner) params(depth int, pr *params) error {
 	if empty || err != nil {
 		return err
 	}
-	ks := keySet{start: len(p.keys)}
+	ks := p.beginObject()
 	for more := true; more; {
 		k, err := p.key(&ks)
 		if err != nil {
@@ -215,7 +215,7 @@ func (p *scanner) params(depth int, pr *params) error {
 			return err
 		}
 	}
-	p.keys = p.keys[:ks.start]
+	p.endObject(ks)
 	return nil
 }
 
@@ -239,7 +239,7 @@ func (p *scanner) errorObject(depth int) error {
 	if err != nil {
 		return err
 	}
-	ks := keySet{start: len(p.keys)}
+	ks := p.beginObject()
 	var code, msg byte
 	for more := !empty; more; {
 		k, err := p.key(&ks)
@@ -263,7 +263,7 @@ func (p *scanner) errorObject(depth int) error {
 			return err
 		}
 	}
-	p.keys = p.keys[:ks.start]
+	p.endObject(ks)
 	if code != kindInt || msg != '"' {
 		return fmt.Errorf("%w: error without an integer code and a string message", ErrInvalidRequest)
 	}

@@ -13,20 +13,55 @@ type scanner struct {
 	buf      []byte
 	pos      int
 	maxDepth int
-	// keys holds the decoded keys of every object being read, the innermost
-	// object's last; small objects are checked for duplicates against it.
-	keys [][]byte
-	// noDup turns duplicate-key detection off (used only to tell syntax
-	// errors from others).
-	noDup bool
+	// keys holds the keys of every small object being read, the innermost
+	// object's last.
+	keys keyStack
 }
 
-// keySet is the set of keys of one object: p.keys[start:] while it is
+// keySet is the set of keys of one object: p.keys from start while it is
 // small, then a map.
 type keySet struct {
 	start int
 	m     map[string]struct{}
 }
+
+// span locates a key in the input: buf[start:end], holding escapes or not.
+// The input is at most math.MaxInt32 bytes long.
+type span struct {
+	start, end int32
+	escaped    bool
+}
+
+// keyStack is a stack of keys that lives in the scanner, and so on the
+// caller's stack, until it outgrows its array.
+type keyStack struct {
+	n     int
+	small [32]span
+	big   []span // all the keys, once there are more than len(small)
+}
+
+func (s *keyStack) at(i int) span {
+	if s.big != nil {
+		return s.big[i]
+	}
+	return s.small[i]
+}
+
+func (s *keyStack) push(k span) {
+	switch {
+	case s.big != nil:
+		s.big = append(s.big[:s.n], k)
+	case s.n < len(s.small):
+		s.small[s.n] = k
+	default:
+		s.big = append(append(make([]span, 0, 2*len(s.small)), s.small[:]...), k)
+	}
+	s.n++
+}
+
+func (p *scanner) beginObject() keySet { return keySet{start: p.keys.n} }
+
+func (p *scanner) endObject(ks keySet) { p.keys.n = ks.start }
 
 // maxLinearKeys is the number of keys above which an object's duplicate
 // check moves from a linear scan to a map.
@@ -315,14 +350,17 @@ func (p *scanner) key(ks *keySet) ([]byte, error) {
 	if p.peek() != '"' {
 		return nil, p.syntax("expected string key")
 	}
-	k, err := p.text()
+	start := p.pos + 1
+	raw, esc, err := p.str()
 	if err != nil {
 		return nil, err
 	}
-	if !p.noDup {
-		if err := p.addKey(ks, k); err != nil {
-			return nil, err
-		}
+	k := raw
+	if esc {
+		k = unescape(nil, raw)
+	}
+	if err := p.addKey(ks, span{start: int32(start), end: int32(start + len(raw)), escaped: esc}, k); err != nil {
+		return nil, err
 	}
 	p.ws()
 	if err := p.expect(':'); err != nil {
@@ -331,7 +369,8 @@ func (p *scanner) key(ks *keySet) ([]byte, error) {
 	return k, nil
 }
 
-func (p *scanner) addKey(ks *keySet, k []byte) error {
+// addKey adds k, decoded from the input at s, to ks, or fails if ks holds it.
+func (p *scanner) addKey(ks *keySet, s span, k []byte) error {
 	if ks.m != nil {
 		if _, dup := ks.m[string(k)]; dup {
 			return errDuplicate(k)
@@ -339,20 +378,41 @@ func (p *scanner) addKey(ks *keySet, k []byte) error {
 		ks.m[string(k)] = struct{}{}
 		return nil
 	}
-	for _, o := range p.keys[ks.start:] {
-		if bytes.Equal(o, k) {
+	for i := ks.start; i < p.keys.n; i++ {
+		if p.equal(p.keys.at(i), k) {
 			return errDuplicate(k)
 		}
 	}
-	p.keys = append(p.keys, k)
-	if len(p.keys)-ks.start > maxLinearKeys {
+	p.keys.push(s)
+	if p.keys.n-ks.start > maxLinearKeys {
 		ks.m = make(map[string]struct{}, 2*maxLinearKeys)
-		for _, o := range p.keys[ks.start:] {
-			ks.m[string(o)] = struct{}{}
+		for i := ks.start; i < p.keys.n; i++ {
+			var tmp [64]byte
+			ks.m[string(p.decode(tmp[:0], p.keys.at(i)))] = struct{}{}
 		}
-		p.keys = p.keys[:ks.start]
+		p.keys.n = ks.start
 	}
 	return nil
+}
+
+// equal reports whether the key at s decodes to k.
+func (p *scanner) equal(s span, k []byte) bool {
+	if !s.escaped {
+		return bytes.Equal(p.buf[s.start:s.end], k)
+	}
+	if int(s.end-s.start) < len(k) { // decoding never lengthens a string
+		return false
+	}
+	var tmp [64]byte
+	return bytes.Equal(p.decode(tmp[:0], s), k)
+}
+
+// decode appends the decoded key at s to dst.
+func (p *scanner) decode(dst []byte, s span) []byte {
+	if !s.escaped {
+		return append(dst, p.buf[s.start:s.end]...)
+	}
+	return unescape(dst, p.buf[s.start:s.end])
 }
 
 func errDuplicate(k []byte) error {
@@ -396,7 +456,7 @@ func (p *scanner) object(depth int) error {
 	if empty || err != nil {
 		return err
 	}
-	ks := keySet{start: len(p.keys)}
+	ks := p.beginObject()
 	for more := true; more; {
 		if _, err := p.key(&ks); err != nil {
 			return err
@@ -408,7 +468,7 @@ func (p *scanner) object(depth int) error {
 			return err
 		}
 	}
-	p.keys = p.keys[:ks.start]
+	p.endObject(ks)
 	return nil
 }
 
