@@ -177,7 +177,9 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 			t.Errorf("token_endpoint_auth_methods_supported %v lacks %s", d.AuthMethods, m)
 		}
 	}
-	var jwks struct{ Keys []struct{ Kid, Alg, Use, Kty string } }
+	var jwks struct {
+		Keys []struct{ Kid, Alg, Use, Kty string }
+	}
 	getJSON(t, d.JWKSURI, &jwks)
 	if len(jwks.Keys) != 1 || jwks.Keys[0].Alg != "RS256" || jwks.Keys[0].Kty != "RSA" || jwks.Keys[0].Use != "sig" || jwks.Keys[0].Kid == "" {
 		t.Errorf("jwks = %+v", jwks)
@@ -424,7 +426,9 @@ func TestConfigErrors(t *testing.T) {
 		{"missing secret file", func(c *Config) { c.Clients[0].Secret, c.Clients[0].SecretFile = "", "/nonexistent" }},
 		{"roles of unknown client", func(c *Config) { c.Users[0].ClientRoles["nope"] = []string{"r"} }},
 		{"user without password", func(c *Config) { c.Users[0].Password = "" }},
-		{"duplicate sub", func(c *Config) { c.Users = append(c.Users, User{Username: "v", Password: "p", Subject: uuidFrom("mcp/user/u")}) }},
+		{"duplicate sub", func(c *Config) {
+			c.Users = append(c.Users, User{Username: "v", Password: "p", Subject: uuidFrom("mcp/user/u")})
+		}},
 		{"unknown default audience", func(c *Config) { c.DefaultAudiences = []string{"nope"} }},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func jwksSize(addr string) (int, error) {
+	resp, err := http.Get("http://" + addr + "/realms/mcp/protocol/openid-connect/certs")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var jwks struct{ Keys []json.RawMessage }
+	err = json.NewDecoder(resp.Body).Decode(&jwks)
+	return len(jwks.Keys), err
+}
+
+// TestServe runs the command on a loopback port: it serves the dev realm,
+// prints the curl hint, rotates keys on SIGHUP and stops when ctx ends.
+func TestServe(t *testing.T) {
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	var stdout, stderr syncBuffer
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"--config", "../../dev/realm.yaml", "--listen", addr}, &stdout, &stderr)
+	}()
+	var n int
+	var err error
+	for range 100 {
+		if n, err = jwksSize(addr); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil || n != 1 {
+		t.Fatalf("jwks: %d keys, %v; stderr:\n%s", n, err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "curl -s http://"+addr+"/realms/mcp/protocol/openid-connect/token -d grant_type=password -d client_id=mcp-cli") {
+		t.Errorf("stdout lacks the curl hint:\n%s", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "issuer=http://"+addr+"/realms/mcp") {
+		t.Errorf("log lacks the issuer:\n%s", stderr.String())
+	}
+
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		if n, _ = jwksSize(addr); n == 2 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n != 2 {
+		t.Errorf("after SIGHUP the jwks has %d keys, want 2", n)
+	}
+
+	cancel()
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Errorf("exit code %d; stderr:\n%s", c, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+}
+
+func TestRefusesBadStart(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"non-loopback listen", []string{"--config", "../../dev/realm.yaml", "--listen", "0.0.0.0:0"}},
+		{"missing config", []string{"--config", "nonexistent.yaml", "--listen", "127.0.0.1:0"}},
+		{"unknown flag", []string{"--nope"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if code := run(t.Context(), tt.args, &out, &out); code == 0 {
+				t.Errorf("exit code 0; output:\n%s", out.String())
+			}
+		})
+	}
+}
