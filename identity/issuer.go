@@ -1,0 +1,178 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+)
+
+// retryAfterFailure is the least time between two attempts to fetch a
+// discovery document or key set after a failed one: a provider that is
+// down is not hammered, and is used again soon after it is back.
+const retryAfterFailure = time.Second
+
+// issuer is one configured issuer and its lazily discovered verifier.
+type issuer struct {
+	url        string
+	audiences  []string
+	algorithms []string
+	client     *http.Client
+	now        func() time.Time
+	refresh    time.Duration
+	timeout    time.Duration
+
+	gate gate
+	// mu guards ver.
+	mu  sync.Mutex
+	ver *oidc.IDTokenVerifier
+}
+
+func newIssuer(c Issuer, client *http.Client, now func() time.Time, refresh, timeout time.Duration) (*issuer, error) {
+	if err := checkURL(c.IssuerURL); err != nil {
+		return nil, fmt.Errorf("issuerURL: %w", err)
+	}
+	if len(c.Audiences) == 0 || slices.Contains(c.Audiences, "") {
+		return nil, errors.New("audiences: at least one non-empty audience is required")
+	}
+	algs := c.Algorithms
+	if len(algs) == 0 {
+		algs = DefaultAlgorithms
+	}
+	for _, a := range algs {
+		if !slices.Contains(allowedAlgorithms, a) {
+			return nil, fmt.Errorf("algorithms: %q is not allowed", a)
+		}
+	}
+	iss := &issuer{
+		url:        c.IssuerURL,
+		audiences:  slices.Clone(c.Audiences),
+		algorithms: slices.Clone(algs),
+		client:     client,
+		now:        now,
+		refresh:    refresh,
+		timeout:    timeout,
+	}
+	if c.JWKSURL != "" {
+		if err := checkURL(c.JWKSURL); err != nil {
+			return nil, fmt.Errorf("jwksURL: %w", err)
+		}
+		iss.ver = iss.newVerifier(c.JWKSURL)
+	}
+	return iss, nil
+}
+
+func (i *issuer) newVerifier(jwksURL string) *oidc.IDTokenVerifier {
+	ks := &keySet{
+		url:        jwksURL,
+		client:     i.client,
+		now:        i.now,
+		refresh:    i.refresh,
+		timeout:    i.timeout,
+		algorithms: i.algorithms,
+	}
+	return oidc.NewVerifier(i.url, ks, &oidc.Config{
+		SupportedSigningAlgs: i.algorithms,
+		// Audiences, exp and nbf are checked by Verifier.check with its
+		// own clock and leeway, on cached tokens too.
+		SkipClientIDCheck: true,
+		SkipExpiryCheck:   true,
+		Now:               i.now,
+	})
+}
+
+// verifier returns the issuer's verifier, discovering its key-set address
+// first if need be. A failed discovery is retried on a later call.
+func (i *issuer) verifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
+	i.mu.Lock()
+	ver := i.ver
+	i.mu.Unlock()
+	if ver != nil {
+		return ver, nil
+	}
+	ran, err := i.gate.run(ctx, i.now(), i.discover)
+	if !ran {
+		return nil, fmt.Errorf("%w: discovery failed recently", ErrUnavailable)
+	}
+	if err != nil {
+		return nil, err
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.ver == nil {
+		return nil, fmt.Errorf("%w: discovery failed", ErrUnavailable)
+	}
+	return i.ver, nil
+}
+
+// discover fetches the discovery document; it runs at most once at a time.
+func (i *issuer) discover() (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), i.timeout)
+	defer cancel()
+	p, err := oidc.NewProvider(oidc.ClientContext(ctx, i.client), i.url)
+	if err != nil {
+		return retryAfterFailure, fmt.Errorf("%w: discovery: %w", ErrUnavailable, err)
+	}
+	var doc struct {
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := p.Claims(&doc); err != nil || checkURL(doc.JWKSURI) != nil {
+		return retryAfterFailure, fmt.Errorf("%w: discovery: no valid jwks_uri", ErrUnavailable)
+	}
+	ver := i.newVerifier(doc.JWKSURI)
+	i.mu.Lock()
+	i.ver = ver
+	i.mu.Unlock()
+	return 0, nil
+}
+
+// gate runs one fetch at a time, and no sooner than the previous fetch
+// allows. Callers arriving during a fetch wait for its result.
+type gate struct {
+	mu   sync.Mutex
+	next time.Time
+	cur  *flight
+}
+
+type flight struct {
+	done chan struct{}
+	err  error
+}
+
+// run starts fetch unless one is running (then it joins it) or the last
+// one asked not to be repeated before now (then it reports ran false).
+// fetch returns how long to wait before the next attempt. Fetches run
+// detached from ctx: a caller giving up does not fail the others.
+func (g *gate) run(ctx context.Context, now time.Time, fetch func() (time.Duration, error)) (ran bool, err error) {
+	g.mu.Lock()
+	f := g.cur
+	if f == nil {
+		if now.Before(g.next) {
+			g.mu.Unlock()
+			return false, nil
+		}
+		f = &flight{done: make(chan struct{})}
+		g.cur = f
+		go func() {
+			wait, err := fetch()
+			g.mu.Lock()
+			g.next = now.Add(wait)
+			g.cur = nil
+			g.mu.Unlock()
+			f.err = err
+			close(f.done)
+		}()
+	}
+	g.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return true, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	case <-f.done:
+		return true, f.err
+	}
+}
