@@ -22,7 +22,8 @@ type Config struct {
 	// BaseURL is the scheme, host and port clients reach the provider at, such as
 	// "http://127.0.0.1:8180", with no path. Required by New; Listen fills it in.
 	BaseURL string `yaml:"baseURL" json:"baseURL"`
-	// TokenLifetime is the lifetime of every access token; 0 means 300 s.
+	// TokenLifetime is the lifetime of every access token; 0 means 300 s. Times
+	// come from the wall clock, which zitadel's op reads itself.
 	TokenLifetime time.Duration `yaml:"tokenLifetime" json:"tokenLifetime"`
 	// DefaultAudiences are clients added to the aud of every password-login token,
 	// as a Keycloak audience mapper adds them. The gateway client belongs here so

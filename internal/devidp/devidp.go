@@ -68,6 +68,10 @@ func New(cfg Config) (*Provider, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/realms/"+r.name+"/", oidcHandler)
 	mux.Handle("POST /realms/"+r.name+"/protocol/openid-connect/token", p.tokenHandler(oidcHandler))
+	mux.HandleFunc("/realms/"+r.name+"/protocol/openid-connect/token", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	})
 	mux.HandleFunc("POST /admin/realms/"+r.name+"/rotate-keys", p.rotateHandler)
 	p.handler = http.MaxBytesHandler(mux, maxBodyBytes)
 	return p, nil
@@ -123,9 +127,13 @@ func (p *Provider) rotateHandler(w http.ResponseWriter, r *http.Request) {
 }
 
 // tokenHandler answers the password grant, which op does not offer, and
-// hands every other grant to op.
+// hands every other grant to op. Parameters come in the form body only.
 func (p *Provider) tokenHandler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawQuery != "" {
+			op.WriteError(w, r, oidc.ErrInvalidRequest().WithDescription("parameters belong in the form body, not the query string"), nil)
+			return
+		}
 		if err := r.ParseForm(); err != nil {
 			op.WriteError(w, r, oidc.ErrInvalidRequest().WithDescription("error parsing form"), nil)
 			return

@@ -24,7 +24,7 @@ const (
 )
 
 // devRealm is the shipped dev/realm.yaml.
-func devRealm(t *testing.T) (Config, string) {
+func devRealm(t testing.TB) (Config, string) {
 	t.Helper()
 	cfg, err := LoadConfig("../../dev/realm.yaml")
 	if err != nil {
@@ -38,7 +38,7 @@ func devRealm(t *testing.T) (Config, string) {
 }
 
 // start serves a provider on a loopback port until the test ends.
-func start(t *testing.T, cfg Config) *Provider {
+func start(t testing.TB, cfg Config) *Provider {
 	t.Helper()
 	p, ln, err := Listen(cfg, "127.0.0.1:0")
 	if err != nil {
@@ -53,7 +53,7 @@ func start(t *testing.T, cfg Config) *Provider {
 }
 
 // call posts a form to the token endpoint, with client_secret_basic when id is set.
-func call(t *testing.T, p *Provider, form url.Values, id, secret string) (int, map[string]any) {
+func call(t testing.TB, p *Provider, form url.Values, id, secret string) (int, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, p.TokenURL(), strings.NewReader(form.Encode()))
 	if err != nil {
@@ -75,7 +75,7 @@ func call(t *testing.T, p *Provider, form url.Values, id, secret string) (int, m
 	return resp.StatusCode, body
 }
 
-func login(t *testing.T, p *Provider, user string) string {
+func login(t testing.TB, p *Provider, user string) string {
 	t.Helper()
 	status, body := call(t, p, url.Values{"grant_type": {"password"}, "client_id": {"mcp-cli"}, "username": {user}, "password": {user}}, "", "")
 	tok, _ := body["access_token"].(string)
@@ -466,5 +466,55 @@ func TestUserinfo(t *testing.T) {
 	var info map[string]any
 	if err := json.Unmarshal(b, &info); err != nil || info["preferred_username"] != "alice" {
 		t.Errorf("userinfo %s: %s", resp.Status, b)
+	}
+}
+
+func TestTokenEndpointFormOnly(t *testing.T) {
+	cfg, _ := devRealm(t)
+	p := start(t, cfg)
+	query := "?grant_type=password&client_id=mcp-cli&username=alice&password=alice"
+	tests := []struct {
+		name, method string
+		want         int
+	}{
+		{"GET with query", http.MethodGet, http.StatusMethodNotAllowed},
+		{"POST with query", http.MethodPost, http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(t.Context(), tt.method, p.TokenURL()+query, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want || strings.Contains(string(b), "access_token") {
+				t.Errorf("%s: %s", resp.Status, b)
+			}
+		})
+	}
+}
+
+// BenchmarkTokenExchange measures one exchange over loopback HTTP (what the
+// gateway pays on an exchange cache miss against this provider).
+func BenchmarkTokenExchange(b *testing.B) {
+	cfg, secret := devRealm(b)
+	p := start(b, cfg)
+	form := url.Values{"grant_type": {exchangeGrant}, "subject_token": {login(b, p, "alice")}, "subject_token_type": {accessType}, "audience": {kube}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if status, body := call(b, p, form, "mcp-gateway", secret); status != http.StatusOK {
+			b.Fatalf("status %d: %v", status, body["error"])
+		}
+	}
+}
+
+func BenchmarkPasswordLogin(b *testing.B) {
+	cfg, _ := devRealm(b)
+	p := start(b, cfg)
+	b.ReportAllocs()
+	for b.Loop() {
+		login(b, p, "alice")
 	}
 }
