@@ -23,7 +23,7 @@ var fuzzOptions = Options{MaxBytes: 64 << 10, MaxDepth: 16}
 
 // FuzzParse checks properties of Parse and ParseBatch on any input, against
 // encoding/json as an independent reference: nothing accepted is malformed,
-// holds a duplicate key or is nested too deep; what is accepted is what
+// holds a duplicate key (ignoring case) or is nested too deep; what is accepted is what
 // encoding/json reads; and every error carries a JSON-RPC code.
 func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -216,11 +216,11 @@ func decodeString(t *testing.T, raw json.RawMessage) string {
 }
 
 // inspect reads body with encoding/json's tokenizer and returns its nesting
-// depth and a key that some object holds twice, if any.
+// depth and a key that some object holds twice, ignoring case, if any.
 func inspect(body []byte) (depth int, dup string, err error) {
 	type frame struct {
 		object, wantKey bool
-		keys            map[string]bool
+		keys            []string
 	}
 	var stack []*frame
 	// valueDone notes that the innermost container got a value.
@@ -246,16 +246,18 @@ func inspect(body []byte) (depth int, dup string, err error) {
 				continue
 			}
 			k := tok.(string)
-			if top.keys[k] && dup == "" {
-				dup = k
+			for _, o := range top.keys {
+				if strings.EqualFold(o, k) && dup == "" {
+					dup = k
+				}
 			}
-			top.keys[k] = true
+			top.keys = append(top.keys, k)
 			top.wantKey = false
 			continue
 		}
 		switch tok {
 		case json.Delim('{'):
-			stack = append(stack, &frame{object: true, wantKey: true, keys: map[string]bool{}})
+			stack = append(stack, &frame{object: true, wantKey: true})
 		case json.Delim('['):
 			stack = append(stack, &frame{})
 		case json.Delim(']'):
@@ -279,6 +281,7 @@ func TestInspect(t *testing.T) {
 		{name: "nested", body: `{"a":[{"b":{}}],"b":[]}`, depth: 4},
 		{name: "duplicate", body: `{"a":{"x":1,"y":[],"x":2}}`, depth: 3, dup: "x"},
 		{name: "escaped duplicate", body: `{"a":1,"\u0061":2}`, depth: 1, dup: "a"},
+		{name: "duplicate ignoring case", body: `{"name":1,"NAME":2}`, depth: 1, dup: "NAME"},
 		{name: "same key in two objects", body: `[{"a":1},{"a":1}]`, depth: 2},
 		{name: "key equal to a value", body: `{"a":"b","b":"a"}`, depth: 1},
 	}

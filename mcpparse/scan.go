@@ -3,12 +3,13 @@ package mcpparse
 import (
 	"bytes"
 	"fmt"
+	"unicode"
 	"unicode/utf8"
 )
 
 // scanner reads JSON (RFC 8259) strictly in one pass: UTF-8 only, no lone
 // surrogate escapes, no duplicate keys at any level (keys compared after
-// decoding their escapes), and a bound on nesting.
+// decoding their escapes, and ignoring case), and a bound on nesting.
 type scanner struct {
 	buf      []byte
 	pos      int
@@ -369,17 +370,21 @@ func (p *scanner) key(ks *keySet) ([]byte, error) {
 	return k, nil
 }
 
-// addKey adds k, decoded from the input at s, to ks, or fails if ks holds it.
+// addKey adds k, decoded from the input at s, to ks, or fails if ks holds
+// a key equal to it ignoring case. Keys differing only in case are refused
+// too: encoding/json, and so many Go MCP servers, matches struct fields
+// ignoring case, and would read {"name":"a","NAME":"b"} as the name "b".
 func (p *scanner) addKey(ks *keySet, s span, k []byte) error {
 	if ks.m != nil {
-		if _, dup := ks.m[string(k)]; dup {
+		f := string(fold(k))
+		if _, dup := ks.m[f]; dup {
 			return errDuplicate(k)
 		}
-		ks.m[string(k)] = struct{}{}
+		ks.m[f] = struct{}{}
 		return nil
 	}
 	for i := ks.start; i < p.keys.n; i++ {
-		if p.equal(p.keys.at(i), k) {
+		if p.equalFold(p.keys.at(i), k) {
 			return errDuplicate(k)
 		}
 	}
@@ -388,23 +393,36 @@ func (p *scanner) addKey(ks *keySet, s span, k []byte) error {
 		ks.m = make(map[string]struct{}, 2*maxLinearKeys)
 		for i := ks.start; i < p.keys.n; i++ {
 			var tmp [64]byte
-			ks.m[string(p.decode(tmp[:0], p.keys.at(i)))] = struct{}{}
+			ks.m[string(fold(p.decode(tmp[:0], p.keys.at(i))))] = struct{}{}
 		}
 		p.keys.n = ks.start
 	}
 	return nil
 }
 
-// equal reports whether the key at s decodes to k.
-func (p *scanner) equal(s span, k []byte) bool {
+// equalFold reports whether the key at s decodes to k, ignoring case as
+// bytes.EqualFold does.
+func (p *scanner) equalFold(s span, k []byte) bool {
 	if !s.escaped {
-		return bytes.Equal(p.buf[s.start:s.end], k)
-	}
-	if int(s.end-s.start) < len(k) { // decoding never lengthens a string
-		return false
+		return bytes.EqualFold(p.buf[s.start:s.end], k)
 	}
 	var tmp [64]byte
-	return bytes.Equal(p.decode(tmp[:0], s), k)
+	return bytes.EqualFold(p.decode(tmp[:0], s), k)
+}
+
+// fold returns a form of valid UTF-8 b such that fold(x) == fold(y) if and
+// only if bytes.EqualFold(x, y): each rune becomes the least rune of its
+// simple case-folding orbit.
+func fold(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for _, r := range string(b) {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		out = utf8.AppendRune(out, least)
+	}
+	return out
 }
 
 // decode appends the decoded key at s to dst.
