@@ -11,9 +11,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"github.com/google/go-cmp/cmp"
+	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
 const (
@@ -306,15 +308,26 @@ func TestTokenExchange(t *testing.T) {
 
 func TestRefusals(t *testing.T) {
 	cfg, secret := devRealm(t)
-	cfg.Clients = append(cfg.Clients, Client{ID: "other-gateway", Secret: "other", TokenExchange: []string{everything}})
+	cfg.Clients = append(cfg.Clients, Client{ID: "other-gateway", Secret: "other", TokenExchange: []string{everything}}, Client{ID: "no-exchange", Secret: "x"})
+	cfg.DefaultAudiences = append(cfg.DefaultAudiences, "no-exchange")
 	p := start(t, cfg)
 	alice := login(t, p, "alice")
+	now := time.Now().Unix()
+	claims := map[string]any{"iss": p.Issuer(), "sub": uuidFrom("mcp/user/alice"), "aud": []string{"mcp-gateway"}, "iat": now - 400, "exp": now - 100, "scope": "openid"}
+	expired := sign(t, p, claims)
+	claims["exp"] = now + 300
+	unsigned := strings.Join(strings.Split(sign(t, p, claims), ".")[:2], ".") + "."
+	unsigned = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + unsigned[strings.Index(unsigned, "."):]
 	other := start(t, cfg) // same realm, other keys
 	foreign := login(t, other, "alice")
 	exchange := func(subject, audience string) url.Values {
 		return url.Values{"grant_type": {exchangeGrant}, "subject_token": {subject}, "subject_token_type": {accessType}, "audience": {audience}}
 	}
 	_, exchanged := call(t, p, exchange(alice, kube), "mcp-gateway", secret)
+	// Control: the crafted claims exchange fine while unexpired and signed.
+	if status, body := call(t, p, exchange(sign(t, p, claims), kube), "mcp-gateway", secret); status != http.StatusOK {
+		t.Fatalf("control exchange: %d %v", status, body["error_description"])
+	}
 	with := func(v url.Values, k, val string) url.Values { v.Set(k, val); return v }
 
 	tests := []struct {
@@ -337,6 +350,9 @@ func TestRefusals(t *testing.T) {
 		{"unsupported subject token type", with(exchange(alice, kube), "subject_token_type", "urn:ietf:params:oauth:token-type:saml2"), "mcp-gateway", secret, 400, "invalid_request"},
 		{"id_token subject type", with(exchange(alice, kube), "subject_token_type", "urn:ietf:params:oauth:token-type:id_token"), "mcp-gateway", secret, 400, "invalid_request"},
 		{"refresh token requested", with(exchange(alice, kube), "requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token"), "mcp-gateway", secret, 400, "invalid_request"},
+		{"exchange not enabled", exchange(alice, kube), "no-exchange", "x", 400, "unauthorized_client"},
+		{"expired subject token", exchange(expired, kube), "mcp-gateway", secret, 400, "invalid_request"},
+		{"alg none subject token", exchange(unsigned, kube), "mcp-gateway", secret, 400, "invalid_request"},
 		{"garbage subject token", exchange("not.a.jwt", kube), "mcp-gateway", secret, 400, "invalid_request"},
 		{"subject signed by another provider", exchange(foreign, kube), "mcp-gateway", secret, 400, "invalid_request"},
 		{"bad password", url.Values{"grant_type": {"password"}, "client_id": {"mcp-cli"}, "username": {"alice"}, "password": {"bob"}}, "", "", 401, "invalid_grant"},
@@ -358,6 +374,29 @@ func TestRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sign makes a JWT with the provider's current key, for claims it would never issue.
+func sign(t *testing.T, p *Provider, claims map[string]any) string {
+	t.Helper()
+	key, err := p.store.SigningKey(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := op.SignerFromKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(claims)
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := jws.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
 
 func TestRotateKeys(t *testing.T) {
