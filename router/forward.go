@@ -1,0 +1,280 @@
+package router
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/mcp-authz/mcp-authz/registry"
+)
+
+// callNamed forwards tools/call and prompts/get to the server owning the
+// prefixed name, with the prefix stripped.
+func (r *Router) callNamed(w http.ResponseWriter, c *call) {
+	var p struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(c.msg.Params, &p); err != nil || p.Name == "" {
+		writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "invalid params")
+		return
+	}
+	srv, name, ok := r.reg.Load().Resolve(p.Name)
+	if !ok {
+		writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "unknown name: "+p.Name)
+		return
+	}
+	body, err := setParam(c.body, "name", name)
+	if err != nil {
+		writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "invalid params")
+		return
+	}
+	r.forward(w, c, srv, body, name)
+}
+
+// readResource forwards resources/read to the server owning the URI: by the
+// registry's resource prefixes, else by the servers' resource lists.
+func (r *Router) readResource(w http.ResponseWriter, c *call) {
+	var p struct {
+		URI string `json:"uri"`
+	}
+	if err := json.Unmarshal(c.msg.Params, &p); err != nil || p.URI == "" {
+		writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "invalid params")
+		return
+	}
+	snap := r.reg.Load()
+	srv, ok := snap.ResolveURI(p.URI)
+	if !ok {
+		for _, it := range r.collect(c.req.Context(), c, resourcesKind) {
+			if it.name == p.URI {
+				srv, ok = snap.Server(it.server)
+				break
+			}
+		}
+	}
+	if !ok {
+		writeError(w, http.StatusOK, c.msg.ID, -32002, "resource not found")
+		return
+	}
+	r.forward(w, c, srv, c.body, p.URI)
+}
+
+// forward sends body to srv and streams the answer back. The Authorization
+// header received is forwarded when authz resolved the same server (it set
+// the token for it); otherwise the router asks for one.
+func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, body []byte, name string) {
+	ctx, cancel := context.WithTimeout(c.req.Context(), r.cfg.CallTimeout)
+	defer cancel()
+	auth := c.auth
+	switch c.claims.Server {
+	case srv.Name:
+	case "":
+		a, err := r.upstreamAuth(ctx, c.auth, srv.Name)
+		if err != nil {
+			writeError(w, http.StatusOK, c.msg.ID, codeInternal, "upstream authorization unavailable")
+			return
+		}
+		auth = a
+	default:
+		writeError(w, http.StatusForbidden, c.msg.ID, codeInvalidRequest, "request did not pass authorization")
+		return
+	}
+	resp, up, err := r.sendSession(ctx, c, srv, auth, body, name)
+	if err != nil {
+		if errors.Is(err, errUpstreamUnauthorized) {
+			writeError(w, http.StatusUnauthorized, c.msg.ID, codeInvalidRequest, "upstream requires authorization")
+			return
+		}
+		r.upstreamFailed(srv, c.msg.Method, err)
+		writeError(w, http.StatusOK, c.msg.ID, codeInternal, "upstream unavailable")
+		return
+	}
+	defer resp.Body.Close()
+	r.relay(w, c, srv, up, resp)
+}
+
+// sendSession sends body on the caller's session with srv; when the
+// upstream has ended that session it opens a new one and sends again, once.
+func (r *Router) sendSession(ctx context.Context, c *call, srv *registry.Server, auth string, body []byte, name string) (*http.Response, upstreamSession, error) {
+	up, err := r.upstreamFor(ctx, c.sess, srv, auth)
+	if err != nil {
+		return nil, up, err
+	}
+	for attempt := 0; ; attempt++ {
+		h := upstreamHeaders{auth: auth, session: up.ID, version: up.Version, method: c.msg.Method, name: name}
+		resp, err := r.send(ctx, srv, h, body)
+		if err != nil || resp.StatusCode != http.StatusNotFound || up.ID == "" || attempt > 0 {
+			return resp, up, err
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		if up, err = r.reinit(ctx, c.sess, srv, auth, up); err != nil {
+			return nil, up, err
+		}
+	}
+}
+
+// relay writes the upstream's answer to the client: JSON checked and
+// bounded, SSE streamed event by event.
+func (r *Router) relay(w http.ResponseWriter, c *call, srv *registry.Server, up upstreamSession, resp *http.Response) {
+	id := c.msg.ID
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		if v := resp.Header.Get("WWW-Authenticate"); v != "" {
+			w.Header().Set("WWW-Authenticate", v)
+		}
+		writeError(w, http.StatusUnauthorized, id, codeInvalidRequest, "upstream requires authorization")
+		return
+	case resp.StatusCode == http.StatusAccepted && !c.msg.isRequest():
+		w.WriteHeader(http.StatusAccepted)
+		return
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		r.upstreamFailed(srv, c.msg.Method, errors.New(resp.Status))
+		writeError(w, http.StatusOK, id, codeInternal, "upstream error")
+		return
+	}
+	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	switch ct {
+	case "application/json":
+		m, err := r.readAnswer(resp, id)
+		if err != nil {
+			r.upstreamFailed(srv, c.msg.Method, err)
+			writeError(w, http.StatusOK, id, codeInternal, "upstream answered badly")
+			return
+		}
+		b, _ := json.Marshal(m)
+		writeJSON(w, http.StatusOK, b)
+	case "text/event-stream":
+		r.stream(w, c, srv, resp)
+	default:
+		r.upstreamFailed(srv, c.msg.Method, errUpstreamAnswer)
+		writeError(w, http.StatusOK, id, codeInternal, "upstream answered badly")
+	}
+}
+
+// stream relays an SSE answer: notifications and server requests (their
+// ids wrapped so the client's answer finds its way back) until the answer.
+// If the stream ends first, the client gets a JSON-RPC error instead.
+func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, resp *http.Response) {
+	sw := startSSE(w, "")
+	sr := newSSEReader(resp.Body, r.cfg.MaxResponseBytes)
+	for {
+		data, err := sr.next()
+		if err != nil {
+			r.upstreamFailed(srv, c.msg.Method, err)
+			sw.event(errorBody(c.msg.ID, codeInternal, "upstream stream ended before the answer"))
+			return
+		}
+		m, err := parseMessage(data)
+		if err != nil {
+			r.log.Warn("upstream event skipped", "server", srv.Name)
+			continue
+		}
+		done := false
+		switch {
+		case m.isResponse():
+			if !sameID(m.ID, c.msg.ID) {
+				continue
+			}
+			done = true
+		case m.isRequest():
+			m.ID = wrapID(srv.Name, m.ID)
+			data, _ = json.Marshal(m)
+		case strings.HasSuffix(m.Method, "/list_changed"):
+			r.lists.invalidate(srv.Name)
+		}
+		if err := sw.event(data); err != nil || done {
+			return
+		}
+	}
+}
+
+// wrappedPrefix marks the ids of server requests relayed to the client.
+const wrappedPrefix = "mcpr."
+
+type wrapped struct {
+	S string          `json:"s"`
+	I json.RawMessage `json:"i"`
+}
+
+// wrapID names the server a server-to-client request came from in its id.
+func wrapID(server string, id json.RawMessage) json.RawMessage {
+	b, _ := json.Marshal(wrapped{S: server, I: id})
+	out, _ := json.Marshal(wrappedPrefix + base64.RawURLEncoding.EncodeToString(b))
+	return out
+}
+
+func unwrapID(id json.RawMessage) (string, json.RawMessage, bool) {
+	var s string
+	if json.Unmarshal(id, &s) != nil || !strings.HasPrefix(s, wrappedPrefix) {
+		return "", nil, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s[len(wrappedPrefix):])
+	if err != nil {
+		return "", nil, false
+	}
+	var w wrapped
+	if json.Unmarshal(b, &w) != nil || w.S == "" || !validID(w.I) {
+		return "", nil, false
+	}
+	return w.S, w.I, true
+}
+
+// relayResponse sends the client's answer to a server request back to the
+// server that asked, with the id it used.
+func (r *Router) relayResponse(w http.ResponseWriter, c *call) {
+	server, id, ok := unwrapID(c.msg.ID)
+	var srv *registry.Server
+	if ok {
+		srv, ok = r.reg.Load().Server(server)
+	}
+	if !ok {
+		w.WriteHeader(http.StatusAccepted) // nobody waits for it
+		return
+	}
+	m := *c.msg
+	m.ID = id
+	body, _ := json.Marshal(m)
+	ctx, cancel := context.WithTimeout(c.req.Context(), r.cfg.CallTimeout)
+	defer cancel()
+	auth, err := r.upstreamAuth(ctx, c.auth, srv.Name)
+	if err != nil {
+		writeError(w, http.StatusOK, nil, codeInternal, "upstream authorization unavailable")
+		return
+	}
+	up, err := r.upstreamFor(ctx, c.sess, srv, auth)
+	if err != nil {
+		writeError(w, http.StatusOK, nil, codeInternal, "upstream unavailable")
+		return
+	}
+	resp, err := r.send(ctx, srv, upstreamHeaders{auth: auth, session: up.ID, version: up.Version}, body)
+	if err != nil {
+		writeError(w, http.StatusOK, nil, codeInternal, "upstream unavailable")
+		return
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// setParam returns body with params[key] set to value.
+func setParam(body []byte, key, value string) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, err
+	}
+	var p map[string]json.RawMessage
+	if err := json.Unmarshal(m["params"], &p); err != nil {
+		return nil, err
+	}
+	p[key], _ = json.Marshal(value)
+	var err error
+	if m["params"], err = json.Marshal(p); err != nil {
+		return nil, err
+	}
+	return json.Marshal(m)
+}

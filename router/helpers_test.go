@@ -1,0 +1,294 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/policy"
+	"github.com/mcp-authz/mcp-authz/registry"
+)
+
+// testAuthz stands in for authz (the consumer interface): it hands each
+// upstream a per-server token and hides tools whose name starts with "secret".
+type testAuthz struct {
+	mu      sync.Mutex
+	visible int // calls of Visible
+}
+
+func (a *testAuthz) UpstreamAuthorization(_ context.Context, caller, server string) (string, error) {
+	if caller == "" {
+		return "", fmt.Errorf("no caller")
+	}
+	return "Bearer up-" + server, nil
+}
+
+func (a *testAuthz) Visible(_ context.Context, caller string, targets []policy.Target) ([]bool, error) {
+	a.mu.Lock()
+	a.visible++
+	a.mu.Unlock()
+	out := make([]bool, len(targets))
+	for i, t := range targets {
+		out[i] = !strings.HasPrefix(t.Tool, "secret")
+	}
+	return out, nil
+}
+
+// signer adds the x-mcp-authz assertion authz would add, signing each body
+// for the subject it is set to, and the caller's Authorization.
+type signer struct {
+	base    http.RoundTripper
+	s       *assertion.Signer
+	mu      sync.Mutex
+	subject string
+	skip    bool // send no assertion
+	mangle  bool // sign another body
+}
+
+func (t *signer) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		req.Body.Close()
+		body = b
+	}
+	req = req.Clone(req.Context())
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.ContentLength = int64(len(body))
+	var m struct {
+		Method string `json:"method"`
+	}
+	_ = json.Unmarshal(body, &m)
+	t.mu.Lock()
+	sub, skip, mangle := t.subject, t.skip, t.mangle
+	t.mu.Unlock()
+	signed := body
+	if mangle {
+		signed = append(bytes.Clone(body), ' ')
+	}
+	if !skip {
+		v, err := t.s.Sign(assertion.Claims{Method: m.Method, Subject: sub, BodyHash: assertion.BodyHash(signed)})
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set(assertion.Header, v)
+	}
+	req.Header.Set("Authorization", "Bearer caller-"+sub)
+	return t.base.RoundTrip(req)
+}
+
+func (t *signer) set(f func(*signer)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f(t)
+}
+
+// env is a router in front of real go-sdk MCP servers.
+type env struct {
+	t       *testing.T
+	key     assertion.Key
+	reg     *registry.Registry
+	auth    *testAuthz
+	router  *Router
+	front   *httptest.Server
+	servers map[string]*httptest.Server
+	keyFile string
+}
+
+func newEnv(t *testing.T, mod func(*Config), servers ...registry.Server) *env {
+	t.Helper()
+	key, err := assertion.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, key: key, reg: &registry.Registry{}, auth: &testAuthz{}, servers: map[string]*httptest.Server{}}
+	e.keyFile = writeSessionKey(t, "k1")
+	e.store(servers...)
+	c := Config{AssertionKey: key, SessionKeyFiles: []string{e.keyFile}}
+	if mod != nil {
+		mod(&c)
+	}
+	e.router, err = New(c, e.reg, e.auth, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.front = httptest.NewServer(e.router.Handler())
+	t.Cleanup(e.front.Close)
+	t.Cleanup(e.router.Close)
+	return e
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func writeSessionKey(t *testing.T, seed string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), seed)
+	k := []byte(strings.Repeat(seed, 32)[:32])
+	if err := os.WriteFile(f, k, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (e *env) store(servers ...registry.Server) {
+	e.t.Helper()
+	snap, err := registry.NewSnapshot(servers)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.reg.Store(snap)
+}
+
+// client connects a go-sdk client through the router as subject.
+func (e *env) client(subject string, opts *mcp.ClientOptions) (*mcp.ClientSession, *signer) {
+	e.t.Helper()
+	return connect(e.t, e.front.URL, e.key, subject, opts)
+}
+
+func connect(t *testing.T, url string, key assertion.Key, subject string, opts *mcp.ClientOptions) (*mcp.ClientSession, *signer) {
+	t.Helper()
+	sg := &signer{base: http.DefaultTransport, s: assertion.NewSigner(key), subject: subject}
+	c := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1"}, opts)
+	cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{
+		Endpoint: url + "/mcp", HTTPClient: &http.Client{Transport: sg}, MaxRetries: -1,
+	}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs, sg
+}
+
+type echoIn struct {
+	Text string `json:"text"`
+}
+
+type addIn struct {
+	A int `json:"a"`
+	B int `json:"b"`
+}
+
+// alphaServer is a go-sdk MCP server with an echo tool, a tool that streams
+// progress, one that asks the client (elicitation), a slow one and a tool
+// that policy hides.
+func alphaServer(t *testing.T) *httptest.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "alpha", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "echoes"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		auth := req.Extra.Header.Get("Authorization")
+		return text(in.Text + "|" + auth), nil, nil
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "progress"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		for i := 1; i <= 3; i++ {
+			if err := req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{
+				ProgressToken: req.Params.GetProgressToken(), Progress: float64(i), Total: 3, Message: fmt.Sprint("step ", i),
+			}); err != nil {
+				return nil, nil, err
+			}
+		}
+		return text("done"), nil, nil
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "ask"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{
+			Message:         in.Text,
+			RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"answer": map[string]any{"type": "string"}}},
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return text(fmt.Sprint(res.Action, ":", res.Content["answer"])), nil, nil
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "slow"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		select {
+		case <-time.After(5 * time.Second):
+		case <-ctx.Done():
+		}
+		return text("late"), nil, nil
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "secret_tool"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		return text("secret"), nil, nil
+	})
+	return serve(t, s, false)
+}
+
+// betaServer is a go-sdk MCP server answering in JSON with a tool, a
+// prompt and a resource.
+func betaServer(t *testing.T) *httptest.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "beta", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "add"}, func(ctx context.Context, req *mcp.CallToolRequest, in addIn) (*mcp.CallToolResult, any, error) {
+		return text(fmt.Sprint(in.A + in.B)), nil, nil
+	})
+	s.AddPrompt(&mcp.Prompt{Name: "greet"}, func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		return &mcp.GetPromptResult{Messages: []*mcp.PromptMessage{{Role: "user", Content: &mcp.TextContent{Text: "hello " + req.Params.Arguments["who"]}}}}, nil
+	})
+	s.AddResource(&mcp.Resource{URI: "file:///beta/readme", Name: "readme", MIMEType: "text/plain"}, func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+		return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: "beta readme"}}}, nil
+	})
+	return serve(t, s, true)
+}
+
+func serve(t *testing.T, s *mcp.Server, jsonResponse bool) *httptest.Server {
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{JSONResponse: jsonResponse})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func text(s string) *mcp.CallToolResult {
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: s}}}
+}
+
+func resultText(t *testing.T, r *mcp.CallToolResult) string {
+	t.Helper()
+	if r == nil || len(r.Content) != 1 {
+		t.Fatalf("result %+v", r)
+	}
+	tc, ok := r.Content[0].(*mcp.TextContent)
+	if !ok {
+		t.Fatalf("content %T", r.Content[0])
+	}
+	return tc.Text
+}
+
+func toolNames(t *testing.T, cs *mcp.ClientSession) []string {
+	t.Helper()
+	var names []string
+	for tool, err := range cs.Tools(t.Context(), nil) {
+		if err != nil {
+			t.Fatalf("tools: %v", err)
+		}
+		names = append(names, tool.Name)
+	}
+	return names
+}
+
+// twoServers starts alpha and beta and a router in front of them.
+func twoServers(t *testing.T, mod func(*Config)) (*env, *httptest.Server, *httptest.Server) {
+	a, b := alphaServer(t), betaServer(t)
+	e := newEnv(t, mod,
+		registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: a.URL},
+		registry.Server{Name: "ns/beta", Prefix: "beta_", URL: b.URL},
+	)
+	return e, a, b
+}

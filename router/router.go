@@ -1,0 +1,220 @@
+// Package router serves one MCP Streamable HTTP endpoint that aggregates,
+// prefixes, filters and forwards to the registered MCP servers.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/policy"
+	"github.com/mcp-authz/mcp-authz/registry"
+)
+
+// Config configures the router. The zero value serves on 127.0.0.1:8081 and
+// needs only an assertion key (AssertionKeyFile or AssertionKey).
+type Config struct {
+	// Listen is the address Start serves on; "" means 127.0.0.1:8081.
+	Listen string `yaml:"listen" json:"listen"`
+	// SessionKeyFiles hold the AES-256 keys that seal session ids, each 32
+	// bytes raw or base64. The first seals; any opens, so keys rotate by
+	// prepending a new one. Every replica serving the same clients needs the
+	// same list. Empty: one random key per process (sessions do not survive a
+	// restart nor span replicas).
+	SessionKeyFiles []string `yaml:"sessionKeyFiles" json:"sessionKeyFiles"`
+	// AssertionKeyFile holds the key that verifies the x-mcp-authz assertion
+	// authz adds (Ed25519 PEM, private or public, or an HMAC-SHA256 secret).
+	AssertionKeyFile string `yaml:"assertionKeyFile" json:"assertionKeyFile"`
+	// AssertionKey is used when AssertionKeyFile is empty (authz and the
+	// router in one process). One of the two is required.
+	AssertionKey assertion.Key `yaml:"-" json:"-"`
+	// InitTimeout bounds the initialize of each upstream; 0 means 5s.
+	InitTimeout time.Duration `yaml:"initTimeout" json:"initTimeout"`
+	// ListTimeout bounds fetching one server's list; 0 means 10s.
+	ListTimeout time.Duration `yaml:"listTimeout" json:"listTimeout"`
+	// CallTimeout bounds one forwarded call, streaming included; 0 means 5m.
+	CallTimeout time.Duration `yaml:"callTimeout" json:"callTimeout"`
+	// ListRefresh is how long a server's cached list is served before it is
+	// fetched again (list_changed refreshes it sooner); 0 means 5m.
+	ListRefresh time.Duration `yaml:"listRefresh" json:"listRefresh"`
+	// SessionTTL is how long a session id stays valid after initialize;
+	// 0 means 24h.
+	SessionTTL time.Duration `yaml:"sessionTTL" json:"sessionTTL"`
+	// MaxResponseBytes limits a non-streamed upstream answer and each event
+	// of a streamed one; 0 means 4 MiB.
+	MaxResponseBytes int64 `yaml:"maxResponseBytes" json:"maxResponseBytes"`
+	// PageSize is the number of items per page of an aggregated list; 0 means
+	// everything in one page.
+	PageSize int `yaml:"pageSize" json:"pageSize"`
+	// CacheSize bounds the per-replica caches of upstream sessions opened
+	// after initialize and of ended sessions; 0 means 10000.
+	CacheSize int `yaml:"cacheSize" json:"cacheSize"`
+	// ShutdownTimeout bounds the drain of open requests when Start's context
+	// ends; 0 means 10s.
+	ShutdownTimeout time.Duration `yaml:"shutdownTimeout" json:"shutdownTimeout"`
+	// HTTPClient reaches the upstream servers; nil means a client without
+	// an overall timeout (calls are bounded by the timeouts above).
+	HTTPClient *http.Client `yaml:"-" json:"-"`
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time `yaml:"-" json:"-"`
+}
+
+// Registry is the source of registered servers.
+type Registry interface {
+	Load() *registry.Snapshot
+	Changed() <-chan struct{}
+}
+
+// Authorizer is what the router asks of authz.
+type Authorizer interface {
+	// UpstreamAuthorization returns the Authorization header value for a
+	// call the router makes itself to server on behalf of the caller.
+	UpstreamAuthorization(ctx context.Context, callerAuthorization, server string) (string, error)
+	// Visible reports which targets the caller may call.
+	Visible(ctx context.Context, callerAuthorization string, targets []policy.Target) ([]bool, error)
+}
+
+// Router is the aggregating MCP endpoint.
+type Router struct {
+	cfg      Config
+	reg      Registry
+	auth     Authorizer
+	log      *slog.Logger
+	now      func() time.Time
+	client   *http.Client
+	verifier *assertion.Verifier
+	sealer   *sealer
+	lists    *listCache
+	upstream *lru[upstreamSession] // (session, server) -> upstream session opened after initialize
+	ended    *lru[time.Time]       // ended session ids -> their expiry
+	streams  *hub
+	inits    singleflight.Group // de-duplicates upstream initializes
+	done     chan struct{} // closed when shutdown starts: GET streams end
+	closed   atomic.Bool
+
+	// UpstreamFailures counts list fetches and initializes that failed.
+	UpstreamFailures atomic.Int64
+}
+
+// New validates c and returns a Router. auth may be nil: lists are then
+// unfiltered and the router's own calls carry the caller's Authorization.
+func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router, error) {
+	if reg == nil {
+		return nil, errors.New("router: no registry")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	setDefaults(&c)
+	key := c.AssertionKey
+	if c.AssertionKeyFile != "" {
+		k, err := assertion.LoadKey(c.AssertionKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("router: %w", err)
+		}
+		key = k
+	}
+	if key == nil {
+		return nil, errors.New("router: an assertion key is required (assertionKeyFile)")
+	}
+	s, err := loadSealer(c.SessionKeyFiles)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.SessionKeyFiles) == 0 {
+		logger.Warn("no sessionKeyFiles: session ids are sealed with a random key and valid only in this process")
+	}
+	client := c.HTTPClient
+	if client == nil {
+		client = &http.Client{}
+	}
+	return &Router{
+		cfg: c, reg: reg, auth: auth, log: logger, now: c.Now, client: client,
+		verifier: assertion.NewVerifier(key),
+		sealer:   s,
+		lists:    newListCache(),
+		upstream: newLRU[upstreamSession](c.CacheSize),
+		ended:    newLRU[time.Time](c.CacheSize),
+		streams:  newHub(),
+		done:     make(chan struct{}),
+	}, nil
+}
+
+func setDefaults(c *Config) {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.InitTimeout, 5*time.Second)
+	def(&c.ListTimeout, 10*time.Second)
+	def(&c.CallTimeout, 5*time.Minute)
+	def(&c.ListRefresh, 5*time.Minute)
+	def(&c.SessionTTL, 24*time.Hour)
+	def(&c.ShutdownTimeout, 10*time.Second)
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8081"
+	}
+	if c.MaxResponseBytes <= 0 {
+		c.MaxResponseBytes = 4 << 20
+	}
+	if c.CacheSize <= 0 {
+		c.CacheSize = 10000
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Handler serves the MCP endpoint at /mcp.
+func (r *Router) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/mcp", r.serveMCP)
+	return mux
+}
+
+// Start serves on Listen until ctx ends, then stops taking requests, ends
+// the GET streams and drains the calls in flight for up to ShutdownTimeout.
+func (r *Router) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", r.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("router: listen: %w", err)
+	}
+	return r.Serve(ctx, ln)
+}
+
+// Serve is Start on a listener of the caller's.
+func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(r.Close)
+	go r.watchRegistry(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	r.log.Info("router listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("router: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("router: shutdown: %w", err)
+	}
+	return nil
+}
+
+// Close ends the GET streams; calls in flight continue.
+func (r *Router) Close() {
+	if r.closed.CompareAndSwap(false, true) {
+		close(r.done)
+	}
+}
