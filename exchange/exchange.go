@@ -1,0 +1,354 @@
+// Package exchange implements an RFC 8693 token-exchange client.
+package exchange
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/mcp-authz/mcp-authz/identity"
+)
+
+// Token types of RFC 8693 section 3.
+const (
+	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
+	grantType            = "urn:ietf:params:oauth:grant-type:token-exchange"
+)
+
+// Defaults of the zero Config.
+const (
+	DefaultCacheSize  = 10000
+	DefaultExpirySkew = 30 * time.Second
+	DefaultTimeout    = 5 * time.Second
+)
+
+var (
+	// ErrUnavailable means no usable answer came from the token service:
+	// unreachable, too slow, 5xx, not JSON, or no access_token.
+	ErrUnavailable = errors.New("exchange: token service unavailable")
+	// ErrInvalidToken means the token service issued a token that failed
+	// validation (signature, issuer, expiry, audience): it is misbehaving
+	// and the token is not used.
+	ErrInvalidToken = errors.New("exchange: issued token is invalid")
+)
+
+// RetrieveError is a refusal by the token service: an RFC 6749 section
+// 5.2 error answer (a 4xx, or a 200 carrying an error), like
+// oauth2.RetrieveError.
+type RetrieveError struct {
+	// StatusCode is the HTTP status of the answer.
+	StatusCode int
+	// ErrorCode is the RFC 6749 error code, such as invalid_grant,
+	// unauthorized_client or invalid_target; empty if the service sent
+	// one outside RFC 6749's character set or longer than 64 bytes.
+	ErrorCode string
+	// ErrorDescription is the service's text, at most 256 bytes and never
+	// holding the subject token. It is not part of Error(): show it to no
+	// client.
+	ErrorDescription string
+}
+
+func (e *RetrieveError) Error() string {
+	code := e.ErrorCode
+	if code == "" {
+		code = "unnamed error"
+	}
+	return fmt.Sprintf("exchange: token endpoint refused: %s (status %d)", code, e.StatusCode)
+}
+
+// Config configures a Client.
+type Config struct {
+	// TokenURL is the token endpoint; required.
+	TokenURL string `yaml:"tokenURL" json:"tokenURL"`
+	// ClientID identifies the gateway to the token service; required.
+	ClientID string `yaml:"clientID" json:"clientID"`
+	// ClientSecretFile is a file holding the client secret (a trailing
+	// newline is dropped). Exactly one of ClientSecretFile and
+	// ClientSecretEnv is required; the secret itself never appears in
+	// the configuration.
+	ClientSecretFile string `yaml:"clientSecretFile" json:"clientSecretFile"`
+	// ClientSecretEnv is the environment variable holding the secret.
+	ClientSecretEnv string `yaml:"clientSecretEnv" json:"clientSecretEnv"`
+	// AuthStyle is how the client authenticates: "basic"
+	// (client_secret_basic, the default) or "post" (client_secret_post).
+	AuthStyle string `yaml:"authStyle" json:"authStyle"`
+	// Scopes are requested when a Request names none; empty means no
+	// scope parameter.
+	Scopes []string `yaml:"scopes" json:"scopes"`
+	// RequestedTokenType is the requested_token_type; empty means
+	// TokenTypeAccessToken.
+	RequestedTokenType string `yaml:"requestedTokenType" json:"requestedTokenType"`
+	// SkipWhenAudienceMatches returns the subject token unchanged when
+	// its aud is exactly the requested audience, alone.
+	SkipWhenAudienceMatches bool `yaml:"skipWhenAudienceMatches" json:"skipWhenAudienceMatches"`
+	// CacheSize bounds the exchanged tokens kept; 0 means
+	// DefaultCacheSize, a negative value disables the cache.
+	CacheSize int `yaml:"cacheSize" json:"cacheSize"`
+	// ExpirySkew is how long before its expiry a cached token stops being
+	// served; 0 means DefaultExpirySkew (30s), a negative value none.
+	ExpirySkew time.Duration `yaml:"expirySkew" json:"expirySkew"`
+	// Timeout bounds one call to the token endpoint, validation of the
+	// issued token included; 0 means DefaultTimeout (5s).
+	Timeout time.Duration `yaml:"timeout" json:"timeout"`
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time `yaml:"-" json:"-"`
+}
+
+// TokenVerifier validates an issued token for one audience;
+// *identity.Verifier is one.
+type TokenVerifier interface {
+	VerifyAudience(ctx context.Context, raw, audience string) (*identity.Identity, error)
+}
+
+// Request is one exchange.
+type Request struct {
+	// SubjectToken is the caller's verified access token.
+	SubjectToken string
+	// SubjectExpiry is its expiry: no token is served from the cache past
+	// it. Zero means unknown, and the result is not cached.
+	SubjectExpiry time.Time
+	// SubjectAudience is its aud, for SkipWhenAudienceMatches.
+	SubjectAudience []string
+	// Audience is the audience of the token wanted, the target server.
+	Audience string
+	// Scopes override Config.Scopes when not nil.
+	Scopes []string
+	// Resource is the optional RFC 8707 resource parameter.
+	Resource string
+}
+
+// Token is an exchanged token. Tokens are shared between callers: they
+// must not be modified.
+type Token struct {
+	AccessToken string
+	// Expiry is the exp of AccessToken.
+	Expiry time.Time
+	// Claims are the claims of AccessToken, as identity decodes them;
+	// nil when Exchanged is false.
+	Claims map[string]any
+	// Exchanged is false when the subject token is returned unchanged
+	// (SkipWhenAudienceMatches).
+	Exchanged bool
+}
+
+// Client exchanges tokens and caches the results. It is safe for
+// concurrent use.
+type Client struct {
+	tokenURL  string
+	clientID  string
+	secret    string
+	authStyle oauth2.AuthStyle
+	scopes    []string
+	requested string
+	skip      bool
+	skew      time.Duration
+	timeout   time.Duration
+	now       func() time.Time
+	client    *http.Client
+	verifier  TokenVerifier
+	cache     *cache
+	group     singleflight.Group
+}
+
+// New returns a Client. It reads the client secret now; it makes no
+// network call.
+func New(c Config, client *http.Client, v TokenVerifier) (*Client, error) {
+	if v == nil {
+		return nil, errors.New("exchange: config: a TokenVerifier is required")
+	}
+	u, err := url.Parse(c.TokenURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, errors.New("exchange: config: tokenURL must be an absolute http(s) URL")
+	}
+	if c.ClientID == "" {
+		return nil, errors.New("exchange: config: clientID is required")
+	}
+	secret, err := readSecret(c.ClientSecretFile, c.ClientSecretEnv)
+	if err != nil {
+		return nil, fmt.Errorf("exchange: config: %w", err)
+	}
+	x := &Client{
+		tokenURL:  c.TokenURL,
+		clientID:  c.ClientID,
+		secret:    secret,
+		scopes:    c.Scopes,
+		requested: c.RequestedTokenType,
+		skip:      c.SkipWhenAudienceMatches,
+		skew:      c.ExpirySkew,
+		timeout:   c.Timeout,
+		now:       c.Now,
+		client:    client,
+		verifier:  v,
+		cache:     newCache(c.CacheSize),
+	}
+	switch c.AuthStyle {
+	case "", "basic":
+		x.authStyle = oauth2.AuthStyleInHeader
+	case "post":
+		x.authStyle = oauth2.AuthStyleInParams
+	default:
+		return nil, fmt.Errorf("exchange: config: authStyle %q: want basic or post", c.AuthStyle)
+	}
+	if x.requested == "" {
+		x.requested = TokenTypeAccessToken
+	}
+	if x.skew == 0 {
+		x.skew = DefaultExpirySkew
+	}
+	if x.skew < 0 {
+		x.skew = 0
+	}
+	if x.timeout <= 0 {
+		x.timeout = DefaultTimeout
+	}
+	if x.now == nil {
+		x.now = time.Now
+	}
+	if x.client == nil {
+		x.client = http.DefaultClient
+	}
+	return x, nil
+}
+
+func readSecret(file, env string) (string, error) {
+	switch {
+	case file != "" && env != "":
+		return "", errors.New("clientSecretFile and clientSecretEnv are exclusive")
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("clientSecretFile: %w", err)
+		}
+		s := strings.TrimRight(string(b), "\r\n")
+		if s == "" {
+			return "", fmt.Errorf("clientSecretFile %s: empty", file)
+		}
+		return s, nil
+	case env != "":
+		s := os.Getenv(env)
+		if s == "" {
+			return "", fmt.Errorf("clientSecretEnv: $%s is empty or unset", env)
+		}
+		return s, nil
+	default:
+		return "", errors.New("one of clientSecretFile and clientSecretEnv is required")
+	}
+}
+
+// Exchange returns a token for r.Audience on behalf of the subject of
+// r.SubjectToken: from the cache, or from the token service and then
+// validated. Concurrent calls for one key make one call to the service,
+// which a caller giving up does not cancel for the others.
+func (c *Client) Exchange(ctx context.Context, r Request) (*Token, error) {
+	if r.SubjectToken == "" || r.Audience == "" {
+		return nil, errors.New("exchange: request needs a subject token and an audience")
+	}
+	if c.skip && len(r.SubjectAudience) == 1 && r.SubjectAudience[0] == r.Audience {
+		return &Token{AccessToken: r.SubjectToken, Expiry: r.SubjectExpiry}, nil
+	}
+	scopes := r.Scopes
+	if scopes == nil {
+		scopes = c.scopes
+	}
+	key := cacheKey(r, scopes)
+	if tok, ok := c.cached(ctx, key, r.Audience); ok {
+		return tok, nil
+	}
+	ch := c.group.DoChan(string(key[:]), func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+		defer cancel()
+		if tok, ok := c.cached(ctx, key, r.Audience); ok {
+			return tok, nil // filled by a call that ended since the miss
+		}
+		return c.exchange(ctx, key, r, scopes)
+	})
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*Token), nil
+	}
+}
+
+// cached returns the cached token for key, revalidated by the verifier
+// (which has it cached too). An entry that no longer validates is
+// dropped.
+func (c *Client) cached(ctx context.Context, key [32]byte, audience string) (*Token, bool) {
+	e, ok := c.cache.get(key, c.now())
+	if !ok {
+		return nil, false
+	}
+	id, err := c.verifier.VerifyAudience(ctx, e.token, audience)
+	if err != nil {
+		c.cache.remove(key)
+		return nil, false
+	}
+	return &Token{AccessToken: e.token, Expiry: id.Expiry, Claims: id.Claims, Exchanged: true}, true
+}
+
+// exchange calls the token service, validates the token issued and caches
+// it.
+func (c *Client) exchange(ctx context.Context, key [32]byte, r Request, scopes []string) (*Token, error) {
+	resp, err := c.post(ctx, r, scopes)
+	if err != nil {
+		return nil, err
+	}
+	id, err := c.verifier.VerifyAudience(ctx, resp.AccessToken, r.Audience)
+	if err != nil {
+		if errors.Is(err, identity.ErrUnavailable) {
+			return nil, fmt.Errorf("%w: validating the issued token: %v", ErrUnavailable, err)
+		}
+		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	now := c.now()
+	until := id.Expiry
+	if resp.expiresIn > 0 {
+		until = minTime(until, now.Add(resp.expiresIn))
+	}
+	until = until.Add(-c.skew)
+	if !r.SubjectExpiry.IsZero() {
+		c.cache.put(key, resp.AccessToken, now, minTime(until, r.SubjectExpiry))
+	}
+	return &Token{AccessToken: resp.AccessToken, Expiry: id.Expiry, Claims: id.Claims, Exchanged: true}, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// cacheKey is the SHA-256 of the subject token, audience, scopes and
+// resource, each length-prefixed.
+func cacheKey(r Request, scopes []string) [32]byte {
+	h := sha256.New()
+	field := func(h hash.Hash, s string) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	field(h, r.SubjectToken)
+	field(h, r.Audience)
+	field(h, strings.Join(scopes, " "))
+	field(h, r.Resource)
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
