@@ -370,7 +370,7 @@ func TestConcurrentVerify(t *testing.T) {
 }
 
 func TestMultipleIssuers(t *testing.T) {
-	a, b := newProvider(t), newProvider(t)
+	a, b := newProvider(t), newProvider(t, "b")
 	clk := newClock(start)
 	v, err := New(t.Context(), Config{
 		Issuers: []Issuer{

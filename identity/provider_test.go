@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -40,7 +41,9 @@ type signingKey struct {
 	key crypto.Signer
 }
 
-func newProvider(t testing.TB) *provider {
+// newProvider starts a provider. Providers with the same label (none by
+// default) share their initial keys, generated once per test binary.
+func newProvider(t testing.TB, label ...string) *provider {
 	t.Helper()
 	p := &provider{keys: map[string]*signingKey{}}
 	mux := http.NewServeMux()
@@ -65,10 +68,24 @@ func newProvider(t testing.TB) *provider {
 	}))
 	t.Cleanup(p.Close)
 	p.issuer = p.URL
-	p.addKey(t, "rsa-1", jose.RS256)
-	p.addKey(t, "ec-1", jose.ES256)
-	p.addKey(t, "ed-1", jose.EdDSA)
+	l := strings.Join(label, "")
+	for _, k := range []*signingKey{{kid: "rsa-1", alg: jose.RS256}, {kid: "ec-1", alg: jose.ES256}, {kid: "ed-1", alg: jose.EdDSA}} {
+		k.key = sharedKey(t, l+"/"+k.kid, k.alg)
+		p.keys[k.kid] = k
+	}
 	return p
+}
+
+var sharedKeys sync.Map // label -> crypto.Signer
+
+// sharedKey returns the key of label, generated on first use: RSA key
+// generation is slow on a loaded machine.
+func sharedKey(t testing.TB, label string, alg jose.SignatureAlgorithm) crypto.Signer {
+	if k, ok := sharedKeys.Load(label); ok {
+		return k.(crypto.Signer)
+	}
+	k, _ := sharedKeys.LoadOrStore(label, newKey(t, alg))
+	return k.(crypto.Signer)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
