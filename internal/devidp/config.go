@@ -103,7 +103,7 @@ func compile(c Config) (*realm, error) {
 		clients:   map[string]*client{},
 		byName:    map[string]*principal{},
 		bySubject: map[string]*principal{},
-		defaults:  c.DefaultAudiences,
+		defaults:  slices.Clone(c.DefaultAudiences),
 	}
 	if r.name == "" {
 		r.name = "mcp"
@@ -158,7 +158,10 @@ func compile(c Config) (*realm, error) {
 		}
 		p := &principal{
 			subject: cu.Subject, username: cu.Username, password: cu.Password,
-			given: cu.FirstName, family: cu.LastName, groups: cu.Groups, roles: cu.ClientRoles,
+			given: cu.FirstName, family: cu.LastName, groups: slices.Clone(cu.Groups), roles: map[string][]string{},
+		}
+		for id, roles := range cu.ClientRoles {
+			p.roles[id] = slices.Clone(roles)
 		}
 		if p.subject == "" {
 			p.subject = uuidFrom(r.name + "/user/" + cu.Username)
@@ -177,7 +180,7 @@ func compile(c Config) (*realm, error) {
 }
 
 func compileClient(cc Client) (*client, error) {
-	cl := &client{id: cc.ID, public: cc.Public, secret: cc.Secret, exchangeTo: cc.TokenExchange}
+	cl := &client{id: cc.ID, public: cc.Public, secret: cc.Secret, exchangeTo: slices.Clone(cc.TokenExchange)}
 	if cl.id == "" {
 		return nil, errors.New("client: clientId is required")
 	}
