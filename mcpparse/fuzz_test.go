@@ -308,6 +308,15 @@ func TestCorpus(t *testing.T) {
 			seeds["bad-"+fileName(tc.name)] = tc.body
 		}
 	}
+	if *update {
+		// Seeds of cases since renamed or removed go; crashers stay.
+		old, _ := filepath.Glob(filepath.Join(dir, "*-*"))
+		for _, path := range old {
+			if _, ok := seeds[filepath.Base(path)]; !ok {
+				os.Remove(path)
+			}
+		}
+	}
 	for name, body := range seeds {
 		path := filepath.Join(dir, name)
 		want := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", body)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"unicode/utf8"
 )
 
@@ -73,39 +72,28 @@ const (
 	DefaultMaxDepth = 64
 )
 
-// init readies p to read body within the limits of o, and reads the
-// leading white space.
-func (p *scanner) init(body []byte, o Options) error {
-	max := o.MaxBytes
-	if max <= 0 {
-		max = DefaultMaxBytes
-	}
-	if len(body) > max || len(body) > math.MaxInt32 {
-		return fmt.Errorf("%w: body of %d bytes, limit %d", ErrTooLarge, len(body), max)
-	}
-	p.buf = body
-	p.maxDepth = o.MaxDepth
-	if p.maxDepth <= 0 {
-		p.maxDepth = DefaultMaxDepth
-	}
-	p.ws()
-	if p.pos == len(body) {
-		return fmt.Errorf("%w: empty body", ErrParse)
-	}
-	return nil
-}
-
-// Parse decodes one JSON-RPC message. It returns an error wrapping ErrBatch
-// for anything that starts as a JSON array, ErrTooLarge for a body over the
-// limit, and otherwise one wrapping ErrParse for a body that is not
-// well-formed JSON (RFC 8259, UTF-8, no lone surrogate escape),
-// ErrInvalidRequest for a body that is not one valid JSON-RPC 2.0 message
-// (unknown or duplicate member at any level, nesting too deep, "jsonrpc" not
-// "2.0", an id that is not a string or integer...), and ErrInvalidParams when
-// the params of tools/call, prompts/get or resources/read, subscribe or
-// unsubscribe lack their name or uri or carry a bad one.
+// Parse decodes one JSON-RPC 2.0 message, strictly. Its errors wrap:
 //
-// The returned Message shares memory with body (see Message).
+//   - ErrTooLarge: the body is longer than Options.MaxBytes;
+//   - ErrBatch: the body is a JSON array (see ParseBatch);
+//   - ErrParse: the body is not one well-formed JSON value (RFC 8259, in
+//     UTF-8, with no lone surrogate escape and nothing after it);
+//   - ErrInvalidRequest: the body is not a valid message: a member other
+//     than jsonrpc, id, method, params, result and error; two keys of one
+//     object, at any level, equal once decoded and ignoring case; nesting
+//     deeper than Options.MaxDepth; "jsonrpc" other than "2.0"; an id other
+//     than a string or an integer (or null, on an error); a method that is
+//     empty, longer than 256 bytes or outside visible ASCII; tools/call,
+//     prompts/get or resources/read, subscribe or unsubscribe without an id;
+//     a result that is not an object, an error other than {code, message,
+//     data};
+//   - ErrInvalidParams: params that are not an object; tools/call or
+//     prompts/get without a params.name that is a ValidName, or with
+//     params.arguments that are not an object; resources/read, subscribe or
+//     unsubscribe without a non-empty params.uri free of control characters.
+//
+// A syntax error anywhere in the body takes precedence over any other, as
+// JSON-RPC asks. The returned Message shares memory with body (see Message).
 func Parse(body []byte, o Options) (Message, error) {
 	var p scanner
 	if err := p.init(body, o); err != nil {

@@ -3,6 +3,7 @@ package mcpparse
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"unicode"
 	"unicode/utf8"
 )
@@ -76,6 +77,28 @@ var plain = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// init readies p to read body within the limits of o, and reads the
+// leading white space.
+func (p *scanner) init(body []byte, o Options) error {
+	limit := o.MaxBytes
+	if limit <= 0 {
+		limit = DefaultMaxBytes
+	}
+	if len(body) > limit || len(body) > math.MaxInt32 {
+		return fmt.Errorf("%w: body of %d bytes, limit %d", ErrTooLarge, len(body), limit)
+	}
+	p.buf = body
+	p.maxDepth = o.MaxDepth
+	if p.maxDepth <= 0 {
+		p.maxDepth = DefaultMaxDepth
+	}
+	p.ws()
+	if p.pos == len(body) {
+		return fmt.Errorf("%w: empty body", ErrParse)
+	}
+	return nil
+}
 
 func (p *scanner) syntax(what string) error {
 	if p.pos >= len(p.buf) {
