@@ -292,3 +292,91 @@ func twoServers(t *testing.T, mod func(*Config)) (*env, *httptest.Server, *httpt
 	)
 	return e, a, b
 }
+
+// raw is one HTTP exchange with the router, outside the go-sdk client.
+type raw struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// do sends method with body to the router (any of url) with an assertion
+// for subject over signedBody (body when nil); noAssert sends none.
+func do(t *testing.T, url string, key assertion.Key, method, sid, subject, body string, mod func(*http.Request)) raw {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url+"/mcp", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer caller-"+subject)
+	if sid != "" {
+		req.Header.Set("Mcp-Session-Id", sid)
+	}
+	var m struct {
+		Method string `json:"method"`
+	}
+	_ = json.Unmarshal([]byte(body), &m)
+	v, err := assertion.NewSigner(key).Sign(assertion.Claims{Method: m.Method, Subject: subject, BodyHash: assertion.BodyHash([]byte(body))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(assertion.Header, v)
+	if mod != nil {
+		mod(req)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+const initBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
+
+// initRaw opens a session for subject and returns its id.
+func initRaw(t *testing.T, url string, key assertion.Key, subject string) string {
+	t.Helper()
+	r := do(t, url, key, http.MethodPost, "", subject, initBody, nil)
+	sid := r.header.Get("Mcp-Session-Id")
+	if r.status != http.StatusOK || sid == "" {
+		t.Fatalf("initialize: %d %s", r.status, r.body)
+	}
+	return sid
+}
+
+func newServer(t *testing.T, r *Router) string {
+	s := httptest.NewServer(r.Handler())
+	t.Cleanup(s.Close)
+	t.Cleanup(r.Close)
+	return s.URL
+}
+
+// alternate sends each request to the next of urls, counting them.
+type alternate struct {
+	mu   sync.Mutex
+	urls []string
+	n    int
+	hits map[string]int
+}
+
+func (a *alternate) RoundTrip(req *http.Request) (*http.Response, error) {
+	a.mu.Lock()
+	u := a.urls[a.n%len(a.urls)]
+	a.n++
+	if a.hits == nil {
+		a.hits = map[string]int{}
+	}
+	a.hits[u]++
+	a.mu.Unlock()
+	req = req.Clone(req.Context())
+	req.URL.Host = strings.TrimPrefix(u, "http://")
+	req.Host = req.URL.Host
+	return http.DefaultTransport.RoundTrip(req)
+}

@@ -97,7 +97,7 @@ type Router struct {
 	ended    *lru[time.Time]       // ended session ids -> their expiry
 	streams  *hub
 	inits    singleflight.Group // de-duplicates upstream initializes
-	done     chan struct{} // closed when shutdown starts: GET streams end
+	done     chan struct{}      // closed when shutdown starts: GET streams end
 	closed   atomic.Bool
 
 	// UpstreamFailures counts list fetches and initializes that failed.
