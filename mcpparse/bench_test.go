@@ -1,6 +1,7 @@
 package mcpparse
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -37,6 +38,27 @@ func BenchmarkParse(b *testing.B) {
 
 func BenchmarkParseSmall(b *testing.B) { benchmarkParse(b, smallCall) }
 
+// BenchmarkEncodingJSON is the reference: encoding/json reading the same
+// fields of the 1 KiB body, without any of Parse's checks.
+func BenchmarkEncodingJSON(b *testing.B) {
+	var m struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Method  string          `json:"method"`
+		Params  struct {
+			Name      string          `json:"name"`
+			Arguments json.RawMessage `json:"arguments"`
+		} `json:"params"`
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(toolsCall1K)))
+	for b.Loop() {
+		if err := json.Unmarshal(toolsCall1K, &m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkParseBatch(b *testing.B) {
 	body := []byte("[" + string(smallCall) + "," + string(toolsCall1K) + "]")
 	b.ReportAllocs()
@@ -45,5 +67,31 @@ func BenchmarkParseBatch(b *testing.B) {
 		if _, err := ParseBatch(body, Options{}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestParseAllocs guards the hot path: a tools/call costs one allocation,
+// its Name; Method is interned and ID and Arguments share the body.
+func TestParseAllocs(t *testing.T) {
+	tests := []struct {
+		name string
+		body []byte
+		want float64
+	}{
+		{name: "1 KiB tools/call", body: toolsCall1K, want: 1},
+		{name: "small tools/call", body: smallCall, want: 1},
+		{name: "notification", body: []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`), want: 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := testing.AllocsPerRun(100, func() {
+				if _, err := Parse(tc.body, Options{}); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if got > tc.want {
+				t.Errorf("Parse: %v allocations, want at most %v", got, tc.want)
+			}
+		})
 	}
 }
