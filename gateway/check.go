@@ -122,7 +122,7 @@ func (g *Gateway) fillHeaders(hr *authv3.AttributeContext_HttpRequest, r *http.R
 			hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: p[0], RawValue: []byte(p[1])})
 		}
 		for k, vs := range r.Header {
-			lk := strings.ToLower(k)
+			lk := lower(k)
 			if skipHeader(lk, hop) {
 				continue
 			}
@@ -141,7 +141,7 @@ func (g *Gateway) fillHeaders(hr *authv3.AttributeContext_HttpRequest, r *http.R
 		h[p[0]] = sanitize(p[1])
 	}
 	for k, vs := range r.Header {
-		lk := strings.ToLower(k)
+		lk := lower(k)
 		if skipHeader(lk, hop) || len(vs) == 0 {
 			continue
 		}
@@ -158,6 +158,29 @@ func (g *Gateway) fillHeaders(hr *authv3.AttributeContext_HttpRequest, r *http.R
 		h[partialBodyHeader] = partial
 	}
 	hr.Headers = h
+}
+
+// commonLower maps the canonical spelling of headers most MCP requests carry
+// to their lower case, sparing an allocation per header.
+var commonLower = func() map[string]string {
+	m := make(map[string]string)
+	for _, k := range []string{
+		"accept", "accept-encoding", "authorization", "content-length", "content-type",
+		"mcp-method", "mcp-name", "mcp-protocol-version", "mcp-session-id", "last-event-id",
+		"user-agent", "x-forwarded-for", "x-forwarded-proto", "x-request-id", "traceparent", "tracestate",
+		"x-mcp-method", "x-mcp-servername", "x-mcp-toolname", "x-mcp-promptname", "x-mcp-resourceuri",
+	} {
+		m[http.CanonicalHeaderKey(k)] = k
+	}
+	return m
+}()
+
+// lower is the lower-cased header name.
+func lower(k string) string {
+	if lk, ok := commonLower[k]; ok {
+		return lk
+	}
+	return strings.ToLower(k)
 }
 
 // skipHeader reports whether a lower-cased request header stays out of the

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -129,17 +130,43 @@ var testNow = time.Date(2026, 11, 21, 10, 0, 0, 123, time.UTC)
 // startFront runs the front over client in front of up.
 func startFront(t *testing.T, c Config, client authv3.AuthorizationClient, up *upstream) *httptest.Server {
 	t.Helper()
+	s, _ := startFrontLog(t, c, client, up)
+	return s
+}
+
+// startFrontLog is startFront, also returning what the front logs.
+func startFrontLog(t *testing.T, c Config, client authv3.AuthorizationClient, up *upstream) (*httptest.Server, *logBuffer) {
+	t.Helper()
 	c.Upstream = up.URL
 	if c.Now == nil {
 		c.Now = func() time.Time { return testNow }
 	}
-	g, err := New(c, client, nil)
+	logs := &logBuffer{}
+	g, err := New(c, client, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := httptest.NewServer(g.Handler())
 	t.Cleanup(s.Close)
-	return s
+	return s, logs
+}
+
+// logBuffer collects log output written from server goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func do(t *testing.T, req *http.Request) (*http.Response, string) {
@@ -726,10 +753,13 @@ func TestAuthzFailure(t *testing.T) {
 			} else {
 				_, client = startAuthz(t, tc.answer)
 			}
-			front := startFront(t, tc.cfg, client, up)
+			front, logs := startFrontLog(t, tc.cfg, client, up)
 			resp, body := do(t, newRequest(t, http.MethodPost, front.URL+"/mcp", mcpBody, map[string][]string{"Authorization": {"Bearer s3cret"}}))
 			if resp.StatusCode != tc.wantStatus {
 				t.Errorf("status %d, want %d", resp.StatusCode, tc.wantStatus)
+			}
+			if l := logs.String(); l == "" || strings.Contains(l, "s3cret") {
+				t.Errorf("log %q: want the failure logged, without the token", l)
 			}
 			if body != "" {
 				t.Errorf("body %q, want none", body)
@@ -801,11 +831,14 @@ func TestSSEStreams(t *testing.T) {
 func TestUpstreamDown(t *testing.T) {
 	up := startUpstream(t, nil)
 	_, client := startAuthz(t, allow(nil))
-	front := startFront(t, Config{}, client, up)
+	front, logs := startFrontLog(t, Config{}, client, up)
 	up.Close()
-	resp, _ := do(t, newRequest(t, http.MethodPost, front.URL+"/mcp", mcpBody, nil))
+	resp, _ := do(t, newRequest(t, http.MethodPost, front.URL+"/mcp?access_token=s3cret", mcpBody, nil))
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("status %d, want 503", resp.StatusCode)
+	}
+	if l := logs.String(); !strings.Contains(l, "upstream failed") || strings.Contains(l, "s3cret") {
+		t.Errorf("log %q: want the failure logged, without the query", l)
 	}
 }
 
