@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -439,6 +440,36 @@ func TestRotateKeys(t *testing.T) {
 	p.Handler().ServeHTTP(rec, req)
 	if rec.Code != http.StatusForbidden {
 		t.Errorf("remote rotate: %d, want 403", rec.Code)
+	}
+}
+
+// TestConcurrentRotation logs in while keys rotate: every token verifies.
+func TestConcurrentRotation(t *testing.T) {
+	cfg, _ := devRealm(t)
+	p := start(t, cfg)
+	tokens := make([]string, 16)
+	var wg sync.WaitGroup
+	for i := range tokens {
+		wg.Go(func() {
+			resp, err := http.PostForm(p.TokenURL(), url.Values{"grant_type": {"password"}, "client_id": {"mcp-cli"}, "username": {"bob"}, "password": {"bob"}})
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			var body struct {
+				AccessToken string `json:"access_token"`
+			}
+			json.NewDecoder(resp.Body).Decode(&body)
+			tokens[i] = body.AccessToken
+		})
+	}
+	wg.Go(func() { p.RotateKeys() })
+	wg.Wait()
+	for i, tok := range tokens {
+		if tok == "" {
+			t.Fatalf("login %d failed", i)
+		}
+		verify(t, p, tok, "mcp-gateway")
 	}
 }
 
