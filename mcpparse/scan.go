@@ -395,8 +395,9 @@ func (p *scanner) key(ks *keySet) ([]byte, error) {
 
 // addKey adds k, decoded from the input at s, to ks, or fails if ks holds
 // a key equal to it ignoring case. Keys differing only in case are refused
-// too: encoding/json, and so many Go MCP servers, matches struct fields
-// ignoring case, and would read {"name":"a","NAME":"b"} as the name "b".
+// too: encoding/json, which many Go MCP servers decode with (the official
+// go-sdk does not), matches struct fields ignoring case and would read
+// {"name":"a","NAME":"b"} as the name "b".
 func (p *scanner) addKey(ks *keySet, s span, k []byte) error {
 	if ks.m != nil {
 		f := string(fold(k))
