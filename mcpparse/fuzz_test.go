@@ -76,6 +76,9 @@ func checkRejected(t *testing.T, body []byte, m Message, err error) {
 	if !errors.As(err, &e) {
 		t.Fatalf("error %v is not an *Error", err)
 	}
+	if n := len(err.Error()); n > 512 {
+		t.Fatalf("error text of %d bytes: %.80q...", n, err)
+	}
 	switch e {
 	case ErrParse, ErrInvalidRequest, ErrInvalidParams, ErrBatch, ErrTooLarge:
 	default:
@@ -307,6 +310,9 @@ func TestCorpus(t *testing.T) {
 		if len(tc.body) <= fuzzOptions.MaxBytes {
 			seeds["bad-"+fileName(tc.name)] = tc.body
 		}
+	}
+	for _, tc := range batchCases {
+		seeds["batch-"+fileName(tc.name)] = tc.body
 	}
 	if *update {
 		// Seeds of cases since renamed or removed go; crashers stay.

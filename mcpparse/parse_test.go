@@ -313,43 +313,48 @@ func TestParseBad(t *testing.T) {
 	}
 }
 
+const (
+	batchCall = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"a":1}}}`
+	batchNote = `{"jsonrpc":"2.0","method":"notifications/initialized"}`
+)
+
+// batchCases are bodies for ParseBatch and what it must make of them.
+var batchCases = []struct {
+	name string
+	body string
+	opts Options
+	want []Message
+	err  *Error
+}{
+	{
+		name: "two messages",
+		body: " [" + batchCall + " , " + batchNote + "] ",
+		want: []Message{
+			{Kind: KindRequest, Method: "tools/call", ID: raw(`1`), Name: "t", Arguments: raw(`{"a":1}`)},
+			{Kind: KindNotification, Method: "notifications/initialized"},
+		},
+	},
+	{
+		name: "single object",
+		body: batchCall,
+		want: []Message{{Kind: KindRequest, Method: "tools/call", ID: raw(`1`), Name: "t", Arguments: raw(`{"a":1}`)}},
+	},
+	{name: "empty array", body: `[ ]`, err: ErrInvalidRequest},
+	{name: "element not an object", body: `[` + batchCall + `,1]`, err: ErrInvalidRequest},
+	{name: "bad element", body: `[` + batchNote + `,{"jsonrpc":"2.0","id":{},"method":"ping"}]`, err: ErrInvalidRequest},
+	{name: "bad params in an element", body: `[` + batchNote + `,{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a b"}}]`, err: ErrInvalidParams},
+	{name: "nested batch", body: `[[` + batchNote + `]]`, err: ErrInvalidRequest},
+	{name: "bad single object", body: `{"jsonrpc":"1.0"}`, err: ErrInvalidRequest},
+	{name: "empty body", body: ``, err: ErrParse},
+	{name: "truncated", body: `[` + batchNote + `,`, err: ErrParse},
+	{name: "truncated after a bad element", body: `[1,`, err: ErrParse},
+	{name: "trailing data", body: `[` + batchNote + `]]`, err: ErrParse},
+	{name: "over the limit", body: `[` + batchNote + `,` + batchNote + `]`, opts: Options{MaxBytes: 100}, err: ErrTooLarge},
+	{name: "the array counts as a level", body: `[` + batchCall + `]`, opts: Options{MaxDepth: 3}, err: ErrInvalidRequest},
+}
+
 func TestParseBatch(t *testing.T) {
-	call := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"a":1}}}`
-	note := `{"jsonrpc":"2.0","method":"notifications/initialized"}`
-	tests := []struct {
-		name string
-		body string
-		opts Options
-		want []Message
-		err  *Error
-	}{
-		{
-			name: "two messages",
-			body: " [" + call + " , " + note + "] ",
-			want: []Message{
-				{Kind: KindRequest, Method: "tools/call", ID: raw(`1`), Name: "t", Arguments: raw(`{"a":1}`)},
-				{Kind: KindNotification, Method: "notifications/initialized"},
-			},
-		},
-		{
-			name: "single object",
-			body: call,
-			want: []Message{{Kind: KindRequest, Method: "tools/call", ID: raw(`1`), Name: "t", Arguments: raw(`{"a":1}`)}},
-		},
-		{name: "empty array", body: `[ ]`, err: ErrInvalidRequest},
-		{name: "element not an object", body: `[` + call + `,1]`, err: ErrInvalidRequest},
-		{name: "bad element", body: `[` + note + `,{"jsonrpc":"2.0","id":{},"method":"ping"}]`, err: ErrInvalidRequest},
-		{name: "bad params in an element", body: `[` + note + `,{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a b"}}]`, err: ErrInvalidParams},
-		{name: "nested batch", body: `[[` + note + `]]`, err: ErrInvalidRequest},
-		{name: "bad single object", body: `{"jsonrpc":"1.0"}`, err: ErrInvalidRequest},
-		{name: "empty body", body: ``, err: ErrParse},
-		{name: "truncated", body: `[` + note + `,`, err: ErrParse},
-		{name: "truncated after a bad element", body: `[1,`, err: ErrParse},
-		{name: "trailing data", body: `[` + note + `]]`, err: ErrParse},
-		{name: "over the limit", body: `[` + note + `,` + note + `]`, opts: Options{MaxBytes: 100}, err: ErrTooLarge},
-		{name: "the array counts as a level", body: `[` + call + `]`, opts: Options{MaxDepth: 3}, err: ErrInvalidRequest},
-	}
-	for _, tc := range tests {
+	for _, tc := range batchCases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParseBatch([]byte(tc.body), tc.opts)
 			if tc.err != nil {
