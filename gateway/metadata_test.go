@@ -3,9 +3,13 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"go.yaml.in/yaml/v3"
 )
 
 func TestResourceMetadata(t *testing.T) {
@@ -80,5 +84,54 @@ func TestResourceMetadataOff(t *testing.T) {
 	resp, _ := do(t, newRequest(t, http.MethodGet, front.URL+"/.well-known/oauth-protected-resource", "", nil))
 	if resp.StatusCode != http.StatusOK || len(peer.requests()) != 1 || len(up.seen()) != 1 {
 		t.Errorf("status %d, %d checks, %d upstream requests; want the path checked and proxied", resp.StatusCode, len(peer.requests()), len(up.seen()))
+	}
+}
+
+func TestConfigYAML(t *testing.T) {
+	src := `
+listen: 127.0.0.1:8080
+upstream: http://127.0.0.1:8081
+authz: 127.0.0.1:9001
+maxRequestBytes: 65536
+allowPartialMessage: true
+packAsBytes: true
+encodeRawHeaders: true
+contextExtensions: {mcp-server: mcp-test/kubernetes-mcp}
+timeout: 250ms
+statusOnError: 503
+autoHostRewrite: true
+resourceMetadata:
+  resource: http://127.0.0.1:8080/mcp
+  authorizationServers: [http://127.0.0.1:8180/realms/mcp]
+  scopesSupported: [openid]
+  bearerMethodsSupported: [header]
+  resourceName: MCP gateway
+`
+	dec := yaml.NewDecoder(strings.NewReader(src))
+	dec.KnownFields(true)
+	var got Config
+	if err := dec.Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Listen: "127.0.0.1:8080", Upstream: "http://127.0.0.1:8081", Authz: "127.0.0.1:9001",
+		MaxRequestBytes: 65536, AllowPartialMessage: true, PackAsBytes: true, EncodeRawHeaders: true,
+		ContextExtensions: map[string]string{"mcp-server": "mcp-test/kubernetes-mcp"},
+		Timeout:           250 * time.Millisecond, StatusOnError: 503, AutoHostRewrite: true,
+		ResourceMetadata: &ResourceMetadata{
+			Resource:               "http://127.0.0.1:8080/mcp",
+			AuthorizationServers:   []string{"http://127.0.0.1:8180/realms/mcp"},
+			ScopesSupported:        []string{"openid"},
+			BearerMethodsSupported: []string{"header"},
+			ResourceName:           "MCP gateway",
+		},
+	}
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Config{}, "Now")); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
+	}
+	dec = yaml.NewDecoder(strings.NewReader("upstream: http://a\nmaxBodyBytes: 1\n"))
+	dec.KnownFields(true)
+	if err := dec.Decode(&Config{}); err == nil {
+		t.Errorf("unknown key accepted")
 	}
 }
