@@ -33,18 +33,20 @@ type checkInput struct {
 	received int64     // body bytes received when the check was made: http.size
 }
 
-// prepare makes the header changes Envoy's connection manager makes before any
-// filter sees the request (http_conn_man/headers): x-request-id is generated
-// when absent (generate_request_id defaults to true), x-forwarded-proto is set
-// to the scheme, and the client address is appended to x-forwarded-for as
-// Envoy does at the edge (use_remote_address: true). The changes travel on to
-// the upstream, as in Envoy. It returns the request id.
+// prepare makes the header changes Envoy's connection manager makes at the
+// edge (use_remote_address: true) before any filter sees the request
+// (http_conn_man/headers): a new x-request-id ("Envoy will generate an
+// x-request-id header for all external origin requests (the header is
+// sanitized)"; preserve_external_request_id defaults to false, and every
+// request reaching the front comes from outside), x-forwarded-proto set from
+// the connection ("If xff_num_trusted_hops is zero, downstream
+// x-forwarded-proto headers ... will be set to http or https based on if the
+// downstream connection is TLS or not"), and the client address appended to
+// x-forwarded-for. The changes travel on to the upstream, as in Envoy. It
+// returns the request id.
 func prepare(r *http.Request) string {
-	id := r.Header.Get("X-Request-Id")
-	if id == "" {
-		id = newRequestID()
-		r.Header.Set("X-Request-Id", id)
-	}
+	id := newRequestID()
+	r.Header.Set("X-Request-Id", id)
 	r.Header.Set("X-Forwarded-Proto", scheme(r))
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		if prior := r.Header.Values("X-Forwarded-For"); len(prior) > 0 {
@@ -59,8 +61,9 @@ func prepare(r *http.Request) string {
 // does (AttributeContext, attribute_context.proto):
 //   - source / destination: the downstream peer and the local socket address;
 //   - request.time: when the request arrived;
-//   - http.id: the x-request-id (the proto asks for "X-Request-ID or
-//     equivalent"; Envoy itself sends its stream id);
+//   - http.id: the generated x-request-id (the proto asks for "X-Request-ID
+//     or equivalent"; Envoy itself sends its stream id, which authz cannot
+//     find in the upstream's logs);
 //   - http.method, path (the request target with its query, undecoded), host
 //     (:authority), scheme, protocol ("HTTP/1.0", "HTTP/1.1", "HTTP/2"), size;
 //   - http.headers: keys lower-cased, the pseudo-headers :authority, :method,

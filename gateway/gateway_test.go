@@ -229,6 +229,8 @@ func TestCheckRequest(t *testing.T) {
 				"Connection":                {"x-hop"},
 				"X-Hop":                     {"dropped"},
 				"Mcp-Session-Id":            {"abc"},
+				"X-Request-Id":              {"client-chosen"}, // regenerated, as at an edge Envoy
+				"X-Forwarded-Proto":         {"https"},         // set from the connection
 			},
 			wantHeaders: map[string]string{
 				":method":                   "POST",
@@ -345,8 +347,11 @@ func TestCheckRequest(t *testing.T) {
 			if diff := cmp.Diff(want, headers); diff != "" {
 				t.Errorf("headers (-want +got):\n%s", diff)
 			}
-			if id == "" || h.GetId() != id {
-				t.Errorf("id %q, x-request-id %q: want equal and set", h.GetId(), id)
+			if len(id) != 36 || h.GetId() != id {
+				t.Errorf("id %q, x-request-id %q: want one generated UUID", h.GetId(), id)
+			}
+			if s := up.seen(); len(s) == 0 || s[len(s)-1].header.Get("X-Request-Id") != id {
+				t.Errorf("upstream x-request-id differs from the checked %q", id)
 			}
 			type fields struct {
 				Method, Path, Host, Scheme, Protocol, Body string
