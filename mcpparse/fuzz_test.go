@@ -354,3 +354,62 @@ func fileName(s string) string {
 		return '_'
 	}, strings.ToLower(s))
 }
+
+// FuzzRoundTrip checks that Parse accepts what encoding/json writes (which
+// escapes <, > and &, and replaces invalid UTF-8) whenever the values obey
+// the rules, and reads back the same fields.
+func FuzzRoundTrip(f *testing.F) {
+	f.Add(uint8(0), int64(1), false, "kube_pods_list", "", "namespace", "default")
+	f.Add(uint8(1), int64(-7), true, "code_review", "", "code", "<script>&amp;</script>")
+	f.Add(uint8(2), int64(0), false, "", "file:///tmp/caf\u00e9\U0001F600", "", "")
+	f.Add(uint8(2), int64(3), true, "", "a\nb", "", "")
+	f.Add(uint8(3), int64(1<<62), false, "not a name", "", "\xff", "\xc3")
+	f.Add(uint8(0), int64(9), false, "bad name", "", "k", "v")
+	f.Fuzz(func(t *testing.T, which uint8, id int64, stringID bool, name, uri, key, value string) {
+		methods := []string{"tools/call", "prompts/get", "resources/read", "ping"}
+		method := methods[int(which)%len(methods)]
+		var idv any = id
+		if stringID {
+			idv = fmt.Sprint(id, name)
+		}
+		args := map[string]string{key: value}
+		body, err := json.Marshal(map[string]any{
+			"jsonrpc": "2.0", "id": idv, "method": method,
+			"params": map[string]any{"name": name, "uri": uri, "arguments": args},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back struct {
+			Params struct {
+				Name, URI string
+			}
+		}
+		if err := json.Unmarshal(body, &back); err != nil {
+			t.Fatal(err)
+		}
+		wantID, _ := json.Marshal(idv)
+		wantArgs, _ := json.Marshal(args)
+		want := Message{Kind: KindRequest, Method: method, ID: wantID}
+		var wantErr error
+		switch method {
+		case "tools/call", "prompts/get":
+			want.Name, want.Arguments = back.Params.Name, wantArgs
+			if !ValidName(want.Name) {
+				want, wantErr = Message{}, ErrInvalidParams
+			}
+		case "resources/read":
+			want.URI = back.Params.URI
+			if !validURI([]byte(want.URI)) {
+				want, wantErr = Message{}, ErrInvalidParams
+			}
+		}
+		got, err := Parse(body, Options{})
+		if !errors.Is(err, wantErr) || (err == nil) != (wantErr == nil) {
+			t.Fatalf("Parse(%s) error %v, want %v", body, err, wantErr)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("Parse(%s) (-want +got):\n%s", body, diff)
+		}
+	})
+}
