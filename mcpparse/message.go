@@ -100,23 +100,34 @@ func (p *scanner) message(depth int) (Message, error) {
 		return Message{}, fmt.Errorf("%w: no jsonrpc member", ErrInvalidRequest)
 	}
 	if !hasMeth {
-		return m, response(&m, idKind, paramsKind != 0, hasResult, hasError)
+		err = response(&m, idKind, paramsKind != 0, hasResult, hasError)
+	} else {
+		err = request(&m, method, idKind, hasResult || hasError, paramsKind != 0, &pr)
 	}
-	if hasResult || hasError {
-		return Message{}, fmt.Errorf("%w: method with a result or an error", ErrInvalidRequest)
-	}
-	if m.Method, err = methodName(method); err != nil {
+	if err != nil {
 		return Message{}, err
+	}
+	return m, nil
+}
+
+// request completes a message with a method: a request or a notification.
+func request(m *Message, method []byte, idKind byte, hasOutcome, hasParams bool, pr *params) error {
+	if hasOutcome {
+		return fmt.Errorf("%w: method with a result or an error", ErrInvalidRequest)
+	}
+	var err error
+	if m.Method, err = methodName(method); err != nil {
+		return err
 	}
 	switch idKind {
 	case 0:
 		m.Kind = KindNotification
 	case 'n':
-		return Message{}, fmt.Errorf("%w: null id", ErrInvalidRequest)
+		return fmt.Errorf("%w: null id", ErrInvalidRequest)
 	default:
 		m.Kind = KindRequest
 	}
-	return m, target(&m, paramsKind != 0, &pr)
+	return target(m, hasParams, pr)
 }
 
 // response completes a message without a method: a response or an error.
