@@ -10,6 +10,7 @@ import (
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/ext"
 	"cel.dev/cel-go/interpreter"
 )
@@ -87,8 +88,13 @@ func (d *doc) activation() *celActivation {
 			"host":    d.in.Request.Host,
 			"headers": d.headers(),
 		}
-		d.celIdentity = claims(d.in.Identity)
-		d.celToken = claims(d.in.Token)
+		if d.reused {
+			d.celIdentity = celValue(claims(d.in.Identity))
+			d.celToken = celValue(claims(d.in.Token))
+		} else {
+			d.celIdentity = claims(d.in.Identity)
+			d.celToken = claims(d.in.Token)
+		}
 	}
 	if d.celMCP == nil {
 		d.celMCP = d.mcpMap()
@@ -114,6 +120,26 @@ func (a *celActivation) ResolveName(name string) (any, bool) {
 }
 
 func (a *celActivation) Parent() interpreter.Activation { return nil }
+
+// celValue converts v to CEL values all at once, so that evaluations which
+// share it (Filter) do not each convert the elements they visit.
+func celValue(v any) ref.Val {
+	switch v := v.(type) {
+	case map[string]any:
+		m := make(map[ref.Val]ref.Val, len(v))
+		for k, e := range v {
+			m[types.String(k)] = celValue(e)
+		}
+		return types.NewRefValMap(types.DefaultTypeAdapter, m)
+	case []any:
+		l := make([]ref.Val, len(v))
+		for i, e := range v {
+			l[i] = celValue(e)
+		}
+		return types.NewRefValList(types.DefaultTypeAdapter, l)
+	}
+	return types.DefaultTypeAdapter.NativeToValue(v)
+}
 
 // celReadsArguments reports whether the expression may read mcp.arguments:
 // it does unless every use of mcp selects a field other than arguments.

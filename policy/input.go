@@ -94,6 +94,9 @@ var errArgumentsTooLarge = errors.New("arguments larger than the policy bound")
 // doc is one input document, converted for each engine on first use.
 type doc struct {
 	in *Input
+	// reused marks a doc evaluated many times (Filter): worth converting
+	// identity and token to engine values in full, once.
+	reused bool
 
 	argsDone bool
 	args     any // decoded mcp.arguments; nil when absent
@@ -102,10 +105,9 @@ type doc struct {
 	// CEL: native values the activation hands out.
 	celRequest, celMCP, celIdentity, celToken any
 
-	// Rego: the parts, and the whole input built from them.
-	regoRequest, regoMCP, regoIdentity, regoToken ast.Value
-	regoInput                                     ast.Value
-	regoErr                                       error
+	// Rego: the parts reused across Filter targets, and the whole input.
+	regoRequest, regoIdentity, regoToken ast.Value
+	regoInput                            ast.Value
 }
 
 func newDoc(in *Input) *doc {
@@ -128,14 +130,14 @@ func (d *doc) decodeArguments() {
 			d.argsErr = err
 		}
 	}
-	d.celMCP, d.regoMCP, d.regoInput = nil, nil, nil
+	d.celMCP, d.regoInput = nil, nil
 }
 
 // setToolCall makes d a tools/call of t, keeping request, identity and token.
 func (d *doc) setToolCall(t Target) {
 	d.in.MCP.Server = t.Server
 	d.in.MCP.Tool = &Tool{Name: t.Tool, Target: t.Server}
-	d.celMCP, d.regoMCP, d.regoInput = nil, nil, nil
+	d.celMCP, d.regoInput = nil, nil
 }
 
 // headers returns the request headers policies may see.
@@ -166,13 +168,13 @@ func (d *doc) mcpMap() map[string]any {
 	out["method"] = m.Method
 	out["server"] = m.Server
 	if m.Tool != nil {
-		out["tool"] = map[string]any{"name": m.Tool.Name, "target": m.Tool.Target}
+		out["tool"] = map[string]string{"name": m.Tool.Name, "target": m.Tool.Target}
 	}
 	if m.Prompt != nil {
-		out["prompt"] = map[string]any{"name": m.Prompt.Name}
+		out["prompt"] = map[string]string{"name": m.Prompt.Name}
 	}
 	if m.Resource != nil {
-		out["resource"] = map[string]any{"uri": m.Resource.URI}
+		out["resource"] = map[string]string{"uri": m.Resource.URI}
 	}
 	if d.argsDone && d.argsErr == nil && d.args != nil {
 		out["arguments"] = d.args

@@ -220,6 +220,9 @@ func (s *Set) Decide(ctx context.Context, in *Input) Decision {
 // decide runs ps over d: all must allow.
 func decide(ctx context.Context, ps []compiled, d *doc) Decision {
 	var last Decision
+	if ctx.Err() != nil {
+		return Decision{Reason: ReasonPolicyError, Policy: ps[0].name}
+	}
 	for _, p := range ps {
 		var dec Decision
 		if p.readsArguments() {
@@ -257,6 +260,7 @@ func (s *Set) Filter(ctx context.Context, in *Input, targets []Target) []bool {
 	base := *in
 	base.MCP = MCP{Method: "tools/call"}
 	d := newDoc(&base)
+	d.reused = true
 	for i, t := range targets {
 		ps := s.applicable(t.Server)
 		if len(ps) == 0 {

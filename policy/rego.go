@@ -2,9 +2,9 @@ package policy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -12,6 +12,10 @@ import (
 
 // DefaultQuery is the Rego query of a policy that sets none.
 const DefaultQuery = "data.mcp.authz.allow"
+
+// RegoTimeout bounds one Rego evaluation when the caller's context has no
+// deadline; an evaluation cut short denies with policy_error.
+const RegoTimeout = time.Second
 
 var defaultPackage = ast.MustParseRef("data.mcp.authz")
 
@@ -78,10 +82,18 @@ func hasRule(mod *ast.Module, name string) bool {
 
 func (p *regoPolicy) readsArguments() bool { return p.args }
 
-func (p *regoPolicy) eval(ctx context.Context, d *doc) Decision {
-	in, err := d.regoValue()
-	if err != nil {
-		return Decision{Reason: ReasonPolicyError}
+func (p *regoPolicy) eval(ctx context.Context, d *doc) (dec Decision) {
+	defer func() {
+		// The lazy input panics on a claim value that has no JSON form.
+		if recover() != nil {
+			dec = Decision{Reason: ReasonPolicyError}
+		}
+	}()
+	in := d.regoValue()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, RegoTimeout)
+		defer cancel()
 	}
 	rs, err := p.query.Eval(ctx, rego.EvalParsedInput(in))
 	if err != nil || len(rs) != 1 || len(rs[0].Expressions) != 1 {
@@ -142,52 +154,30 @@ func validReason(s string) bool {
 	return true
 }
 
-var errNoValue = errors.New("input part has no value")
-
-// regoValue returns d as a Rego input value, built on first use without a
-// JSON round trip; request, identity and token are reused across Filter targets.
-func (d *doc) regoValue() (ast.Value, error) {
-	if d.regoInput != nil || d.regoErr != nil {
-		return d.regoInput, d.regoErr
+// regoValue returns d as a Rego input value, without a JSON round trip:
+// lazy objects convert only the parts a policy reads, and request, identity
+// and token are reused across Filter targets.
+func (d *doc) regoValue() ast.Value {
+	if d.regoInput != nil {
+		return d.regoInput
 	}
 	if d.regoRequest == nil {
-		headers, err := ast.InterfaceToValue(d.headers())
-		if err != nil {
-			d.regoErr = err
-			return nil, err
-		}
-		d.regoRequest = ast.NewObject(
-			ast.Item(ast.InternedTerm("method"), ast.StringTerm(d.in.Request.Method)),
-			ast.Item(ast.InternedTerm("path"), ast.StringTerm(d.in.Request.Path)),
-			ast.Item(ast.InternedTerm("host"), ast.StringTerm(d.in.Request.Host)),
-			ast.Item(ast.InternedTerm("headers"), ast.NewTerm(headers)),
-		)
-		if d.regoIdentity, err = ast.InterfaceToValue(claims(d.in.Identity)); err != nil {
-			d.regoErr = err
-			return nil, err
-		}
-		if d.regoToken, err = ast.InterfaceToValue(claims(d.in.Token)); err != nil {
-			d.regoErr = err
-			return nil, err
-		}
+		d.regoRequest = ast.LazyObject(map[string]any{
+			"method":  d.in.Request.Method,
+			"path":    d.in.Request.Path,
+			"host":    d.in.Request.Host,
+			"headers": d.headers(),
+		})
+		d.regoIdentity = ast.LazyObject(claims(d.in.Identity))
+		d.regoToken = ast.LazyObject(claims(d.in.Token))
 	}
-	if d.regoMCP == nil {
-		v, err := ast.InterfaceToValue(d.mcpMap())
-		if err != nil {
-			return nil, err
-		}
-		d.regoMCP = v
-	}
-	if d.regoRequest == nil || d.regoMCP == nil {
-		return nil, errNoValue
-	}
-	d.regoInput = ast.NewObject(
-		ast.Item(ast.InternedTerm("request"), ast.NewTerm(d.regoRequest)),
-		ast.Item(ast.InternedTerm("mcp"), ast.NewTerm(d.regoMCP)),
-		ast.Item(ast.InternedTerm("identity"), ast.NewTerm(d.regoIdentity)),
-		ast.Item(ast.InternedTerm("token"), ast.NewTerm(d.regoToken)),
-	)
-	return d.regoInput, nil
+	d.regoInput = ast.LazyObject(map[string]any{
+		"request":  d.regoRequest,
+		"mcp":      d.mcpMap(),
+		"identity": d.regoIdentity,
+		"token":    d.regoToken,
+	})
+	return d.regoInput
 }
 
 // regoReadsArguments reports whether mod may read input.mcp.arguments: it

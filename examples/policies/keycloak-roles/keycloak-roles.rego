@@ -16,8 +16,8 @@ allow if input.mcp.method != "tools/call"
 allow if {
 	input.mcp.method == "tools/call"
 	audience_is_server
-	some role in input.token.resource_access[input.mcp.server].roles
-	role in {input.mcp.tool.name, concat("", ["tool:", input.mcp.tool.name])}
+	some role in [input.mcp.tool.name, concat("", ["tool:", input.mcp.tool.name])]
+	role in input.token.resource_access[input.mcp.server].roles
 }
 
 audience_is_server if input.token.aud == input.mcp.server
