@@ -123,6 +123,8 @@ type Gateway struct {
 	upstream *url.URL
 	proxy    *httputil.ReverseProxy
 	meta     *metadataHandler
+
+	bodyTimeout time.Duration // bodyReadTimeout; shorter in tests
 }
 
 // New validates c, applies its defaults and returns a front that sends its
@@ -171,7 +173,7 @@ func New(c Config, client authv3.AuthorizationClient, logger *slog.Logger) (*Gat
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return nil, fmt.Errorf("gateway: upstream %q: want an absolute http(s) URL without query, fragment or user", c.Upstream)
 	}
-	g := &Gateway{cfg: c, client: client, log: logger, upstream: u}
+	g := &Gateway{cfg: c, client: client, log: logger, upstream: u, bodyTimeout: bodyReadTimeout}
 	if c.ResourceMetadata != nil {
 		m, err := newMetadataHandler(*c.ResourceMetadata)
 		if err != nil {

@@ -916,3 +916,36 @@ func TestNewErrors(t *testing.T) {
 		t.Errorf("New accepted a nil client")
 	}
 }
+
+func TestSlowBody(t *testing.T) {
+	up := startUpstream(t, nil)
+	peer, client := startAuthz(t, allow(nil))
+	g, err := New(Config{Upstream: up.URL}, client, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.bodyTimeout = 100 * time.Millisecond
+	front := httptest.NewServer(g.Handler())
+	t.Cleanup(front.Close)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(front.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Promise ten bytes, send two, and stall.
+	if _, err := io.WriteString(conn, "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{}"); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("status %d, want 408", resp.StatusCode)
+	}
+	if len(peer.requests()) != 0 || len(up.seen()) != 0 {
+		t.Errorf("a stalled body reached authz or the upstream")
+	}
+}

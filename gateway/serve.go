@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"os"
 	"strconv"
 	"time"
 
@@ -87,17 +88,21 @@ func (g *Gateway) bufferBody(w http.ResponseWriter, r *http.Request, in *checkIn
 	in.hasBody = true
 	limit := g.cfg.MaxRequestBytes
 	if !g.cfg.AllowPartialMessage && r.ContentLength > limit {
-		localReply(w, http.StatusRequestEntityTooLarge, "Payload Too Large", nil)
+		refuseBody(w, http.StatusRequestEntityTooLarge, "Payload Too Large")
 		return false
 	}
 	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
+	_ = rc.SetReadDeadline(time.Now().Add(g.bodyTimeout))
 	buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	_ = rc.SetReadDeadline(time.Time{})
 	if err != nil {
-		localReply(w, http.StatusBadRequest, "Bad Request", nil)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			refuseBody(w, http.StatusRequestTimeout, "request timeout")
+		} else {
+			refuseBody(w, http.StatusBadRequest, "Bad Request")
+		}
 		return false
 	}
+	_ = rc.SetReadDeadline(time.Time{})
 	in.received = int64(len(buf))
 	if int64(len(buf)) <= limit {
 		in.body = buf
@@ -105,7 +110,7 @@ func (g *Gateway) bufferBody(w http.ResponseWriter, r *http.Request, in *checkIn
 		return true
 	}
 	if !g.cfg.AllowPartialMessage {
-		localReply(w, http.StatusRequestEntityTooLarge, "Payload Too Large", nil)
+		refuseBody(w, http.StatusRequestEntityTooLarge, "Payload Too Large")
 		return false
 	}
 	in.body, in.partial = buf[:limit], true
@@ -114,6 +119,13 @@ func (g *Gateway) bufferBody(w http.ResponseWriter, r *http.Request, in *checkIn
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
 	return true
+}
+
+// refuseBody answers a request whose body will not be read to its end, and
+// closes the connection after the answer rather than draining the body.
+func refuseBody(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Connection", "close")
+	localReply(w, code, msg, nil)
 }
 
 // statusOr is code when it is a usable HTTP status, else def.
@@ -133,7 +145,9 @@ func localReply(w http.ResponseWriter, code int, body string, headers []*corev3.
 	if body != "" && h.Get("Content-Type") == "" {
 		h.Set("Content-Type", "text/plain")
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if code != http.StatusNoContent && code != http.StatusNotModified {
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+	}
 	w.WriteHeader(code)
 	_, _ = io.WriteString(w, body)
 }
