@@ -534,6 +534,8 @@ func TestOKMutations(t *testing.T) {
 	up := startUpstream(t, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("X-Resp", "upstream")
 		w.Header().Set("X-Up", "upstream")
+		w.Header().Set("Connection", "X-Up-Hop")
+		w.Header().Set("X-Up-Hop", "hop-by-hop")
 		_, _ = io.WriteString(w, "upstream ok")
 	})
 	_, client := startAuthz(t, allow(ok))
@@ -548,6 +550,9 @@ func TestOKMutations(t *testing.T) {
 		"X-Ow-Present":     {"client"},
 		"X-Tags":           {"a"},
 		"X-Set":            {"client1", "client2"},
+		"Connection":       {"X-Secret-Hop"},
+		"X-Secret-Hop":     {"hop-by-hop"},
+		"Proxy-Connection": {"keep-alive"},
 	}))
 	if resp.StatusCode != http.StatusOK || body != "upstream ok" {
 		t.Fatalf("status %d body %q, want 200 from the upstream", resp.StatusCode, body)
@@ -572,6 +577,8 @@ func TestOKMutations(t *testing.T) {
 		"X-Tags":             {"a,b"},
 		"X-Set":              {"s"},
 		"X-Set-Then-Removed": nil,
+		"X-Secret-Hop":       nil, // hop-by-hop: never forwarded
+		"Proxy-Connection":   nil,
 	}
 	for k, w := range want {
 		if diff := cmp.Diff(w, got.header[k]); diff != "" {
@@ -592,6 +599,9 @@ func TestOKMutations(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"yes"}, resp.Header.Values("X-Resp")); diff != "" {
 		t.Errorf("client x-resp (-want +got):\n%s", diff)
+	}
+	if v := resp.Header.Get("X-Up-Hop"); v != "" {
+		t.Errorf("client got the upstream's hop-by-hop X-Up-Hop %q", v)
 	}
 	if diff := cmp.Diff([]string{"upstream", "ours"}, resp.Header.Values("X-Up")); diff != "" {
 		t.Errorf("client x-up (-want +got):\n%s", diff)
