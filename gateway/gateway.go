@@ -1,18 +1,4 @@
 // Package gateway is the built-in front that stands in for Envoy's ext_authz filter.
-//
-// Each request is turned into an envoy.service.auth.v3.CheckRequest the way
-// Envoy's ext_authz HTTP filter builds it with with_request_body set, sent to
-// the authz server over gRPC, and the CheckResponse is applied the way Envoy
-// applies it before the request is reverse-proxied to the upstream. The
-// Envoy documentation each behaviour follows is cited beside the code; the
-// versioned pages (v1.40, matching go-control-plane v1.40) are:
-//
-//   - filter: https://www.envoyproxy.io/docs/envoy/v1.40.0/configuration/http/http_filters/ext_authz_filter
-//   - filter API: https://www.envoyproxy.io/docs/envoy/v1.40.0/api-v3/extensions/filters/http/ext_authz/v3/ext_authz.proto
-//   - CheckRequest: https://www.envoyproxy.io/docs/envoy/v1.40.0/api-v3/service/auth/v3/attribute_context.proto
-//   - CheckResponse: https://www.envoyproxy.io/docs/envoy/v1.40.0/api-v3/service/auth/v3/external_auth.proto
-//   - HeaderValueOption: https://www.envoyproxy.io/docs/envoy/v1.40.0/api-v3/config/core/v3/base.proto#config-core-v3-headervalueoption
-//   - connection manager headers: https://www.envoyproxy.io/docs/envoy/v1.40.0/configuration/http/http_conn_man/headers
 package gateway
 
 import (
@@ -29,6 +15,20 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 )
+
+// Each request is turned into an envoy.service.auth.v3.CheckRequest the way
+// Envoy's ext_authz HTTP filter builds it with with_request_body set, sent to
+// the authz server over gRPC, and the CheckResponse is applied the way Envoy
+// applies it before the request is reverse-proxied to the upstream. The
+// Envoy documentation each behaviour follows is cited beside the code; the
+// versioned pages (v1.40, matching go-control-plane v1.40) are:
+//
+//   - filter: https://www.envoyproxy.io/docs/envoy/v1.40.0/configuration/http/http_filters/ext_authz_filter
+//   - filter API: https://www.envoyproxy.io/docs/envoy/v1.40.0/api-v3/extensions/filters/http/ext_authz/v3/ext_authz.proto
+//   - CheckRequest: https://www.envoyproxy.io/docs/envoy/v1.40.0/api-v3/service/auth/v3/attribute_context.proto
+//   - CheckResponse: https://www.envoyproxy.io/docs/envoy/v1.40.0/api-v3/service/auth/v3/external_auth.proto
+//   - HeaderValueOption: https://www.envoyproxy.io/docs/envoy/v1.40.0/api-v3/config/core/v3/base.proto#config-core-v3-headervalueoption
+//   - connection manager headers: https://www.envoyproxy.io/docs/envoy/v1.40.0/configuration/http/http_conn_man/headers
 
 // Defaults applied by New to zero Config fields.
 const (
@@ -88,16 +88,17 @@ type Config struct {
 	// Timeout bounds each Check call (Envoy's grpc_service.timeout). Default
 	// 1s. Envoy's own default is 200ms; authz may have to reach the identity
 	// provider and the token service on a cache miss, so the front allows
-	// more, and the Envoy configurations we ship set the same 1s.
+	// more; Envoy configurations for mcp-authz should set the same 1s.
 	Timeout time.Duration `yaml:"timeout" json:"timeout"`
 
 	// StatusOnError is the status answered when authz cannot be reached, fails
 	// or times out (Envoy's status_on_error). Default 503. Envoy's own default
 	// is 403, but "forbidden" would tell an MCP client to stop or re-authorize
 	// when the fault is ours and passing: 503 says "retry later", as authz
-	// does itself when the identity provider is down. The Envoy configurations
-	// we ship set status_on_error to 503 too. Requests are never forwarded on
-	// error (Envoy's failure_mode_allow is always false here). Must be 400-599.
+	// does itself when the identity provider is down; Envoy configurations
+	// for mcp-authz should set status_on_error to 503 too. Requests are never
+	// forwarded on error (Envoy's failure_mode_allow is always false here).
+	// Must be 400-599.
 	StatusOnError int `yaml:"statusOnError" json:"statusOnError"`
 
 	// AutoHostRewrite sends the upstream's host in the Host header (Envoy's
