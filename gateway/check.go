@@ -79,8 +79,8 @@ func prepare(r *http.Request) string {
 func (g *Gateway) buildCheck(r *http.Request, id string, in checkInput) *authv3.CheckRequest {
 	hr := &authv3.AttributeContext_HttpRequest{
 		Id:       id,
-		Method:   r.Method,
-		Path:     requestTarget(r),
+		Method:   sanitize(r.Method),
+		Path:     sanitize(requestTarget(r)),
 		Host:     sanitize(r.Host),
 		Scheme:   scheme(r),
 		Size:     in.received,
@@ -95,7 +95,7 @@ func (g *Gateway) buildCheck(r *http.Request, id string, in checkInput) *authv3.
 		}
 	}
 	attrs := &authv3.AttributeContext{
-		Source:               &authv3.AttributeContext_Peer{Address: socketAddress(r.RemoteAddr), Service: sanitize(r.Header.Get("X-Envoy-Downstream-Service-Cluster"))},
+		Source:               &authv3.AttributeContext_Peer{Address: socketAddress(r.RemoteAddr)},
 		Destination:          &authv3.AttributeContext_Peer{Address: localAddress(r)},
 		Request:              &authv3.AttributeContext_Request{Time: timestamppb.New(in.start), Http: hr},
 		ContextExtensions:    g.cfg.ContextExtensions,
@@ -115,7 +115,7 @@ func (g *Gateway) fillHeaders(hr *authv3.AttributeContext_HttpRequest, r *http.R
 	pseudo := [...][2]string{
 		{":authority", r.Host},
 		{":path", hr.Path},
-		{":method", r.Method},
+		{":method", hr.Method},
 		{":scheme", hr.Scheme},
 	}
 	if g.cfg.EncodeRawHeaders {
