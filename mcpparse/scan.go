@@ -2,6 +2,7 @@ package mcpparse
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"unicode"
@@ -235,6 +236,9 @@ func (p *scanner) str() (raw []byte, escaped bool, err error) {
 	start := p.pos + 1
 	i := start
 	for {
+		for i+8 <= len(b) && plain8(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
 		for i < len(b) && plain[b[i]] {
 			i++
 		}
@@ -266,6 +270,17 @@ func (p *scanner) str() (raw []byte, escaped bool, err error) {
 			i += n
 		}
 	}
+}
+
+// plain8 reports whether the 8 bytes packed in x are all plain: none below
+// 0x20, above 0x7f, a quote or a backslash (the classic "has zero byte"
+// tests).
+func plain8(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	quote := x ^ (ones * '"')
+	slash := x ^ (ones * '\\')
+	bad := (x - ones*0x20) | (quote-ones)&^quote | (slash-ones)&^slash | x
+	return bad&highs == 0
 }
 
 // escapeLen returns the length of the escape sequence at the start of b, or
