@@ -1,0 +1,194 @@
+// Package authz is the Envoy external-authorization server that decides every
+// MCP request.
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/mcp-authz/mcp-authz/exchange"
+	"github.com/mcp-authz/mcp-authz/identity"
+	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/policy"
+	"github.com/mcp-authz/mcp-authz/registry"
+)
+
+// Config configures the ext_authz server. The zero value listens on
+// 127.0.0.1:9001 and accepts bodies of up to 1 MiB.
+type Config struct {
+	// Listen is the gRPC address of the ext_authz server.
+	// Default 127.0.0.1:9001.
+	Listen string `yaml:"listen" json:"listen"`
+	// MaxBodyBytes is the largest request body that is parsed. A larger body,
+	// or one that Envoy cut (x-envoy-auth-partial-body), is denied with 413.
+	// Set Envoy's with_request_body.max_request_bytes to at least this.
+	// Default 1 MiB.
+	MaxBodyBytes int `yaml:"maxBodyBytes" json:"maxBodyBytes"`
+	// AllowBatch admits JSON-RPC batches, which only MCP 2025-03-26 clients
+	// send. Every element is checked and the strictest answer wins; the
+	// elements may target one server at most. Default false: a batch is
+	// denied with 400.
+	AllowBatch bool `yaml:"allowBatch" json:"allowBatch"`
+	// ResourceMetadataURL is the RFC 9728 protected-resource metadata URL named
+	// in WWW-Authenticate. Empty: derived from each request as
+	// <scheme>://<host>/.well-known/oauth-protected-resource<path>.
+	ResourceMetadataURL string `yaml:"resourceMetadataURL" json:"resourceMetadataURL"`
+	// AssertionKeyFile holds the key that signs the x-mcp-authz assertion
+	// the router requires (Ed25519 PEM or >= 32 bytes for HMAC-SHA256).
+	// Empty: the assertion is signed with the key given to New, if any (one
+	// process), else not added.
+	AssertionKeyFile string `yaml:"assertionKeyFile" json:"assertionKeyFile"`
+	// DecisionLogEvery logs one in this many allowed decisions; denials are
+	// always logged. 0 or 1 logs every decision.
+	DecisionLogEvery int `yaml:"decisionLogEvery" json:"decisionLogEvery"`
+}
+
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:9001"
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+}
+
+// Verifier validates a caller's bearer token (identity.Verifier).
+type Verifier interface {
+	Verify(ctx context.Context, raw string) (*identity.Identity, error)
+}
+
+// Exchanger trades a caller's token for one minted for a server
+// (exchange.Client).
+type Exchanger interface {
+	Exchange(ctx context.Context, r exchange.Request) (*exchange.Token, error)
+}
+
+// Decider evaluates the tool-access policy (policy.Engine).
+type Decider interface {
+	Decide(ctx context.Context, in *policy.Input) policy.Decision
+	Filter(ctx context.Context, in *policy.Input, targets []policy.Target) []bool
+}
+
+// Deps are the parts a Server composes. Registry and Policy are required;
+// a nil Verifier admits anonymous callers and a nil Exchanger passes the
+// caller's token through unchanged.
+type Deps struct {
+	Registry  *registry.Registry
+	Verifier  Verifier
+	Exchanger Exchanger
+	Policy    Decider
+	// Signer signs the x-mcp-authz assertion; nil adds none.
+	Signer *assertion.Signer
+	Logger *slog.Logger
+	// Metrics registers the server's collectors; nil keeps them private.
+	Metrics prometheus.Registerer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server implements envoy.service.auth.v3.Authorization.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+
+	cfg     Config
+	reg     *registry.Registry
+	verify  Verifier
+	xchg    Exchanger
+	policy  Decider
+	signer  *assertion.Signer
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *metrics
+	sampled sampler
+}
+
+// New returns a Server. It validates the configuration once.
+func New(c Config, d Deps) (*Server, error) {
+	c.setDefaults()
+	if d.Registry == nil {
+		return nil, errors.New("authz: a registry is required")
+	}
+	if d.Policy == nil {
+		return nil, errors.New("authz: a policy is required")
+	}
+	if c.MaxBodyBytes < 0 {
+		return nil, fmt.Errorf("authz: maxBodyBytes %d is negative", c.MaxBodyBytes)
+	}
+	if c.DecisionLogEvery < 0 {
+		return nil, fmt.Errorf("authz: decisionLogEvery %d is negative", c.DecisionLogEvery)
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	m, err := newMetrics(d.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{
+		cfg:     c,
+		reg:     d.Registry,
+		verify:  d.Verifier,
+		xchg:    d.Exchanger,
+		policy:  d.Policy,
+		signer:  d.Signer,
+		log:     d.Logger,
+		now:     d.Now,
+		metrics: m,
+		sampled: sampler{every: uint64(max(c.DecisionLogEvery, 1))},
+	}, nil
+}
+
+// Register adds the Authorization service, gRPC health and reflection to g.
+func (s *Server) Register(g *grpc.Server) {
+	authv3.RegisterAuthorizationServer(g, s)
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(g, hs)
+	reflection.Register(g)
+}
+
+// Start serves gRPC on Config.Listen until ctx ends, then stops gracefully.
+func (s *Server) Start(ctx context.Context) error {
+	lis, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("authz: listen: %w", err)
+	}
+	return s.Serve(ctx, lis)
+}
+
+// Serve serves gRPC on lis until ctx ends.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	g := grpc.NewServer()
+	s.Register(g)
+	s.log.Info("authz listening", "addr", lis.Addr().String())
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(lis) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("authz: serve: %w", err)
+	case <-ctx.Done():
+	}
+	stopped := make(chan struct{})
+	go func() { g.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		g.Stop()
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mcp-authz/mcp-authz/exchange"
+	"github.com/mcp-authz/mcp-authz/identity"
+	"github.com/mcp-authz/mcp-authz/policy"
+)
+
+// ErrNoServer is returned for a server name the registry does not hold.
+var ErrNoServer = errors.New("authz: no such server")
+
+// UpstreamAuthorization returns the Authorization header value for a call the
+// router makes itself (initialize, lists) to server on behalf of the caller
+// whose Authorization header is given: a token exchanged for that server, or
+// the caller's own when exchange is off. Identity off: callerAuthorization
+// is returned as it is.
+func (s *Server) UpstreamAuthorization(ctx context.Context, callerAuthorization, server string) (string, error) {
+	if s.verify == nil {
+		return callerAuthorization, nil
+	}
+	raw, id, err := s.caller(ctx, callerAuthorization)
+	if err != nil {
+		return "", err
+	}
+	if s.xchg == nil {
+		return callerAuthorization, nil
+	}
+	tok, err := s.exchangeFor(ctx, raw, id, server)
+	if err != nil {
+		return "", err
+	}
+	return "Bearer " + tok.AccessToken, nil
+}
+
+// Visible reports which targets the caller may call: the policy evaluated as
+// tools/call of each, with the token exchanged for each target's server.
+// A server the token service refuses shows nothing; an error is returned only
+// when the caller cannot be identified or a service is down.
+func (s *Server) Visible(ctx context.Context, callerAuthorization string, targets []policy.Target) ([]bool, error) {
+	in := policy.Input{MCP: policy.MCP{Method: "tools/call"}}
+	var raw string
+	var id *identity.Identity
+	if s.verify != nil {
+		var err error
+		if raw, id, err = s.caller(ctx, callerAuthorization); err != nil {
+			return nil, err
+		}
+		in.Identity = id.Claims
+	}
+	return s.visible(ctx, &in, raw, id, targets)
+}
+
+func (s *Server) visible(ctx context.Context, in *policy.Input, raw string, id *identity.Identity, targets []policy.Target) ([]bool, error) {
+	out := make([]bool, len(targets))
+	// Targets come grouped by server from the router's lists; evaluate each
+	// run of one server with that server's token.
+	for start := 0; start < len(targets); {
+		end := start + 1
+		for end < len(targets) && targets[end].Server == targets[start].Server {
+			end++
+		}
+		srvIn := *in
+		srvIn.MCP.Server = targets[start].Server
+		if s.xchg != nil && id != nil {
+			tok, err := s.exchangeFor(ctx, raw, id, targets[start].Server)
+			var re *exchange.RetrieveError
+			switch {
+			case errors.As(err, &re), errors.Is(err, ErrNoServer):
+				start = end
+				continue
+			case err != nil:
+				return nil, err
+			}
+			srvIn.Token = tok.Claims
+		}
+		copy(out[start:end], s.policy.Filter(ctx, &srvIn, targets[start:end]))
+		start = end
+	}
+	return out, nil
+}
+
+// caller validates an Authorization header value.
+func (s *Server) caller(ctx context.Context, authorization string) (string, *identity.Identity, error) {
+	raw, err := identity.BearerToken(authorization)
+	if err != nil {
+		return "", nil, fmt.Errorf("authz: caller token: %w", err)
+	}
+	id, err := s.verify.Verify(ctx, raw)
+	if err != nil {
+		return "", nil, fmt.Errorf("authz: caller token: %w", err)
+	}
+	return raw, id, nil
+}
+
+func (s *Server) exchangeFor(ctx context.Context, raw string, id *identity.Identity, server string) (*exchange.Token, error) {
+	srv, ok := s.reg.Load().Server(server)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNoServer, server)
+	}
+	return s.xchg.Exchange(ctx, exchange.Request{
+		SubjectToken:    raw,
+		SubjectExpiry:   id.Expiry,
+		SubjectAudience: id.Audience,
+		Audience:        srv.Audience,
+	})
+}
