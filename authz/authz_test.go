@@ -304,7 +304,7 @@ func TestCheckBadInput(t *testing.T) {
 	}{
 		{"empty body", checkRequest("POST", "", nil), 400, -32700, ReasonBodyMissing, "null"},
 		{"not JSON", checkRequest("POST", "hello", nil), 400, -32700, ReasonParseError, "null"},
-		{"batch while batches are off", checkRequest("POST", `[` + toolCall("kube_pods_list") + `]`, nil), 400, -32600, ReasonBatchRejected, "null"},
+		{"batch while batches are off", checkRequest("POST", `[`+toolCall("kube_pods_list")+`]`, nil), 400, -32600, ReasonBatchRejected, "null"},
 		{"jsonrpc 1.0", checkRequest("POST", `{"jsonrpc":"1.0","id":1,"method":"tools/list"}`, nil), 400, -32600, ReasonInvalidRequest, "null"},
 		{"id that is an object", checkRequest("POST", `{"jsonrpc":"2.0","id":{"a":1},"method":"tools/list"}`, nil), 400, -32600, ReasonInvalidRequest, "null"},
 		{"no method", checkRequest("POST", `{"jsonrpc":"2.0","id":1,"params":{}}`, nil), 400, -32600, ReasonInvalidRequest, "null"},
