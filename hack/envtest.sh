@@ -2,7 +2,8 @@
 # envtest.sh builds the envtest assets (kube-apiserver, kubectl, etcd) from
 # the pinned tools modules in hack/k8s and hack/etcd into a cache outside the
 # repo, once, and prints that folder (use it as KUBEBUILDER_ASSETS). A second
-# run only checks the stamp.
+# run only checks the stamp. Beside them it puts istio-crds.yaml, Istio's own
+# CRDs from the istio.io/api Go module, for the manifest dry-run tests.
 #
 #   KUBEBUILDER_ASSETS=$(hack/envtest.sh) go test ./registry/kube/...
 #
@@ -15,6 +16,7 @@ export GOTOOLCHAIN=local
 K8S_VERSION=v1.37.1
 K8S_MINOR=37
 ETCD_VERSION=v3.6.16
+ISTIO_API_VERSION=v1.31.1
 
 hack=$(cd "$(dirname "$0")" && pwd)
 dir=${MCP_AUTHZ_CACHE:-$HOME/.cache/mcp-authz}/k8s/bin
@@ -25,7 +27,25 @@ have() {
 		[[ -f $dir/.stamp && $(<"$dir/.stamp") == "$stamp" ]]
 }
 
+fail() {
+	echo "envtest.sh: $*" >&2
+	exit 1
+}
+
+# istio installs Istio's CRDs (from the istio.io/api module) as istio-crds.yaml.
+istio() {
+	local want="$dir/istio-crds-$ISTIO_API_VERSION.yaml" src
+	[[ -f $want ]] || {
+		src=$(cd / && go mod download -json "istio.io/api@$ISTIO_API_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+		[[ -n $src && -f $src/kubernetes/customresourcedefinitions.gen.yaml ]] ||
+			fail "downloading istio.io/api@$ISTIO_API_VERSION failed"
+		cp "$src/kubernetes/customresourcedefinitions.gen.yaml" "$want.tmp" && mv -f "$want.tmp" "$want"
+	}
+	ln -sf "$(basename "$want")" "$dir/istio-crds.yaml"
+}
+
 if have; then
+	istio
 	echo "$dir"
 	exit 0
 fi
@@ -35,11 +55,6 @@ mkdir -p "$dir"
 # never leaves a half-written binary that looks installed.
 tmp=$(mktemp -d "$dir/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-
-fail() {
-	echo "envtest.sh: $*" >&2
-	exit 1
-}
 
 ldflags="-X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$K8S_MINOR"
 for cmd in kube-apiserver kubectl; do
@@ -61,4 +76,5 @@ for f in kube-apiserver kubectl etcd; do
 	mv -f "$tmp/$f" "$dir/$f"
 done
 echo "$stamp" >"$dir/.stamp"
+istio
 echo "$dir"
