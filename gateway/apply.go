@@ -31,7 +31,7 @@ const (
 //     overwrites or adds, OVERWRITE_IF_EXISTS overwrites only when present;
 //   - an unknown action makes the whole answer invalid.
 func headerAction(o *corev3.HeaderValueOption, response bool) (action, error) {
-	if a := o.GetAppend(); a != nil {
+	if a := o.GetAppend(); a != nil { //nolint:staticcheck // deprecated, and still honoured by Envoy
 		switch {
 		case !a.GetValue():
 			return actSet, nil

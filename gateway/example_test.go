@@ -23,7 +23,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	g, err := gateway.New(gateway.Config{
 		Upstream: "http://127.0.0.1:8081",
 		ResourceMetadata: &gateway.ResourceMetadata{

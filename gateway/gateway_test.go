@@ -175,7 +175,7 @@ func do(t *testing.T, req *http.Request) (*http.Response, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
@@ -430,7 +430,7 @@ func TestCheckRequestHTTP2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.ProtoMajor != 2 {
 		t.Fatalf("client spoke %s, want HTTP/2", resp.Proto)
 	}
@@ -503,7 +503,8 @@ func hv(k, v string, a corev3.HeaderValueOption_HeaderAppendAction) *corev3.Head
 }
 
 func hvAppend(k, v string, appendBool bool) *corev3.HeaderValueOption {
-	return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: v}, Append: wrapperspb.Bool(appendBool)}
+	// Envoy still honours the deprecated field, so the front must too.
+	return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: v}, Append: wrapperspb.Bool(appendBool)} //nolint:staticcheck // see above
 }
 
 func TestOKMutations(t *testing.T) {
@@ -704,7 +705,7 @@ func TestAuthzFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadAddr := lis.Addr().String()
-	lis.Close()
+	_ = lis.Close()
 
 	tests := []struct {
 		name       string
@@ -792,7 +793,7 @@ func TestSSEStreams(t *testing.T) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, "event: message\ndata: first\n\n")
-		http.NewResponseController(w).Flush()
+		_ = http.NewResponseController(w).Flush()
 		select { // hold the stream open until the client has read the first event
 		case <-release:
 		case <-r.Context().Done():
@@ -812,7 +813,7 @@ func TestSSEStreams(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer resp.Body.Close()
+			defer func() { _ = resp.Body.Close() }()
 			br := bufio.NewReader(resp.Body)
 			var first []string
 			for {
@@ -863,7 +864,7 @@ func TestStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := lis.Addr().String()
-	lis.Close()
+	_ = lis.Close()
 	up := startUpstream(t, nil)
 	peer, client := startAuthz(t, allow(nil))
 	g, err := New(Config{Listen: addr, Upstream: up.URL}, client, nil)
@@ -884,7 +885,7 @@ func TestStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || len(peer.requests()) != 1 {
 		t.Errorf("status %d after %d checks, want 200 after 1", resp.StatusCode, len(peer.requests()))
 	}
@@ -941,7 +942,7 @@ func TestSlowBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	// Promise ten bytes, send two, and stall.
 	if _, err := io.WriteString(conn, "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{}"); err != nil {
 		t.Fatal(err)
@@ -951,7 +952,7 @@ func TestSlowBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestTimeout {
 		t.Errorf("status %d, want 408", resp.StatusCode)
 	}

@@ -76,13 +76,7 @@ func newMetadataHandler(m ResourceMetadata) (*metadataHandler, error) {
 			return nil, fmt.Errorf("gateway: resourceMetadata.bearerMethodsSupported[%d] %q: only \"header\" is supported", i, s)
 		}
 	}
-	body, err := json.Marshal(document{
-		Resource:               m.Resource,
-		AuthorizationServers:   m.AuthorizationServers,
-		ScopesSupported:        m.ScopesSupported,
-		BearerMethodsSupported: m.BearerMethodsSupported,
-		ResourceName:           m.ResourceName,
-	})
+	body, err := json.Marshal(document(m))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: resourceMetadata: %w", err)
 	}
