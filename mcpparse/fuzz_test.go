@@ -319,7 +319,9 @@ func TestCorpus(t *testing.T) {
 		old, _ := filepath.Glob(filepath.Join(dir, "*-*"))
 		for _, path := range old {
 			if _, ok := seeds[filepath.Base(path)]; !ok {
-				os.Remove(path)
+				if err := os.Remove(path); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 	}
