@@ -35,11 +35,12 @@ func (k Kind) String() string {
 
 // Message is what authorization needs to know of one JSON-RPC message.
 //
-// ID and Arguments are sub-slices of the body given to Parse: they stay valid
-// only as long as the body is not modified, and must be copied to outlive it.
+// ID and Arguments alias the body given to Parse (no copy is made): they
+// change if the body does, so copy them before reusing the body's buffer.
 type Message struct {
 	Kind Kind
-	// Method is the decoded method; "" for responses and errors.
+	// Method is the decoded method, 1 to 256 bytes of visible ASCII; "" for
+	// responses and errors.
 	Method string
 	// ID is the id exactly as sent: a JSON string with its quotes and
 	// escapes, or an integer. It is nil for notifications, and may be null
