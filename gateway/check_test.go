@@ -11,6 +11,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestSanitize(t *testing.T) {
@@ -113,4 +114,22 @@ func TestBuildCheckHeaders(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("headers (-want +got):\n%s", diff)
 	}
+}
+
+// FuzzBuildCheck: whatever bytes a client sends in the method, path, Host,
+// headers and body, the CheckRequest marshals (protobuf strings must be
+// UTF-8), so no request can turn into a failed check instead of a decision.
+func FuzzBuildCheck(f *testing.F) {
+	f.Add("POST", "/mcp?a=1", "127.0.0.1:8080", "X-Custom", "v", []byte(`{"jsonrpc":"2.0"}`), false)
+	f.Add("GET", "/\xff", "h\xfe", "X-Bin", "\xc3", []byte("\xff\xfe"), true)
+	f.Fuzz(func(t *testing.T, method, path, host, hk, hv string, body []byte, raw bool) {
+		g := &Gateway{cfg: Config{MaxRequestBytes: DefaultMaxRequestBytes, EncodeRawHeaders: raw}}
+		r := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/", nil)
+		r.Method, r.RequestURI, r.Host, r.RemoteAddr = method, path, host, "127.0.0.1:1"
+		r.Header = http.Header{hk: {hv}}
+		req := g.buildCheck(r, "id", checkInput{hasBody: true, body: body, received: int64(len(body))})
+		if _, err := proto.Marshal(req); err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
+	})
 }
