@@ -79,44 +79,52 @@ func (p *celPolicy) eval(_ context.Context, d *doc) Decision {
 	return Decision{Reason: ReasonPolicyError}
 }
 
-// activation returns d as CEL variables, built on first use.
+// activation returns d as CEL variables.
 func (d *doc) activation() *celActivation {
-	if d.celRequest == nil {
-		d.celRequest = map[string]any{
-			"method":  d.in.Request.Method,
-			"path":    d.in.Request.Path,
-			"host":    d.in.Request.Host,
-			"headers": d.headers(),
-		}
-		if d.reused {
-			d.celIdentity = celValue(claims(d.in.Identity))
-			d.celToken = celValue(claims(d.in.Token))
-		} else {
-			d.celIdentity = claims(d.in.Identity)
-			d.celToken = claims(d.in.Token)
-		}
-	}
-	if d.celMCP == nil {
-		d.celMCP = d.mcpMap()
-	}
 	return (*celActivation)(d)
 }
 
-// celActivation resolves the CEL variables from a doc without a map.
+// celActivation resolves the CEL variables of a doc, each built on first use.
 type celActivation doc
 
 func (a *celActivation) ResolveName(name string) (any, bool) {
+	d := (*doc)(a)
 	switch name {
 	case "request":
-		return a.celRequest, true
+		if d.celRequest == nil {
+			d.celRequest = map[string]any{
+				"method":  d.in.Request.Method,
+				"path":    d.in.Request.Path,
+				"host":    d.in.Request.Host,
+				"headers": d.headers(),
+			}
+		}
+		return d.celRequest, true
 	case "mcp":
-		return a.celMCP, true
+		if d.celMCP == nil {
+			d.celMCP = d.mcpMap()
+		}
+		return d.celMCP, true
 	case "identity", "jwt":
-		return a.celIdentity, true
+		if d.celIdentity == nil {
+			d.celIdentity = d.celClaims(d.in.Identity)
+		}
+		return d.celIdentity, true
 	case "token":
-		return a.celToken, true
+		if d.celToken == nil {
+			d.celToken = d.celClaims(d.in.Token)
+		}
+		return d.celToken, true
 	}
 	return nil, false
+}
+
+// celClaims returns c as a CEL variable: converted in full when d is reused.
+func (d *doc) celClaims(c map[string]any) any {
+	if d.reused {
+		return celValue(claims(c))
+	}
+	return claims(c)
 }
 
 func (a *celActivation) Parent() interpreter.Activation { return nil }

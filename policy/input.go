@@ -164,7 +164,13 @@ func (d *doc) headers() map[string]string {
 // resource and arguments are absent keys (CEL has() and Rego undefined).
 func (d *doc) mcpMap() map[string]any {
 	m := d.in.MCP
-	out := make(map[string]any, 6)
+	n := 2
+	for _, set := range []bool{m.Tool != nil, m.Prompt != nil, m.Resource != nil, d.args != nil} {
+		if set {
+			n++
+		}
+	}
+	out := make(map[string]any, n)
 	out["method"] = m.Method
 	out["server"] = m.Server
 	if m.Tool != nil {

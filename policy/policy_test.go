@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -601,5 +602,50 @@ func TestParseInput(t *testing.T) {
 				t.Errorf("ParseInput (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestConcurrentDecide runs decisions from many goroutines while the Set in
+// force is swapped (run with -race).
+func TestConcurrentDecide(t *testing.T) {
+	rego := mustCompile(t, Config{BaseDir: filepath.Join("..", "examples", "policies", "keycloak-roles"),
+		Policies: []Policy{{Name: "roles", File: "keycloak-roles.rego"}}})
+	cel := mustCompile(t, Config{BaseDir: filepath.Join("..", "examples", "policies", "keycloak-roles"),
+		Policies: []Policy{{Name: "roles", File: "keycloak-roles.cel"}}})
+	e := NewEngine(rego)
+	done := make(chan struct{})
+	errs := make(chan string, 8)
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 200 {
+				tool, want := "pods_list", true
+				if (g+i)%2 == 0 {
+					tool, want = "pods_delete", false
+				}
+				if d := e.Decide(t.Context(), toolCall(tool, "pods_list")); d.Allow != want {
+					errs <- fmt.Sprintf("%s: Decide = %+v", tool, d)
+					return
+				}
+				if got := e.Filter(t.Context(), toolCall("", "pods_list"), []Target{{Server: kube, Tool: "pods_list"}, {Server: kube, Tool: "pods_delete"}}); !got[0] || got[1] {
+					errs <- fmt.Sprintf("Filter = %v", got)
+					return
+				}
+			}
+		}()
+	}
+	for i := range 100 {
+		if i%2 == 0 {
+			e.Store(cel)
+		} else {
+			e.Store(rego)
+		}
+	}
+	for range 4 {
+		<-done
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
