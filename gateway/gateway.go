@@ -125,7 +125,8 @@ type Gateway struct {
 	proxy    *httputil.ReverseProxy
 	meta     *metadataHandler
 
-	bodyTimeout time.Duration // bodyReadTimeout; shorter in tests
+	bodyTimeout   time.Duration // bodyReadTimeout; shorter in tests
+	shutdownGrace time.Duration // how long Start waits for open requests
 }
 
 // New validates c, applies its defaults and returns a front that sends its
@@ -174,7 +175,7 @@ func New(c Config, client authv3.AuthorizationClient, logger *slog.Logger) (*Gat
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return nil, fmt.Errorf("gateway: upstream %q: want an absolute http(s) URL without query, fragment or user", c.Upstream)
 	}
-	g := &Gateway{cfg: c, client: client, log: logger, upstream: u, bodyTimeout: bodyReadTimeout}
+	g := &Gateway{cfg: c, client: client, log: logger, upstream: u, bodyTimeout: bodyReadTimeout, shutdownGrace: 5 * time.Second}
 	if c.ResourceMetadata != nil {
 		m, err := newMetadataHandler(*c.ResourceMetadata)
 		if err != nil {
@@ -225,7 +226,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		return fmt.Errorf("gateway: serve: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		// Long-lived SSE streams do not end on their own: cut them.

@@ -960,3 +960,54 @@ func TestSlowBody(t *testing.T) {
 		t.Errorf("a stalled body reached authz or the upstream")
 	}
 }
+
+func TestStartStopsWithOpenStream(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	_ = lis.Close()
+	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, ": open\n\n")
+		_ = http.NewResponseController(w).Flush()
+		<-r.Context().Done() // an SSE stream that never ends by itself
+	})
+	_, client := startAuthz(t, allow(nil))
+	g, err := New(Config{Listen: addr, Upstream: up.URL}, client, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.shutdownGrace = 100 * time.Millisecond
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- g.Start(ctx) }()
+	var resp *http.Response
+	for range 100 {
+		resp, err = http.Get("http://" + addr + "/mcp")
+		if err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if line, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || line != ": open\n" {
+		t.Fatalf("stream start %q, %v", line, err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Start returned %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Start did not return with a stream open")
+	}
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Errorf("the stream ended cleanly; want it cut at shutdown")
+	}
+}
