@@ -200,6 +200,33 @@ spec: {ports: [{port: 80}], colour: blue}`},
 	}
 }
 
+// TestKuadrantV1alpha1 applies the guide's registration exactly as written
+// (mcp.kuadrant.io/v1alpha1): existing resources work unchanged.
+func TestKuadrantV1alpha1(t *testing.T) {
+	needEnv(t)
+	const guide = `
+apiVersion: mcp.kuadrant.io/v1alpha1
+kind: MCPServerRegistration
+metadata:
+  name: kubernetes-mcp-server-v1alpha1
+  namespace: mcp-test
+spec:
+  prefix: kube_
+  targetRef:
+    group: gateway.networking.k8s.io
+    kind: HTTPRoute
+    name: kubernetes-mcp
+`
+	out, err := kubectl(t, []byte(guide), "apply", "--server-side", "--dry-run=server", "-f", "-")
+	if err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	bad := strings.Replace(guide, "prefix: kube_", "prefix: Kube-", 1)
+	if out, err := kubectl(t, []byte(bad), "apply", "--server-side", "--dry-run=server", "-f", "-"); err == nil {
+		t.Errorf("v1alpha1 accepted an invalid prefix:\n%s", out)
+	}
+}
+
 // TestEveryManifestApplied makes sure no YAML file is left out of the dry run:
 // each is a kustomization, listed by one, or standalone.
 func TestEveryManifestApplied(t *testing.T) {

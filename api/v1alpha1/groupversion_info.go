@@ -1,0 +1,21 @@
+// Package v1alpha1 serves MCPServerRegistration as mcp.kuadrant.io/v1alpha1, the version Kuadrant's guides still use, with the v1 schema.
+//
+// +kubebuilder:object:generate=true
+// +groupName=mcp.kuadrant.io
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/scheme"
+)
+
+var (
+	// GroupVersion is the group and version of the types in this package.
+	GroupVersion = schema.GroupVersion{Group: "mcp.kuadrant.io", Version: "v1alpha1"}
+
+	// SchemeBuilder registers the types in this package with a runtime.Scheme.
+	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+
+	// AddToScheme adds the types in this package to a runtime.Scheme.
+	AddToScheme = SchemeBuilder.AddToScheme
+)
