@@ -70,6 +70,7 @@ func RunTests(ctx context.Context, dir string, w io.Writer) (failed int, err err
 	if err != nil {
 		return 0, fmt.Errorf("policy: test: %w", err)
 	}
+	out := &printer{w: w}
 	total := 0
 	dirs := make([]string, 0, len(rego))
 	for d := range rego {
@@ -77,12 +78,12 @@ func RunTests(ctx context.Context, dir string, w io.Writer) (failed int, err err
 	}
 	slices.Sort(dirs)
 	for _, d := range dirs {
-		n, f := runRegoTests(ctx, rego[d], w)
+		n, f := runRegoTests(ctx, rego[d], out)
 		total += n
 		failed += f
 	}
 	for _, path := range cases {
-		n, f := runCaseFile(ctx, path, w)
+		n, f := runCaseFile(ctx, path, out)
 		total += n
 		failed += f
 	}
@@ -90,15 +91,30 @@ func RunTests(ctx context.Context, dir string, w io.Writer) (failed int, err err
 		return 0, fmt.Errorf("policy: test: no tests in %s", dir)
 	}
 	if failed > 0 {
-		fmt.Fprintf(w, "FAIL: %d/%d\n", failed, total)
+		out.printf("FAIL: %d/%d\n", failed, total)
 	} else {
-		fmt.Fprintf(w, "PASS: %d/%d\n", total, total)
+		out.printf("PASS: %d/%d\n", total, total)
+	}
+	if out.err != nil {
+		return failed, fmt.Errorf("policy: test: write: %w", out.err)
 	}
 	return failed, nil
 }
 
+// printer writes the report and keeps the first write error.
+type printer struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printer) printf(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format, args...)
+	}
+}
+
 // runRegoTests runs the test_ rules of one directory's modules.
-func runRegoTests(ctx context.Context, files []string, w io.Writer) (total, failed int) {
+func runRegoTests(ctx context.Context, files []string, out *printer) (total, failed int) {
 	mods := map[string]*ast.Module{}
 	hasTests := false
 	for _, f := range files {
@@ -107,7 +123,7 @@ func runRegoTests(ctx context.Context, files []string, w io.Writer) (total, fail
 			mods[f], err = ast.ParseModuleWithOpts(f, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
 		}
 		if err != nil {
-			fmt.Fprintf(w, "%s: ERROR\n  %v\n", f, err)
+			out.printf("%s: ERROR\n  %v\n", f, err)
 			return 1, 1
 		}
 		for _, r := range mods[f].Rules {
@@ -124,7 +140,7 @@ func runRegoTests(ctx context.Context, files []string, w io.Writer) (total, fail
 	ch, err := tester.NewRunner().SetCompiler(compiler).SetModules(mods).SetParallel(1).
 		CapturePrintOutput(true).RunTests(ctx, nil)
 	if err != nil {
-		fmt.Fprintf(w, "%s: ERROR\n  %v\n", filepath.Dir(files[0]), err)
+		out.printf("%s: ERROR\n  %v\n", filepath.Dir(files[0]), err)
 		return 1, 1
 	}
 	var results []*tester.Result
@@ -141,36 +157,36 @@ func runRegoTests(ctx context.Context, files []string, w io.Writer) (total, fail
 	for _, r := range results {
 		if r.Location.File != file {
 			file = r.Location.File
-			fmt.Fprintf(w, "%s:\n", file)
+			out.printf("%s:\n", file)
 		}
 		if r.Skip {
-			fmt.Fprintf(w, "%s.%s: SKIPPED\n", r.Package, r.Name)
+			out.printf("%s.%s: SKIPPED\n", r.Package, r.Name)
 			continue
 		}
 		total++
 		switch {
 		case r.Error != nil:
 			failed++
-			fmt.Fprintf(w, "%s.%s: ERROR (%v)\n  %v\n", r.Package, r.Name, r.Duration, r.Error)
+			out.printf("%s.%s: ERROR (%v)\n  %v\n", r.Package, r.Name, r.Duration, r.Error)
 		case r.Fail:
 			failed++
-			fmt.Fprintf(w, "%s.%s: FAIL (%v)\n", r.Package, r.Name, r.Duration)
+			out.printf("%s.%s: FAIL (%v)\n", r.Package, r.Name, r.Duration)
 			if len(r.Output) > 0 {
-				fmt.Fprintf(w, "  %s\n", bytes.TrimSpace(r.Output))
+				out.printf("  %s\n", bytes.TrimSpace(r.Output))
 			}
 		default:
-			fmt.Fprintf(w, "%s.%s: PASS (%v)\n", r.Package, r.Name, r.Duration)
+			out.printf("%s.%s: PASS (%v)\n", r.Package, r.Name, r.Duration)
 		}
 	}
 	return total, failed
 }
 
 // runCaseFile runs the cases of one YAML file against its policies.
-func runCaseFile(ctx context.Context, path string, w io.Writer) (total, failed int) {
-	fmt.Fprintf(w, "%s:\n", path)
+func runCaseFile(ctx context.Context, path string, out *printer) (total, failed int) {
+	out.printf("%s:\n", path)
 	cf, err := readCaseFile(path)
 	if err != nil {
-		fmt.Fprintf(w, "ERROR\n  %v\n", err)
+		out.printf("ERROR\n  %v\n", err)
 		return 1, 1
 	}
 	dir := filepath.Dir(path)
@@ -205,7 +221,7 @@ func runCaseFile(ctx context.Context, path string, w io.Writer) (total, failed i
 		if len(ps) == 0 {
 			total++
 			failed++
-			fmt.Fprintf(w, "%s: ERROR\n  no policy: set policies, policy or expression\n", name)
+			out.printf("%s: ERROR\n  no policy: set policies, policy or expression\n", name)
 			continue
 		}
 		in, err := caseInput(c.Input)
@@ -214,13 +230,13 @@ func runCaseFile(ctx context.Context, path string, w io.Writer) (total, failed i
 			label := fmt.Sprintf("%s [%s]", name, p.Name)
 			if err != nil {
 				failed++
-				fmt.Fprintf(w, "%s: ERROR\n  input: %v\n", label, err)
+				out.printf("%s: ERROR\n  input: %v\n", label, err)
 				continue
 			}
 			s, err := set(p)
 			if err != nil {
 				failed++
-				fmt.Fprintf(w, "%s: ERROR\n  %v\n", label, err)
+				out.printf("%s: ERROR\n  %v\n", label, err)
 				continue
 			}
 			d := s.Decide(ctx, in)
@@ -230,10 +246,10 @@ func runCaseFile(ctx context.Context, path string, w io.Writer) (total, failed i
 				if c.Reason != "" {
 					want += " reason=" + c.Reason
 				}
-				fmt.Fprintf(w, "%s: FAIL\n  got allow=%t reason=%s, want %s\n", label, d.Allow, d.Reason, want)
+				out.printf("%s: FAIL\n  got allow=%t reason=%s, want %s\n", label, d.Allow, d.Reason, want)
 				continue
 			}
-			fmt.Fprintf(w, "%s: PASS\n", label)
+			out.printf("%s: PASS\n", label)
 		}
 	}
 	return total, failed
