@@ -3,10 +3,10 @@ package policy
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common"
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
@@ -44,13 +44,13 @@ type celPolicy struct {
 	args bool
 }
 
-// compileCEL checks src as a bool expression over the input document.
-func compileCEL(src string) (*celPolicy, error) {
+// compileCEL checks src (named name in errors) as a bool expression over the input document.
+func compileCEL(name, src string) (*celPolicy, error) {
 	env, err := celEnv()
 	if err != nil {
 		return nil, fmt.Errorf("cel environment: %w", err)
 	}
-	a, iss := env.Compile(strings.TrimSpace(src))
+	a, iss := env.CompileSource(common.NewStringSource(src, name))
 	if iss.Err() != nil {
 		return nil, fmt.Errorf("cel: %w", iss.Err())
 	}

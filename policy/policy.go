@@ -166,7 +166,7 @@ func compileOne(baseDir string, p Policy) (evaluator, error) {
 		if p.Query != "" {
 			return nil, errors.New("query applies to rego only")
 		}
-		return compileCEL(p.CEL)
+		return compileCEL(p.Name+".cel", p.CEL)
 	case p.Rego != "":
 		return compileRego(p.Name+".rego", p.Rego, p.Query)
 	}
@@ -189,7 +189,7 @@ func compileOne(baseDir string, p Policy) (evaluator, error) {
 	if p.Query != "" {
 		return nil, errors.New("query applies to rego only")
 	}
-	return compileCEL(string(src))
+	return compileCEL(p.File, string(src))
 }
 
 // applicable returns the policies that apply to requests for server.

@@ -59,12 +59,11 @@ func compileRego(filename, src, query string) (*regoPolicy, error) {
 		}
 		query = DefaultQuery
 	}
-	r := rego.New(
-		rego.Query(query),
-		rego.ParsedModule(mod),
-		rego.Capabilities(regoCapabilities()),
-	)
-	pq, err := r.PrepareForEval(context.Background())
+	compiler := ast.NewCompiler().WithCapabilities(regoCapabilities())
+	if compiler.Compile(map[string]*ast.Module{filename: mod}); compiler.Failed() {
+		return nil, fmt.Errorf("rego: %w", compiler.Errors)
+	}
+	pq, err := rego.New(rego.Query(query), rego.Compiler(compiler)).PrepareForEval(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("rego: %w", err)
 	}
