@@ -381,7 +381,7 @@ func TestCompileErrors(t *testing.T) {
 		{name: "cel unknown variable", config: Config{Policies: []Policy{{Name: "p", CEL: `user.sub == "x"`}}}, want: []string{"undeclared reference"}},
 		{name: "bad rego inline", config: Config{Policies: []Policy{{Name: "p", Rego: "package mcp.authz\nallow if {"}}}, want: []string{`"p"`, "p.rego:"}},
 		{name: "bad rego file names file and line", config: Config{BaseDir: dir, Policies: []Policy{{Name: "f", File: "bad.rego"}}}, want: []string{`"f"`, "bad.rego:"}},
-		{name: "bad cel file names file and line", config: Config{BaseDir: dir, Policies: []Policy{{Name: "f", File: "bad.cel"}}}, want: []string{`"f"`, "bad.cel:2:"}},
+		{name: "bad cel file names file and line", config: Config{BaseDir: dir, Policies: []Policy{{Name: "f", File: "bad.cel"}}}, want: []string{`"f"`, "bad.cel:3:"}},
 		{name: "rego type error names line", config: Config{Policies: []Policy{{Name: "p", Rego: "package mcp.authz\n\nallow if foo(input.x)\n"}}}, want: []string{"p.rego:3:", "undefined function foo"}},
 		{name: "rego wrong package", config: Config{Policies: []Policy{{Name: "p", Rego: "package other\n\nallow := true\n"}}}, want: []string{"want mcp.authz"}},
 		{name: "rego without allow", config: Config{Policies: []Policy{{Name: "p", Rego: "package mcp.authz\n\ndeny := true\n"}}}, want: []string{"no rule allow"}},
