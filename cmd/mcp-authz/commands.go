@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/mcp-authz/mcp-authz/internal/config"
+	"github.com/mcp-authz/mcp-authz/policy"
+)
+
+// configCheck loads a configuration the way serve does and prints each
+// problem on a line of its own.
+func configCheck(args []string, stdout io.Writer) error {
+	if len(args) != 1 {
+		return errors.New("usage: mcp-authz config check FILE")
+	}
+	f, err := config.Load(args[0])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d servers, %d policies)\n", args[0], len(f.Servers), len(f.Policies))
+	return nil
+}
+
+// policyEval prints the decision of the configured policies for one input
+// document.
+func policyEval(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("policy eval", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "configuration `FILE`")
+	inputPath := fs.String("input", "", "input document `FILE` (JSON; - for standard input)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cfgPath == "" || *inputPath == "" {
+		return errors.New("usage: mcp-authz policy eval --config FILE --input INPUT.json")
+	}
+	f, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	set, err := f.PolicySet()
+	if err != nil {
+		return err
+	}
+	var data []byte
+	if *inputPath == "-" {
+		data, err = io.ReadAll(io.LimitReader(os.Stdin, 16<<20))
+	} else {
+		data, err = os.ReadFile(*inputPath)
+	}
+	if err != nil {
+		return fmt.Errorf("policy eval: input: %w", err)
+	}
+	var in policy.Input
+	if err := json.Unmarshal(data, &in); err != nil {
+		return fmt.Errorf("policy eval: input: %w", err)
+	}
+	d := set.Decide(ctx, &in)
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(map[string]any{"allow": d.Allow, "reason": d.Reason, "policy": d.Policy})
+}
+
+// policyTest runs the Rego tests and CEL cases of a directory.
+func policyTest(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) != 1 {
+		return errors.New("usage: mcp-authz policy test DIR")
+	}
+	failed, err := policy.RunTests(ctx, args[0], stdout)
+	if err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("policy test: %d failed", failed)
+	}
+	return nil
+}

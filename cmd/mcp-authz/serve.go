@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/mcp-authz/mcp-authz/authz"
+	"github.com/mcp-authz/mcp-authz/exchange"
+	"github.com/mcp-authz/mcp-authz/gateway"
+	"github.com/mcp-authz/mcp-authz/identity"
+	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/internal/config"
+	"github.com/mcp-authz/mcp-authz/policy"
+	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router"
+)
+
+// starter is a long-running part: it runs until ctx ends.
+type starter interface {
+	Start(ctx context.Context) error
+}
+
+// serve runs every part the configuration enables until ctx ends.
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "configuration `FILE`")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cfgPath == "" {
+		return errors.New("usage: mcp-authz serve --config FILE")
+	}
+	f, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(f.Log, stderr)
+	parts, err := build(ctx, f, *cfgPath, log)
+	if err != nil {
+		return err
+	}
+	log.Info("mcp-authz starting", "version", versionString(), "config", *cfgPath)
+	g, ctx := errgroup.WithContext(ctx)
+	for _, p := range parts {
+		g.Go(func() error { return p.Start(ctx) })
+	}
+	err = g.Wait()
+	log.Info("mcp-authz stopped")
+	return err
+}
+
+// build constructs the parts of one process from its configuration.
+func build(ctx context.Context, f *config.File, path string, log *slog.Logger) ([]starter, error) {
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reloadErrors := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mcp_authz_config_reload_errors_total",
+		Help: "Configuration reloads refused; the previous configuration stayed in force.",
+	})
+	metrics.MustRegister(reloadErrors)
+
+	snap, err := f.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	reg := &registry.Registry{}
+	reg.Store(snap)
+	set, err := f.PolicySet()
+	if err != nil {
+		return nil, err
+	}
+	engine := policy.NewEngine(set)
+
+	httpClient := &http.Client{Timeout: 10 * time.Second}
+	deps := authz.Deps{Registry: reg, Policy: engine, Logger: log.With("part", "authz"), Metrics: metrics}
+	var verifier *identity.Verifier
+	if f.Identity != nil {
+		if verifier, err = identity.New(ctx, *f.Identity, httpClient); err != nil {
+			return nil, err
+		}
+		deps.Verifier = verifier
+	}
+	if f.Exchange != nil {
+		if verifier == nil {
+			return nil, errors.New("config: exchange needs identity: the exchanged token is validated against its issuer")
+		}
+		xc := *f.Exchange
+		xc.ClientSecretFile = f.Path(xc.ClientSecretFile)
+		if deps.Exchanger, err = exchange.New(xc, httpClient, verifier); err != nil {
+			return nil, err
+		}
+	}
+	key, err := assertionKey(f)
+	if err != nil {
+		return nil, err
+	}
+	if f.Authz != nil && key != nil {
+		deps.Signer = assertion.NewSigner(key)
+	}
+	var authzCfg authz.Config
+	if f.Authz != nil {
+		authzCfg = *f.Authz
+	}
+	az, err := authz.New(authzCfg, deps)
+	if err != nil {
+		return nil, err
+	}
+
+	var parts []starter
+	parts = append(parts, &config.Watcher{
+		Path: path,
+		Apply: func(nf *config.File) error {
+			snap, err := nf.Snapshot()
+			if err != nil {
+				return err
+			}
+			set, err := nf.PolicySet()
+			if err != nil {
+				return err
+			}
+			reg.Store(snap)
+			engine.Store(set)
+			return nil
+		},
+		OnError: func(error) { reloadErrors.Inc() },
+		Logger:  log.With("part", "config"),
+	})
+	if f.Authz != nil {
+		parts = append(parts, az)
+	}
+	if f.Router != nil {
+		rc := *f.Router
+		if key != nil && rc.AssertionKeyFile == "" {
+			rc.AssertionKey = key
+		}
+		r, err := router.New(rc, reg, az, log.With("part", "router"))
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, r)
+	}
+	if f.Gateway != nil {
+		addr := f.Gateway.Authz
+		if addr == "" {
+			addr = authzCfg.Listen
+		}
+		if addr == "" {
+			addr = "127.0.0.1:9001"
+		}
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, fmt.Errorf("gateway: authz %s: %w", addr, err)
+		}
+		gw, err := gateway.New(*f.Gateway, authv3.NewAuthorizationClient(conn), log.With("part", "gateway"))
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, gw)
+	}
+	if f.Metrics != nil {
+		parts = append(parts, metricsServer(f.Metrics.Listen, metrics, log))
+	}
+	return parts, nil
+}
+
+// assertionKey is the key that binds authz to the router: from a file when
+// they run apart, generated when both run in this process.
+func assertionKey(f *config.File) (assertion.Key, error) {
+	path := ""
+	if f.Authz != nil && f.Authz.AssertionKeyFile != "" {
+		path = f.Authz.AssertionKeyFile
+	}
+	if path != "" {
+		return assertion.LoadKey(f.Path(path))
+	}
+	if f.Authz != nil && f.Router != nil {
+		return assertion.GenerateKey()
+	}
+	return nil, nil
+}
+
+// metricsServer serves /metrics and the probes.
+func metricsServer(addr string, g prometheus.Gatherer, log *slog.Logger) starter {
+	if addr == "" {
+		addr = "127.0.0.1:9090"
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }
+	mux.HandleFunc("GET /healthz", ok)
+	mux.HandleFunc("GET /readyz", ok)
+	return httpServer{srv: &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}, log: log}
+}
+
+// httpServer runs an http.Server as a part.
+type httpServer struct {
+	srv *http.Server
+	log *slog.Logger
+}
+
+func (h httpServer) Start(ctx context.Context) error {
+	lis, err := net.Listen("tcp", h.srv.Addr)
+	if err != nil {
+		return fmt.Errorf("metrics: listen: %w", err)
+	}
+	h.log.Info("metrics listening", "addr", lis.Addr().String())
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = h.srv.Shutdown(sctx)
+	}()
+	if err := h.srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,160 @@
+package config
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"go.yaml.in/yaml/v3"
+)
+
+// Watcher reloads the configuration file when it, or a policy file it
+// names, changes. A file that fails to load keeps the previous version in
+// force; the error is logged and handed to OnError.
+type Watcher struct {
+	// Path is the configuration file.
+	Path string
+	// Apply takes each new version that loads; an error from it also keeps
+	// the previous version.
+	Apply func(*File) error
+	// OnError is told of every version that was refused (a metric, a test).
+	OnError func(error)
+	// Logger receives a line for each reload.
+	Logger *slog.Logger
+	// Poll is how often the files are also compared by content, for file
+	// systems without notifications. Default 2s.
+	Poll time.Duration
+}
+
+// Start watches until ctx ends. Apply is not called for the version loaded
+// before Start: the caller applied that one.
+func (w *Watcher) Start(ctx context.Context) error {
+	if w.Logger == nil {
+		w.Logger = slog.New(slog.DiscardHandler)
+	}
+	if w.Poll == 0 {
+		w.Poll = 2 * time.Second
+	}
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("config: watch: %w", err)
+	}
+	defer fw.Close()
+
+	last := w.digest()
+	watched := map[string]bool{}
+	w.watchDirs(fw, watched)
+	tick := time.NewTicker(w.Poll)
+	defer tick.Stop()
+	// Editors and ConfigMap updates replace files in several steps: wait for
+	// the burst to settle before reading.
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-fw.Events:
+			if !ok {
+				return nil
+			}
+			// Kubernetes swaps a ConfigMap volume through a "..data"
+			// symlink, so any change in a watched directory is worth a
+			// look; the digest decides.
+			settle.Reset(100 * time.Millisecond)
+		case err, ok := <-fw.Errors:
+			if ok {
+				w.Logger.Warn("config watch", "error", err)
+			}
+		case <-tick.C:
+			if w.digest() != last {
+				settle.Reset(0)
+			}
+		case <-settle.C:
+			d := w.digest()
+			if d == last {
+				continue
+			}
+			last = d
+			w.reload()
+			w.watchDirs(fw, watched)
+		}
+	}
+}
+
+func (w *Watcher) reload() {
+	f, err := Load(w.Path)
+	if err == nil {
+		err = w.Apply(f)
+	}
+	if err != nil {
+		w.Logger.Error("config reload refused; the previous configuration stays in force", "path", w.Path, "error", err)
+		if w.OnError != nil {
+			w.OnError(err)
+		}
+		return
+	}
+	w.Logger.Info("config reloaded", "path", w.Path, "servers", len(f.Servers), "policies", len(f.Policies))
+}
+
+// files are the configuration file and the policy files it names. It reads
+// only the names: compiling happens on reload.
+func (w *Watcher) files() []string {
+	files := []string{w.Path}
+	data, err := os.ReadFile(w.Path)
+	if err != nil {
+		return files
+	}
+	var names struct {
+		Policies []struct {
+			File string `yaml:"file"`
+		} `yaml:"policies"`
+	}
+	if yaml.Unmarshal(data, &names) != nil {
+		return files
+	}
+	f := File{Dir: filepath.Dir(w.Path)}
+	for _, p := range names.Policies {
+		if p.File != "" {
+			files = append(files, f.Path(p.File))
+		}
+	}
+	return files
+}
+
+// digest hashes the content of every watched file.
+func (w *Watcher) digest() [32]byte {
+	h := sha256.New()
+	for _, p := range w.files() {
+		b, _ := os.ReadFile(p)
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
+		h.Write(b)
+	}
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
+}
+
+func (w *Watcher) watchDirs(fw *fsnotify.Watcher, watched map[string]bool) {
+	var dirs []string
+	for _, p := range w.files() {
+		dirs = append(dirs, filepath.Dir(p))
+	}
+	slices.Sort(dirs)
+	for _, d := range slices.Compact(dirs) {
+		if watched[d] {
+			continue
+		}
+		if err := fw.Add(d); err != nil {
+			w.Logger.Warn("config watch", "dir", d, "error", err)
+			continue
+		}
+		watched[d] = true
+	}
+}
