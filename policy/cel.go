@@ -101,10 +101,7 @@ func (a *celActivation) ResolveName(name string) (any, bool) {
 		}
 		return d.celRequest, true
 	case "mcp":
-		if d.celMCP == nil {
-			d.celMCP = d.mcpMap()
-		}
-		return d.celMCP, true
+		return d.mcpDoc(), true
 	case "identity", "jwt":
 		if d.celIdentity == nil {
 			d.celIdentity = d.celClaims(d.in.Identity)

@@ -97,13 +97,19 @@ type doc struct {
 	// reused marks a doc evaluated many times (Filter): worth converting
 	// identity and token to engine values in full, once.
 	reused bool
+	// Filter's tools/call, updated in place for each target.
+	tool     Tool
+	call     map[string]any
+	callTool map[string]string
 
 	argsDone bool
 	args     any // decoded mcp.arguments; nil when absent
 	argsErr  error
 
+	mcp map[string]any // the mcp document, built on first use
+
 	// CEL: native values the activation hands out.
-	celRequest, celMCP, celIdentity, celToken any
+	celRequest, celIdentity, celToken any
 
 	// Rego: the parts reused across Filter targets, and the whole input.
 	regoRequest, regoIdentity, regoToken ast.Value
@@ -130,14 +136,23 @@ func (d *doc) decodeArguments() {
 			d.argsErr = err
 		}
 	}
-	d.celMCP, d.regoInput = nil, nil
+	d.mcp, d.regoInput = nil, nil
 }
 
-// setToolCall makes d a tools/call of t, keeping request, identity and token.
+// setToolCall makes d a tools/call of t, keeping request, identity and
+// token. The mcp document is updated in place: no evaluation keeps it.
 func (d *doc) setToolCall(t Target) {
 	d.in.MCP.Server = t.Server
-	d.in.MCP.Tool = &Tool{Name: t.Tool, Target: t.Server}
-	d.celMCP, d.regoInput = nil, nil
+	d.tool = Tool{Name: t.Tool, Target: t.Server}
+	d.in.MCP.Tool = &d.tool
+	if d.call == nil {
+		d.callTool = map[string]string{}
+		d.call = map[string]any{"method": d.in.MCP.Method, "server": t.Server, "tool": d.callTool}
+	} else if d.call["server"] != t.Server {
+		d.call["server"] = t.Server
+	}
+	d.callTool["name"], d.callTool["target"] = t.Tool, t.Server
+	d.mcp, d.regoInput = d.call, nil
 }
 
 // headers returns the request headers policies may see.
@@ -158,6 +173,14 @@ func (d *doc) headers() map[string]string {
 		return map[string]string{}
 	}
 	return h
+}
+
+// mcpDoc returns the mcp document, built on first use.
+func (d *doc) mcpDoc() map[string]any {
+	if d.mcp == nil {
+		d.mcp = d.mcpMap()
+	}
+	return d.mcp
 }
 
 // mcpMap is the mcp document as native values. Absent tool, prompt,

@@ -462,6 +462,14 @@ func TestFilter(t *testing.T) {
 			}},
 			want: []bool{true, false, false, true, false},
 		},
+		{
+			name: "policies that read the whole mcp document",
+			config: Config{Policies: []Policy{
+				{Name: "cel", CEL: `!has(mcp.arguments) && mcp.size() == 3 && mcp.tool.name in ["pods_list", "anything"] + (mcp.server == "a/other" ? ["pods_delete"] : [])`},
+				{Name: "rego", Rego: "package mcp.authz\n\nallow if { m := input.mcp; m.tool.name != \"tools_delete\"; count(m) == 3 }\n"},
+			}},
+			want: []bool{true, false, true, true, false},
+		},
 		{name: "default deny", config: Config{}, want: []bool{false, false, false, false, false}},
 	}
 	for _, tt := range tests {

@@ -172,7 +172,7 @@ func (d *doc) regoValue() ast.Value {
 	}
 	d.regoInput = ast.LazyObject(map[string]any{
 		"request":  d.regoRequest,
-		"mcp":      d.mcpMap(),
+		"mcp":      d.mcpDoc(),
 		"identity": d.regoIdentity,
 		"token":    d.regoToken,
 	})
