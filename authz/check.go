@@ -302,7 +302,7 @@ func (s *Server) decide(ctx context.Context, c *call, m *mcpparse.Message) *verd
 	snap := s.reg.Load()
 	srv, name, ok := s.target(snap, c, m)
 	if !ok {
-		return forbidden(m, ReasonToolDenied, "no such server")
+		return forbidden(m, ReasonToolDenied, "no such server").about(m, nil, m.Name)
 	}
 	var tok *exchange.Token
 	if srv != nil && s.xchg != nil && c.caller != nil {
@@ -316,17 +316,29 @@ func (s *Server) decide(ctx context.Context, c *call, m *mcpparse.Message) *verd
 			reason, status := exchangeReason(err)
 			v := deny(status, reason, rpcCode(status))
 			v.id = m.ID
-			return v
+			return v.about(m, srv, name)
 		}
 		tok = t
 	}
 	if m.Kind == mcpparse.KindRequest && targeted(m.Method) {
 		d := s.policy.Decide(ctx, s.input(c, m, srv, name, tok))
 		if !d.Allow {
-			return forbidden(m, d.Reason, d.Policy)
+			return forbidden(m, d.Reason, d.Policy).about(m, srv, name)
 		}
 	}
 	return s.allowMessage(c, m, srv, name, tok)
+}
+
+// about records, for the decision log, what a denied message was for.
+func (v *verdict) about(m *mcpparse.Message, srv *registry.Server, name string) *verdict {
+	v.method, v.name = m.Method, name
+	if name == "" {
+		v.name = m.URI
+	}
+	if srv != nil {
+		v.server = srv.Name
+	}
+	return v
 }
 
 func forbidden(m *mcpparse.Message, reason, detail string) *verdict {

@@ -142,6 +142,7 @@ func identityConfig(p *idp) string {
   issuers:
     - issuerURL: %s
       audiences: [mcp-gateway]
+  keyRefreshInterval: 500ms
 exchange:
   tokenURL: %s/protocol/openid-connect/token
   clientID: mcp-gateway
@@ -219,6 +220,7 @@ policies:
 	// Keys rotated at the provider: a token signed with the new key
 	// validates without a restart.
 	p.rotate(t)
+	time.Sleep(600 * time.Millisecond) // keyRefreshInterval: unknown kids refetch at most this often
 	alice2 := p.login(t, "alice")
 	if resp, body := post(t.Context(), t, s.url(), toolCall("kube_pods_list"), map[string]string{"Authorization": "Bearer " + alice2}); resp.StatusCode != http.StatusOK {
 		t.Errorf("after key rotation: %d %s", resp.StatusCode, body)
