@@ -73,3 +73,57 @@ func BenchmarkFilter1000CEL(b *testing.B) { benchFilter(b, "keycloak-roles.cel")
 
 // BenchmarkFilter1000Rego filters 1,000 tools for one caller in Rego.
 func BenchmarkFilter1000Rego(b *testing.B) { benchFilter(b, "keycloak-roles.rego") }
+
+// BenchmarkDecideCELCostLimit measures the longest a CEL policy can run: an
+// expression that exceeds CELCostLimit and denies.
+func BenchmarkDecideCELCostLimit(b *testing.B) {
+	s := mustCompile(b, Config{Policies: []Policy{{Name: "slow", CEL: `lists.range(4000).all(i, lists.range(4000).all(j, i + j >= 0))`}}})
+	in := keycloakInput()
+	ctx := b.Context()
+	if d := s.Decide(ctx, in); d.Reason != ReasonPolicyError {
+		b.Fatalf("Decide = %+v, want policy_error", d)
+	}
+	b.ReportAllocs()
+	defer reportCPU(b)()
+	for b.Loop() {
+		s.Decide(ctx, in)
+	}
+}
+
+// BenchmarkDecideArguments measures policies that read arguments: at the
+// MaxArgumentBytes bound (decoded), and far above it (refused undecoded).
+func BenchmarkDecideArguments(b *testing.B) {
+	list := func(n int) []byte {
+		buf := []byte(`{"items":[`)
+		for i := 0; len(buf) < n-32; i++ {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = fmt.Appendf(buf, `"item-%d"`, i)
+		}
+		return append(buf, "]}"...)
+	}
+	for _, bc := range []struct {
+		name string
+		args []byte
+		want string
+	}{
+		{name: "64KiB", args: list(MaxArgumentBytes), want: ReasonToolDenied},
+		{name: "8MiB", args: list(8 << 20), want: ReasonPolicyError},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := mustCompile(b, Config{Policies: []Policy{{Name: "args", CEL: `mcp.arguments.items.exists(x, x == "rm -rf")`}}})
+			in := keycloakInput()
+			in.MCP.Arguments = bc.args
+			ctx := b.Context()
+			if d := s.Decide(ctx, in); d.Reason != bc.want {
+				b.Fatalf("Decide = %+v, want %s", d, bc.want)
+			}
+			b.ReportAllocs()
+			defer reportCPU(b)()
+			for b.Loop() {
+				s.Decide(ctx, in)
+			}
+		})
+	}
+}
