@@ -49,6 +49,26 @@ type Config struct {
 	BaseDir string `yaml:"baseDir,omitempty" json:"baseDir,omitempty"`
 }
 
+// Files returns the paths of the policy files c reads, joined to BaseDir, for
+// a watcher that recompiles when one changes.
+func (c Config) Files() []string {
+	var out []string
+	for _, p := range c.Policies {
+		if p.File != "" {
+			out = append(out, c.path(p.File))
+		}
+	}
+	return out
+}
+
+// path resolves a policy file name against BaseDir.
+func (c Config) path(file string) string {
+	if filepath.IsAbs(file) || c.BaseDir == "" {
+		return file
+	}
+	return filepath.Join(c.BaseDir, file)
+}
+
 // Decision is the outcome of evaluating the policies for one input.
 type Decision struct {
 	Allow bool
@@ -80,7 +100,7 @@ type Set struct {
 }
 
 // Compile validates and compiles every policy of c once. Errors name the
-// policy and, for Rego, the file and line.
+// policy and the file and line of the fault.
 func Compile(c Config) (*Set, error) {
 	s := &Set{byServer: map[string][]compiled{}}
 	switch c.Default {
@@ -100,7 +120,7 @@ func Compile(c Config) (*Set, error) {
 			return nil, fmt.Errorf("policy: compile %q: duplicate name", p.Name)
 		}
 		seen[p.Name] = true
-		ev, err := compileOne(c.BaseDir, p)
+		ev, err := compileOne(c, p)
 		if err != nil {
 			return nil, fmt.Errorf("policy: compile %q: %w", p.Name, err)
 		}
@@ -151,7 +171,7 @@ func scope(servers []string) (global bool, names []string, err error) {
 }
 
 // compileOne compiles the one source p names.
-func compileOne(baseDir string, p Policy) (evaluator, error) {
+func compileOne(c Config, p Policy) (evaluator, error) {
 	n := 0
 	for _, s := range []string{p.CEL, p.Rego, p.File} {
 		if s != "" {
@@ -170,10 +190,7 @@ func compileOne(baseDir string, p Policy) (evaluator, error) {
 	case p.Rego != "":
 		return compileRego(p.Name+".rego", p.Rego, p.Query)
 	}
-	path := p.File
-	if !filepath.IsAbs(path) && baseDir != "" {
-		path = filepath.Join(baseDir, path)
-	}
+	path := c.path(p.File)
 	switch filepath.Ext(path) {
 	case ".cel", ".rego":
 	default:

@@ -575,7 +575,7 @@ func TestReadsArguments(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev, err := compileOne("", tt.policy)
+			ev, err := compileOne(Config{}, tt.policy)
 			if err != nil {
 				t.Fatalf("compile: %v", err)
 			}
@@ -660,5 +660,15 @@ func TestConcurrentDecide(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+func TestConfigFiles(t *testing.T) {
+	abs := filepath.Join(t.TempDir(), "abs.rego")
+	c := Config{BaseDir: "conf", Policies: []Policy{
+		{Name: "a", File: "a.cel"}, {Name: "b", CEL: "true"}, {Name: "c", File: abs},
+	}}
+	if diff := cmp.Diff([]string{filepath.Join("conf", "a.cel"), abs}, c.Files()); diff != "" {
+		t.Errorf("Files (-want +got):\n%s", diff)
 	}
 }
