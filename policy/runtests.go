@@ -147,16 +147,24 @@ func runRegoTests(ctx context.Context, files []string, out *printer) (total, fai
 	for r := range ch {
 		results = append(results, r)
 	}
+	where := func(r *tester.Result) (string, int) {
+		if r.Location == nil {
+			return "", 0
+		}
+		return r.Location.File, r.Location.Row
+	}
 	slices.SortFunc(results, func(a, b *tester.Result) int {
-		if c := strings.Compare(a.Location.File, b.Location.File); c != 0 {
+		fa, ra := where(a)
+		fb, rb := where(b)
+		if c := strings.Compare(fa, fb); c != 0 {
 			return c
 		}
-		return a.Location.Row - b.Location.Row
+		return ra - rb
 	})
 	file := ""
 	for _, r := range results {
-		if r.Location.File != file {
-			file = r.Location.File
+		if f, _ := where(r); f != file {
+			file = f
 			out.printf("%s:\n", file)
 		}
 		if r.Skip {
