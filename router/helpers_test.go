@@ -193,7 +193,9 @@ type addIn struct {
 // alphaServer is a go-sdk MCP server with an echo tool, a tool that streams
 // progress, one that asks the client (elicitation), a slow one and a tool
 // that policy hides.
-func alphaServer(t *testing.T) *httptest.Server {
+func alphaServer(t *testing.T) *httptest.Server { return serve(t, alphaMCP(), false) }
+
+func alphaMCP() *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "alpha", Version: "1"}, nil)
 	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "echoes"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
 		auth := req.Extra.Header.Get("Authorization")
@@ -229,7 +231,7 @@ func alphaServer(t *testing.T) *httptest.Server {
 	mcp.AddTool(s, &mcp.Tool{Name: "secret_tool"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
 		return text("secret"), nil, nil
 	})
-	return serve(t, s, false)
+	return s
 }
 
 // betaServer is a go-sdk MCP server answering in JSON with a tool, a

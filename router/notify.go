@@ -55,11 +55,11 @@ var listChanged = [][]byte{
 
 // watchRegistry tells every client that its lists changed when the
 // registry does, and drops the lists of servers that left.
-func (r *Router) watchRegistry(ctx context.Context) {
+func (r *Router) watchRegistry() {
 	for {
 		ch := r.reg.Changed()
 		select {
-		case <-ctx.Done():
+		case <-r.done:
 			return
 		case <-ch:
 		}

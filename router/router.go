@@ -104,7 +104,8 @@ type Router struct {
 	UpstreamFailures atomic.Int64
 }
 
-// New validates c and returns a Router. auth may be nil: lists are then
+// New validates c and returns a Router; call Close (or run Start) to
+// release it. auth may be nil: lists are then
 // unfiltered and the router's own calls carry the caller's Authorization.
 func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router, error) {
 	if reg == nil {
@@ -136,7 +137,7 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 	if client == nil {
 		client = &http.Client{}
 	}
-	return &Router{
+	r := &Router{
 		cfg: c, reg: reg, auth: auth, log: logger, now: c.Now, client: client,
 		verifier: assertion.NewVerifier(key),
 		sealer:   s,
@@ -145,7 +146,9 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		ended:    newLRU[time.Time](c.CacheSize),
 		streams:  newHub(),
 		done:     make(chan struct{}),
-	}, nil
+	}
+	go r.watchRegistry()
+	return r, nil
 }
 
 func setDefaults(c *Config) {
@@ -195,7 +198,6 @@ func (r *Router) Start(ctx context.Context) error {
 func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	srv.RegisterOnShutdown(r.Close)
-	go r.watchRegistry(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	r.log.Info("router listening", "addr", ln.Addr().String())
@@ -212,7 +214,8 @@ func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Close ends the GET streams; calls in flight continue.
+// Close ends the GET streams and the registry watch; calls in flight
+// continue. Start calls it when its context ends.
 func (r *Router) Close() {
 	if r.closed.CompareAndSwap(false, true) {
 		close(r.done)

@@ -24,6 +24,7 @@ func TestSessionRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(other.Close)
 	foreign, err := other.sealer.seal(&session{ID: "x", Subject: "alice", Version: "2025-06-18", Issued: now.Unix()})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,289 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcp-authz/mcp-authz/registry"
+)
+
+// badServer is a fake MCP server: a real one cannot be made to misbehave on
+// demand. It initializes and lists properly; each tool fails its call in
+// its own way.
+func badServer(t *testing.T) *httptest.Server {
+	tools := []string{"garbage", "nonmcp", "wrongid", "http500", "slow", "cutoff", "unauth", "html"}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		var m message
+		if err := json.Unmarshal(b, &m); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		answer := func(result string) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(resultBody(m.ID, []byte(result)))
+		}
+		switch m.Method {
+		case "initialize":
+			w.Header().Set("Mcp-Session-Id", "bad-1")
+			answer(`{"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"bad","version":"1"}}`)
+			return
+		case "notifications/initialized":
+			w.WriteHeader(http.StatusAccepted)
+			return
+		case "tools/list":
+			var list []string
+			for _, n := range tools {
+				list = append(list, `{"name":"`+n+`","inputSchema":{"type":"object"}}`)
+			}
+			answer(`{"tools":[` + strings.Join(list, ",") + `]}`)
+			return
+		}
+		var p struct {
+			Name string `json:"name"`
+		}
+		json.Unmarshal(m.Params, &p)
+		switch p.Name {
+		case "garbage":
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte("<<garbage>>"))
+		case "nonmcp":
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"hello":"world"}`))
+		case "wrongid":
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(resultBody(json.RawMessage(`"other"`), []byte(`{"content":[]}`)))
+		case "http500":
+			w.WriteHeader(http.StatusInternalServerError)
+		case "slow":
+			<-r.Context().Done()
+		case "cutoff":
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusOK)
+			w.Write([]byte("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"x\"}}\n\n"))
+			http.NewResponseController(w).Flush()
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+		case "unauth":
+			w.Header().Set("WWW-Authenticate", `Bearer resource_metadata="http://bad/.well-known/oauth-protected-resource"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		case "html":
+			w.Header().Set("Content-Type", "text/html")
+			w.Write([]byte("<html></html>"))
+		}
+	})
+	s := httptest.NewServer(h)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestUpstreamMisbehaves(t *testing.T) {
+	a, bad := alphaServer(t), badServer(t)
+	e := newEnv(t, func(c *Config) { c.CallTimeout = 300 * time.Millisecond },
+		registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: a.URL},
+		registry.Server{Name: "ns/bad", Prefix: "bad_", URL: bad.URL},
+	)
+	cs, _ := e.client("alice", nil)
+	for _, tool := range []string{"garbage", "nonmcp", "wrongid", "http500", "slow", "cutoff", "html"} {
+		t.Run(tool, func(t *testing.T) {
+			_, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "bad_" + tool, Arguments: map[string]any{}})
+			if err == nil || !strings.Contains(err.Error(), "upstream") {
+				t.Fatalf("err = %v, want a JSON-RPC error about the upstream", err)
+			}
+			res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "alpha_echo", Arguments: map[string]any{"text": "still"}})
+			if err != nil {
+				t.Fatalf("session did not survive: %v", err)
+			}
+			if got := resultText(t, res); !strings.HasPrefix(got, "still|") {
+				t.Errorf("got %q", got)
+			}
+		})
+	}
+	t.Run("unauthorized upstream", func(t *testing.T) {
+		sid := initRaw(t, e.front.URL, e.key, "alice")
+		r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice",
+			`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"bad_unauth","arguments":{}}}`, nil)
+		if r.status != http.StatusUnauthorized || !strings.Contains(r.header.Get("WWW-Authenticate"), "resource_metadata=") {
+			t.Errorf("status %d, WWW-Authenticate %q", r.status, r.header.Get("WWW-Authenticate"))
+		}
+	})
+}
+
+// TestUpstreamDown kills one upstream: the other's tools stay listed and
+// callable.
+func TestUpstreamDown(t *testing.T) {
+	e, _, b := twoServers(t, nil)
+	cs, _ := e.client("alice", nil)
+	b.Listener.Close()
+	b.CloseClientConnections()
+	failures := e.router.UpstreamFailures.Load()
+	want := []string{"alpha_ask", "alpha_echo", "alpha_progress", "alpha_slow"}
+	if got := toolNames(t, cs); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("tools %v, want %v", got, want)
+	}
+	if e.router.UpstreamFailures.Load() == failures {
+		t.Error("the failing server was not counted")
+	}
+	if _, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "alpha_echo", Arguments: map[string]any{"text": "x"}}); err != nil {
+		t.Errorf("alpha: %v", err)
+	}
+	if _, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "beta_add", Arguments: map[string]any{"a": 1, "b": 1}}); err == nil {
+		t.Error("call to the dead server succeeded")
+	}
+}
+
+// swappable serves whatever handler it holds.
+type swappable struct{ h atomic.Pointer[http.Handler] }
+
+func (s *swappable) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.h.Load()).ServeHTTP(w, r) }
+
+func (s *swappable) set(h http.Handler) { s.h.Store(&h) }
+
+// TestUpstreamSessionLost restarts an upstream (it forgets its sessions and
+// answers 404): the router opens a new session, once, transparently.
+func TestUpstreamSessionLost(t *testing.T) {
+	newHandler := func() http.Handler {
+		s := alphaMCP()
+		return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
+	}
+	sw := &swappable{}
+	sw.set(newHandler())
+	up := httptest.NewServer(sw)
+	t.Cleanup(up.Close)
+	e := newEnv(t, nil, registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: up.URL})
+	cs, _ := e.client("alice", nil)
+	for i := range 3 {
+		sw.set(newHandler())
+		res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "alpha_echo", Arguments: map[string]any{"text": "again"}})
+		if err != nil {
+			t.Fatalf("call %d after the upstream restarted: %v", i, err)
+		}
+		if got := resultText(t, res); !strings.HasPrefix(got, "again|") {
+			t.Errorf("got %q", got)
+		}
+	}
+	sw.set(newHandler())
+	if n := len(toolNames(t, cs)); n != 4 {
+		t.Errorf("%d tools after restart", n)
+	}
+}
+
+// TestLateServer registers a server after initialize: it is listed and
+// callable, initialised on first use.
+func TestLateServer(t *testing.T) {
+	a, b := alphaServer(t), betaServer(t)
+	e := newEnv(t, nil, registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: a.URL})
+	changed := make(chan struct{}, 8)
+	cs, _ := e.client("alice", &mcp.ClientOptions{ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
+		changed <- struct{}{}
+	}})
+	if n := len(toolNames(t, cs)); n != 4 {
+		t.Fatalf("%d tools", n)
+	}
+	waitFor(t, "the client's GET stream", func() bool {
+		e.router.streams.mu.Lock()
+		defer e.router.streams.mu.Unlock()
+		return len(e.router.streams.subs) > 0
+	})
+	e.store(
+		registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: a.URL},
+		registry.Server{Name: "ns/beta", Prefix: "beta_", URL: b.URL},
+	)
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Error("no tools/list_changed after the registry changed")
+	}
+	if n := len(toolNames(t, cs)); n != 5 {
+		t.Errorf("%d tools after the registration", n)
+	}
+	res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "beta_add", Arguments: map[string]any{"a": 20, "b": 22}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resultText(t, res); got != "42" {
+		t.Errorf("got %q", got)
+	}
+}
+
+// TestUpstreamListChanged: a tool added upstream reaches the client as
+// tools/list_changed on its GET stream, and the next list shows it.
+func TestUpstreamListChanged(t *testing.T) {
+	s := alphaMCP()
+	var gets atomic.Int32
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			gets.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(up.Close)
+	e := newEnv(t, nil, registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: up.URL})
+	changed := make(chan struct{}, 8)
+	cs, _ := e.client("alice", &mcp.ClientOptions{ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
+		changed <- struct{}{}
+	}})
+	if n := len(toolNames(t, cs)); n != 4 {
+		t.Fatalf("%d tools", n)
+	}
+	waitFor(t, "the router's upstream GET stream", func() bool { return gets.Load() > 0 })
+	time.Sleep(50 * time.Millisecond) // the upstream registers the stream after the GET arrives
+	mcp.AddTool(s, &mcp.Tool{Name: "fresh"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		return text("fresh"), nil, nil
+	})
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no tools/list_changed from the upstream")
+	}
+	names := toolNames(t, cs)
+	if !strings.Contains(strings.Join(names, ","), "alpha_fresh") {
+		t.Errorf("tools %v lack alpha_fresh", names)
+	}
+}
+
+func TestPagination(t *testing.T) {
+	e, _, _ := twoServers(t, func(c *Config) { c.PageSize = 2 })
+	cs, _ := e.client("alice", nil)
+	want := "alpha_ask,alpha_echo,alpha_progress,alpha_slow,beta_add"
+	if got := strings.Join(toolNames(t, cs), ","); got != want {
+		t.Errorf("paged tools %s, want %s", got, want)
+	}
+	page, err := cs.ListTools(t.Context(), nil)
+	if err != nil || len(page.Tools) != 2 || page.NextCursor == "" {
+		t.Fatalf("first page %+v, %v", page, err)
+	}
+	for _, cursor := range []string{"bogus", encodeCursor(99)} {
+		if _, err := cs.ListTools(t.Context(), &mcp.ListToolsParams{Cursor: cursor}); err == nil {
+			t.Errorf("cursor %q accepted", cursor)
+		}
+	}
+}
+
+// waitFor polls cond for up to 5s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 500 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
