@@ -8,6 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -81,61 +84,114 @@ func Load(path string) (*File, error) {
 	return f, nil
 }
 
-// Parse decodes and checks a configuration. Unknown keys are errors.
+// Parse decodes and checks a configuration. Unknown keys are errors. Its
+// error lists every problem found, each starting with its line.
 func Parse(data []byte, dir string) (*File, error) {
 	var f File
+	var errs []error
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
+	err := dec.Decode(&f)
+	var typeErr *yaml.TypeError
+	switch {
+	case errors.As(err, &typeErr):
+		// Unknown keys and mistyped values: the rest of the file decoded,
+		// so its other problems are reported too.
+		for _, e := range typeErr.Errors {
+			errs = append(errs, errors.New(e))
+		}
+	case err != nil && !errors.Is(err, io.EOF):
+		return nil, err // not YAML; the message names the line
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		errs = append(errs, fmt.Errorf("line %d: a second document: the configuration is one document", extra.Line))
 	}
 	f.Dir = dir
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, err
 	}
-	if errs := f.check(&root); len(errs) > 0 {
+	errs = append(errs, f.check(&root)...)
+	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return &f, nil
 }
 
+// lineError is a problem located in the file. Lines of the cause after its
+// first are indented, so that each problem starts with its line.
+type lineError struct {
+	line int
+	err  error
+}
+
+func (e *lineError) Error() string {
+	return fmt.Sprintf("line %d: %s", e.line, strings.ReplaceAll(e.err.Error(), "\n", "\n    "))
+}
+
+func (e *lineError) Unwrap() error { return e.err }
+
 // check compiles what the request path will use, so that a file that loads
 // is a file that runs. Each error names its line.
 func (f *File) check(root *yaml.Node) []error {
 	var errs []error
-	at := func(path ...any) string { return fmt.Sprintf("line %d", line(root, path...)) }
+	at := func(err error, path ...any) {
+		errs = append(errs, &lineError{line: line(root, path...), err: err})
+	}
 	switch f.DefaultPolicy {
 	case "", "deny", "allow":
 	default:
-		errs = append(errs, fmt.Errorf("%s: defaultPolicy %q: want deny or allow", at("defaultPolicy"), f.DefaultPolicy))
+		at(fmt.Errorf("defaultPolicy %q: want deny or allow", f.DefaultPolicy), "defaultPolicy")
 	}
-	for i, s := range f.Servers {
-		if _, err := registry.NewSnapshot([]registry.Server{s}); err != nil {
-			errs = append(errs, fmt.Errorf("%s: servers[%d]: %w", at("servers", i), i, err))
+	if _, err := f.Snapshot(); err != nil {
+		// registry names the server of each problem by index.
+		for _, e := range split(err) {
+			path := []any{"servers"}
+			if m := serverIndex.FindStringSubmatch(e.Error()); m != nil {
+				i, _ := strconv.Atoi(m[1])
+				path = append(path, i)
+			}
+			at(e, path...)
 		}
 	}
-	if len(errs) == 0 {
-		if _, err := f.Snapshot(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: servers: %w", at("servers"), err))
-		}
-	}
+	policyErrs := len(errs)
 	for i, p := range f.Policies {
 		if _, err := policy.Compile(policy.Config{Policies: []policy.Policy{p}, BaseDir: f.Dir}); err != nil {
-			errs = append(errs, fmt.Errorf("%s: policies[%d]: %w", at("policies", i), i, err))
+			at(fmt.Errorf("policies[%d]: %w", i, err), "policies", i)
 		}
+	}
+	if len(errs) == policyErrs {
+		// What only the whole set shows, such as two policies of one name.
+		if _, err := f.PolicySet(); err != nil {
+			at(fmt.Errorf("policies: %w", err), "policies")
+		}
+	}
+	if f.Exchange != nil && f.Identity == nil {
+		at(errors.New("exchange needs identity: the exchanged token is validated against its issuer"), "exchange")
 	}
 	switch f.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
-		errs = append(errs, fmt.Errorf("%s: log.level %q: want debug, info, warn or error", at("log", "level"), f.Log.Level))
+		at(fmt.Errorf("log.level %q: want debug, info, warn or error", f.Log.Level), "log", "level")
 	}
 	switch f.Log.Format {
 	case "", "json", "text":
 	default:
-		errs = append(errs, fmt.Errorf("%s: log.format %q: want json or text", at("log", "format"), f.Log.Format))
+		at(fmt.Errorf("log.format %q: want json or text", f.Log.Format), "log", "format")
 	}
 	return errs
+}
+
+// serverIndex finds the server a registry error is about.
+var serverIndex = regexp.MustCompile(`servers\[(\d+)\]`)
+
+// split returns the errors joined in err, or err alone.
+func split(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // Snapshot is the file registry.
