@@ -291,13 +291,15 @@ func (r *Router) list(w http.ResponseWriter, c *call, k *kind) {
 	if r.cfg.PageSize > 0 && offset+r.cfg.PageSize < end {
 		end = offset + r.cfg.PageSize
 	}
-	n := 64
+	n := 96 + len(c.msg.ID)
 	for _, it := range items[offset:end] {
 		n += len(it.raw) + 1
 	}
 	var b bytes.Buffer
 	b.Grow(n)
-	b.WriteString(`{"`)
+	b.WriteString(`{"jsonrpc":"2.0","id":`)
+	b.Write(c.msg.ID)
+	b.WriteString(`,"result":{"`)
 	b.WriteString(k.field)
 	b.WriteString(`":[`)
 	for i, it := range items[offset:end] {
@@ -312,8 +314,8 @@ func (r *Router) list(w http.ResponseWriter, c *call, k *kind) {
 		b.WriteString(encodeCursor(end))
 		b.WriteByte('"')
 	}
-	b.WriteByte('}')
-	writeJSON(w, http.StatusOK, resultBody(c.msg.ID, b.Bytes()))
+	b.WriteString("}}")
+	writeJSON(w, http.StatusOK, b.Bytes())
 }
 
 // Cursors are opaque to clients: an offset into the aggregated list.

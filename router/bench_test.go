@@ -1,0 +1,134 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/registry"
+)
+
+// BenchmarkToolsList lists 50 servers x 20 tools from warm caches, filtered
+// for one caller, through the router's handler (assertion, session, filter,
+// encoding included).
+func BenchmarkToolsList(b *testing.B) {
+	key, err := assertion.GenerateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var servers []registry.Server
+	for i := range 50 {
+		s := mcp.NewServer(&mcp.Implementation{Name: fmt.Sprint("s", i), Version: "1"}, nil)
+		for j := range 20 {
+			mcp.AddTool(s, &mcp.Tool{Name: fmt.Sprintf("tool_%d", j), Description: "a tool of the benchmark"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+				return text(in.Text), nil, nil
+			})
+		}
+		up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{JSONResponse: true}))
+		b.Cleanup(up.Close)
+		servers = append(servers, registry.Server{Name: fmt.Sprintf("ns/s%02d", i), Prefix: fmt.Sprintf("s%02d_", i), URL: up.URL})
+	}
+	snap, err := registry.NewSnapshot(servers)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := &registry.Registry{}
+	reg.Store(snap)
+	r, err := New(Config{AssertionKey: key}, reg, &testAuthz{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(r.Close)
+	h := r.Handler()
+	signer := assertion.NewSigner(key)
+	post := func(sid, body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer caller-alice")
+		if sid != "" {
+			req.Header.Set("Mcp-Session-Id", sid)
+		}
+		method := "tools/list"
+		if sid == "" {
+			method = "initialize"
+		}
+		v, err := signer.Sign(assertion.Claims{Method: method, Subject: "alice", BodyHash: assertion.BodyHash([]byte(body))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header.Set(assertion.Header, v)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w
+	}
+	sid := post("", initBody).Header().Get("Mcp-Session-Id")
+	if w := post(sid, listBody); w.Code != http.StatusOK || strings.Count(w.Body.String(), `"name":"s`) != 1000 {
+		b.Fatalf("warm-up: %d, %d tools", w.Code, strings.Count(w.Body.String(), `"name":"s`))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if w := post(sid, listBody); w.Code != http.StatusOK {
+			b.Fatal(w.Code)
+		}
+	}
+}
+
+// BenchmarkToolsCall calls one tool straight on the upstream and through the
+// router, with the go-sdk client over loopback HTTP both times.
+func BenchmarkToolsCall(b *testing.B) {
+	s := mcp.NewServer(&mcp.Implementation{Name: "beta", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "add"}, func(ctx context.Context, req *mcp.CallToolRequest, in addIn) (*mcp.CallToolResult, any, error) {
+		return text(fmt.Sprint(in.A + in.B)), nil, nil
+	})
+	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{JSONResponse: true}))
+	b.Cleanup(up.Close)
+	key, err := assertion.GenerateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	snap, err := registry.NewSnapshot([]registry.Server{{Name: "ns/beta", Prefix: "beta_", URL: up.URL}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := &registry.Registry{}
+	reg.Store(snap)
+	r, err := New(Config{AssertionKey: key}, reg, &testAuthz{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	front := httptest.NewServer(r.Handler())
+	b.Cleanup(front.Close)
+	b.Cleanup(r.Close)
+	for _, tc := range []struct {
+		name, url, tool string
+		rt              http.RoundTripper
+	}{
+		{name: "direct", url: up.URL, tool: "add", rt: http.DefaultTransport},
+		{name: "router", url: front.URL + "/mcp", tool: "beta_add", rt: &signer{base: http.DefaultTransport, s: assertion.NewSigner(key), subject: "alice"}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			c := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+			cs, err := c.Connect(b.Context(), &mcp.StreamableClientTransport{
+				Endpoint: tc.url, HTTPClient: &http.Client{Transport: tc.rt}, DisableStandaloneSSE: true,
+			}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cs.Close()
+			p := &mcp.CallToolParams{Name: tc.tool, Arguments: map[string]any{"a": 1, "b": 2}}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := cs.CallTool(b.Context(), p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
