@@ -53,6 +53,11 @@ type File struct {
 
 	// Dir is the directory of the file; relative paths are taken from it.
 	Dir string `yaml:"-"`
+
+	// sum is the digest of the file and its policy files as Load read them
+	// (before compiling, so that a later change is never mistaken for this
+	// version); zero from Parse.
+	sum [32]byte
 }
 
 // Metrics configures the metrics and probe listener.
@@ -77,10 +82,12 @@ func Load(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	sum := digest(path, data)
 	f, err := Parse(data, filepath.Dir(path))
 	if err != nil {
 		return nil, fmt.Errorf("config: %s: %w", path, err)
 	}
+	f.sum = sum
 	return f, nil
 }
 

@@ -30,6 +30,10 @@ type Watcher struct {
 	// Poll is how often the files are also compared by content, for file
 	// systems without notifications. Default 2s.
 	Poll time.Duration
+	// Loaded is the version the caller applied, as Load returned it: a
+	// change made between that Load and Start is applied at Start. Nil: the
+	// files as Start finds them are taken as applied.
+	Loaded *File
 }
 
 // Start watches until ctx ends. Apply is not called for the version loaded
@@ -47,15 +51,29 @@ func (w *Watcher) Start(ctx context.Context) error {
 	}
 	defer fw.Close()
 
-	last := w.digest()
 	watched := map[string]bool{}
 	w.watchDirs(fw, watched)
+	last := w.digest()
 	tick := time.NewTicker(w.Poll)
 	defer tick.Stop()
-	// Editors and ConfigMap updates replace files in several steps: wait for
-	// the burst to settle before reading.
+	// Editors and ConfigMap updates replace files in several steps, and a
+	// file written in place is empty for a moment: a change, whether
+	// notified or polled, is read once settleDelay has passed since it was
+	// first seen. The delay is not extended by later events, so that a
+	// directory that never stops changing cannot hold a reload back.
 	settle := time.NewTimer(time.Hour)
 	settle.Stop()
+	pending := false
+	arm := func() {
+		if !pending {
+			pending = true
+			settle.Reset(settleDelay)
+		}
+	}
+	if w.Loaded != nil && w.Loaded.sum != ([32]byte{}) && w.Loaded.sum != last {
+		last = w.Loaded.sum // changed since the caller loaded it
+		arm()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -67,16 +85,17 @@ func (w *Watcher) Start(ctx context.Context) error {
 			// Kubernetes swaps a ConfigMap volume through a "..data"
 			// symlink, so any change in a watched directory is worth a
 			// look; the digest decides.
-			settle.Reset(100 * time.Millisecond)
+			arm()
 		case err, ok := <-fw.Errors:
 			if ok {
 				w.Logger.Warn("config watch", "error", err)
 			}
 		case <-tick.C:
-			if w.digest() != last {
-				settle.Reset(0)
+			if !pending && w.digest() != last {
+				arm()
 			}
 		case <-settle.C:
+			pending = false
 			d := w.digest()
 			if d == last {
 				continue
@@ -87,6 +106,9 @@ func (w *Watcher) Start(ctx context.Context) error {
 		}
 	}
 }
+
+// settleDelay is how long a change is left to complete before it is read.
+const settleDelay = 100 * time.Millisecond
 
 func (w *Watcher) reload() {
 	f, err := Load(w.Path)
@@ -106,11 +128,23 @@ func (w *Watcher) reload() {
 // files are the configuration file and the policy files it names. It reads
 // only the names: compiling happens on reload.
 func (w *Watcher) files() []string {
-	files := []string{w.Path}
+	data, _ := os.ReadFile(w.Path)
+	return files(w.Path, data)
+}
+
+// digest hashes the content of every watched file.
+func (w *Watcher) digest() [32]byte {
 	data, err := os.ReadFile(w.Path)
 	if err != nil {
-		return files
+		data = nil
 	}
+	return digest(w.Path, data)
+}
+
+// files are the configuration file at path, holding data, and the policy
+// files it names.
+func files(path string, data []byte) []string {
+	files := []string{path}
 	var names struct {
 		Policies []struct {
 			File string `yaml:"file"`
@@ -119,7 +153,7 @@ func (w *Watcher) files() []string {
 	if yaml.Unmarshal(data, &names) != nil {
 		return files
 	}
-	f := File{Dir: filepath.Dir(w.Path)}
+	f := File{Dir: filepath.Dir(path)}
 	for _, p := range names.Policies {
 		if p.File != "" {
 			files = append(files, f.Path(p.File))
@@ -128,11 +162,15 @@ func (w *Watcher) files() []string {
 	return files
 }
 
-// digest hashes the content of every watched file.
-func (w *Watcher) digest() [32]byte {
+// digest hashes the configuration file at path, holding data, and the
+// content of the policy files it names.
+func digest(path string, data []byte) [32]byte {
 	h := sha256.New()
-	for _, p := range w.files() {
-		b, _ := os.ReadFile(p)
+	for i, p := range files(path, data) {
+		b := data
+		if i > 0 {
+			b, _ = os.ReadFile(p)
+		}
 		fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
 		h.Write(b)
 	}
