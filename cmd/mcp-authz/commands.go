@@ -29,8 +29,9 @@ func configCheck(args []string, stdout io.Writer) error {
 
 // policyEval prints the decision of the configured policies for one input
 // document.
-func policyEval(ctx context.Context, args []string, stdout io.Writer) error {
+func policyEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("policy eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration `FILE`")
 	inputPath := fs.String("input", "", "input document `FILE` (JSON; - for standard input)")
 	if err := fs.Parse(args); err != nil {
@@ -56,11 +57,11 @@ func policyEval(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("policy eval: input: %w", err)
 	}
-	var in policy.Input
-	if err := json.Unmarshal(data, &in); err != nil {
+	in, err := policy.ParseInput(data)
+	if err != nil {
 		return fmt.Errorf("policy eval: input: %w", err)
 	}
-	d := set.Decide(ctx, &in)
+	d := set.Decide(ctx, in)
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(map[string]any{"allow": d.Allow, "reason": d.Reason, "policy": d.Policy})
