@@ -167,13 +167,15 @@ func (e *env) client(subject string, opts *mcp.ClientOptions) (*mcp.ClientSessio
 	return connect(e.t, e.front.URL, e.key, subject, opts)
 }
 
-func connect(t *testing.T, url string, key assertion.Key, subject string, opts *mcp.ClientOptions) (*mcp.ClientSession, *signer) {
+func connect(t *testing.T, url string, key assertion.Key, subject string, opts *mcp.ClientOptions, mods ...func(*mcp.StreamableClientTransport)) (*mcp.ClientSession, *signer) {
 	t.Helper()
 	sg := &signer{base: http.DefaultTransport, s: assertion.NewSigner(key), subject: subject}
 	c := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1"}, opts)
-	cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{
-		Endpoint: url + "/mcp", HTTPClient: &http.Client{Transport: sg}, MaxRetries: -1,
-	}, nil)
+	tr := &mcp.StreamableClientTransport{Endpoint: url + "/mcp", HTTPClient: &http.Client{Transport: sg}, MaxRetries: -1}
+	for _, m := range mods {
+		m(tr)
+	}
+	cs, err := c.Connect(t.Context(), tr, nil)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}

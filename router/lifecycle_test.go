@@ -1,0 +1,237 @@
+package router
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/policy"
+	"github.com/mcp-authz/mcp-authz/registry"
+)
+
+func TestNew(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edPub := write("ed.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	short := write("short", []byte("0123456789"))
+	b64 := write("b64", []byte("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=\n"))
+	for _, tc := range []struct {
+		name    string
+		c       Config
+		wantErr bool
+	}{
+		{name: "no assertion key", c: Config{}, wantErr: true},
+		{name: "ed25519 public key file", c: Config{AssertionKeyFile: edPub}},
+		{name: "missing assertion key file", c: Config{AssertionKeyFile: filepath.Join(dir, "nope")}, wantErr: true},
+		{name: "short session key", c: Config{AssertionKeyFile: edPub, SessionKeyFiles: []string{short}}, wantErr: true},
+		{name: "missing session key", c: Config{AssertionKeyFile: edPub, SessionKeyFiles: []string{filepath.Join(dir, "nope")}}, wantErr: true},
+		{name: "base64 session key", c: Config{AssertionKeyFile: edPub, SessionKeyFiles: []string{b64}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := New(tc.c, &registry.Registry{}, nil, nil)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("New: %v, want error %v", err, tc.wantErr)
+			}
+			if r != nil {
+				r.Close()
+			}
+		})
+	}
+}
+
+// TestDelete: closing the client ends the upstream sessions too.
+func TestDelete(t *testing.T) {
+	var deletes atomic.Int32
+	s := alphaMCP()
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete && r.Header.Get("Mcp-Session-Id") != "" {
+			deletes.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(up.Close)
+	e := newEnv(t, nil, registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: up.URL})
+	cs, _ := e.client("alice", nil)
+	if err := cs.Ping(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if deletes.Load() != 1 {
+		t.Errorf("%d upstream DELETEs, want 1", deletes.Load())
+	}
+}
+
+func TestResponseLimit(t *testing.T) {
+	s := mcp.NewServer(&mcp.Implementation{Name: "big", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "big"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		return text(strings.Repeat("x", 8<<10)), nil, nil
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "small"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		return text("ok"), nil, nil
+	})
+	for _, jsonResponse := range []bool{true, false} {
+		up := serve(t, s, jsonResponse)
+		e := newEnv(t, func(c *Config) { c.MaxResponseBytes = 4 << 10 }, registry.Server{Name: "ns/big", Prefix: "big_", URL: up.URL})
+		cs, _ := e.client("alice", nil)
+		if _, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "big_big", Arguments: map[string]any{"text": ""}}); err == nil {
+			t.Errorf("json %v: an answer over the limit went through", jsonResponse)
+		}
+		if _, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "big_small", Arguments: map[string]any{"text": ""}}); err != nil {
+			t.Errorf("json %v: small answer: %v", jsonResponse, err)
+		}
+	}
+}
+
+// TestTargetedCall: when authz resolved the server (claims.Server), the
+// router forwards the Authorization authz set; a disagreement is refused.
+func TestTargetedCall(t *testing.T) {
+	e, _, _ := twoServers(t, nil)
+	sid := initRaw(t, e.front.URL, e.key, "alice")
+	body := `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"alpha_echo","arguments":{"text":"t"}}}`
+	sign := func(server string) func(*http.Request) {
+		return func(r *http.Request) {
+			v, err := assertion.NewSigner(e.key).Sign(assertion.Claims{Method: "tools/call", Server: server, Tool: "echo", Subject: "alice", BodyHash: assertion.BodyHash([]byte(body))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Header.Set(assertion.Header, v)
+			r.Header.Set("Authorization", "Bearer exchanged-for-alpha")
+		}
+	}
+	for _, tc := range []struct {
+		name, server string
+		status       int
+		want         string
+	}{
+		{name: "authz resolved the same server", server: "ns/alpha", status: http.StatusOK, want: "t|Bearer exchanged-for-alpha"},
+		{name: "router resolves alone", server: "", status: http.StatusOK, want: "t|Bearer up-ns/alpha"},
+		{name: "authz resolved another server", server: "ns/beta", status: http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice", body, sign(tc.server))
+			if r.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.body)
+			}
+			if tc.want != "" && !strings.Contains(r.body, tc.want) {
+				t.Errorf("body %s lacks %q", r.body, tc.want)
+			}
+		})
+	}
+}
+
+type failingAuthz struct{ testAuthz }
+
+func (*failingAuthz) Visible(context.Context, string, []policy.Target) ([]bool, error) {
+	return nil, errors.New("token service down")
+}
+
+// TestFilterFails: when the filter cannot decide, tools/list fails closed.
+func TestFilterFails(t *testing.T) {
+	e, _, _ := twoServers(t, nil)
+	e.router.auth = &failingAuthz{}
+	sid := initRaw(t, e.front.URL, e.key, "alice")
+	r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice", listBody, nil)
+	if !strings.Contains(r.body, `"error"`) || strings.Contains(r.body, "alpha_echo") {
+		t.Errorf("tools/list with a failing filter: %s", r.body)
+	}
+	r = do(t, e.front.URL, e.key, http.MethodPost, sid, "alice", `{"jsonrpc":"2.0","id":4,"method":"prompts/list"}`, nil)
+	if !strings.Contains(r.body, "beta_greet") {
+		t.Errorf("prompts/list: %s", r.body)
+	}
+}
+
+// TestShutdownDrains: ending Start's context lets a call in flight finish
+// while the client's GET stream is ended.
+func TestShutdownDrains(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	s := mcp.NewServer(&mcp.Implementation{Name: "hold", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "hold"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		close(entered)
+		<-release
+		return text("held"), nil, nil
+	})
+	up := serve(t, s, false)
+	key, err := assertion.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &registry.Registry{}
+	snap, err := registry.NewSnapshot([]registry.Server{{Name: "ns/hold", Prefix: "hold_", URL: up.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Store(snap)
+	r, err := New(Config{AssertionKey: key}, reg, &testAuthz{}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- r.Serve(ctx, ln) }()
+	// The router ends GET streams at shutdown; a go-sdk client without
+	// retries would take that as the end of its session, so it opens none.
+	cs, _ := connect(t, "http://"+ln.Addr().String(), key, "alice", nil, func(tr *mcp.StreamableClientTransport) { tr.DisableStandaloneSSE = true })
+	called := make(chan error, 1)
+	go func() {
+		res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "hold_hold", Arguments: map[string]any{"text": ""}})
+		if err == nil && resultText(t, res) != "held" {
+			err = errors.New("wrong answer")
+		}
+		called <- err
+	}()
+	select {
+	case <-entered:
+	case err := <-called:
+		t.Fatalf("call ended early: %v", err)
+	}
+	cancel()
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned %v with a call in flight", err)
+	case err := <-called:
+		t.Fatalf("call ended before release: %v", err)
+	default:
+	}
+	close(release)
+	if err := <-called; err != nil {
+		t.Errorf("call in flight: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+}
