@@ -35,9 +35,15 @@ type starter interface {
 	Start(ctx context.Context) error
 }
 
+// startFunc is a part made of a function.
+type startFunc func(ctx context.Context) error
+
+func (f startFunc) Start(ctx context.Context) error { return f(ctx) }
+
 // serve runs every part the configuration enables until ctx ends.
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration `FILE`")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -139,12 +145,18 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger) (
 		},
 		OnError: func(error) { reloadErrors.Inc() },
 		Logger:  log.With("part", "config"),
+		Loaded:  f,
 	})
 	if f.Authz != nil {
 		parts = append(parts, az)
 	}
 	if f.Router != nil {
 		rc := *f.Router
+		rc.AssertionKeyFile = f.Path(rc.AssertionKeyFile)
+		rc.SessionKeyFiles = nil
+		for _, p := range f.Router.SessionKeyFiles {
+			rc.SessionKeyFiles = append(rc.SessionKeyFiles, f.Path(p))
+		}
 		if key != nil && rc.AssertionKeyFile == "" {
 			rc.AssertionKey = key
 		}
@@ -168,9 +180,13 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger) (
 		}
 		gw, err := gateway.New(*f.Gateway, authv3.NewAuthorizationClient(conn), log.With("part", "gateway"))
 		if err != nil {
+			_ = conn.Close()
 			return nil, err
 		}
-		parts = append(parts, gw)
+		parts = append(parts, startFunc(func(ctx context.Context) error {
+			defer conn.Close()
+			return gw.Start(ctx)
+		}))
 	}
 	if f.Metrics != nil {
 		parts = append(parts, metricsServer(f.Metrics.Listen, metrics, log))
