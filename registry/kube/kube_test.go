@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -309,7 +310,7 @@ func TestThroughGateway(t *testing.T) {
 		c.AttachHostnames = true
 	})
 	f.create(service("svc", 80),
-		route("with-host", []string{"*.example.com", "Tools.Example.com"}, []gwv1.HTTPBackendRef{backend("svc", 80)}),
+		route("with-host", []string{"*.example.com", "tools.example.com"}, []gwv1.HTTPBackendRef{backend("svc", 80)}),
 		route("no-host", nil, []gwv1.HTTPBackendRef{backend("svc", 80)}))
 	withHost := registration("with-host", "a_", "with-host")
 	noHost := registration("no-host", "b_", "no-host")
@@ -376,7 +377,7 @@ func TestPrefixConflict(t *testing.T) {
 	})
 	time.Sleep(1100 * time.Millisecond) // creationTimestamp has one-second resolution
 	newer := registration("a-newer", "kube_", "r")
-	nested := registration("a-nested", "kube_x_", "r") // "kube_" is a prefix of it: ambiguous
+	nested := registration("b-nested", "kube_x_", "r") // "kube_" is a prefix of it: ambiguous
 	f.create(newer, nested)
 
 	msg := f.condition(newer, kube.ConditionReady, metav1.ConditionFalse, kube.ReasonPrefixConflict)
@@ -389,7 +390,8 @@ func TestPrefixConflict(t *testing.T) {
 		t.Errorf("registry holds %v, want only the older registration", got)
 	}
 
-	// Once the older one is gone, the next oldest takes the prefix.
+	// Once the older one is gone, the next oldest takes the prefix (a-newer and
+	// b-nested may share a creation second: then the name decides).
 	if err := k8s.Delete(t.Context(), older); err != nil {
 		t.Fatal(err)
 	}
@@ -573,7 +575,6 @@ func TestUnreachableAtStart(t *testing.T) {
 
 	f := start(t, func(c *kube.Config, rc *rest.Config) {
 		rc.Host = "https://" + addr
-		rc.Timeout = time.Second
 	})
 	fileSnap, err := registry.NewSnapshot([]registry.Server{{Name: "file/server", Prefix: "f_", URL: "http://127.0.0.1:1/mcp"}})
 	if err != nil {
@@ -587,9 +588,14 @@ func TestUnreachableAtStart(t *testing.T) {
 		t.Fatal("the snapshot changed while the API server was unreachable")
 	}
 
-	relay(t, addr, strings.TrimPrefix(restConfig.Host, "https://"))
+	api, err := url.Parse(restConfig.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay(t, addr, api.Host)
 	name := f.ns + "/s"
-	f.server(30*time.Second, name, &registry.Server{Name: name, Prefix: "s_", Audience: name,
+	// controller-runtime retries a missing informer every 10 s.
+	f.server(60*time.Second, name, &registry.Server{Name: name, Prefix: "s_", Audience: name,
 		URL: "http://svc." + f.ns + ".svc.cluster.local:80/mcp"})
 	if _, ok := f.reg.Load().Server("file/server"); ok {
 		t.Error("the file snapshot's server outlived the first cluster snapshot")
@@ -632,8 +638,9 @@ func relay(t *testing.T, addr, target string) {
 			}
 			out, err := net.Dial("tcp", target)
 			if err != nil {
+				t.Errorf("relay dial: %v", err)
 				in.Close()
-				continue
+				return
 			}
 			track(in)
 			track(out)
