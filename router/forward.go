@@ -83,6 +83,15 @@ func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, b
 		writeError(w, http.StatusForbidden, c.msg.ID, codeInvalidRequest, "request did not pass authorization")
 		return
 	}
+	key := c.sess.ID + "\x00" + string(c.msg.ID)
+	r.mu.Lock()
+	r.inflight[key] = srv
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.inflight, key)
+		r.mu.Unlock()
+	}()
 	resp, up, err := r.sendSession(ctx, c, srv, auth, body, name)
 	if err != nil {
 		if errors.Is(err, errUpstreamUnauthorized) {
@@ -277,4 +286,39 @@ func setParam(body []byte, key, value string) ([]byte, error) {
 		return nil, err
 	}
 	return json.Marshal(m)
+}
+
+// cancel passes the client's notifications/cancelled to the server running
+// that request, when this replica forwarded it; otherwise it is dropped (the
+// call's own HTTP request ends with the client's, which cancels it too).
+func (r *Router) cancel(w http.ResponseWriter, c *call) {
+	w.WriteHeader(http.StatusAccepted)
+	var p struct {
+		RequestID json.RawMessage `json:"requestId"`
+	}
+	if json.Unmarshal(c.msg.Params, &p) != nil || p.RequestID == nil {
+		return
+	}
+	r.mu.Lock()
+	srv := r.inflight[c.sess.ID+"\x00"+string(p.RequestID)]
+	r.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.req.Context(), r.cfg.InitTimeout)
+	defer cancel()
+	auth, err := r.upstreamAuth(ctx, c.auth, srv.Name)
+	if err != nil {
+		return
+	}
+	up, err := r.upstreamFor(ctx, c.sess, srv, auth)
+	if err != nil {
+		return
+	}
+	resp, err := r.send(ctx, srv, upstreamHeaders{auth: auth, session: up.ID, version: up.Version, method: c.msg.Method}, c.body)
+	if err != nil {
+		return
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -234,4 +235,40 @@ func TestShutdownDrains(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Errorf("Serve: %v", err)
 	}
+}
+
+// TestCancel: the client's notifications/cancelled reaches the upstream
+// running the call.
+func TestCancel(t *testing.T) {
+	cancelled := make(chan struct{})
+	s := mcp.NewServer(&mcp.Implementation{Name: "wait", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "wait"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		<-ctx.Done()
+		close(cancelled)
+		return nil, nil, ctx.Err()
+	})
+	up := serve(t, s, false)
+	e := newEnv(t, nil, registry.Server{Name: "ns/wait", Prefix: "wait_", URL: up.URL})
+	sid := initRaw(t, e.front.URL, e.key, "alice")
+	done := make(chan raw, 1)
+	go func() {
+		done <- do(t, e.front.URL, e.key, http.MethodPost, sid, "alice",
+			`{"jsonrpc":"2.0","id":"call-1","method":"tools/call","params":{"name":"wait_wait","arguments":{"text":""}}}`, nil)
+	}()
+	waitFor(t, "the call in flight", func() bool {
+		e.router.mu.Lock()
+		defer e.router.mu.Unlock()
+		return len(e.router.inflight) == 1
+	})
+	r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice",
+		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"call-1","reason":"user"}}`, nil)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("cancel: %d %s", r.status, r.body)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream call was not cancelled")
+	}
+	<-done
 }

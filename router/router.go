@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -97,6 +98,11 @@ type Router struct {
 	ended    *lru[time.Time]       // ended session ids -> their expiry
 	streams  *hub
 	inits    singleflight.Group // de-duplicates upstream initializes
+
+	// inflight maps (session, request id) of forwarded calls to their server,
+	// so that the client's notifications/cancelled reaches it.
+	mu       sync.Mutex
+	inflight map[string]*registry.Server
 	done     chan struct{}      // closed when shutdown starts: GET streams end
 	closed   atomic.Bool
 
@@ -146,6 +152,7 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		ended:    newLRU[time.Time](c.CacheSize),
 		streams:  newHub(),
 		done:     make(chan struct{}),
+		inflight: map[string]*registry.Server{},
 	}
 	go r.watchRegistry()
 	return r, nil

@@ -108,8 +108,8 @@ func (r *Router) post(w http.ResponseWriter, req *http.Request) {
 		writeError(w, http.StatusUnauthorized, msg.ID, codeInvalidRequest, "request did not pass authorization")
 		return
 	}
-	if m := req.Header.Get("Mcp-Method"); m != "" && m != msg.Method {
-		writeError(w, http.StatusBadRequest, msg.ID, codeHeaderMismatch, "Mcp-Method does not match the body")
+	if !mirrorsBody(req.Header, msg) {
+		writeError(w, http.StatusBadRequest, msg.ID, codeHeaderMismatch, "Mcp-Method or Mcp-Name does not match the body")
 		return
 	}
 	c := &call{req: req, claims: claims, body: body, msg: msg, auth: req.Header.Get("Authorization")}
@@ -125,6 +125,8 @@ func (r *Router) post(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	switch {
+	case msg.Method == "notifications/cancelled":
+		r.cancel(w, c)
 	case msg.isNotification():
 		w.WriteHeader(http.StatusAccepted)
 	case msg.isResponse():
@@ -309,3 +311,27 @@ func (r *Router) delete(w http.ResponseWriter, req *http.Request) {
 }
 
 var errNoRoute = errors.New("router: no server for the request")
+
+// mirrorsBody checks the 2026-07-28 Mcp-Method and Mcp-Name headers, when
+// sent, against the body.
+func mirrorsBody(h http.Header, m *message) bool {
+	if v := h.Get("Mcp-Method"); v != "" && v != m.Method {
+		return false
+	}
+	v := h.Get("Mcp-Name")
+	if v == "" {
+		return true
+	}
+	var p struct {
+		Name string `json:"name"`
+		URI  string `json:"uri"`
+	}
+	_ = json.Unmarshal(m.Params, &p)
+	switch m.Method {
+	case "tools/call", "prompts/get":
+		return v == p.Name
+	case "resources/read":
+		return v == p.URI
+	}
+	return true
+}

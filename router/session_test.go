@@ -77,6 +77,9 @@ func TestSessionRefused(t *testing.T) {
 			}},
 		{name: "Mcp-Method mismatch", sid: sid, subject: "alice", want: http.StatusBadRequest,
 			mod: func(r *http.Request) { r.Header.Set("Mcp-Method", "tools/call") }},
+		{name: "Mcp-Name mismatch", sid: sid, subject: "alice", want: http.StatusBadRequest,
+			body: `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"alpha_echo","arguments":{"text":"x"}}}`,
+			mod:  func(r *http.Request) { r.Header.Set("Mcp-Name", "beta_add") }},
 		{name: "batch", sid: sid, subject: "alice", body: "[" + listBody + "]", want: http.StatusBadRequest},
 		{name: "not json-rpc", sid: sid, subject: "alice", body: `{"id":1}`, want: http.StatusBadRequest},
 	} {
