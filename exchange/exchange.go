@@ -293,12 +293,13 @@ func (c *Client) cached(ctx context.Context, key [32]byte, audience string) (*To
 	if !ok {
 		return nil, false
 	}
-	id, err := c.verifier.VerifyAudience(ctx, e.token, audience)
+	token := unpack(e.token)
+	id, err := c.verifier.VerifyAudience(ctx, token, audience)
 	if err != nil {
 		c.cache.remove(key)
 		return nil, false
 	}
-	return &Token{AccessToken: e.token, Expiry: id.Expiry, Claims: id.Claims, Exchanged: true}, true
+	return &Token{AccessToken: token, Expiry: id.Expiry, Claims: id.Claims, Exchanged: true}, true
 }
 
 // exchange calls the token service, validates the token issued and caches

@@ -446,3 +446,31 @@ type okVerifier struct{}
 func (okVerifier) VerifyAudience(context.Context, string, string) (*identity.Identity, error) {
 	return nil, errors.New("not used")
 }
+
+func TestPack(t *testing.T) {
+	s := newService(t, newClock(start))
+	jwt := s.mint(s.key, s.claims(server))
+	tests := []struct {
+		name    string
+		token   string
+		smaller bool
+	}{
+		{"jwt", jwt, true},
+		{"opaque", "2YotnFZFEjr1zCsicMWpAA", false},
+		{"four parts", "e30.e30.e30.e30", false},
+		{"empty parts", "..", false},
+		{"non-canonical base64", "e31.e30.c2ln", false},
+		{"not base64", "e30.e30.c2%n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := pack(tt.token)
+			if got := unpack(b); got != tt.token {
+				t.Errorf("unpack(pack(%q)) = %q", tt.token, got)
+			}
+			if smaller := len(b) < len(tt.token); smaller != tt.smaller {
+				t.Errorf("packed %d bytes into %d", len(tt.token), len(b))
+			}
+		})
+	}
+}
