@@ -103,7 +103,7 @@ type Router struct {
 	// so that the client's notifications/cancelled reaches it.
 	mu       sync.Mutex
 	inflight map[string]*registry.Server
-	done     chan struct{}      // closed when shutdown starts: GET streams end
+	done     chan struct{} // closed when shutdown starts: GET streams end
 	closed   atomic.Bool
 
 	// UpstreamFailures counts list fetches and initializes that failed.
