@@ -84,6 +84,24 @@ type Authorizer interface {
 }
 
 // Router is the aggregating MCP endpoint.
+//
+// It speaks raw JSON-RPC to the upstreams rather than through the go-sdk
+// client: forwarding must stream each answer through as it comes (progress,
+// elicitation, sampling) and resume upstream sessions named in a sealed
+// session id, which the go-sdk client does not do.
+//
+// What is per replica and what is not: the sealed session id carries the
+// upstream sessions opened at initialize, so any replica serves them. An
+// upstream session opened later (a server registered after initialize, or a
+// new session after the upstream answered 404) cannot be written back into
+// the client's id: each replica opens its own and caches it by (session,
+// server) in a bounded LRU. A session ended with DELETE is refused by the
+// replica that ended it (its upstream sessions are gone everywhere); another
+// replica refuses it only once SessionTTL has passed. Lists are cached per
+// server, not per caller, fetched with the credentials of the caller who
+// found them missing or older than ListRefresh, and filtered per caller by
+// Authorizer.Visible (tools only: prompts and resources are checked by authz
+// when used).
 type Router struct {
 	cfg      Config
 	reg      Registry
@@ -98,21 +116,21 @@ type Router struct {
 	ended    *lru[time.Time]       // ended session ids -> their expiry
 	streams  *hub
 	inits    singleflight.Group // de-duplicates upstream initializes
+	done     chan struct{}      // closed when shutdown starts: GET streams end
+	closed   atomic.Bool
 
 	// inflight maps (session, request id) of forwarded calls to their server,
 	// so that the client's notifications/cancelled reaches it.
 	mu       sync.Mutex
 	inflight map[string]*registry.Server
-	done     chan struct{} // closed when shutdown starts: GET streams end
-	closed   atomic.Bool
 
 	// UpstreamFailures counts list fetches and initializes that failed.
 	UpstreamFailures atomic.Int64
 }
 
 // New validates c and returns a Router; call Close (or run Start) to
-// release it. auth may be nil: lists are then
-// unfiltered and the router's own calls carry the caller's Authorization.
+// release it. auth may be nil: lists are then unfiltered and the router's
+// own calls carry the caller's Authorization.
 func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router, error) {
 	if reg == nil {
 		return nil, errors.New("router: no registry")
