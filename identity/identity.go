@@ -267,8 +267,6 @@ func (v *Verifier) verifySigned(ctx context.Context, raw string) (*entry, error)
 			return nil, keyErr
 		case errors.As(err, &expired):
 			return nil, fmt.Errorf("%w: exp passed", ErrExpired)
-		case strings.Contains(err.Error(), "different provider"):
-			return nil, fmt.Errorf("%w: iss mismatch", ErrIssuer)
 		default:
 			return nil, fmt.Errorf("%w: rejected by verifier", ErrMalformed)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // retryAfterFailure is the least time between two attempts to fetch a
@@ -69,12 +70,14 @@ func newIssuer(c Issuer, client *http.Client, now func() time.Time, refresh, tim
 
 func (i *issuer) newVerifier(jwksURL string) *oidc.IDTokenVerifier {
 	ks := &keySet{
-		url:        jwksURL,
-		client:     i.client,
-		now:        i.now,
-		refresh:    i.refresh,
-		timeout:    i.timeout,
-		algorithms: i.algorithms,
+		url:     jwksURL,
+		client:  i.client,
+		now:     i.now,
+		refresh: i.refresh,
+		timeout: i.timeout,
+	}
+	for _, a := range i.algorithms {
+		ks.algorithms = append(ks.algorithms, jose.SignatureAlgorithm(a))
 	}
 	return oidc.NewVerifier(i.url, ks, &oidc.Config{
 		SupportedSigningAlgs: i.algorithms,

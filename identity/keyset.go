@@ -27,7 +27,7 @@ type keySet struct {
 	now        func() time.Time
 	refresh    time.Duration
 	timeout    time.Duration
-	algorithms []string
+	algorithms []jose.SignatureAlgorithm
 
 	gate gate
 	// mu guards keys and loaded.
@@ -51,11 +51,7 @@ func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 }
 
 func (k *keySet) verify(ctx context.Context, raw string) ([]byte, error) {
-	algs := make([]jose.SignatureAlgorithm, len(k.algorithms))
-	for i, a := range k.algorithms {
-		algs[i] = jose.SignatureAlgorithm(a)
-	}
-	jws, err := jose.ParseSigned(raw, algs)
+	jws, err := jose.ParseSigned(raw, k.algorithms)
 	if err != nil {
 		return nil, fmt.Errorf("%w: not a signed JWT", ErrMalformed)
 	}
