@@ -36,6 +36,11 @@ var (
 // maxPages bounds how many pages of one upstream list are fetched.
 const maxPages = 100
 
+// listRetry is how long a server whose list failed is left out (or served
+// from its last list) before it is asked again, so that a dead server does
+// not slow down every list.
+const listRetry = 10 * time.Second
+
 // item is one tool, prompt, resource or template of one server.
 type item struct {
 	server string          // registration name
@@ -138,10 +143,13 @@ func (r *Router) fetchCached(ctx context.Context, c *call, k *kind, srv *registr
 		r.upstreamFailed(srv, k.method, err)
 		r.lists.mu.Lock()
 		defer r.lists.mu.Unlock()
+		var items []item
 		if l, ok := r.lists.m[key]; ok {
-			return l.items
+			items = l.items
 		}
-		return nil
+		retry := min(listRetry, r.cfg.ListRefresh)
+		r.lists.m[key] = &serverList{server: srv.Name, items: items, fetched: r.now().Add(retry - r.cfg.ListRefresh)}
+		return items
 	}
 	return v.([]item)
 }

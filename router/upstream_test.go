@@ -136,8 +136,13 @@ func TestUpstreamDown(t *testing.T) {
 	if got := toolNames(t, cs); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("tools %v, want %v", got, want)
 	}
-	if e.router.UpstreamFailures.Load() == failures {
+	after := e.router.UpstreamFailures.Load()
+	if after == failures {
 		t.Error("the failing server was not counted")
+	}
+	toolNames(t, cs)
+	if n := e.router.UpstreamFailures.Load(); n != after {
+		t.Errorf("the dead server was asked again at once (%d failures, then %d)", after, n)
 	}
 	if _, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "alpha_echo", Arguments: map[string]any{"text": "x"}}); err != nil {
 		t.Errorf("alpha: %v", err)
