@@ -105,9 +105,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger) (
 		if verifier == nil {
 			return nil, errors.New("config: exchange needs identity: the exchanged token is validated against its issuer")
 		}
-		xc := *f.Exchange
-		xc.ClientSecretFile = f.Path(xc.ClientSecretFile)
-		if deps.Exchanger, err = exchange.New(xc, httpClient, verifier); err != nil {
+		if deps.Exchanger, err = exchange.New(*f.Exchange, httpClient, verifier); err != nil {
 			return nil, err
 		}
 	}
@@ -152,11 +150,6 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger) (
 	}
 	if f.Router != nil {
 		rc := *f.Router
-		rc.AssertionKeyFile = f.Path(rc.AssertionKeyFile)
-		rc.SessionKeyFiles = nil
-		for _, p := range f.Router.SessionKeyFiles {
-			rc.SessionKeyFiles = append(rc.SessionKeyFiles, f.Path(p))
-		}
 		if key != nil && rc.AssertionKeyFile == "" {
 			rc.AssertionKey = key
 		}
@@ -202,7 +195,7 @@ func assertionKey(f *config.File) (assertion.Key, error) {
 		path = f.Authz.AssertionKeyFile
 	}
 	if path != "" {
-		return assertion.LoadKey(f.Path(path))
+		return assertion.LoadKey(path)
 	}
 	if f.Authz != nil && f.Router != nil {
 		return assertion.GenerateKey()

@@ -3,6 +3,8 @@ package config
 
 import (
 	"bytes"
+	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -12,12 +14,14 @@ import (
 	"strconv"
 	"strings"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/gateway"
 	"github.com/mcp-authz/mcp-authz/identity"
+	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
 	"github.com/mcp-authz/mcp-authz/router"
@@ -115,6 +119,7 @@ func Parse(data []byte, dir string) (*File, error) {
 		errs = append(errs, fmt.Errorf("line %d: a second document: the configuration is one document", extra.Line))
 	}
 	f.Dir = dir
+	f.resolve()
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, err
@@ -177,6 +182,7 @@ func (f *File) check(root *yaml.Node) []error {
 	if f.Exchange != nil && f.Identity == nil {
 		at(errors.New("exchange needs identity: the exchanged token is validated against its issuer"), "exchange")
 	}
+	f.checkSections(at)
 	switch f.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
@@ -211,7 +217,82 @@ func (f *File) PolicySet() (*policy.Set, error) {
 	return policy.Compile(policy.Config{Policies: f.Policies, Default: f.DefaultPolicy, BaseDir: f.Dir})
 }
 
-// Path resolves p against the file's directory.
+// resolve takes the files the sections name from the file's directory.
+// Policy files stay as written: policy.Config.BaseDir resolves them.
+func (f *File) resolve() {
+	if f.Authz != nil {
+		f.Authz.AssertionKeyFile = f.Path(f.Authz.AssertionKeyFile)
+	}
+	if f.Router != nil {
+		f.Router.AssertionKeyFile = f.Path(f.Router.AssertionKeyFile)
+		for i, p := range f.Router.SessionKeyFiles {
+			f.Router.SessionKeyFiles[i] = f.Path(p)
+		}
+	}
+	if f.Exchange != nil {
+		f.Exchange.ClientSecretFile = f.Path(f.Exchange.ClientSecretFile)
+	}
+}
+
+// checkSections builds each section's part with its own constructor, none
+// of which serves or reaches the network, so that what serve would refuse
+// is found here. The key and secret files the sections name are read.
+func (f *File) checkSections(at func(error, ...any)) {
+	if f.Authz != nil {
+		if _, err := authz.New(*f.Authz, authz.Deps{Registry: &registry.Registry{}, Policy: &policy.Engine{}}); err != nil {
+			at(err, "authz")
+		}
+		if f.Authz.AssertionKeyFile != "" {
+			if _, err := assertion.LoadKey(f.Authz.AssertionKeyFile); err != nil {
+				at(fmt.Errorf("authz: %w", err), "authz", "assertionKeyFile")
+			}
+		}
+	}
+	if f.Gateway != nil {
+		if _, err := gateway.New(*f.Gateway, authv3.NewAuthorizationClient(nil), nil); err != nil {
+			at(err, "gateway")
+		}
+	}
+	if f.Router != nil {
+		rc := *f.Router
+		if rc.AssertionKeyFile == "" && f.Authz != nil {
+			// authz in the same process gives the router its key.
+			rc.AssertionKey = assertion.Ed25519PublicKey(make(ed25519.PublicKey, ed25519.PublicKeySize))
+		}
+		if _, err := router.New(rc, &registry.Registry{}, nil, nil); err != nil {
+			at(err, "router")
+		}
+	}
+	if f.Identity != nil {
+		if _, err := identity.New(context.Background(), *f.Identity, nil); err != nil {
+			path := []any{"identity"}
+			if m := issuerIndex.FindStringSubmatch(err.Error()); m != nil {
+				i, _ := strconv.Atoi(m[1])
+				path = append(path, "issuers", i)
+			}
+			at(err, path...)
+		}
+	}
+	if f.Exchange != nil {
+		if _, err := exchange.New(*f.Exchange, nil, checkOnly{}); err != nil {
+			at(err, "exchange")
+		}
+	}
+}
+
+// issuerIndex finds the issuer an identity error is about.
+var issuerIndex = regexp.MustCompile(`issuers\[(\d+)\]`)
+
+// checkOnly stands for the identity verifier in an exchange client that is
+// built to be checked, never used.
+type checkOnly struct{}
+
+func (checkOnly) VerifyAudience(context.Context, string, string) (*identity.Identity, error) {
+	return nil, errors.New("config: check only")
+}
+
+// Path resolves p against the file's directory. Load and Parse have
+// resolved the key and secret files of the sections already.
 func (f *File) Path(p string) string {
 	if p == "" || filepath.IsAbs(p) {
 		return p

@@ -92,6 +92,8 @@ func TestLoadFull(t *testing.T) {
 	dir := t.TempDir()
 	path := write(t, dir, "mcp-authz.yaml", fullYAML)
 	write(t, dir, "policies/allow.rego", allowRego)
+	write(t, dir, "keys/session", strings.Repeat("s", 32))
+	write(t, dir, "secret", "s3cret\n")
 
 	got, err := Load(path)
 	if err != nil {
@@ -110,7 +112,7 @@ func TestLoadFull(t *testing.T) {
 				AuthorizationServers: []string{"http://idp.example/realms/mcp"},
 			},
 		},
-		Router:  &router.Config{Listen: "127.0.0.1:18081", SessionKeyFiles: []string{"keys/session"}, ListRefresh: time.Minute},
+		Router:  &router.Config{Listen: "127.0.0.1:18081", SessionKeyFiles: []string{filepath.Join(dir, "keys/session")}, ListRefresh: time.Minute},
 		Metrics: &Metrics{Listen: "127.0.0.1:19090"},
 		Log:     Log{Level: "debug", Format: "text"},
 		Identity: &identity.Config{
@@ -124,7 +126,7 @@ func TestLoadFull(t *testing.T) {
 		Exchange: &exchange.Config{
 			TokenURL:         "http://idp.example/realms/mcp/protocol/openid-connect/token",
 			ClientID:         "mcp-gateway",
-			ClientSecretFile: "secret",
+			ClientSecretFile: filepath.Join(dir, "secret"),
 			Scopes:           []string{"openid"},
 		},
 		Servers: []registry.Server{
@@ -228,6 +230,41 @@ func TestParseErrors(t *testing.T) {
 			want: []string{`line \d+: did not find expected`},
 		},
 		{
+			name: "authz negative body limit and missing key file",
+			yaml: "authz:\n  maxBodyBytes: -1\n  assertionKeyFile: keys/none\n",
+			want: []string{`^line 2: authz: maxBodyBytes -1 is negative`, `^line 3: authz: assertion: .*keys/none`},
+		},
+		{
+			name: "gateway without upstream",
+			yaml: "servers: []\ngateway:\n  listen: 127.0.0.1:8080\n",
+			want: []string{`^line 3: gateway: .*upstream`},
+		},
+		{
+			name: "router without key nor authz",
+			yaml: "router:\n  listen: 127.0.0.1:8081\n",
+			want: []string{`^line 2: router: an assertion key is required`},
+		},
+		{
+			name: "router session key file missing",
+			yaml: "authz: {}\nrouter:\n  sessionKeyFiles: [keys/none]\n",
+			want: []string{`^line 3: router: session key: .*keys/none`},
+		},
+		{
+			name: "identity issuer without audience",
+			yaml: "identity:\n  issuers:\n    - issuerURL: http://a.example\n      audiences: [x]\n    - issuerURL: http://b.example\n",
+			want: []string{`^line 5: identity: config: issuers\[1\]`},
+		},
+		{
+			name: "identity without issuers",
+			yaml: "identity: {}\n",
+			want: []string{`^line 1: identity: config: no issuers`},
+		},
+		{
+			name: "exchange secret file missing",
+			yaml: "identity:\n  issuers: [{issuerURL: http://a.example, audiences: [x]}]\nexchange:\n  tokenURL: http://a.example/token\n  clientID: gw\n  clientSecretFile: none\n",
+			want: []string{`^line 4: exchange: config: clientSecretFile`},
+		},
+		{
 			name: "bad defaultPolicy",
 			yaml: "defaultPolicy: permit\n",
 			want: []string{`line 1: defaultPolicy "permit": want deny or allow`},
@@ -324,11 +361,8 @@ policies:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := f.Path(f.Exchange.ClientSecretFile), filepath.Join(dir, "conf/secrets/gw"); got != want {
-		t.Errorf("Path(clientSecretFile) = %q, want %q", got, want)
-	}
-	if _, err := os.Stat(f.Path(f.Exchange.ClientSecretFile)); err != nil {
-		t.Error(err)
+	if got, want := f.Exchange.ClientSecretFile, filepath.Join(dir, "conf/secrets/gw"); got != want {
+		t.Errorf("clientSecretFile = %q, want %q", got, want)
 	}
 	set, err := f.PolicySet()
 	if err != nil {
@@ -366,7 +400,7 @@ func TestDevConfig(t *testing.T) {
 	if f.Authz == nil || f.Gateway == nil || f.Router == nil || f.Identity == nil || f.Exchange == nil || len(f.Servers) == 0 || len(f.Policies) == 0 {
 		t.Errorf("dev config lacks a section: %+v", f)
 	}
-	if _, err := os.Stat(f.Path(f.Exchange.ClientSecretFile)); err != nil {
-		t.Errorf("dev clientSecretFile: %v", err)
+	if got, want := f.Exchange.ClientSecretFile, filepath.Join("../../dev", "gateway-secret"); got != want {
+		t.Errorf("dev clientSecretFile = %q, want %q", got, want)
 	}
 }
