@@ -388,8 +388,8 @@ const routerPolicy = `policies:
 // sees the tools of two go-sdk servers and server-everything, prefixed and
 // filtered to her roles, and calls one on each, the streaming one with
 // progress; each go-sdk server got a token exchanged for it; both routers
-// served the one session; killing server-everything leaves the others
-// listed and callable.
+// served the one session and refuse requests that skipped authz; killing
+// server-everything leaves the others listed and callable.
 func TestRouterThreeServers(t *testing.T) {
 	evURL, ev := startEverything(t)
 	p := startIdP(t, "")
@@ -505,6 +505,22 @@ func TestRouterThreeServers(t *testing.T) {
 		}
 		if got := a.lb.servedBy(alice.ID()); len(got) != 2 {
 			t.Errorf("alice's session was served by %q, want both routers", got)
+		}
+	})
+
+	t.Run("a router refuses what did not pass authz", func(t *testing.T) {
+		before := len(kube.requests())
+		for _, be := range a.lb.backends {
+			resp, body := post(t.Context(), t, "http://"+be+"/mcp", toolCall("kube_pods_list"), map[string]string{
+				"Authorization":  "Bearer " + aliceToken,
+				"Mcp-Session-Id": alice.ID(),
+			})
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("router %s without an assertion: %d %s", be, resp.StatusCode, body)
+			}
+		}
+		if len(kube.requests()) != before {
+			t.Error("a request that skipped authz reached the upstream")
 		}
 	})
 
