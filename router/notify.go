@@ -94,6 +94,8 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 		wg.Go(func() { r.watchUpstream(ctx, c, &srv, events) })
 	}
 	sw := startSSE(w, "")
+	r.metrics.streams.Inc()
+	defer r.metrics.streams.Dec()
 	tick := time.NewTicker(keepAlive)
 	defer tick.Stop()
 	for {

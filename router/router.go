@@ -115,6 +115,7 @@ type Router struct {
 	upstream *lru[upstreamSession] // (session, server) -> upstream session opened after initialize
 	ended    *lru[time.Time]       // ended session ids -> their expiry
 	streams  *hub
+	metrics  *metrics
 	inits    singleflight.Group // de-duplicates upstream initializes
 	done     chan struct{}      // closed when shutdown starts: GET streams end
 	closed   atomic.Bool
@@ -169,6 +170,7 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		upstream: newLRU[upstreamSession](c.CacheSize),
 		ended:    newLRU[time.Time](c.CacheSize),
 		streams:  newHub(),
+		metrics:  newMetrics(),
 		done:     make(chan struct{}),
 		inflight: map[string]*registry.Server{},
 	}

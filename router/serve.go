@@ -112,6 +112,7 @@ func (r *Router) post(w http.ResponseWriter, req *http.Request) {
 		writeError(w, http.StatusBadRequest, msg.ID, codeHeaderMismatch, "Mcp-Method or Mcp-Name does not match the body")
 		return
 	}
+	r.metrics.requests.WithLabelValues(methodLabel(msg.Method)).Inc()
 	c := &call{req: req, claims: claims, body: body, msg: msg, auth: req.Header.Get("Authorization")}
 	switch {
 	case msg.Method == "initialize" && msg.isRequest():
@@ -212,6 +213,7 @@ func (r *Router) initialize(w http.ResponseWriter, c *call) {
 	}
 	wg.Wait()
 	sid, err := r.sealer.seal(s)
+	r.metrics.sessions.Inc()
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, c.msg.ID, codeInternal, "internal error")
 		return
@@ -233,6 +235,7 @@ func randomID() string {
 
 func (r *Router) upstreamFailed(srv *registry.Server, op string, err error) {
 	r.UpstreamFailures.Add(1)
+	r.metrics.failures.WithLabelValues(srv.Name, methodLabel(op)).Inc()
 	r.log.Warn("upstream failed", "server", srv.Name, "op", op, "error", err.Error())
 }
 

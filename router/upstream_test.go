@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mcp-authz/mcp-authz/registry"
 )
@@ -139,6 +141,16 @@ func TestUpstreamDown(t *testing.T) {
 	after := e.router.UpstreamFailures.Load()
 	if after == failures {
 		t.Error("the failing server was not counted")
+	}
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(e.router); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "mcp_authz_router_upstream_failures_total"); err != nil || n == 0 {
+		t.Errorf("failure series: %d, %v", n, err)
+	}
+	if v := testutil.ToFloat64(e.router.metrics.failures.WithLabelValues("ns/beta", "tools/list")); v != 1 {
+		t.Errorf("ns/beta tools/list failures = %v, want 1", v)
 	}
 	toolNames(t, cs)
 	if n := e.router.UpstreamFailures.Load(); n != after {

@@ -1,0 +1,56 @@
+package router
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the router's Prometheus series; labels carry server names
+// and method names only, never caller data.
+type metrics struct {
+	requests *prometheus.CounterVec // by JSON-RPC method (known ones) or HTTP method
+	failures *prometheus.CounterVec // upstream failures by server and operation
+	sessions prometheus.Counter
+	streams  prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcp_authz_router_requests_total", Help: "Requests served, by MCP method.",
+		}, []string{"method"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcp_authz_router_upstream_failures_total", Help: "Failed upstream initializes, lists and calls, by server and operation.",
+		}, []string{"server", "op"}),
+		sessions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcp_authz_router_sessions_total", Help: "Sessions opened (initialize).",
+		}),
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mcp_authz_router_streams", Help: "Open client GET streams.",
+		}),
+	}
+}
+
+// methodLabel bounds the label values to the methods the router knows.
+func methodLabel(m string) string {
+	switch m {
+	case "initialize", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get",
+		"resources/list", "resources/read", "resources/templates/list", "notifications/cancelled", "":
+		return m
+	}
+	return "other"
+}
+
+// Describe implements prometheus.Collector.
+func (r *Router) Describe(ch chan<- *prometheus.Desc) {
+	r.metrics.requests.Describe(ch)
+	r.metrics.failures.Describe(ch)
+	r.metrics.sessions.Describe(ch)
+	r.metrics.streams.Describe(ch)
+}
+
+// Collect implements prometheus.Collector: register the Router to export
+// its metrics.
+func (r *Router) Collect(ch chan<- prometheus.Metric) {
+	r.metrics.requests.Collect(ch)
+	r.metrics.failures.Collect(ch)
+	r.metrics.sessions.Collect(ch)
+	r.metrics.streams.Collect(ch)
+}
