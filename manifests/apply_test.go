@@ -81,7 +81,7 @@ func run(m *testing.M) int {
 	if err != nil {
 		return fail(err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	kubeconfig = filepath.Join(dir, "kubeconfig")
 	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
 		return fail(err)
@@ -353,7 +353,12 @@ func TestExampleWithShippedRBAC(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- src.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Start: %v", err)
+		}
+	})
 
 	if out, err := kubectl(t, render(t, "examples/kubernetes-mcp-server"), "apply", "--server-side", "--field-manager=manifests-test", "-f", "-"); err != nil {
 		t.Fatalf("apply example: %v\n%s", err, out)

@@ -180,7 +180,3 @@ type MCPServerRegistrationList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []MCPServerRegistration `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&MCPServerRegistration{}, &MCPServerRegistrationList{})
-}

@@ -42,7 +42,3 @@ type MCPServerRegistrationList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []MCPServerRegistration `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&MCPServerRegistration{}, &MCPServerRegistrationList{})
-}

@@ -149,18 +149,16 @@ func (s *Source) Start(ctx context.Context) error {
 	if retry <= 0 {
 		retry = 5 * time.Second
 	}
-	for {
-		err := s.run(ctx)
-		if ctx.Err() != nil {
-			return nil
+	for ctx.Err() == nil {
+		if err := s.run(ctx); ctx.Err() == nil {
+			s.log.Warn("kube: watch stopped; retrying", "error", err, "in", retry)
 		}
-		s.log.Warn("kube: watch stopped; retrying", "error", err, "in", retry)
 		select {
 		case <-ctx.Done():
-			return nil
 		case <-time.After(retry):
 		}
 	}
+	return nil
 }
 
 // run builds a manager with the two controllers and runs it until it fails or

@@ -202,7 +202,7 @@ func externalService(name, host string) *corev1.Service {
 
 func backend(svc string, port int32) gwv1.HTTPBackendRef {
 	return gwv1.HTTPBackendRef{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{
-		Name: gwv1.ObjectName(svc), Port: ptr.To(gwv1.PortNumber(port)),
+		Name: gwv1.ObjectName(svc), Port: ptr.To(port),
 	}}}
 }
 
@@ -571,7 +571,7 @@ func TestUnreachableAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
-	l.Close()
+	_ = l.Close()
 
 	f := start(t, func(c *kube.Config, rc *rest.Config) {
 		rc.Host = "https://" + addr
@@ -619,10 +619,10 @@ func relay(t *testing.T, addr, target string) {
 		conns = append(conns, c)
 	}
 	t.Cleanup(func() {
-		l.Close()
+		_ = l.Close()
 		mu.Lock()
 		for _, c := range conns {
-			c.Close()
+			_ = c.Close()
 		}
 		mu.Unlock()
 		wg.Wait()
@@ -639,13 +639,13 @@ func relay(t *testing.T, addr, target string) {
 			out, err := net.Dial("tcp", target)
 			if err != nil {
 				t.Errorf("relay dial: %v", err)
-				in.Close()
+				_ = in.Close()
 				return
 			}
 			track(in)
 			track(out)
-			wg.Go(func() { _, _ = io.Copy(out, in); out.Close() })
-			wg.Go(func() { _, _ = io.Copy(in, out); in.Close() })
+			wg.Go(func() { _, _ = io.Copy(out, in); _ = out.Close() })
+			wg.Go(func() { _, _ = io.Copy(in, out); _ = in.Close() })
 		}
 	})
 }

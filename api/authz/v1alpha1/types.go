@@ -133,7 +133,3 @@ type MCPAuthPolicyList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []MCPAuthPolicy `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&MCPAuthPolicy{}, &MCPAuthPolicyList{})
-}
