@@ -219,6 +219,11 @@ func New(c Config, client *http.Client, v TokenVerifier) (*Client, error) {
 	if x.client == nil {
 		x.client = http.DefaultClient
 	}
+	// A redirect of the POST (307, 308) would send the subject token and
+	// the client's credentials wherever the token URL points: never follow.
+	cl := *x.client
+	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	x.client = &cl
 	return x, nil
 }
 

@@ -166,6 +166,25 @@ func TestExchangeFailures(t *testing.T) {
 	}
 }
 
+func TestRedirectNotFollowed(t *testing.T) {
+	for _, status := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect, http.StatusFound} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			elsewhere := newService(t, newClock(start))
+			s := newService(t, newClock(start))
+			s.setAnswer(func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, elsewhere.URL+"/token", status)
+			})
+			x := newClient(t, s, func(c *Config) { c.AuthStyle = "post" })
+			if _, err := x.Exchange(t.Context(), request(s)); !errors.Is(err, ErrUnavailable) {
+				t.Errorf("Exchange() error = %v, want ErrUnavailable", err)
+			}
+			if got := elsewhere.calls.Load(); got != 0 {
+				t.Errorf("the redirect target got %d calls, want 0", got)
+			}
+		})
+	}
+}
+
 func TestUnreachable(t *testing.T) {
 	s := newService(t, newClock(start))
 	x := newClient(t, s, nil)
