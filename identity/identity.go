@@ -41,6 +41,7 @@ const (
 	DefaultLeeway             = 30 * time.Second
 	DefaultCacheSize          = 10000
 	DefaultKeyRefreshInterval = 10 * time.Second
+	DefaultKeyMaxAge          = time.Hour
 	DefaultTimeout            = 5 * time.Second
 )
 
@@ -69,6 +70,10 @@ type Config struct {
 	// fetch only if the last one is older. 0 means
 	// DefaultKeyRefreshInterval (10s, as Keycloak's adapters).
 	KeyRefreshInterval time.Duration `yaml:"keyRefreshInterval" json:"keyRefreshInterval"`
+	// KeyMaxAge is the age past which a key set is fetched again, in the
+	// background, when a token is verified with it, so that keys the
+	// provider withdrew stop being trusted; 0 means DefaultKeyMaxAge (1h).
+	KeyMaxAge time.Duration `yaml:"keyMaxAge" json:"keyMaxAge"`
 	// Timeout bounds each discovery or key-set fetch; 0 means
 	// DefaultTimeout (5s).
 	Timeout time.Duration `yaml:"timeout" json:"timeout"`
@@ -137,10 +142,13 @@ func New(ctx context.Context, c Config, client *http.Client) (*Verifier, error) 
 	if v.now == nil {
 		v.now = time.Now
 	}
-	refresh := orDefault(c.KeyRefreshInterval, DefaultKeyRefreshInterval)
-	timeout := orDefault(c.Timeout, DefaultTimeout)
+	tm := timing{
+		refresh: orDefault(c.KeyRefreshInterval, DefaultKeyRefreshInterval),
+		maxAge:  orDefault(c.KeyMaxAge, DefaultKeyMaxAge),
+		timeout: orDefault(c.Timeout, DefaultTimeout),
+	}
 	for i, ic := range c.Issuers {
-		iss, err := newIssuer(ic, client, v.now, refresh, timeout)
+		iss, err := newIssuer(ic, client, v.now, tm)
 		if err != nil {
 			return nil, fmt.Errorf("identity: config: issuers[%d]: %w", i, err)
 		}

@@ -239,6 +239,49 @@ func TestKeyRotation(t *testing.T) {
 	}
 }
 
+func TestKeyMaxAge(t *testing.T) {
+	p := newProvider(t)
+	clk := newClock(start)
+	v := newVerifier(t, p, clk, nil)
+	sign := func(n int) string {
+		c := p.claims(clk.Now(), "mcp-gateway")
+		c["n"] = n
+		return p.sign(t, "ec-1", c)
+	}
+	if _, err := v.Verify(t.Context(), sign(1)); err != nil {
+		t.Fatal(err)
+	}
+	withdrawn := p.key("ec-1")
+	p.removeKey("ec-1")
+	// Younger than KeyMaxAge, the key set is trusted as it is.
+	clk.Advance(DefaultKeyMaxAge - time.Second)
+	if _, err := v.Verify(t.Context(), signWith(t, withdrawn, p.claims(clk.Now(), "mcp-gateway"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.jwksHits.Load(); got != 1 {
+		t.Fatalf("JWKS fetches before KeyMaxAge = %d, want 1", got)
+	}
+	// Older, a verification starts a fetch in the background...
+	clk.Advance(time.Second)
+	if _, err := v.Verify(t.Context(), signWith(t, withdrawn, p.claims(clk.Now(), "mcp-gateway"))); err != nil {
+		t.Fatalf("Verify() while the key set is refreshed: %v", err)
+	}
+	ks := v.issuers[p.issuer].keys
+	ks.gate.mu.Lock()
+	f := ks.gate.cur
+	ks.gate.mu.Unlock()
+	if f != nil {
+		<-f.done
+	}
+	if got := p.jwksHits.Load(); got != 2 {
+		t.Fatalf("JWKS fetches past KeyMaxAge = %d, want 2", got)
+	}
+	// ...after which the withdrawn key is no longer trusted.
+	if _, err := v.Verify(t.Context(), signWith(t, withdrawn, p.claims(clk.Now(), "mcp-gateway"))); !errors.Is(err, ErrSignature) {
+		t.Errorf("Verify() with a withdrawn key: error = %v, want ErrSignature", err)
+	}
+}
+
 func TestProviderDownAtStart(t *testing.T) {
 	p := newProvider(t)
 	p.down.Store(true)

@@ -25,16 +25,23 @@ type issuer struct {
 	algorithms []string
 	client     *http.Client
 	now        func() time.Time
-	refresh    time.Duration
-	timeout    time.Duration
+	timing     timing
 
 	gate gate
-	// mu guards ver.
-	mu  sync.Mutex
-	ver *oidc.IDTokenVerifier
+	// mu guards ver and keys.
+	mu   sync.Mutex
+	ver  *oidc.IDTokenVerifier
+	keys *keySet
 }
 
-func newIssuer(c Issuer, client *http.Client, now func() time.Time, refresh, timeout time.Duration) (*issuer, error) {
+// timing holds the intervals of key-set and discovery fetches.
+type timing struct {
+	refresh time.Duration // least time between two key-set fetches
+	maxAge  time.Duration // age past which a key set is fetched again
+	timeout time.Duration // of one fetch
+}
+
+func newIssuer(c Issuer, client *http.Client, now func() time.Time, tm timing) (*issuer, error) {
 	if err := checkURL(c.IssuerURL); err != nil {
 		return nil, fmt.Errorf("issuerURL: %w", err)
 	}
@@ -56,25 +63,23 @@ func newIssuer(c Issuer, client *http.Client, now func() time.Time, refresh, tim
 		algorithms: slices.Clone(algs),
 		client:     client,
 		now:        now,
-		refresh:    refresh,
-		timeout:    timeout,
+		timing:     tm,
 	}
 	if c.JWKSURL != "" {
 		if err := checkURL(c.JWKSURL); err != nil {
 			return nil, fmt.Errorf("jwksURL: %w", err)
 		}
-		iss.ver = iss.newVerifier(c.JWKSURL)
+		iss.ver, iss.keys = iss.newVerifier(c.JWKSURL)
 	}
 	return iss, nil
 }
 
-func (i *issuer) newVerifier(jwksURL string) *oidc.IDTokenVerifier {
+func (i *issuer) newVerifier(jwksURL string) (*oidc.IDTokenVerifier, *keySet) {
 	ks := &keySet{
-		url:     jwksURL,
-		client:  i.client,
-		now:     i.now,
-		refresh: i.refresh,
-		timeout: i.timeout,
+		url:    jwksURL,
+		client: i.client,
+		now:    i.now,
+		timing: i.timing,
 	}
 	for _, a := range i.algorithms {
 		ks.algorithms = append(ks.algorithms, jose.SignatureAlgorithm(a))
@@ -86,7 +91,7 @@ func (i *issuer) newVerifier(jwksURL string) *oidc.IDTokenVerifier {
 		SkipClientIDCheck: true,
 		SkipExpiryCheck:   true,
 		Now:               i.now,
-	})
+	}), ks
 }
 
 // verifier returns the issuer's verifier, discovering its key-set address
@@ -115,7 +120,7 @@ func (i *issuer) verifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
 
 // discover fetches the discovery document; it runs at most once at a time.
 func (i *issuer) discover() (time.Duration, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), i.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), i.timing.timeout)
 	defer cancel()
 	p, err := oidc.NewProvider(oidc.ClientContext(ctx, i.client), i.url)
 	if err != nil {
@@ -127,9 +132,9 @@ func (i *issuer) discover() (time.Duration, error) {
 	if err := p.Claims(&doc); err != nil || checkURL(doc.JWKSURI) != nil {
 		return retryAfterFailure, fmt.Errorf("%w: discovery: no valid jwks_uri", ErrUnavailable)
 	}
-	ver := i.newVerifier(doc.JWKSURI)
+	ver, keys := i.newVerifier(doc.JWKSURI)
 	i.mu.Lock()
-	i.ver = ver
+	i.ver, i.keys = ver, keys
 	i.mu.Unlock()
 	return 0, nil
 }
@@ -147,6 +152,16 @@ type flight struct {
 	err  error
 }
 
+// start starts fetch in the background unless one is running or the last
+// one asked not to be repeated before now.
+func (g *gate) start(now time.Time, fetch func() (time.Duration, error)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cur == nil && !now.Before(g.next) {
+		g.launch(now, fetch)
+	}
+}
+
 // run starts fetch unless one is running (then it joins it) or the last
 // one asked not to be repeated before now (then it reports ran false).
 // fetch returns how long to wait before the next attempt. Fetches run
@@ -159,17 +174,7 @@ func (g *gate) run(ctx context.Context, now time.Time, fetch func() (time.Durati
 			g.mu.Unlock()
 			return false, nil
 		}
-		f = &flight{done: make(chan struct{})}
-		g.cur = f
-		go func() {
-			wait, err := fetch()
-			g.mu.Lock()
-			g.next = now.Add(wait)
-			g.cur = nil
-			g.mu.Unlock()
-			f.err = err
-			close(f.done)
-		}()
+		f = g.launch(now, fetch)
 	}
 	g.mu.Unlock()
 	select {
@@ -178,4 +183,20 @@ func (g *gate) run(ctx context.Context, now time.Time, fetch func() (time.Durati
 	case <-f.done:
 		return true, f.err
 	}
+}
+
+// launch runs fetch in a new goroutine; g.mu is held.
+func (g *gate) launch(now time.Time, fetch func() (time.Duration, error)) *flight {
+	f := &flight{done: make(chan struct{})}
+	g.cur = f
+	go func() {
+		wait, err := fetch()
+		g.mu.Lock()
+		g.next = now.Add(wait)
+		g.cur = nil
+		g.mu.Unlock()
+		f.err = err
+		close(f.done)
+	}()
+	return f
 }

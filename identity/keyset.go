@@ -25,15 +25,15 @@ type keySet struct {
 	url        string
 	client     *http.Client
 	now        func() time.Time
-	refresh    time.Duration
-	timeout    time.Duration
+	timing     timing
 	algorithms []jose.SignatureAlgorithm
 
 	gate gate
-	// mu guards keys and loaded.
-	mu     sync.RWMutex
-	keys   []jose.JSONWebKey
-	loaded bool
+	// mu guards keys, loaded and fetched.
+	mu      sync.RWMutex
+	keys    []jose.JSONWebKey
+	loaded  bool
+	fetched time.Time
 }
 
 // VerifySignature implements oidc.KeySet. Its errors are the package's
@@ -59,6 +59,12 @@ func (k *keySet) verify(ctx context.Context, raw string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: not exactly one signature", ErrMalformed)
 	}
 	if payload, ok := k.try(jws); ok {
+		k.mu.RLock()
+		stale := k.now().Sub(k.fetched) >= k.timing.maxAge
+		k.mu.RUnlock()
+		if stale {
+			k.gate.start(k.now(), k.fetch) // a failure keeps the keys
+		}
 		return payload, nil
 	}
 	ran, err := k.gate.run(ctx, k.now(), k.fetch)
@@ -103,16 +109,17 @@ func (k *keySet) try(jws *jose.JSONWebSignature) ([]byte, bool) {
 
 // fetch loads the key set; it runs at most once at a time.
 func (k *keySet) fetch() (time.Duration, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), k.timeout)
+	now := k.now()
+	ctx, cancel := context.WithTimeout(context.Background(), k.timing.timeout)
 	defer cancel()
 	keys, err := k.get(ctx)
 	if err != nil {
 		return retryAfterFailure, fmt.Errorf("%w: jwks: %w", ErrUnavailable, err)
 	}
 	k.mu.Lock()
-	k.keys, k.loaded = keys, true
+	k.keys, k.loaded, k.fetched = keys, true, now
 	k.mu.Unlock()
-	return k.refresh, nil
+	return k.timing.refresh, nil
 }
 
 func (k *keySet) get(ctx context.Context) ([]jose.JSONWebKey, error) {
