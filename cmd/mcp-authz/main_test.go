@@ -113,6 +113,7 @@ defaultPolicy: perhaps
 		{name: "policy test missing dir", args: []string{"policy", "test", filepath.Join(dir, "none")}, code: 1},
 		{name: "serve without config", args: []string{"serve"}, code: 1, stderr: []string{`usage: mcp-authz serve --config FILE`}},
 		{name: "serve bad config", args: []string{"serve", "--config", bad}, code: 1, stderr: []string{`line 11: defaultPolicy`}},
+		{name: "serve nothing", args: []string{"serve", "--config", write(t, dir, "policies.yaml", "policies: [{name: p, cel: 'true'}]\n")}, code: 1, stderr: []string{`nothing to serve`}},
 		{name: "serve bad flag", args: []string{"serve", "--confg", bad}, code: 1, stderr: []string{`flag provided but not defined: -confg`, `^\s+-config FILE`}},
 	}
 	for _, tt := range tests {

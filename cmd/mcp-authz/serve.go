@@ -72,6 +72,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 // build constructs the parts of one process from its configuration.
 func build(ctx context.Context, f *config.File, path string, log *slog.Logger) ([]starter, error) {
+	if f.Authz == nil && f.Gateway == nil && f.Router == nil {
+		return nil, errors.New("serve: nothing to serve: the configuration enables none of authz, gateway and router")
+	}
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reloadErrors := prometheus.NewCounter(prometheus.CounterOpts{
@@ -126,6 +129,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger) (
 	}
 
 	var parts []starter
+	clog := log.With("part", "config")
 	parts = append(parts, &config.Watcher{
 		Path: path,
 		Apply: func(nf *config.File) error {
@@ -139,10 +143,13 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger) (
 			}
 			reg.Store(snap)
 			engine.Store(set)
+			if s := f.Unreloaded(nf); len(s) > 0 {
+				clog.Warn("config changes that take effect on restart", "sections", s)
+			}
 			return nil
 		},
 		OnError: func(error) { reloadErrors.Inc() },
-		Logger:  log.With("part", "config"),
+		Logger:  clog,
 		Loaded:  f,
 	})
 	if f.Authz != nil {

@@ -202,6 +202,18 @@ policies:
 		t.Errorf("broken edit not logged:\n%s", stderr.String())
 	}
 
+	if strings.Contains(stderr.String(), "take effect on restart") {
+		t.Errorf("a policy edit was reported as needing a restart:\n%s", stderr.String())
+	}
+	// A section that only a restart applies is reported.
+	write(t, filepath.Dir(cfg), "mcp-authz.yaml", config+"log:\n  level: debug\n")
+	for !strings.Contains(stderr.String(), `"msg":"config changes that take effect on restart","part":"config","sections":["log"]`) {
+		if time.Now().After(deadline.Add(30 * time.Second)) {
+			t.Fatalf("restart-only change not reported:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
 	cs.Close()
 	cancel()
 	select {

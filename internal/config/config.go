@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -215,6 +216,30 @@ func (f *File) Snapshot() (*registry.Snapshot, error) {
 // PolicySet compiles the policies.
 func (f *File) PolicySet() (*policy.Set, error) {
 	return policy.Compile(policy.Config{Policies: f.Policies, Default: f.DefaultPolicy, BaseDir: f.Dir})
+}
+
+// Unreloaded names the sections of next that differ from f's and that a
+// reload does not apply: only servers, policies and defaultPolicy are
+// reloaded, the rest takes effect on restart.
+func (f *File) Unreloaded(next *File) []string {
+	var out []string
+	for _, s := range []struct {
+		name      string
+		was, next any
+	}{
+		{"authz", f.Authz, next.Authz},
+		{"gateway", f.Gateway, next.Gateway},
+		{"router", f.Router, next.Router},
+		{"metrics", f.Metrics, next.Metrics},
+		{"log", f.Log, next.Log},
+		{"identity", f.Identity, next.Identity},
+		{"exchange", f.Exchange, next.Exchange},
+	} {
+		if !reflect.DeepEqual(s.was, s.next) {
+			out = append(out, s.name)
+		}
+	}
+	return out
 }
 
 // resolve takes the files the sections name from the file's directory.

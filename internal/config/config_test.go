@@ -404,3 +404,32 @@ func TestDevConfig(t *testing.T) {
 		t.Errorf("dev clientSecretFile = %q, want %q", got, want)
 	}
 }
+
+func TestUnreloaded(t *testing.T) {
+	const base = "authz: {listen: 127.0.0.1:9001}\nlog: {level: info}\nservers: []\n"
+	tests := []struct {
+		name, next string
+		want       []string
+	}{
+		{name: "same", next: base},
+		{name: "policies only", next: base + "policies: [{name: p, cel: 'true'}]\ndefaultPolicy: allow\n"},
+		{name: "authz listen", next: "authz: {listen: 127.0.0.1:9002}\nlog: {level: info}\n", want: []string{"authz"}},
+		{name: "log and metrics", next: "authz: {listen: 127.0.0.1:9001}\nlog: {level: debug}\nmetrics: {}\n", want: []string{"metrics", "log"}},
+		{name: "authz removed", next: "log: {level: info}\n", want: []string{"authz"}},
+	}
+	was, err := Parse([]byte(base), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next, err := Parse([]byte(tt.next), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, was.Unreloaded(next)); diff != "" {
+				t.Errorf("Unreloaded (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
