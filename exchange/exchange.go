@@ -316,10 +316,12 @@ func (c *Client) exchange(ctx context.Context, key [32]byte, r Request, scopes [
 	}
 	id, err := c.verifier.VerifyAudience(ctx, resp.AccessToken, r.Audience)
 	if err != nil {
+		// The cause is kept as text only: the caller's token is fine, and a
+		// wrapped identity sentinel would read as a fault of the caller's.
 		if errors.Is(err, identity.ErrUnavailable) {
-			return nil, fmt.Errorf("%w: validating the issued token: %v", ErrUnavailable, err)
+			return nil, fmt.Errorf("%w: validating the issued token: %v", ErrUnavailable, err) //nolint:errorlint // see above
 		}
-		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err) //nolint:errorlint // see above
 	}
 	now := c.now()
 	until := id.Expiry

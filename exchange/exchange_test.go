@@ -72,7 +72,7 @@ func TestExchangeFailures(t *testing.T) {
 		return func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(status)
-			w.Write([]byte(body))
+			_, _ = w.Write([]byte(body))
 		}
 	}
 	var svc *service
@@ -351,7 +351,10 @@ func TestCacheKey(t *testing.T) {
 	if _, err := x.Exchange(t.Context(), base); err != nil {
 		t.Fatal(err)
 	}
-	x.Exchange(t.Context(), Request{SubjectToken: base.SubjectToken, SubjectExpiry: base.SubjectExpiry, Audience: server, Scopes: []string{"a", "b"}})
+	// Scopes ["a", "b"] cached: ["a b"] is the same scope parameter.
+	if _, err := x.Exchange(t.Context(), Request{SubjectToken: base.SubjectToken, SubjectExpiry: base.SubjectExpiry, Audience: server, Scopes: []string{"a", "b"}}); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := base
