@@ -230,7 +230,7 @@ type httpServer struct {
 }
 
 func (h httpServer) Start(ctx context.Context) error {
-	lis, err := net.Listen("tcp", h.srv.Addr)
+	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", h.srv.Addr)
 	if err != nil {
 		return fmt.Errorf("metrics: listen: %w", err)
 	}

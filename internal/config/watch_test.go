@@ -2,8 +2,10 @@ package config
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,7 +210,10 @@ func TestWatcherPolicyFile(t *testing.T) {
 	select {
 	case f := <-applied:
 		t.Fatalf("broken policy file applied: %+v", f.Policies)
-	case <-refused:
+	case err := <-refused:
+		if !strings.Contains(err.Error(), "p.cel") {
+			t.Errorf("refusal does not name the policy file: %v", err)
+		}
 	case <-time.After(waitFor):
 		t.Fatal("broken policy file not reported")
 	}
@@ -293,7 +298,7 @@ func TestWatcherApplyError(t *testing.T) {
 	write(t, dir, "mcp-authz.yaml", denyYAML)
 	select {
 	case err := <-refused:
-		if err != os.ErrPermission {
+		if !errors.Is(err, os.ErrPermission) {
 			t.Errorf("OnError(%v), want Apply's error", err)
 		}
 	case <-time.After(waitFor):
