@@ -252,7 +252,7 @@ func betaServer(t *testing.T) *httptest.Server {
 	return serve(t, s, true)
 }
 
-func serve(t *testing.T, s *mcp.Server, jsonResponse bool) *httptest.Server {
+func serve(t testing.TB, s *mcp.Server, jsonResponse bool) *httptest.Server {
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{JSONResponse: jsonResponse})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

@@ -160,7 +160,10 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 	}
 	client := c.HTTPClient
 	if client == nil {
-		client = &http.Client{}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns = 1024 // every session's calls go to few hosts
+		t.MaxIdleConnsPerHost = 256
+		client = &http.Client{Transport: t}
 	}
 	r := &Router{
 		cfg: c, reg: reg, auth: auth, log: logger, now: c.Now, client: client,
