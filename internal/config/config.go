@@ -326,37 +326,43 @@ func (f *File) Path(p string) string {
 }
 
 // line finds the line of a node by its path of mapping keys and sequence
-// indexes; it falls back to the deepest node found.
+// indexes: the line of its key when the path ends with a key, of the item
+// when it ends with an index. It falls back to the deepest node found.
 func line(root *yaml.Node, path ...any) int {
 	n := root
 	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
 		n = n.Content[0]
 	}
+	at := n.Line
 	for _, p := range path {
-		next := child(n, p)
+		key, next := child(n, p)
 		if next == nil {
 			break
 		}
-		n = next
+		n, at = next, next.Line
+		if key != nil {
+			at = key.Line
+		}
 	}
-	return n.Line
+	return at
 }
 
-func child(n *yaml.Node, p any) *yaml.Node {
+// child returns the node p names in n and, for a mapping key, the key.
+func child(n *yaml.Node, p any) (key, value *yaml.Node) {
 	switch k := p.(type) {
 	case string:
 		if n.Kind != yaml.MappingNode {
-			return nil
+			return nil, nil
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			if n.Content[i].Value == k {
-				return n.Content[i+1]
+				return n.Content[i], n.Content[i+1]
 			}
 		}
 	case int:
-		if n.Kind == yaml.SequenceNode && k < len(n.Content) {
-			return n.Content[k]
+		if n.Kind == yaml.SequenceNode && k >= 0 && k < len(n.Content) {
+			return nil, n.Content[k]
 		}
 	}
-	return nil
+	return nil, nil
 }

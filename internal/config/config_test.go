@@ -212,12 +212,12 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "two policies of one name",
 			yaml: "policies:\n  - name: p\n    cel: 'true'\n  - name: p\n    cel: 'false'\n",
-			want: []string{`^line 2: policies: .*"p"`},
+			want: []string{`^line 1: policies: .*"p"`},
 		},
 		{
 			name: "exchange without identity",
 			yaml: "servers: []\nexchange:\n  tokenURL: http://idp/token\n  clientID: gw\n",
-			want: []string{`^line 3: exchange needs identity`},
+			want: []string{`^line 2: exchange needs identity`},
 		},
 		{
 			name: "a second document",
@@ -232,22 +232,22 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "authz negative body limit and missing key file",
 			yaml: "authz:\n  maxBodyBytes: -1\n  assertionKeyFile: keys/none\n",
-			want: []string{`^line 2: authz: maxBodyBytes -1 is negative`, `^line 3: authz: assertion: .*keys/none`},
+			want: []string{`^line 1: authz: maxBodyBytes -1 is negative`, `^line 3: authz: assertion: .*keys/none`},
 		},
 		{
 			name: "gateway without upstream",
 			yaml: "servers: []\ngateway:\n  listen: 127.0.0.1:8080\n",
-			want: []string{`^line 3: gateway: .*upstream`},
+			want: []string{`^line 2: gateway: .*upstream`},
 		},
 		{
 			name: "router without key nor authz",
 			yaml: "router:\n  listen: 127.0.0.1:8081\n",
-			want: []string{`^line 2: router: an assertion key is required`},
+			want: []string{`^line 1: router: an assertion key is required`},
 		},
 		{
 			name: "router session key file missing",
 			yaml: "authz: {}\nrouter:\n  sessionKeyFiles: [keys/none]\n",
-			want: []string{`^line 3: router: session key: .*keys/none`},
+			want: []string{`^line 2: router: session key: .*keys/none`},
 		},
 		{
 			name: "identity issuer without audience",
@@ -262,7 +262,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "exchange secret file missing",
 			yaml: "identity:\n  issuers: [{issuerURL: http://a.example, audiences: [x]}]\nexchange:\n  tokenURL: http://a.example/token\n  clientID: gw\n  clientSecretFile: none\n",
-			want: []string{`^line 4: exchange: config: clientSecretFile`},
+			want: []string{`^line 3: exchange: config: clientSecretFile`},
 		},
 		{
 			name: "bad defaultPolicy",
