@@ -61,7 +61,7 @@ policies:
 	eventually(t, func() bool { return status(t, s, "", "kube_pods_delete") == http.StatusOK })
 
 	replaceFile(t, policyPath, `mcp.tool.name in [`) // does not compile
-	time.Sleep(3 * time.Second)                        // longer than a reload takes
+	time.Sleep(3 * time.Second)                      // longer than a reload takes
 	expect(t, s, "", "kube_pods_delete", http.StatusOK, "")
 	expect(t, s, "", "kube_pods_list", http.StatusOK, "")
 	if !strings.Contains(s.proc.out.String(), "config reload refused") {
