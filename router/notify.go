@@ -77,6 +77,10 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
+	if claims.Method != "" {
+		writeError(w, http.StatusUnauthorized, nil, codeInvalidRequest, "request did not pass authorization")
+		return
+	}
 	s, ok := r.open(w, req, claims, nil)
 	if !ok {
 		return

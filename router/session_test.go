@@ -105,6 +105,13 @@ func TestSessionRefused(t *testing.T) {
 			if r := do(t, url, e.key, m, sid, "alice", "", func(r *http.Request) { r.Header.Del(assertion.Header) }); r.status != http.StatusUnauthorized {
 				t.Errorf("%s without assertion: %d", m, r.status)
 			}
+			postAssertion := func(r *http.Request) {
+				v, _ := assertion.NewSigner(e.key).Sign(assertion.Claims{Method: "tools/list", Subject: "alice", BodyHash: assertion.BodyHash(nil)})
+				r.Header.Set(assertion.Header, v)
+			}
+			if r := do(t, url, e.key, m, sid, "alice", "", postAssertion); r.status != http.StatusUnauthorized {
+				t.Errorf("%s with an assertion for a POST: %d", m, r.status)
+			}
 		}
 		if r := do(t, url, e.key, http.MethodPut, sid, "alice", "", nil); r.status != http.StatusMethodNotAllowed {
 			t.Errorf("PUT: %d", r.status)
