@@ -21,6 +21,7 @@ import (
 // this package shares; each test works in its own namespace.
 var (
 	restConfig *rest.Config
+	kubeconfig []byte // for processes that talk to the API server
 	k8s        client.Client
 	skipReason string
 )
@@ -49,6 +50,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "envtest:", err)
 		return 1
 	}
+	kubeconfig = env.KubeConfig
 	defer func() {
 		if err := env.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "envtest stop:", err)
