@@ -36,8 +36,7 @@ func (r *Router) callNamed(w http.ResponseWriter, c *call) {
 	r.forward(w, c, srv, body, name)
 }
 
-// readResource forwards resources/read to the server owning the URI: by the
-// registry's resource prefixes, else by the servers' resource lists.
+// readResource forwards resources/read to the server owning the URI.
 func (r *Router) readResource(w http.ResponseWriter, c *call) {
 	var p struct {
 		URI string `json:"uri"`
@@ -46,21 +45,38 @@ func (r *Router) readResource(w http.ResponseWriter, c *call) {
 		writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "invalid params")
 		return
 	}
-	snap := r.reg.Load()
-	srv, ok := snap.ResolveURI(p.URI)
-	if !ok {
-		for _, it := range r.collect(c.req.Context(), c, resourcesKind) {
-			if it.name == p.URI {
-				srv, ok = snap.Server(it.server)
-				break
-			}
-		}
-	}
+	srv, ok := r.resourceOwner(c, p.URI)
 	if !ok {
 		writeError(w, http.StatusOK, c.msg.ID, -32002, "resource not found")
 		return
 	}
 	r.forward(w, c, srv, c.body, p.URI)
+}
+
+// resourceOwner finds the server of a URI: by the registry's resource
+// prefixes, else by the servers' resource lists, else by the literal start
+// (up to the first '{') of their URI templates, the longest winning.
+func (r *Router) resourceOwner(c *call, uri string) (*registry.Server, bool) {
+	snap := r.reg.Load()
+	if srv, ok := snap.ResolveURI(uri); ok {
+		return srv, true
+	}
+	for _, it := range r.collect(c.req.Context(), c, resourcesKind) {
+		if it.name == uri {
+			return snap.Server(it.server)
+		}
+	}
+	best, owner := -1, ""
+	for _, it := range r.collect(c.req.Context(), c, templatesKind) {
+		lit, _, _ := strings.Cut(it.name, "{")
+		if lit != "" && strings.HasPrefix(uri, lit) && len(lit) > best {
+			best, owner = len(lit), it.server
+		}
+	}
+	if owner == "" {
+		return nil, false
+	}
+	return snap.Server(owner)
 }
 
 // forward sends body to srv and streams the answer back. The Authorization

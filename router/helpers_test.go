@@ -249,6 +249,9 @@ func betaServer(t *testing.T) *httptest.Server {
 	s.AddResource(&mcp.Resource{URI: "file:///beta/readme", Name: "readme", MIMEType: "text/plain"}, func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 		return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: "beta readme"}}}, nil
 	})
+	s.AddResourceTemplate(&mcp.ResourceTemplate{URITemplate: "file:///beta/notes/{name}", Name: "notes"}, func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+		return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: "note " + strings.TrimPrefix(req.Params.URI, "file:///beta/notes/")}}}, nil
+	})
 	return serve(t, s, true)
 }
 

@@ -106,6 +106,17 @@ func TestListAndCall(t *testing.T) {
 		if res.Contents[0].Text != "beta readme" {
 			t.Errorf("read %+v", res.Contents[0])
 		}
+		tl, err := cs.ListResourceTemplates(ctx, nil)
+		if err != nil || len(tl.ResourceTemplates) != 1 || tl.ResourceTemplates[0].URITemplate != "file:///beta/notes/{name}" {
+			t.Fatalf("templates %+v, %v", tl, err)
+		}
+		res, err = cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "file:///beta/notes/todo"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Contents[0].Text != "note todo" {
+			t.Errorf("read by template %+v", res.Contents[0])
+		}
 		if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "file:///nowhere"}); err == nil {
 			t.Error("unknown resource read succeeded")
 		}
