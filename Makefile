@@ -19,7 +19,7 @@ GHZ_VERSION := v0.121.0
 GRPCURL_VERSION := v1.9.3
 EVERYTHING_VERSION := 2026.8.31
 K8S_MCP_VERSION := 0.0.67
-INSPECTOR_VERSION := 0.17.2
+INSPECTOR_VERSION := 2.12.0
 NODE22_VERSION := 22.23.3
 
 GOLANGCI := $(TOOLS)/golangci-lint-$(GOLANGCI_VERSION)
@@ -28,15 +28,22 @@ GRPCURL := $(TOOLS)/grpcurl-$(GRPCURL_VERSION)
 NPM_DIR := $(CACHE)/npm-$(EVERYTHING_VERSION)-$(K8S_MCP_VERSION)
 EVERYTHING := $(NPM_DIR)/node_modules/@modelcontextprotocol/server-everything/dist/index.js
 K8S_MCP := $(NPM_DIR)/node_modules/.bin/kubernetes-mcp-server
+# The inspector CLI 2.x sends bearer headers and needs Node 22, installed
+# beside it from npm (package node@22).
+INSPECTOR_DIR := $(CACHE)/inspector-$(INSPECTOR_VERSION)-node$(NODE22_VERSION)
+INSPECTOR := $(INSPECTOR_DIR)/node_modules/.bin/mcp-inspector
 
 # What the tests find through the environment (each test says so when it
 # skips for want of one; make test always sets them).
 export MCP_AUTHZ_EVERYTHING := $(EVERYTHING)
 export MCP_AUTHZ_K8S_MCP := $(K8S_MCP)
+export MCP_AUTHZ_INSPECTOR := $(INSPECTOR)
 
 FUZZTIME ?= 5s
 # Fuzz targets: package:Func.
-FUZZ_TARGETS := ./mcpparse:FuzzParse ./authz:FuzzCheck
+FUZZ_TARGETS := ./mcpparse:FuzzParse ./mcpparse:FuzzRoundTrip ./authz:FuzzCheck \
+  ./identity:FuzzBearerToken ./identity:FuzzVerify ./gateway:FuzzBuildCheck \
+  ./internal/assertion:FuzzVerify
 
 ##@ Everyday
 
@@ -61,7 +68,7 @@ unit: npm ## Unit tests (go test ./...).
 	go test -count=1 ./...
 
 .PHONY: e2e
-e2e: build npm $(GRPCURL) ## End-to-end tests with real processes (build tag integration).
+e2e: build npm $(INSPECTOR) $(GRPCURL) ## End-to-end tests with real processes (build tag integration).
 	MCP_AUTHZ_GRPCURL=$(GRPCURL) go test -count=1 -tags integration ./integration/...
 
 .PHONY: lint
@@ -87,7 +94,7 @@ bench: build $(GHZ) ## Benchmarks (-benchmem) and ghz against the real and a no-
 ##@ Tools (pinned, cached in $(CACHE))
 
 .PHONY: tools
-tools: $(GOLANGCI) $(GHZ) $(GRPCURL) npm ## Install every pinned tool.
+tools: $(GOLANGCI) $(GHZ) $(GRPCURL) npm $(INSPECTOR) ## Install every pinned tool.
 
 $(GOLANGCI):
 	cd hack/golangci && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
@@ -106,6 +113,12 @@ $(EVERYTHING):
 	cd $(NPM_DIR) && npm install --no-audit --no-fund --loglevel=error \
 	  @modelcontextprotocol/server-everything@$(EVERYTHING_VERSION) kubernetes-mcp-server@$(K8S_MCP_VERSION)
 	test -f $@
+
+$(INSPECTOR):
+	mkdir -p $(INSPECTOR_DIR)
+	cd $(INSPECTOR_DIR) && npm install --no-audit --no-fund --loglevel=error \
+	  node@$(NODE22_VERSION) @modelcontextprotocol/inspector@$(INSPECTOR_VERSION)
+	test -x $@
 
 .PHONY: clean
 clean: ## Remove build outputs (the tool cache stays).
