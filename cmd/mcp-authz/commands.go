@@ -14,12 +14,19 @@ import (
 )
 
 // configCheck loads a configuration the way serve does and prints each
-// problem on a line of its own.
-func configCheck(args []string, stdout io.Writer) error {
+// problem on a line of its own, in the order of the file.
+func configCheck(args []string, stdout, stderr io.Writer) error {
 	if len(args) != 1 {
 		return errors.New("usage: mcp-authz config check FILE")
 	}
 	f, err := config.Load(args[0])
+	var problems interface{ Unwrap() []error }
+	if errors.As(err, &problems) {
+		for _, e := range problems.Unwrap() {
+			fmt.Fprintf(stderr, "%s: %v\n", args[0], e)
+		}
+		return fmt.Errorf("config check: %s: %d problems", args[0], len(problems.Unwrap()))
+	}
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case cmd == "serve":
 		err = serve(ctx, rest, stderr)
 	case cmd == "config" && len(rest) > 0 && rest[0] == "check":
-		err = configCheck(rest[1:], stdout)
+		err = configCheck(rest[1:], stdout, stderr)
 	case cmd == "policy" && len(rest) > 0 && rest[0] == "eval":
 		err = policyEval(ctx, rest[1:], stdout, stderr)
 	case cmd == "policy" && len(rest) > 0 && rest[0] == "test":

@@ -87,10 +87,13 @@ defaultPolicy: perhaps
 			args: []string{"config", "check", bad},
 			code: 1,
 			stderr: []string{
-				`line 3: field maxBodyByte not found`,
-				`^line 5: registry: servers\[0\] "nonamespace"`,
-				`^line 9: policies\[0\]: .*"broken"`,
-				`^line 11: defaultPolicy "perhaps"`,
+				`^\S+/bad\.yaml: line 3: field maxBodyByte not found in type authz.Config\n` +
+					`\S+/bad\.yaml: line 5: registry: servers\[0\] "nonamespace": name .*\n` +
+					`\S+/bad\.yaml: line 9: policies\[0\]: .*"broken".*\n` +
+					`\s+\| mcp.tool.name ==\n` +
+					`\s+\| \.+\^\n` +
+					`\S+/bad\.yaml: line 11: defaultPolicy "perhaps": want deny or allow\n` +
+					`mcp-authz: config check: \S+/bad\.yaml: 4 problems\n$`,
 			},
 		},
 		{name: "config check missing file", args: []string{"config", "check", filepath.Join(dir, "none.yaml")}, code: 1, stderr: []string{`no such file`}},

@@ -3,6 +3,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -110,14 +112,14 @@ func Parse(data []byte, dir string) (*File, error) {
 		// Unknown keys and mistyped values: the rest of the file decoded,
 		// so its other problems are reported too.
 		for _, e := range typeErr.Errors {
-			errs = append(errs, errors.New(e))
+			errs = append(errs, typeError(e))
 		}
 	case err != nil && !errors.Is(err, io.EOF):
 		return nil, err // not YAML; the message names the line
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		errs = append(errs, fmt.Errorf("line %d: a second document: the configuration is one document", extra.Line))
+		errs = append(errs, &lineError{line: extra.Line, err: errors.New("a second document: the configuration is one document")})
 	}
 	f.Dir = dir
 	f.resolve()
@@ -127,6 +129,7 @@ func Parse(data []byte, dir string) (*File, error) {
 	}
 	errs = append(errs, f.check(&root)...)
 	if len(errs) > 0 {
+		slices.SortStableFunc(errs, func(a, b error) int { return cmp.Compare(errLine(a), errLine(b)) })
 		return nil, errors.Join(errs...)
 	}
 	return &f, nil
@@ -144,6 +147,28 @@ func (e *lineError) Error() string {
 }
 
 func (e *lineError) Unwrap() error { return e.err }
+
+// typeError locates one of yaml's "line N: ..." decoding errors.
+func typeError(s string) error {
+	var n int
+	if m := typeErrorLine.FindStringSubmatch(s); m != nil {
+		if n, _ = strconv.Atoi(m[1]); n > 0 {
+			return &lineError{line: n, err: errors.New(m[2])}
+		}
+	}
+	return errors.New(s)
+}
+
+var typeErrorLine = regexp.MustCompile(`(?s)^line (\d+): (.*)$`)
+
+// errLine is the line of a located error, 0 otherwise.
+func errLine(err error) int {
+	var le *lineError
+	if errors.As(err, &le) {
+		return le.line
+	}
+	return 0
+}
 
 // check compiles what the request path will use, so that a file that loads
 // is a file that runs. Each error names its line.

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -291,6 +293,15 @@ func TestParseErrors(t *testing.T) {
 				if !regexp.MustCompile(`(?m)` + w).MatchString(msg) {
 					t.Errorf("error does not match %q:\n%s", w, msg)
 				}
+			}
+			// Problems come in the order of the file.
+			var lines []int
+			for _, m := range regexp.MustCompile(`(?m)^line (\d+): `).FindAllStringSubmatch(msg, -1) {
+				n, _ := strconv.Atoi(m[1])
+				lines = append(lines, n)
+			}
+			if !slices.IsSorted(lines) {
+				t.Errorf("problems not in the order of the file: lines %v", lines)
 			}
 			// Every problem starts with its location; its further lines
 			// are indented.
