@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -68,16 +69,29 @@ type fixture struct {
 // start creates a fresh namespace and runs a Source on it until the test ends.
 func start(t *testing.T, mutate ...func(*kube.Config, *rest.Config)) *fixture {
 	t.Helper()
+	f := newFixture(t)
+	f.startSource(mutate...)
+	return f
+}
+
+// newFixture creates a fresh namespace, deleted when the test ends.
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
 	needEnv(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "kube-test-"}}
 	if err := k8s.Create(t.Context(), ns); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = k8s.Delete(context.Background(), ns) })
-	f := &fixture{t: t, ns: ns.Name, reg: &registry.Registry{}, sink: &sink{}}
+	return &fixture{t: t, ns: ns.Name, reg: &registry.Registry{}, sink: &sink{}}
+}
+
+// startSource runs a Source watching the fixture's namespace until the test ends.
+func (f *fixture) startSource(mutate ...func(*kube.Config, *rest.Config)) {
+	f.t.Helper()
 	cfg := kube.Config{
-		Namespaces:              []string{ns.Name},
-		LeaderElectionNamespace: ns.Name,
+		Namespaces:              []string{f.ns},
+		LeaderElectionNamespace: f.ns,
 		RetryInterval:           100 * time.Millisecond,
 		Logger:                  slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
@@ -87,11 +101,10 @@ func start(t *testing.T, mutate ...func(*kube.Config, *rest.Config)) *fixture {
 	}
 	src, err := kube.New(cfg, rc, f.reg, f.sink)
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
 	f.src = src
-	f.run(t, src)
-	return f
+	f.run(f.t, src)
 }
 
 // run runs src until the test ends.
@@ -648,4 +661,43 @@ func relay(t *testing.T, addr, target string) {
 			wg.Go(func() { _, _ = io.Copy(in, out); _ = in.Close() })
 		}
 	})
+}
+
+// TestOnlyTheLeaderWritesStatus holds the status writer's Lease for someone
+// else: the Source still builds its snapshot but writes no status until the
+// Lease is released to it.
+func TestOnlyTheLeaderWritesStatus(t *testing.T) {
+	f := newFixture(t)
+	now := metav1.NewMicroTime(time.Now())
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: "held-elsewhere", Namespace: f.ns},
+		Spec: coordinationv1.LeaseSpec{
+			HolderIdentity:       ptr.To("another-replica"),
+			LeaseDurationSeconds: ptr.To(int32(3600)),
+			AcquireTime:          &now,
+			RenewTime:            &now,
+		},
+	}
+	if err := k8s.Create(t.Context(), lease); err != nil {
+		t.Fatal(err)
+	}
+	f.startSource(func(c *kube.Config, _ *rest.Config) { c.LeaderElectionID = "held-elsewhere" })
+	f.create(service("svc", 80), route("r", nil, []gwv1.HTTPBackendRef{backend("svc", 80)}))
+	reg := registration("s", "s_", "r")
+	f.create(reg)
+	name := f.ns + "/s"
+	f.server(5*time.Second, name, &registry.Server{Name: name, Prefix: "s_", Audience: name,
+		URL: "http://svc." + f.ns + ".svc.cluster.local:80/mcp"})
+	time.Sleep(2 * time.Second)
+	if err := k8s.Get(t.Context(), client.ObjectKeyFromObject(reg), reg); err != nil {
+		t.Fatal(err)
+	}
+	if len(reg.Status.Conditions) != 0 {
+		t.Fatalf("a replica without the Lease wrote status: %+v", reg.Status.Conditions)
+	}
+
+	if err := k8s.Delete(t.Context(), lease); err != nil {
+		t.Fatal(err)
+	}
+	f.condition(reg, kube.ConditionReady, metav1.ConditionTrue, kube.ReasonRegistered)
 }
