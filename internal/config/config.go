@@ -196,7 +196,12 @@ func (f *File) check(root *yaml.Node) []error {
 	policyErrs := len(errs)
 	for i, p := range f.Policies {
 		if _, err := policy.Compile(policy.Config{Policies: []policy.Policy{p}, BaseDir: f.Dir}); err != nil {
-			at(fmt.Errorf("policies[%d]: %w", i, err), "policies", i)
+			err = fmt.Errorf("policies[%d]: %w", i, err)
+			if n, ok := inlineLine(root, i, p, err); ok {
+				errs = append(errs, &lineError{line: n, err: err})
+				continue
+			}
+			at(err, "policies", i)
 		}
 	}
 	if len(errs) == policyErrs {
@@ -354,22 +359,57 @@ func (f *File) Path(p string) string {
 // indexes: the line of its key when the path ends with a key, of the item
 // when it ends with an index. It falls back to the deepest node found.
 func line(root *yaml.Node, path ...any) int {
-	n := root
+	key, n := find(root, path...)
+	if key != nil {
+		return key.Line
+	}
+	return n.Line
+}
+
+// find returns the deepest node along path and, if the last step was a
+// mapping key, its key.
+func find(root *yaml.Node, path ...any) (key, n *yaml.Node) {
+	n = root
 	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
 		n = n.Content[0]
 	}
-	at := n.Line
 	for _, p := range path {
-		key, next := child(n, p)
+		k, next := child(n, p)
 		if next == nil {
 			break
 		}
-		n, at = next, next.Line
-		if key != nil {
-			at = key.Line
-		}
+		key, n = k, next
 	}
-	return at
+	return key, n
+}
+
+// inlineLine is the line in the file of an error in the text of the inline
+// CEL or Rego of policies[i] (reported as "<name>.cel:3:1" or
+// "<name>.rego:5:"), when the text is literal ("|") or one line.
+func inlineLine(root *yaml.Node, i int, p policy.Policy, err error) (int, bool) {
+	field := "cel"
+	switch {
+	case p.Rego != "":
+		field = "rego"
+	case p.CEL == "":
+		return 0, false
+	}
+	m := regexp.MustCompile(regexp.QuoteMeta(p.Name+"."+field) + `:(\d+)`).FindStringSubmatch(err.Error())
+	if m == nil {
+		return 0, false
+	}
+	n, _ := strconv.Atoi(m[1])
+	key, v := find(root, "policies", i, field)
+	if key == nil || n < 1 {
+		return 0, false
+	}
+	switch {
+	case v.Style == yaml.LiteralStyle:
+		return v.Line + n, true // the text starts under the "|"
+	case n == 1 && v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) == 0 && !strings.Contains(v.Value, "\n"):
+		return v.Line, true
+	}
+	return 0, false
 }
 
 // child returns the node p names in n and, for a mapping key, the key.

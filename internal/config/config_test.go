@@ -204,7 +204,22 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "policy that does not compile",
 			yaml: "servers: []\npolicies:\n  - name: ok\n    cel: 'true'\n  - name: broken\n    cel: 'mcp.tool.name =='\n",
-			want: []string{`^line 5: policies\[1\]: .*"broken"`, `^\s+\| mcp.tool.name ==`},
+			want: []string{`^line 6: policies\[1\]: .*"broken"`, `^\s+\| mcp.tool.name ==`},
+		},
+		{
+			name: "error inside a literal Rego block",
+			yaml: "policies:\n  - name: r\n    rego: |\n      package mcp.authz\n\n      allow if {\n        input.x ==\n      }\n",
+			want: []string{`^line 8: policies\[0\]: .*r.rego:5: rego_parse_error`},
+		},
+		{
+			name: "error inside a literal CEL block",
+			yaml: "policies:\n  - name: c\n    cel: |\n      true &&\n        mcp.x(\n",
+			want: []string{`^line 6: policies\[0\]: .*c.cel:3:1: Syntax error`},
+		},
+		{
+			name: "error in a folded CEL block: the policy's line",
+			yaml: "policies:\n  - name: c\n    cel: >\n      true &&\n      (\n",
+			want: []string{`^line 2: policies\[0\]: .*c.cel:`},
 		},
 		{
 			name: "policy file missing",
