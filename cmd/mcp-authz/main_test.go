@@ -89,7 +89,7 @@ defaultPolicy: perhaps
 			stderr: []string{
 				`^\S+/bad\.yaml: line 3: field maxBodyByte not found in type authz.Config\n` +
 					`\S+/bad\.yaml: line 5: registry: servers\[0\] "nonamespace": name .*\n` +
-					`\S+/bad\.yaml: line 9: policies\[0\]: .*"broken".*\n` +
+					`\S+/bad\.yaml: line 10: policies\[0\]: .*"broken".*\n` +
 					`\s+\| mcp.tool.name ==\n` +
 					`\s+\| \.+\^\n` +
 					`\S+/bad\.yaml: line 11: defaultPolicy "perhaps": want deny or allow\n` +
