@@ -30,36 +30,37 @@ import (
 	"github.com/mcp-authz/mcp-authz/router"
 )
 
-// File is the configuration file. A section left out turns its part off:
-// no gateway means Envoy is the front, no identity admits anonymous callers,
-// no exchange passes tokens through unchanged.
+// File is the configuration file. A section left out turns its part off
+// (an empty one, such as "authz: {}", runs it with its defaults): no gateway
+// means Envoy is the front, no identity admits anonymous callers, no
+// exchange passes tokens through unchanged. Load and Parse resolve the key
+// and secret files the sections name against Dir.
 type File struct {
-	// Authz is the ext_authz gRPC server; on unless left out with a gateway
-	// that points elsewhere.
-	Authz *authz.Config `yaml:"authz,omitempty"`
+	// Authz is the ext_authz gRPC server.
+	Authz *authz.Config `yaml:"authz,omitempty" json:"authz,omitempty"`
 	// Gateway is the built-in front that stands in for Envoy.
-	Gateway *gateway.Config `yaml:"gateway,omitempty"`
+	Gateway *gateway.Config `yaml:"gateway,omitempty" json:"gateway,omitempty"`
 	// Router is the aggregating MCP endpoint.
-	Router *router.Config `yaml:"router,omitempty"`
+	Router *router.Config `yaml:"router,omitempty" json:"router,omitempty"`
 	// Metrics serves Prometheus metrics and health probes.
-	Metrics *Metrics `yaml:"metrics,omitempty"`
+	Metrics *Metrics `yaml:"metrics,omitempty" json:"metrics,omitempty"`
 	// Log configures the process log.
-	Log Log `yaml:"log"`
+	Log Log `yaml:"log" json:"log"`
 	// Identity validates callers' tokens.
-	Identity *identity.Config `yaml:"identity,omitempty"`
+	Identity *identity.Config `yaml:"identity,omitempty" json:"identity,omitempty"`
 	// Exchange trades callers' tokens for per-server tokens (RFC 8693).
-	Exchange *exchange.Config `yaml:"exchange,omitempty"`
+	Exchange *exchange.Config `yaml:"exchange,omitempty" json:"exchange,omitempty"`
 	// Servers is the file registry. Reloaded when the file changes.
-	Servers []registry.Server `yaml:"servers"`
+	Servers []registry.Server `yaml:"servers" json:"servers"`
 	// Policies decide who may call which tool. Reloaded when the file, or a
 	// policy file it names, changes.
-	Policies []policy.Policy `yaml:"policies"`
+	Policies []policy.Policy `yaml:"policies" json:"policies"`
 	// DefaultPolicy applies to a server no policy names: "deny" (default) or
 	// "allow".
-	DefaultPolicy string `yaml:"defaultPolicy"`
+	DefaultPolicy string `yaml:"defaultPolicy" json:"defaultPolicy"`
 
 	// Dir is the directory of the file; relative paths are taken from it.
-	Dir string `yaml:"-"`
+	Dir string `yaml:"-" json:"-"`
 
 	// sum is the digest of the file and its policy files as Load read them
 	// (before compiling, so that a later change is never mistaken for this
@@ -71,15 +72,15 @@ type File struct {
 type Metrics struct {
 	// Listen is the address of /metrics, /healthz and /readyz.
 	// Default 127.0.0.1:9090.
-	Listen string `yaml:"listen"`
+	Listen string `yaml:"listen" json:"listen"`
 }
 
 // Log configures the process log.
 type Log struct {
 	// Level is debug, info (default), warn or error.
-	Level string `yaml:"level"`
+	Level string `yaml:"level" json:"level"`
 	// Format is json (default) or text.
-	Format string `yaml:"format"`
+	Format string `yaml:"format" json:"format"`
 }
 
 // Load reads and checks the file at path. Its error lists every problem
