@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 )
 
 // message is one JSON-RPC 2.0 message, its parts kept raw.
@@ -43,17 +42,13 @@ func parseMessage(b []byte) (*message, error) {
 	return &m, nil
 }
 
-// validID accepts a string or a number.
+// validID accepts a JSON string or number.
 func validID(id json.RawMessage) bool {
-	if len(id) == 0 {
+	if len(id) == 0 || !json.Valid(id) {
 		return false
 	}
-	if id[0] == '"' {
-		var s string
-		return json.Unmarshal(id, &s) == nil
-	}
-	_, err := strconv.ParseFloat(string(id), 64)
-	return err == nil
+	c := id[0]
+	return c == '"' || c == '-' || (c >= '0' && c <= '9')
 }
 
 // JSON-RPC error codes the router answers with.
@@ -208,3 +203,5 @@ func (s *sseWriter) comment(text string) error {
 	}
 	return s.f.Flush()
 }
+
+var jsonCompact = json.Compact

@@ -1,0 +1,79 @@
+package router
+
+import (
+	"bytes"
+	"io"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzOpenSession: whatever a client sends as Mcp-Session-Id, open never
+// panics and accepts only what the sealer sealed.
+func FuzzOpenSession(f *testing.F) {
+	s, err := newSealer([][]byte{bytes.Repeat([]byte("k"), 32)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, err := s.seal(&session{ID: "a", Subject: "alice", Version: "2025-06-18", Issued: 1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add("")
+	f.Add(good[:len(good)-1])
+	f.Fuzz(func(t *testing.T, id string) {
+		v, err := s.open(id)
+		// A forged id would need the key: only what was sealed above opens.
+		if err == nil && (v.ID != "a" || v.Subject != "alice") {
+			t.Fatalf("opened a session that was never sealed: %q", id)
+		}
+	})
+}
+
+// FuzzSSE: the event reader never panics and never returns more than its
+// bound per event.
+func FuzzSSE(f *testing.F) {
+	f.Add([]byte("event: message\ndata: {\"a\":1}\n\n"))
+	f.Add([]byte("data: a\r\ndata: b\r\n\r\n: comment\n\nid: 1\n"))
+	f.Add([]byte("data:" + string(bytes.Repeat([]byte("x"), 100)) + "\n\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := newSSEReader(bytes.NewReader(in), 64)
+		for range 1000 {
+			data, err := r.next()
+			if err != nil {
+				if err != io.EOF && err != errEventTooLarge {
+					t.Fatalf("error %v", err)
+				}
+				return
+			}
+			if len(data) > 64 {
+				t.Fatalf("event of %d bytes over the bound", len(data))
+			}
+		}
+	})
+}
+
+// FuzzUnwrapID: ids relayed to clients round-trip, and anything else a
+// client sends back is refused without a panic.
+func FuzzUnwrapID(f *testing.F) {
+	f.Add("ns/a", []byte(`7`), []byte(`"mcpr.e30"`))
+	f.Add("x", []byte(`"abc"`), []byte(`"mcpr.!!"`))
+	f.Fuzz(func(t *testing.T, server string, id, client []byte) {
+		unwrapID(client)
+		if server == "" || !utf8.ValidString(server) || !validID(id) {
+			return
+		}
+		s, got, ok := unwrapID(wrapID(server, id))
+		if !ok || s != server || !sameID(compact(t, got), compact(t, id)) {
+			t.Fatalf("round trip of %q %q: %q %q %v", server, id, s, got, ok)
+		}
+	})
+}
+
+func compact(t *testing.T, b []byte) []byte {
+	var out bytes.Buffer
+	if err := jsonCompact(&out, b); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
