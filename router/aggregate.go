@@ -283,7 +283,7 @@ func (r *Router) list(w http.ResponseWriter, c *call, k *kind) {
 			writeError(w, http.StatusOK, c.msg.ID, codeInternal, "authorization unavailable")
 			return
 		}
-		kept := items[:0:0]
+		kept := items[:0] // collect's slice is this call's own
 		for i, it := range items {
 			if vis[i] {
 				kept = append(kept, it)
