@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/open-policy-agent/opa/v1/format"
 )
 
 func TestRunTestsExamples(t *testing.T) {
@@ -122,5 +125,27 @@ func TestRunTestsNoTests(t *testing.T) {
 	}
 	if _, err := RunTests(t.Context(), filepath.Join(dir, "missing"), &bytes.Buffer{}); err == nil {
 		t.Error("RunTests over a missing directory: want an error")
+	}
+}
+
+// TestExamplesFormatted keeps the shipped Rego as opa fmt writes it.
+func TestExamplesFormatted(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "examples", "policies", "*", "*.rego"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no Rego examples (%v)", err)
+	}
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := format.Source(f, src)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if diff := cmp.Diff(string(src), string(got)); diff != "" {
+			t.Errorf("%s is not opa fmt formatted (-file +formatted):\n%s", f, diff)
+		}
 	}
 }
