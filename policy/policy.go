@@ -234,20 +234,19 @@ func (s *Set) Decide(ctx context.Context, in *Input) Decision {
 	return decide(ctx, ps, d)
 }
 
-// decide runs ps over d: all must allow.
+// decide runs ps over d: all must allow. A done ctx, and arguments a
+// policy reads but that are too large or invalid, deny with policy_error.
 func decide(ctx context.Context, ps []compiled, d *doc) Decision {
 	var last Decision
 	if ctx.Err() != nil {
 		return Decision{Reason: ReasonPolicyError, Policy: ps[0].name}
 	}
 	for _, p := range ps {
-		var dec Decision
+		dec := Decision{Reason: ReasonPolicyError}
 		if p.readsArguments() {
 			d.decodeArguments()
 		}
-		if p.readsArguments() && d.argsErr != nil {
-			dec = Decision{Reason: ReasonPolicyError}
-		} else {
+		if !p.readsArguments() || d.argsErr == nil {
 			dec = p.eval(ctx, d)
 		}
 		dec.Policy = p.name
