@@ -204,15 +204,19 @@ func BenchmarkConcurrentSessions(b *testing.B) {
 			return err
 		}
 		sid := resp.Header.Get("Mcp-Session-Id")
-		if _, out, err := post(http.MethodPost, sid, listBody); err != nil || !strings.Contains(out, "beta_add") {
-			return fmt.Errorf("list: %v %.200s", err, out)
-		}
 		call := `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"beta_add","arguments":{"a":1,"b":2}}}`
-		if _, out, err := post(http.MethodPost, sid, call); err != nil || !strings.Contains(out, `"text":"3"`) {
-			return fmt.Errorf("call: %v %.200s", err, out)
-		}
-		if resp, _, err := post(http.MethodDelete, sid, ""); err != nil || resp.StatusCode != http.StatusNoContent {
-			return fmt.Errorf("delete: %v", err)
+		for _, step := range []struct{ method, body, want string }{
+			{http.MethodPost, listBody, "beta_add"},
+			{http.MethodPost, call, `"text":"3"`},
+			{http.MethodDelete, "", ""},
+		} {
+			resp, out, err := post(step.method, sid, step.body)
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode/100 != 2 || !strings.Contains(out, step.want) {
+				return fmt.Errorf("%s %.40s: status %d: %.200s", step.method, step.body, resp.StatusCode, out)
+			}
 		}
 		return nil
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -135,8 +134,7 @@ func (r *Router) sendSession(ctx context.Context, c *call, srv *registry.Server,
 		if err != nil || resp.StatusCode != http.StatusNotFound || up.ID == "" || attempt > 0 {
 			return resp, up, err
 		}
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
+		drain(resp)
 		if up, err = r.reinit(ctx, c.sess, srv, auth, up); err != nil {
 			return nil, up, err
 		}
@@ -191,7 +189,7 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 		data, err := sr.next()
 		if err != nil {
 			r.upstreamFailed(srv, c.msg.Method, err)
-			sw.event(errorBody(c.msg.ID, codeInternal, "upstream stream ended before the answer"))
+			_ = sw.event(errorBody(c.msg.ID, codeInternal, "upstream stream ended before the answer"))
 			return
 		}
 		m, err := parseMessage(data)
@@ -281,8 +279,7 @@ func (r *Router) relayResponse(w http.ResponseWriter, c *call) {
 		writeError(w, http.StatusOK, nil, codeInternal, "upstream unavailable")
 		return
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
+	drain(resp)
 	w.WriteHeader(http.StatusAccepted)
 }
 
@@ -335,6 +332,5 @@ func (r *Router) cancel(w http.ResponseWriter, c *call) {
 	if err != nil {
 		return
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
+	drain(resp)
 }

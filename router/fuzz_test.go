@@ -2,6 +2,7 @@ package router
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"testing"
 	"unicode/utf8"
@@ -41,7 +42,7 @@ func FuzzSSE(f *testing.F) {
 		for range 1000 {
 			data, err := r.next()
 			if err != nil {
-				if err != io.EOF && err != errEventTooLarge {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, errEventTooLarge) {
 					t.Fatalf("error %v", err)
 				}
 				return

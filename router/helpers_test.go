@@ -94,12 +94,6 @@ func (t *signer) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.base.RoundTrip(req)
 }
 
-func (t *signer) set(f func(*signer)) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	f(t)
-}
-
 // env is a router in front of real go-sdk MCP servers.
 type env struct {
 	t       *testing.T

@@ -33,7 +33,7 @@ func parseMessage(b []byte) (*message, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("%w: %w", errMessage, err)
 	}
-	if m.JSONRPC != "2.0" || !(m.isRequest() || m.isNotification() || m.isResponse()) {
+	if m.JSONRPC != "2.0" || (!m.isRequest() && !m.isNotification() && !m.isResponse()) {
 		return nil, errMessage
 	}
 	if m.ID != nil && !validID(m.ID) {
@@ -93,7 +93,7 @@ func resultBody(id json.RawMessage, result []byte) []byte {
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	w.Write(body)
+	_, _ = w.Write(body) // the client went away: nothing to do
 }
 
 func writeError(w http.ResponseWriter, status int, id json.RawMessage, code int, msg string) {
@@ -119,7 +119,7 @@ func (s *sseReader) next() ([]byte, error) {
 	for {
 		line, err := s.line()
 		if err != nil {
-			if err == io.EOF && has {
+			if errors.Is(err, io.EOF) && has {
 				return data, nil
 			}
 			return nil, err
@@ -155,7 +155,7 @@ func (s *sseReader) line() ([]byte, error) {
 			return nil, errEventTooLarge
 		}
 		switch {
-		case err == bufio.ErrBufferFull:
+		case errors.Is(err, bufio.ErrBufferFull):
 			continue
 		case err != nil && len(buf) == 0:
 			return nil, err

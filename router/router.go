@@ -217,7 +217,7 @@ func (r *Router) Handler() http.Handler {
 // Start serves on Listen until ctx ends, then stops taking requests, ends
 // the GET streams and drains the calls in flight for up to ShutdownTimeout.
 func (r *Router) Start(ctx context.Context) error {
-	ln, err := net.Listen("tcp", r.cfg.Listen)
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", r.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("router: listen: %w", err)
 	}

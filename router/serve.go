@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -316,8 +315,6 @@ func (r *Router) delete(w http.ResponseWriter, req *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
-
-var errNoRoute = errors.New("router: no server for the request")
 
 // mirrorsBody checks the 2026-07-28 Mcp-Method and Mcp-Name headers, when
 // sent, against the body.

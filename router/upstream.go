@@ -77,7 +77,7 @@ func setUpstreamHeaders(hd http.Header, h upstreamHeaders) {
 
 // request sends a request the router makes itself and returns the result
 // of the one answer, read from JSON or SSE.
-func (r *Router) request(ctx context.Context, srv *registry.Server, h upstreamHeaders, method string, params any) (json.RawMessage, *http.Response, error) {
+func (r *Router) request(ctx context.Context, srv *registry.Server, h upstreamHeaders, method string, params any) (json.RawMessage, http.Header, error) {
 	id := strconv.AppendInt(nil, requestIDs.Add(1), 10)
 	p, err := json.Marshal(params)
 	if err != nil {
@@ -94,20 +94,20 @@ func (r *Router) request(ctx context.Context, srv *registry.Server, h upstreamHe
 	}
 	defer resp.Body.Close()
 	if err := statusError(resp); err != nil {
-		return nil, resp, err
+		return nil, resp.Header, err
 	}
 	m, err := r.readAnswer(resp, id)
 	if err != nil {
-		return nil, resp, fmt.Errorf("router: %s %s: %w", srv.Name, method, err)
+		return nil, resp.Header, fmt.Errorf("router: %s %s: %w", srv.Name, method, err)
 	}
 	if m.Error != nil {
 		var e rpcError
 		if json.Unmarshal(m.Error, &e) != nil {
-			return nil, resp, fmt.Errorf("router: %s %s: %w", srv.Name, method, errUpstreamAnswer)
+			return nil, resp.Header, fmt.Errorf("router: %s %s: %w", srv.Name, method, errUpstreamAnswer)
 		}
-		return nil, resp, &e
+		return nil, resp.Header, &e
 	}
-	return m.Result, resp, nil
+	return m.Result, resp.Header, nil
 }
 
 func statusError(resp *http.Response) error {
@@ -186,7 +186,7 @@ func (r *Router) initUpstream(ctx context.Context, srv *registry.Server, auth, v
 		Capabilities    json.RawMessage `json:"capabilities"`
 		ClientInfo      json.RawMessage `json:"clientInfo"`
 	}{version, ci.Capabilities, ci.ClientInfo}
-	res, resp, err := r.request(ctx, srv, upstreamHeaders{auth: auth}, "initialize", params)
+	res, hdr, err := r.request(ctx, srv, upstreamHeaders{auth: auth}, "initialize", params)
 	if err != nil {
 		return upstreamSession{}, err
 	}
@@ -196,14 +196,13 @@ func (r *Router) initUpstream(ctx context.Context, srv *registry.Server, auth, v
 	if err := json.Unmarshal(res, &ir); err != nil || ir.ProtocolVersion == "" {
 		return upstreamSession{}, fmt.Errorf("router: %s initialize: %w", srv.Name, errUpstreamAnswer)
 	}
-	up := upstreamSession{ID: resp.Header.Get("Mcp-Session-Id"), Version: ir.ProtocolVersion}
+	up := upstreamSession{ID: hdr.Get("Mcp-Session-Id"), Version: ir.ProtocolVersion}
 	h := upstreamHeaders{auth: auth, session: up.ID, version: up.Version, method: "notifications/initialized"}
 	nresp, err := r.send(ctx, srv, h, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`))
 	if err != nil {
 		return upstreamSession{}, err
 	}
-	io.Copy(io.Discard, io.LimitReader(nresp.Body, 64<<10))
-	nresp.Body.Close()
+	drain(nresp)
 	if err := statusError(nresp); err != nil {
 		return upstreamSession{}, fmt.Errorf("router: %s initialized: %w", srv.Name, err)
 	}
@@ -225,6 +224,12 @@ func (r *Router) deleteUpstream(ctx context.Context, srv *registry.Server, auth 
 		r.log.Debug("upstream delete failed", "server", srv.Name, "error", err)
 		return
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	drain(resp)
+}
+
+// drain reads a little of an answer nobody needs, so that the connection
+// can be reused, and closes it.
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 }

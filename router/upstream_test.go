@@ -36,7 +36,7 @@ func badServer(t *testing.T) *httptest.Server {
 		}
 		answer := func(result string) {
 			w.Header().Set("Content-Type", "application/json")
-			w.Write(resultBody(m.ID, []byte(result)))
+			_, _ = w.Write(resultBody(m.ID, []byte(result)))
 		}
 		switch m.Method {
 		case "initialize":
@@ -57,17 +57,17 @@ func badServer(t *testing.T) *httptest.Server {
 		var p struct {
 			Name string `json:"name"`
 		}
-		json.Unmarshal(m.Params, &p)
+		_ = json.Unmarshal(m.Params, &p) // no name: no tool answers
 		switch p.Name {
 		case "garbage":
 			w.Header().Set("Content-Type", "application/json")
-			w.Write([]byte("<<garbage>>"))
+			_, _ = w.Write([]byte("<<garbage>>"))
 		case "nonmcp":
 			w.Header().Set("Content-Type", "application/json")
-			w.Write([]byte(`{"hello":"world"}`))
+			_, _ = w.Write([]byte(`{"hello":"world"}`))
 		case "wrongid":
 			w.Header().Set("Content-Type", "application/json")
-			w.Write(resultBody(json.RawMessage(`"other"`), []byte(`{"content":[]}`)))
+			_, _ = w.Write(resultBody(json.RawMessage(`"other"`), []byte(`{"content":[]}`)))
 		case "http500":
 			w.WriteHeader(http.StatusInternalServerError)
 		case "slow":
@@ -75,7 +75,7 @@ func badServer(t *testing.T) *httptest.Server {
 		case "cutoff":
 			w.Header().Set("Content-Type", "text/event-stream")
 			w.WriteHeader(http.StatusOK)
-			w.Write([]byte("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"x\"}}\n\n"))
+			_, _ = w.Write([]byte("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"x\"}}\n\n"))
 			http.NewResponseController(w).Flush()
 			conn, _, err := http.NewResponseController(w).Hijack()
 			if err == nil {
@@ -86,7 +86,7 @@ func badServer(t *testing.T) *httptest.Server {
 			w.WriteHeader(http.StatusUnauthorized)
 		case "html":
 			w.Header().Set("Content-Type", "text/html")
-			w.Write([]byte("<html></html>"))
+			_, _ = w.Write([]byte("<html></html>"))
 		}
 	})
 	s := httptest.NewServer(h)
