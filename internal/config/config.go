@@ -116,7 +116,12 @@ func Parse(data []byte, dir string) (*File, error) {
 			errs = append(errs, typeError(e))
 		}
 	case err != nil && !errors.Is(err, io.EOF):
-		return nil, err // not YAML; the message names the line
+		// Not YAML. The message names the line, except at the end of the
+		// input ("found unexpected end of stream").
+		if !strings.Contains(err.Error(), "line ") {
+			err = &lineError{line: bytes.Count(data, []byte("\n")) + 1, err: err}
+		}
+		return nil, err
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
