@@ -124,6 +124,10 @@ func (r *Router) post(w http.ResponseWriter, req *http.Request) {
 	if c.sess, ok = r.open(w, req, claims, msg.ID); !ok {
 		return
 	}
+	if v := req.Header.Get("MCP-Protocol-Version"); v != "" && !slices.Contains(protocolVersions, v) {
+		writeError(w, http.StatusBadRequest, msg.ID, codeInvalidRequest, "unsupported MCP-Protocol-Version")
+		return
+	}
 	switch {
 	case msg.Method == "notifications/cancelled":
 		r.cancel(w, c)

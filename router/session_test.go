@@ -80,6 +80,8 @@ func TestSessionRefused(t *testing.T) {
 		{name: "Mcp-Name mismatch", sid: sid, subject: "alice", want: http.StatusBadRequest,
 			body: `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"alpha_echo","arguments":{"text":"x"}}}`,
 			mod:  func(r *http.Request) { r.Header.Set("Mcp-Name", "beta_add") }},
+		{name: "unsupported protocol version header", sid: sid, subject: "alice", want: http.StatusBadRequest,
+			mod: func(r *http.Request) { r.Header.Set("MCP-Protocol-Version", "1999-01-01") }},
 		{name: "batch", sid: sid, subject: "alice", body: "[" + listBody + "]", want: http.StatusBadRequest},
 		{name: "not json-rpc", sid: sid, subject: "alice", body: `{"id":1}`, want: http.StatusBadRequest},
 	} {
