@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/mcp-authz/mcp-authz/registry"
 )
@@ -333,4 +334,31 @@ func (r *Router) cancel(w http.ResponseWriter, c *call) {
 		return
 	}
 	drain(resp)
+}
+
+// notifyAll passes a client notification to every upstream session this
+// session has, best effort.
+func (r *Router) notifyAll(c *call) {
+	ctx, cancel := context.WithTimeout(c.req.Context(), r.cfg.InitTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, srv := range r.reg.Load().Servers() {
+		up, ok := r.upstream.get(c.sess.ID + "\x00" + srv.Name)
+		if !ok {
+			if up, ok = c.sess.Up[srv.Name]; !ok {
+				continue
+			}
+		}
+		wg.Go(func() {
+			auth, err := r.upstreamAuth(ctx, c.auth, srv.Name)
+			if err != nil {
+				return
+			}
+			resp, err := r.send(ctx, &srv, upstreamHeaders{auth: auth, session: up.ID, version: up.Version, method: c.msg.Method}, c.body)
+			if err == nil {
+				drain(resp)
+			}
+		})
+	}
+	wg.Wait()
 }

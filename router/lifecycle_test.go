@@ -272,3 +272,26 @@ func TestCancel(t *testing.T) {
 	}
 	<-done
 }
+
+// TestRootsChanged: the client's roots/list_changed reaches the upstreams.
+func TestRootsChanged(t *testing.T) {
+	got := make(chan struct{}, 4)
+	s := mcp.NewServer(&mcp.Implementation{Name: "roots", Version: "1"}, &mcp.ServerOptions{
+		RootsListChangedHandler: func(context.Context, *mcp.RootsListChangedRequest) { got <- struct{}{} },
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "t"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		return text("t"), nil, nil
+	})
+	up := serve(t, s, true)
+	e := newEnv(t, nil, registry.Server{Name: "ns/roots", Prefix: "r_", URL: up.URL})
+	sid := initRaw(t, e.front.URL, e.key, "alice")
+	r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice", `{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}`, nil)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("status %d", r.status)
+	}
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream did not get roots/list_changed")
+	}
+}

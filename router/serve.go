@@ -131,8 +131,11 @@ func (r *Router) post(w http.ResponseWriter, req *http.Request) {
 	switch {
 	case msg.Method == "notifications/cancelled":
 		r.cancel(w, c)
-	case msg.isNotification():
+	case msg.Method == "notifications/roots/list_changed":
 		w.WriteHeader(http.StatusAccepted)
+		r.notifyAll(c)
+	case msg.isNotification():
+		w.WriteHeader(http.StatusAccepted) // initialized was sent upstream at initialize
 	case msg.isResponse():
 		r.relayResponse(w, c)
 	default:
