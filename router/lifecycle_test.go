@@ -277,6 +277,7 @@ func TestCancel(t *testing.T) {
 func TestRootsChanged(t *testing.T) {
 	got := make(chan struct{}, 4)
 	s := mcp.NewServer(&mcp.Implementation{Name: "roots", Version: "1"}, &mcp.ServerOptions{
+		//nolint:staticcheck // roots are deprecated in 2026-07-28, still served to older clients
 		RootsListChangedHandler: func(context.Context, *mcp.RootsListChangedRequest) { got <- struct{}{} },
 	})
 	mcp.AddTool(s, &mcp.Tool{Name: "t"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
