@@ -139,6 +139,17 @@ func (r *Router) fetchCached(ctx context.Context, c *call, k *kind, srv *registr
 		r.lists.mu.Unlock()
 		return items, nil
 	})
+	if errors.Is(err, errCaller) {
+		// This caller may not reach the server: that says nothing of the
+		// server, so nothing is cached; its last list is still filtered.
+		r.log.Debug("list not fetched for this caller", "server", srv.Name, "list", k.method)
+		r.lists.mu.Lock()
+		defer r.lists.mu.Unlock()
+		if l, ok := r.lists.m[key]; ok {
+			return l.items
+		}
+		return nil
+	}
 	if err != nil {
 		r.upstreamFailed(srv, k.method, err)
 		r.lists.mu.Lock()
@@ -158,11 +169,11 @@ func (r *Router) fetchCached(ctx context.Context, c *call, k *kind, srv *registr
 func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Server) ([]item, error) {
 	auth, err := r.upstreamAuth(ctx, c.auth, srv.Name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errCaller, err)
 	}
 	up, err := r.upstreamFor(ctx, c.sess, srv, auth)
 	if err != nil {
-		return nil, err
+		return nil, callerError(err)
 	}
 	var items []item
 	cursor := ""
@@ -183,7 +194,7 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Serv
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, callerError(err)
 		}
 		var pr map[string]json.RawMessage
 		if err := json.Unmarshal(res, &pr); err != nil {
@@ -210,6 +221,17 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Serv
 		}
 	}
 	return items, nil
+}
+
+// errCaller marks a failure that belongs to the caller (no token for the
+// server, or the server refused it) rather than to the server.
+var errCaller = errors.New("router: the caller may not reach the server")
+
+func callerError(err error) error {
+	if errors.Is(err, errUpstreamUnauthorized) {
+		return fmt.Errorf("%w: %w", errCaller, err)
+	}
+	return err
 }
 
 // makeItem names raw for the client: the prefix is added to tool and prompt

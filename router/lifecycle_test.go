@@ -296,3 +296,31 @@ func TestRootsChanged(t *testing.T) {
 		t.Fatal("the upstream did not get roots/list_changed")
 	}
 }
+
+// pickyAuthz gives bob no token for ns/beta.
+type pickyAuthz struct{ testAuthz }
+
+func (a *pickyAuthz) UpstreamAuthorization(ctx context.Context, caller, server string) (string, error) {
+	if caller == "Bearer caller-bob" && server == "ns/beta" {
+		return "", errors.New("token service refused")
+	}
+	return a.testAuthz.UpstreamAuthorization(ctx, caller, server)
+}
+
+// TestCallerFailureNotCached: a caller who may not reach a server does not
+// hide it from the next caller.
+func TestCallerFailureNotCached(t *testing.T) {
+	e, _, _ := twoServers(t, nil)
+	e.router.auth = &pickyAuthz{}
+	bob, _ := e.client("bob", nil)
+	if got := strings.Join(toolNames(t, bob), ","); strings.Contains(got, "beta_") || !strings.Contains(got, "alpha_echo") {
+		t.Errorf("bob sees %s", got)
+	}
+	alice, _ := e.client("alice", nil)
+	if got := strings.Join(toolNames(t, alice), ","); !strings.Contains(got, "beta_add") {
+		t.Errorf("alice sees %s", got)
+	}
+	if n := e.router.UpstreamFailures.Load(); n != 0 {
+		t.Errorf("%d upstream failures counted for a caller's refusal", n)
+	}
+}

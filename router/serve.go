@@ -204,7 +204,8 @@ func (r *Router) initialize(w http.ResponseWriter, c *call) {
 		wg.Go(func() {
 			auth, err := r.upstreamAuth(c.req.Context(), c.auth, srv.Name)
 			if err != nil {
-				r.upstreamFailed(srv, "initialize", err)
+				// The caller's affair, not the server's: not counted.
+				r.log.Debug("no upstream authorization", "server", srv.Name)
 				return
 			}
 			up, err := r.initUpstream(c.req.Context(), srv, auth, s.Version, s.Client)
