@@ -77,11 +77,6 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger) (
 	}
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reloadErrors := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "mcp_authz_config_reload_errors_total",
-		Help: "Configuration reloads refused; the previous configuration stayed in force.",
-	})
-	metrics.MustRegister(reloadErrors)
 
 	snap, err := f.Snapshot()
 	if err != nil {
@@ -128,30 +123,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger) (
 		return nil, err
 	}
 
-	var parts []starter
-	clog := log.With("part", "config")
-	parts = append(parts, &config.Watcher{
-		Path: path,
-		Apply: func(nf *config.File) error {
-			snap, err := nf.Snapshot()
-			if err != nil {
-				return err
-			}
-			set, err := nf.PolicySet()
-			if err != nil {
-				return err
-			}
-			reg.Store(snap)
-			engine.Store(set)
-			if s := f.Unreloaded(nf); len(s) > 0 {
-				clog.Warn("config changes that take effect on restart", "sections", s)
-			}
-			return nil
-		},
-		OnError: func(error) { reloadErrors.Inc() },
-		Logger:  clog,
-		Loaded:  f,
-	})
+	parts := []starter{watcher(f, path, reg, engine, metrics, log.With("part", "config"))}
 	if f.Authz != nil {
 		parts = append(parts, az)
 	}
@@ -192,6 +164,47 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger) (
 		parts = append(parts, metricsServer(f.Metrics.Listen, metrics, log))
 	}
 	return parts, nil
+}
+
+// watcher reloads the servers and policies of the configuration at path,
+// loaded as f, into reg and engine.
+func watcher(f *config.File, path string, reg *registry.Registry, engine *policy.Engine, metrics prometheus.Registerer, log *slog.Logger) starter {
+	errs := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mcp_authz_config_reload_errors_total",
+		Help: "Configuration reloads refused; the previous configuration stayed in force.",
+	})
+	ok := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "mcp_authz_config_last_reload_successful",
+		Help: "Whether the last configuration reload was applied (1) or refused (0).",
+	})
+	ok.Set(1)
+	metrics.MustRegister(errs, ok)
+	return &config.Watcher{
+		Path: path,
+		Apply: func(nf *config.File) error {
+			snap, err := nf.Snapshot()
+			if err != nil {
+				return err
+			}
+			set, err := nf.PolicySet()
+			if err != nil {
+				return err
+			}
+			reg.Store(snap)
+			engine.Store(set)
+			ok.Set(1)
+			if s := f.Unreloaded(nf); len(s) > 0 {
+				log.Warn("config changes that take effect on restart", "sections", s)
+			}
+			return nil
+		},
+		OnError: func(error) {
+			errs.Inc()
+			ok.Set(0)
+		},
+		Logger: log,
+		Loaded: f,
+	}
 }
 
 // assertionKey is the key that binds authz to the router: from a file when

@@ -169,6 +169,7 @@ policies:
 		`(?m)^mcp_authz_decisions_total\{.*reason="allowed".*\} [1-9]`,
 		`(?m)^mcp_authz_decisions_total\{.*reason="tool_denied".*\} 1$`,
 		`(?m)^mcp_authz_config_reload_errors_total 0$`,
+		`(?m)^mcp_authz_config_last_reload_successful 1$`,
 	} {
 		if !regexp.MustCompile(want).MatchString(metrics) {
 			t.Errorf("/metrics does not match %s:\n%s", want, grep(metrics, "mcp_authz"))
@@ -198,6 +199,9 @@ policies:
 	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo_say", Arguments: map[string]any{"text": "hello"}}); err == nil {
 		t.Error("echo_say allowed after a broken edit: the previous policy is not in force")
 	}
+	if m := metricsText(t, ctx, metricsAddr); !regexp.MustCompile(`(?m)^mcp_authz_config_last_reload_successful 0$`).MatchString(m) {
+		t.Errorf("last reload not reported as refused:\n%s", grep(m, "mcp_authz_config"))
+	}
 	if !strings.Contains(stderr.String(), "config reload refused") {
 		t.Errorf("broken edit not logged:\n%s", stderr.String())
 	}
@@ -212,6 +216,9 @@ policies:
 			t.Fatalf("restart-only change not reported:\n%s", stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if m := metricsText(t, ctx, metricsAddr); !regexp.MustCompile(`(?m)^mcp_authz_config_last_reload_successful 1$`).MatchString(m) {
+		t.Errorf("good reload after a refused one not reported:\n%s", grep(m, "mcp_authz_config"))
 	}
 
 	cs.Close()
