@@ -193,6 +193,10 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Serv
 			page--
 			continue
 		}
+		var re *rpcError
+		if errors.As(err, &re) && re.Code == codeNoMethod {
+			return items, nil // the server has none of this kind
+		}
 		if err != nil {
 			return nil, callerError(err)
 		}

@@ -108,7 +108,7 @@ func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, b
 		delete(r.inflight, key)
 		r.mu.Unlock()
 	}()
-	resp, up, err := r.sendSession(ctx, c, srv, auth, body, name)
+	resp, err := r.sendSession(ctx, c, srv, auth, body, name)
 	if err != nil {
 		if errors.Is(err, errUpstreamUnauthorized) {
 			writeError(w, http.StatusUnauthorized, c.msg.ID, codeInvalidRequest, "upstream requires authorization")
@@ -119,32 +119,32 @@ func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, b
 		return
 	}
 	defer resp.Body.Close()
-	r.relay(w, c, srv, up, resp)
+	r.relay(w, c, srv, resp)
 }
 
 // sendSession sends body on the caller's session with srv; when the
 // upstream has ended that session it opens a new one and sends again, once.
-func (r *Router) sendSession(ctx context.Context, c *call, srv *registry.Server, auth string, body []byte, name string) (*http.Response, upstreamSession, error) {
+func (r *Router) sendSession(ctx context.Context, c *call, srv *registry.Server, auth string, body []byte, name string) (*http.Response, error) {
 	up, err := r.upstreamFor(ctx, c.sess, srv, auth)
 	if err != nil {
-		return nil, up, err
+		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
 		h := upstreamHeaders{auth: auth, session: up.ID, version: up.Version, method: c.msg.Method, name: name}
 		resp, err := r.send(ctx, srv, h, body)
 		if err != nil || resp.StatusCode != http.StatusNotFound || up.ID == "" || attempt > 0 {
-			return resp, up, err
+			return resp, err
 		}
 		drain(resp)
 		if up, err = r.reinit(ctx, c.sess, srv, auth, up); err != nil {
-			return nil, up, err
+			return nil, err
 		}
 	}
 }
 
 // relay writes the upstream's answer to the client: JSON checked and
 // bounded, SSE streamed event by event.
-func (r *Router) relay(w http.ResponseWriter, c *call, srv *registry.Server, up upstreamSession, resp *http.Response) {
+func (r *Router) relay(w http.ResponseWriter, c *call, srv *registry.Server, resp *http.Response) {
 	id := c.msg.ID
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:

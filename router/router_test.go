@@ -128,6 +128,12 @@ func TestListAndCall(t *testing.T) {
 		}
 	})
 
+	t.Run("servers lacking a kind are not failures", func(t *testing.T) {
+		if n := e.router.UpstreamFailures.Load(); n != 0 {
+			t.Errorf("%d upstream failures", n)
+		}
+	})
+
 	t.Run("unknown prefixes are refused", func(t *testing.T) {
 		for _, name := range []string{"gamma_echo", "nothing"} {
 			if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: name, Arguments: map[string]any{}}); err == nil || !strings.Contains(err.Error(), "unknown name") {
