@@ -128,7 +128,7 @@ func TestListAndCall(t *testing.T) {
 		}
 	})
 
-	t.Run("servers lacking a kind are not failures", func(t *testing.T) {
+	t.Run("no upstream failures", func(t *testing.T) {
 		if n := e.router.UpstreamFailures.Load(); n != 0 {
 			t.Errorf("%d upstream failures", n)
 		}

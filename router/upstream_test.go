@@ -53,6 +53,11 @@ func badServer(t *testing.T) *httptest.Server {
 			}
 			answer(`{"tools":[` + strings.Join(list, ",") + `]}`)
 			return
+		case "tools/call":
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(errorBody(m.ID, codeNoMethod, "method not found"))
+			return
 		}
 		var p struct {
 			Name string `json:"name"`
@@ -116,6 +121,15 @@ func TestUpstreamMisbehaves(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a server without prompts is no failure", func(t *testing.T) {
+		before := e.router.UpstreamFailures.Load()
+		if _, err := cs.ListPrompts(t.Context(), nil); err != nil {
+			t.Fatal(err)
+		}
+		if n := e.router.UpstreamFailures.Load(); n != before {
+			t.Errorf("%d upstream failures for method not found", n-before)
+		}
+	})
 	t.Run("unauthorized upstream", func(t *testing.T) {
 		sid := initRaw(t, e.front.URL, e.key, "alice")
 		r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice",
