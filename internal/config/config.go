@@ -83,8 +83,8 @@ type Log struct {
 	Format string `yaml:"format" json:"format"`
 }
 
-// Load reads and checks the file at path. Its error lists every problem
-// found, each with its line.
+// Load reads and checks the file at path as Parse does. Its error lists
+// every problem found, each with its line.
 func Load(path string) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -99,8 +99,12 @@ func Load(path string) (*File, error) {
 	return f, nil
 }
 
-// Parse decodes and checks a configuration. Unknown keys are errors. Its
-// error lists every problem found, each starting with its line.
+// Parse decodes and checks a configuration, taking relative paths from
+// dir, so that a file that loads is a file that serves: unknown keys are
+// errors, servers and policies are compiled, and each section is built by
+// its own constructor (which reaches no network but reads the key and
+// secret files named). Its error lists every problem found, in the order
+// of the file, each starting with its line.
 func Parse(data []byte, dir string) (*File, error) {
 	var f File
 	var errs []error
