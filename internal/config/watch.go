@@ -45,11 +45,18 @@ func (w *Watcher) Start(ctx context.Context) error {
 	if w.Poll == 0 {
 		w.Poll = 2 * time.Second
 	}
-	fw, err := fsnotify.NewWatcher()
+	// Without notifications (no inotify instance left, say), polling
+	// alone keeps the configuration current.
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	fw, err := newFSWatcher()
 	if err != nil {
-		return fmt.Errorf("config: watch: %w", err)
+		w.Logger.Warn("config watch: no file notifications, polling only", "poll", w.Poll, "error", err)
+		fw = nil
+	} else {
+		defer fw.Close()
+		events, errs = fw.Events, fw.Errors
 	}
-	defer fw.Close()
 
 	watched := map[string]bool{}
 	w.watchDirs(fw, watched)
@@ -78,7 +85,7 @@ func (w *Watcher) Start(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case _, ok := <-fw.Events:
+		case _, ok := <-events:
 			if !ok {
 				return nil
 			}
@@ -86,10 +93,12 @@ func (w *Watcher) Start(ctx context.Context) error {
 			// symlink, so any change in a watched directory is worth a
 			// look; the digest decides.
 			arm()
-		case err, ok := <-fw.Errors:
-			if ok {
-				w.Logger.Warn("config watch", "error", err)
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
 			}
+			w.Logger.Warn("config watch", "error", err)
 		case <-tick.C:
 			if !pending && w.digest() != last {
 				arm()
@@ -106,6 +115,9 @@ func (w *Watcher) Start(ctx context.Context) error {
 		}
 	}
 }
+
+// newFSWatcher is fsnotify.NewWatcher; a test makes it fail.
+var newFSWatcher = fsnotify.NewWatcher
 
 // settleDelay is how long a change is left to complete before it is read.
 const settleDelay = 100 * time.Millisecond
@@ -180,6 +192,9 @@ func digest(path string, data []byte) [32]byte {
 }
 
 func (w *Watcher) watchDirs(fw *fsnotify.Watcher, watched map[string]bool) {
+	if fw == nil {
+		return
+	}
 	var dirs []string
 	for _, p := range w.files() {
 		dirs = append(dirs, filepath.Dir(p))

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
+
 	"github.com/mcp-authz/mcp-authz/policy"
 )
 
@@ -322,5 +324,19 @@ func TestWatcherStops(t *testing.T) {
 		}
 	case <-time.After(waitFor):
 		t.Fatal("Start did not return after ctx ended")
+	}
+}
+
+// TestWatcherWithoutNotifications checks that polling alone applies edits
+// when no file notifications can be had.
+func TestWatcherWithoutNotifications(t *testing.T) {
+	newFSWatcher = func() (*fsnotify.Watcher, error) { return nil, errors.New("too many open files") }
+	t.Cleanup(func() { newFSWatcher = fsnotify.NewWatcher })
+	dir := t.TempDir()
+	path := write(t, dir, "mcp-authz.yaml", allowYAML)
+	applied, refused := watch(t, path, 50*time.Millisecond)
+	write(t, dir, "mcp-authz.yaml", denyYAML)
+	if f := nextApplied(t, applied, refused); decides(t, f) {
+		t.Errorf("applied %+v, want v2", f.Policies)
 	}
 }
