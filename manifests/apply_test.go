@@ -94,9 +94,15 @@ func run(m *testing.M) int {
 	if k8s, err = client.New(restConfig, client.Options{Scheme: sc}); err != nil {
 		return fail(err)
 	}
-	// The namespaces the manifests expect to exist around them.
+	// The namespaces the manifests expect to exist around them; mcp-authz
+	// enforces the restricted Pod Security level, as base/namespace.yaml
+	// says, so that the dry run of the Deployment is checked against it.
 	for _, ns := range []string{"mcp-authz", "mcp-test", "gateway-system", "istio-system"} {
-		err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+		labels := map[string]string{}
+		if ns == "mcp-authz" {
+			labels["pod-security.kubernetes.io/enforce"] = "restricted"
+		}
+		err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return fail(err)
 		}
@@ -153,7 +159,9 @@ func TestManifestsDryRun(t *testing.T) {
 			if err != nil {
 				t.Fatalf("server-side dry-run apply: %v\n%s", err, out)
 			}
-			if !strings.Contains(out, "serverside-applied (server dry run)") {
+			// Warnings include Pod Security ("would violate PodSecurity
+			// restricted") and deprecated fields.
+			if !strings.Contains(out, "serverside-applied (server dry run)") || strings.Contains(out, "Warning") {
 				t.Errorf("unexpected kubectl output:\n%s", out)
 			}
 		})
@@ -184,6 +192,11 @@ apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: x, namespace: gateway-system}
 spec: {action: MAYBE}`},
+		{name: "pod security", manifest: `
+apiVersion: v1
+kind: Pod
+metadata: {name: x, namespace: mcp-authz}
+spec: {containers: [{name: x, image: x}]}`},
 		{name: "unknown field", manifest: `
 apiVersion: v1
 kind: Service
