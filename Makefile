@@ -49,7 +49,7 @@ FUZZ_TARGETS := ./mcpparse:FuzzParse ./mcpparse:FuzzRoundTrip ./authz:FuzzCheck 
 
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build bin/mcp-authz and the dev tools.
@@ -61,15 +61,15 @@ run: build npm ## Run the whole thing locally on the embedded defaults (dev/).
 	hack/run.sh
 
 .PHONY: test
-test: lint unit fuzz-short e2e ## Everything that must pass (what CI runs).
+test: lint manifests-check unit fuzz-short e2e ## Everything that must pass (what CI runs).
 
 .PHONY: unit
-unit: npm ## Unit tests (go test ./...).
-	go test -count=1 ./...
+unit: npm envtest ## Unit tests (go test ./...), envtest with a real kube-apiserver.
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go test -count=1 ./...
 
 .PHONY: e2e
-e2e: build npm $(INSPECTOR) $(GRPCURL) ## End-to-end tests with real processes (build tag integration).
-	MCP_AUTHZ_GRPCURL=$(GRPCURL) go test -count=1 -tags integration ./integration/...
+e2e: build npm envtest $(INSPECTOR) $(GRPCURL) ## End-to-end tests with real processes (build tag integration).
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" MCP_AUTHZ_GRPCURL=$(GRPCURL) go test -count=1 -tags integration ./integration/...
 
 .PHONY: lint
 lint: $(GOLANGCI) ## gofmt, go vet and golangci-lint.
@@ -91,10 +91,23 @@ fuzz: ## Run each fuzz target for 60s (FUZZTIME=...).
 bench: build $(GHZ) ## Benchmarks (-benchmem) and ghz against the real and a no-op ext_authz, side by side.
 	GHZ=$(GHZ) hack/bench.sh
 
+.PHONY: manifests
+manifests: ## Regenerate deepcopy functions and CRDs (pinned controller-gen).
+	hack/manifests.sh
+
+.PHONY: manifests-check
+manifests-check: ## Fail if the generated files differ from what api/ generates.
+	hack/manifests.sh --check
+
 ##@ Tools (pinned, cached in $(CACHE))
 
+.PHONY: envtest
+envtest: ## Build once and cache kube-apiserver, kubectl and etcd for envtest, and Istio's CRDs.
+	hack/envtest.sh >/dev/null
+
+
 .PHONY: tools
-tools: $(GOLANGCI) $(GHZ) $(GRPCURL) npm $(INSPECTOR) ## Install every pinned tool.
+tools: $(GOLANGCI) $(GHZ) $(GRPCURL) npm $(INSPECTOR) envtest ## Install every pinned tool.
 
 $(GOLANGCI):
 	cd hack/golangci && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
