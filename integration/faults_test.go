@@ -1,0 +1,1085 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Each TestFault* test breaks one thing under a running stack and checks
+// three things: nothing is allowed that should not be, no process panics,
+// and the stack recovers. The recovery time, from the end of the fault to
+// the first good answer, is logged as "recovery <fault>: <duration>" for
+// docs/benchmarks.md; it is measured, never asserted.
+
+// faultDeadline bounds every wait for a recovery.
+const faultDeadline = 30 * time.Second
+
+// goroutineDump matches the start of a Go stack dump.
+var goroutineDump = regexp.MustCompile(`(?m)^goroutine \d+ \[`)
+
+// checkNoPanic stops each process (idempotent) and fails the test if its
+// output holds a panic or a goroutine dump.
+func checkNoPanic(t *testing.T, procs map[string]*proc) {
+	t.Helper()
+	for name, p := range procs {
+		p.stop()
+		out := p.out.String()
+		if strings.Contains(out, "panic:") || goroutineDump.MatchString(out) {
+			t.Errorf("%s panicked:\n%s", name, out)
+		}
+	}
+}
+
+// kill ends a process and its group at once (SIGKILL), as a crash or an
+// OOM kill does, and reaps it.
+func kill(p *proc) {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	_ = p.cmd.Wait()
+}
+
+// recovery polls ok until it holds, logs the time since the fault ended and
+// returns it; the test fails if ok does not hold within faultDeadline.
+func recovery(t *testing.T, fault string, ended time.Time, ok func() bool) time.Duration {
+	t.Helper()
+	for time.Since(ended) < faultDeadline {
+		if ok() {
+			d := time.Since(ended)
+			t.Logf("recovery %s: %v", fault, d.Round(time.Millisecond))
+			return d
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: no good answer within %v of the fault's end", fault, faultDeadline)
+	return 0
+}
+
+// tryPost is post without t.Fatal on a transport error (a process may be
+// down): it returns status 0 and the error text instead.
+func tryPost(ctx context.Context, u, body string, headers map[string]string) (int, string) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
+	if err != nil {
+		return 0, err.Error()
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// metric returns the sum of the samples of a metric (all label sets) from
+// a Prometheus text page.
+func metric(page, name string) float64 {
+	var sum float64
+	for _, l := range strings.Split(page, "\n") {
+		rest, ok := strings.CutPrefix(l, name)
+		if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		f := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// forgedToken is a well-formed RS256 JWT naming the provider as issuer and
+// the gateway as audience, signed with a key the provider never had.
+func forgedToken(t *testing.T, issuer string) string {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := base64.RawURLEncoding.EncodeToString
+	claims, _ := json.Marshal(map[string]any{
+		"iss": issuer, "aud": "mcp-gateway", "sub": "mallory", "azp": "mcp-cli",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(5 * time.Minute).Unix(),
+	})
+	signing := enc([]byte(`{"alg":"RS256","kid":"forged","typ":"JWT"}`)) + "." + enc(claims)
+	sum := sha256.Sum256([]byte(signing))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signing + "." + enc(sig)
+}
+
+// TestFaultIdentityProviderRestart kills the provider (SIGKILL) and starts
+// it again on the same port, with new signing keys as a real restart of
+// the dev provider has: while it is down a caller whose exchange is cached
+// keeps working, a new caller gets 503 and a token the provider never
+// signed is never OK; after the restart a new caller works again.
+func TestFaultIdentityProviderRestart(t *testing.T) {
+	p := startIdP(t, "")
+	up := startRecorder(t)
+	s := startStack(t, up.url(), identityConfig(p)+fmt.Sprintf(`servers:
+  - name: mcp-test/kubernetes-mcp
+    prefix: kube_
+    url: %s
+policies:
+  - name: tool-roles
+    cel: 'mcp.tool.name in token.resource_access[mcp.server].roles'
+`, up.url()))
+	procs := map[string]*proc{"mcp-authz": s.proc, "devidp": p.proc}
+
+	alice := p.login(t, "alice")
+	mcpUser := p.login(t, "mcp") // logged in, never called before the fault
+	forged := forgedToken(t, p.issuer)
+	own := []string{alice, mcpUser, forged}
+	oks := 0
+	call := func(token string) (int, string) {
+		code, body := tryPost(t.Context(), s.url(), toolCall("kube_pods_list"), map[string]string{"Authorization": "Bearer " + token})
+		if code == http.StatusOK {
+			oks++
+		}
+		return code, body
+	}
+	if code, body := call(alice); code != http.StatusOK {
+		t.Fatalf("alice before the fault: %d %s", code, body)
+	}
+	if code, body := call(forged); code != http.StatusUnauthorized {
+		t.Errorf("forged token before the fault: %d %s, want 401", code, body)
+	}
+
+	kill(p.proc)
+	for i := range 3 {
+		if code, body := call(alice); code != http.StatusOK {
+			t.Errorf("provider down, alice (cached exchange) call %d: %d %s", i, code, body)
+		}
+		if code, body := call(mcpUser); code != http.StatusServiceUnavailable {
+			t.Errorf("provider down, new caller call %d: %d %s, want 503", i, code, body)
+		}
+		if code, body := call(forged); code == http.StatusOK || code == 0 {
+			t.Errorf("provider down, forged token call %d: %d %s", i, code, body)
+		}
+	}
+
+	// The same port, new keys: a caller who logs in now is new to authz
+	// (unknown key id) and to the exchange cache.
+	p2 := startIdP(t, p.addr)
+	procs["devidp restarted"] = p2.proc
+	restarted := time.Now()
+	var fresh string
+	recovery(t, "identity-provider-restart", restarted, func() bool {
+		if fresh == "" {
+			fresh = p2.login(t, "mcp")
+			own = append(own, fresh)
+		}
+		code, _ := call(fresh)
+		return code == http.StatusOK
+	})
+	if code, body := call(alice); code != http.StatusOK {
+		t.Errorf("alice after the restart: %d %s", code, body)
+	}
+	if code, body := call(forged); code != http.StatusUnauthorized {
+		t.Errorf("forged token after the restart: %d %s, want 401", code, body)
+	}
+
+	// Exactly the allowed calls reached the upstream, each with an
+	// exchanged token, never a caller's own.
+	got := up.all()
+	if len(got) != oks {
+		t.Errorf("the upstream received %d requests for %d allowed calls", len(got), oks)
+	}
+	for _, r := range got {
+		tok, ok := strings.CutPrefix(r.header.Get("Authorization"), "Bearer ")
+		if !ok || slices.Contains(own, tok) {
+			t.Error("a request reached the upstream without an exchanged token")
+			continue
+		}
+		if aud := audience(jwtPayload(t, tok)); !slices.Equal(aud, []string{"mcp-test/kubernetes-mcp"}) {
+			t.Errorf("upstream token aud = %q", aud)
+		}
+	}
+	checkNoPanic(t, procs)
+}
+
+// streamServer is a go-sdk MCP server on a fixed loopback address whose
+// tool "stream" sends a progress notification every 100 ms for the given
+// number of steps, then answers "done"; it records every tools/call it
+// receives. Closing it drops every connection at once, as a killed
+// process does; a new one on the same address knows none of the old
+// sessions, as a restarted process does.
+type streamServer struct {
+	srv  *http.Server
+	mu   sync.Mutex
+	seen []string
+}
+
+func startStreamServer(t *testing.T, addr string) *streamServer {
+	t.Helper()
+	s := mcp.NewServer(&mcp.Implementation{Name: "stream", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "stream", Description: "streams progress"},
+		func(ctx context.Context, req *mcp.CallToolRequest, args map[string]any) (*mcp.CallToolResult, any, error) {
+			steps, _ := args["steps"].(float64)
+			tok := req.Params.GetProgressToken()
+			for i := 1; i <= int(steps); i++ {
+				select {
+				case <-ctx.Done():
+					return nil, nil, ctx.Err()
+				case <-time.After(100 * time.Millisecond):
+				}
+				if tok != nil {
+					_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: tok, Progress: float64(i), Total: steps})
+				}
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done"}}}, nil, nil
+		})
+	for _, tool := range []string{"ping", "forbidden"} {
+		mcp.AddTool(s, &mcp.Tool{Name: tool, Description: tool},
+			func(context.Context, *mcp.CallToolRequest, map[string]any) (*mcp.CallToolResult, any, error) {
+				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: tool}}}, nil, nil
+			})
+	}
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
+	st := &streamServer{}
+	var lis net.Listener
+	var err error
+	for range 50 { // the old listener's port may take a moment to free
+		if lis, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		var m struct {
+			Method string `json:"method"`
+			Params struct {
+				Name string `json:"name"`
+			} `json:"params"`
+		}
+		if json.Unmarshal(body, &m) == nil && m.Method == "tools/call" {
+			st.mu.Lock()
+			st.seen = append(st.seen, m.Params.Name)
+			st.mu.Unlock()
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		h.ServeHTTP(w, r)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = st.srv.Serve(lis) }()
+	t.Cleanup(func() { _ = st.srv.Close() })
+	return st
+}
+
+func (s *streamServer) calls() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.seen)
+}
+
+// connectFault opens a go-sdk client session to endpoint without a token
+// and with the SDK's default stream reconnection.
+func connectFault(t *testing.T, endpoint string, opts *mcp.ClientOptions) *mcp.ClientSession {
+	t.Helper()
+	c := mcp.NewClient(&mcp.Implementation{Name: "e2e-faults", Version: "1"}, opts)
+	cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{Endpoint: endpoint}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { _ = cs.Close() })
+	return cs
+}
+
+// tryCall calls a tool with a bounded context and returns its text or an
+// error (transport, protocol or tool error).
+func tryCall(ctx context.Context, cs *mcp.ClientSession, name string, args map[string]any) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if args == nil {
+		args = map[string]any{}
+	}
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: name, Arguments: args})
+	if err != nil {
+		return "", err
+	}
+	var text []string
+	for _, c := range res.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			text = append(text, tc.Text)
+		}
+	}
+	if res.IsError {
+		return "", fmt.Errorf("tool error: %s", strings.Join(text, " "))
+	}
+	return strings.Join(text, " "), nil
+}
+
+// faultPolicy allows every tool but one named forbidden.
+const faultPolicy = `policies:
+  - name: all-but-forbidden
+    cel: 'mcp.tool.name != "forbidden"'
+`
+
+// TestFaultUpstreamKilledMidStream drops an upstream while it streams
+// progress for a call: the call ends with an error, the session survives
+// and keeps reaching the other server, and once the upstream is back on
+// the same address the same session calls it again.
+func TestFaultUpstreamKilledMidStream(t *testing.T) {
+	addr := freePort(t)
+	st := startStreamServer(t, addr)
+	weather := startGoServer(t, "mcp-test/weather", "get_forecast")
+	a := startAggregate(t, 1, fmt.Sprintf(`servers:
+  - name: mcp-test/stream
+    prefix: st_
+    url: http://%s/mcp
+  - name: mcp-test/weather
+    prefix: weather_
+    url: %s
+`, addr, weather.url)+faultPolicy)
+	failoverEdge(t, a)
+	procs := map[string]*proc{"edge": a.edge, "router": a.routers[0]}
+
+	progress := make(chan float64, 100)
+	cs := connectFault(t, a.front, &mcp.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
+			select {
+			case progress <- r.Params.Progress:
+			default:
+			}
+		},
+	})
+	if got, err := tryCall(t.Context(), cs, "st_ping", nil); err != nil || got != "ping" {
+		t.Fatalf("st_ping before the fault: %q, %v", got, err)
+	}
+
+	type result struct {
+		text string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		p := &mcp.CallToolParams{Name: "st_stream", Arguments: map[string]any{"steps": 100}}
+		p.SetProgressToken("fault-progress")
+		res, err := cs.CallTool(ctx, p)
+		r := result{err: err}
+		if err == nil {
+			b, _ := json.Marshal(res)
+			r.text = string(b)
+		}
+		done <- r
+	}()
+	for n := 0; n < 3; {
+		select {
+		case <-progress:
+			n++
+		case <-time.After(10 * time.Second):
+			t.Fatal("no progress from the streaming call")
+		}
+	}
+	_ = st.srv.Close() // killed mid-stream
+	killed := time.Now()
+	select {
+	case r := <-done:
+		if r.err == nil && !strings.Contains(r.text, `"isError":true`) {
+			t.Errorf("the call whose upstream died succeeded: %s", r.text)
+		}
+		t.Logf("the interrupted call ended after %v: %v %s", time.Since(killed).Round(time.Millisecond), r.err, r.text)
+	case <-time.After(25 * time.Second):
+		t.Fatal("the interrupted call never ended")
+	}
+
+	// The session survives: the other server is listed and answers; the
+	// dead one fails fast; the forbidden tool is refused at the front.
+	if got, err := tryCall(t.Context(), cs, "weather_get_forecast", nil); err != nil || got != "mcp-test/weather:get_forecast" {
+		t.Errorf("weather_get_forecast with the stream server dead: %q, %v", got, err)
+	}
+	if got := listTools(t, cs); !slices.Contains(got, "weather_get_forecast") {
+		t.Errorf("tools with the stream server dead: %q", got)
+	}
+	if _, err := tryCall(t.Context(), cs, "st_ping", nil); err == nil {
+		t.Error("st_ping succeeded with its server dead")
+	}
+	if code, body := tryPost(t.Context(), a.front, toolCall("st_forbidden"), map[string]string{"Mcp-Session-Id": cs.ID()}); code != http.StatusForbidden {
+		t.Errorf("st_forbidden: %d %s, want 403", code, body)
+	}
+
+	// Back on the same address, as a new process (no sessions).
+	st2 := startStreamServer(t, addr)
+	recovery(t, "upstream-killed-mid-stream", time.Now(), func() bool {
+		got, err := tryCall(t.Context(), cs, "st_ping", nil)
+		return err == nil && got == "ping"
+	})
+	p := &mcp.CallToolParams{Name: "st_stream", Arguments: map[string]any{"steps": 3}}
+	p.SetProgressToken("fault-progress-2")
+	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
+	defer cancel()
+	if res, err := cs.CallTool(ctx, p); err != nil || res.IsError {
+		t.Errorf("st_stream after the restart: %v", err)
+	}
+	if got, err := tryCall(t.Context(), cs, "weather_get_forecast", nil); err != nil || got != "mcp-test/weather:get_forecast" {
+		t.Errorf("weather_get_forecast after the restart: %q, %v", got, err)
+	}
+	for _, s := range [][]string{st.calls(), st2.calls()} {
+		if slices.Contains(s, "forbidden") {
+			t.Error("the forbidden tool reached the stream server")
+		}
+	}
+	_ = cs.Close()
+	checkNoPanic(t, procs)
+}
+
+// failover stands where a Kubernetes Service with Istio's default retry
+// policy (retry_on connect-failure, two retries) stands in front of router
+// replicas: each request goes to the next replica in turn, and a refused
+// connection is tried on the next one. A request that reached a replica is
+// never sent again (it may have been served).
+type failover struct {
+	addr     string
+	backends []string
+	tr       *http.Transport
+	mu       sync.Mutex
+	next     int
+	retried  int
+	sessions map[string]map[string]int // backend -> session id -> requests
+}
+
+func startFailover(t *testing.T, backends ...string) *failover {
+	t.Helper()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	f := &failover{backends: backends, tr: tr, sessions: map[string]map[string]int{}}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.addr = lis.Addr().String()
+	srv := &http.Server{Handler: http.HandlerFunc(f.serve), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { _ = srv.Close(); tr.CloseIdleConnections() })
+	return f
+}
+
+func (f *failover) serve(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	for range f.backends {
+		f.mu.Lock()
+		to := f.backends[f.next%len(f.backends)]
+		f.next++
+		f.mu.Unlock()
+		refused := false
+		rp := &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(&url.URL{Scheme: "http", Host: to})
+				pr.Out.Host = pr.In.Host
+			},
+			Transport:     f.tr,
+			FlushInterval: -1,
+			ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+				var op *net.OpError
+				if errors.As(err, &op) && op.Op == "dial" {
+					refused = true
+					return
+				}
+				w.WriteHeader(http.StatusBadGateway)
+			},
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rp.ServeHTTP(w, r)
+		f.mu.Lock()
+		if refused {
+			f.retried++
+		} else if sid := r.Header.Get("Mcp-Session-Id"); sid != "" {
+			if f.sessions[to] == nil {
+				f.sessions[to] = map[string]int{}
+			}
+			f.sessions[to][sid]++
+		}
+		f.mu.Unlock()
+		if !refused {
+			return
+		}
+	}
+	w.WriteHeader(http.StatusServiceUnavailable)
+}
+
+// served returns how many requests of session sid each backend served.
+func (f *failover) served(sid string) map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]int{}
+	for _, be := range f.backends {
+		out[be] = f.sessions[be][sid]
+	}
+	return out
+}
+
+// failoverEdge puts a failover balancer over a's routers in place of the
+// harness balancer: the edge process is restarted on the same ports with
+// its front's upstream changed. The harness balancer streams the request
+// body to the router while it flushes the response at once, and about one
+// call in three hundred then ends without an answer ("use of closed network
+// connection" in its ReverseProxy); the failover balancer reads the body
+// first. The fault tests must tell their faults apart from that one.
+func failoverEdge(t *testing.T, a *aggregate) *failover {
+	t.Helper()
+	f := startFailover(t, a.lb.backends...)
+	path := configFile(t, a.edge)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := "upstream: http://" + a.lb.addr + "\n"
+	m := regexp.MustCompile(`(?m)^authz:\n  listen: (\S+)`).FindSubmatch(b)
+	if !bytes.Contains(b, []byte(old)) || m == nil {
+		t.Fatalf("unexpected edge configuration:\n%s", b)
+	}
+	a.edge.stop()
+	if err := os.WriteFile(path, bytes.Replace(b, []byte(old), []byte("upstream: http://"+f.addr+"\n"), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	front := strings.TrimSuffix(strings.TrimPrefix(a.front, "http://"), "/mcp")
+	a.edge = start(t, front, nil, a.edge.cmd.Path, a.edge.cmd.Args[1:]...)
+	waitPort(t, string(m[1]), a.edge)
+	return f
+}
+
+// TestFaultRouterReplicaKilled kills one of two router replicas (SIGKILL)
+// under a session: the session continues on the other replica, every call
+// succeeds, and the forbidden tool stays refused.
+//
+// What makes it realistic: the routers keep no session state of their own
+// (the session id is sealed with a shared key), so any replica serves any
+// session; what must not happen is a request sent to the dead replica
+// coming back as an error. A bare round-robin balancer would answer 502 to
+// every other request until Kubernetes removes the dead endpoint; Istio's
+// (and Envoy's usual) retry on connect-failure sends it to the live one.
+// The front sends to a failover balancer (failoverEdge) that does exactly
+// that. The client itself never retries.
+func TestFaultRouterReplicaKilled(t *testing.T) {
+	kube := startGoServer(t, "mcp-test/kubernetes-mcp", "pods_list", "forbidden")
+	a := startAggregate(t, 2, fmt.Sprintf(`servers:
+  - name: mcp-test/kubernetes-mcp
+    prefix: kube_
+    url: %s
+`, kube.url)+faultPolicy)
+	f := failoverEdge(t, a)
+	procs := map[string]*proc{"edge": a.edge, "router 0": a.routers[0], "router 1": a.routers[1]}
+
+	cs := connectFault(t, a.front, nil)
+	for i := range 4 {
+		if got, err := tryCall(t.Context(), cs, "kube_pods_list", nil); err != nil || got != "mcp-test/kubernetes-mcp:pods_list" {
+			t.Fatalf("call %d before the fault: %q, %v", i, got, err)
+		}
+	}
+	before := f.served(cs.ID())
+	for be, n := range before {
+		if n == 0 {
+			t.Fatalf("replica %s served none of the session before the fault: %v", be, before)
+		}
+	}
+
+	kill(a.routers[0])
+	killed := time.Now()
+	failed := 0
+	recovery(t, "router-replica-killed", killed, func() bool {
+		got, err := tryCall(t.Context(), cs, "kube_pods_list", nil)
+		if err != nil || got != "mcp-test/kubernetes-mcp:pods_list" {
+			failed++
+			return false
+		}
+		return true
+	})
+	if failed > 0 {
+		t.Errorf("%d calls failed after the replica died", failed)
+	}
+	for i := range 10 {
+		if got, err := tryCall(t.Context(), cs, "kube_pods_list", nil); err != nil || got != "mcp-test/kubernetes-mcp:pods_list" {
+			t.Errorf("call %d after the fault: %q, %v", i, got, err)
+		}
+	}
+	if got := listTools(t, cs); !slices.Equal(got, []string{"kube_pods_list"}) {
+		t.Errorf("tools after the fault: %q", got)
+	}
+	if code, body := tryPost(t.Context(), a.front, toolCall("kube_forbidden"), map[string]string{"Mcp-Session-Id": cs.ID()}); code != http.StatusForbidden {
+		t.Errorf("kube_forbidden: %d %s, want 403", code, body)
+	}
+	after := f.served(cs.ID())
+	live := f.backends[1] // a.routers[1]
+	if after[f.backends[0]] != before[f.backends[0]] {
+		t.Errorf("the dead replica served requests: before %v, after %v", before, after)
+	}
+	if after[live] <= before[live] {
+		t.Errorf("the live replica served nothing after the fault: before %v, after %v", before, after)
+	}
+	f.mu.Lock()
+	t.Logf("requests moved from the dead replica to the live one: %d", f.retried)
+	f.mu.Unlock()
+	calls := 0
+	for _, r := range kube.requests() {
+		if r.method == "tools/call" {
+			calls++
+		}
+	}
+	if want := 4 + 1 + 10; calls != want { // before, the recovery call, after
+		t.Errorf("the server received %d tools/call, want the %d that were allowed", calls, want)
+	}
+	_ = cs.Close()
+	checkNoPanic(t, procs)
+}
+
+// configFile is the path of the configuration a process was started with
+// (serve --config PATH).
+func configFile(t *testing.T, p *proc) string {
+	t.Helper()
+	i := slices.Index(p.cmd.Args, "--config")
+	if i < 0 || i+1 >= len(p.cmd.Args) {
+		t.Fatalf("no --config in %q", p.cmd.Args)
+	}
+	return p.cmd.Args[i+1]
+}
+
+// TestFaultConfigCorrupted overwrites the running configuration with
+// garbage, then with a policy that does not compile: each is refused,
+// logged and counted, the old configuration keeps serving (calls in a loop
+// all the while never fail, and never get what the old policy refused);
+// the fixed file applies.
+func TestFaultConfigCorrupted(t *testing.T) {
+	up := startRecorder(t)
+	servers := fmt.Sprintf(`servers:
+  - name: mcp-test/kubernetes-mcp
+    prefix: kube_
+    url: %s
+`, up.url())
+	s := startStack(t, up.url(), servers+`policies:
+  - name: tools
+    cel: 'mcp.tool.name == "pods_list"'
+`)
+	procs := map[string]*proc{"mcp-authz": s.proc}
+	good, err := os.ReadFile(s.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloadErrors := func() float64 {
+		_, page := get(t, "http://"+s.metrics+"/metrics")
+		return metric(page, "mcp_authz_config_reload_errors_total")
+	}
+
+	// A client calls both tools in a loop for the whole test.
+	var fixed atomic.Bool
+	var listFailures, deleteAllowed, calls atomic.Int64
+	ctx, cancel := context.WithCancel(t.Context())
+	loop := make(chan struct{})
+	go func() {
+		defer close(loop)
+		for ctx.Err() == nil {
+			if code, _ := tryPost(ctx, s.url(), toolCall("kube_pods_list"), nil); code != http.StatusOK && ctx.Err() == nil {
+				listFailures.Add(1)
+			}
+			wasFixed := fixed.Load()
+			if code, _ := tryPost(ctx, s.url(), toolCall("kube_pods_delete"), nil); code == http.StatusOK && !wasFixed {
+				deleteAllowed.Add(1)
+			}
+			calls.Add(1)
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	stopLoop := func() { cancel(); <-loop }
+	defer stopLoop()
+
+	for i, bad := range []struct{ name, content string }{
+		{name: "garbage", content: "\x00\xff{{ not: [yaml\n"},
+		{name: "a policy that does not compile", content: strings.Replace(string(good), `'mcp.tool.name == "pods_list"'`, `'mcp.tool.name == '`, 1)},
+	} {
+		if err := os.WriteFile(s.cfgPath, []byte(bad.content), 0o600); err != nil { // in place, as a careless edit
+			t.Fatal(err)
+		}
+		want := float64(i + 1)
+		eventually(t, func() bool { return reloadErrors() >= want })
+		if got := reloadErrors(); got != want {
+			t.Errorf("%s: mcp_authz_config_reload_errors_total = %v, want %v", bad.name, got, want)
+		}
+		if n := strings.Count(s.proc.out.String(), "config reload refused"); n != i+1 {
+			t.Errorf("%s: %d lines say config reload refused, want %d", bad.name, n, i+1)
+		}
+		expect(t, s, "", "kube_pods_list", http.StatusOK, "")
+		expect(t, s, "", "kube_pods_delete", http.StatusForbidden, "tool_denied")
+	}
+
+	// The fix: a new version that also allows pods_delete.
+	fixedAt := time.Now()
+	fixed.Store(true)
+	replaceFile(t, s.cfgPath, strings.Replace(string(good), `'mcp.tool.name == "pods_list"'`, `'mcp.tool.name in ["pods_list", "pods_delete"]'`, 1))
+	recovery(t, "config-corrupted", fixedAt, func() bool { return status(t, s, "", "kube_pods_delete") == http.StatusOK })
+	stopLoop()
+	if n := listFailures.Load(); n > 0 {
+		t.Errorf("%d calls of the allowed tool failed while the configuration was broken", n)
+	}
+	if n := deleteAllowed.Load(); n > 0 {
+		t.Errorf("%d calls of the refused tool were allowed before the fix", n)
+	}
+	if calls.Load() == 0 {
+		t.Error("the client loop made no calls")
+	}
+	if got := reloadErrors(); got != 2 {
+		t.Errorf("mcp_authz_config_reload_errors_total after the fix = %v, want 2", got)
+	}
+	checkNoPanic(t, procs)
+}
+
+// TestFaultRegistrationDeleted removes a server from the configuration of
+// the edge and the router while a client calls its tools in a loop: after
+// the reload its tools are 403 tool_denied with the body of an unknown
+// tool, it leaves tools/list, the client is told tools/list_changed, and
+// the other server's calls never fail.
+func TestFaultRegistrationDeleted(t *testing.T) {
+	kube := startGoServer(t, "mcp-test/kubernetes-mcp", "pods_list")
+	weather := startGoServer(t, "mcp-test/weather", "get_forecast")
+	kubeBlock := fmt.Sprintf(`  - name: mcp-test/kubernetes-mcp
+    prefix: kube_
+    url: %s
+`, kube.url)
+	a := startAggregate(t, 1, "servers:\n"+kubeBlock+fmt.Sprintf(`  - name: mcp-test/weather
+    prefix: weather_
+    url: %s
+`, weather.url)+faultPolicy)
+	failoverEdge(t, a)
+	procs := map[string]*proc{"edge": a.edge, "router": a.routers[0]}
+
+	changed := make(chan struct{}, 10)
+	cs := connectFault(t, a.front, &mcp.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		},
+	})
+	if got := listTools(t, cs); !slices.Equal(got, []string{"kube_pods_list", "weather_get_forecast"}) {
+		t.Fatalf("tools before the fault: %q", got)
+	}
+	// The GET stream that carries list_changed opens after initialize:
+	// give it a moment before the change.
+	time.Sleep(300 * time.Millisecond)
+
+	var weatherFailures, weatherCalls atomic.Int64
+	var firstFailure atomic.Value
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			if got, err := tryCall(ctx, cs, "weather_get_forecast", nil); (err != nil || got != "mcp-test/weather:get_forecast") && ctx.Err() == nil {
+				weatherFailures.Add(1)
+				firstFailure.CompareAndSwap(nil, fmt.Sprintf("%v: %q, %v", time.Now().Format(time.RFC3339Nano), got, err))
+			}
+			weatherCalls.Add(1)
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			_, _ = tryCall(ctx, cs, "kube_pods_list", nil)
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+
+	for _, p := range []*proc{a.edge, a.routers[0]} {
+		path := configFile(t, p)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(b, []byte(kubeBlock)) {
+			t.Fatalf("%s does not register the server", path)
+		}
+		replaceFile(t, path, strings.Replace(string(b), kubeBlock, "", 1))
+	}
+	removed := time.Now()
+	_, unknown := tryPost(t.Context(), a.front, toolCall("zzz_pods_list"), nil)
+	recovery(t, "registration-deleted", removed, func() bool {
+		// Before the edge reloads, the call passes authz and the router
+		// refuses it for want of a session id.
+		code, body := tryPost(t.Context(), a.front, toolCall("kube_pods_list"), nil)
+		if code != http.StatusForbidden {
+			return false
+		}
+		if body != unknown {
+			t.Errorf("kube_pods_list after the removal: %s, want the unknown tool's body %s", body, unknown)
+		}
+		return true
+	})
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Error("no notifications/tools/list_changed within 10s of the removal")
+	}
+	// Calls in flight at the removal may still land; after a moment none.
+	time.Sleep(500 * time.Millisecond)
+	n := len(kube.requests())
+	if got := listTools(t, cs); !slices.Equal(got, []string{"weather_get_forecast"}) {
+		t.Errorf("tools after the removal: %q", got)
+	}
+	if _, err := tryCall(t.Context(), cs, "kube_pods_list", nil); err == nil {
+		t.Error("kube_pods_list succeeded after the removal")
+	}
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	for _, r := range kube.requests()[n:] {
+		if r.method == "tools/call" {
+			t.Errorf("a tools/call reached the removed server after the reload")
+		}
+	}
+	if n := weatherFailures.Load(); n > 0 {
+		t.Errorf("%d of %d calls to the other server failed, the first at %v", n, weatherCalls.Load(), firstFailure.Load())
+	}
+	t.Logf("calls to the other server during the removal: %d", weatherCalls.Load())
+	_ = cs.Close()
+	checkNoPanic(t, procs)
+}
+
+// TestFaultSlowClients holds 200 connections open on the front, half
+// sending their headers a byte a second, half sending their headers at once
+// and then their body a byte a second, while a normal client keeps calling: every normal call
+// succeeds, and the front closes the slow connections by its timeouts
+// (ReadHeaderTimeout 10s; the body's read deadline, 30s).
+func TestFaultSlowClients(t *testing.T) {
+	up := startRecorder(t)
+	s := startStack(t, up.url(), fmt.Sprintf(`servers:
+  - name: mcp-test/kubernetes-mcp
+    prefix: kube_
+    url: %s
+defaultPolicy: allow
+`, up.url()))
+	procs := map[string]*proc{"mcp-authz": s.proc}
+	front := strings.TrimPrefix(strings.TrimSuffix(s.url(), "/mcp"), "http://")
+
+	const slowHeaders, slowBodies = 100, 100
+	type closed struct {
+		body  bool
+		after time.Duration
+	}
+	closedc := make(chan closed, slowHeaders+slowBodies)
+	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
+	defer cancel()
+	opened := time.Now()
+	for i := range slowHeaders + slowBodies {
+		body := i >= slowHeaders
+		c, err := net.DialTimeout("tcp", front, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		go func() {
+			// Read until the front closes the connection (or answers).
+			_, _ = io.Copy(io.Discard, c)
+			closedc <- closed{body: body, after: time.Since(opened)}
+		}()
+		go func() {
+			req := "POST /mcp HTTP/1.1\r\nHost: " + front + "\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n"
+			if body { // the headers at once, then the body a byte a second
+				if _, err := io.WriteString(c, req+"\r\n"); err != nil {
+					return
+				}
+				req = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"kube_pods_list","arguments":{"x":"` + strings.Repeat("a", 1000)
+			}
+			for j := 0; ctx.Err() == nil; j++ {
+				if _, err := c.Write([]byte{req[j%len(req)]}); err != nil {
+					return
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}()
+	}
+
+	// The normal client, until every slow connection is closed.
+	var normal, failures int
+	var slowest time.Duration
+	var lastClosed time.Time
+	var headerClosed, bodyClosed []time.Duration
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for len(headerClosed)+len(bodyClosed) < slowHeaders+slowBodies {
+		select {
+		case c := <-closedc:
+			if c.body {
+				bodyClosed = append(bodyClosed, c.after)
+			} else {
+				headerClosed = append(headerClosed, c.after)
+			}
+			lastClosed = time.Now()
+			continue
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("after %v, %d of %d slow-header and %d of %d slow-body connections were closed by the front",
+				time.Since(opened).Round(time.Second), len(headerClosed), slowHeaders, len(bodyClosed), slowBodies)
+		}
+		start := time.Now()
+		code, body := tryPost(ctx, s.url(), toolCall("kube_pods_list"), nil)
+		slowest = max(slowest, time.Since(start))
+		normal++
+		if code != http.StatusOK {
+			failures++
+			t.Errorf("normal call during the attack: %d %s", code, body)
+		}
+	}
+	recovery(t, "slow-clients", lastClosed, func() bool { return status(t, s, "", "kube_pods_list") == http.StatusOK })
+	t.Logf("slow clients: %d normal calls during the attack, %d failed, slowest %v; slow-header connections closed after %v..%v, slow-body after %v..%v",
+		normal, failures, slowest.Round(time.Millisecond),
+		slices.Min(headerClosed).Round(time.Millisecond), slices.Max(headerClosed).Round(time.Millisecond),
+		slices.Min(bodyClosed).Round(time.Millisecond), slices.Max(bodyClosed).Round(time.Millisecond))
+	if normal == 0 {
+		t.Error("no normal call was made during the attack")
+	}
+	for _, r := range up.all() {
+		if r.body != toolCall("kube_pods_list") {
+			t.Errorf("a partial request reached the upstream: %q", r.body)
+		}
+	}
+	checkNoPanic(t, procs)
+}
+
+// rss returns VmRSS and VmHWM of a process, in KiB, from /proc.
+func rss(t *testing.T, pid int) (cur, peak int64) {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), ":")
+		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "VmRSS":
+			cur = n
+		case "VmHWM":
+			peak = n
+		}
+	}
+	return cur, peak
+}
+
+// TestFaultHugeBody posts 10 MiB bodies to the front, with a
+// Content-Length and chunked: each is answered 413, none is checked by
+// authz nor reaches the upstream, and the front's memory stays bounded.
+func TestFaultHugeBody(t *testing.T) {
+	up := startRecorder(t)
+	s := startStack(t, up.url(), fmt.Sprintf(`servers:
+  - name: mcp-test/kubernetes-mcp
+    prefix: kube_
+    url: %s
+defaultPolicy: allow
+`, up.url()))
+	procs := map[string]*proc{"mcp-authz": s.proc}
+	checks := func() float64 {
+		_, page := get(t, "http://"+s.metrics+"/metrics")
+		return metric(page, "mcp_authz_check_duration_seconds_count")
+	}
+	expect(t, s, "", "kube_pods_list", http.StatusOK, "")
+	checksBefore, upBefore := checks(), len(up.all())
+	rssBefore, _ := rss(t, s.proc.cmd.Process.Pid)
+
+	// A 10 MiB JSON-RPC message: a tools/call whose argument is huge.
+	const size = 10 << 20
+	prefix := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"kube_pods_list","arguments":{"x":"`
+	suffix := `"}}}`
+	huge := prefix + strings.Repeat("a", size-len(prefix)-len(suffix)) + suffix
+	var wg sync.WaitGroup
+	var answered time.Time
+	var mu sync.Mutex
+	for i := range 8 {
+		wg.Go(func() {
+			var body io.Reader = strings.NewReader(huge)
+			if i%2 == 1 {
+				body = io.MultiReader(body) // no length: sent chunked
+			}
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.url(), body)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Errorf("10 MiB body (chunked %v): %v", i%2 == 1, err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestEntityTooLarge {
+				t.Errorf("10 MiB body (chunked %v): %d, want 413", i%2 == 1, resp.StatusCode)
+			}
+			mu.Lock()
+			answered = time.Now()
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	rssAfter, peak := rss(t, s.proc.cmd.Process.Pid)
+	t.Logf("front RSS: before %d KiB, after 8 bodies of 10 MiB %d KiB, peak %d KiB", rssBefore, rssAfter, peak)
+	if rssAfter-rssBefore > 64<<10 {
+		t.Errorf("RSS grew by %d KiB for bodies that should have been refused", rssAfter-rssBefore)
+	}
+	if got := checks(); got != checksBefore {
+		t.Errorf("authz checked %v requests during the huge bodies, want none", got-checksBefore)
+	}
+	if len(up.all()) != upBefore {
+		t.Error("a huge body reached the upstream")
+	}
+	if answered.IsZero() {
+		t.Fatal("no huge body was answered")
+	}
+	recovery(t, "huge-body", answered, func() bool { return status(t, s, "", "kube_pods_list") == http.StatusOK })
+	checkNoPanic(t, procs)
+}
