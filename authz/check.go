@@ -311,6 +311,7 @@ func (s *Server) decide(ctx context.Context, c *call, m *mcpparse.Message) *verd
 			SubjectExpiry:   c.caller.Expiry,
 			SubjectAudience: c.caller.Audience,
 			Audience:        srv.Audience,
+			Scopes:          srv.Scopes,
 		})
 		if err != nil {
 			reason, status := exchangeReason(err)

@@ -106,5 +106,6 @@ func (s *Server) exchangeFor(ctx context.Context, raw string, id *identity.Ident
 		SubjectExpiry:   id.Expiry,
 		SubjectAudience: id.Audience,
 		Audience:        srv.Audience,
+		Scopes:          srv.Scopes,
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -20,6 +21,9 @@ type Server struct {
 	URL string `yaml:"url" json:"url"`
 	// Audience is the audience of the tokens this server accepts; empty means Name.
 	Audience string `yaml:"audience,omitempty" json:"audience,omitempty"`
+	// Scopes are requested in the token exchange for this server; empty means the
+	// exchange's configured scopes.
+	Scopes []string `yaml:"scopes,omitempty" json:"scopes,omitempty"`
 	// Hostname, when set, attaches the server to requests for that host (per-route
 	// attachment). It is compared case-insensitively and carries no port.
 	Hostname string `yaml:"hostname,omitempty" json:"hostname,omitempty"`
@@ -72,6 +76,7 @@ func check(s Server, only bool) (Server, []string) {
 		}
 	}
 	s.ResourcePrefixes = append([]string(nil), s.ResourcePrefixes...)
+	s.Scopes = slices.Clone(s.Scopes)
 	for i, p := range s.ResourcePrefixes {
 		if p == "" {
 			add("resourcePrefixes[%d] is empty", i)

@@ -223,6 +223,7 @@ func (s *Snapshot) Servers() []Server {
 	out := slices.Clone(s.servers)
 	for i := range out {
 		out[i].ResourcePrefixes = slices.Clone(out[i].ResourcePrefixes)
+		out[i].Scopes = slices.Clone(out[i].Scopes)
 	}
 	return out
 }

@@ -506,7 +506,7 @@ func TestPolicies(t *testing.T) {
 		return ps
 	}
 	eventually(t, 5*time.Second, func() string { return cmp.Diff(want, sortByName(f.sink.policies())) })
-	f.server(5*time.Second, one, &registry.Server{Name: one, Prefix: "one_", Audience: "kubernetes-mcp",
+	f.server(5*time.Second, one, &registry.Server{Name: one, Prefix: "one_", Audience: "kubernetes-mcp", Scopes: []string{"openid"},
 		URL: "http://svc." + f.ns + ".svc.cluster.local:80/mcp"})
 	f.server(5*time.Second, two, &registry.Server{Name: two, Prefix: "two_", Audience: "two-audience",
 		URL: "http://svc." + f.ns + ".svc.cluster.local:80/mcp"})

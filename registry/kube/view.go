@@ -109,10 +109,13 @@ func (s *Source) compute(in *inputs) *view {
 			fmt.Sprintf("registered as %s with prefix %q", c.server.Name, c.server.Prefix), reg.Generation)
 	}
 
-	audiences := s.policies(in, accepted, v)
+	overrides := s.policies(in, accepted, v)
 	for _, c := range accepted {
-		if a, ok := audiences[c.server.Name]; ok {
-			c.server.Audience = a
+		if o, ok := overrides[c.server.Name]; ok {
+			if o.audience != "" {
+				c.server.Audience = o.audience
+			}
+			c.server.Scopes = o.scopes
 		}
 		v.servers = append(v.servers, c.server)
 	}
@@ -232,10 +235,17 @@ func conflict(accepted []candidate, c candidate) (reason, msg string) {
 	return "", ""
 }
 
+// exchangeOverride is a policy's token-exchange settings for a server.
+type exchangeOverride struct {
+	audience string
+	scopes   []string
+	rank     int
+}
+
 // policies resolves every policy resource to the servers it applies to, fills
-// v.policies and the policies' status, and returns the audience overrides by
-// server name.
-func (s *Source) policies(in *inputs, accepted []candidate, v *view) map[string]string {
+// v.policies and the policies' status, and returns the token-exchange
+// overrides (audience, scopes) by server name.
+func (s *Source) policies(in *inputs, accepted []candidate, v *view) map[string]exchangeOverride {
 	pols := slices.Clone(in.policies)
 	// Precedence of audience overrides: the most specific target, then the oldest.
 	slices.SortFunc(pols, func(a, b authzv1alpha1.MCPAuthPolicy) int {
@@ -244,11 +254,7 @@ func (s *Source) policies(in *inputs, accepted []candidate, v *view) map[string]
 		}
 		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
 	})
-	type override struct {
-		audience string
-		rank     int
-	}
-	overrides := map[string]override{}
+	overrides := map[string]exchangeOverride{}
 	for i := range pols {
 		p := &pols[i]
 		key := types.NamespacedName{Namespace: p.Namespace, Name: p.Name}
@@ -274,20 +280,16 @@ func (s *Source) policies(in *inputs, accepted []candidate, v *view) map[string]
 			v.polStatus[key] = condition(ConditionAccepted, metav1.ConditionTrue, ReasonAccepted,
 				fmt.Sprintf("applies to %s", strings.Join(servers, ", ")), p.Generation)
 		}
-		if te := p.Spec.TokenExchange; te != nil && te.Audience != "" {
+		if te := p.Spec.TokenExchange; te != nil && (te.Audience != "" || len(te.Scopes) > 0) {
 			for _, name := range servers {
 				if o, ok := overrides[name]; !ok || rank > o.rank {
-					overrides[name] = override{te.Audience, rank}
+					overrides[name] = exchangeOverride{te.Audience, slices.Clone(te.Scopes), rank}
 				}
 			}
 		}
 	}
 	s.prune(pols)
-	out := make(map[string]string, len(overrides))
-	for name, o := range overrides {
-		out[name] = o.audience
-	}
-	return out
+	return overrides
 }
 
 // targets lists the accepted servers a policy applies to, sorted, and the rank of
