@@ -156,9 +156,9 @@ func (e *env) store(servers ...registry.Server) {
 }
 
 // client connects a go-sdk client through the router as subject.
-func (e *env) client(subject string, opts *mcp.ClientOptions) (*mcp.ClientSession, *signer) {
+func (e *env) client(subject string, opts *mcp.ClientOptions, mods ...func(*mcp.StreamableClientTransport)) (*mcp.ClientSession, *signer) {
 	e.t.Helper()
-	return connect(e.t, e.front.URL, e.key, subject, opts)
+	return connect(e.t, e.front.URL, e.key, subject, opts, mods...)
 }
 
 func connect(t *testing.T, url string, key assertion.Key, subject string, opts *mcp.ClientOptions, mods ...func(*mcp.StreamableClientTransport)) (*mcp.ClientSession, *signer) {

@@ -318,3 +318,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
+
+// TestUpstreamHangs: a server that never answers initialize is left out
+// after InitTimeout; the session and the other server work.
+func TestUpstreamHangs(t *testing.T) {
+	a := alphaServer(t)
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // then the server notices the router hanging up
+		<-r.Context().Done()
+	}))
+	t.Cleanup(hang.Close)
+	e := newEnv(t, func(c *Config) { c.InitTimeout = 200 * time.Millisecond },
+		registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: a.URL},
+		registry.Server{Name: "ns/hang", Prefix: "hang_", URL: hang.URL},
+	)
+	cs, _ := e.client("alice", nil, func(tr *mcp.StreamableClientTransport) { tr.DisableStandaloneSSE = true })
+	if got := strings.Join(toolNames(t, cs), ","); got != "alpha_ask,alpha_echo,alpha_progress,alpha_slow" {
+		t.Errorf("tools %s", got)
+	}
+	if _, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "hang_x", Arguments: map[string]any{}}); err == nil {
+		t.Error("call to the hanging server succeeded")
+	}
+	if _, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "alpha_echo", Arguments: map[string]any{"text": "x"}}); err != nil {
+		t.Errorf("alpha: %v", err)
+	}
+}
