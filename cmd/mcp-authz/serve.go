@@ -25,7 +25,6 @@ import (
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/internal/config"
-	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
 	"github.com/mcp-authz/mcp-authz/router"
 )
@@ -84,11 +83,11 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger) (
 	}
 	reg := &registry.Registry{}
 	reg.Store(snap)
-	set, err := f.PolicySet()
+	pols, err := newPolicies(f)
 	if err != nil {
 		return nil, err
 	}
-	engine := policy.NewEngine(set)
+	engine := pols.engine
 
 	httpClient := &http.Client{Timeout: 10 * time.Second}
 	deps := authz.Deps{Registry: reg, Policy: engine, Logger: log.With("part", "authz"), Metrics: metrics}
@@ -123,7 +122,16 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger) (
 		return nil, err
 	}
 
-	parts := []starter{watcher(f, path, reg, engine, metrics, log.With("part", "config"))}
+	parts := []starter{watcher(f, path, reg, pols, metrics, log.With("part", "config"))}
+	ready := func() bool { return true }
+	if f.Kubernetes != nil {
+		src, err := kubeSource(f.Kubernetes, reg, pols, log.With("part", "kubernetes"))
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, src)
+		ready = src.Ready
+	}
 	if f.Authz != nil {
 		parts = append(parts, az)
 	}
@@ -136,6 +144,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger) (
 		if err != nil {
 			return nil, err
 		}
+		metrics.MustRegister(r)
 		parts = append(parts, r)
 	}
 	if f.Gateway != nil {
@@ -161,14 +170,15 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger) (
 		}))
 	}
 	if f.Metrics != nil {
-		parts = append(parts, metricsServer(f.Metrics.Listen, metrics, log))
+		parts = append(parts, metricsServer(f.Metrics.Listen, metrics, ready, log))
 	}
 	return parts, nil
 }
 
 // watcher reloads the servers and policies of the configuration at path,
-// loaded as f, into reg and engine.
-func watcher(f *config.File, path string, reg *registry.Registry, engine *policy.Engine, metrics prometheus.Registerer, log *slog.Logger) starter {
+// loaded as f, into reg and pols. With Kubernetes on, the cluster owns the
+// registry and only the file's policies reload.
+func watcher(f *config.File, path string, reg *registry.Registry, pols *policies, metrics prometheus.Registerer, log *slog.Logger) starter {
 	errs := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mcp_authz_config_reload_errors_total",
 		Help: "Configuration reloads refused; the previous configuration stayed in force.",
@@ -186,12 +196,12 @@ func watcher(f *config.File, path string, reg *registry.Registry, engine *policy
 			if err != nil {
 				return err
 			}
-			set, err := nf.PolicySet()
-			if err != nil {
+			if err := pols.SetFile(nf); err != nil {
 				return err
 			}
-			reg.Store(snap)
-			engine.Store(set)
+			if f.Kubernetes == nil {
+				reg.Store(snap)
+			}
 			ok.Set(1)
 			if s := f.Unreloaded(nf); len(s) > 0 {
 				log.Warn("config changes that take effect on restart", "sections", s)
@@ -223,8 +233,9 @@ func assertionKey(f *config.File) (assertion.Key, error) {
 	return nil, nil
 }
 
-// metricsServer serves /metrics and the probes.
-func metricsServer(addr string, g prometheus.Gatherer, log *slog.Logger) starter {
+// metricsServer serves /metrics and the probes; /readyz answers 503 until
+// ready says so (the cluster's registrations are in).
+func metricsServer(addr string, g prometheus.Gatherer, ready func() bool, log *slog.Logger) starter {
 	if addr == "" {
 		addr = "127.0.0.1:9090"
 	}
@@ -232,7 +243,13 @@ func metricsServer(addr string, g prometheus.Gatherer, log *slog.Logger) starter
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }
 	mux.HandleFunc("GET /healthz", ok)
-	mux.HandleFunc("GET /readyz", ok)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !ready() {
+			http.Error(w, "not ready: waiting for the cluster's registrations", http.StatusServiceUnavailable)
+			return
+		}
+		ok(w, r)
+	})
 	return httpServer{srv: &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}, log: log}
 }
 

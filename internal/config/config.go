@@ -27,6 +27,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/registry/kube"
 	"github.com/mcp-authz/mcp-authz/router"
 )
 
@@ -58,6 +59,11 @@ type File struct {
 	// DefaultPolicy applies to a server no policy names: "deny" (default) or
 	// "allow".
 	DefaultPolicy string `yaml:"defaultPolicy" json:"defaultPolicy"`
+	// Kubernetes, when set, registers servers and policies from
+	// MCPServerRegistration and MCPAuthPolicy resources. The file's servers
+	// are served until the API server first answers; the file's policies
+	// apply beside the cluster's.
+	Kubernetes *Kubernetes `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty"`
 
 	// Dir is the directory of the file; relative paths are taken from it.
 	Dir string `yaml:"-" json:"-"`
@@ -66,6 +72,13 @@ type File struct {
 	// (before compiling, so that a later change is never mistaken for this
 	// version); zero from Parse.
 	sum [32]byte
+}
+
+// Kubernetes configures the controller that watches the cluster.
+type Kubernetes struct {
+	kube.Config `yaml:",inline"`
+	// Kubeconfig is a kubeconfig file; "" means in-cluster, else $KUBECONFIG.
+	Kubeconfig string `yaml:"kubeconfig,omitempty" json:"kubeconfig,omitempty"`
 }
 
 // Metrics configures the metrics and probe listener.
@@ -274,6 +287,7 @@ func (f *File) Unreloaded(next *File) []string {
 		{"log", f.Log, next.Log},
 		{"identity", f.Identity, next.Identity},
 		{"exchange", f.Exchange, next.Exchange},
+		{"kubernetes", f.Kubernetes, next.Kubernetes},
 	} {
 		if !reflect.DeepEqual(s.was, s.next) {
 			out = append(out, s.name)
@@ -296,6 +310,9 @@ func (f *File) resolve() {
 	}
 	if f.Exchange != nil {
 		f.Exchange.ClientSecretFile = f.Path(f.Exchange.ClientSecretFile)
+	}
+	if f.Kubernetes != nil {
+		f.Kubernetes.Kubeconfig = f.Path(f.Kubernetes.Kubeconfig)
 	}
 }
 

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/mcp-authz/mcp-authz/internal/config"
+	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/registry/kube"
+)
+
+// kubeSource is the controller that feeds reg and pols from the cluster.
+func kubeSource(k *config.Kubernetes, reg *registry.Registry, pols *policies, log *slog.Logger) (*kube.Source, error) {
+	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
+	rc, err := ctrl.GetConfig()
+	if k.Kubeconfig != "" {
+		rc, err = clientcmd.BuildConfigFromFlags("", k.Kubeconfig)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: %w", err)
+	}
+	c := k.Config
+	c.Logger = log
+	return kube.New(c, rc, reg, pols)
+}
