@@ -43,7 +43,8 @@ FUZZTIME ?= 5s
 # Fuzz targets: package:Func.
 FUZZ_TARGETS := ./mcpparse:FuzzParse ./mcpparse:FuzzRoundTrip ./authz:FuzzCheck \
   ./identity:FuzzBearerToken ./identity:FuzzVerify ./gateway:FuzzBuildCheck \
-  ./internal/assertion:FuzzVerify
+  ./internal/assertion:FuzzVerify ./router:FuzzOpenSession ./router:FuzzSSE \
+  ./router:FuzzUnwrapID ./policy:FuzzKeycloakTwins ./internal/config:FuzzParse
 
 ##@ Everyday
 
