@@ -185,6 +185,7 @@ policies:
 	}
 
 	kill(p.proc)
+	forgedDown := map[int]int{}
 	for i := range 3 {
 		if code, body := call(alice); code != http.StatusOK {
 			t.Errorf("provider down, alice (cached exchange) call %d: %d %s", i, code, body)
@@ -192,10 +193,23 @@ policies:
 		if code, body := call(mcpUser); code != http.StatusServiceUnavailable {
 			t.Errorf("provider down, new caller call %d: %d %s, want 503", i, code, body)
 		}
-		if code, body := call(forged); code == http.StatusOK || code == 0 {
+		code, body := call(forged)
+		if code == http.StatusOK || code == 0 {
 			t.Errorf("provider down, forged token call %d: %d %s", i, code, body)
 		}
+		forgedDown[code]++
 	}
+	// Past keyRefreshInterval an unknown key makes authz fetch the key set,
+	// which fails; the next one comes within retryAfterFailure of it.
+	time.Sleep(600 * time.Millisecond)
+	for i := range 2 {
+		code, body := call(forged)
+		if code == http.StatusOK || code == 0 {
+			t.Errorf("provider down, forged token after the refresh interval, call %d: %d %s", i, code, body)
+		}
+		forgedDown[code]++
+	}
+	t.Logf("provider down, a token signed by an unknown key, answers by status: %v", forgedDown)
 
 	// The same port, new keys: a caller who logs in now is new to authz
 	// (unknown key id) and to the exchange cache.
@@ -203,16 +217,26 @@ policies:
 	procs["devidp restarted"] = p2.proc
 	restarted := time.Now()
 	var fresh string
+	answers := map[int]int{}
 	recovery(t, "identity-provider-restart", restarted, func() bool {
 		if fresh == "" {
 			fresh = p2.login(t, "mcp")
 			own = append(own, fresh)
 		}
 		code, _ := call(fresh)
+		answers[code]++
 		return code == http.StatusOK
 	})
+	t.Logf("a new caller's answers until the first OK, by status: %v", answers)
 	if code, body := call(alice); code != http.StatusOK {
 		t.Errorf("alice after the restart: %d %s", code, body)
+	}
+	// mcp's first token is signed by a key the restarted provider no
+	// longer has: it cannot be exchanged there.
+	if code, body := call(mcpUser); code == http.StatusOK || code == 0 {
+		t.Errorf("a token of the old provider, never exchanged, after the restart: %d %s", code, body)
+	} else {
+		t.Logf("a token of the old provider, never exchanged, after the restart: %d %s", code, body)
 	}
 	if code, body := call(forged); code != http.StatusUnauthorized {
 		t.Errorf("forged token after the restart: %d %s, want 401", code, body)
