@@ -491,10 +491,10 @@ func TestFaultUpstreamKilledMidStream(t *testing.T) {
 	checkNoPanic(t, procs)
 }
 
-// failover stands where a Kubernetes Service with Istio's default retry
-// policy (retry_on connect-failure, two retries) stands in front of router
-// replicas: each request goes to the next replica in turn, and a refused
-// connection is tried on the next one. A request that reached a replica is
+// failover stands where a Kubernetes Service behind Envoy stands in front of
+// router replicas, with Istio's default retry policy (which retries on
+// connect-failure): each request goes to the next replica in turn, and a
+// refused connection is tried on the next replica, each at most once. A request that reached a replica is
 // never sent again (it may have been served).
 type failover struct {
 	addr     string
@@ -646,6 +646,10 @@ func TestFaultRouterReplicaKilled(t *testing.T) {
 	}
 
 	kill(a.routers[0])
+	// The kernel closed the dead replica's connections; drop them from the
+	// pool now rather than race the pool's own noticing (Envoy, too, stops
+	// using an upstream connection once it sees it closed).
+	f.tr.CloseIdleConnections()
 	killed := time.Now()
 	failed := 0
 	recovery(t, "router-replica-killed", killed, func() bool {
