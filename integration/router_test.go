@@ -134,6 +134,14 @@ func startBalancer(t *testing.T, backends ...string) *balancer {
 			b.mu.Unlock()
 			pr.SetURL(&url.URL{Scheme: "http", Host: to})
 			pr.Out.Host = pr.In.Host
+			// Read the whole body before the answer streams back: an HTTP/1
+			// server may close a request body once response headers are
+			// flushed (net/http), as a buffering load balancer would avoid.
+			body, err := io.ReadAll(pr.In.Body)
+			if err == nil {
+				pr.Out.Body = io.NopCloser(bytes.NewReader(body))
+				pr.Out.ContentLength = int64(len(body))
+			}
 		},
 		FlushInterval: -1,
 	}
