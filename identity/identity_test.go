@@ -325,6 +325,29 @@ func TestKeySetDownAfterDiscovery(t *testing.T) {
 	}
 }
 
+// TestProviderDownUnknownKid: with the key set unreachable, a token signed by
+// a key not in the cache is unavailable (503), not invalid (401), both on the
+// fetch that fails and while the next fetch waits.
+func TestProviderDownUnknownKid(t *testing.T) {
+	p := newProvider(t)
+	clk := newClock(start)
+	v := newVerifier(t, p, clk, nil)
+	now := clk.Now()
+	if _, err := v.Verify(t.Context(), p.sign(t, "rsa-1", p.claims(now, "mcp-gateway"))); err != nil {
+		t.Fatal(err)
+	}
+	p.down.Store(true)
+	clk.Advance(DefaultKeyRefreshInterval)
+	rogue := &signingKey{kid: "new", alg: jose.RS256, key: newKey(t, jose.RS256)}
+	for i := range 3 {
+		c := p.claims(now, "mcp-gateway")
+		c["n"] = i
+		if _, err := v.Verify(t.Context(), signWith(t, rogue, c)); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Verify(unknown kid) #%d with the provider down: error = %v, want ErrUnavailable", i, err)
+		}
+	}
+}
+
 func TestUnreachableProvider(t *testing.T) {
 	p := newProvider(t)
 	clk := newClock(start)

@@ -145,6 +145,7 @@ type gate struct {
 	mu   sync.Mutex
 	next time.Time
 	cur  *flight
+	last error // of the last fetch, reported while the next waits
 }
 
 type flight struct {
@@ -163,7 +164,9 @@ func (g *gate) start(now time.Time, fetch func() (time.Duration, error)) {
 }
 
 // run starts fetch unless one is running (then it joins it) or the last
-// one asked not to be repeated before now (then it reports ran false).
+// one asked not to be repeated before now (then it reports ran false with
+// the last fetch's error, so that an unreachable provider stays
+// unavailable rather than its tokens invalid).
 // fetch returns how long to wait before the next attempt. Fetches run
 // detached from ctx: a caller giving up does not fail the others.
 func (g *gate) run(ctx context.Context, now time.Time, fetch func() (time.Duration, error)) (ran bool, err error) {
@@ -171,8 +174,9 @@ func (g *gate) run(ctx context.Context, now time.Time, fetch func() (time.Durati
 	f := g.cur
 	if f == nil {
 		if now.Before(g.next) {
+			last := g.last
 			g.mu.Unlock()
-			return false, nil
+			return false, last
 		}
 		f = g.launch(now, fetch)
 	}
@@ -194,6 +198,7 @@ func (g *gate) launch(now time.Time, fetch func() (time.Duration, error)) *fligh
 		g.mu.Lock()
 		g.next = now.Add(wait)
 		g.cur = nil
+		g.last = err
 		g.mu.Unlock()
 		f.err = err
 		close(f.done)
