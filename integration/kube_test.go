@@ -214,8 +214,20 @@ log:
 		return resp.StatusCode == http.StatusOK
 	})
 
+	// Before the registration, authz denies the tool as unknown.
+	expectFront := func(want int) bool {
+		resp, _ := post(t.Context(), t, endpoint, toolCall("kube_namespaces_list"), nil)
+		return resp.StatusCode == want
+	}
+	if !expectFront(http.StatusForbidden) {
+		t.Fatal("kube_namespaces_list is not denied before the registration exists")
+	}
 	created := time.Now()
 	cp.apply(t, ns, "kube/use-case-1.yaml", map[string]string{"PORT": port})
+	// The entry is in the registry when authz lets the call through (the
+	// router then refuses it for want of a session).
+	eventually(t, func() bool { return !expectFront(http.StatusForbidden) })
+	t.Logf("registry entry in force %v after the registration's creation", time.Since(created).Round(time.Millisecond))
 	var ready metav1.Condition
 	eventually(t, func() bool {
 		c, ok, err := cp.readyCondition(t.Context(), ns, "kubernetes-mcp-server")
@@ -225,7 +237,7 @@ log:
 		ready = c
 		return ok && c.Status == metav1.ConditionTrue
 	})
-	t.Logf("registration Ready %v after its creation: %s: %s", time.Since(created).Round(time.Millisecond), ready.Reason, ready.Message)
+	t.Logf("registration status Ready %v after its creation: %s: %s", time.Since(created).Round(time.Millisecond), ready.Reason, ready.Message)
 	if want := `registered as mcp-test/kubernetes-mcp-server with prefix "kube_"`; ready.Reason != "Registered" || ready.Message != want {
 		t.Errorf("Ready condition %s: %q, want Registered: %q", ready.Reason, ready.Message, want)
 	}
