@@ -10,10 +10,11 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"slices"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/mcp-authz/mcp-authz/internal/resourcemeta"
 )
 
 // Each request is turned into an envoy.service.auth.v3.CheckRequest the way
@@ -123,7 +124,7 @@ type Gateway struct {
 	log      *slog.Logger
 	upstream *url.URL
 	proxy    *httputil.ReverseProxy
-	meta     *metadataHandler
+	meta     *resourcemeta.Handler
 
 	bodyTimeout   time.Duration // bodyReadTimeout; shorter in tests
 	shutdownGrace time.Duration // how long Start waits for open requests
@@ -177,7 +178,7 @@ func New(c Config, client authv3.AuthorizationClient, logger *slog.Logger) (*Gat
 	}
 	g := &Gateway{cfg: c, client: client, log: logger, upstream: u, bodyTimeout: bodyReadTimeout, shutdownGrace: 5 * time.Second}
 	if c.ResourceMetadata != nil {
-		m, err := newMetadataHandler(*c.ResourceMetadata)
+		m, err := resourcemeta.New(*c.ResourceMetadata)
 		if err != nil {
 			return nil, err
 		}
@@ -195,7 +196,7 @@ func (g *Gateway) Handler() http.Handler { return http.HandlerFunc(g.route) }
 // route serves the protected-resource metadata itself and sends everything
 // else through the check.
 func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
-	if g.meta != nil && slices.Contains(g.meta.paths, r.URL.Path) {
+	if g.meta != nil && g.meta.Serves(r.URL.Path) {
 		g.meta.ServeHTTP(w, r)
 		return
 	}
@@ -237,3 +238,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ResourceMetadata is the RFC 9728 protected-resource metadata the front
+// serves, without authz (see resourcemeta.Metadata).
+type ResourceMetadata = resourcemeta.Metadata

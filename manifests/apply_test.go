@@ -377,7 +377,8 @@ func TestExampleWithShippedRBAC(t *testing.T) {
 		t.Fatalf("apply example: %v\n%s", err, out)
 	}
 	const name = "mcp-test/kubernetes-mcp-server"
-	want := registry.Server{Name: name, Prefix: "kube_", URL: "http://kubernetes-mcp.example.com:9999/mcp", Audience: "mcp-test/kubernetes-mcp"}
+	want := registry.Server{Name: name, Prefix: "kube_", URL: "http://kubernetes-mcp.example.com:9999/mcp", Audience: "mcp-test/kubernetes-mcp",
+		Scopes: []string{"openid", "profile", "groups"}}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		got, ok := reg.Load().Server(name)

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/internal/resourcemeta"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
@@ -52,6 +53,11 @@ type Config struct {
 	// MaxResponseBytes limits a non-streamed upstream answer and each event
 	// of a streamed one; 0 means 4 MiB.
 	MaxResponseBytes int64 `yaml:"maxResponseBytes" json:"maxResponseBytes"`
+	// ResourceMetadata, when set, is served as RFC 9728 protected-resource
+	// metadata at /.well-known/oauth-protected-resource and its form suffixed
+	// with the resource's path, without an assertion: set it when Envoy or
+	// Istio, not the built-in front, faces the clients. Default: not served.
+	ResourceMetadata *resourcemeta.Metadata `yaml:"resourceMetadata,omitempty" json:"resourceMetadata,omitempty"`
 	// PageSize is the number of items per page of an aggregated list; 0 means
 	// everything in one page.
 	PageSize int `yaml:"pageSize" json:"pageSize"`
@@ -115,6 +121,7 @@ type Router struct {
 	upstream *lru[upstreamSession] // (session, server) -> upstream session opened after initialize
 	ended    *lru[time.Time]       // ended session ids -> their expiry
 	streams  *hub
+	meta     *resourcemeta.Handler // protected-resource metadata, if served
 	metrics  *metrics
 	inits    singleflight.Group // de-duplicates upstream initializes
 	done     chan struct{}      // closed when shutdown starts: GET streams end
@@ -158,6 +165,12 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 	if len(c.SessionKeyFiles) == 0 {
 		logger.Warn("no sessionKeyFiles: session ids are sealed with a random key and valid only in this process")
 	}
+	var meta *resourcemeta.Handler
+	if c.ResourceMetadata != nil {
+		if meta, err = resourcemeta.New(*c.ResourceMetadata); err != nil {
+			return nil, fmt.Errorf("router: %w", err)
+		}
+	}
 	client := c.HTTPClient
 	if client == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
@@ -176,6 +189,7 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		metrics:  newMetrics(),
 		done:     make(chan struct{}),
 		inflight: map[string]*registry.Server{},
+		meta:     meta,
 	}
 	go r.watchRegistry()
 	return r, nil
@@ -211,7 +225,21 @@ func setDefaults(c *Config) {
 func (r *Router) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/mcp", r.serveMCP)
+	if r.meta != nil {
+		// Public by RFC 9728: clients read it after a 401, before they
+		// hold a token, so it needs no assertion.
+		mux.HandleFunc("/.well-known/oauth-protected-resource/", r.serveMeta)
+		mux.HandleFunc("/.well-known/oauth-protected-resource", r.serveMeta)
+	}
 	return mux
+}
+
+func (r *Router) serveMeta(w http.ResponseWriter, req *http.Request) {
+	if !r.meta.Serves(req.URL.Path) {
+		http.NotFound(w, req)
+		return
+	}
+	r.meta.ServeHTTP(w, req)
 }
 
 // Start serves on Listen until ctx ends, then stops taking requests, ends

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -16,9 +17,12 @@ import (
 // kubeSource is the controller that feeds reg and pols from the cluster.
 func kubeSource(k *config.Kubernetes, reg *registry.Registry, pols *policies, log *slog.Logger) (*kube.Source, error) {
 	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
-	rc, err := ctrl.GetConfig()
+	var rc *rest.Config
+	var err error
 	if k.Kubeconfig != "" {
 		rc, err = clientcmd.BuildConfigFromFlags("", k.Kubeconfig)
+	} else {
+		rc, err = ctrl.GetConfig()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: %w", err)

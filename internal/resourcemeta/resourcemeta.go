@@ -1,22 +1,25 @@
-package gateway
+// Package resourcemeta serves RFC 9728 OAuth protected-resource metadata, by
+// which MCP clients find the authorization server after a 401.
+package resourcemeta
 
 import (
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
 // wellKnownPath is where RFC 9728 puts protected-resource metadata.
 const wellKnownPath = "/.well-known/oauth-protected-resource"
 
-// ResourceMetadata is the RFC 9728 protected-resource metadata the front
-// serves, without authz, at /.well-known/oauth-protected-resource and at the
+// Metadata is the RFC 9728 protected-resource metadata served, without
+// authz, at /.well-known/oauth-protected-resource and at the
 // path-suffixed form made from Resource (RFC 9728 section 3.1: for
 // https://mcp.example.com/mcp, /.well-known/oauth-protected-resource/mcp).
 // MCP clients find the authorization server here after a 401.
-type ResourceMetadata struct {
+type Metadata struct {
 	// Resource is the protected resource's identifier: the absolute http(s)
 	// URL clients use for the MCP endpoint, without fragment (RFC 9728
 	// "resource"). Required.
@@ -51,21 +54,22 @@ type document struct {
 	ResourceName           string   `json:"resource_name,omitempty"`
 }
 
-// metadataHandler serves one rendered document.
-type metadataHandler struct {
+// Handler serves one rendered document at its paths.
+type Handler struct {
 	body  []byte
 	paths []string
 }
 
-func newMetadataHandler(m ResourceMetadata) (*metadataHandler, error) {
+// New validates m and renders it once.
+func New(m Metadata) (*Handler, error) {
 	u, err := url.Parse(m.Resource)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("gateway: resourceMetadata.resource %q: want an absolute http(s) URL without fragment or user", m.Resource)
+		return nil, fmt.Errorf("resourceMetadata.resource %q: want an absolute http(s) URL without fragment or user", m.Resource)
 	}
 	for i, s := range m.AuthorizationServers {
 		a, err := url.Parse(s)
 		if err != nil || (a.Scheme != "http" && a.Scheme != "https") || a.Host == "" || a.Fragment != "" || a.RawQuery != "" {
-			return nil, fmt.Errorf("gateway: resourceMetadata.authorizationServers[%d] %q: want an absolute http(s) URL without query or fragment", i, s)
+			return nil, fmt.Errorf("resourceMetadata.authorizationServers[%d] %q: want an absolute http(s) URL without query or fragment", i, s)
 		}
 	}
 	if len(m.BearerMethodsSupported) == 0 {
@@ -73,23 +77,27 @@ func newMetadataHandler(m ResourceMetadata) (*metadataHandler, error) {
 	}
 	for i, s := range m.BearerMethodsSupported {
 		if s != "header" {
-			return nil, fmt.Errorf("gateway: resourceMetadata.bearerMethodsSupported[%d] %q: only \"header\" is supported", i, s)
+			return nil, fmt.Errorf("resourceMetadata.bearerMethodsSupported[%d] %q: only \"header\" is supported", i, s)
 		}
 	}
 	body, err := json.Marshal(document(m))
 	if err != nil {
-		return nil, fmt.Errorf("gateway: resourceMetadata: %w", err)
+		return nil, fmt.Errorf("resourceMetadata: %w", err)
 	}
 	paths := []string{wellKnownPath}
 	if p := strings.TrimSuffix(u.EscapedPath(), "/"); p != "" {
 		paths = append(paths, wellKnownPath+p)
 	}
-	return &metadataHandler{body: body, paths: paths}, nil
+	return &Handler{body: body, paths: paths}, nil
 }
+
+// Serves reports whether path is one of the metadata's paths: the well-known
+// path and its form suffixed with the resource's path.
+func (m *Handler) Serves(path string) bool { return slices.Contains(m.paths, path) }
 
 // ServeHTTP answers GET and HEAD with the document, readable from any origin
 // (browser-based MCP clients fetch it cross-origin), and CORS preflights.
-func (m *metadataHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (m *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", "*")
 	switch r.Method {
