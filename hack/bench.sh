@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# make bench: Go benchmarks of every hot path (-benchmem), then ghz against
-# the real ext_authz server and, in the same run, against a no-op ext_authz
-# server that answers OK without looking. Loopback only, bounded by -n.
+# make bench: Go benchmarks of every hot path (-benchmem); ghz against the
+# real ext_authz server and, in the same run, a no-op ext_authz server that
+# answers OK without looking; hey (HTTP) through front -> authz -> router ->
+# upstream against the upstream alone. Then one summary, every figure beside
+# its baseline and target, also written to docs/benchmarks.md with the
+# machine and the commands. Loopback only, every load bounded by -n.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${GHZ:?run it through make bench}"
-N=${BENCH_N:-20000}     # requests per ghz run
-C=${BENCH_C:-50}        # concurrent workers
+: "${HEY:?run it through make bench}"
+N=${BENCH_N:-20000}        # requests per ghz run
+HN=${BENCH_HTTP_N:-20000}  # requests per hey run
+C=${BENCH_C:-50}           # concurrent workers of both
 BENCHTIME=${BENCHTIME:-1s}
+# BENCH_GO=0 skips the Go benchmarks (the load runs only).
 out=bin/bench
+doc=${BENCH_DOC:-docs/benchmarks.md}
 mkdir -p "$out"
+rm -f "$out"/*
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
@@ -27,14 +35,32 @@ wait_port() {
   done
   echo "bench: nothing listens on $1" >&2; exit 1
 }
+# record: the commands of this run, for docs/benchmarks.md. Tokens and
+# session ids appear as $TOKEN and $SESSION, never their values.
+record() { printf '%s\n' "$*" >>"$out/commands.txt"; }
+started=$(date +%s)
 
-echo "== Go benchmarks (-benchmem, -benchtime=$BENCHTIME)"
+# Go benchmarks. The two that run 1,000 sessions or fill 100,000 cache
+# entries run once each, apart; everything else for BENCHTIME.
+slow='^(BenchmarkConcurrentSessions|BenchmarkCacheMemory)$'
 pkgs=$(go list ./... | grep -v -e /integration -e /cmd/ -e /hack/)
-go test -run '^$' -bench . -benchmem -benchtime="$BENCHTIME" $pkgs | tee "$out/go.txt" | grep -E '^(Benchmark|ok|FAIL|---)' || true
+if [ "${BENCH_GO:-1}" = 1 ]; then
+  echo "== Go benchmarks (-benchmem, -benchtime=$BENCHTIME)"
+  record "go test -run '^\$' -bench . -skip '$slow' -benchmem -benchtime=$BENCHTIME \$(go list ./... | grep -v -e /integration -e /cmd/ -e /hack/)"
+  go test -run '^$' -bench . -skip "$slow" -benchmem -benchtime="$BENCHTIME" $pkgs 2>&1 | tee "$out/go.txt" | grep -E '^(Benchmark|ok|FAIL|---|panic)' || true
+  record "go test -run '^\$' -bench '^BenchmarkConcurrentSessions\$' -benchmem -benchtime=1x ./router"
+  record "go test -run '^\$' -bench '^BenchmarkCacheMemory\$' -benchmem -benchtime=1x ./exchange"
+  for p in router:BenchmarkConcurrentSessions exchange:BenchmarkCacheMemory; do
+    go test -run '^$' -bench "^${p#*:}\$" -benchmem -benchtime=1x "./${p%%:*}" 2>&1 | tee -a "$out/go.txt" | grep -E '^(Benchmark|ok|FAIL|---|panic)' || true
+  done
+else
+  touch "$out/go.txt"  # BENCH_GO=0: the load runs only
+fi
 
 echo
 echo "== ghz: Check over gRPC, real mcp-authz vs the no-op baseline (n=$N, c=$C)"
 go build -o bin/noopauthz ./hack/noopauthz
+go build -o bin/benchmcp ./hack/benchmcp
 idp_port=$(free_port); real_port=$(free_port); jwt_port=$(free_port); noop_port=$(free_port); up_port=$(free_port)
 
 bin/devidp --config dev/realm.yaml --listen "127.0.0.1:$idp_port" >"$tmp/idp.log" 2>&1 &
@@ -90,27 +116,106 @@ for name, extra in (("plain", {}), ("jwt", {"authorization": "Bearer " + token})
 PY
 
 run_ghz() { # name port data
+  record "ghz --insecure --call envoy.service.auth.v3.Authorization.Check -D $(basename "$3") -c $C -n $N --connections 2 -O json 127.0.0.1:PORT  # $1"
+  # ghz's report repeats the request (alice's token in it): drop its options.
   "$GHZ" --insecure --call envoy.service.auth.v3.Authorization.Check -D "$3" \
-    -c "$C" -n "$N" --connections 2 -O json "127.0.0.1:$2" >"$out/ghz-$1.json"
+    -c "$C" -n "$N" --connections 2 -O json "127.0.0.1:$2" |
+    python3 -c 'import json, sys; r = json.load(sys.stdin); r.pop("options", None); json.dump(r, sys.stdout)' >"$out/ghz-$1.json"
 }
 run_ghz warmup "$jwt_port" "$tmp/jwt.json"   # warms the key and exchange caches
 run_ghz noop "$noop_port" "$tmp/plain.json"
 run_ghz check "$real_port" "$tmp/plain.json"
 run_ghz check-jwt "$jwt_port" "$tmp/jwt.json"
+rm -f "$out/ghz-warmup.json"
 
-python3 - "$out" <<'PY' | tee "$out/ghz.txt"
-import json, sys
-out = sys.argv[1]
-def load(name):
-    r = json.load(open(f"{out}/ghz-{name}.json"))
-    lat = {d["percentage"]: d["latency"] / 1e6 for d in r["latencyDistribution"] or []}
-    codes = r.get("statusCodeDistribution", {})
-    return r["rps"], lat.get(50, 0), lat.get(99, 0), codes
-noop = load("noop")
-print(f"{'server':<34} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'vs no-op':>9}  status codes")
-for label, name in (("no-op ext_authz (baseline)", "noop"),
-                    ("mcp-authz Check, CEL", "check"),
-                    ("mcp-authz Check, JWT+exchange+CEL", "check-jwt")):
-    rps, p50, p99, codes = load(name)
-    print(f"{label:<34} {rps:>10.0f} {p50:>8.3f} {p99:>8.3f} {rps / noop[0]:>8.0%}  {codes}")
-PY
+echo
+echo "== hey: tools/call over HTTP, front -> authz -> router -> upstream vs the upstream alone (n=$HN, c=$C)"
+# Two copies of the same go-sdk upstream (hack/benchmcp), so that each
+# one's RSS and CPU belong to one run: one behind mcp-authz, one called
+# directly. mcp-authz runs gateway, authz and router in one process, with
+# identity, warm exchange and the Keycloak tool-roles CEL policy.
+front_port=$(free_port); fauthz_port=$(free_port); router_port=$(free_port)
+upf_port=$(free_port); upd_port=$(free_port)
+bin/benchmcp --listen "127.0.0.1:$upf_port" 2>"$tmp/upf.log" &
+upf_pid=$!; pids+=($upf_pid)
+bin/benchmcp --listen "127.0.0.1:$upd_port" 2>"$tmp/upd.log" &
+upd_pid=$!; pids+=($upd_pid)
+cat >"$tmp/full.yaml" <<EOF
+authz: {listen: 127.0.0.1:$fauthz_port}
+gateway: {listen: 127.0.0.1:$front_port, upstream: "http://127.0.0.1:$router_port", authz: "127.0.0.1:$fauthz_port"}
+router: {listen: 127.0.0.1:$router_port}
+log: {level: error}
+identity:
+  issuers: [{issuerURL: "http://127.0.0.1:$idp_port/realms/mcp", audiences: [mcp-gateway]}]
+exchange:
+  tokenURL: http://127.0.0.1:$idp_port/realms/mcp/protocol/openid-connect/token
+  clientID: mcp-gateway
+  clientSecretFile: $PWD/dev/gateway-secret
+servers:
+  - {name: mcp-test/everything, prefix: ev_, url: "http://127.0.0.1:$upf_port/mcp"}
+policies:
+  - {name: tool-roles, cel: 'mcp.tool.name in token.resource_access[mcp.server].roles'}
+EOF
+bin/mcp-authz serve --config "$tmp/full.yaml" 2>"$tmp/full.log" &
+full_pid=$!; pids+=($full_pid)
+wait_port "$upf_port"; wait_port "$upd_port"; wait_port "$front_port"; wait_port "$router_port"
+
+# initialize (and notifications/initialized) on url; prints the session id.
+open_session() {
+  local url=$1 sid
+  sid=$(curl -s -D - -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -H 'Accept: application/json, text/event-stream' \
+    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
+    "$url" | tr -d '\r' | awk 'tolower($1) == "mcp-session-id:" {print $2}')
+  if [ -z "$sid" ]; then echo "bench: initialize at $url gave no session" >&2; exit 1; fi
+  curl -sf -o /dev/null -H "Authorization: Bearer $token" -H "Mcp-Session-Id: $sid" -H 'MCP-Protocol-Version: 2025-06-18' \
+    -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+    -d '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$url"
+  echo "$sid"
+}
+# One session per worker, as C clients would have: a session refuses a
+# request whose id is already in flight on it, and the body is fixed. So
+# C hey processes of one worker each, on their own session, started at once.
+front_sids=(); direct_sids=()
+for _ in $(seq "$C"); do
+  front_sids+=("$(open_session "http://127.0.0.1:$front_port/mcp")")
+  direct_sids+=("$(open_session "http://127.0.0.1:$upd_port/mcp")")
+done
+echo '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"ev_echo","arguments":{"text":"hello"}}}' >"$tmp/call-front.json"
+echo '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}' >"$tmp/call-direct.json"
+
+# cpu PID: utime+stime in clock ticks. hwm PID: VmHWM in kB.
+cpu() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+run_hey() { # name n url body sessions-array-name server-pids...
+  local name=$1 n=$(( $2 / C )) url=$3 body=$4 p i=0 t0 before=() hey_pids=()
+  local -n sids=$5
+  shift 5
+  [ "$name" = warmup ] || record "hey -n $n -c 1 -o csv -m POST -D $(basename "$body") -T application/json -A 'application/json, text/event-stream' -H 'Authorization: Bearer \$TOKEN' -H 'Mcp-Session-Id: \$SESSION_i' -H 'MCP-Protocol-Version: 2025-06-18' http://127.0.0.1:PORT/mcp  # $name: $C of these at once, i = 1..$C"
+  for p in "$@"; do before+=("$(cpu "$p")"); done
+  t0=$(date +%s.%N)
+  for i in $(seq 0 $((C - 1))); do
+    "$HEY" -n "$n" -c 1 -o csv -m POST -D "$body" -T application/json -A 'application/json, text/event-stream' \
+      -H "Authorization: Bearer $token" -H "Mcp-Session-Id: ${sids[$i]}" -H 'MCP-Protocol-Version: 2025-06-18' \
+      "$url" >"$out/hey-$name-$i.csv" &
+    hey_pids+=($!)
+  done
+  wait "${hey_pids[@]}"
+  echo "$t0 $(date +%s.%N) $((n * C))" >"$out/hey-$name.wall"
+  i=0
+  for p in "$@"; do
+    echo "$p $(( $(cpu "$p") - before[i] )) $(hwm "$p")" >>"$out/hey-$name.proc"
+    i=$((i + 1))
+  done
+}
+run_hey warmup 2000 "http://127.0.0.1:$front_port/mcp" "$tmp/call-front.json" front_sids "$full_pid"
+run_hey warmup 2000 "http://127.0.0.1:$upd_port/mcp" "$tmp/call-direct.json" direct_sids "$upd_pid"
+rm -f "$out"/hey-warmup*
+run_hey direct "$HN" "http://127.0.0.1:$upd_port/mcp" "$tmp/call-direct.json" direct_sids "$upd_pid"
+run_hey front "$HN" "http://127.0.0.1:$front_port/mcp" "$tmp/call-front.json" front_sids "$full_pid" "$upf_pid"
+grep -h -i -e 'panic' -e 'level":"ERROR' "$tmp/full.log" | head -5 || true
+
+echo
+elapsed=$(( $(date +%s) - started ))
+python3 hack/benchreport.py --out "$out" --doc "$doc" --clk-tck "$(getconf CLK_TCK)" --elapsed "$elapsed" \
+  --n "$N" --http-n "$HN" --c "$C" --benchtime "$BENCHTIME"

@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+"""benchreport: the summary of make bench (hack/bench.sh) and docs/benchmarks.md.
+
+Reads what bench.sh left in --out (go.txt, ghz-*.json, hey-*.txt, hey-*.proc,
+commands.txt), prints one summary with every figure beside its baseline and
+its target, and writes the Markdown file with the machine and the commands.
+"""
+import argparse
+import csv
+import datetime
+import glob
+import json
+import os
+import platform
+import re
+import subprocess
+
+
+def go_benchmarks(path):
+    """{(pkg, name): {unit: value}} from go test -bench output."""
+    res, pkg = {}, ""
+    for line in open(path, errors="replace"):
+        if line.startswith("pkg: "):
+            pkg = line.split()[1].split("/mcp-authz/mcp-authz/")[-1]
+            continue
+        if not line.startswith("Benchmark"):
+            continue
+        f = line.split()
+        if len(f) < 4 or not f[1].isdigit():
+            continue
+        name = re.sub(r"-\d+$", "", f[0])
+        m = {"iterations": float(f[1])}
+        for v, unit in zip(f[2::2], f[3::2]):
+            try:
+                m[unit] = float(v)
+            except ValueError:
+                pass
+        res[(pkg, name)] = m
+    return res
+
+
+def ghz(out, name):
+    try:
+        r = json.load(open(f"{out}/ghz-{name}.json"))
+    except (OSError, ValueError):
+        return None
+    lat = {d["percentage"]: d["latency"] / 1e6 for d in r.get("latencyDistribution") or []}
+    return {"rps": r["rps"], "p50": lat.get(50), "p99": lat.get(99),
+            "codes": r.get("statusCodeDistribution", {})}
+
+
+def hey(out, name, clk):
+    """Merges the CSV of every hey worker of one run (bench.sh runs one per session)."""
+    files = sorted(glob.glob(f"{out}/hey-{name}-*.csv"))
+    if not files:
+        return None
+    lats, codes = [], {}
+    for path in files:
+        for row in csv.DictReader(open(path)):
+            lats.append(float(row["response-time"]))
+            codes[row["status-code"]] = codes.get(row["status-code"], 0) + 1
+    t0, t1, want = open(f"{out}/hey-{name}.wall").read().split()
+    lats.sort()
+    at = lambda p: lats[(len(lats) - 1) * p // 100] if lats else None
+    procs = []
+    for line in open(f"{out}/hey-{name}.proc"):
+        pid, ticks, kb = line.split()
+        procs.append({"cpu": int(ticks) / clk, "rss": int(kb) / 1024})
+    return {"rps": len(lats) / (float(t1) - float(t0)), "p50": ms(at(50)), "p99": ms(at(99)),
+            "codes": codes, "errors": int(want) - len(lats), "total": int(want), "procs": procs}
+
+
+def bad(*runs):
+    """A warning when a hey run had answers other than 200 or errors."""
+    if any(set(r["codes"]) != {"200"} or r["errors"] for r in runs):
+        return " (NOT all 200: see below)"
+    return ""
+
+
+def ms(secs):
+    return None if secs is None else secs * 1e3
+
+
+def fmt(v, unit="", digits=1):
+    if v is None:
+        return "n/a"
+    return f"{v:,.{digits}f}{unit}"
+
+
+def machine():
+    model, mem = "unknown", "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / (1 << 20):.1f} GiB"
+    except OSError:
+        pass
+    def run(*cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "unknown"
+    commit = run("git", "rev-parse", "--short", "HEAD")
+    if run("git", "status", "--porcelain", "--untracked-files=no"):
+        commit += " (with uncommitted changes)"
+    return [("CPUs (nproc)", str(os.cpu_count())), ("CPU model", model), ("memory", mem),
+            ("kernel", platform.release()), ("Go", run("go", "version")), ("commit", commit),
+            ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))]
+
+
+def table(head, rows, left=1):
+    """A plain-text table; the first left columns are text, the rest right-aligned."""
+    w = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    line = lambda r: "  ".join(str(x).ljust(w[i]) if i < left else str(x).rjust(w[i]) for i, x in enumerate(r))
+    return "\n".join([line(head), "  ".join("-" * n for n in w)] + [line(r) for r in rows])
+
+
+def md(head, rows, left=1):
+    """A Markdown table; the first left columns are text, the rest right-aligned."""
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < left else "---:" for i in range(len(head))) + "|"]
+    out += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for flag in ("--out", "--doc", "--clk-tck", "--elapsed", "--n", "--http-n", "--c", "--benchtime"):
+        ap.add_argument(flag, required=True)
+    a = ap.parse_args()
+    out, clk = a.out, int(a.clk_tck)
+    gb = go_benchmarks(f"{out}/go.txt")
+    g = lambda pkg, name, unit="ns/op": gb.get((pkg, name), {}).get(unit)
+    us = lambda v: None if v is None else v / 1e3
+
+    def verdict(v, limit, below=True):
+        if v is None:
+            return "n/a"
+        return "yes" if (v < limit if below else v >= limit) else "NO"
+
+    # The summary: figure, measured, baseline, target, met.
+    S = []
+    v = us(g("authz", "BenchmarkCheck"))
+    allocs = g("authz", "BenchmarkCheck", "allocs/op")
+    S.append(("2", "authz BenchmarkCheck, 1 KiB tools/call", f"{fmt(v, ' µs')}, {fmt(allocs, ' allocs', 0)}", "-",
+              "< 15 µs, < 60 allocs", "n/a" if v is None or allocs is None else ("yes" if v < 15 and allocs < 60 else "NO")))
+    noop = ghz(out, "noop")
+    for name, label in (("check", "ghz Check, CEL"), ("check-jwt", "ghz Check, JWT + warm exchange + CEL")):
+        r = ghz(out, name)
+        ratio = r["rps"] / noop["rps"] if r and noop else None
+        S.append(("2, 7", label + " (req/s)", fmt(r and r["rps"], "", 0),
+                  f"no-op {fmt(noop and noop['rps'], '', 0)}", ">= 70% of no-op",
+                  f"{fmt(ratio and ratio * 100, '%', 0)} {verdict(ratio, 0.7, below=False)}"))
+    v = us(g("authz", "BenchmarkCheckIdentity"))
+    S.append(("3", "authz BenchmarkCheckIdentity (warm key + exchange caches)", fmt(v, " µs"),
+              f"identity off {fmt(us(g('authz', 'BenchmarkCheck')), ' µs')}", "< 25 µs", verdict(v, 25)))
+    S.append(("3", "exchange BenchmarkExchangeMiss (loopback token service)", fmt(us(g("exchange", "BenchmarkExchangeMiss")), " µs"),
+              f"warm {fmt(us(g('exchange', 'BenchmarkExchange')), ' µs')}", "measured", "-"))
+    v = g("exchange", "BenchmarkCacheMemory", "MiB/100k")
+    S.append(("3", "exchange 100,000 cached tokens (heap)", fmt(v, " MiB"),
+              f"{fmt(g('exchange', 'BenchmarkCacheMemory', 'bytes/entry'), ' B/entry', 0)}", "< 100 MiB", verdict(v, 100)))
+    v = us(g("policy", "BenchmarkDecideCEL"))
+    S.append(("4", "policy BenchmarkDecideCEL (Keycloak roles)", fmt(v, " µs", 2), "-", "< 5 µs", verdict(v, 5)))
+    v = us(g("policy", "BenchmarkDecideRego"))
+    S.append(("4", "policy BenchmarkDecideRego (Keycloak roles)", fmt(v, " µs", 2), f"CEL {fmt(us(g('policy', 'BenchmarkDecideCEL')), ' µs', 2)}", "< 50 µs", verdict(v, 50)))
+    v = g("policy", "BenchmarkFilter1000CEL")
+    v = v and v / 1e6
+    S.append(("4", "policy BenchmarkFilter1000CEL (1,000 tools)", fmt(v, " ms", 2),
+              f"Rego {fmt((g('policy', 'BenchmarkFilter1000Rego') or 0) / 1e6 or None, ' ms', 2)}", "< 5 ms", verdict(v, 5)))
+    v = g("router", "BenchmarkToolsListLatency", "p99-µs")
+    v = v and v / 1e3
+    S.append(("5", "router tools/list 50 x 20, warm, CEL-filtered: p99", fmt(v, " ms", 2),
+              f"p50 {fmt((g('router', 'BenchmarkToolsListLatency', 'p50-µs') or 0) / 1e3 or None, ' ms', 2)}", "< 2 ms", verdict(v, 2)))
+    d = g("router", "BenchmarkToolsCallLatency/direct", "p50-µs")
+    r = g("router", "BenchmarkToolsCallLatency/router", "p50-µs")
+    added = None if d is None or r is None else (r - d) / 1e3
+    S.append(("5", "router tools/call p50 added (go-sdk client)", fmt(added, " ms", 3),
+              f"direct p50 {fmt(d and d / 1e3, ' ms', 3)}", "< 1 ms", verdict(added, 1)))
+    v = g("router", "BenchmarkConcurrentSessions")
+    failed = "--- FAIL: BenchmarkConcurrentSessions" in open(f"{out}/go.txt", errors="replace").read()
+    S.append(("5", "router 1,000 concurrent sessions, no errors",
+              "FAILED" if failed else ("ok, " + fmt(v / 1e9, " s", 2) if v else "n/a"), "-",
+              "no errors", "NO" if failed else ("yes" if v else "n/a")))
+    hd, hf = hey(out, "direct", clk), hey(out, "front", clk)
+    if hd and hf:
+        ratio = hf["rps"] / hd["rps"] if hd["rps"] else None
+        S.append(("7", "HTTP tools/call via front+authz+router (req/s)", fmt(hf["rps"], "", 0),
+                  f"upstream alone {fmt(hd['rps'], '', 0)}", "measured", f"{fmt(ratio and ratio * 100, '%', 0)} of upstream" + bad(hd, hf)))
+        S.append(("7", "HTTP tools/call p50 / p99", f"{fmt(hf['p50'], '', 1)} / {fmt(hf['p99'], ' ms', 1)}",
+                  f"{fmt(hd['p50'], '', 1)} / {fmt(hd['p99'], ' ms', 1)}", "measured", "-"))
+
+    head = ("issue", "figure", "measured", "baseline", "target", "met")
+    print("== Summary (every figure, its baseline and its target)")
+    print(table(head, S, left=2))
+
+    # ghz and hey tables.
+    G = []
+    for label, name in (("no-op ext_authz (baseline)", "noop"), ("mcp-authz Check, CEL", "check"),
+                        ("mcp-authz Check, JWT + warm exchange + CEL", "check-jwt")):
+        r = ghz(out, name)
+        if r:
+            G.append((label, fmt(r["rps"], "", 0), fmt(r["p50"], "", 3), fmt(r["p99"], "", 3),
+                      fmt(noop and r["rps"] / noop["rps"] * 100, "%", 0), json.dumps(r["codes"])))
+    ghead = ("server", "req/s", "p50 ms", "p99 ms", "vs no-op", "status codes")
+    H = []
+    hhead = ("path", "req/s", "p50 ms", "p99 ms", "vs upstream", "process", "RSS peak MiB", "CPU s", "CPU ms / 1k req", "codes")
+    for label, r, names in (("upstream alone (baseline)", hd, ["benchmcp"]),
+                            ("front -> authz -> router -> upstream", hf, ["mcp-authz", "benchmcp"])):
+        if not r:
+            continue
+        for i, p in enumerate(r["procs"]):
+            first = i == 0
+            H.append((label if first else "", fmt(r["rps"], "", 0) if first else "", fmt(r["p50"], "", 1) if first else "",
+                      fmt(r["p99"], "", 1) if first else "",
+                      fmt(hd and r["rps"] / hd["rps"] * 100, "%", 0) if first else "", names[i],
+                      fmt(p["rss"], "", 1), fmt(p["cpu"], "", 2), fmt(p["cpu"] / r["total"] * 1e6, "", 1),
+                      (json.dumps(r["codes"]) + (f" errors {r['errors']}" if r["errors"] else "")) if first else ""))
+    print()
+    print(table(ghead, G))
+    print()
+    print(table(hhead, H))
+    print(f"\nmake bench took {a.elapsed} s; all output in {out}/, the report in {a.doc}")
+
+    # Every Go benchmark.
+    units = ["ns/op", "B/op", "allocs/op"]
+    B = []
+    for (pkg, name), m in sorted(gb.items()):
+        extra = ", ".join(f"{fmt(v, '', 1)} {u}" for u, v in m.items() if u not in units + ["iterations"])
+        B.append((pkg, name, fmt(m.get("ns/op"), "", 0), fmt(m.get("B/op"), "", 0), fmt(m.get("allocs/op"), "", 0), extra))
+
+    cmds = open(f"{out}/commands.txt").read().strip() if os.path.exists(f"{out}/commands.txt") else ""
+    doc = f"""# Benchmarks
+
+Written by `make bench` (hack/bench.sh, hack/benchreport.py); do not edit by
+hand. Every server runs on 127.0.0.1 on the machine below, next to the load
+tools, so the load tools take part of the same CPUs; every load is bounded
+by a request count. Compare figures only within one run.
+
+## Machine
+
+{md(("", ""), machine(), left=2)}
+
+## Summary
+
+Each figure beside its baseline in the same run and the target of its issue.
+
+{md(head, S, left=2)}
+
+## ext_authz Check over gRPC (ghz)
+
+One `tools/call` of about 1 KiB as Envoy's ext_authz filter sends it, n={a.n},
+c={a.c}, 2 connections. The no-op server (hack/noopauthz) answers OK without
+looking, on the same gRPC stack. The JWT row verifies alice's token from
+bin/devidp, takes the exchanged token from the warm exchange cache and
+evaluates the Keycloak tool-roles CEL policy over it.
+
+{md(ghead, G)}
+
+## MCP tools/call over HTTP (hey)
+
+The same go-sdk upstream (hack/benchmcp, one `echo` tool, JSON answers)
+called straight and through one mcp-authz process running the front,
+authz and the router (identity and exchange against bin/devidp, the
+Keycloak tool-roles CEL policy). {a.c} clients at once, each on its own session
+opened by `initialize` beforehand (a session refuses a second request with an
+id already in flight, and hey sends one fixed body), each a hey process with
+one worker; {a.http_n} requests in all, after 2,000 warm-up requests.
+Latencies have hey's 0.1 ms resolution; req/s is all requests over the wall
+time of the run. RSS is the process's peak (VmHWM); CPU is utime + stime
+over the measured run.
+
+{md(hhead, H)}
+
+## Go benchmarks
+
+`-benchmem`, `-benchtime={a.benchtime}`; BenchmarkConcurrentSessions and
+BenchmarkCacheMemory once each (`-benchtime=1x`). Extra metrics are the
+benchmarks' own (`b.ReportMetric`).
+
+{md(("package", "benchmark", "ns/op", "B/op", "allocs/op", "other"), B, left=2)}
+
+## Commands
+
+`make bench` (about {int(a.elapsed) // 60 + 1} minutes here) ran these; PORT is a free loopback
+port, $TOKEN alice's token from bin/devidp, $SESSION the session id that
+`initialize` returned.
+
+```sh
+{cmds}
+```
+"""
+    os.makedirs(os.path.dirname(a.doc) or ".", exist_ok=True)
+    with open(a.doc, "w") as f:
+        f.write(doc)
+
+
+if __name__ == "__main__":
+    main()
