@@ -164,7 +164,7 @@ func (s *Server) Register(g *grpc.Server) {
 
 // Start serves gRPC on Config.Listen until ctx ends, then stops gracefully.
 func (s *Server) Start(ctx context.Context) error {
-	lis, err := net.Listen("tcp", s.cfg.Listen)
+	lis, err := new(net.ListenConfig).Listen(ctx, "tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("authz: listen: %w", err)
 	}

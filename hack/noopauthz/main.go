@@ -30,7 +30,7 @@ func (noop) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse,
 func main() {
 	addr := flag.String("listen", "127.0.0.1:9101", "gRPC `address`")
 	flag.Parse()
-	lis, err := net.Listen("tcp", *addr)
+	lis, err := new(net.ListenConfig).Listen(context.Background(), "tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func New(cfg Config) (*Provider, error) {
 // http://<the bound address> and builds the provider; serve p.Handler() on
 // the listener.
 func Listen(cfg Config, addr string) (*Provider, net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("devidp: listen: %w", err)
 	}
@@ -123,7 +123,7 @@ func (p *Provider) rotateHandler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]string{"kid": kid})
+	_ = json.NewEncoder(w).Encode(map[string]string{"kid": kid})
 }
 
 // tokenHandler answers the password grant, which op does not offer, and
@@ -149,7 +149,7 @@ func (p *Provider) tokenHandler(next http.Handler) http.Handler {
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(resp)
+		_ = json.NewEncoder(w).Encode(resp)
 	})
 }
 

@@ -459,11 +459,11 @@ func TestConcurrentRotation(t *testing.T) {
 			var body struct {
 				AccessToken string `json:"access_token"`
 			}
-			json.NewDecoder(resp.Body).Decode(&body)
+			_ = json.NewDecoder(resp.Body).Decode(&body)
 			tokens[i] = body.AccessToken
 		})
 	}
-	wg.Go(func() { p.RotateKeys() })
+	wg.Go(func() { _ = p.RotateKeys() })
 	wg.Wait()
 	for i, tok := range tokens {
 		if tok == "" {

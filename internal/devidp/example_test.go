@@ -21,7 +21,7 @@ func ExampleListen() {
 		panic(err)
 	}
 	srv := &http.Server{Handler: p.Handler()}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 
 	resp, err := http.PostForm(p.TokenURL(), url.Values{
