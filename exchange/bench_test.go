@@ -78,12 +78,12 @@ func BenchmarkCacheMemory(b *testing.B) {
 		for i := range n {
 			var seed [8]byte
 			binary.BigEndian.PutUint64(seed[:], uint64(i))
-			c.put(sha256.Sum256(seed[:]), strings.Clone(tok), now, until)
+			c.Put(sha256.Sum256(seed[:]), pack(strings.Clone(tok)), now, until)
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
-		if c.len() != n {
-			b.Fatalf("cache holds %d entries, want %d", c.len(), n)
+		if c.Len() != n {
+			b.Fatalf("cache holds %d entries, want %d", c.Len(), n)
 		}
 		total = float64(after.HeapAlloc) - float64(before.HeapAlloc)
 		perEntry = total / n

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcp-authz/mcp-authz/identity"
+	"github.com/mcp-authz/mcp-authz/internal/expiry"
 )
 
 // Token types of RFC 8693 section 3.
@@ -158,7 +159,8 @@ type Client struct {
 	now       func() time.Time
 	client    *http.Client
 	verifier  TokenVerifier
-	cache     *cache
+	cache     *expiry.Cache[[]byte] // tokens packed by pack
+	caching   bool                  // false when the cache is disabled
 	group     singleflight.Group
 }
 
@@ -192,6 +194,7 @@ func New(c Config, client *http.Client, v TokenVerifier) (*Client, error) {
 		client:    client,
 		verifier:  v,
 		cache:     newCache(c.CacheSize),
+		caching:   c.CacheSize >= 0,
 	}
 	switch c.AuthStyle {
 	case "", "basic":
@@ -294,14 +297,14 @@ func (c *Client) Exchange(ctx context.Context, r Request) (*Token, error) {
 // (which has it cached too). An entry that no longer validates is
 // dropped.
 func (c *Client) cached(ctx context.Context, key [32]byte, audience string) (*Token, bool) {
-	e, ok := c.cache.get(key, c.now())
+	packed, ok := c.cache.Get(key, c.now())
 	if !ok {
 		return nil, false
 	}
-	token := unpack(e.token)
+	token := unpack(packed)
 	id, err := c.verifier.VerifyAudience(ctx, token, audience)
 	if err != nil {
-		c.cache.remove(key)
+		c.cache.Remove(key)
 		return nil, false
 	}
 	return &Token{AccessToken: token, Expiry: id.Expiry, Claims: id.Claims, Exchanged: true}, true
@@ -328,9 +331,11 @@ func (c *Client) exchange(ctx context.Context, key [32]byte, r Request, scopes [
 	if resp.expiresIn > 0 {
 		until = minTime(until, now.Add(resp.expiresIn))
 	}
-	until = until.Add(-c.skew)
-	if !r.SubjectExpiry.IsZero() {
-		c.cache.put(key, resp.AccessToken, now, minTime(until, r.SubjectExpiry))
+	until = minTime(until.Add(-c.skew), r.SubjectExpiry)
+	// Not packed for nothing: a zero SubjectExpiry (unknown) gives a zero
+	// until, and the cache takes no entry that is not after now.
+	if c.caching && until.After(now) {
+		c.cache.Put(key, pack(resp.AccessToken), now, until)
 	}
 	return &Token{AccessToken: resp.AccessToken, Expiry: id.Expiry, Claims: id.Claims, Exchanged: true}, nil
 }

@@ -408,7 +408,7 @@ func TestCacheBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := x.cache.len(); got != 2 {
+	if got := x.cache.Len(); got != 2 {
 		t.Errorf("cache entries = %d, want 2", got)
 	}
 }
