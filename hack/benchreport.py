@@ -14,6 +14,7 @@ import os
 import platform
 import re
 import subprocess
+import sys
 
 
 def go_benchmarks(path):
@@ -295,6 +296,23 @@ port, $TOKEN alice's token from bin/devidp, $SESSION the session id that
     os.makedirs(os.path.dirname(a.doc) or ".", exist_ok=True)
     with open(a.doc, "w") as f:
         f.write(doc)
+
+    # What makes the run fail: a benchmark failed or a load got a non-OK answer.
+    problems = []
+    gotxt = open(f"{out}/go.txt", errors="replace").read()
+    if re.search(r"^(--- FAIL|FAIL|panic)", gotxt, re.M):
+        problems.append(f"a Go benchmark failed (see {out}/go.txt)")
+    for name in ("noop", "check", "check-jwt"):
+        r = ghz(out, name)
+        if r and set(r["codes"]) != {"OK"}:
+            problems.append(f"ghz {name}: answers {r['codes']}")
+    for name, r in (("upstream alone", hd), ("front", hf)):
+        if r and (set(r["codes"]) != {"200"} or r["errors"]):
+            problems.append(f"hey {name}: answers {r['codes']}, {r['errors']} errors (see {out}/*.log)")
+    for p in problems:
+        print("bench: " + p, file=sys.stderr)
+    if problems:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
