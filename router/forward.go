@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -227,7 +228,12 @@ type wrapped struct {
 
 // wrapID names the server a server-to-client request came from in its id.
 func wrapID(server string, id json.RawMessage) json.RawMessage {
-	b, _ := json.Marshal(wrapped{S: server, I: id})
+	// Without HTML escaping, so that the id comes back byte for byte.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(wrapped{S: server, I: id})
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	out, _ := json.Marshal(wrappedPrefix + base64.RawURLEncoding.EncodeToString(b))
 	return out
 }
