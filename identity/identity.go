@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/mcp-authz/mcp-authz/internal/expiry"
 )
 
 // Errors returned by Verify, VerifyAudience and BearerToken. Each is wrapped
@@ -116,7 +118,7 @@ type Verifier struct {
 	issuers map[string]*issuer
 	leeway  time.Duration
 	now     func() time.Time
-	cache   *cache
+	cache   *expiry.Cache[entry]
 }
 
 // New returns a Verifier. It makes no network call: each issuer's
@@ -202,8 +204,8 @@ func (v *Verifier) verify(ctx context.Context, raw, audience string) (*Identity,
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenBytes)
 	}
 	key := sha256.Sum256([]byte(raw))
-	if e, ok := v.cache.get(key); ok {
-		if err := v.check(e, audience); err != nil {
+	if e, ok := v.cache.Peek(key); ok {
+		if err := v.check(&e, audience); err != nil {
 			return nil, err
 		}
 		return e.id, nil
@@ -215,7 +217,7 @@ func (v *Verifier) verify(ctx context.Context, raw, audience string) (*Identity,
 	if err := v.check(e, audience); err != nil {
 		return nil, err
 	}
-	v.cache.put(key, e, v.now(), e.id.Expiry.Add(v.leeway))
+	v.cache.Put(key, *e, v.now(), cacheUntil(e, v.leeway))
 	return e.id, nil
 }
 

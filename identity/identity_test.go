@@ -387,27 +387,72 @@ func TestCache(t *testing.T) {
 	}
 }
 
+// TestCacheExpiredWithoutKeys: an expired token still cached is refused
+// as expired from the cache, with no signature check, even once its key is
+// gone from the key set (not ErrSignature, nor ErrUnavailable).
+func TestCacheExpiredWithoutKeys(t *testing.T) {
+	p := newProvider(t)
+	clk := newClock(start)
+	v := newVerifier(t, p, clk, nil)
+	c := p.claims(clk.Now(), "mcp-gateway")
+	c["exp"] = clk.Now().Add(time.Minute).Unix()
+	raw := p.sign(t, "ec-1", c)
+	if _, err := v.Verify(t.Context(), raw); err != nil {
+		t.Fatal(err)
+	}
+	// The key is withdrawn, and a key-set refresh past KeyMaxAge forgets
+	// it. The refresh is started by a token for another audience, refused
+	// and so not put in the cache, which would drop the expired entry.
+	p.removeKey("ec-1")
+	clk.Advance(DefaultKeyMaxAge)
+	if _, err := v.Verify(t.Context(), p.sign(t, "rsa-1", p.claims(clk.Now(), "elsewhere"))); !errors.Is(err, ErrAudience) {
+		t.Fatalf("Verify() for another audience: error = %v, want ErrAudience", err)
+	}
+	ks := v.issuers[p.issuer].keys
+	ks.gate.mu.Lock()
+	f := ks.gate.cur
+	ks.gate.mu.Unlock()
+	if f != nil {
+		<-f.done
+	}
+	if got := p.jwksHits.Load(); got != 2 {
+		t.Fatalf("JWKS fetches past KeyMaxAge = %d, want 2", got)
+	}
+	if _, err := v.Verify(t.Context(), raw); !errors.Is(err, ErrExpired) {
+		t.Errorf("Verify() of an expired cached token whose key is gone: error = %v, want ErrExpired", err)
+	}
+}
+
 func TestCacheBounded(t *testing.T) {
 	p := newProvider(t)
 	clk := newClock(start)
 	v := newVerifier(t, p, clk, func(c *Config) { c.CacheSize = 3 })
-	for i := range 10 {
+	raws := make([]string, 10)
+	ids := make([]*Identity, 10)
+	for i := range raws {
 		c := p.claims(clk.Now(), "mcp-gateway")
 		c["exp"] = clk.Now().Add(time.Duration(i+1) * time.Minute).Unix()
-		if _, err := v.Verify(t.Context(), p.sign(t, "ed-1", c)); err != nil {
+		raws[i] = p.sign(t, "ed-1", c)
+		id, err := v.Verify(t.Context(), raws[i])
+		if err != nil {
 			t.Fatal(err)
 		}
+		ids[i] = id
 	}
-	v.cache.mu.Lock()
-	n, m := len(v.cache.h), len(v.cache.m)
-	soonest := time.Unix(0, v.cache.h[0].until)
-	v.cache.mu.Unlock()
-	if n != 3 || m != 3 {
-		t.Fatalf("cache holds %d (heap), %d (map) entries, want 3", n, m)
+	if n := v.cache.Len(); n != 3 {
+		t.Fatalf("cache holds %d entries, want 3", n)
 	}
-	// The three latest-expiring tokens are kept.
-	if want := clk.Now().Add(8*time.Minute + DefaultLeeway); !soonest.Equal(want) {
-		t.Errorf("soonest cached expiry = %v, want %v", soonest, want)
+	// The three latest-expiring tokens are kept: verified again, they
+	// give back the Identity first returned. The others are verified anew
+	// (and, expiring sooner than all cached, not kept).
+	for i := len(raws) - 1; i >= 0; i-- {
+		id, err := v.Verify(t.Context(), raws[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cached, want := id == ids[i], i >= 7; cached != want {
+			t.Errorf("token expiring in %d min: from the cache %v, want %v", i+1, cached, want)
+		}
 	}
 }
 
