@@ -38,28 +38,26 @@ func New[V any](size int) *Cache[V] {
 // Get returns the value under key unless it has expired at now, in which
 // case the entry is dropped.
 func (c *Cache[V]) Get(key [32]byte, now time.Time) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[key]
-	if !ok {
-		var zero V
-		return zero, false
-	}
-	if nanos(now) >= e.until {
-		c.drop(e)
-		var zero V
-		return zero, false
-	}
-	return e.v, true
+	return c.lookup(key, now, true)
 }
 
 // Peek returns the value under key whether or not it has expired, and
 // drops nothing: for a caller that checks expiry itself and answers from
 // an expired entry without doing again the work the entry saved.
 func (c *Cache[V]) Peek(key [32]byte) (V, bool) {
+	return c.lookup(key, time.Time{}, false)
+}
+
+// lookup returns the value under key; with expire, not once it has expired
+// at now, and then the entry is dropped.
+func (c *Cache[V]) lookup(key [32]byte, now time.Time, expire bool) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[key]
+	if ok && expire && nanos(now) >= e.until {
+		c.drop(e)
+		ok = false
+	}
 	if !ok {
 		var zero V
 		return zero, false
