@@ -16,6 +16,7 @@ TOOLS := $(CACHE)/bin
 
 GOLANGCI_VERSION := v2.15.0
 GHZ_VERSION := v0.121.0
+HEY_VERSION := v0.1.4
 GRPCURL_VERSION := v1.9.3
 EVERYTHING_VERSION := 2026.8.31
 K8S_MCP_VERSION := 0.0.67
@@ -24,6 +25,7 @@ NODE22_VERSION := 22.23.3
 
 GOLANGCI := $(TOOLS)/golangci-lint-$(GOLANGCI_VERSION)
 GHZ := $(TOOLS)/ghz-$(GHZ_VERSION)
+HEY := $(TOOLS)/hey-$(HEY_VERSION)
 GRPCURL := $(TOOLS)/grpcurl-$(GRPCURL_VERSION)
 NPM_DIR := $(CACHE)/npm-$(EVERYTHING_VERSION)-$(K8S_MCP_VERSION)
 EVERYTHING := $(NPM_DIR)/node_modules/@modelcontextprotocol/server-everything/dist/index.js
@@ -89,8 +91,8 @@ fuzz: ## Run each fuzz target for 60s (FUZZTIME=...).
 	$(MAKE) fuzz-short FUZZTIME=$(or $(filter-out 5s,$(FUZZTIME)),60s)
 
 .PHONY: bench
-bench: build $(GHZ) ## Benchmarks (-benchmem) and ghz against the real and a no-op ext_authz, side by side.
-	GHZ=$(GHZ) hack/bench.sh
+bench: build $(GHZ) $(HEY) ## Benchmarks (-benchmem), ghz (real vs no-op ext_authz) and hey (through the stack vs the upstream alone); writes docs/benchmarks.md.
+	GHZ=$(GHZ) HEY=$(HEY) hack/bench.sh
 
 .PHONY: manifests
 manifests: ## Regenerate deepcopy functions and CRDs (pinned controller-gen).
@@ -108,13 +110,16 @@ envtest: ## Build once and cache kube-apiserver, kubectl and etcd for envtest, a
 
 
 .PHONY: tools
-tools: $(GOLANGCI) $(GHZ) $(GRPCURL) npm $(INSPECTOR) envtest ## Install every pinned tool.
+tools: $(GOLANGCI) $(GHZ) $(HEY) $(GRPCURL) npm $(INSPECTOR) envtest ## Install every pinned tool.
 
 $(GOLANGCI):
 	cd hack/golangci && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 $(GHZ):
 	cd hack/ghz && go build -o $@ github.com/bojand/ghz/cmd/ghz
+
+$(HEY):
+	cd hack/hey && go build -o $@ github.com/rakyll/hey
 
 $(GRPCURL):
 	cd hack/grpcurl && go build -o $@ github.com/fullstorydev/grpcurl/cmd/grpcurl
