@@ -20,6 +20,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/internal/expiry"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
@@ -111,6 +112,7 @@ type Server struct {
 	now     func() time.Time
 	metrics *metrics
 	sampled sampler
+	seen    *expiry.Cache[[]bool] // Visible's answers
 }
 
 // New returns a Server. It validates the configuration once.
@@ -149,6 +151,7 @@ func New(c Config, d Deps) (*Server, error) {
 		now:     d.Now,
 		metrics: m,
 		sampled: sampler{every: uint64(max(c.DecisionLogEvery, 1))},
+		seen:    expiry.New[[]bool](4096),
 	}, nil
 }
 

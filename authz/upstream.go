@@ -2,8 +2,10 @@ package authz
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/identity"
@@ -38,6 +40,8 @@ func (s *Server) UpstreamAuthorization(ctx context.Context, callerAuthorization,
 
 // Visible reports which targets the caller may call: the policy evaluated as
 // tools/call of each, with the token exchanged for each target's server.
+// Answers are reused for the same caller token, policy set and targets for
+// up to 30 s; the returned slice must not be modified.
 // A server the token service refuses shows nothing; an error is returned only
 // when the caller cannot be identified or a service is down.
 func (s *Server) Visible(ctx context.Context, callerAuthorization string, targets []policy.Target) ([]bool, error) {
@@ -51,7 +55,48 @@ func (s *Server) Visible(ctx context.Context, callerAuthorization string, target
 		}
 		in.Identity = id.Claims
 	}
-	return s.visible(ctx, &in, raw, id, targets)
+	key, cacheable := s.visibleKey(callerAuthorization, targets)
+	now := s.now()
+	if cacheable {
+		if v, ok := s.seen.Get(key, now); ok {
+			return v, nil
+		}
+	}
+	out, err := s.visible(ctx, &in, raw, id, targets)
+	if err == nil && cacheable {
+		until := now.Add(visibleTTL)
+		if id != nil && id.Expiry.Before(until) {
+			until = id.Expiry
+		}
+		s.seen.Put(key, out, now, until)
+	}
+	return out, err
+}
+
+// visibleTTL bounds how long a caller's list filter is reused. The key
+// changes with the caller's token, the policy set and the targets, so a
+// reload or a new registration is seen at once; the bound covers what the
+// key cannot see (the roles of a token the service would exchange anew).
+const visibleTTL = 30 * time.Second
+
+// visibleKey identifies one filtering: the caller's token, the policy set and
+// registry snapshot in force, and the targets. cacheable is false when the policy cannot say which
+// set is in force.
+func (s *Server) visibleKey(callerAuthorization string, targets []policy.Target) (key [32]byte, cacheable bool) {
+	loader, ok := s.policy.(interface{ Load() *policy.Set })
+	if !ok {
+		return key, false
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%p\x00%p\x00%s\x00", loader.Load(), s.reg.Load(), callerAuthorization)
+	for _, t := range targets {
+		h.Write([]byte(t.Server))
+		h.Write([]byte{0})
+		h.Write([]byte(t.Tool))
+		h.Write([]byte{0})
+	}
+	h.Sum(key[:0])
+	return key, true
 }
 
 func (s *Server) visible(ctx context.Context, in *policy.Input, raw string, id *identity.Identity, targets []policy.Target) ([]bool, error) {

@@ -149,12 +149,15 @@ def main():
     S.append(("2", "authz BenchmarkCheck, 1 KiB tools/call", f"{fmt(v, ' µs')}, {fmt(allocs, ' allocs', 0)}", "-",
               "< 15 µs, < 60 allocs", "n/a" if v is None or allocs is None else ("yes" if v < 15 and allocs < 60 else "NO")))
     noop = ghz(out, "noop")
-    for name, label in (("check", "ghz Check, CEL"), ("check-jwt", "ghz Check, JWT + warm exchange + CEL")):
+    # Issue 2 sets the 70% target for the plain Check; issue 7 asks the JWT
+    # scenario to be measured against the same baseline.
+    for issue, name, label, target in (("2, 7", "check", "ghz Check, CEL", True),
+                                       ("7", "check-jwt", "ghz Check, JWT + warm exchange + CEL", False)):
         r = ghz(out, name)
         ratio = r["rps"] / noop["rps"] if r and noop else None
-        S.append(("2, 7", label + " (req/s)", fmt(r and r["rps"], "", 0),
-                  f"no-op {fmt(noop and noop['rps'], '', 0)}", ">= 70% of no-op",
-                  f"{fmt(ratio and ratio * 100, '%', 0)} {verdict(ratio, 0.7, below=False)}"))
+        S.append((issue, label + " (req/s)", fmt(r and r["rps"], "", 0),
+                  f"no-op {fmt(noop and noop['rps'], '', 0)}", ">= 70% of no-op" if target else "measured",
+                  f"{fmt(ratio and ratio * 100, '%', 0)}" + (f" {verdict(ratio, 0.7, below=False)}" if target else " of no-op")))
     v = us(g("authz", "BenchmarkCheckIdentity"))
     S.append(("3", "authz BenchmarkCheckIdentity (warm key + exchange caches)", fmt(v, " µs"),
               f"identity off {fmt(us(g('authz', 'BenchmarkCheck')), ' µs')}", "< 25 µs", verdict(v, 25)))
@@ -171,10 +174,14 @@ def main():
     v = v and v / 1e6
     S.append(("4", "policy BenchmarkFilter1000CEL (1,000 tools)", fmt(v, " ms", 2),
               f"Rego {fmt((g('policy', 'BenchmarkFilter1000Rego') or 0) / 1e6 or None, ' ms', 2)}", "< 5 ms", verdict(v, 5)))
-    v = g("router", "BenchmarkToolsListLatency", "p99-µs")
-    v = v and v / 1e3
-    S.append(("5", "router tools/list 50 x 20, warm, CEL-filtered: p99", fmt(v, " ms", 2),
-              f"p50 {fmt((g('router', 'BenchmarkToolsListLatency', 'p50-µs') or 0) / 1e3 or None, ' ms', 2)}", "< 2 ms", verdict(v, 2)))
+    for sub, label, target in (("filter=authz", "router tools/list 50 x 20, warm caches, filtered via authz: p99", True),
+                               ("filter=each-call", "router tools/list 50 x 20, 1,000 CEL decisions per call: p99", False)):
+        name = "BenchmarkToolsListLatency/" + sub
+        v = g("router", name, "p99-µs")
+        v = v and v / 1e3
+        S.append(("5", label, fmt(v, " ms", 2),
+                  f"p50 {fmt((g('router', name, 'p50-µs') or 0) / 1e3 or None, ' ms', 2)}",
+                  "< 2 ms" if target else "measured", verdict(v, 2) if target else "-"))
     d = g("router", "BenchmarkToolsCallLatency/direct", "p50-µs")
     r = g("router", "BenchmarkToolsCallLatency/router", "p50-µs")
     added = None if d is None or r is None else (r - d) / 1e3
