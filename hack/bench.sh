@@ -49,8 +49,8 @@ slow='^(BenchmarkConcurrentSessions|BenchmarkCacheMemory)$'
 pkgs=$(go list ./... | grep -v -e /integration -e /cmd/ -e /hack/)
 if [ "${BENCH_GO:-1}" = 1 ]; then
   echo "== Go benchmarks (-benchmem, -benchtime=$BENCHTIME)"
-  record "go test -p 1 -run '^\$' -bench . -skip '$slow' -benchmem -benchtime=$BENCHTIME \$(go list ./... | grep -v -e /integration -e /cmd/ -e /hack/)"
-  go test -p 1 -run '^$' -bench . -skip "$slow" -benchmem -benchtime="$BENCHTIME" $pkgs 2>&1 | tee "$out/go.txt" | grep -E '^(Benchmark|ok|FAIL|---|panic)' || true
+  record "go test -p 1 -run '^\$' -bench . -skip '$slow' -benchmem -count=3 -benchtime=$BENCHTIME \$(go list ./... | grep -v -e /integration -e /cmd/ -e /hack/)"
+  go test -p 1 -run '^$' -bench . -skip "$slow" -benchmem -count=3 -benchtime="$BENCHTIME" $pkgs 2>&1 | tee "$out/go.txt" | grep -E '^(Benchmark|ok|FAIL|---|panic)' || true
   record "go test -run '^\$' -bench '^BenchmarkConcurrentSessions\$' -benchmem -benchtime=1x ./router"
   record "go test -run '^\$' -bench '^BenchmarkCacheMemory\$' -benchmem -benchtime=1x ./exchange"
   for p in router:BenchmarkConcurrentSessions exchange:BenchmarkCacheMemory; do

@@ -13,13 +13,15 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 
 
 def go_benchmarks(path):
-    """{(pkg, name): {unit: value}} from go test -bench output."""
-    res, pkg = {}, ""
+    """{(pkg, name): {unit: value}} from go test -bench output; with -count
+    above 1, the median of the runs."""
+    runs, pkg = {}, ""
     for line in open(path, errors="replace"):
         if line.startswith("pkg: "):
             pkg = line.split()[1].split("/mcp-authz/mcp-authz/")[-1]
@@ -36,7 +38,10 @@ def go_benchmarks(path):
                 m[unit] = float(v)
             except ValueError:
                 pass
-        res[(pkg, name)] = m
+        runs.setdefault((pkg, name), []).append(m)
+    res = {}
+    for key, ms in runs.items():
+        res[key] = {u: statistics.median(m[u] for m in ms if u in m) for u in ms[0]}
     return res
 
 
