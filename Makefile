@@ -58,6 +58,7 @@ help: ## Show this help.
 build: ## Build bin/mcp-authz and the dev tools.
 	go build -o $(BIN)/mcp-authz ./cmd/mcp-authz
 	go build -o $(BIN)/devidp ./cmd/devidp
+	go build -o $(BIN)/benchmcp ./hack/benchmcp
 
 .PHONY: run
 run: build npm ## Run the whole thing locally on the embedded defaults (dev/).

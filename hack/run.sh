@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make run: the whole of mcp-authz on this machine, on loopback only.
 #   dev provider (Keycloak-shaped)  127.0.0.1:8180  realm mcp
-#   server-everything               127.0.0.1:8090  (reads only PORT)
+#   server-everything               127.0.0.1:8090  (reads only PORT)  mcp-test/everything
+#   hack/benchmcp                   127.0.0.1:8091                     mcp-test/weather
 #   mcp-authz: front 8080, authz 9001, router 8081, metrics 9090
 # Ctrl-C stops everything it started.
 set -euo pipefail
@@ -31,6 +32,10 @@ wait_port 127.0.0.1:8180 devidp
 PORT=8090 node "$MCP_AUTHZ_EVERYTHING" streamableHttp >/dev/null 2>&1 &
 pids+=($!)
 wait_port 127.0.0.1:8090 server-everything
+
+bin/benchmcp --listen 127.0.0.1:8091 >/dev/null 2>&1 &
+pids+=($!)
+wait_port 127.0.0.1:8091 benchmcp
 
 bin/mcp-authz serve --config dev/mcp-authz.yaml &
 pids+=($!)

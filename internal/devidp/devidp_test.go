@@ -196,7 +196,7 @@ func TestPasswordLogin(t *testing.T) {
 	want := map[string]any{
 		"iss":                p.Issuer(),
 		"sub":                uuidFrom("mcp/user/alice"),
-		"aud":                []any{"mcp-gateway", everything, kube},
+		"aud":                []any{"mcp-gateway", everything, kube, "mcp-test/weather"},
 		"azp":                "mcp-cli",
 		"typ":                "Bearer",
 		"scope":              "openid profile",
@@ -206,8 +206,9 @@ func TestPasswordLogin(t *testing.T) {
 		"family_name":        "Liddell",
 		"groups":             []any{"engineering", "mcp-users"},
 		"resource_access": map[string]any{
-			kube:       map[string]any{"roles": []any{"pods_list", "namespaces_list", "resources_list"}},
-			everything: map[string]any{"roles": []any{"echo", "add"}},
+			kube:               map[string]any{"roles": []any{"pods_list", "namespaces_list", "resources_list"}},
+			everything:         map[string]any{"roles": []any{"echo", "get-sum"}},
+			"mcp-test/weather": map[string]any{"roles": []any{"get_forecast"}},
 		},
 	}
 	if diff := cmp.Diff(want, pick(claims, "iss", "sub", "aud", "azp", "typ", "scope", "preferred_username", "name", "given_name", "family_name", "groups", "resource_access")); diff != "" {
@@ -273,8 +274,8 @@ func TestTokenExchange(t *testing.T) {
 		wantRoles                        []any
 	}{
 		{name: "basic", audience: kube, scope: "openid profile groups", wantScope: "openid profile groups", wantRoles: []any{"pods_list", "namespaces_list", "resources_list"}},
-		{name: "post, scope of the subject", audience: everything, post: true, wantScope: "openid profile", wantRoles: []any{"echo", "add"}},
-		{name: "target without roles", audience: "mcp-test/weather", wantScope: "openid profile"},
+		{name: "post, scope of the subject", audience: everything, post: true, wantScope: "openid profile", wantRoles: []any{"echo", "get-sum"}},
+		{name: "target without roles", audience: "default/mcp-tool", wantScope: "openid profile"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
