@@ -192,8 +192,8 @@ def main():
     added = None if d is None or r is None else (r - d) / 1e3
     S.append(("5", "router tools/call p50 added (go-sdk client)", fmt(added, " ms", 3),
               f"direct p50 {fmt(d and d / 1e3, ' ms', 3)}", "< 1 ms", verdict(added, 1)))
-    d, r = g("router", "BenchmarkToolsCall/direct"), g("router", "BenchmarkToolsCall/router")
-    S.append(("5", "router tools/call mean (BenchmarkToolsCall)", fmt(r and r / 1e6, " ms", 3),
+    d, r = g("router", "BenchmarkToolsCallLatency/direct"), g("router", "BenchmarkToolsCallLatency/router")
+    S.append(("5", "router tools/call mean (BenchmarkToolsCallLatency)", fmt(r and r / 1e6, " ms", 3),
               f"direct {fmt(d and d / 1e6, ' ms', 3)}", "-", "-"))
     v = g("router", "BenchmarkConcurrentSessions")
     failed = "--- FAIL: BenchmarkConcurrentSessions" in open(f"{out}/go.txt", errors="replace").read()

@@ -140,9 +140,9 @@ func benchToolsListLatency(b *testing.B, viaAuthz bool) {
 	reportLatency(b, lat)
 }
 
-// BenchmarkToolsCallLatency is BenchmarkToolsCall with the percentiles of
-// each call reported: straight to the upstream and through the router, the
-// go-sdk client over loopback HTTP both times, in one run.
+// BenchmarkToolsCallLatency calls one tool straight on the upstream and
+// through the router, the go-sdk client over loopback HTTP both times, in
+// one run, and reports the percentiles of each call.
 func BenchmarkToolsCallLatency(b *testing.B) {
 	up := serve(b, benchBeta(), true)
 	key, err := assertion.GenerateKey()

@@ -87,59 +87,6 @@ func BenchmarkToolsList(b *testing.B) {
 	}
 }
 
-// BenchmarkToolsCall calls one tool straight on the upstream and through the
-// router, with the go-sdk client over loopback HTTP both times.
-func BenchmarkToolsCall(b *testing.B) {
-	s := mcp.NewServer(&mcp.Implementation{Name: "beta", Version: "1"}, nil)
-	mcp.AddTool(s, &mcp.Tool{Name: "add"}, func(ctx context.Context, req *mcp.CallToolRequest, in addIn) (*mcp.CallToolResult, any, error) {
-		return text(fmt.Sprint(in.A + in.B)), nil, nil
-	})
-	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{JSONResponse: true}))
-	b.Cleanup(up.Close)
-	key, err := assertion.GenerateKey()
-	if err != nil {
-		b.Fatal(err)
-	}
-	snap, err := registry.NewSnapshot([]registry.Server{{Name: "ns/beta", Prefix: "beta_", URL: up.URL}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg := &registry.Registry{}
-	reg.Store(snap)
-	r, err := New(Config{AssertionKey: key}, reg, &testAuthz{}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	front := httptest.NewServer(r.Handler())
-	b.Cleanup(front.Close)
-	b.Cleanup(r.Close)
-	for _, tc := range []struct {
-		name, url, tool string
-		rt              http.RoundTripper
-	}{
-		{name: "direct", url: up.URL, tool: "add", rt: http.DefaultTransport},
-		{name: "router", url: front.URL + "/mcp", tool: "beta_add", rt: &signer{base: http.DefaultTransport, s: assertion.NewSigner(key), subject: "alice"}},
-	} {
-		b.Run(tc.name, func(b *testing.B) {
-			c := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
-			cs, err := c.Connect(b.Context(), &mcp.StreamableClientTransport{
-				Endpoint: tc.url, HTTPClient: &http.Client{Transport: tc.rt}, DisableStandaloneSSE: true,
-			}, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer cs.Close()
-			p := &mcp.CallToolParams{Name: tc.tool, Arguments: map[string]any{"a": 1, "b": 2}}
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := cs.CallTool(b.Context(), p); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
 // BenchmarkConcurrentSessions runs 1,000 sessions at once on one router in
 // front of two go-sdk servers: each initializes, lists, calls a tool and
 // ends. Any error fails the benchmark.
