@@ -40,10 +40,8 @@ const (
 	DefaultStatusOnError   = http.StatusServiceUnavailable
 )
 
-// bodyReadTimeout bounds how long a client may take to send the part of the
-// body that is buffered for the check (Envoy's stream idle timeout plays this
-// role).
-const bodyReadTimeout = 30 * time.Second
+// DefaultBodyTimeout is the default of Config.BodyTimeout.
+const DefaultBodyTimeout = 30 * time.Second
 
 // Config configures the front. Every field has a meaningful zero value except
 // Upstream, which is required.
@@ -102,6 +100,12 @@ type Config struct {
 	// Must be 400-599.
 	StatusOnError int `yaml:"statusOnError" json:"statusOnError"`
 
+	// BodyTimeout bounds how long a client may take to send the part of the
+	// body that is buffered for the check (Envoy's stream idle timeout plays
+	// this role); a slower client gets 408 and holds nothing longer. Default
+	// 30s.
+	BodyTimeout time.Duration `yaml:"bodyTimeout" json:"bodyTimeout"`
+
 	// AutoHostRewrite sends the upstream's host in the Host header (Envoy's
 	// route auto_host_rewrite). Default false: the client's Host is kept, as
 	// Envoy keeps :authority by default.
@@ -126,7 +130,6 @@ type Gateway struct {
 	proxy    *httputil.ReverseProxy
 	meta     *resourcemeta.Handler
 
-	bodyTimeout   time.Duration // bodyReadTimeout; shorter in tests
 	shutdownGrace time.Duration // how long Start waits for open requests
 }
 
@@ -160,6 +163,12 @@ func New(c Config, client authv3.AuthorizationClient, logger *slog.Logger) (*Gat
 	if c.StatusOnError == 0 {
 		c.StatusOnError = DefaultStatusOnError
 	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = DefaultBodyTimeout
+	}
+	if c.BodyTimeout < 0 {
+		return nil, fmt.Errorf("gateway: bodyTimeout %s: must not be negative", c.BodyTimeout)
+	}
 	if c.StatusOnError < 400 || c.StatusOnError > 599 {
 		return nil, fmt.Errorf("gateway: statusOnError %d: want 400-599", c.StatusOnError)
 	}
@@ -176,7 +185,7 @@ func New(c Config, client authv3.AuthorizationClient, logger *slog.Logger) (*Gat
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return nil, fmt.Errorf("gateway: upstream %q: want an absolute http(s) URL without query, fragment or user", c.Upstream)
 	}
-	g := &Gateway{cfg: c, client: client, log: logger, upstream: u, bodyTimeout: bodyReadTimeout, shutdownGrace: 5 * time.Second}
+	g := &Gateway{cfg: c, client: client, log: logger, upstream: u, shutdownGrace: 5 * time.Second}
 	if c.ResourceMetadata != nil {
 		m, err := resourcemeta.New(*c.ResourceMetadata)
 		if err != nil {

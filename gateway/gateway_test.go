@@ -931,11 +931,10 @@ func TestNewErrors(t *testing.T) {
 func TestSlowBody(t *testing.T) {
 	up := startUpstream(t, nil)
 	peer, client := startAuthz(t, allow(nil))
-	g, err := New(Config{Upstream: up.URL}, client, nil)
+	g, err := New(Config{Upstream: up.URL, BodyTimeout: 100 * time.Millisecond}, client, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.bodyTimeout = 100 * time.Millisecond
 	front := httptest.NewServer(g.Handler())
 	t.Cleanup(front.Close)
 	conn, err := net.Dial("tcp", strings.TrimPrefix(front.URL, "http://"))

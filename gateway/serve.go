@@ -92,7 +92,7 @@ func (g *Gateway) bufferBody(w http.ResponseWriter, r *http.Request, in *checkIn
 		return false
 	}
 	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(g.bodyTimeout))
+	_ = rc.SetReadDeadline(time.Now().Add(g.cfg.BodyTimeout))
 	buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
