@@ -68,7 +68,7 @@ run: build npm ## Run the whole thing locally on the embedded defaults (dev/).
 test: lint manifests-check unit fuzz-short e2e ## Everything that must pass (what CI runs).
 
 .PHONY: unit
-unit: npm envtest ## Unit tests (go test ./...), envtest with a real kube-apiserver.
+unit: npm envtest $(INSPECTOR) ## Unit tests (go test ./...), envtest with a real kube-apiserver.
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go test -count=1 ./...
 
 .PHONY: e2e
