@@ -44,16 +44,17 @@ wait_port 127.0.0.1:8080 mcp-authz
 cat <<'MSG'
 
 mcp-authz is running: MCP endpoint http://127.0.0.1:8080/mcp
+  servers: mcp-test/everything (prefix ev_), mcp-test/weather (prefix weather_)
 
-Get a token for user alice (dev provider, public client mcp-cli):
+Get a token for user alice (dev provider, public client mcp-cli), open a session:
   TOKEN=$(curl -s -d grant_type=password -d client_id=mcp-cli -d username=alice -d password=alice \
     http://127.0.0.1:8180/realms/mcp/protocol/openid-connect/token | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
-
-First call (initialize, then call ev_echo with the session id it returns):
-  curl -si http://127.0.0.1:8080/mcp -H "Authorization: Bearer $TOKEN" \
+  SID=$(curl -si http://127.0.0.1:8080/mcp -H "Authorization: Bearer $TOKEN" \
     -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
-    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}'
+    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}' \
+    | tr -d '\r' | sed -n 's/^mcp-session-id: //Ip')
 
-Metrics: http://127.0.0.1:9090/metrics    Stop: Ctrl-C
+Then list and call tools as the README's quick start shows. Metrics: http://127.0.0.1:9090/metrics
+Stop: Ctrl-C
 MSG
 wait -n "${pids[@]}"
