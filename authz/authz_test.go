@@ -377,6 +377,16 @@ func TestCheckSameDenial(t *testing.T) {
 		t.Fatal(err)
 	}
 	okHeaders(t, resp)
+
+	// A server no policy names, under the default deny: the same body again.
+	scoped := dial(t, newTestServer(t, Config{}, policy.Policy{Name: "everything-only", Servers: []string{"mcp-test/everything"}, CEL: "true"}))
+	resp, err = scoped.Check(t.Context(), checkRequest("POST", toolCall("kube_pods_delete"), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.GetDeniedResponse().GetBody(); got != bodies[0] {
+		t.Errorf("no policy for the server: body %s, want %s", got, bodies[0])
+	}
 }
 
 func TestCheckBatch(t *testing.T) {

@@ -324,7 +324,13 @@ func (s *Server) decide(ctx context.Context, c *call, m *mcpparse.Message) *verd
 	if m.Kind == mcpparse.KindRequest && targeted(m.Method) {
 		d := s.policy.Decide(ctx, s.input(c, m, srv, name, tok))
 		if !d.Allow {
-			return forbidden(m, d.Reason, d.Policy).about(m, srv, name)
+			reason, detail := d.Reason, d.Policy
+			if reason == policy.ReasonNoPolicy {
+				// Not "no policy for this server": that would tell a
+				// caller which servers exist.
+				reason, detail = ReasonToolDenied, "no policy applies"
+			}
+			return forbidden(m, reason, detail).about(m, srv, name)
 		}
 	}
 	return s.allowMessage(c, m, srv, name, tok)
