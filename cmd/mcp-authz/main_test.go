@@ -80,7 +80,7 @@ defaultPolicy: perhaps
 		{
 			name:   "config check dev config",
 			args:   []string{"config", "check", "../../dev/mcp-authz.yaml"},
-			stdout: []string{`^\.\./\.\./dev/mcp-authz\.yaml: ok \(1 servers, 1 policies\)$`},
+			stdout: []string{`^\.\./\.\./dev/mcp-authz\.yaml: ok \(2 servers, 1 policies\)$`},
 		},
 		{
 			name: "config check reports every error with its line",
