@@ -41,7 +41,10 @@ export MCP_AUTHZ_EVERYTHING := $(EVERYTHING)
 export MCP_AUTHZ_K8S_MCP := $(K8S_MCP)
 export MCP_AUTHZ_INSPECTOR := $(INSPECTOR)
 
-FUZZTIME ?= 5s
+# A count, not a duration: when a duration runs out while the engine still
+# gathers its baseline coverage (a slow, loaded machine), go test reports
+# "context deadline exceeded" as a failure.
+FUZZTIME ?= 1000x
 # Fuzz targets: package:Func.
 FUZZ_TARGETS := ./mcpparse:FuzzParse ./mcpparse:FuzzRoundTrip ./authz:FuzzCheck \
   ./identity:FuzzBearerToken ./identity:FuzzVerify ./gateway:FuzzBuildCheck \
@@ -82,14 +85,14 @@ lint: $(GOLANGCI) ## gofmt, go vet and golangci-lint.
 	$(GOLANGCI) run ./...
 
 .PHONY: fuzz-short
-fuzz-short: ## Run each fuzz target for FUZZTIME (default 5s).
+fuzz-short: ## Run each fuzz target briefly (FUZZTIME, default 1000x executions).
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
 	  go test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) $$pkg; done
 
 .PHONY: fuzz
-fuzz: ## Run each fuzz target for 60s (FUZZTIME=...).
-	$(MAKE) fuzz-short FUZZTIME=$(or $(filter-out 5s,$(FUZZTIME)),60s)
+fuzz: ## Run each fuzz target for 60s.
+	$(MAKE) fuzz-short FUZZTIME=60s
 
 .PHONY: bench
 bench: build $(GHZ) $(HEY) ## Benchmarks (-benchmem), ghz (real vs no-op ext_authz) and hey (through the stack vs the upstream alone); writes docs/benchmarks.md.
