@@ -54,12 +54,8 @@ func (s *stack) url() string { return "http://" + s.front + "/mcp" }
 // and a forged x-mcp-toolname never reaches it.
 func TestFrontToUpstream(t *testing.T) {
 	up := startRecorder(t)
-	s := startStack(t, up.url(), fmt.Sprintf(`servers:
-  - name: mcp-test/kubernetes-mcp
-    prefix: kube_
-    url: %s
-defaultPolicy: allow
-`, up.url()))
+	s := startStack(t, up.url(), kubeServer(up.url())+`defaultPolicy: allow
+`)
 
 	resp, body := post(t.Context(), t, s.url(), toolCall("kube_pods_list"), map[string]string{
 		"X-Mcp-Toolname":   "pods_delete",
@@ -101,12 +97,8 @@ func TestGrpcurl(t *testing.T) {
 		t.Skip("MCP_AUTHZ_GRPCURL is not set (make e2e sets it)")
 	}
 	up := startRecorder(t)
-	s := startStack(t, up.url(), fmt.Sprintf(`servers:
-  - name: mcp-test/kubernetes-mcp
-    prefix: kube_
-    url: %s
-defaultPolicy: allow
-`, up.url()))
+	s := startStack(t, up.url(), kubeServer(up.url())+`defaultPolicy: allow
+`)
 	req := `{"attributes":{"request":{"http":{"method":"POST","path":"/mcp","host":"mcp.example.com",` +
 		`"headers":{"content-type":"application/json"},` +
 		`"body":"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"kube_pods_list\"}}"}}}}`
@@ -156,14 +148,10 @@ exchange:
 func TestTokenExchange(t *testing.T) {
 	p := startIdP(t, "")
 	up := startRecorder(t)
-	s := startStack(t, up.url(), identityConfig(p)+fmt.Sprintf(`servers:
-  - name: mcp-test/kubernetes-mcp
-    prefix: kube_
-    url: %s
-policies:
+	s := startStack(t, up.url(), identityConfig(p)+kubeServer(up.url())+`policies:
   - name: tool-roles
     cel: 'mcp.tool.name in token.resource_access[mcp.server].roles'
-`, up.url()))
+`)
 
 	alice := p.login(t, "alice")
 	resp, body := post(t.Context(), t, s.url(), toolCall("kube_pods_list"), map[string]string{"Authorization": "Bearer " + alice})

@@ -155,14 +155,10 @@ func forgedToken(t *testing.T, issuer string) string {
 func TestFaultIdentityProviderRestart(t *testing.T) {
 	p := startIdP(t, "")
 	up := startRecorder(t)
-	s := startStack(t, up.url(), identityConfig(p)+fmt.Sprintf(`servers:
-  - name: mcp-test/kubernetes-mcp
-    prefix: kube_
-    url: %s
-policies:
+	s := startStack(t, up.url(), identityConfig(p)+kubeServer(up.url())+`policies:
   - name: tool-roles
     cel: 'mcp.tool.name in token.resource_access[mcp.server].roles'
-`, up.url()))
+`)
 	procs := map[string]*proc{"mcp-authz": s.proc, "devidp": p.proc}
 
 	alice := p.login(t, "alice")
@@ -630,11 +626,7 @@ func failoverEdge(t *testing.T, a *aggregate) *failover {
 // that. The client itself never retries.
 func TestFaultRouterReplicaKilled(t *testing.T) {
 	kube := startGoServer(t, "mcp-test/kubernetes-mcp", "pods_list", "forbidden")
-	a := startAggregate(t, 2, fmt.Sprintf(`servers:
-  - name: mcp-test/kubernetes-mcp
-    prefix: kube_
-    url: %s
-`, kube.url)+faultPolicy)
+	a := startAggregate(t, 2, kubeServer(kube.url)+faultPolicy)
 	f := failoverEdge(t, a)
 	procs := map[string]*proc{"edge": a.edge, "router 0": a.routers[0], "router 1": a.routers[1]}
 
@@ -722,11 +714,7 @@ func configFile(t *testing.T, p *proc) string {
 // the fixed file applies.
 func TestFaultConfigCorrupted(t *testing.T) {
 	up := startRecorder(t)
-	servers := fmt.Sprintf(`servers:
-  - name: mcp-test/kubernetes-mcp
-    prefix: kube_
-    url: %s
-`, up.url())
+	servers := kubeServer(up.url())
 	s := startStack(t, up.url(), servers+`policies:
   - name: tools
     cel: 'mcp.tool.name == "pods_list"'
@@ -925,12 +913,8 @@ func TestFaultRegistrationDeleted(t *testing.T) {
 // (ReadHeaderTimeout 10s; the body's read deadline, 30s).
 func TestFaultSlowClients(t *testing.T) {
 	up := startRecorder(t)
-	s := startStack(t, up.url(), fmt.Sprintf(`servers:
-  - name: mcp-test/kubernetes-mcp
-    prefix: kube_
-    url: %s
-defaultPolicy: allow
-`, up.url()))
+	s := startStack(t, up.url(), kubeServer(up.url())+`defaultPolicy: allow
+`)
 	procs := map[string]*proc{"mcp-authz": s.proc}
 	front := strings.TrimPrefix(strings.TrimSuffix(s.url(), "/mcp"), "http://")
 
@@ -1049,12 +1033,8 @@ func rss(t *testing.T, pid int) (cur, peak int64) {
 // authz nor reaches the upstream, and the front's memory stays bounded.
 func TestFaultHugeBody(t *testing.T) {
 	up := startRecorder(t)
-	s := startStack(t, up.url(), fmt.Sprintf(`servers:
-  - name: mcp-test/kubernetes-mcp
-    prefix: kube_
-    url: %s
-defaultPolicy: allow
-`, up.url()))
+	s := startStack(t, up.url(), kubeServer(up.url())+`defaultPolicy: allow
+`)
 	procs := map[string]*proc{"mcp-authz": s.proc}
 	checks := func() float64 {
 		_, page := get(t, "http://"+s.metrics+"/metrics")

@@ -576,11 +576,7 @@ func TestInspectorToolsList(t *testing.T) {
 	}
 	p := startIdP(t, "")
 	kube := startGoServer(t, "mcp-test/kubernetes-mcp", "pods_list", "namespaces_list", "resources_list", "pods_delete")
-	a := startAggregate(t, 1, identityConfig(p)+fmt.Sprintf(`servers:
-  - name: mcp-test/kubernetes-mcp
-    prefix: kube_
-    url: %s
-`, kube.url)+routerPolicy)
+	a := startAggregate(t, 1, identityConfig(p)+kubeServer(kube.url)+routerPolicy)
 	token := p.login(t, "alice")
 
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)

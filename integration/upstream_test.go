@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -63,4 +64,10 @@ func (r *recorder) last(t *testing.T) recorded {
 		t.Fatal("the upstream received nothing")
 	}
 	return all[len(all)-1]
+}
+
+// kubeServer is the servers section registering url as Kuadrant's
+// Kubernetes MCP server (mcp-test/kubernetes-mcp, prefix kube_).
+func kubeServer(url string) string {
+	return fmt.Sprintf("servers:\n  - name: mcp-test/kubernetes-mcp\n    prefix: kube_\n    url: %s\n", url)
 }
