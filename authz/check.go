@@ -54,7 +54,9 @@ type verdict struct {
 	detail    string // log only: why, beyond the reason
 	set       []*corev3.HeaderValueOption
 	remove    []string
+	issuer    string
 	subject   string
+	expiry    time.Time // of the caller's token
 	method    string
 	server    string
 	name      string
@@ -421,7 +423,7 @@ func (s *Server) allowMessage(c *call, m *mcpparse.Message, srv *registry.Server
 func (s *Server) allow(c *call, tok *exchange.Token) *verdict {
 	v := &verdict{reason: ReasonAllowed}
 	if c.caller != nil {
-		v.subject = c.caller.Subject
+		v.issuer, v.subject, v.expiry = c.caller.Issuer, c.caller.Subject, c.caller.Expiry
 	}
 	if tok != nil && tok.Exchanged {
 		v.setHeader("authorization", "Bearer "+tok.AccessToken)
@@ -442,12 +444,14 @@ func (v *verdict) setHeader(k, val string) {
 func (s *Server) finish(c *call, v *verdict) {
 	if s.signer != nil {
 		a, err := s.signer.Sign(assertion.Claims{
-			Method:   v.method,
-			Server:   v.server,
-			Tool:     v.name,
-			Subject:  v.subject,
-			BodyHash: assertion.BodyHash(c.body),
-			IssuedAt: s.now(),
+			Method:       v.method,
+			Server:       v.server,
+			Tool:         v.name,
+			Issuer:       v.issuer,
+			Subject:      v.subject,
+			CallerExpiry: v.expiry,
+			BodyHash:     assertion.BodyHash(c.body),
+			IssuedAt:     s.now(),
 		})
 		if err != nil {
 			*v = *deny(http.StatusInternalServerError, ReasonInternal, -32603)

@@ -32,24 +32,30 @@ var (
 
 // Claims is what authz vouches for: the request it allowed and for whom.
 type Claims struct {
-	Method   string // JSON-RPC method; "" for a response, GET or DELETE
-	Server   string // target server (namespace/name); "" when none
-	Tool     string // unprefixed tool or prompt name; "" when none
-	Subject  string // caller's subject; "" for anonymous callers
-	BodyHash string // BodyHash of the request body
-	IssuedAt time.Time
-	Expiry   time.Time
+	Method  string // JSON-RPC method; "" for a response, GET or DELETE
+	Server  string // target server (namespace/name); "" when none
+	Tool    string // unprefixed tool or prompt name; "" when none
+	Issuer  string // caller token's issuer; "" for anonymous callers
+	Subject string // caller's subject; "" for anonymous callers
+	// CallerExpiry is when the caller's token expires; zero for anonymous
+	// callers. The router ends what it holds open for the caller by then.
+	CallerExpiry time.Time
+	BodyHash     string // BodyHash of the request body
+	IssuedAt     time.Time
+	Expiry       time.Time
 }
 
 // wire is the signed JSON form of Claims.
 type wire struct {
-	Method   string `json:"method"`
-	Server   string `json:"server,omitempty"`
-	Tool     string `json:"tool,omitempty"`
-	Subject  string `json:"sub,omitempty"`
-	BodyHash string `json:"bh"`
-	IssuedAt int64  `json:"iat"`
-	Expiry   int64  `json:"exp"`
+	Method    string `json:"method"`
+	Server    string `json:"server,omitempty"`
+	Tool      string `json:"tool,omitempty"`
+	Issuer    string `json:"iss,omitempty"`
+	Subject   string `json:"sub,omitempty"`
+	CallerExp int64  `json:"cexp,omitempty"`
+	BodyHash  string `json:"bh"`
+	IssuedAt  int64  `json:"iat"`
+	Expiry    int64  `json:"exp"`
 }
 
 var b64 = base64.RawURLEncoding
@@ -75,10 +81,14 @@ func (s *Signer) Sign(c Claims) (string, error) {
 	if c.Expiry.IsZero() {
 		c.Expiry = c.IssuedAt.Add(Lifetime)
 	}
-	payload, err := json.Marshal(wire{
-		Method: c.Method, Server: c.Server, Tool: c.Tool, Subject: c.Subject,
+	w := wire{
+		Method: c.Method, Server: c.Server, Tool: c.Tool, Issuer: c.Issuer, Subject: c.Subject,
 		BodyHash: c.BodyHash, IssuedAt: c.IssuedAt.Unix(), Expiry: c.Expiry.Unix(),
-	})
+	}
+	if !c.CallerExpiry.IsZero() {
+		w.CallerExp = c.CallerExpiry.Unix()
+	}
+	payload, err := json.Marshal(w)
 	if err != nil {
 		return "", fmt.Errorf("assertion: sign: %w", err)
 	}
@@ -131,8 +141,11 @@ func (v *Verifier) Verify(value string, body []byte, now time.Time) (Claims, err
 		return Claims{}, fmt.Errorf("%w: claims", ErrInvalid)
 	}
 	c := Claims{
-		Method: w.Method, Server: w.Server, Tool: w.Tool, Subject: w.Subject, BodyHash: w.BodyHash,
-		IssuedAt: time.Unix(w.IssuedAt, 0), Expiry: time.Unix(w.Expiry, 0),
+		Method: w.Method, Server: w.Server, Tool: w.Tool, Issuer: w.Issuer, Subject: w.Subject,
+		BodyHash: w.BodyHash, IssuedAt: time.Unix(w.IssuedAt, 0), Expiry: time.Unix(w.Expiry, 0),
+	}
+	if w.CallerExp != 0 {
+		c.CallerExpiry = time.Unix(w.CallerExp, 0)
 	}
 	// Seconds resolution: allow one second of clock skew for IssuedAt.
 	if c.IssuedAt.After(now.Add(time.Second)) {
