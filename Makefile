@@ -18,6 +18,7 @@ GOLANGCI_VERSION := v2.15.0
 GHZ_VERSION := v0.121.0
 HEY_VERSION := v0.1.4
 GRPCURL_VERSION := v1.9.3
+BENCHSTAT_VERSION := v0.0.0-20260908200009-22c9c6c9d4da
 EVERYTHING_VERSION := 2026.8.31
 K8S_MCP_VERSION := 0.0.67
 INSPECTOR_VERSION := 2.12.0
@@ -27,6 +28,7 @@ GOLANGCI := $(TOOLS)/golangci-lint-$(GOLANGCI_VERSION)
 GHZ := $(TOOLS)/ghz-$(GHZ_VERSION)
 HEY := $(TOOLS)/hey-$(HEY_VERSION)
 GRPCURL := $(TOOLS)/grpcurl-$(GRPCURL_VERSION)
+BENCHSTAT := $(TOOLS)/benchstat-$(BENCHSTAT_VERSION)
 NPM_DIR := $(CACHE)/npm-$(EVERYTHING_VERSION)-$(K8S_MCP_VERSION)
 EVERYTHING := $(NPM_DIR)/node_modules/@modelcontextprotocol/server-everything/dist/index.js
 K8S_MCP := $(NPM_DIR)/node_modules/.bin/kubernetes-mcp-server
@@ -95,8 +97,8 @@ fuzz: ## Run each fuzz target for 60s.
 	$(MAKE) fuzz-short FUZZTIME=60s
 
 .PHONY: bench
-bench: build $(GHZ) $(HEY) ## Benchmarks (-benchmem), ghz (real vs no-op ext_authz) and hey (through the stack vs the upstream alone); writes docs/benchmarks.md.
-	GHZ=$(GHZ) HEY=$(HEY) hack/bench.sh
+bench: build $(GHZ) $(HEY) $(BENCHSTAT) ## Benchmarks (-benchmem), ghz (real vs no-op ext_authz) and hey (through the stack vs the upstream alone); writes docs/benchmarks.md. BENCH_BASE=REV adds the Go benchmarks of REV beside them.
+	GHZ=$(GHZ) HEY=$(HEY) BENCHSTAT=$(BENCHSTAT) hack/bench.sh
 
 .PHONY: manifests
 manifests: ## Regenerate deepcopy functions and CRDs (pinned controller-gen).
@@ -114,7 +116,7 @@ envtest: ## Build once and cache kube-apiserver, kubectl and etcd for envtest, a
 
 
 .PHONY: tools
-tools: $(GOLANGCI) $(GHZ) $(HEY) $(GRPCURL) npm $(INSPECTOR) envtest ## Install every pinned tool.
+tools: $(GOLANGCI) $(GHZ) $(HEY) $(GRPCURL) $(BENCHSTAT) npm $(INSPECTOR) envtest ## Install every pinned tool.
 
 $(GOLANGCI):
 	cd hack/golangci && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
@@ -127,6 +129,9 @@ $(HEY):
 
 $(GRPCURL):
 	cd hack/grpcurl && go build -o $@ github.com/fullstorydev/grpcurl/cmd/grpcurl
+
+$(BENCHSTAT):
+	cd hack/benchstat && go build -o $@ golang.org/x/perf/cmd/benchstat
 
 .PHONY: npm
 npm: $(EVERYTHING) ## Install the real MCP servers used by tests (npm, pinned).

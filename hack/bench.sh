@@ -12,11 +12,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${GHZ:?run it through make bench}"
 : "${HEY:?run it through make bench}"
+: "${BENCHSTAT:?run it through make bench}"
 N=${BENCH_N:-20000}        # requests per ghz run
 HN=${BENCH_HTTP_N:-20000}  # requests per hey run
 C=${BENCH_C:-50}           # concurrent workers of both
 BENCHTIME=${BENCHTIME:-1s}
 # BENCH_GO=0 skips the Go benchmarks (the load runs only).
+# BENCH_BASE=REV also runs the Go benchmarks as built from REV, in this run,
+# and prints them side by side with benchstat (bin/bench/benchstat.txt).
 out=bin/bench
 doc=${BENCH_DOC:-docs/benchmarks.md}
 mkdir -p "$out"
@@ -26,6 +29,7 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  git worktree remove --force "$tmp/base" 2>/dev/null || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -56,6 +60,21 @@ if [ "${BENCH_GO:-1}" = 1 ]; then
   for p in router:BenchmarkConcurrentSessions exchange:BenchmarkCacheMemory; do
     go test -run '^$' -bench "^${p#*:}\$" -benchmem -benchtime=1x "./${p%%:*}" 2>&1 | tee -a "$out/go.txt" | grep -E '^(Benchmark|ok|FAIL|---|panic)' || true
   done
+  if [ -n "${BENCH_BASE:-}" ]; then
+    # The same benchmarks built from BENCH_BASE (a commit, tag or branch) in
+    # a worktree of its own, run now on the same machine, then benchstat
+    # sets each figure beside its baseline.
+    base_rev=$(git rev-parse --verify "$BENCH_BASE^{commit}")
+    echo
+    echo "== Go benchmarks at BENCH_BASE=$BENCH_BASE ($base_rev)"
+    git worktree add --detach "$tmp/base" "$base_rev" >/dev/null
+    record "git worktree add --detach BASE $BENCH_BASE && (cd BASE && go test ... the same benchmarks); benchstat base=go-base.txt new=go.txt"
+    (cd "$tmp/base" && go test -p 1 -run '^$' -bench . -skip "$slow" -benchmem -count=3 -benchtime="$BENCHTIME" \
+      $(go list ./... | grep -v -e /integration -e /cmd/ -e /hack/) 2>&1) >"$out/go-base.txt" || true
+    git worktree remove --force "$tmp/base"
+    "$BENCHSTAT" base="$out/go-base.txt" new="$out/go.txt" >"$out/benchstat.txt" 2>&1 || true
+    cat "$out/benchstat.txt"
+  fi
 else
   touch "$out/go.txt"  # BENCH_GO=0: the load runs only
 fi

@@ -248,6 +248,12 @@ def main():
         B.append((pkg, name, fmt(m.get("ns/op"), "", 0), fmt(m.get("B/op"), "", 0), fmt(m.get("allocs/op"), "", 0), extra))
 
     cmds = open(f"{out}/commands.txt").read().strip() if os.path.exists(f"{out}/commands.txt") else ""
+    base = ""
+    if os.path.exists(f"{out}/benchstat.txt"):
+        base = ("\n## Go benchmarks beside the baseline commit\n\n"
+                "`BENCH_BASE` built the same benchmarks from an earlier commit and ran them in this run;\n"
+                "benchstat compares the three runs of each (`~` means no significant difference).\n\n"
+                "```\n" + open(f"{out}/benchstat.txt", errors="replace").read().strip() + "\n```\n")
     doc = f"""# Benchmarks
 
 Written by `make bench` (hack/bench.sh, hack/benchreport.py); do not edit by
@@ -297,7 +303,7 @@ BenchmarkCacheMemory once each (`-benchtime=1x`). Extra metrics are the
 benchmarks' own (`b.ReportMetric`).
 
 {md(("package", "benchmark", "ns/op", "B/op", "allocs/op", "other"), B, left=2)}
-
+{base}
 ## Commands
 
 `make bench` (about {int(a.elapsed) // 60 + 1} minutes here) ran these; PORT is a free loopback
