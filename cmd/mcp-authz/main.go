@@ -48,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = policyEval(ctx, rest[1:], stdout, stderr)
 	case cmd == "policy" && len(rest) > 0 && rest[0] == "test":
 		err = policyTest(ctx, rest[1:], stdout)
+	case cmd == "metrics": // not in usage: for make monitoring-check and the curious
+		err = metricsList(ctx, rest, stdout, stderr)
 	case cmd == "version":
 		fmt.Fprintln(stdout, "mcp-authz", versionString())
 	case cmd == "help" || cmd == "-h" || cmd == "--help":

@@ -13,7 +13,6 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -55,7 +54,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(f.Log, stderr)
-	parts, err := build(ctx, f, *cfgPath, log)
+	parts, err := build(ctx, f, *cfgPath, log, newMetricsRegistry())
 	if err != nil {
 		return err
 	}
@@ -69,13 +68,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	return err
 }
 
-// build constructs the parts of one process from its configuration.
-func build(ctx context.Context, f *config.File, path string, log *slog.Logger) ([]starter, error) {
+// build constructs the parts of one process from its configuration; they
+// register their collectors with metrics.
+func build(ctx context.Context, f *config.File, path string, log *slog.Logger, metrics *prometheus.Registry) ([]starter, error) {
 	if f.Authz == nil && f.Gateway == nil && f.Router == nil {
 		return nil, errors.New("serve: nothing to serve: the configuration enables none of authz, gateway and router")
 	}
-	metrics := prometheus.NewRegistry()
-	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	snap, err := f.Snapshot()
 	if err != nil {

@@ -303,7 +303,7 @@ func TestBuildRelativePaths(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			parts, err := build(t.Context(), f, path, slog.New(slog.NewTextHandler(&log, nil)))
+			parts, err := build(t.Context(), f, path, slog.New(slog.NewTextHandler(&log, nil)), newMetricsRegistry())
 			if err != nil {
 				t.Fatalf("build from another working directory: %v", err)
 			}
