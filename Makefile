@@ -29,6 +29,10 @@ GHZ := $(TOOLS)/ghz-$(GHZ_VERSION)
 HEY := $(TOOLS)/hey-$(HEY_VERSION)
 GRPCURL := $(TOOLS)/grpcurl-$(GRPCURL_VERSION)
 BENCHSTAT := $(TOOLS)/benchstat-$(BENCHSTAT_VERSION)
+# Our own checker, not a pinned tool: built from hack/promcheck (its own
+# module, pinning Prometheus' parser) into bin/, per work tree; its
+# modules and build are cached by Go.
+PROMCHECK := $(BIN)/promcheck
 NPM_DIR := $(CACHE)/npm-$(EVERYTHING_VERSION)-$(K8S_MCP_VERSION)
 EVERYTHING := $(NPM_DIR)/node_modules/@modelcontextprotocol/server-everything/dist/index.js
 K8S_MCP := $(NPM_DIR)/node_modules/.bin/kubernetes-mcp-server
@@ -70,7 +74,7 @@ run: build npm ## Run the whole thing locally on the embedded defaults (dev/).
 	hack/run.sh
 
 .PHONY: test
-test: lint manifests-check unit fuzz-short e2e ## Everything that must pass (what CI runs).
+test: lint manifests-check monitoring-check unit fuzz-short e2e ## Everything that must pass (what CI runs).
 
 .PHONY: unit
 unit: npm envtest $(INSPECTOR) ## Unit tests (go test ./...), envtest with a real kube-apiserver.
@@ -107,6 +111,13 @@ manifests: ## Regenerate deepcopy functions and CRDs (pinned controller-gen).
 .PHONY: manifests-check
 manifests-check: ## Fail if the generated files differ from what api/ generates.
 	hack/manifests.sh --check
+
+.PHONY: monitoring-check
+monitoring-check: ## Check manifests/monitoring: every PromQL expression parses (Prometheus' parser) and selects only what the binary exports.
+	cd hack/promcheck && go vet ./... && go test -count=1 ./... && go build -o $(PROMCHECK) .
+	go build -o $(BIN)/mcp-authz ./cmd/mcp-authz
+	$(BIN)/mcp-authz metrics --config dev/mcp-authz.yaml >$(BIN)/metrics.txt 2>$(BIN)/metrics.log || { cat $(BIN)/metrics.log; exit 1; }
+	$(PROMCHECK) -metrics $(BIN)/metrics.txt manifests/monitoring
 
 ##@ Tools (pinned, cached in $(CACHE))
 
