@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"sigs.k8s.io/yaml"
 )
 
 // testdata/metrics.txt is the output of `mcp-authz metrics --config
@@ -302,5 +305,41 @@ func TestRun(t *testing.T) {
 				t.Errorf("output does not contain %q:\n%s", tt.out, out)
 			}
 		})
+	}
+}
+
+// TestRunbooks checks every alert's runbook_url points at a section of
+// docs/monitoring.md that exists.
+func TestRunbooks(t *testing.T) {
+	const prefix = "https://github.com/mcp-authz/mcp-authz/blob/main/docs/monitoring.md#"
+	doc, err := os.ReadFile("../../docs/monitoring.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors := map[string]bool{}
+	for l := range strings.Lines(string(doc)) {
+		if h, ok := strings.CutPrefix(l, "### "); ok {
+			anchors[strings.ToLower(strings.TrimSpace(h))] = true
+		}
+	}
+	var pr monitoringv1.PrometheusRule
+	if err := yaml.UnmarshalStrict([]byte(readShipped(t, "prometheusrule.yaml")), &pr); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, g := range pr.Spec.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			n++
+			anchor, ok := strings.CutPrefix(r.Annotations["runbook_url"], prefix)
+			if !ok || !anchors[anchor] {
+				t.Errorf("alert %s: runbook_url %q: want %s<a ### heading of docs/monitoring.md>", r.Alert, r.Annotations["runbook_url"], prefix)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no alerts")
 	}
 }
