@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -69,7 +70,7 @@ func selectorName(vs *parser.VectorSelector) string {
 		return vs.Name
 	}
 	for _, m := range vs.LabelMatchers {
-		if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+		if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
 			return m.Value
 		}
 	}
@@ -87,7 +88,7 @@ func (c *catalog) checkSelector(vs *parser.VectorSelector) []error {
 	}
 	var errs []error
 	for _, m := range vs.LabelMatchers {
-		if m.Name != labels.MetricName && !slices.Contains(have, m.Name) {
+		if m.Name != model.MetricNameLabel && !slices.Contains(have, m.Name) {
 			errs = append(errs, fmt.Errorf("%s: %s has no label %q (it has %s)", vs, name, m.Name, strings.Join(have, ", ")))
 		}
 	}
