@@ -42,7 +42,7 @@ const MaxTokenBytes = 16 << 10
 const (
 	DefaultLeeway             = 30 * time.Second
 	DefaultCacheSize          = 10000
-	DefaultKeyRefreshInterval = 10 * time.Second
+	DefaultKeyRefreshInterval = time.Second
 	DefaultKeyMaxAge          = time.Hour
 	DefaultTimeout            = 5 * time.Second
 )
@@ -68,9 +68,16 @@ type Config struct {
 	// value disables the cache.
 	CacheSize int `yaml:"cacheSize" json:"cacheSize"`
 	// KeyRefreshInterval is the least time between two fetches of one
-	// issuer's key set: a token signed by an unknown key triggers a
-	// fetch only if the last one is older. 0 means
-	// DefaultKeyRefreshInterval (10s, as Keycloak's adapters).
+	// issuer's key set, however many tokens name keys it lacks: it bounds
+	// the load that tokens with made-up key ids put on the provider. A
+	// token whose key id is not cached is not refused for that: it waits
+	// for a fetch that begins after it arrived (one in flight, or the
+	// next one this interval allows, if that comes within its request's
+	// deadline and at most 2s), so a key the provider has just published
+	// is accepted on its first use. A key id that such a fetch did not
+	// find is refused at once, without another fetch, for 10s. Keep it
+	// short: a token may wait this long. 0 means DefaultKeyRefreshInterval
+	// (1s).
 	KeyRefreshInterval time.Duration `yaml:"keyRefreshInterval" json:"keyRefreshInterval"`
 	// KeyMaxAge is the age past which a key set is fetched again, in the
 	// background, when a token is verified with it, so that keys the
