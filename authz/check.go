@@ -159,7 +159,7 @@ func (s *Server) authenticate(ctx context.Context, c *call) *verdict {
 	if s.verify == nil {
 		return nil
 	}
-	if _, q, ok := strings.Cut(c.http.GetPath(), "?"); ok && hasQueryToken(q) {
+	if _, q, ok := strings.Cut(c.http.GetPath(), "?"); ok && identity.TokenInQuery(q) {
 		return s.unauthorized(c, ReasonTokenInQuery, true)
 	}
 	raw, err := identity.BearerToken(c.headers["authorization"])
@@ -177,18 +177,6 @@ func (s *Server) authenticate(ctx context.Context, c *call) *verdict {
 	}
 	c.caller, c.raw = id, raw
 	return nil
-}
-
-// hasQueryToken reports whether a query string carries an OAuth token, which
-// must never travel in a URL (RFC 6750 section 5.3, MCP authorization).
-func hasQueryToken(q string) bool {
-	for part := range strings.SplitSeq(q, "&") {
-		k, _, _ := strings.Cut(part, "=")
-		if k == "access_token" || k == "token" {
-			return true
-		}
-	}
-	return false
 }
 
 // unauthorized is a 401 with the RFC 9728 challenge.

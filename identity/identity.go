@@ -385,6 +385,51 @@ func BearerToken(authorization string) (string, error) {
 	return tok, nil
 }
 
+// TokenInQuery reports whether a raw query string (as sent, still
+// percent-encoded) carries an OAuth access token, which must never travel in
+// a URL (RFC 6750 section 5.3, MCP authorization): a parameter named
+// access_token or token. Parameters are split at "&" and ";", and each
+// name is compared as any server might read it: percent- and plus-decoded
+// (again while that changes it, as by a server that decodes twice), cut at a
+// NUL, without surrounding white space, case-insensitively. A name that
+// does not decode counts as a token (fail closed).
+func TokenInQuery(rawQuery string) bool {
+	for rawQuery != "" {
+		var param string
+		if i := strings.IndexAny(rawQuery, "&;"); i >= 0 {
+			param, rawQuery = rawQuery[:i], rawQuery[i+1:]
+		} else {
+			param, rawQuery = rawQuery, ""
+		}
+		name, _, _ := strings.Cut(param, "=")
+		if tokenParam(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxQueryDecodes bounds how many times a query parameter name is decoded.
+const maxQueryDecodes = 4
+
+// tokenParam reports whether a raw query parameter name may be read as a
+// token parameter.
+func tokenParam(name string) bool {
+	for i := 0; strings.ContainsAny(name, "%+"); i++ {
+		d, err := url.QueryUnescape(name)
+		if err != nil || i == maxQueryDecodes && d != name {
+			return true
+		}
+		if d == name {
+			break
+		}
+		name = d
+	}
+	name, _, _ = strings.Cut(name, "\x00")
+	name = strings.TrimSpace(name)
+	return strings.EqualFold(name, "access_token") || strings.EqualFold(name, "token")
+}
+
 // token68 reports whether s is RFC 7235's token68:
 // 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 func token68(s string) bool {
