@@ -82,8 +82,9 @@ type Decider interface {
 }
 
 // Deps are the parts a Server composes. Registry and Policy are required;
-// a nil Verifier admits anonymous callers and a nil Exchanger passes the
-// caller's token through unchanged.
+// a nil Verifier admits anonymous callers and a nil Exchanger exchanges
+// nothing: no upstream then gets an Authorization from authz, and the
+// caller's own goes no further than the router (see ContextExtensionServer).
 type Deps struct {
 	Registry  *registry.Registry
 	Verifier  Verifier

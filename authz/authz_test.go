@@ -241,6 +241,8 @@ func TestCheckAllows(t *testing.T) {
 				return r
 			}(),
 			wantSet: map[string]string{HeaderMethod: "tools/call", HeaderServerName: "mcp-test/kubernetes-mcp", HeaderToolName: "pods_list"},
+			// Identity off: no client credential goes on to the server.
+			wantRemove: []string{"authorization"},
 		},
 		{
 			name: "per route by host",
@@ -249,7 +251,8 @@ func TestCheckAllows(t *testing.T) {
 				r.Attributes.Request.Http.Host = "tool.example.com:8080"
 				return r
 			}(),
-			wantSet: map[string]string{HeaderMethod: "tools/call", HeaderServerName: "default/mcp-tool", HeaderToolName: "convert_to_markdown"},
+			wantSet:    map[string]string{HeaderMethod: "tools/call", HeaderServerName: "default/mcp-tool", HeaderToolName: "convert_to_markdown"},
+			wantRemove: []string{"authorization"},
 		},
 		{
 			name:    "GET opens the SSE stream",

@@ -23,6 +23,19 @@ import (
 // leads to. With it, or with a request host that a server registered as its
 // hostname, authz is attached per route (Kuadrant AuthPolicy style) and tool
 // names in the body are taken unprefixed.
+//
+// Which token travels on is the rule of no token passthrough:
+//   - Attached to a server's route, every allowed request (any JSON-RPC
+//     method, notification or response, GET and DELETE) carries a token
+//     exchanged for that server (audience = the server), or no
+//     Authorization at all: with exchange or identity off, the client's
+//     authorization header is in headers_to_remove. A route naming a server
+//     the registry does not hold is denied like an unknown tool.
+//   - In front of the router (not attached), a request that targets one
+//     server's tool, prompt or resource carries the token exchanged for it;
+//     any other request keeps the caller's token, which goes to the router
+//     only: the router is ours, and asks UpstreamAuthorization for the token
+//     of each call it makes upstream.
 const ContextExtensionServer = "mcp-server"
 
 // Headers authz sets on an allowed request (Kuadrant mcp-gateway compatible).
@@ -46,8 +59,9 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 // verdict is the outcome of one Check: a denial (status != 0) or the headers
 // of an OK answer.
 type verdict struct {
-	status    int // HTTP status of a denial; 0 allows
-	reason    string
+	status    int    // HTTP status of a denial; 0 allows
+	reason    string // the reason code the client sees
+	cause     string // log and metric only: the reason code, when it is not reason
 	code      int    // JSON-RPC error code of a denial
 	id        []byte // JSON-RPC id of the request, as sent
 	challenge string // WWW-Authenticate of a 401
@@ -74,6 +88,11 @@ type call struct {
 	body    []byte
 	caller  *identity.Identity
 	raw     string // the caller's bearer token
+	snap    *registry.Snapshot
+	// route is the server of a per-route attachment (attached true); nil
+	// when the route names no registered server.
+	route    *registry.Server
+	attached bool
 }
 
 func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) *verdict {
@@ -101,12 +120,22 @@ func (s *Server) run(ctx context.Context, c *call) *verdict {
 	if v := s.authenticate(ctx, c); v != nil {
 		return v
 	}
+	c.snap = s.reg.Load()
+	c.route, c.attached = routeServer(c.snap, c)
 	switch h.GetMethod() {
 	case http.MethodPost:
 	case http.MethodGet, http.MethodDelete:
 		// The SSE stream and the end of a session carry no JSON-RPC message:
-		// the caller is authenticated, the router checks the session.
-		return s.allow(c, nil)
+		// the caller is authenticated, the router or the server checks the
+		// session. Attached to a route, it goes to the server itself.
+		if c.attached && c.route == nil {
+			return deny(http.StatusForbidden, ReasonToolDenied, codeForbidden).noServer()
+		}
+		tok, v := s.upstreamToken(ctx, c, c.route)
+		if v != nil {
+			return v
+		}
+		return s.allow(c, tok)
 	default:
 		return deny(http.StatusMethodNotAllowed, ReasonInvalidRequest, -32600)
 	}
@@ -159,7 +188,7 @@ func (s *Server) authenticate(ctx context.Context, c *call) *verdict {
 	if s.verify == nil {
 		return nil
 	}
-	if _, q, ok := strings.Cut(c.http.GetPath(), "?"); ok && hasQueryToken(q) {
+	if _, q, ok := strings.Cut(c.http.GetPath(), "?"); ok && identity.TokenInQuery(q) {
 		return s.unauthorized(c, ReasonTokenInQuery, true)
 	}
 	raw, err := identity.BearerToken(c.headers["authorization"])
@@ -177,18 +206,6 @@ func (s *Server) authenticate(ctx context.Context, c *call) *verdict {
 	}
 	c.caller, c.raw = id, raw
 	return nil
-}
-
-// hasQueryToken reports whether a query string carries an OAuth token, which
-// must never travel in a URL (RFC 6750 section 5.3, MCP authorization).
-func hasQueryToken(q string) bool {
-	for part := range strings.SplitSeq(q, "&") {
-		k, _, _ := strings.Cut(part, "=")
-		if k == "access_token" || k == "token" {
-			return true
-		}
-	}
-	return false
 }
 
 // unauthorized is a 401 with the RFC 9728 challenge.
@@ -263,18 +280,19 @@ func targeted(method string) bool {
 }
 
 // target finds the server a message is for and the name it has there.
-// ok is false when a targeted message names no registered server.
-func (s *Server) target(snap *registry.Snapshot, c *call, m *mcpparse.Message) (srv *registry.Server, name string, ok bool) {
+// ok is false when a targeted message names no registered server, or when
+// the route it came on names none.
+func (s *Server) target(c *call, m *mcpparse.Message) (srv *registry.Server, name string, ok bool) {
+	if c.attached && c.route == nil {
+		return nil, "", false
+	}
 	if m.Kind != mcpparse.KindRequest || !targeted(m.Method) {
 		return nil, "", true
 	}
-	perRoute, attached := s.routeServer(snap, c)
-	if attached {
-		if perRoute == nil {
-			return nil, "", false
-		}
-		return perRoute, m.Name, true
+	if c.attached {
+		return c.route, m.Name, true
 	}
+	snap := c.snap
 	if m.URI != "" {
 		srv, found := snap.ResolveURI(m.URI)
 		// A resource no registration claims is routed by the router, which
@@ -288,7 +306,7 @@ func (s *Server) target(snap *registry.Snapshot, c *call, m *mcpparse.Message) (
 // routeServer is the server of a per-route attachment: named by the context
 // extension, or registered for the request's host. attached is false when
 // authz sits in front of the router.
-func (s *Server) routeServer(snap *registry.Snapshot, c *call) (srv *registry.Server, attached bool) {
+func routeServer(snap *registry.Snapshot, c *call) (srv *registry.Server, attached bool) {
 	if name, ok := c.ext[ContextExtensionServer]; ok {
 		srv, _ := snap.Server(name)
 		return srv, true
@@ -301,41 +319,73 @@ func (s *Server) routeServer(snap *registry.Snapshot, c *call) (srv *registry.Se
 
 // decide answers one message.
 func (s *Server) decide(ctx context.Context, c *call, m *mcpparse.Message) *verdict {
-	snap := s.reg.Load()
-	srv, name, ok := s.target(snap, c, m)
+	srv, name, ok := s.target(c, m)
 	if !ok {
 		return forbidden(m, ReasonToolDenied, "no such server").about(m, nil, m.Name)
 	}
-	var tok *exchange.Token
-	if srv != nil && s.xchg != nil && c.caller != nil {
-		t, err := s.xchg.Exchange(ctx, exchange.Request{
-			SubjectToken:    c.raw,
-			SubjectExpiry:   c.caller.Expiry,
-			SubjectAudience: c.caller.Audience,
-			Audience:        srv.Audience,
-			Scopes:          srv.Scopes,
-		})
-		if err != nil {
-			reason, status := exchangeReason(err)
-			v := deny(status, reason, rpcCode(status))
-			v.id = m.ID
-			return v.about(m, srv, name)
-		}
-		tok = t
+	// The token goes to the server the request reaches: the route's when
+	// attached, whatever the message, else the targeted one.
+	upstream := srv
+	if c.attached {
+		upstream = c.route
+	}
+	tok, v := s.upstreamToken(ctx, c, upstream)
+	if v != nil {
+		v.id = m.ID
+		return v.about(m, upstream, name)
 	}
 	if m.Kind == mcpparse.KindRequest && targeted(m.Method) {
 		d := s.policy.Decide(ctx, s.input(c, m, srv, name, tok))
 		if !d.Allow {
 			reason, detail := d.Reason, d.Policy
-			if reason == policy.ReasonNoPolicy {
+			var cause string
+			switch reason {
+			case policy.ReasonNoPolicy:
 				// Not "no policy for this server": that would tell a
 				// caller which servers exist.
 				reason, detail = ReasonToolDenied, "no policy applies"
+			case policy.ReasonPolicyError:
+				// Nor "policy_error": a policy that fails on a token
+				// without roles for a server (resource_access[server])
+				// would tell the caller that the server exists.
+				reason, cause = ReasonToolDenied, policy.ReasonPolicyError
 			}
-			return forbidden(m, reason, detail).about(m, srv, name)
+			v := forbidden(m, reason, detail)
+			v.cause = cause
+			return v.about(m, srv, name)
 		}
 	}
 	return s.allowMessage(c, m, srv, name, tok)
+}
+
+// upstreamToken exchanges the caller's token for srv's audience when
+// exchange and identity are on and srv is not nil; else it returns nil.
+func (s *Server) upstreamToken(ctx context.Context, c *call, srv *registry.Server) (*exchange.Token, *verdict) {
+	if srv == nil || s.xchg == nil || c.caller == nil {
+		return nil, nil
+	}
+	tok, err := s.xchg.Exchange(ctx, exchangeRequest(c.raw, c.caller, srv))
+	if err != nil {
+		return nil, exchangeDenial(err)
+	}
+	return tok, nil
+}
+
+func exchangeRequest(raw string, id *identity.Identity, srv *registry.Server) exchange.Request {
+	return exchange.Request{
+		SubjectToken:    raw,
+		SubjectExpiry:   id.Expiry,
+		SubjectAudience: id.Audience,
+		Audience:        srv.Audience,
+		Scopes:          srv.Scopes,
+	}
+}
+
+// noServer notes, for the decision log, a route that names no registered
+// server.
+func (v *verdict) noServer() *verdict {
+	v.detail = "route names no registered server"
+	return v
 }
 
 // about records, for the decision log, what a denied message was for.
@@ -418,15 +468,21 @@ func (s *Server) allowMessage(c *call, m *mcpparse.Message, srv *registry.Server
 	return v
 }
 
-// allow is an OK answer that carries the caller's identity on: the exchanged
-// token when there is one (else the client's Authorization header stays).
+// allow is an OK answer that carries the caller's identity on, and the
+// Authorization of ContextExtensionServer's rule: the token for the server
+// when there is one (exchanged, or the caller's own only when its audience
+// is that server alone: exchange's SkipWhenAudienceMatches); else, attached
+// to a route, none; else (in front of the router) the client's header stays.
 func (s *Server) allow(c *call, tok *exchange.Token) *verdict {
 	v := &verdict{reason: ReasonAllowed}
 	if c.caller != nil {
 		v.issuer, v.subject, v.expiry = c.caller.Issuer, c.caller.Subject, c.caller.Expiry
 	}
-	if tok != nil && tok.Exchanged {
+	switch {
+	case tok != nil:
 		v.setHeader("authorization", "Bearer "+tok.AccessToken)
+	case c.attached:
+		v.remove = append(v.remove, "authorization")
 	}
 	return v
 }

@@ -9,8 +9,10 @@ import (
 )
 
 // Reason codes. Each denial carries exactly one; it is the metric label, the
-// decision-log field and the "reason" in the JSON-RPC error body. They never
-// carry raw error text.
+// decision-log field and the "reason" in the JSON-RPC error body, except
+// where the body would tell a client which servers exist: exchange_denied
+// is a metric label and a log field only, and the client sees tool_denied.
+// They never carry raw error text.
 const (
 	ReasonAllowed          = "allowed"
 	ReasonBodyMissing      = "body_missing"
@@ -32,7 +34,7 @@ const (
 	ReasonAlgorithm        = "algorithm_not_allowed"
 	ReasonTokenInvalid     = "token_invalid"
 	ReasonIdPUnavailable   = "idp_unavailable"
-	ReasonExchangeDenied   = "exchange_denied"
+	ReasonExchangeDenied   = "exchange_denied" // log and metric only; the client sees tool_denied
 	ReasonExchangeFailed   = "exchange_failed"
 	ReasonInternal         = "internal_error"
 )
@@ -72,17 +74,26 @@ func identityReason(err error) (string, int) {
 	}
 }
 
-// exchangeReason maps a token-exchange error to its reason code and HTTP
-// status: a refusal by the token service is 403, anything else 503.
-func exchangeReason(err error) (string, int) {
+// exchangeDenial is the answer to a failed exchange. A refusal by the token
+// service (the caller may not reach that server) is answered exactly as an
+// unknown tool, 403 tool_denied, so that a client cannot tell which servers
+// exist; its cause, exchange_denied, goes to the decision log and the metric
+// label only. Anything else is 503: the service is down or misbehaving.
+func exchangeDenial(err error) *verdict {
 	var re *exchange.RetrieveError
 	if errors.As(err, &re) {
-		return ReasonExchangeDenied, http.StatusForbidden
+		v := deny(http.StatusForbidden, ReasonToolDenied, codeForbidden)
+		v.cause = ReasonExchangeDenied
+		v.detail = "token service refused the exchange"
+		if re.ErrorCode != "" {
+			v.detail += ": " + re.ErrorCode
+		}
+		return v
 	}
 	if errors.Is(err, exchange.ErrUnavailable) {
-		return ReasonIdPUnavailable, http.StatusServiceUnavailable
+		return deny(http.StatusServiceUnavailable, ReasonIdPUnavailable, codeUnavailable)
 	}
-	return ReasonExchangeFailed, http.StatusServiceUnavailable
+	return deny(http.StatusServiceUnavailable, ReasonExchangeFailed, codeUnavailable)
 }
 
 // rpcCode is the JSON-RPC error code of a denial with the given HTTP status.

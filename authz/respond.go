@@ -87,13 +87,19 @@ func message(status int) string {
 }
 
 // record counts the decision and writes the decision log: every denial, and
-// one allowed decision in DecisionLogEvery. Tokens are never logged.
+// one allowed decision in DecisionLogEvery. Both carry the verdict's cause
+// when it has one (the log adds the reason the client was answered).
+// Tokens are never logged.
 func (s *Server) record(ctx context.Context, v *verdict, elapsed time.Duration) {
 	decision := "allow"
 	if v.status != 0 {
 		decision = "deny"
 	}
-	s.metrics.decisions.WithLabelValues(decision, v.reason).Inc()
+	reason := v.reason
+	if v.cause != "" {
+		reason = v.cause
+	}
+	s.metrics.decisions.WithLabelValues(decision, reason).Inc()
 	s.metrics.latency.Observe(elapsed.Seconds())
 	if v.status == 0 && !s.sampled.next() {
 		return
@@ -103,7 +109,7 @@ func (s *Server) record(ctx context.Context, v *verdict, elapsed time.Duration) 
 	}
 	attrs := []slog.Attr{
 		slog.String("decision", decision),
-		slog.String("reason", v.reason),
+		slog.String("reason", reason),
 		slog.String("method", v.method),
 		slog.String("server", v.server),
 		slog.String("name", v.name),
@@ -112,6 +118,9 @@ func (s *Server) record(ctx context.Context, v *verdict, elapsed time.Duration) 
 	}
 	if v.status != 0 {
 		attrs = append(attrs, slog.Int("status", v.status))
+	}
+	if v.cause != "" {
+		attrs = append(attrs, slog.String("answered", v.reason))
 	}
 	if v.detail != "" {
 		attrs = append(attrs, slog.String("detail", v.detail))

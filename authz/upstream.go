@@ -16,20 +16,24 @@ import (
 var ErrNoServer = errors.New("authz: no such server")
 
 // UpstreamAuthorization returns the Authorization header value for a call the
-// router makes itself (initialize, lists) to server on behalf of the caller
-// whose Authorization header is given: a token exchanged for that server, or
-// the caller's own when exchange is off. Identity off: callerAuthorization
-// is returned as it is.
+// router makes itself (initialize, lists, notifications, forwarded calls) to
+// server on behalf of the caller whose Authorization header is given: a token
+// exchanged for that server. It never returns the caller's own token, which
+// is minted for the gateway, not for server: with exchange off, or identity
+// off, it returns "" and the router sends no Authorization. (The exchanged
+// token is the caller's own only when its audience is server alone, with
+// exchange's SkipWhenAudienceMatches.) With identity on, a caller token that
+// does not verify is an error.
 func (s *Server) UpstreamAuthorization(ctx context.Context, callerAuthorization, server string) (string, error) {
 	if s.verify == nil {
-		return callerAuthorization, nil
+		return "", nil
 	}
 	raw, id, err := s.caller(ctx, callerAuthorization)
 	if err != nil {
 		return "", err
 	}
 	if s.xchg == nil {
-		return callerAuthorization, nil
+		return "", nil
 	}
 	tok, err := s.exchangeFor(ctx, raw, id, server)
 	if err != nil {
@@ -146,11 +150,5 @@ func (s *Server) exchangeFor(ctx context.Context, raw string, id *identity.Ident
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrNoServer, server)
 	}
-	return s.xchg.Exchange(ctx, exchange.Request{
-		SubjectToken:    raw,
-		SubjectExpiry:   id.Expiry,
-		SubjectAudience: id.Audience,
-		Audience:        srv.Audience,
-		Scopes:          srv.Scopes,
-	})
+	return s.xchg.Exchange(ctx, exchangeRequest(raw, id, srv))
 }

@@ -42,7 +42,7 @@ const MaxTokenBytes = 16 << 10
 const (
 	DefaultLeeway             = 30 * time.Second
 	DefaultCacheSize          = 10000
-	DefaultKeyRefreshInterval = 10 * time.Second
+	DefaultKeyRefreshInterval = time.Second
 	DefaultKeyMaxAge          = time.Hour
 	DefaultTimeout            = 5 * time.Second
 )
@@ -68,9 +68,16 @@ type Config struct {
 	// value disables the cache.
 	CacheSize int `yaml:"cacheSize" json:"cacheSize"`
 	// KeyRefreshInterval is the least time between two fetches of one
-	// issuer's key set: a token signed by an unknown key triggers a
-	// fetch only if the last one is older. 0 means
-	// DefaultKeyRefreshInterval (10s, as Keycloak's adapters).
+	// issuer's key set, however many tokens name keys it lacks: it bounds
+	// the load that tokens with made-up key ids put on the provider. A
+	// token whose key id is not cached is not refused for that: it waits
+	// for a fetch that begins after it arrived (one in flight, or the
+	// next one this interval allows, if that comes within its request's
+	// deadline and at most 2s), so a key the provider has just published
+	// is accepted on its first use. A key id that such a fetch did not
+	// find is refused at once, without another fetch, for 10s. Keep it
+	// short: a token may wait this long. 0 means DefaultKeyRefreshInterval
+	// (1s).
 	KeyRefreshInterval time.Duration `yaml:"keyRefreshInterval" json:"keyRefreshInterval"`
 	// KeyMaxAge is the age past which a key set is fetched again, in the
 	// background, when a token is verified with it, so that keys the
@@ -376,6 +383,51 @@ func BearerToken(authorization string) (string, error) {
 		return "", fmt.Errorf("%w: not a token68", ErrMalformed)
 	}
 	return tok, nil
+}
+
+// TokenInQuery reports whether a raw query string (as sent, still
+// percent-encoded) carries an OAuth access token, which must never travel in
+// a URL (RFC 6750 section 5.3, MCP authorization): a parameter named
+// access_token or token. Parameters are split at "&" and ";", and each
+// name is compared as any server might read it: percent- and plus-decoded
+// (again while that changes it, as by a server that decodes twice), cut at a
+// NUL, without surrounding white space, case-insensitively. A name that
+// does not decode counts as a token (fail closed).
+func TokenInQuery(rawQuery string) bool {
+	for rawQuery != "" {
+		var param string
+		if i := strings.IndexAny(rawQuery, "&;"); i >= 0 {
+			param, rawQuery = rawQuery[:i], rawQuery[i+1:]
+		} else {
+			param, rawQuery = rawQuery, ""
+		}
+		name, _, _ := strings.Cut(param, "=")
+		if tokenParam(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxQueryDecodes bounds how many times a query parameter name is decoded.
+const maxQueryDecodes = 4
+
+// tokenParam reports whether a raw query parameter name may be read as a
+// token parameter.
+func tokenParam(name string) bool {
+	for i := 0; strings.ContainsAny(name, "%+"); i++ {
+		d, err := url.QueryUnescape(name)
+		if err != nil || i == maxQueryDecodes && d != name {
+			return true
+		}
+		if d == name {
+			break
+		}
+		name = d
+	}
+	name, _, _ = strings.Cut(name, "\x00")
+	name = strings.TrimSpace(name)
+	return strings.EqualFold(name, "access_token") || strings.EqualFold(name, "token")
 }
 
 // token68 reports whether s is RFC 7235's token68:

@@ -211,12 +211,23 @@ func TestUnknownKidRefreshesOnce(t *testing.T) {
 	if got := p.jwksHits.Load(); got != 2 {
 		t.Errorf("JWKS fetches after 20 unknown kids = %d, want 2 (one refresh)", got)
 	}
+	// Past the refresh interval the kid that fetch did not find is still
+	// refused without another one (it was updated: the kid is remembered as
+	// unknown for unknownKeyTTL, so replaying it costs nothing)...
 	clk.Advance(DefaultKeyRefreshInterval)
 	if _, err := v.Verify(t.Context(), signWith(t, rogue, p.claims(now, "mcp-gateway"))); !errors.Is(err, ErrSignature) {
 		t.Fatalf("Verify(unknown kid) error = %v, want ErrSignature", err)
 	}
+	if got := p.jwksHits.Load(); got != 2 {
+		t.Errorf("JWKS fetches for a kid known to be unknown = %d, want 2", got)
+	}
+	// ...and looked for again once that has passed.
+	clk.Advance(unknownKeyTTL)
+	if _, err := v.Verify(t.Context(), signWith(t, rogue, p.claims(now, "mcp-gateway"))); !errors.Is(err, ErrSignature) {
+		t.Fatalf("Verify(unknown kid) error = %v, want ErrSignature", err)
+	}
 	if got := p.jwksHits.Load(); got != 3 {
-		t.Errorf("JWKS fetches once the interval passed = %d, want 3", got)
+		t.Errorf("JWKS fetches once unknownKeyTTL passed = %d, want 3", got)
 	}
 }
 

@@ -145,12 +145,14 @@ type gate struct {
 	mu   sync.Mutex
 	next time.Time
 	cur  *flight
-	last error // of the last fetch, reported while the next waits
+	done *flight // the last fetch that ended
+	last error   // of the last fetch, reported while the next waits
 }
 
 type flight struct {
-	done chan struct{}
-	err  error
+	started time.Time
+	done    chan struct{}
+	err     error
 }
 
 // start starts fetch in the background unless one is running or the last
@@ -189,18 +191,80 @@ func (g *gate) run(ctx context.Context, now time.Time, fetch func() (time.Durati
 	}
 }
 
+// fresh reports the result of a fetch that started no earlier than since,
+// so that it shows what the provider published when the caller needed it:
+// it joins such a fetch in flight, waits out one that started before, and
+// starts one as soon as the last fetch allows, waiting for that moment if it
+// comes within wait and before ctx's deadline. It does not wait, and
+// reports ran false, when the last fetch failed (with that error, so that
+// an unreachable provider stays unavailable rather than its tokens invalid)
+// or when the next fetch is further off (with a nil error).
+// now is the clock of since and of the fetches' timing.
+func (g *gate) fresh(ctx context.Context, since time.Time, now func() time.Time, wait time.Duration, fetch func() (time.Duration, error)) (ran bool, err error) {
+	waited := false
+	for {
+		g.mu.Lock()
+		if d := g.done; d != nil && !d.started.Before(since) {
+			g.mu.Unlock()
+			return true, d.err
+		}
+		t := now()
+		f := g.cur
+		var pause time.Duration
+		switch {
+		case f != nil:
+		case !t.Before(g.next) || waited:
+			// Having waited, the interval is over: start even if a
+			// clock that tests hold still says otherwise.
+			f = g.launch(t, fetch)
+		case g.last != nil:
+			last := g.last
+			g.mu.Unlock()
+			return false, last
+		default:
+			pause = g.next.Sub(t)
+			if dl, ok := ctx.Deadline(); pause > wait || ok && time.Until(dl) < pause {
+				g.mu.Unlock()
+				return false, nil
+			}
+		}
+		g.mu.Unlock()
+		if f == nil {
+			timer := time.NewTimer(pause)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return true, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+			case <-timer.C:
+			}
+			waited = true
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return true, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		case <-f.done:
+		}
+		if f.started.Before(since) {
+			continue // it may predate what the caller needs: wait for the next
+		}
+		return true, f.err
+	}
+}
+
 // launch runs fetch in a new goroutine; g.mu is held.
 func (g *gate) launch(now time.Time, fetch func() (time.Duration, error)) *flight {
-	f := &flight{done: make(chan struct{})}
+	f := &flight{started: now, done: make(chan struct{})}
 	g.cur = f
 	go func() {
 		wait, err := fetch()
+		f.err = err
 		g.mu.Lock()
 		g.next = now.Add(wait)
 		g.cur = nil
+		g.done = f
 		g.last = err
 		g.mu.Unlock()
-		f.err = err
 		close(f.done)
 	}()
 	return f

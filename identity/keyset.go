@@ -18,9 +18,16 @@ const maxKeySetBytes = 1 << 20
 
 // keySet is an oidc.KeySet over a remote JWKS. go-oidc's RemoteKeySet
 // fetches the JWKS again for every token that no cached key verifies,
-// sharing only concurrent fetches; keySet does the same at most once per
-// refresh interval, so tokens naming random key ids cannot make the
-// verifier flood the identity provider.
+// sharing a fetch in flight even if it began before the token arrived, and
+// never spacing fetches out. keySet bounds fetches and still takes a newly
+// published key on its first use:
+//   - fetches are at least the refresh interval apart, whatever the tokens;
+//   - a token whose key is not cached waits for a fetch that began after it
+//     arrived: it joins one in flight, or waits (briefly, within its
+//     deadline) for the next one the interval allows, rather than being
+//     refused because a fetch happened a moment ago;
+//   - a key id such a fetch did not find is refused without another fetch
+//     for unknownKeyTTL, so replaying one random kid costs nothing.
 type keySet struct {
 	url        string
 	client     *http.Client
@@ -29,12 +36,25 @@ type keySet struct {
 	algorithms []jose.SignatureAlgorithm
 
 	gate gate
-	// mu guards keys, loaded and fetched.
+	// mu guards keys, loaded, fetched and unknown.
 	mu      sync.RWMutex
 	keys    []jose.JSONWebKey
 	loaded  bool
 	fetched time.Time
+	unknown map[string]time.Time // key ids a fresh fetch did not hold, until when they are refused
 }
+
+// unknownKeyTTL is how long a key id that a fetch made for it did not find
+// is refused without another fetch; maxUnknownKeys bounds how many are kept.
+// Forgetting one early costs only a wait for the next fetch.
+const (
+	unknownKeyTTL  = 10 * time.Second
+	maxUnknownKeys = 1024
+)
+
+// maxKeyWait bounds how long a token waits for the next allowed key-set
+// fetch; a longer wait (a refresh interval set long) refuses it instead.
+const maxKeyWait = 2 * time.Second
 
 // VerifySignature implements oidc.KeySet. Its errors are the package's
 // sentinels; they also go into the errSlot of ctx, since go-oidc keeps
@@ -67,7 +87,11 @@ func (k *keySet) verify(ctx context.Context, raw string) ([]byte, error) {
 		}
 		return payload, nil
 	}
-	ran, err := k.gate.run(ctx, k.now(), k.fetch)
+	kid := jws.Signatures[0].Header.KeyID
+	if k.isUnknown(kid) {
+		return nil, fmt.Errorf("%w: key id unknown to the issuer", ErrSignature)
+	}
+	ran, err := k.gate.fresh(ctx, k.now(), k.now, min(k.timing.refresh, maxKeyWait), k.fetch)
 	if err != nil {
 		return nil, err
 	}
@@ -77,12 +101,55 @@ func (k *keySet) verify(ctx context.Context, raw string) ([]byte, error) {
 	if !loaded {
 		return nil, fmt.Errorf("%w: key set not loaded yet", ErrUnavailable)
 	}
-	if ran {
-		if payload, ok := k.try(jws); ok {
-			return payload, nil
+	if !ran {
+		return nil, fmt.Errorf("%w: no cached key verifies it and the key set was fetched too recently", ErrSignature)
+	}
+	if payload, ok := k.try(jws); ok {
+		return payload, nil
+	}
+	k.markUnknown(kid)
+	return nil, fmt.Errorf("%w: no key of the issuer verifies it", ErrSignature)
+}
+
+// isUnknown reports whether a fetch made for kid recently did not find it.
+func (k *keySet) isUnknown(kid string) bool {
+	if kid == "" {
+		return false
+	}
+	k.mu.RLock()
+	until, ok := k.unknown[kid]
+	k.mu.RUnlock()
+	return ok && k.now().Before(until)
+}
+
+// markUnknown remembers kid as unknown, unless the key set holds it (a key
+// of that id failed: the token is forged or corrupt, not its kid unknown).
+func (k *keySet) markUnknown(kid string) {
+	if kid == "" {
+		return
+	}
+	now := k.now()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for i := range k.keys {
+		if k.keys[i].KeyID == kid {
+			return
 		}
 	}
-	return nil, fmt.Errorf("%w: no key of the issuer verifies it", ErrSignature)
+	if len(k.unknown) >= maxUnknownKeys {
+		for id, until := range k.unknown {
+			if !now.Before(until) {
+				delete(k.unknown, id)
+			}
+		}
+		if len(k.unknown) >= maxUnknownKeys {
+			clear(k.unknown)
+		}
+	}
+	if k.unknown == nil {
+		k.unknown = make(map[string]time.Time)
+	}
+	k.unknown[kid] = now.Add(unknownKeyTTL)
 }
 
 // try verifies jws with the cached keys its kid names (all of them if it

@@ -29,6 +29,8 @@ type provider struct {
 	discoveryHits atomic.Int32
 	jwksHits      atomic.Int32
 	down          atomic.Bool // answer 503 to everything
+	hold          atomic.Pointer[jwksHold]
+	held          *jwksHold // the last hold, for waitHeld and releaseJWKS
 
 	// mu guards keys.
 	mu   sync.Mutex
@@ -57,7 +59,12 @@ func newProvider(t testing.TB, label ...string) *provider {
 	})
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
 		p.jwksHits.Add(1)
-		writeJSON(w, p.jwks())
+		set := p.jwks()
+		if h := p.hold.Swap(nil); h != nil {
+			close(h.arrived)
+			<-h.release
+		}
+		writeJSON(w, set)
 	})
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p.down.Load() {
@@ -123,6 +130,29 @@ func (p *provider) addKey(t testing.TB, kid string, alg jose.SignatureAlgorithm)
 	p.keys[kid] = k
 	p.mu.Unlock()
 }
+
+// jwksHold holds the answer of the next JWKS request, as read when it
+// arrived, until released.
+type jwksHold struct{ arrived, release chan struct{} }
+
+// holdJWKS makes the next JWKS request take the key set as it is when the
+// request arrives and answer it only on releaseJWKS.
+func (p *provider) holdJWKS() {
+	p.hold.Store(&jwksHold{arrived: make(chan struct{}), release: make(chan struct{})})
+	p.held = p.hold.Load()
+}
+
+// waitHeld waits until the held JWKS request has arrived.
+func (p *provider) waitHeld(t testing.TB) {
+	t.Helper()
+	select {
+	case <-p.held.arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no JWKS request arrived")
+	}
+}
+
+func (p *provider) releaseJWKS() { close(p.held.release) }
 
 func (p *provider) removeKey(kid string) {
 	p.mu.Lock()
