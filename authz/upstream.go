@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/mcp-authz/mcp-authz/exchange"
@@ -118,33 +119,39 @@ func (s *Server) policySet() (set *policy.Set, ok bool) {
 // value; anonymous callers are told apart by that value alone) and every
 // field of every target, each length-prefixed so that no two distinct
 // inputs share a key.
-func visibleKey(set *policy.Set, snap *registry.Snapshot, id *identity.Identity, callerAuthorization string, targets []policy.Target) (key [32]byte) {
-	cred := sha256.Sum256([]byte(callerAuthorization))
-	h := sha256.New()
-	var buf []byte
-	field := func(v string) {
-		buf = binary.AppendUvarint(buf[:0], uint64(len(v)))
-		buf = append(buf, v...)
-		h.Write(buf)
-	}
-	field(fmt.Sprintf("%p\x00%p", set, snap))
+func visibleKey(set *policy.Set, snap *registry.Snapshot, id *identity.Identity, callerAuthorization string, targets []policy.Target) [32]byte {
+	bp := keyBuffers.Get().(*[]byte)
+	b := fmt.Appendf((*bp)[:0], "%p\x00%p", set, snap)
 	if id != nil {
-		field(id.Issuer)
-		field(id.Subject)
+		b = appendField(b, id.Issuer)
+		b = appendField(b, id.Subject)
 	} else {
-		field("")
-		field("")
+		b = appendField(b, "")
+		b = appendField(b, "")
 	}
-	h.Write(cred[:])
+	cred := sha256.Sum256([]byte(callerAuthorization))
+	b = append(b, cred[:]...)
 	for i := range targets {
 		t := &targets[i]
-		field(t.Server)
-		field(t.Tool)
-		field(t.Prompt)
-		field(t.Resource)
+		b = appendField(b, t.Server)
+		b = appendField(b, t.Tool)
+		b = appendField(b, t.Prompt)
+		b = appendField(b, t.Resource)
 	}
-	h.Sum(key[:0])
+	key := sha256.Sum256(b)
+	if cap(b) <= 1<<20 {
+		*bp = b[:0]
+		keyBuffers.Put(bp)
+	}
 	return key
+}
+
+// keyBuffers hold visibleKey's input between calls.
+var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+func appendField(b []byte, v string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
 }
 
 func (s *Server) visible(ctx context.Context, in *policy.Input, raw string, id *identity.Identity, targets []policy.Target) ([]bool, error) {

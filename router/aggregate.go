@@ -79,11 +79,16 @@ func (r *Router) collect(ctx context.Context, c *call, k *kind) []item {
 	lists := make([]*serverList, len(servers))
 	type miss struct {
 		i    int
-		key  [32]byte
+		key  listKey
 		auth string
 	}
 	var missing []miss
 	now := r.now()
+	var (
+		lastAuth string
+		authCtx  [32]byte
+		digested bool
+	)
 	for i := range servers {
 		srv := &servers[i]
 		auth, err := r.upstreamAuth(ctx, c.auth, srv.Name)
@@ -92,8 +97,13 @@ func (r *Router) collect(ctx context.Context, c *call, k *kind) []item {
 			r.log.Debug("list not fetched for this caller", "server", srv.Name, "list", k.method)
 			continue
 		}
-		key := r.lists.key(k, srv, c.claims.Issuer, c.claims.Subject, auth)
-		if l, ok := r.lists.get(key, now); ok && now.Before(l.fresh) {
+		if !digested || auth != lastAuth {
+			// Servers reached with one credential (no exchange) share
+			// the digest.
+			lastAuth, authCtx, digested = auth, authContext(c.claims.Issuer, c.claims.Subject, auth), true
+		}
+		key, l, ok := r.lists.lookup(k, srv, authCtx, now)
+		if ok && now.Before(l.fresh) {
 			lists[i] = l
 			continue
 		}
@@ -173,8 +183,8 @@ func (r *Router) listTooLarge(srv *registry.Server, k *kind, limit string, bytes
 // fetchCached fetches srv's list for one authorization context (key) and
 // caches it as its ttlMs and the caller token's expiry allow. Concurrent
 // misses of one context share one fetch; different contexts never do.
-func (r *Router) fetchCached(ctx context.Context, c *call, k *kind, srv *registry.Server, key [32]byte, auth string) *serverList {
-	v, err, _ := r.lists.sf.Do(string(key[:]), func() (any, error) {
+func (r *Router) fetchCached(ctx context.Context, c *call, k *kind, srv *registry.Server, key listKey, auth string) *serverList {
+	v, err, _ := r.lists.sf.Do(key.String(), func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.ListTimeout)
 		defer cancel()
 		start := r.now()

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"crypto/sha256"
 	"encoding/binary"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,9 +27,9 @@ type serverList struct {
 }
 
 // listCache holds the lists fetched for each authorization context: by
-// kind, server (name, URL, prefix and generation), the caller's issuer and
-// subject, and the credential the router sent upstream. Keys are SHA-256
-// digests: no token is kept. It is bounded by the bytes its lists take and
+// kind, server (name, URL, prefix and generation) and a SHA-256 of the
+// caller's issuer and subject and of the credential the router sent
+// upstream: no token is kept. It is bounded by the bytes its lists take and
 // forgets the least recently used first.
 type listCache struct {
 	max int64
@@ -38,13 +39,41 @@ type listCache struct {
 	mu    sync.Mutex
 	bytes int64
 	ll    *list.List // of *cacheEntry, most recently used first
-	m     map[[32]byte]*list.Element
+	m     map[listKey]*list.Element
 	gen   map[string]uint64 // by server name: bumped by invalidate
 	next  uint64
 }
 
+// listKey names one server's list of one kind for one authorization context.
+type listKey struct {
+	kind                *kind
+	server, url, prefix string
+	gen                 uint64
+	context             [32]byte // authContext
+}
+
+// String is the key for singleflight.
+func (k *listKey) String() string {
+	return k.kind.method + "\x00" + k.server + "\x00" + k.url + "\x00" + k.prefix + "\x00" +
+		strconv.FormatUint(k.gen, 10) + "\x00" + string(k.context[:])
+}
+
+// authContext digests an authorization context: the caller's issuer and
+// subject and the Authorization value the router sends a server for them.
+func authContext(issuer, subject, auth string) [32]byte {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	for _, s := range [...]string{issuer, subject, auth} {
+		h.Write(binary.AppendUvarint(n[:0], uint64(len(s))))
+		h.Write([]byte(s))
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
 type cacheEntry struct {
-	key  [32]byte
+	key  listKey
 	l    *serverList
 	cost int64
 }
@@ -57,29 +86,27 @@ const (
 )
 
 func newListCache(maxBytes int64) *listCache {
-	return &listCache{max: maxBytes, ll: list.New(), m: map[[32]byte]*list.Element{}, gen: map[string]uint64{}}
+	return &listCache{max: maxBytes, ll: list.New(), m: map[listKey]*list.Element{}, gen: map[string]uint64{}}
 }
 
-// key is the cache key of k's list of srv for the caller (issuer, subject)
-// who reaches srv with the Authorization value auth.
-func (c *listCache) key(k *kind, srv *registry.Server, issuer, subject, auth string) [32]byte {
+// lookup returns the key of k's list of srv for an authorization context,
+// and the list under it unless it has passed its deadline.
+func (c *listCache) lookup(k *kind, srv *registry.Server, context [32]byte, now time.Time) (listKey, *serverList, bool) {
 	c.mu.Lock()
-	gen := c.gen[srv.Name]
-	c.mu.Unlock()
-	var stack [512]byte
-	b := stack[:0]
-	for _, s := range [...]string{k.method, srv.Name, srv.URL, srv.Prefix, issuer, subject, auth} {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	b = binary.BigEndian.AppendUint64(b, gen)
-	return sha256.Sum256(b)
+	defer c.mu.Unlock()
+	key := listKey{kind: k, server: srv.Name, url: srv.URL, prefix: srv.Prefix, gen: c.gen[srv.Name], context: context}
+	l, ok := c.getLocked(key, now)
+	return key, l, ok
 }
 
 // get returns the list under key unless it has passed its deadline.
-func (c *listCache) get(key [32]byte, now time.Time) (*serverList, bool) {
+func (c *listCache) get(key listKey, now time.Time) (*serverList, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.getLocked(key, now)
+}
+
+func (c *listCache) getLocked(key listKey, now time.Time) (*serverList, bool) {
 	e, ok := c.m[key]
 	if !ok {
 		return nil, false
@@ -96,7 +123,7 @@ func (c *listCache) get(key [32]byte, now time.Time) (*serverList, bool) {
 // put keeps l under key, replacing any list there, and forgets the least
 // recently used lists until all fit. A list larger than the whole cache is
 // not kept.
-func (c *listCache) put(key [32]byte, l *serverList) {
+func (c *listCache) put(key listKey, l *serverList) {
 	cost := int64(entryOverhead) + l.bytes + int64(len(l.items))*itemOverhead
 	for _, it := range l.items {
 		cost += int64(len(it.name))
