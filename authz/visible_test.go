@@ -1,11 +1,15 @@
 package authz
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/policy"
+	"github.com/mcp-authz/mcp-authz/registry"
 )
 
 // TestVisible: the list filter is the policy evaluated as tools/call of each
@@ -41,5 +45,83 @@ func TestVisible(t *testing.T) {
 	}
 	if diff := cmp.Diff([]bool{false, false, true}, got); diff != "" {
 		t.Errorf("after a reload (-want +got):\n%s", diff)
+	}
+}
+
+// tokenVerifier maps each caller token to its subject.
+type tokenVerifier map[string]string
+
+func (v tokenVerifier) Verify(_ context.Context, raw string) (*identity.Identity, error) {
+	sub, ok := v[raw]
+	if !ok {
+		return nil, identity.ErrSignature
+	}
+	return &identity.Identity{Issuer: "https://idp.example", Subject: sub, Expiry: time.Now().Add(time.Hour),
+		Claims: map[string]any{"sub": sub}}, nil
+}
+
+// TestVisibleEveryKind: prompts, resources and templates are filtered as
+// the prompts/get and resources/read that use them, each caller with its
+// own identity and exchanged token, and each caller's filtering is cached
+// under its own key: one caller's answer never serves another.
+func TestVisibleEveryKind(t *testing.T) {
+	snap, err := registry.NewSnapshot(testServers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &registry.Registry{}
+	reg.Store(snap)
+	set, err := policy.Compile(policy.Config{Policies: []policy.Policy{{Name: "own", CEL: `token.aud == mcp.server && (
+		(mcp.method == "prompts/get" && mcp.prompt.name == identity.sub + "_report") ||
+		(mcp.method == "resources/read" && mcp.resource.uri.startsWith("test://" + identity.sub + "/")) ||
+		(mcp.method == "tools/call" && mcp.tool.name == "echo"))`}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{}, Deps{
+		Registry:  reg,
+		Policy:    policy.NewEngine(set),
+		Verifier:  tokenVerifier{"tok-a": "alice", "tok-b": "bob"},
+		Exchanger: &recordingExchanger{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ev = "mcp-test/everything"
+	targets := []policy.Target{
+		{Server: ev, Tool: "echo"},
+		{Server: ev, Prompt: "alice_report"},
+		{Server: ev, Prompt: "bob_report"},
+		{Server: ev, Resource: "test://alice/notes"},
+		{Server: ev, Resource: "test://bob/notes"},
+		{Server: ev, Resource: "test://alice/{file}"},
+		{Server: ev, Resource: "test://bob/{file}"},
+	}
+	tests := []struct {
+		name   string
+		caller string
+		want   []bool
+	}{
+		{name: "alice", caller: "Bearer tok-a", want: []bool{true, true, false, true, false, true, false}},
+		{name: "bob", caller: "Bearer tok-b", want: []bool{true, false, true, false, true, false, true}},
+		{name: "alice again, from the cache", caller: "Bearer tok-a", want: []bool{true, true, false, true, false, true, false}},
+		{name: "bob again, from the cache", caller: "Bearer tok-b", want: []bool{true, false, true, false, true, false, true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.Visible(t.Context(), tt.caller, targets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+	if n := s.seen.Len(); n != 2 {
+		t.Errorf("cached filterings = %d, want 2 (one per caller)", n)
+	}
+	if _, err := s.Visible(t.Context(), "Bearer forged", targets); err == nil {
+		t.Error("an unknown token was filtered, want an error")
 	}
 }

@@ -97,10 +97,8 @@ type doc struct {
 	// reused marks a doc evaluated many times (Filter): worth converting
 	// identity and token to engine values in full, once.
 	reused bool
-	// Filter's tools/call, updated in place for each target.
-	tool     Tool
-	call     map[string]any
-	callTool map[string]string
+	// Filter's target, updated in place for each one (see setTarget).
+	target targetDoc
 
 	argsDone bool
 	args     any // decoded mcp.arguments; nil when absent
@@ -137,22 +135,6 @@ func (d *doc) decodeArguments() {
 		}
 	}
 	d.mcp, d.regoInput = nil, nil
-}
-
-// setToolCall makes d a tools/call of t, keeping request, identity and
-// token. The mcp document is updated in place: no evaluation keeps it.
-func (d *doc) setToolCall(t Target) {
-	d.in.MCP.Server = t.Server
-	d.tool = Tool{Name: t.Tool, Target: t.Server}
-	d.in.MCP.Tool = &d.tool
-	if d.call == nil {
-		d.callTool = map[string]string{}
-		d.call = map[string]any{"method": d.in.MCP.Method, "server": t.Server, "tool": d.callTool}
-	} else if d.call["server"] != t.Server {
-		d.call["server"] = t.Server
-	}
-	d.callTool["name"], d.callTool["target"] = t.Tool, t.Server
-	d.mcp, d.regoInput = d.call, nil
 }
 
 // headers returns the request headers policies may see.

@@ -258,33 +258,115 @@ func decide(ctx context.Context, ps []compiled, d *doc) Decision {
 	return last
 }
 
-// Target is one tool of one server, as the router lists it.
+// Target is one entry of a list the router shows, named as the method that
+// uses it names it: exactly one of Tool, Prompt and Resource is set.
 type Target struct {
-	Server string // namespace/name of the server
-	Tool   string // unprefixed tool name
+	Server   string // namespace/name of the server
+	Tool     string // unprefixed tool name: evaluated as tools/call
+	Prompt   string // unprefixed prompt name: evaluated as prompts/get
+	Resource string // a resource's uri, or a template's uriTemplate: evaluated as resources/read
 }
 
-// Filter reports, for each target, whether the caller of in may call it: each
-// is evaluated as a tools/call of that tool (mcp.method "tools/call", mcp.server
-// and mcp.tool.target the server, mcp.tool.name the tool, no arguments), with
-// in's request, identity and token. A nil Set allows none.
+// method is the MCP method a caller would use t with; "" when t names
+// none or more than one entry.
+func (t *Target) method() string {
+	switch {
+	case t.Tool != "" && t.Prompt == "" && t.Resource == "":
+		return "tools/call"
+	case t.Prompt != "" && t.Tool == "" && t.Resource == "":
+		return "prompts/get"
+	case t.Resource != "" && t.Tool == "" && t.Prompt == "":
+		return "resources/read"
+	}
+	return ""
+}
+
+// Filter reports, for each target, whether the caller of in may use it: can
+// see if and only if can use. Each target is evaluated as the request that
+// uses it, with in's request, identity and token and no arguments:
+//   - a tool as tools/call: mcp.tool.name the tool, mcp.tool.target the server;
+//   - a prompt as prompts/get: mcp.prompt.name the prompt;
+//   - a resource as resources/read: mcp.resource.uri its uri. A resource
+//     template is evaluated the same way with its uriTemplate as
+//     mcp.resource.uri (e.g. "file:///notes/{name}"), so a policy on URI
+//     prefixes shows the templates under an allowed prefix, and one that
+//     matches exact URIs hides them; each read is decided on its own uri.
+//
+// mcp.method is that method and mcp.server the target's server in every
+// case. A target naming none or more than one entry, and every target of a
+// nil Set, is not allowed.
 func (s *Set) Filter(ctx context.Context, in *Input, targets []Target) []bool {
 	out := make([]bool, len(targets))
 	if s == nil || in == nil {
 		return out
 	}
 	base := *in
-	base.MCP = MCP{Method: "tools/call"}
+	base.MCP = MCP{}
 	d := newDoc(&base)
 	d.reused = true
-	for i, t := range targets {
+	for i := range targets {
+		t := &targets[i]
+		method := t.method()
+		if method == "" {
+			continue
+		}
 		ps := s.applicable(t.Server)
 		if len(ps) == 0 {
 			out[i] = s.allowEmpty
 			continue
 		}
-		d.setToolCall(t)
+		d.setTarget(t, method)
 		out[i] = decide(ctx, ps, d).Allow
 	}
 	return out
+}
+
+// targetDoc is Filter's mcp document, updated in place for each target: no
+// evaluation keeps it.
+type targetDoc struct {
+	tool     Tool
+	prompt   Prompt
+	resource Resource
+	method   string            // of m; "" before the first target
+	m        map[string]any    // the mcp document
+	entry    map[string]string // m's tool, prompt or resource
+}
+
+// setTarget makes d the request (method) that uses t, keeping request,
+// identity and token.
+func (d *doc) setTarget(t *Target, method string) {
+	td := &d.target
+	mcp := &d.in.MCP
+	mcp.Method, mcp.Server = method, t.Server
+	mcp.Tool, mcp.Prompt, mcp.Resource = nil, nil, nil
+	if td.method != method {
+		td.method = method
+		td.entry = map[string]string{}
+		td.m = map[string]any{"method": method, "server": t.Server}
+		switch method {
+		case "tools/call":
+			td.m["tool"] = td.entry
+		case "prompts/get":
+			td.m["prompt"] = td.entry
+		default:
+			td.m["resource"] = td.entry
+		}
+	} else if td.m["server"] != t.Server {
+		td.m["server"] = t.Server
+	}
+	switch method {
+	case "tools/call":
+		td.tool = Tool{Name: t.Tool, Target: t.Server}
+		mcp.Tool = &td.tool
+		td.entry["name"], td.entry["target"] = t.Tool, t.Server
+	case "prompts/get":
+		td.prompt = Prompt{Name: t.Prompt}
+		mcp.Prompt = &td.prompt
+		td.entry["name"] = t.Prompt
+	default:
+		td.resource = Resource{URI: t.Resource}
+		mcp.Resource = &td.resource
+		td.entry["uri"] = t.Resource
+	}
+	d.mcp, d.regoInput = td.m, nil
 }

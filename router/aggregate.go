@@ -2,17 +2,18 @@ package router
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
@@ -33,6 +34,22 @@ var (
 	templatesKind = &kind{method: "resources/templates/list", field: "resourceTemplates", key: "uriTemplate"}
 )
 
+// target is it as the policy sees the request that would use it: a tool's
+// tools/call, a prompt's prompts/get, a resource's (or template's)
+// resources/read.
+func (k *kind) target(it *item) policy.Target {
+	t := policy.Target{Server: it.server}
+	switch k {
+	case toolsKind:
+		t.Tool = it.name
+	case promptsKind:
+		t.Prompt = it.name
+	default:
+		t.Resource = it.name
+	}
+	return t
+}
+
 // maxPages bounds how many pages of one upstream list are fetched.
 const maxPages = 100
 
@@ -48,134 +65,212 @@ type item struct {
 	raw    json.RawMessage // as the client sees it: prefixed
 }
 
-// serverList is one server's cached list of one kind.
-type serverList struct {
-	server  string
-	items   []item
-	fetched time.Time
-}
+// errListTooLarge is an upstream list beyond MaxListBytes or MaxListItems.
+var errListTooLarge = errors.New("router: upstream list too large")
 
-// listCache holds each server's lists; entries are keyed by kind, name,
-// URL and prefix so that a changed registration never sees old entries.
-type listCache struct {
-	mu sync.Mutex
-	m  map[string]*serverList
-	sf singleflight.Group
-}
-
-func newListCache() *listCache { return &listCache{m: map[string]*serverList{}} }
-
-func cacheKey(k *kind, srv *registry.Server) string {
-	return k.method + "\x00" + srv.Name + "\x00" + srv.URL + "\x00" + srv.Prefix
-}
-
-// invalidate drops every list of server.
-func (c *listCache) invalidate(server string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k, l := range c.m {
-		if l.server == server {
-			delete(c.m, k)
-		}
-	}
-}
-
-// retain drops the lists of servers no longer registered.
-func (c *listCache) retain(snap *registry.Snapshot) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k, l := range c.m {
-		if _, ok := snap.Server(l.server); !ok {
-			delete(c.m, k)
-		}
-	}
-}
-
-// collect returns the items of k from every server, fetching lists that are
-// missing or older than ListRefresh. A server that fails is left out (its
-// last list is served if there is one).
+// collect returns the items of k from every server, for the caller's
+// authorization context: each server's list as fetched with the credential
+// the router sends that server for this caller, from the cache while fresh.
+// A server that fails is left out (its last list of this context is served
+// while its deadline allows); servers whose lists take the aggregate past
+// MaxAggregateBytes or MaxAggregateItems are left out, the largest first.
 func (r *Router) collect(ctx context.Context, c *call, k *kind) []item {
 	servers := r.reg.Load().Servers()
-	lists := make([][]item, len(servers))
-	var missing []int
-	now := r.now()
-	r.lists.mu.Lock()
-	for i := range servers {
-		l, ok := r.lists.m[cacheKey(k, &servers[i])]
-		if ok && now.Sub(l.fetched) < r.cfg.ListRefresh {
-			lists[i] = l.items
-		} else {
-			missing = append(missing, i)
-		}
+	lists := make([]*serverList, len(servers))
+	type miss struct {
+		i    int
+		key  listKey
+		auth string
 	}
-	r.lists.mu.Unlock()
+	var missing []miss
+	now := r.now()
+	var (
+		lastAuth string
+		authCtx  [32]byte
+		digested bool
+	)
+	for i := range servers {
+		srv := &servers[i]
+		auth, err := r.upstreamAuth(ctx, c.auth, srv.Name)
+		if err != nil {
+			// The caller's affair, not the server's: no credential, no list.
+			r.log.Debug("list not fetched for this caller", "server", srv.Name, "list", k.method)
+			continue
+		}
+		if !digested || auth != lastAuth {
+			// Servers reached with one credential (no exchange) share
+			// the digest.
+			lastAuth, authCtx, digested = auth, authContext(c.claims.Issuer, c.claims.Subject, auth), true
+		}
+		key, l, ok := r.lists.lookup(k, srv, authCtx, now)
+		if ok && now.Before(l.fresh) {
+			lists[i] = l
+			continue
+		}
+		missing = append(missing, miss{i, key, auth})
+	}
 	var wg sync.WaitGroup
-	for _, i := range missing {
-		wg.Go(func() { lists[i] = r.fetchCached(ctx, c, k, &servers[i]) })
+	for _, m := range missing {
+		wg.Go(func() { lists[m.i] = r.fetchCached(ctx, c, k, &servers[m.i], m.key, m.auth) })
 	}
 	wg.Wait()
+	r.boundAggregate(k, servers, lists)
 	n := 0
 	for _, l := range lists {
-		n += len(l)
+		if l != nil {
+			n += len(l.items)
+		}
 	}
 	out := make([]item, 0, n)
 	for _, l := range lists {
-		out = append(out, l...)
+		if l != nil {
+			out = append(out, l.items...)
+		}
 	}
 	return out
 }
 
-func (r *Router) fetchCached(ctx context.Context, c *call, k *kind, srv *registry.Server) []item {
-	key := cacheKey(k, srv)
-	v, err, _ := r.lists.sf.Do(key, func() (any, error) {
+// boundAggregate leaves servers out of lists, the largest lists first, until
+// the rest fit MaxAggregateBytes and MaxAggregateItems: a few fat upstreams
+// cannot push out the others, and what is left out is whole servers, never
+// a cut list.
+func (r *Router) boundAggregate(k *kind, servers []registry.Server, lists []*serverList) {
+	var bytes int64
+	items := 0
+	for _, l := range lists {
+		if l != nil {
+			bytes += l.bytes
+			items += len(l.items)
+		}
+	}
+	if bytes <= r.cfg.MaxAggregateBytes && items <= r.cfg.MaxAggregateItems {
+		return
+	}
+	order := make([]int, 0, len(lists))
+	for i, l := range lists {
+		if l != nil {
+			order = append(order, i)
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		if c := cmp.Compare(lists[b].bytes, lists[a].bytes); c != 0 {
+			return c
+		}
+		return cmp.Compare(len(lists[b].items), len(lists[a].items))
+	})
+	for _, i := range order {
+		if bytes <= r.cfg.MaxAggregateBytes && items <= r.cfg.MaxAggregateItems {
+			return
+		}
+		limit := "maxAggregateBytes"
+		if bytes <= r.cfg.MaxAggregateBytes {
+			limit = "maxAggregateItems"
+		}
+		r.listTooLarge(&servers[i], k, limit, lists[i].bytes, len(lists[i].items))
+		bytes -= lists[i].bytes
+		items -= len(lists[i].items)
+		lists[i] = nil
+	}
+}
+
+// listTooLarge reports a list left out for a size limit.
+func (r *Router) listTooLarge(srv *registry.Server, k *kind, limit string, bytes int64, items int) {
+	r.metrics.tooLarge.WithLabelValues(srv.Name, limit).Inc()
+	r.log.Warn("upstream list left out: too large", "server", srv.Name, "list", k.method,
+		"limit", limit, "bytes", bytes, "items", items)
+}
+
+// fetchCached fetches srv's list for one authorization context (key) and
+// caches it as its ttlMs and the caller token's expiry allow. Concurrent
+// misses of one context share one fetch; different contexts never do.
+func (r *Router) fetchCached(ctx context.Context, c *call, k *kind, srv *registry.Server, key listKey, auth string) *serverList {
+	v, err, _ := r.lists.sf.Do(key.String(), func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.ListTimeout)
 		defer cancel()
-		items, err := r.fetch(ctx, c, k, srv)
+		start := r.now()
+		res, err := r.fetch(ctx, c, k, srv, auth)
 		if err != nil {
 			return nil, err
 		}
-		r.lists.mu.Lock()
-		r.lists.m[key] = &serverList{server: srv.Name, items: items, fetched: r.now()}
-		r.lists.mu.Unlock()
-		return items, nil
+		l := &serverList{server: srv.Name, items: res.items, bytes: res.bytes}
+		l.fresh = start.Add(r.cfg.ListRefresh)
+		l.until = start.Add(2 * r.cfg.ListRefresh)
+		if res.ttl >= 0 {
+			// Never served longer than the upstream says (SEP-2549).
+			l.fresh = start.Add(min(res.ttl, r.cfg.ListRefresh))
+			l.until = start.Add(res.ttl)
+		}
+		if exp := c.claims.CallerExpiry; !exp.IsZero() && exp.Before(l.until) {
+			l.until = exp
+		}
+		if l.until.Before(l.fresh) {
+			l.fresh = l.until
+		}
+		// A cacheScope "private" list needs nothing more: every list is
+		// kept for its own authorization context only, public or not.
+		if l.until.After(start) {
+			r.lists.put(key, l)
+		}
+		return l, nil
 	})
 	if errors.Is(err, errCaller) {
 		// This caller may not reach the server: that says nothing of the
-		// server, so nothing is cached; its last list is still filtered.
+		// server, so nothing is cached; its last list is still served.
 		r.log.Debug("list not fetched for this caller", "server", srv.Name, "list", k.method)
-		r.lists.mu.Lock()
-		defer r.lists.mu.Unlock()
-		if l, ok := r.lists.m[key]; ok {
-			return l.items
-		}
-		return nil
+		l, _ := r.lists.get(key, r.now())
+		return l
 	}
 	if err != nil {
-		r.upstreamFailed(srv, k.method, err)
-		r.lists.mu.Lock()
-		defer r.lists.mu.Unlock()
-		var items []item
-		if l, ok := r.lists.m[key]; ok {
-			items = l.items
+		if errors.Is(err, errListTooLarge) {
+			r.metrics.tooLarge.WithLabelValues(srv.Name, listLimit(err)).Inc()
 		}
-		retry := min(listRetry, r.cfg.ListRefresh)
-		r.lists.m[key] = &serverList{server: srv.Name, items: items, fetched: r.now().Add(retry - r.cfg.ListRefresh)}
-		return items
+		r.upstreamFailed(srv, k.method, err)
+		// Ask again after listRetry; meanwhile serve the last list while
+		// its deadline allows, else nothing.
+		now := r.now()
+		retry := now.Add(min(listRetry, r.cfg.ListRefresh))
+		old, _ := r.lists.get(key, now)
+		marker := &serverList{server: srv.Name, fresh: retry, until: retry}
+		if old != nil && !old.until.Before(retry) {
+			marker.items, marker.bytes = old.items, old.bytes
+		}
+		r.lists.put(key, marker)
+		return old
 	}
-	return v.([]item)
+	return v.(*serverList)
 }
 
-// fetch reads every page of one server's list.
-func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Server) ([]item, error) {
-	auth, err := r.upstreamAuth(ctx, c.auth, srv.Name)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errCaller, err)
+// fetched is one server's whole list, as read.
+type fetched struct {
+	items []item
+	bytes int64
+	ttl   time.Duration // the least ttlMs of its pages; -1 when none said
+}
+
+// listLimit names the limit a errListTooLarge error is about.
+func listLimit(err error) string {
+	var le *limitError
+	if errors.As(err, &le) {
+		return le.limit
 	}
+	return ""
+}
+
+// limitError is errListTooLarge for one limit.
+type limitError struct{ limit string }
+
+func (e *limitError) Error() string { return "router: upstream list beyond " + e.limit }
+func (e *limitError) Unwrap() error { return errListTooLarge }
+
+// fetch reads every page of one server's list, within MaxListBytes and
+// MaxListItems: past either, the list is refused whole (nothing more is
+// read, nothing of it kept), never cut.
+func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Server, auth string) (fetched, error) {
+	res := fetched{ttl: -1}
 	up, err := r.upstreamFor(ctx, c.sess, srv, auth)
 	if err != nil {
-		return nil, callerError(err)
+		return res, callerError(err)
 	}
-	var items []item
 	cursor := ""
 	retried := false
 	for page := 0; page < maxPages; page++ {
@@ -184,29 +279,32 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Serv
 			params["cursor"] = cursor
 		}
 		h := upstreamHeaders{auth: auth, session: up.ID, version: up.Version}
-		res, _, err := r.request(ctx, srv, h, k.method, params)
+		raw, _, err := r.request(ctx, srv, h, k.method, params)
 		if errors.Is(err, errUpstreamSession) && up.ID != "" && !retried {
 			retried = true
 			if up, err = r.reinit(ctx, c.sess, srv, auth, up); err != nil {
-				return nil, err
+				return res, err
 			}
 			page--
 			continue
 		}
 		var re *rpcError
 		if errors.As(err, &re) && re.Code == codeNoMethod {
-			return items, nil // the server has none of this kind
+			return res, nil // the server has none of this kind
 		}
 		if err != nil {
-			return nil, callerError(err)
+			return res, callerError(err)
 		}
 		var pr map[string]json.RawMessage
-		if err := json.Unmarshal(res, &pr); err != nil {
-			return nil, fmt.Errorf("router: %s %s: %w", srv.Name, k.method, errUpstreamAnswer)
+		if err := json.Unmarshal(raw, &pr); err != nil {
+			return res, fmt.Errorf("router: %s %s: %w", srv.Name, k.method, errUpstreamAnswer)
 		}
 		var raws []json.RawMessage
 		if err := json.Unmarshal(pr[k.field], &raws); err != nil {
-			return nil, fmt.Errorf("router: %s %s: %w", srv.Name, k.method, errUpstreamAnswer)
+			return res, fmt.Errorf("router: %s %s: %w", srv.Name, k.method, errUpstreamAnswer)
+		}
+		if ttl, ok := pageTTL(pr); ok && (res.ttl < 0 || ttl < res.ttl) {
+			res.ttl = ttl
 		}
 		for _, raw := range raws {
 			it, ok := makeItem(k, srv, raw)
@@ -214,17 +312,39 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Serv
 				r.log.Warn("upstream item skipped", "server", srv.Name, "list", k.method)
 				continue
 			}
-			items = append(items, it)
+			res.items = append(res.items, it)
+			res.bytes += int64(len(it.raw))
+		}
+		switch {
+		case res.bytes > r.cfg.MaxListBytes:
+			return fetched{}, fmt.Errorf("router: %s %s: %w", srv.Name, k.method, &limitError{"maxListBytes"})
+		case len(res.items) > r.cfg.MaxListItems:
+			return fetched{}, fmt.Errorf("router: %s %s: %w", srv.Name, k.method, &limitError{"maxListItems"})
 		}
 		cursor = ""
 		if nc, ok := pr["nextCursor"]; ok {
 			_ = json.Unmarshal(nc, &cursor)
 		}
 		if cursor == "" {
-			return items, nil
+			return res, nil
 		}
 	}
-	return items, nil
+	return res, nil
+}
+
+// pageTTL reads a list result's ttlMs (SEP-2549): ok when present. A value
+// that is not a non-negative integer of milliseconds reads as 0: not
+// cached.
+func pageTTL(pr map[string]json.RawMessage) (time.Duration, bool) {
+	v, ok := pr["ttlMs"]
+	if !ok {
+		return 0, false
+	}
+	var ms int64
+	if err := json.Unmarshal(v, &ms); err != nil || ms < 0 {
+		return 0, true
+	}
+	return time.Duration(min(ms, int64(math.MaxInt64/time.Millisecond))) * time.Millisecond, true
 }
 
 // errCaller marks a failure that belongs to the caller (no token for the
@@ -281,7 +401,7 @@ func validName(s string) bool {
 }
 
 // list answers one of the list methods: aggregated, filtered for the
-// caller (tools), one page.
+// caller by the policy of the method that uses each entry, one page.
 func (r *Router) list(w http.ResponseWriter, c *call, k *kind) {
 	var p struct {
 		Cursor string `json:"cursor"`
@@ -299,14 +419,14 @@ func (r *Router) list(w http.ResponseWriter, c *call, k *kind) {
 	}
 	ctx := c.req.Context()
 	items := r.collect(ctx, c, k)
-	if k == toolsKind && r.auth != nil && len(items) > 0 {
+	if r.auth != nil && len(items) > 0 {
 		targets := make([]policy.Target, len(items))
 		for i, it := range items {
-			targets[i] = policy.Target{Server: it.server, Tool: it.name}
+			targets[i] = k.target(&it)
 		}
 		vis, err := r.auth.Visible(ctx, c.auth, targets)
 		if err != nil || len(vis) != len(items) {
-			r.log.Warn("tool filter failed", "error", fmt.Sprint(err))
+			r.log.Warn("list filter failed", "list", k.method, "error", fmt.Sprint(err))
 			writeError(w, http.StatusOK, c.msg.ID, codeInternal, "authorization unavailable")
 			return
 		}

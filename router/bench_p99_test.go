@@ -64,7 +64,11 @@ func benchToolsListLatency(b *testing.B, viaAuthz bool) {
 	}
 	var servers []registry.Server
 	for i := range 50 {
-		s := mcp.NewServer(&mcp.Implementation{Name: fmt.Sprint("s", i), Version: "1"}, nil)
+		// The servers say their lists may be cached (SEP-2549 ttlMs): go-sdk
+		// says 0 (not kept) unless told, and this measures a warm cache.
+		s := mcp.NewServer(&mcp.Implementation{Name: fmt.Sprint("s", i), Version: "1"}, &mcp.ServerOptions{
+			SetCacheable: func(_ context.Context, _ mcp.Request, c *mcp.Cacheable) { c.TTLMs = int(time.Hour / time.Millisecond) },
+		})
 		for j := range 20 {
 			mcp.AddTool(s, &mcp.Tool{Name: fmt.Sprintf("tool_%d", j), Description: "a tool of the benchmark"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
 				return text(in.Text), nil, nil

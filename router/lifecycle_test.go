@@ -157,18 +157,23 @@ func (*failingAuthz) Visible(context.Context, string, []policy.Target) ([]bool, 
 	return nil, errors.New("token service down")
 }
 
-// TestFilterFails: when the filter cannot decide, tools/list fails closed.
+// TestFilterFails: when the filter cannot decide, every list fails closed.
 func TestFilterFails(t *testing.T) {
 	e, _, _ := twoServers(t, nil)
 	e.router.auth = &failingAuthz{}
 	sid := initRaw(t, e.front.URL, e.key, "alice")
-	r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice", listBody, nil)
-	if !strings.Contains(r.body, `"error"`) || strings.Contains(r.body, "alpha_echo") {
-		t.Errorf("tools/list with a failing filter: %s", r.body)
-	}
-	r = do(t, e.front.URL, e.key, http.MethodPost, sid, "alice", `{"jsonrpc":"2.0","id":4,"method":"prompts/list"}`, nil)
-	if !strings.Contains(r.body, "beta_greet") {
-		t.Errorf("prompts/list: %s", r.body)
+	for _, tc := range []struct{ name, body, entry string }{
+		{name: "tools", body: listBody, entry: "alpha_echo"},
+		{name: "prompts", body: `{"jsonrpc":"2.0","id":4,"method":"prompts/list"}`, entry: "beta_greet"},
+		{name: "resources", body: `{"jsonrpc":"2.0","id":5,"method":"resources/list"}`, entry: "file:///beta/readme"},
+		{name: "templates", body: `{"jsonrpc":"2.0","id":6,"method":"resources/templates/list"}`, entry: "file:///beta/notes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice", tc.body, nil)
+			if !strings.Contains(r.body, `"error"`) || strings.Contains(r.body, tc.entry) {
+				t.Errorf("list with a failing filter: %s", r.body)
+			}
+		})
 	}
 }
 

@@ -7,6 +7,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	requests *prometheus.CounterVec // by JSON-RPC method (known ones) or HTTP method
 	failures *prometheus.CounterVec // upstream failures by server and operation
+	tooLarge *prometheus.CounterVec // lists left out for a size limit, by server and limit
 	sessions prometheus.Counter
 	streams  prometheus.Gauge
 }
@@ -19,6 +20,10 @@ func newMetrics() *metrics {
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcp_authz_router_upstream_failures_total", Help: "Failed upstream initializes, lists and calls, by server and operation.",
 		}, []string{"server", "op"}),
+		tooLarge: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcp_authz_router_list_too_large_total",
+			Help: "Upstream lists left out for exceeding a size limit, by server and limit (maxListBytes, maxListItems, maxAggregateBytes, maxAggregateItems).",
+		}, []string{"server", "limit"}),
 		sessions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mcp_authz_router_sessions_total", Help: "Sessions opened (initialize).",
 		}),
@@ -42,6 +47,7 @@ func methodLabel(m string) string {
 func (r *Router) Describe(ch chan<- *prometheus.Desc) {
 	r.metrics.requests.Describe(ch)
 	r.metrics.failures.Describe(ch)
+	r.metrics.tooLarge.Describe(ch)
 	r.metrics.sessions.Describe(ch)
 	r.metrics.streams.Describe(ch)
 }
@@ -51,6 +57,7 @@ func (r *Router) Describe(ch chan<- *prometheus.Desc) {
 func (r *Router) Collect(ch chan<- prometheus.Metric) {
 	r.metrics.requests.Collect(ch)
 	r.metrics.failures.Collect(ch)
+	r.metrics.tooLarge.Collect(ch)
 	r.metrics.sessions.Collect(ch)
 	r.metrics.streams.Collect(ch)
 }

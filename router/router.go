@@ -53,6 +53,29 @@ type Config struct {
 	// MaxResponseBytes limits a non-streamed upstream answer and each event
 	// of a streamed one; 0 means 4 MiB.
 	MaxResponseBytes int64 `yaml:"maxResponseBytes" json:"maxResponseBytes"`
+	// MaxListBytes bounds the JSON of one server's list of one kind (all
+	// pages, as the client would see it); 0 means 8 MiB. MaxListItems bounds
+	// its entries; 0 means 10,000. An upstream list past either is refused
+	// whole, as a failed fetch: the server is left out of that list (counted
+	// in mcp_authz_router_list_too_large_total and logged), never cut, and
+	// the rest is not read. The defaults hold a hundred times a large MCP
+	// server's tools (GitHub's has about 100, of some 1 KiB each) and a big
+	// resource listing, while one upstream can make a replica hold at most
+	// two pages (2 x MaxResponseBytes) beyond them.
+	MaxListBytes int64 `yaml:"maxListBytes" json:"maxListBytes"`
+	MaxListItems int   `yaml:"maxListItems" json:"maxListItems"`
+	// MaxAggregateBytes and MaxAggregateItems bound one aggregated list
+	// (all servers, before filtering); 0 means 32 MiB and 50,000. Past
+	// either, whole servers are left out, those with the largest lists
+	// first, until the rest fit (each counted and logged as above), so a
+	// few large upstreams cannot push the others out. 32 MiB is four servers
+	// at MaxListBytes, and what a client is sent at most per list page.
+	MaxAggregateBytes int64 `yaml:"maxAggregateBytes" json:"maxAggregateBytes"`
+	MaxAggregateItems int   `yaml:"maxAggregateItems" json:"maxAggregateItems"`
+	// ListCacheBytes bounds the lists cached for all authorization contexts
+	// together (their JSON plus a fixed overhead per entry and item); the
+	// least recently used are forgotten first. 0 means 128 MiB.
+	ListCacheBytes int64 `yaml:"listCacheBytes" json:"listCacheBytes"`
 	// ResourceMetadata, when set, is served as RFC 9728 protected-resource
 	// metadata at /.well-known/oauth-protected-resource and its form suffixed
 	// with the resource's path, without an assertion: set it when Envoy or
@@ -85,7 +108,11 @@ type Authorizer interface {
 	// UpstreamAuthorization returns the Authorization header value for a
 	// call the router makes itself to server on behalf of the caller.
 	UpstreamAuthorization(ctx context.Context, callerAuthorization, server string) (string, error)
-	// Visible reports which targets the caller may call.
+	// Visible reports which targets the caller may use: every list entry
+	// is one (a tool, a prompt, a resource, or a resource template whose
+	// uriTemplate is its Resource), shown only if the request that uses it
+	// (tools/call, prompts/get, resources/read) would be allowed. The
+	// answer has one element per target; an error hides the whole list.
 	Visible(ctx context.Context, callerAuthorization string, targets []policy.Target) ([]bool, error)
 }
 
@@ -103,11 +130,18 @@ type Authorizer interface {
 // the client's id: each replica opens its own and caches it by (session,
 // server) in a bounded LRU. A session ended with DELETE is refused by the
 // replica that ended it (its upstream sessions are gone everywhere); another
-// replica refuses it only once SessionTTL has passed. Lists are cached per
-// server, not per caller, fetched with the credentials of the caller who
-// found them missing or older than ListRefresh, and filtered per caller by
-// Authorizer.Visible (tools only: prompts and resources are checked by authz
-// when used).
+// replica refuses it only once SessionTTL has passed.
+//
+// Lists are cached per authorization context: per server and kind, per
+// caller (issuer and subject from authz's assertion) and per credential the
+// router sends that server for the caller (a SHA-256 of it; no token is
+// kept), so an upstream that answers each caller differently never has one
+// caller's entries served to another. A list is served for ListRefresh, or
+// the upstream's ttlMs if shorter (ttlMs 0: not kept), never past the
+// caller token's expiry; list_changed from a server drops every context's
+// lists of it. Each list is then filtered per caller by Authorizer.Visible,
+// every kind with the policy of the method that uses its entries. With no
+// Authorizer, lists are not filtered.
 type Router struct {
 	cfg      Config
 	reg      Registry
@@ -146,6 +180,9 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if c.MaxListBytes < 0 || c.MaxListItems < 0 || c.MaxAggregateBytes < 0 || c.MaxAggregateItems < 0 || c.ListCacheBytes < 0 {
+		return nil, errors.New("router: maxListBytes, maxListItems, maxAggregateBytes, maxAggregateItems and listCacheBytes must not be negative")
+	}
 	setDefaults(&c)
 	key := c.AssertionKey
 	if c.AssertionKeyFile != "" {
@@ -182,7 +219,7 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		cfg: c, reg: reg, auth: auth, log: logger, now: c.Now, client: client,
 		verifier: assertion.NewVerifier(key),
 		sealer:   s,
-		lists:    newListCache(),
+		lists:    newListCache(c.ListCacheBytes),
 		upstream: newLRU[upstreamSession](c.CacheSize),
 		ended:    newLRU[time.Time](c.CacheSize),
 		streams:  newHub(),
@@ -212,6 +249,20 @@ func setDefaults(c *Config) {
 	}
 	if c.MaxResponseBytes <= 0 {
 		c.MaxResponseBytes = 4 << 20
+	}
+	defInt64 := func(d *int64, v int64) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	defInt64(&c.MaxListBytes, 8<<20)
+	defInt64(&c.MaxAggregateBytes, 32<<20)
+	defInt64(&c.ListCacheBytes, 128<<20)
+	if c.MaxListItems == 0 {
+		c.MaxListItems = 10_000
+	}
+	if c.MaxAggregateItems == 0 {
+		c.MaxAggregateItems = 50_000
 	}
 	if c.CacheSize <= 0 {
 		c.CacheSize = 10000
