@@ -21,8 +21,8 @@ import (
 func FuzzFoldAgreement(f *testing.F) {
 	etc := map[string]*Set{}
 	for _, engine := range []struct{ name, cel, rego string }{
-		{name: "cel", cel: `!(has(mcp.arguments.path) && type(mcp.arguments.path) == string && mcp.arguments.path.startsWith("/etc"))`},
-		{name: "rego", rego: "package mcp.authz\n\nallow if not startswith(input.mcp.arguments.path, \"/etc\")\n"},
+		{name: "cel", cel: `!(has(mcp.arguments) && has(mcp.arguments.path) && type(mcp.arguments.path) == string && mcp.arguments.path.startsWith("/etc"))`},
+		{name: "rego", rego: "package mcp.authz\n\nallow if not etc\n\netc if startswith(input.mcp.arguments.path, \"/etc\")\n"},
 	} {
 		etc[engine.name] = mustCompile(f, Config{Policies: []Policy{{Name: "etc", CEL: engine.cel, Rego: engine.rego}}})
 	}
