@@ -24,18 +24,28 @@ allow if {
 }
 
 allow if {
+	input.mcp.method == "tools/call"
 	audience_is_server
-	roles := input.token.resource_access[input.mcp.server].roles
-	is_array(roles)
-	some role in wanted
+	some role in [input.mcp.tool.name, concat("", ["tool:", input.mcp.tool.name])]
 	role in roles
 }
 
-wanted := [input.mcp.tool.name, concat("", ["tool:", input.mcp.tool.name])] if input.mcp.method == "tools/call"
+allow if {
+	input.mcp.method == "prompts/get"
+	audience_is_server
+	concat("", ["prompt:", input.mcp.prompt.name]) in roles
+}
 
-wanted := [concat("", ["prompt:", input.mcp.prompt.name])] if input.mcp.method == "prompts/get"
+allow if {
+	input.mcp.method in resources
+	audience_is_server
+	concat("", ["resource:", input.mcp.resource.uri]) in roles
+}
 
-wanted := [concat("", ["resource:", input.mcp.resource.uri])] if input.mcp.method in resources
+roles := r if {
+	r := input.token.resource_access[input.mcp.server].roles
+	is_array(r)
+}
 
 audience_is_server if input.token.aud == input.mcp.server
 
