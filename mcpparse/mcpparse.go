@@ -80,15 +80,19 @@ const (
 //   - ErrParse: the body is not one well-formed JSON value (RFC 8259, in
 //     UTF-8, with no lone surrogate escape and nothing after it);
 //   - ErrInvalidRequest: the body is not a valid message: a member other
-//     than jsonrpc, id, method, params, result and error; two keys of one
-//     object, at any level, equal once decoded and ignoring case; nesting
+//     than jsonrpc, id, method, params, result and error, spelt exactly;
+//     two keys of one object, at any level, equal once decoded and folded
+//     (FoldKey: ignoring case, Unicode simple folding included); nesting
 //     deeper than Options.MaxDepth; "jsonrpc" other than "2.0"; an id other
 //     than a string or an integer (or null, on an error); a method that is
 //     empty, longer than 256 bytes or outside visible ASCII; tools/call,
 //     prompts/get or resources/read, subscribe or unsubscribe without an id;
 //     a result that is not an object, an error other than {code, message,
 //     data};
-//   - ErrInvalidParams: params that are not an object; tools/call or
+//   - ErrInvalidParams: params that are not an object; a params member
+//     that differs from one the MCP schema defines for params (name, uri,
+//     arguments, _meta, cursor...) only once folded, such as "ARGUMENTS" or
+//     "argument\u017f" (encoding/json would read it as that member); tools/call or
 //     prompts/get without a params.name that is a ValidName, or with
 //     params.arguments that are not an object; resources/read, subscribe or
 //     unsubscribe without a non-empty params.uri free of control characters.

@@ -217,6 +217,9 @@ func (p *scanner) params(depth int, pr *params) error {
 			pr.argsKind, err = p.value(depth)
 			pr.args = p.buf[start:p.pos]
 		default:
+			if m, ok := misspelledParam(k); ok {
+				return fmt.Errorf("%w: params member %.40q is %q in another case", ErrInvalidParams, k, m)
+			}
 			_, err = p.value(depth)
 		}
 		if err != nil {
@@ -228,6 +231,42 @@ func (p *scanner) params(depth int, pr *params) error {
 	}
 	p.endObject(ks)
 	return nil
+}
+
+// paramMembers maps the folded form (FoldKey) of every member the MCP schema
+// defines for the params of a request or notification (revisions 2025-06-18
+// to 2026-07-28, the tasks extension included) to its one spelling.
+var paramMembers = func() map[string]string {
+	m := make(map[string]string)
+	for _, s := range []string{
+		"_meta", "argument", "arguments", "capabilities", "clientInfo", "context",
+		"createdAt", "cursor", "data", "elicitationId", "includeContext",
+		"inputResponses", "lastUpdatedAt", "level", "logger", "maxTokens", "message",
+		"messages", "metadata", "mode", "modelPreferences", "name", "notifications",
+		"pollInterval", "progress", "progressToken", "protocolVersion", "reason", "ref",
+		"requestId", "requestState", "requestedSchema", "status", "statusMessage",
+		"stopSequences", "systemPrompt", "task", "taskId", "temperature", "toolChoice",
+		"tools", "total", "ttl", "uri", "url",
+	} {
+		m[string(fold([]byte(s)))] = s
+	}
+	return m
+}()
+
+// maxParamMember bounds the bytes of a key that can fold to a member of
+// paramMembers: 16 runes of at most 3 bytes (U+212A KELVIN SIGN is 3).
+const maxParamMember = 16 * 3
+
+// misspelledParam reports whether params key k differs from a member MCP
+// defines for params, returned, only by case: a lenient decoder (Go's
+// encoding/json) would read k as that member, and this package would not.
+func misspelledParam(k []byte) (string, bool) {
+	if len(k) > maxParamMember {
+		return "", false
+	}
+	var tmp [maxParamMember]byte
+	m, ok := paramMembers[string(appendFold(tmp[:0], k))]
+	return m, ok && m != string(k)
 }
 
 // member reads a value and returns it decoded if it is a string.

@@ -409,10 +409,11 @@ func (p *scanner) key(ks *keySet) ([]byte, error) {
 }
 
 // addKey adds k, decoded from the input at s, to ks, or fails if ks holds
-// a key equal to it ignoring case. Keys differing only in case are refused
-// too: encoding/json, which many Go MCP servers decode with (the official
-// go-sdk does not), matches struct fields ignoring case and would read
-// {"name":"a","NAME":"b"} as the name "b".
+// a key equal to it once folded (bytes.EqualFold: case and Unicode simple
+// folding, so U+017F LONG S is s and U+212A KELVIN SIGN is k). Keys
+// differing only so are refused too: encoding/json, which many Go MCP
+// servers decode with (the official go-sdk does not), matches struct fields
+// the same way and would read {"name":"a","NAME":"b"} as the name "b".
 func (p *scanner) addKey(ks *keySet, s span, k []byte) error {
 	if ks.m != nil {
 		f := string(fold(k))
@@ -449,19 +450,73 @@ func (p *scanner) equalFold(s span, k []byte) bool {
 	return bytes.EqualFold(p.decode(tmp[:0], s), k)
 }
 
-// fold returns a form of valid UTF-8 b such that fold(x) == fold(y) if and
-// only if bytes.EqualFold(x, y): each rune becomes the least rune of its
-// simple case-folding orbit.
+// fold returns the folded form of valid UTF-8 b (see FoldKey).
 func fold(b []byte) []byte {
-	out := make([]byte, 0, len(b))
-	for _, r := range string(b) {
-		least := r
-		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-			least = min(least, f)
+	return appendFold(make([]byte, 0, len(b)), b)
+}
+
+// appendFold appends to dst the folded form of valid UTF-8 b: each rune
+// replaced by foldRune of it.
+func appendFold(dst, b []byte) []byte {
+	for i := 0; i < len(b); {
+		if c := b[i]; c < utf8.RuneSelf {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			dst = append(dst, c)
+			i++
+			continue
 		}
-		out = utf8.AppendRune(out, least)
+		r, n := utf8.DecodeRune(b[i:])
+		dst = utf8.AppendRune(dst, foldRune(r))
+		i += n
 	}
-	return out
+	return dst
+}
+
+// foldRune returns the one rune that stands for the simple case-folding
+// orbit of r (the runes unicode.SimpleFold cycles through, the classes of
+// bytes.EqualFold and of encoding/json's field matching): the lower case of
+// the orbit's least rune when that lower case belongs to the orbit, as it
+// does for every letter with an ASCII member (K, k and U+212A KELVIN SIGN
+// give k; S, s and U+017F LONG S give s), else the least rune itself.
+func foldRune(r rune) rune {
+	if r < utf8.RuneSelf {
+		if 'A' <= r && r <= 'Z' {
+			r += 'a' - 'A'
+		}
+		return r
+	}
+	least := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		least = min(least, f)
+	}
+	lower := unicode.ToLower(least)
+	if lower == least {
+		return least
+	}
+	for f := unicode.SimpleFold(least); f != least; f = unicode.SimpleFold(f) {
+		if f == lower {
+			return lower
+		}
+	}
+	return least
+}
+
+// FoldKey returns the folded form of a JSON object key: every rune replaced
+// by one rune standing for its simple case-folding orbit (ASCII letters by
+// their lower case, U+017F LONG S by s, U+212A KELVIN SIGN by k). Two keys
+// have the same folded form if and only if bytes.EqualFold reports them
+// equal, which is when encoding/json (and so any MCP server decoding into Go
+// structs with it) may read one for the other. A key already folded is
+// returned as it is, without allocating; s must be valid UTF-8.
+func FoldKey(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
+			return string(appendFold(append(make([]byte, 0, len(s)), s[:i]...), []byte(s[i:])))
+		}
+	}
+	return s
 }
 
 // decode appends the decoded key at s to dst.

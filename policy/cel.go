@@ -57,6 +57,9 @@ func compileCEL(name, src string) (*celPolicy, error) {
 	if t := a.OutputType(); !t.IsExactType(cel.BoolType) {
 		return nil, fmt.Errorf("cel: expression has type %s, want bool (compare explicitly, e.g. x == true)", t)
 	}
+	if err := checkArgumentKeysCEL(name, a.NativeRep()); err != nil {
+		return nil, err
+	}
 	prg, err := env.Program(a, cel.CostLimit(CELCostLimit))
 	if err != nil {
 		return nil, fmt.Errorf("cel: %w", err)

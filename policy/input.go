@@ -32,7 +32,9 @@ type Request struct {
 	Path   string `json:"path"`
 	Host   string `json:"host"`
 	// Headers are lower-case header names to values. Policies never see
-	// authorization, cookie, proxy-authorization or x-mcp-authz, even if set here.
+	// authorization, cookie, proxy-authorization, any x-mcp-* header,
+	// mcp-method, mcp-name or mcp-param-*, even if set here: they read the
+	// method, server, tool, prompt, resource and arguments under mcp.
 	Headers map[string]string `json:"headers"`
 }
 
@@ -80,13 +82,24 @@ func ParseInput(data []byte) (*Input, error) {
 	return &in, nil
 }
 
-// secretHeader reports whether a header must never reach a policy.
+// secretHeader reports whether a header must never reach a policy: a
+// secret, or a header whose trusted value a policy reads under mcp instead.
+// Client-sent x-mcp-* headers are the client's choice (Kuadrant's
+// mcp-gateway sets them after its checks; a policy ported from there would
+// read spoofed values here). Mcp-Method, Mcp-Name and Mcp-Param-* (MCP
+// 2026-07-28) mirror the body: they may be base64-encoded, carry the
+// advertised (prefixed) name, be absent for older clients, and Mcp-Param-*
+// are not checked against the body before policy.
 func secretHeader(name string) bool {
 	switch strings.ToLower(name) {
-	case "authorization", "cookie", "proxy-authorization", "x-mcp-authz":
+	case "authorization", "cookie", "proxy-authorization", "mcp-method", "mcp-name":
 		return true
 	}
-	return false
+	return hasPrefixFold(name, "x-mcp-") || hasPrefixFold(name, "mcp-param-")
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 var errArgumentsTooLarge = errors.New("arguments larger than the policy bound")
@@ -132,6 +145,8 @@ func (d *doc) decodeArguments() {
 	default:
 		if err := json.Unmarshal(raw, &d.args); err != nil {
 			d.argsErr = err
+		} else {
+			d.args, d.argsErr = foldKeys(d.args)
 		}
 	}
 	d.mcp, d.regoInput = nil, nil

@@ -67,6 +67,9 @@ func compileRego(filename, src, query string) (*regoPolicy, error) {
 	if compiler.Compile(map[string]*ast.Module{filename: mod}); compiler.Failed() {
 		return nil, fmt.Errorf("rego: %w", compiler.Errors)
 	}
+	if err := checkArgumentKeysRego(mod, compiler.Modules[filename]); err != nil {
+		return nil, err
+	}
 	pq, err := rego.New(rego.Query(query), rego.Compiler(compiler)).PrepareForEval(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("rego: %w", err)

@@ -1,23 +1,50 @@
 # Keycloak client roles, after Kuadrant mcp-gateway's Kubernetes MCP server
-# guide: a tools/call is allowed when the exchanged token was issued for the
-# target server (aud) and carries a client role of that server named after
-# the tool, or "tool:" followed by the tool.
+# guide: a request for a server is allowed when the exchanged token was
+# issued for that server (aud) and carries a client role of that server for
+# what the request targets:
+#   tools/call                           the tool's name, or "tool:" + the tool
+#   prompts/get                          "prompt:" + the prompt
+#   resources/read|subscribe|unsubscribe "resource:" + the uri
 #
-# This policy constrains tools/call only: other methods (initialize,
-# tools/list, ping, notifications, prompts, resources) are left to other
-# policies. tools/list still shows only what the caller may call, because
-# the router filters it by evaluating each tool as a tools/call.
+# A caller without roles gets nothing, and lists (the router filters them
+# with this policy) show them nothing. Requests for no server (initialize,
+# tools/list, ping, notifications) are left to other policies; any other
+# method for a server is denied.
 package mcp.authz
 
 default allow := false
 
-allow if input.mcp.method != "tools/call"
+targeted := {"tools/call", "prompts/get", "resources/read", "resources/subscribe", "resources/unsubscribe"}
+
+resources := {"resources/read", "resources/subscribe", "resources/unsubscribe"}
+
+allow if {
+	object.get(input.mcp, "server", "") == ""
+	not input.mcp.method in targeted
+}
 
 allow if {
 	input.mcp.method == "tools/call"
 	audience_is_server
 	some role in [input.mcp.tool.name, concat("", ["tool:", input.mcp.tool.name])]
-	role in input.token.resource_access[input.mcp.server].roles
+	role in roles
+}
+
+allow if {
+	input.mcp.method == "prompts/get"
+	audience_is_server
+	concat("", ["prompt:", input.mcp.prompt.name]) in roles
+}
+
+allow if {
+	input.mcp.method in resources
+	audience_is_server
+	concat("", ["resource:", input.mcp.resource.uri]) in roles
+}
+
+roles := r if {
+	r := input.token.resource_access[input.mcp.server].roles
+	is_array(r)
 }
 
 audience_is_server if input.token.aud == input.mcp.server

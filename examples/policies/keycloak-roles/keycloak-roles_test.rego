@@ -36,3 +36,38 @@ test_role_of_other_server_denies if {
 test_no_token_denies if not authz.allow with input as call("pods_list", {})
 
 test_other_methods_pass if authz.allow with input as {"mcp": {"method": "tools/list", "server": ""}, "token": {}}
+
+request(method, target, token) := object.union(
+	{"mcp": {"method": method, "server": server}, "identity": {"sub": "alice"}, "token": token},
+	{"mcp": target},
+)
+
+alice_all := {"aud": server, "resource_access": {server: {"roles": ["pods_list", "prompt:summarize", "resource:k8s://pods"]}}}
+
+bob := {"aud": server}
+
+test_prompt_role_allows_prompt if authz.allow with input as request("prompts/get", {"prompt": {"name": "summarize"}}, alice_all)
+
+test_missing_prompt_role_denies if not authz.allow with input as request("prompts/get", {"prompt": {"name": "troubleshoot"}}, alice_all)
+
+test_tool_role_is_not_a_prompt_role if not authz.allow with input as request("prompts/get", {"prompt": {"name": "pods_list"}}, alice_all)
+
+test_resource_role_allows_resource if {
+	every method in ["resources/read", "resources/subscribe", "resources/unsubscribe"] {
+		authz.allow with input as request(method, {"resource": {"uri": "k8s://pods"}}, alice_all)
+	}
+}
+
+test_missing_resource_role_denies if not authz.allow with input as request("resources/read", {"resource": {"uri": "k8s://secrets"}}, alice_all)
+
+test_no_roles_get_nothing if {
+	not authz.allow with input as request("tools/call", {"tool": {"name": "pods_list", "target": server}}, bob)
+	not authz.allow with input as request("prompts/get", {"prompt": {"name": "summarize"}}, bob)
+	every method in ["resources/read", "resources/subscribe", "resources/unsubscribe"] {
+		not authz.allow with input as request(method, {"resource": {"uri": "k8s://pods"}}, bob)
+	}
+}
+
+test_other_method_for_a_server_denied if not authz.allow with input as request("completion/complete", {}, alice_all)
+
+test_tools_call_for_no_server_denied if not authz.allow with input as {"mcp": {"method": "tools/call", "server": "", "tool": {"name": "pods_list"}}, "token": alice_all}

@@ -20,3 +20,13 @@ test_other_server_denied if not authz.allow.allow with input as call("me", "othe
 test_other_tool_denied if not authz.allow.allow with input as call("me", "default/mcp-tool", "delete_everything")
 
 test_listing_allowed if authz.allow.allow with input as {"mcp": {"method": "tools/list", "server": ""}, "identity": {}}
+
+test_prompts_and_resources_denied if {
+	every sub in ["me", "you"] {
+		d := authz.allow with input as {"mcp": {"method": "prompts/get", "server": "default/mcp-tool", "prompt": {"name": "convert_to_markdown"}}, "identity": {"sub": sub}}
+		d == {"allow": false, "reason": "tool_denied"}
+		every method in ["resources/read", "resources/subscribe", "resources/unsubscribe"] {
+			not authz.allow.allow with input as {"mcp": {"method": method, "server": "default/mcp-tool", "resource": {"uri": "file:///doc.md"}}, "identity": {"sub": sub}}
+		}
+	}
+}
