@@ -303,7 +303,7 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Serv
 		if err := json.Unmarshal(pr[k.field], &raws); err != nil {
 			return res, fmt.Errorf("router: %s %s: %w", srv.Name, k.method, errUpstreamAnswer)
 		}
-		if ttl, ok := pageTTL(pr); ok && (res.ttl < 0 || ttl < res.ttl) {
+		if ttl, ok := pageTTL(pr, up.Version); ok && (res.ttl < 0 || ttl < res.ttl) {
 			res.ttl = ttl
 		}
 		for _, raw := range raws {
@@ -334,8 +334,11 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Serv
 
 // pageTTL reads a list result's ttlMs (SEP-2549): ok when present. A value
 // that is not a non-negative integer of milliseconds reads as 0: not
-// cached.
-func pageTTL(pr map[string]json.RawMessage) (time.Duration, bool) {
+// cached. ttlMs is part of MCP from 2026-07-28 on; in an upstream session of
+// an earlier revision a 0 is no hint (go-sdk v1.8.0 sends its zero value,
+// "ttlMs":0, on every list result of a 2025 session), while a positive
+// value still bounds how long the list is kept.
+func pageTTL(pr map[string]json.RawMessage, version string) (time.Duration, bool) {
 	v, ok := pr["ttlMs"]
 	if !ok {
 		return 0, false
@@ -344,8 +347,14 @@ func pageTTL(pr map[string]json.RawMessage) (time.Duration, bool) {
 	if err := json.Unmarshal(v, &ms); err != nil || ms < 0 {
 		return 0, true
 	}
+	if ms == 0 && version < ttlVersion {
+		return 0, false
+	}
 	return time.Duration(min(ms, int64(math.MaxInt64/time.Millisecond))) * time.Millisecond, true
 }
+
+// ttlVersion is the first MCP revision that defines ttlMs and cacheScope.
+const ttlVersion = "2026-07-28"
 
 // errCaller marks a failure that belongs to the caller (no token for the
 // server, or the server refused it) rather than to the server.

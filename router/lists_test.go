@@ -282,7 +282,9 @@ func (c *clock) advance(d time.Duration) {
 }
 
 // TestListsTTL: a list is never served longer than the upstream's ttlMs
-// says (0: not kept at all), nor past ListRefresh when that is shorter.
+// says, nor past ListRefresh when that is shorter. These upstream sessions
+// are 2025 ones, where a ttlMs of 0 is go-sdk's zero value, not a hint: the
+// list is kept for ListRefresh.
 func TestListsTTL(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -291,7 +293,7 @@ func TestListsTTL(t *testing.T) {
 		steps   []time.Duration // clock moves before each list after the first
 		want    []int           // upstream tools/list requests after each list
 	}{
-		{name: "ttlMs 0 is not kept", ttl: 0, steps: []time.Duration{0, 0}, want: []int{1, 2, 3}},
+		{name: "ttlMs 0 in a 2025 session is no hint", ttl: 0, refresh: 2 * time.Second, steps: []time.Duration{time.Second, 1500 * time.Millisecond}, want: []int{1, 1, 2}},
 		{name: "ttlMs 2s", ttl: 2 * time.Second, steps: []time.Duration{time.Second, 1500 * time.Millisecond, 0}, want: []int{1, 1, 2, 2}},
 		{name: "listRefresh shorter than ttlMs", ttl: time.Hour, refresh: 2 * time.Second, steps: []time.Duration{time.Second, 1500 * time.Millisecond}, want: []int{1, 1, 2}},
 	}
@@ -557,5 +559,34 @@ func TestListLimitsConfig(t *testing.T) {
 	c := e.router.cfg
 	if c.MaxListBytes != 8<<20 || c.MaxListItems != 10_000 || c.MaxAggregateBytes != 32<<20 || c.MaxAggregateItems != 50_000 || c.ListCacheBytes != 128<<20 {
 		t.Errorf("defaults: %d %d %d %d %d", c.MaxListBytes, c.MaxListItems, c.MaxAggregateBytes, c.MaxAggregateItems, c.ListCacheBytes)
+	}
+}
+
+// TestPageTTL: ttlMs bounds a list in every revision; a 0 means "do not
+// keep" only from 2026-07-28 on, where the field is defined.
+func TestPageTTL(t *testing.T) {
+	tests := []struct {
+		name, body, version string
+		want                time.Duration
+		ok                  bool
+	}{
+		{name: "absent", body: `{}`, version: "2026-07-28"},
+		{name: "2s", body: `{"ttlMs":2000}`, version: "2025-06-18", want: 2 * time.Second, ok: true},
+		{name: "0 in 2026", body: `{"ttlMs":0}`, version: "2026-07-28", ok: true},
+		{name: "0 in 2025", body: `{"ttlMs":0}`, version: "2025-11-25"},
+		{name: "negative", body: `{"ttlMs":-5}`, version: "2025-11-25", ok: true},
+		{name: "not a number", body: `{"ttlMs":"60000"}`, version: "2025-11-25", ok: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var pr map[string]json.RawMessage
+			if err := json.Unmarshal([]byte(tt.body), &pr); err != nil {
+				t.Fatal(err)
+			}
+			got, ok := pageTTL(pr, tt.version)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("pageTTL(%s, %s) = %v, %v; want %v, %v", tt.body, tt.version, got, ok, tt.want, tt.ok)
+			}
+		})
 	}
 }
