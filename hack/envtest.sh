@@ -67,10 +67,14 @@ echo "envtest.sh: building etcd $ETCD_VERSION" >&2
 (cd "$hack/etcd" && go build -trimpath -o "$tmp/etcd" go.etcd.io/etcd/server/v3) ||
 	fail "building etcd $ETCD_VERSION failed"
 
-"$tmp/kube-apiserver" --version | grep -qx "Kubernetes $K8S_VERSION" ||
-	fail "kube-apiserver reports $("$tmp/kube-apiserver" --version), want Kubernetes $K8S_VERSION"
-"$tmp/etcd" --version | grep -q "etcd Version: ${ETCD_VERSION#v}" ||
-	fail "etcd reports a version other than $ETCD_VERSION"
+# Read each version whole before matching: with pipefail, grep -q quitting at
+# its first match can kill the writer with SIGPIPE and fail the pipeline.
+got=$("$tmp/kube-apiserver" --version)
+[[ $got == "Kubernetes $K8S_VERSION" ]] ||
+	fail "kube-apiserver reports $got, want Kubernetes $K8S_VERSION"
+got=$("$tmp/etcd" --version)
+[[ $got == *"etcd Version: ${ETCD_VERSION#v}"* ]] ||
+	fail "etcd reports $got, want $ETCD_VERSION"
 
 for f in kube-apiserver kubectl etcd; do
 	mv -f "$tmp/$f" "$dir/$f"
