@@ -107,6 +107,9 @@ func run(c Config, out string) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write image: %w", err)
 	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("write image: %w", err)
+	}
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		return fmt.Errorf("write image: %w", err)
 	}
