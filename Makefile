@@ -155,7 +155,7 @@ $(GOLANGCI):
 	cd hack/golangci && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 $(HELM):
-	cd hack/helm && go build -trimpath -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)" \
+	cd hack/helm && go build -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)" \
 	  -o $@.tmp helm.sh/helm/v3/cmd/helm && mv -f $@.tmp $@
 
 $(GHZ):
