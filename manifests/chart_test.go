@@ -244,7 +244,7 @@ func TestChartRejects(t *testing.T) {
 // TestChartLint runs helm lint --strict over the chart in each mode.
 func TestChartLint(t *testing.T) {
 	needHelm(t)
-	for _, values := range [][]string{nil, {"--set", "mode=envoy"}, {"--set", "serviceMonitor.enabled=true"}} {
+	for _, values := range [][]string{nil, {"--set", "mode=envoy"}, {"--set", "mode=none,networkPolicy.enabled=false"}, {"--set", "serviceMonitor.enabled=true"}} {
 		t.Run(strings.Join(values, " "), func(t *testing.T) {
 			out, err := exec.CommandContext(t.Context(), helmBin, append([]string{"lint", "--strict", chartDir}, values...)...).CombinedOutput()
 			if err != nil {
