@@ -206,7 +206,7 @@ func TestChartDryRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := kubectl(t, out, "apply", "--server-side", "--dry-run=server", "--field-manager=chart-test", "-f", "-")
+			res, err := kubectl(t, out, "apply", "--server-side", "--dry-run=server", "--force-conflicts", "--field-manager=chart-test", "-f", "-")
 			if err != nil {
 				t.Fatalf("server-side dry-run apply: %v\n%s", err, res)
 			}

@@ -212,7 +212,6 @@ func TestIstioRouting(t *testing.T) {
 		"HTTPRoute/gateway-system/mcp-authz":              &route,
 		"ReferenceGrant/mcp-authz/mcp-authz-from-gateway": &grant,
 		"Service/mcp-authz/mcp-authz":                     &svc,
-		"AuthorizationPolicy/gateway-system/mcp-authz":    &ap,
 	} {
 		o, ok := objs[key]
 		if !ok {
