@@ -23,6 +23,20 @@ EVERYTHING_VERSION := 2026.8.31
 K8S_MCP_VERSION := 0.0.67
 INSPECTOR_VERSION := 2.12.0
 NODE22_VERSION := 22.23.3
+HELM_VERSION := v3.22.0
+
+# The release this tree builds; the manifests and the chart name the image
+# ghcr.io/mcp-authz/mcp-authz:$(shell cat VERSION) (a test checks they agree).
+# Between release tags git describe names the commit instead.
+VERSION ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || cat VERSION)
+IMAGE_REPO ?= ghcr.io/mcp-authz/mcp-authz
+IMAGE_TAG ?= $(VERSION)
+IMAGE_PLATFORM ?= linux/$(shell go env GOARCH)
+IMAGE_OS := $(word 1,$(subst /, ,$(IMAGE_PLATFORM)))
+IMAGE_ARCH := $(word 2,$(subst /, ,$(IMAGE_PLATFORM)))
+IMAGE_TAR := $(BIN)/mcp-authz-image.tar
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct)
+LDFLAGS := -X main.version=$(VERSION)
 
 GOLANGCI := $(TOOLS)/golangci-lint-$(GOLANGCI_VERSION)
 GHZ := $(TOOLS)/ghz-$(GHZ_VERSION)
@@ -40,12 +54,14 @@ K8S_MCP := $(NPM_DIR)/node_modules/.bin/kubernetes-mcp-server
 # beside it from npm (package node@22).
 INSPECTOR_DIR := $(CACHE)/inspector-$(INSPECTOR_VERSION)-node$(NODE22_VERSION)
 INSPECTOR := $(INSPECTOR_DIR)/node_modules/.bin/mcp-inspector
+HELM := $(TOOLS)/helm-$(HELM_VERSION)
 
 # What the tests find through the environment (each test says so when it
 # skips for want of one; make test always sets them).
 export MCP_AUTHZ_EVERYTHING := $(EVERYTHING)
 export MCP_AUTHZ_K8S_MCP := $(K8S_MCP)
 export MCP_AUTHZ_INSPECTOR := $(INSPECTOR)
+export MCP_AUTHZ_HELM := $(HELM)
 
 # A count, not a duration: when a duration runs out while the engine still
 # gathers its baseline coverage (a slow, loaded machine), go test reports
@@ -66,7 +82,7 @@ help: ## Show this help.
 
 .PHONY: build
 build: ## Build bin/mcp-authz and the dev tools.
-	go build -o $(BIN)/mcp-authz ./cmd/mcp-authz
+	go build -ldflags "$(LDFLAGS)" -o $(BIN)/mcp-authz ./cmd/mcp-authz
 	go build -o $(BIN)/devidp ./cmd/devidp
 	go build -o $(BIN)/benchmcp ./hack/benchmcp
 
@@ -75,10 +91,10 @@ run: build npm ## Run the whole thing locally on the embedded defaults (dev/).
 	hack/run.sh
 
 .PHONY: test
-test: lint manifests-check monitoring-check unit fuzz-short e2e ## Everything that must pass (what CI runs).
+test: lint manifests-check monitoring-check unit image-test fuzz-short e2e ## Everything that must pass (what CI runs).
 
 .PHONY: unit
-unit: npm envtest $(INSPECTOR) ## Unit tests (go test ./...), envtest with a real kube-apiserver.
+unit: npm envtest $(INSPECTOR) $(HELM) ## Unit tests (go test ./...), envtest with a real kube-apiserver.
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go test -count=1 ./...
 
 .PHONY: e2e
@@ -105,6 +121,25 @@ fuzz: ## Run each fuzz target for 60s.
 bench: build $(GHZ) $(HEY) $(BENCHSTAT) ## Benchmarks (-benchmem), ghz (real vs no-op ext_authz) and hey (through the stack vs the upstream alone); writes docs/benchmarks.md. BENCH_BASE=REV adds the Go benchmarks of REV beside them.
 	GHZ=$(GHZ) HEY=$(HEY) BENCHSTAT=$(BENCHSTAT) hack/bench.sh
 
+.PHONY: image
+image: ## Build the container image into bin/mcp-authz-image.tar (OCI archive; no engine or registry needed).
+	CGO_ENABLED=0 GOOS=$(IMAGE_OS) GOARCH=$(IMAGE_ARCH) go build -trimpath -ldflags "-s -w $(LDFLAGS)" \
+	  -o $(BIN)/$(IMAGE_OS)_$(IMAGE_ARCH)/mcp-authz ./cmd/mcp-authz
+	cd hack/image && go run . -binary $(BIN)/$(IMAGE_OS)_$(IMAGE_ARCH)/mcp-authz -platform $(IMAGE_PLATFORM) \
+	  -ref $(IMAGE_REPO):$(IMAGE_TAG) -version $(VERSION) -revision $$(git rev-parse HEAD) \
+	  -created $(SOURCE_DATE_EPOCH) -out $(IMAGE_TAR)
+
+.PHONY: image-test
+image-test: image ## Unpack the image archive and run its entrypoint; check the Dockerfile agrees.
+	cd hack/image && go vet ./... && MCP_AUTHZ_IMAGE=$(IMAGE_TAR) MCP_AUTHZ_IMAGE_REF=$(IMAGE_REPO):$(IMAGE_TAG) \
+	  MCP_AUTHZ_IMAGE_VERSION=$(VERSION) go test -count=1 ./...
+
+.PHONY: chart-lint
+chart-lint: $(HELM) ## helm lint the chart in each mode (make unit runs the same in TestChartLint).
+	$(HELM) lint --strict charts/mcp-authz
+	$(HELM) lint --strict charts/mcp-authz --set mode=envoy
+	$(HELM) lint --strict charts/mcp-authz --set mode=none,networkPolicy.enabled=false
+
 .PHONY: manifests
 manifests: ## Regenerate deepcopy functions and CRDs (pinned controller-gen).
 	hack/manifests.sh
@@ -128,10 +163,14 @@ envtest: ## Build once and cache kube-apiserver, kubectl and etcd for envtest, a
 
 
 .PHONY: tools
-tools: $(GOLANGCI) $(GHZ) $(HEY) $(GRPCURL) $(BENCHSTAT) npm $(INSPECTOR) envtest ## Install every pinned tool.
+tools: $(GOLANGCI) $(HELM) $(GHZ) $(HEY) $(GRPCURL) $(BENCHSTAT) npm $(INSPECTOR) envtest ## Install every pinned tool.
 
 $(GOLANGCI):
 	cd hack/golangci && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+$(HELM):
+	cd hack/helm && go build -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)" \
+	  -o $@.tmp helm.sh/helm/v3/cmd/helm && mv -f $@.tmp $@
 
 $(GHZ):
 	cd hack/ghz && go build -o $@ github.com/bojand/ghz/cmd/ghz

@@ -3,7 +3,9 @@
 # the pinned tools modules in hack/k8s and hack/etcd into a cache outside the
 # repo, once, and prints that folder (use it as KUBEBUILDER_ASSETS). A second
 # run only checks the stamp. Beside them it puts istio-crds.yaml, Istio's own
-# CRDs from the istio.io/api Go module, for the manifest dry-run tests.
+# CRDs from the istio.io/api Go module, and prometheus-operator-crds.yaml, the
+# Prometheus Operator's ServiceMonitor and PrometheusRule CRDs from its Go
+# module, for the manifest dry-run tests.
 #
 #   KUBEBUILDER_ASSETS=$(hack/envtest.sh) go test ./registry/kube/...
 #
@@ -17,6 +19,7 @@ K8S_VERSION=v1.37.1
 K8S_MINOR=37
 ETCD_VERSION=v3.6.16
 ISTIO_API_VERSION=v1.31.1
+PROMETHEUS_OPERATOR_VERSION=v0.85.0
 
 hack=$(cd "$(dirname "$0")" && pwd)
 dir=${MCP_AUTHZ_CACHE:-$HOME/.cache/mcp-authz}/k8s/bin
@@ -44,8 +47,24 @@ istio() {
 	ln -sf "$(basename "$want")" "$dir/istio-crds.yaml"
 }
 
+# prometheusOperator installs Prometheus Operator's ServiceMonitor and
+# PrometheusRule CRDs, from its Go module, as prometheus-operator-crds.yaml.
+prometheusOperator() {
+	local want="$dir/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION.yaml" src
+	[[ -f $want ]] || {
+		src=$(cd / && go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+		src=$src/example/prometheus-operator-crd
+		[[ -f $src/monitoring.coreos.com_servicemonitors.yaml && -f $src/monitoring.coreos.com_prometheusrules.yaml ]] ||
+			fail "downloading prometheus-operator@$PROMETHEUS_OPERATOR_VERSION failed"
+		{ cat "$src/monitoring.coreos.com_servicemonitors.yaml"; echo "---"; cat "$src/monitoring.coreos.com_prometheusrules.yaml"; } >"$want.tmp" &&
+			mv -f "$want.tmp" "$want"
+	}
+	ln -sf "$(basename "$want")" "$dir/prometheus-operator-crds.yaml"
+}
+
 if have; then
 	istio
+	prometheusOperator
 	echo "$dir"
 	exit 0
 fi
@@ -81,4 +100,5 @@ for f in kube-apiserver kubectl etcd; do
 done
 echo "$stamp" >"$dir/.stamp"
 istio
+prometheusOperator
 echo "$dir"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # manifests.sh regenerates the deepcopy functions in api/ and the CRDs in
-# manifests/crd/ with the pinned controller-gen. With --check it regenerates
+# manifests/crd/ (and their copy in the Helm chart, charts/mcp-authz/crds/)
+# with the pinned controller-gen. With --check it regenerates
 # into a scratch copy and fails if the committed files differ (drift).
 set -euo pipefail
 
@@ -14,7 +15,9 @@ generate() { # generate OUT_CRD_DIR
 
 if [[ ${1:-} != --check ]]; then
 	generate manifests/crd/bases
-	echo "manifests.sh: regenerated api/**/zz_generated.deepcopy.go and manifests/crd/bases"
+	rm -f "$root"/charts/mcp-authz/crds/*.yaml
+	cp "$root"/manifests/crd/bases/*.yaml "$root/charts/mcp-authz/crds/"
+	echo "manifests.sh: regenerated api/**/zz_generated.deepcopy.go, manifests/crd/bases and charts/mcp-authz/crds"
 	exit 0
 fi
 
@@ -25,6 +28,9 @@ trap 'rm -rf "$scratch"' EXIT
 generate "$scratch"
 status=0
 if ! diff -ru "$root/manifests/crd/bases" "$scratch"; then
+	status=1
+fi
+if ! diff -ru "$root/charts/mcp-authz/crds" "$scratch"; then
 	status=1
 fi
 drift=$(cd "$root" && git status --porcelain -- ':(glob)api/**/zz_generated.deepcopy.go')

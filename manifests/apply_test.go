@@ -31,8 +31,8 @@ import (
 	"github.com/mcp-authz/mcp-authz/registry/kube"
 )
 
-// One envtest control plane with our CRDs, the Gateway API CRDs and Istio's
-// CRDs; kubectl from the same assets.
+// One envtest control plane with our CRDs, the Gateway API CRDs, Istio's CRDs
+// and Prometheus Operator's ServiceMonitor CRD; kubectl from the same assets.
 var (
 	restConfig *rest.Config
 	k8s        client.Client
@@ -63,11 +63,16 @@ func run(m *testing.M) int {
 	if _, err := os.Stat(istio); err != nil {
 		return fail(fmt.Errorf("istio CRDs (hack/envtest.sh installs them): %w", err))
 	}
+	promOperator := filepath.Join(assets, "prometheus-operator-crds.yaml")
+	if _, err := os.Stat(promOperator); err != nil {
+		return fail(fmt.Errorf("Prometheus Operator CRDs (hack/envtest.sh installs them): %w", err))
+	}
 	env := &envtest.Environment{
 		CRDDirectoryPaths: []string{
 			filepath.Join("crd", "bases"),
 			filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard"),
 			istio,
+			promOperator,
 		},
 		ErrorIfCRDPathMissing: true,
 	}
@@ -126,11 +131,17 @@ func kubectl(t *testing.T, stdin []byte, args ...string) (string, error) {
 	return string(out), err
 }
 
-// The kustomizations shipped, and the files meant to be merged or applied on
-// their own rather than through one.
+// The kustomizations shipped, the files meant to be applied on their own
+// rather than through one, and the YAML files that are no Kubernetes
+// resources, with the test that checks each.
 var (
-	kustomizations = []string{".", "istio", "examples/kubernetes-mcp-server"}
-	standalone     = []string{"istio/mesh-config.yaml"}
+	kustomizations = []string{".", "istio", "envoy/cluster", "monitoring", "examples/kubernetes-mcp-server"}
+	standalone     = []string{}
+	notResources   = map[string]string{
+		"istio/mesh-config.yaml":   "TestMeshConfigPatch (a patch of istiod's mesh configuration)",
+		"envoy/envoy.yaml":         "TestEnvoyConfigsValidate (an Envoy bootstrap)",
+		"envoy/cluster/envoy.yaml": "TestEnvoyConfigsValidate and TestEnvoyClusterBootstrap (the ConfigMap envoy/cluster generates)",
+	}
 )
 
 // render returns what kubectl would apply for a kustomization or a file.
@@ -247,6 +258,9 @@ func TestEveryManifestApplied(t *testing.T) {
 	for _, s := range standalone {
 		covered[filepath.Clean(s)] = true
 	}
+	for s := range notResources {
+		covered[filepath.Clean(s)] = true
+	}
 	var walkKustomization func(dir string)
 	walkKustomization = func(dir string) {
 		data, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
@@ -276,10 +290,8 @@ func TestEveryManifestApplied(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		// Envoy configs are validated by TestEnvoyConfigsValidate; the Keycloak
-		// realm and testdata are not Kubernetes manifests; monitoring (the
-		// Prometheus Operator's kinds) is checked by make monitoring-check.
-		if d.IsDir() && (path == "envoy" || path == "keycloak" || path == "testdata" || path == "monitoring") {
+		// The Keycloak realm and testdata are not Kubernetes manifests.
+		if d.IsDir() && (path == "keycloak" || path == "testdata") {
 			return filepath.SkipDir
 		}
 		if !d.IsDir() && strings.HasSuffix(path, ".yaml") && !covered[path] {

@@ -28,6 +28,8 @@ func envoyConfigs(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The cluster's bootstrap, which envoy/cluster mounts from a ConfigMap.
+	files = append(files, filepath.Join("envoy", "cluster", "envoy.yaml"))
 	if len(files) == 0 {
 		t.Fatal("no Envoy configuration found under envoy/")
 	}
@@ -205,5 +207,49 @@ func TestEnvoyDecodeFails(t *testing.T) {
 				t.Error("accepted")
 			}
 		})
+	}
+}
+
+// TestEnvoyClusterBootstrap: the cluster's bootstrap is the loopback one with
+// the mcp-authz Service as both upstreams, nothing else changed.
+func TestEnvoyClusterBootstrap(t *testing.T) {
+	read := func(path string) *bootstrapv3.Bootstrap {
+		t.Helper()
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := decodeBootstrap(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	loopback := read(filepath.Join("envoy", "envoy.yaml"))
+	cluster := read(filepath.Join("envoy", "cluster", "envoy.yaml"))
+	const svc = "mcp-authz.mcp-authz.svc.cluster.local"
+	want := map[string]uint32{"mcp-authz": 9001, "mcp-router": 8081}
+	for _, c := range cluster.GetStaticResources().GetClusters() {
+		port, ok := want[c.GetName()]
+		if !ok {
+			t.Errorf("unexpected cluster %s", c.GetName())
+			continue
+		}
+		delete(want, c.GetName())
+		for _, e := range c.GetLoadAssignment().GetEndpoints() {
+			for _, lb := range e.GetLbEndpoints() {
+				sa := lb.GetEndpoint().GetAddress().GetSocketAddress()
+				if sa.GetAddress() != svc || sa.GetPortValue() != port {
+					t.Errorf("cluster %s points at %s:%d, want %s:%d", c.GetName(), sa.GetAddress(), sa.GetPortValue(), svc, port)
+				}
+				sa.Address = "127.0.0.1"
+			}
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("clusters missing: %v", want)
+	}
+	if !proto.Equal(loopback, cluster) {
+		t.Error("envoy/cluster/envoy.yaml differs from envoy/envoy.yaml in more than the upstream addresses")
 	}
 }
