@@ -140,7 +140,7 @@ func TestChartMatchesKustomize(t *testing.T) {
 	}{
 		{name: "istio (defaults)", kustomizations: []string{".", "istio"}},
 		{name: "plain envoy", values: []string{"--set", "mode=envoy"}, kustomizations: []string{".", "envoy/cluster"}},
-		{name: "istio with ServiceMonitor", values: []string{"--set", "serviceMonitor.enabled=true"}, kustomizations: []string{".", "istio", "monitoring"}},
+		{name: "istio with monitoring", values: []string{"--set", "serviceMonitor.enabled=true,prometheusRule.enabled=true,dashboard.enabled=true"}, kustomizations: []string{".", "istio", "monitoring"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -244,7 +244,7 @@ func TestChartRejects(t *testing.T) {
 // TestChartLint runs helm lint --strict over the chart in each mode.
 func TestChartLint(t *testing.T) {
 	needHelm(t)
-	for _, values := range [][]string{nil, {"--set", "mode=envoy"}, {"--set", "mode=none,networkPolicy.enabled=false"}, {"--set", "serviceMonitor.enabled=true"}} {
+	for _, values := range [][]string{nil, {"--set", "mode=envoy"}, {"--set", "mode=none,networkPolicy.enabled=false"}, {"--set", "serviceMonitor.enabled=true,prometheusRule.enabled=true,dashboard.enabled=true"}} {
 		t.Run(strings.Join(values, " "), func(t *testing.T) {
 			out, err := exec.CommandContext(t.Context(), helmBin, append([]string{"lint", "--strict", chartDir}, values...)...).CombinedOutput()
 			if err != nil {
