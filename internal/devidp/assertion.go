@@ -167,7 +167,8 @@ func (p *Provider) authenticate(ctx context.Context, id, secret, assertion, asse
 		return p.store.authenticate(id, secret)
 	}
 	if assertionType != oidc.ClientAssertionTypeJWTAssertion || assertion == "" {
-		return nil, invalidClient("client_assertion_type must be " + oidc.ClientAssertionTypeJWTAssertion)
+		// As op answers it for the grants it serves.
+		return nil, oidc.ErrInvalidRequest().WithDescription("client_assertion_type must be %s with a client_assertion", oidc.ClientAssertionTypeJWTAssertion)
 	}
 	return p.verifyClientAssertion(ctx, id, assertion)
 }
