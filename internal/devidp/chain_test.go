@@ -18,8 +18,8 @@ import (
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
-	"github.com/google/go-cmp/cmp"
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/oauth2"
 )
 
@@ -649,7 +649,9 @@ func TestTrustConfigErrors(t *testing.T) {
 			c.Users = append(c.Users, User{Username: "v", Password: "p", FederatedIdentities: map[string]string{"c": "u"}})
 		}},
 		{"grant lifetime too long", func(c *Config) { c.GrantLifetime = time.Hour }},
-		{"public client asks grants", func(c *Config) { c.Clients = append(c.Clients, Client{ID: "pub", Public: true, AuthorizationGrants: []string{"b"}}) }},
+		{"public client asks grants", func(c *Config) {
+			c.Clients = append(c.Clients, Client{ID: "pub", Public: true, AuthorizationGrants: []string{"b"}})
+		}},
 		{"jwks and secret", func(c *Config) { c.Clients[0].JWKS = newTestKey(t).jwks(t) }},
 		{"bad jwks", func(c *Config) { c.Clients = append(c.Clients, Client{ID: "k", JWKS: `{"keys": []}`}) }},
 		{"missing caFile", func(c *Config) { c.IdentityProviders[0].CAFile = "/nonexistent" }},
