@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -50,6 +51,7 @@ type Server struct {
 	baseURL string
 	ln      net.Listener
 	realms  map[string]*Provider
+	order   []*Provider // as configured
 	handler http.Handler
 	caPEM   []byte
 	client  *http.Client
@@ -115,6 +117,7 @@ func newServer(cfg ServerConfig, ln net.Listener) (*Server, error) {
 			return nil, fmt.Errorf("devidp: realm %q: served twice", name)
 		}
 		s.realms[name] = p
+		s.order = append(s.order, p)
 		mux.Handle("/realms/"+name+"/", p.Handler())
 		mux.Handle("/admin/realms/"+name+"/", p.Handler())
 	}
@@ -144,6 +147,9 @@ func (s *Server) Start(ctx context.Context) error {
 // Realm is the named realm's provider (Issuer, TokenURL, RotateKeys), nil
 // when the server has no such realm.
 func (s *Server) Realm(name string) *Provider { return s.realms[name] }
+
+// Realms are the realms' providers, in the configured order.
+func (s *Server) Realms() []*Provider { return slices.Clone(s.order) }
 
 // BaseURL is https://host:port (http without TLS).
 func (s *Server) BaseURL() string { return s.baseURL }
