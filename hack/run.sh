@@ -25,7 +25,9 @@ wait_port() { # host:port name
   exit 1
 }
 
-bin/devidp --config dev/realm.yaml --listen 127.0.0.1:8180 &
+# --keys: tokens survive a restart of make run (the file holds dev keys only).
+mkdir -p .cache
+bin/devidp --config dev/realm.yaml --listen 127.0.0.1:8180 --keys .cache/devidp-keys.json &
 pids+=($!)
 wait_port 127.0.0.1:8180 devidp
 

@@ -19,11 +19,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -38,19 +38,44 @@ type Provider struct {
 	realm   *realm
 	store   *storage
 	handler http.Handler
+	replay  *replayCache
+	idpKeys map[string]gooidc.KeySet // identity provider alias -> its keys
+	now     func() time.Time
 }
 
 // New validates cfg and builds the provider with a fresh RSA signing key.
 func New(cfg Config) (*Provider, error) {
+	return newProvider(cfg, options{})
+}
+
+// options are what a Server shares with its realms.
+type options struct {
+	// client fetches identity providers' keys; nil means one trusting the
+	// system roots and each provider's CAFile.
+	client *http.Client
+	// keys persists signing keys; nil keeps them in memory.
+	keys *keyFile
+}
+
+func newProvider(cfg Config, o options) (*Provider, error) {
 	r, err := compile(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("devidp: %w", err)
 	}
-	p := &Provider{realm: r, store: &storage{realm: r}}
-	if _, err := p.store.rotate(); err != nil {
+	p := &Provider{realm: r, store: &storage{realm: r, persist: o.keys}, replay: newReplayCache(maxReplayEntries), idpKeys: map[string]gooidc.KeySet{}, now: time.Now}
+	if err := p.store.load(); err != nil {
 		return nil, err
 	}
-	opc := &op.Config{AuthMethodPost: true, SupportedClaims: append(slices.Clip(supportedClaims), "groups", "resource_access", "typ")}
+	for alias, idp := range r.idps {
+		client := o.client
+		if client == nil || idp.caFile != "" {
+			if client, err = httpClient(o.client, idp.caFile); err != nil {
+				return nil, fmt.Errorf("devidp: identity provider %q: %w", alias, err)
+			}
+		}
+		p.idpKeys[alias] = gooidc.NewRemoteKeySet(gooidc.ClientContext(context.Background(), client), idp.jwksURL)
+	}
+	opc := &op.Config{AuthMethodPost: true, AuthMethodPrivateKeyJWT: true, SupportedClaims: append(slices.Clip(supportedClaims), "groups", "resource_access", "typ")}
 	rand.Read(opc.CryptoKey[:])
 	provider, err := op.NewProvider(opc, p.store, op.StaticIssuer(r.issuer), op.WithAllowInsecure())
 	if err != nil {
@@ -62,7 +87,7 @@ func New(cfg Config) (*Provider, error) {
 		Userinfo:      op.NewEndpoint("protocol/openid-connect/userinfo"),
 		JwksURI:       op.NewEndpoint("protocol/openid-connect/certs"),
 	}
-	srv := &server{LegacyServer: op.NewLegacyServer(provider, endpoints), store: p.store}
+	srv := &server{LegacyServer: op.NewLegacyServer(provider, endpoints), p: p}
 	oidcHandler := http.StripPrefix("/realms/"+r.name, op.RegisterLegacyServer(srv, http.NotFound))
 
 	mux := http.NewServeMux()
@@ -126,8 +151,9 @@ func (p *Provider) rotateHandler(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"kid": kid})
 }
 
-// tokenHandler answers the password grant, which op does not offer, and
-// hands every other grant to op. Parameters come in the form body only.
+// tokenHandler answers the grants op does not offer (password, jwt-bearer,
+// token exchange for a JWT authorization grant) and hands every other to
+// op. Parameters come in the form body only.
 func (p *Provider) tokenHandler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.RawQuery != "" {
@@ -138,11 +164,26 @@ func (p *Provider) tokenHandler(next http.Handler) http.Handler {
 			op.WriteError(w, r, oidc.ErrInvalidRequest().WithDescription("error parsing form"), nil)
 			return
 		}
-		if oidc.GrantType(r.PostForm.Get("grant_type")) != grantPassword {
+		var grant func(*http.Request) (any, error)
+		switch oidc.GrantType(r.PostForm.Get("grant_type")) {
+		case grantPassword:
+			grant = p.password
+		case oidc.GrantTypeBearer:
+			grant = p.jwtBearer
+		case oidc.GrantTypeTokenExchange:
+			if t := r.PostForm.Get("requested_token_type"); t == TokenTypeJWT || t == TokenTypeIDJAG {
+				grant = p.authorizationGrant
+			}
+		}
+		if grant == nil {
 			next.ServeHTTP(w, r)
 			return
 		}
-		resp, err := p.password(r)
+		if len(r.PostForm["grant_type"]) > 1 {
+			op.WriteError(w, r, oidc.ErrInvalidRequest().WithDescription("parameter grant_type given more than once"), nil)
+			return
+		}
+		resp, err := grant(r)
 		if err != nil {
 			op.WriteError(w, r, err, nil)
 			return
@@ -155,22 +196,8 @@ func (p *Provider) tokenHandler(next http.Handler) http.Handler {
 
 // password is the resource owner password credentials grant. The token's aud
 // is the clients the user has roles in plus the realm's default audiences.
-func (p *Provider) password(r *http.Request) (*oidc.AccessTokenResponse, error) {
-	id, secret, basic := r.BasicAuth()
-	if basic {
-		if r.PostForm.Get("client_secret") != "" {
-			return nil, oidc.ErrInvalidRequest().WithDescription("client authentication must not use more than one method")
-		}
-		var err1, err2 error
-		id, err1 = url.QueryUnescape(id)
-		secret, err2 = url.QueryUnescape(secret)
-		if err1 != nil || err2 != nil {
-			return nil, op.NewStatusError(oidc.ErrInvalidClient().WithDescription("invalid basic auth header"), http.StatusUnauthorized)
-		}
-	} else {
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	}
-	c, err := p.store.authenticate(id, secret)
+func (p *Provider) password(r *http.Request) (any, error) {
+	c, err := p.clientFromRequest(r)
 	if err != nil {
 		return nil, err
 	}
@@ -201,18 +228,16 @@ func (p *Provider) password(r *http.Request) (*oidc.AccessTokenResponse, error) 
 	}, nil
 }
 
-// server is op's LegacyServer with Keycloak's client authentication (basic or
-// post, 401 for bad credentials) and the password grant in discovery.
+// server is op's LegacyServer with Keycloak's client authentication (basic,
+// post or private_key_jwt; 401 for bad credentials) and the extension
+// grants in discovery.
 type server struct {
 	*op.LegacyServer
-	store *storage
+	p *Provider
 }
 
-func (s *server) VerifyClient(_ context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
-	if r.Data.ClientAssertion != "" {
-		return nil, oidc.ErrInvalidClient().WithDescription("client assertions are not supported")
-	}
-	return s.store.authenticate(r.Data.ClientID, r.Data.ClientSecret)
+func (s *server) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
+	return s.p.authenticate(ctx, r.Data.ClientID, r.Data.ClientSecret, r.Data.ClientAssertion, r.Data.ClientAssertionType)
 }
 
 func (s *server) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.Response, error) {
@@ -222,6 +247,9 @@ func (s *server) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.Re
 	}
 	if d, ok := resp.Data.(*oidc.DiscoveryConfiguration); ok {
 		d.GrantTypesSupported = append(d.GrantTypesSupported, grantPassword)
+		if len(s.p.realm.idps) > 0 && !slices.Contains(d.GrantTypesSupported, oidc.GrantTypeBearer) {
+			d.GrantTypesSupported = append(d.GrantTypesSupported, oidc.GrantTypeBearer)
+		}
 	}
 	return resp, nil
 }

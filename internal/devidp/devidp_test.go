@@ -33,6 +33,7 @@ func devRealm(t testing.TB) (Config, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.TokenLifetime = 300 * time.Second // the file's is long, for the README walk-through
 	secret, err := os.ReadFile("../../dev/gateway-secret")
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/mcp-authz/mcp-authz/internal/devidp"
 )
@@ -16,6 +17,7 @@ func ExampleListen() {
 	if err != nil {
 		panic(err)
 	}
+	cfg.TokenLifetime = 5 * time.Minute
 	p, ln, err := devidp.Listen(cfg, "127.0.0.1:0")
 	if err != nil {
 		panic(err)

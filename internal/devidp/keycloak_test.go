@@ -4,16 +4,28 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"maps"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 )
 
-var update = flag.Bool("update", false, "rewrite manifests/keycloak/realm.json from dev/realm.yaml")
+var update = flag.Bool("update", false, "rewrite manifests/keycloak/realm*.json from dev/realm*.yaml")
 
-const realmJSON = "../../manifests/keycloak/realm.json"
+// keycloakBase is where the generated realms say Keycloak is; realms name
+// their peers and identity providers by issuer under it.
+const keycloakBase = "https://keycloak.example.com"
+
+// keycloakFiles pairs each dev realm file with its Keycloak realm import.
+var keycloakFiles = []struct{ yaml, json string }{
+	{"../../dev/realm.yaml", "../../manifests/keycloak/realm.json"},
+	{"../../dev/realm-a.yaml", "../../manifests/keycloak/realm-a.json"},
+	{"../../dev/realm-b.yaml", "../../manifests/keycloak/realm-b.json"},
+}
 
 // The subset of Keycloak's realm representation (realm import format) we ship.
 type (
@@ -26,6 +38,19 @@ type (
 		Roles               map[string]map[string][]kcRole `json:"roles"`
 		Clients             []kcClient                     `json:"clients"`
 		Users               []kcUser                       `json:"users"`
+		IdentityProviders   []kcIdentityProvider           `json:"identityProviders,omitempty"`
+	}
+	kcIdentityProvider struct {
+		Alias       string            `json:"alias"`
+		DisplayName string            `json:"displayName"`
+		ProviderID  string            `json:"providerId"`
+		Enabled     bool              `json:"enabled"`
+		Config      map[string]string `json:"config"`
+	}
+	kcFederatedIdentity struct {
+		IdentityProvider string `json:"identityProvider"`
+		UserID           string `json:"userId"`
+		UserName         string `json:"userName"`
 	}
 	kcGroup struct {
 		Name string `json:"name"`
@@ -67,6 +92,9 @@ type (
 		Credentials   []kcCredential      `json:"credentials"`
 		Groups        []string            `json:"groups,omitempty"`
 		ClientRoles   map[string][]string `json:"clientRoles,omitempty"`
+		// FederatedIdentities link the user to identity providers; Keycloak
+		// finds the user of a JWT authorization grant by its sub.
+		FederatedIdentities []kcFederatedIdentity `json:"federatedIdentities,omitempty"`
 	}
 	kcCredential struct {
 		Type      string `json:"type"`
@@ -87,11 +115,12 @@ func audienceMapper(client string) kcMapper {
 	}}
 }
 
-// keycloakRealm renders the dev realm as a Keycloak 26.2+ realm import. Client
-// secrets are left out: Keycloak generates them.
-func keycloakRealm(cfg Config) kcRealm {
-	r, err := compile(Config{Realm: cfg.Realm, BaseURL: "http://127.0.0.1:1", TokenLifetime: cfg.TokenLifetime,
-		DefaultAudiences: cfg.DefaultAudiences, Clients: cfg.Clients, Users: cfg.Users})
+// keycloakRealm renders a dev realm as a Keycloak 26.5+ realm import. Client
+// secrets are left out: Keycloak generates them. others are the other dev
+// realms by name, for the subjects of users linked to them.
+func keycloakRealm(cfg Config, others map[string]Config) kcRealm {
+	cfg.BaseURL = keycloakBase
+	r, err := compile(cfg)
 	if err != nil {
 		panic(err)
 	}
@@ -129,18 +158,65 @@ func keycloakRealm(cfg Config) kcRealm {
 			kc.ClientAuthenticatorType = "client-secret"
 			kc.ServiceAccountsEnabled = true
 			kc.ProtocolMappers = []kcMapper{groupsMapper()}
-			if len(cl.exchangeTo) > 0 {
+			kc.Attributes = map[string]string{}
+			if cl.keys != nil {
+				kc.ClientAuthenticatorType = "client-jwt"
+				jwks := c.JWKS
+				if c.JWKSFile != "" {
+					b, err := os.ReadFile(c.JWKSFile)
+					if err != nil {
+						panic(err)
+					}
+					jwks = string(b)
+				}
+				kc.Attributes["use.jwks.string"], kc.Attributes["jwks.string"] = "true", jwks
+			}
+			if len(cl.exchangeTo) > 0 || len(cl.grantPeers) > 0 {
 				kc.Name = "gateway: exchanges user tokens for per-server tokens"
-				kc.Attributes = map[string]string{"standard.token.exchange.enabled": "true"}
+				kc.Attributes["standard.token.exchange.enabled"] = "true"
 				for _, t := range cl.exchangeTo {
 					kc.ProtocolMappers = append(kc.ProtocolMappers, audienceMapper(t))
 				}
+				// Keycloak's chaining: the peer is a client named by its
+				// issuer, an audience the gateway may exchange to.
+				for _, alias := range cl.grantPeers {
+					kc.Name = "gateway: exchanges user tokens for per-server tokens and JWT authorization grants for peers"
+					kc.ProtocolMappers = append(kc.ProtocolMappers, audienceMapper(r.peerByAlias(alias).issuer))
+				}
+			}
+			if len(cl.grantIdPs) > 0 {
+				kc.Name = "gateway: presents JWT authorization grants (jwt-bearer)"
+				kc.Attributes["oauth2.jwt.authorization.grant.enabled"] = "true"
+				kc.Attributes["oauth2.jwt.authorization.grant.idp"] = strings.Join(cl.grantIdPs, "##")
+				for _, a := range cl.grantAudiences {
+					kc.ProtocolMappers = append(kc.ProtocolMappers, audienceMapper(a))
+				}
+			}
+			if len(kc.Attributes) == 0 {
+				kc.Attributes = nil
 			}
 		default:
 			kc.Name = "MCP server (audience only; roles are tool names)"
 			kc.ClientAuthenticatorType = "client-secret"
 		}
 		out.Clients = append(out.Clients, kc)
+	}
+	for _, p := range r.peers {
+		out.Clients = append(out.Clients, kcClient{ClientID: p.issuer, Name: "peer " + p.alias + ": audience of JWT authorization grants (its issuer)",
+			Enabled: true, Protocol: "openid-connect", ClientAuthenticatorType: "client-secret", FullScopeAllowed: true})
+	}
+	for _, ci := range cfg.IdentityProviders {
+		idp := r.idps[ci.Alias]
+		out.IdentityProviders = append(out.IdentityProviders, kcIdentityProvider{
+			Alias: idp.alias, DisplayName: idp.alias, ProviderID: "jwt-authorization-grant", Enabled: true,
+			Config: map[string]string{
+				"issuer": idp.issuer, "useJwksUrl": "true", "jwksUrl": idp.jwksURL,
+				"jwtAuthorizationGrantEnabled":                       "true",
+				"jwtAuthorizationGrantAssertionReuseAllowed":         "false",
+				"jwtAuthorizationGrantMaxAllowedAssertionExpiration": strconv.Itoa(int(idp.maxLifetime.Seconds())),
+				"jwtAuthorizationGrantAllowedClockSkew":              strconv.Itoa(int(idp.skew.Seconds())),
+			},
+		})
 	}
 	for _, u := range cfg.Users {
 		p := r.byName[u.Username]
@@ -149,46 +225,123 @@ func keycloakRealm(cfg Config) kcRealm {
 		for _, g := range u.Groups {
 			ku.Groups = append(ku.Groups, "/"+g)
 		}
+		for _, alias := range slices.Sorted(maps.Keys(u.FederatedIdentities)) {
+			ku.FederatedIdentities = append(ku.FederatedIdentities, kcFederatedIdentity{
+				IdentityProvider: alias, UserID: linkedSubject(r.idps[alias], u.FederatedIdentities[alias], cfg.IdentityProviders, others),
+				UserName: u.FederatedIdentities[alias]})
+		}
 		out.Users = append(out.Users, ku)
 	}
 	return out
 }
 
-// TestKeycloakRealm checks manifests/keycloak/realm.json is valid JSON and the
-// same realm as dev/realm.yaml (go test -run TestKeycloakRealm -update rewrites it).
-func TestKeycloakRealm(t *testing.T) {
-	cfg, _ := devRealm(t)
-	want, err := json.MarshalIndent(keycloakRealm(cfg), "", "  ")
-	if err != nil {
-		t.Fatal(err)
+// linkedSubject is the sub, at the identity provider, of the user a link
+// names: Keycloak links by sub only. With userClaim preferred_username the
+// provider must be another dev realm, whose user of that name gives the sub.
+func linkedSubject(idp *identityProvider, value string, idps []IdentityProvider, others map[string]Config) string {
+	if idp.userClaim == "sub" {
+		return value
 	}
-	want = append(want, '\n')
-	if *update {
-		if err := os.WriteFile(realmJSON, want, 0o644); err != nil {
-			t.Fatal(err)
+	ci := idps[slices.IndexFunc(idps, func(i IdentityProvider) bool { return i.Alias == idp.alias })]
+	other, ok := others[ci.Realm]
+	if !ok {
+		panic("identity provider " + idp.alias + ": userClaim " + idp.userClaim + " needs a dev realm to find the linked user's sub")
+	}
+	other.BaseURL = keycloakBase
+	r, err := compile(other)
+	if err != nil {
+		panic(err)
+	}
+	for _, p := range r.byName {
+		if (idp.userClaim == "preferred_username" && p.username == value) || (idp.userClaim == "email" && p.username+"@example.com" == value) {
+			return p.subject
 		}
 	}
-	got, err := os.ReadFile(realmJSON)
-	if err != nil {
-		t.Fatal(err)
+	panic("identity provider " + idp.alias + ": no user " + value + " in realm " + ci.Realm)
+}
+
+// TestKeycloakRealm checks manifests/keycloak/realm*.json are valid JSON and
+// the same realms as dev/realm*.yaml (go test -run TestKeycloakRealm -update
+// rewrites them).
+func TestKeycloakRealm(t *testing.T) {
+	cfgs := map[string]Config{}
+	for _, f := range keycloakFiles {
+		cfg, err := LoadConfig(f.yaml)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfgs[f.yaml] = cfg
 	}
-	if !json.Valid(got) {
-		t.Fatal("realm.json is not valid JSON")
+	byName := map[string]Config{}
+	for _, c := range cfgs {
+		byName[c.Realm] = c
 	}
-	var realm kcRealm
-	dec := json.NewDecoder(bytes.NewReader(got))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&realm); err != nil {
-		t.Fatalf("realm.json: %v", err)
+	realms := map[string]kcRealm{}
+	for _, f := range keycloakFiles {
+		want, err := json.MarshalIndent(keycloakRealm(cfgs[f.yaml], byName), "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, '\n')
+		if *update {
+			if err := os.WriteFile(f.json, want, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := os.ReadFile(f.json)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var realm kcRealm
+		dec := json.NewDecoder(bytes.NewReader(got))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&realm); err != nil {
+			t.Fatalf("%s: %v", f.json, err)
+		}
+		if diff := cmp.Diff(string(want), string(got)); diff != "" {
+			t.Errorf("%s differs from %s; run go test ./internal/devidp -run TestKeycloakRealm -update (-want +got):\n%s", f.json, f.yaml, diff)
+		}
+		realms[realm.Realm] = realm
 	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("realm.json differs from dev/realm.yaml; run go test ./internal/devidp -run TestKeycloakRealm -update (-want +got):\n%s", diff)
+	client := func(r kcRealm, id string) kcClient {
+		t.Helper()
+		i := slices.IndexFunc(r.Clients, func(c kcClient) bool { return c.ClientID == id })
+		if i < 0 {
+			t.Fatalf("realm %s has no client %s", r.Realm, id)
+		}
+		return r.Clients[i]
 	}
-	gw := realm.Clients[slices.IndexFunc(realm.Clients, func(c kcClient) bool { return c.ClientID == "mcp-gateway" })]
+	gw := client(realms["mcp"], "mcp-gateway")
 	if gw.PublicClient || gw.Attributes["standard.token.exchange.enabled"] != "true" {
 		t.Errorf("mcp-gateway: public %v, attributes %v", gw.PublicClient, gw.Attributes)
 	}
-	if len(realm.Roles["client"][kube]) != 22 {
-		t.Errorf("%s has %d roles, want 22", kube, len(realm.Roles["client"][kube]))
+	if len(realms["mcp"].Roles["client"][kube]) != 22 {
+		t.Errorf("%s has %d roles, want 22", kube, len(realms["mcp"].Roles["client"][kube]))
+	}
+
+	// Domain A: the gateway may exchange to domain B's issuer, a client.
+	issuerB := keycloakBase + "/realms/domain-b"
+	a, b := realms["domain-a"], realms["domain-b"]
+	client(a, issuerB)
+	gwA := client(a, "mcp-gateway")
+	if gwA.Attributes["standard.token.exchange.enabled"] != "true" || !slices.ContainsFunc(gwA.ProtocolMappers, func(m kcMapper) bool {
+		return m.ProtocolMapper == "oidc-audience-mapper" && m.Config["included.client.audience"] == issuerB
+	}) {
+		t.Errorf("domain-a mcp-gateway cannot exchange to %s: %+v", issuerB, gwA)
+	}
+	// Domain B: a JWT Authorization Grant provider for A, the gateway
+	// allowed to use it, alice linked by her sub at A.
+	if len(b.IdentityProviders) != 1 || b.IdentityProviders[0].ProviderID != "jwt-authorization-grant" ||
+		b.IdentityProviders[0].Config["issuer"] != keycloakBase+"/realms/domain-a" || b.IdentityProviders[0].Config["jwtAuthorizationGrantEnabled"] != "true" {
+		t.Errorf("domain-b identity providers: %+v", b.IdentityProviders)
+	}
+	gwB := client(b, "mcp-gateway")
+	if gwB.Attributes["oauth2.jwt.authorization.grant.enabled"] != "true" || gwB.Attributes["oauth2.jwt.authorization.grant.idp"] != "domain-a" {
+		t.Errorf("domain-b mcp-gateway attributes %v", gwB.Attributes)
+	}
+	i := slices.IndexFunc(b.Users, func(u kcUser) bool { return u.Username == "alice.liddell" })
+	want := []kcFederatedIdentity{{IdentityProvider: "domain-a", UserID: uuidFrom("domain-a/user/alice"), UserName: "alice"}}
+	if i < 0 || !cmp.Equal(b.Users[i].FederatedIdentities, want) {
+		t.Errorf("domain-b alice.liddell is not linked to alice of domain-a: %+v", b.Users)
 	}
 }

@@ -1,6 +1,7 @@
 package devidp
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
@@ -14,12 +15,74 @@ import (
 
 // realm is the compiled, immutable Config.
 type realm struct {
-	name, issuer string
-	lifetime     time.Duration
-	clients      map[string]*client
-	byName       map[string]*principal
-	bySubject    map[string]*principal
-	defaults     []string // audiences of every password-login token
+	name, issuer  string
+	lifetime      time.Duration
+	grantLifetime time.Duration
+	clients       map[string]*client
+	byName        map[string]*principal
+	bySubject     map[string]*principal
+	defaults      []string // audiences of every password-login token
+	peers         []*peer
+	idps          map[string]*identityProvider // by alias
+}
+
+func (r *realm) peerByAlias(alias string) *peer {
+	for _, p := range r.peers {
+		if p.alias == alias {
+			return p
+		}
+	}
+	return nil
+}
+
+func (r *realm) peerByIssuer(iss string) *peer {
+	for _, p := range r.peers {
+		if p.issuer == iss {
+			return p
+		}
+	}
+	return nil
+}
+
+func (r *realm) idpByIssuer(iss string) *identityProvider {
+	for _, idp := range r.idps {
+		if idp.issuer == iss {
+			return idp
+		}
+	}
+	return nil
+}
+
+// tokenURL is the realm's token endpoint, an accepted aud of assertions.
+func (r *realm) tokenURL() string { return r.issuer + "/protocol/openid-connect/token" }
+
+// peer is an authorization server the realm issues grants for.
+type peer struct {
+	alias, issuer, clientID string
+}
+
+// identityProvider is a trusted issuer of JWT authorization grants.
+type identityProvider struct {
+	alias, issuer, jwksURL, caFile string
+	userClaim                      string
+	maxLifetime, skew              time.Duration
+	types                          []string              // normalized typ values
+	users                          map[string]*principal // userClaim value -> user
+}
+
+const (
+	typeJWT   = "JWT"
+	typeIDJAG = "oauth-id-jag+jwt"
+	// maxAssertionLifetime caps grants issued and accepted, as Keycloak's
+	// default "Max allowed assertion expiration".
+	maxAssertionLifetime = 300 * time.Second
+)
+
+// normalizeTyp is a typ header value as compared: lower case, without the
+// optional "application/" prefix (RFC 7515 section 4.1.9).
+func normalizeTyp(t string) string {
+	t = strings.ToLower(t)
+	return strings.TrimPrefix(t, "application/")
 }
 
 func (r *realm) add(p *principal) {
@@ -80,12 +143,16 @@ func (p *principal) roleClients() []string {
 
 // client is a realm client; it implements op.Client.
 type client struct {
-	id, secret string
-	public     bool
-	exchangeTo []string
+	id, secret     string
+	public         bool
+	keys           []crypto.PublicKey // private_key_jwt instead of a secret
+	exchangeTo     []string
+	grantPeers     []string // peers it may ask authorization grants for
+	grantIdPs      []string // identity providers whose grants it may present
+	grantAudiences []string // audiences of its jwt-bearer tokens
 }
 
-func (c *client) confidential() bool { return !c.public && c.secret != "" }
+func (c *client) confidential() bool { return !c.public && (c.secret != "" || c.keys != nil) }
 
 func (c *client) GetID() string                        { return c.id }
 func (c *client) RedirectURIs() []string               { return nil }
@@ -101,8 +168,11 @@ func (c *client) IDTokenUserinfoClaimsAssertion() bool { return false }
 func (c *client) ClockSkew() time.Duration             { return 0 }
 
 func (c *client) AuthMethod() oidc.AuthMethod {
-	if c.public {
+	switch {
+	case c.public:
 		return oidc.AuthMethodNone
+	case c.keys != nil:
+		return oidc.AuthMethodPrivateKeyJWT
 	}
 	return oidc.AuthMethodBasic
 }
@@ -113,10 +183,15 @@ func (c *client) GrantTypes() []oidc.GrantType {
 		return []oidc.GrantType{grantPassword}
 	case !c.confidential():
 		return nil // bearer-only
-	case len(c.exchangeTo) > 0:
-		return []oidc.GrantType{grantPassword, oidc.GrantTypeClientCredentials, oidc.GrantTypeTokenExchange}
 	}
-	return []oidc.GrantType{grantPassword, oidc.GrantTypeClientCredentials}
+	grants := []oidc.GrantType{grantPassword, oidc.GrantTypeClientCredentials}
+	if len(c.exchangeTo) > 0 || len(c.grantPeers) > 0 {
+		grants = append(grants, oidc.GrantTypeTokenExchange)
+	}
+	if len(c.grantIdPs) > 0 {
+		grants = append(grants, oidc.GrantTypeBearer)
+	}
+	return grants
 }
 
 func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {

@@ -26,7 +26,8 @@ var errUnsupported = errors.New("not supported by the dev provider")
 // op.TokenExchangeStorage and op.CanGetPrivateClaimsFromRequest over a realm.
 // Nothing is persisted: tokens are self-contained JWTs.
 type storage struct {
-	realm *realm
+	realm   *realm
+	persist *keyFile // nil: keys live in memory only
 
 	mu   sync.RWMutex
 	keys []*signingKey // last one signs
@@ -39,7 +40,29 @@ var (
 	_ op.CanGetPrivateClaimsFromRequest = (*storage)(nil)
 )
 
+// load takes the realm's keys from the key file, or makes the first one.
+func (s *storage) load() error {
+	if s.persist != nil {
+		keys, err := s.persist.load(s.realm.name)
+		if err != nil {
+			return err
+		}
+		if len(keys) > maxKeys {
+			keys = keys[len(keys)-maxKeys:]
+		}
+		if len(keys) > 0 {
+			s.mu.Lock()
+			s.keys = keys
+			s.mu.Unlock()
+			return nil
+		}
+	}
+	_, err := s.rotate()
+	return err
+}
+
 // rotate makes a new signing key; the previous ones stay in the key set.
+// With a key file, the new set is saved before it is used.
 func (s *storage) rotate() (string, error) {
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -50,10 +73,16 @@ func (s *storage) rotate() (string, error) {
 	sk := &signingKey{id: base64.RawURLEncoding.EncodeToString(id), key: k}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.keys = append(s.keys, sk)
-	if len(s.keys) > maxKeys {
-		s.keys = slices.Delete(s.keys, 0, len(s.keys)-maxKeys)
+	keys := append(slices.Clip(s.keys), sk)
+	if len(keys) > maxKeys {
+		keys = keys[len(keys)-maxKeys:]
 	}
+	if s.persist != nil {
+		if err := s.persist.save(s.realm.name, keys); err != nil {
+			return "", err
+		}
+	}
+	s.keys = keys
 	return sk.id, nil
 }
 
@@ -88,6 +117,8 @@ func (s *storage) authenticate(id, secret string) (*client, error) {
 		return c, nil
 	case !c.confidential():
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("Bearer-only client not allowed to retrieve tokens")
+	case c.keys != nil: // private_key_jwt only: no secret matches
+		return nil, op.NewStatusError(oidc.ErrInvalidClient().WithDescription("Invalid client or Invalid client credentials"), 401)
 	case !equal(secret, c.secret):
 		return nil, op.NewStatusError(oidc.ErrInvalidClient().WithDescription("Invalid client or Invalid client credentials"), 401)
 	}

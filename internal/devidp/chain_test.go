@@ -1,0 +1,668 @@
+package devidp
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/oauth2"
+)
+
+const jwtBearerGrant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+// chainRealms are dev/realm-a.yaml and dev/realm-b.yaml with short tokens,
+// and the gateway secret.
+func chainRealms(t *testing.T) (a, b Config, secret string) {
+	t.Helper()
+	var err error
+	if a, err = LoadConfig("../../dev/realm-a.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = LoadConfig("../../dev/realm-b.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	a.TokenLifetime, b.TokenLifetime = 5*time.Minute, 5*time.Minute
+	_, secret = devRealm(t)
+	return a, b, secret
+}
+
+// startServer serves cfg on a loopback port until the test ends.
+func startServer(t *testing.T, cfg ServerConfig, addr string) *Server {
+	t.Helper()
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	s, err := NewServer(cfg, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
+	done := make(chan error, 1)
+	go func() { done <- s.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+	return s
+}
+
+// caClient trusts only the server's CA.
+func caClient(t *testing.T, s *Server) *http.Client {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(s.CAPEM()) {
+		t.Fatal("CAPEM holds no certificate")
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+}
+
+// post sends a token request; id/secret go in the basic header when id is set.
+func post(t *testing.T, c *http.Client, tokenURL string, form url.Values, id, secret string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if id != "" {
+		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("non-JSON answer (status %d): %v", resp.StatusCode, err)
+	}
+	return resp.StatusCode, body
+}
+
+func grantRequest(subject, tokenType, audience string) url.Values {
+	return url.Values{"grant_type": {exchangeGrant}, "subject_token": {subject}, "subject_token_type": {accessType},
+		"requested_token_type": {tokenType}, "audience": {audience}}
+}
+
+// header decodes a JWT's JOSE header.
+func header(t *testing.T, raw string) map[string]any {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h map[string]any
+	if err := json.Unmarshal(b, &h); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// payload decodes a JWT's claims without verifying it (the test checks
+// what was issued; verification is done with go-oidc where it matters).
+func payload(t *testing.T, raw string) map[string]any {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// testKey is an RSA key and its public JWKS, for private_key_jwt and for
+// assertions signed by an untrusted party.
+type testKey struct {
+	key *rsa.PrivateKey
+	kid string
+}
+
+func newTestKey(t *testing.T) testKey {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testKey{key: k, kid: newUUID()}
+}
+
+func (k testKey) jwks(t *testing.T) string {
+	t.Helper()
+	b, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.key.PublicKey, KeyID: k.kid, Algorithm: "RS256", Use: "sig"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func (k testKey) sign(t *testing.T, claims map[string]any, typ string) string {
+	t.Helper()
+	opts := &jose.SignerOptions{}
+	if typ != "" {
+		opts = opts.WithType(jose.ContentType(typ))
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: k.key, KeyID: k.kid}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(claims)
+	jws, err := signer.Sign(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := jws.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// clientAssertion is a private_key_jwt assertion of client id for aud.
+func (k testKey) clientAssertion(t *testing.T, id, aud string) string {
+	t.Helper()
+	now := time.Now().Unix()
+	return k.sign(t, map[string]any{"iss": id, "sub": id, "aud": aud, "iat": now, "exp": now + 60, "jti": newUUID()}, "")
+}
+
+// TestIdentityChaining is the good path over HTTPS with the test CA: alice
+// logs in at domain A, the gateway exchanges her token for a JWT
+// authorization grant for domain B (jwt and ID-JAG), presents it at B
+// (client_secret_basic, client_secret_post, private_key_jwt) and gets B's
+// token for the Kubernetes API server with alice's B-side identity and
+// roles, verified with go-oidc against B's JWKS.
+func TestIdentityChaining(t *testing.T) {
+	a, b, secret := chainRealms(t)
+	agent := newTestKey(t)
+	b.Clients = append(b.Clients, Client{ID: "kube-agent", JWKS: agent.jwks(t), JWTAuthorizationGrant: []string{"domain-a"}, GrantAudiences: []string{"kubernetes"}})
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	s := startServer(t, ServerConfig{Realms: []Config{a, b}, TLS: &TLSConfig{CAFile: caFile}}, "")
+	pa, pb := s.Realm("domain-a"), s.Realm("domain-b")
+	if !strings.HasPrefix(pa.Issuer(), "https://127.0.0.1:") || pb.Issuer() != s.BaseURL()+"/realms/domain-b" {
+		t.Fatalf("issuers %s, %s", pa.Issuer(), pb.Issuer())
+	}
+	if file, err := os.ReadFile(caFile); err != nil || string(file) != string(s.CAPEM()) {
+		t.Fatalf("CA file: %v", err)
+	}
+	hc := caClient(t, s)
+	ctx := context.WithValue(t.Context(), oauth2.HTTPClient, hc)
+
+	// alice logs in at A with the public client.
+	login := oauth2.Config{ClientID: "mcp-cli", Endpoint: oauth2.Endpoint{TokenURL: pa.TokenURL(), AuthStyle: oauth2.AuthStyleInParams}}
+	tok, err := login.PasswordCredentialsToken(ctx, "alice", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliceAtA := payload(t, tok.AccessToken)["sub"]
+
+	rp, err := gooidc.NewProvider(gooidc.ClientContext(t.Context(), hc), pb.Issuer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kube := rp.Verifier(&gooidc.Config{ClientID: "kubernetes"})
+
+	tests := []struct {
+		name, tokenType, wantTyp string
+		present                  func(grant string) (int, map[string]any)
+	}{
+		{"jwt grant, client_secret_basic", TokenTypeJWT, "JWT", func(g string) (int, map[string]any) {
+			return post(t, hc, pb.TokenURL(), url.Values{"grant_type": {jwtBearerGrant}, "assertion": {g}}, "mcp-gateway", secret)
+		}},
+		{"ID-JAG, client_secret_post, audience named", TokenTypeIDJAG, "oauth-id-jag+jwt", func(g string) (int, map[string]any) {
+			return post(t, hc, pb.TokenURL(), url.Values{"grant_type": {jwtBearerGrant}, "assertion": {g}, "audience": {"kubernetes"},
+				"client_id": {"mcp-gateway"}, "client_secret": {secret}}, "", "")
+		}},
+		{"jwt grant, private_key_jwt", TokenTypeJWT, "JWT", func(g string) (int, map[string]any) {
+			return post(t, hc, pb.TokenURL(), url.Values{"grant_type": {jwtBearerGrant}, "assertion": {g},
+				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+				"client_assertion":      {agent.clientAssertion(t, "kube-agent", pb.TokenURL())}}, "", "")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := post(t, hc, pa.TokenURL(), grantRequest(tok.AccessToken, tt.tokenType, pb.Issuer()), "mcp-gateway", secret)
+			grant, _ := body["access_token"].(string)
+			if status != http.StatusOK || grant == "" || body["issued_token_type"] != tt.tokenType || body["token_type"] != "N_A" {
+				t.Fatalf("grant at A: %d %v", status, pick(body, "error", "error_description", "issued_token_type", "token_type"))
+			}
+			if exp, _ := body["expires_in"].(float64); exp <= 0 || exp > 60 {
+				t.Errorf("grant expires_in %v, want (0, 60]", body["expires_in"])
+			}
+			if h := header(t, grant); h["typ"] != tt.wantTyp || h["alg"] != "RS256" {
+				t.Errorf("grant header %v", h)
+			}
+			g := payload(t, grant)
+			want := map[string]any{"iss": pa.Issuer(), "sub": aliceAtA, "aud": []any{pb.Issuer()}, "client_id": "mcp-gateway", "preferred_username": "alice"}
+			if diff := cmp.Diff(want, pick(g, "iss", "sub", "aud", "client_id", "preferred_username")); diff != "" {
+				t.Errorf("grant claims (-want +got):\n%s", diff)
+			}
+
+			status, body = tt.present(grant)
+			access, _ := body["access_token"].(string)
+			if status != http.StatusOK || access == "" || body["token_type"] != "Bearer" {
+				t.Fatalf("jwt-bearer at B: %d %v", status, pick(body, "error", "error_description"))
+			}
+			idt, err := kube.Verify(t.Context(), access)
+			if err != nil {
+				t.Fatalf("B's token does not verify against B's JWKS: %v", err)
+			}
+			var c map[string]any
+			if err := idt.Claims(&c); err != nil {
+				t.Fatal(err)
+			}
+			want = map[string]any{
+				"iss": pb.Issuer(), "sub": uuidFrom("domain-b/user/alice.liddell"), "aud": []any{"kubernetes"},
+				"preferred_username": "alice.liddell", "groups": []any{"cluster-b-viewers"},
+				"resource_access": map[string]any{"kubernetes": map[string]any{"roles": []any{"view"}}},
+			}
+			if diff := cmp.Diff(want, pick(c, "iss", "sub", "aud", "preferred_username", "groups", "resource_access")); diff != "" {
+				t.Errorf("B's token (-want +got):\n%s", diff)
+			}
+			if got := idt.Expiry.Sub(idt.IssuedAt); got != 5*time.Minute {
+				t.Errorf("B's token lifetime %v, want B's 5m", got)
+			}
+
+			// The same grant again: refused.
+			if status, body := tt.present(grant); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+				t.Errorf("replayed grant: %d %v", status, body)
+			}
+		})
+	}
+}
+
+// TestJWTBearerRefusals presents bad grants at domain B: each is refused
+// with an RFC 6749 error, and none yields a token.
+func TestJWTBearerRefusals(t *testing.T) {
+	a, b, secret := chainRealms(t)
+	b.Clients = append(b.Clients, Client{ID: "no-grants", Secret: "x"}, Client{ID: "other-idp", Secret: "y", JWTAuthorizationGrant: []string{"domain-c"}})
+	b.IdentityProviders = append(b.IdentityProviders, IdentityProvider{Alias: "domain-c", Issuer: "https://c.example/realms/c"})
+	s := startServer(t, ServerConfig{Realms: []Config{a, b}, TLS: &TLSConfig{}}, "")
+	pa, pb := s.Realm("domain-a"), s.Realm("domain-b")
+	hc := caClient(t, s)
+	aliceAtA := uuidFrom("domain-a/user/alice")
+	now := time.Now().Unix()
+	claims := func(mut func(map[string]any)) map[string]any {
+		c := map[string]any{"iss": pa.Issuer(), "sub": aliceAtA, "aud": pb.Issuer(), "iat": now, "exp": now + 60,
+			"jti": newUUID(), "preferred_username": "alice", "client_id": "mcp-gateway"}
+		if mut != nil {
+			mut(c)
+		}
+		return c
+	}
+	signA := func(c map[string]any, typ string) string {
+		raw, err := pa.store.sign(c, typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	stranger := newTestKey(t)
+	unsigned := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." +
+		strings.Split(signA(claims(nil), "JWT"), ".")[1] + "."
+	replayed := signA(claims(nil), "JWT")
+	present := func(assertion string) url.Values {
+		return url.Values{"grant_type": {jwtBearerGrant}, "assertion": {assertion}}
+	}
+	if status, body := post(t, hc, pb.TokenURL(), present(replayed), "mcp-gateway", secret); status != http.StatusOK {
+		t.Fatalf("control: a good grant is refused: %d %v", status, body)
+	}
+	with := func(v url.Values, k, val string) url.Values { v.Set(k, val); return v }
+	add := func(v url.Values, k, val string) url.Values { v.Add(k, val); return v }
+
+	tests := []struct {
+		name       string
+		form       url.Values
+		id, secret string
+		wantStatus int
+		wantError  string
+	}{
+		{"control: token endpoint as aud", present(signA(claims(func(c map[string]any) { c["aud"] = pb.TokenURL() }), "JWT")), "mcp-gateway", secret, 200, ""},
+		{"replayed (same jti)", present(replayed), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"untrusted issuer", present(stranger.sign(t, claims(func(c map[string]any) { c["iss"] = "https://evil.example/realms/x" }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"A's issuer, another key", present(stranger.sign(t, claims(nil), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"alg none", present(unsigned), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"expired", present(signA(claims(func(c map[string]any) { c["iat"], c["exp"] = now-120, now-60 }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"without exp", present(signA(claims(func(c map[string]any) { delete(c, "exp") }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"exp beyond the max lifetime", present(signA(claims(func(c map[string]any) { c["exp"] = now + 3600 }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"not yet valid", present(signA(claims(func(c map[string]any) { c["nbf"] = now + 30 }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"issued in the future", present(signA(claims(func(c map[string]any) { c["iat"] = now + 30 }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"for another audience", present(signA(claims(func(c map[string]any) { c["aud"] = "https://c.example/realms/c" }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"for A itself", present(signA(claims(func(c map[string]any) { c["aud"] = pa.Issuer() }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"without jti", present(signA(claims(func(c map[string]any) { delete(c, "jti") }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"without sub", present(signA(claims(func(c map[string]any) { delete(c, "sub") }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"wrong typ (an RFC 9068 access token)", present(signA(claims(nil), "at+jwt")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"no typ", present(stranger.sign(t, claims(nil), "")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"unknown user mapping (unlinked user)", present(signA(claims(func(c map[string]any) { c["preferred_username"] = "bob" }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"unknown user mapping (no such user)", present(signA(claims(func(c map[string]any) { c["preferred_username"] = "carol" }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"unknown user mapping (claim missing)", present(signA(claims(func(c map[string]any) { delete(c, "preferred_username") }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"ID-JAG for another client", present(signA(claims(func(c map[string]any) { c["client_id"] = "someone-else" }), "oauth-id-jag+jwt")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"garbage assertion", present("not.a.jwt"), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"no assertion", url.Values{"grant_type": {jwtBearerGrant}}, "mcp-gateway", secret, 400, "invalid_request"},
+		{"two assertions", add(present(signA(claims(nil), "JWT")), "assertion", "x"), "mcp-gateway", secret, 400, "invalid_request"},
+		{"audience not allowed", with(present(signA(claims(nil), "JWT")), "audience", "mcp-gateway"), "mcp-gateway", secret, 400, "invalid_target"},
+		{"client without jwt-bearer", present(signA(claims(nil), "JWT")), "no-grants", "x", 400, "unauthorized_client"},
+		{"client not allowed for this identity provider", present(signA(claims(nil), "JWT")), "other-idp", "y", 400, "unauthorized_client"},
+		{"bearer-only client", present(signA(claims(nil), "JWT")), "kubernetes", "", 400, "unauthorized_client"},
+		{"bad client secret", present(signA(claims(nil), "JWT")), "mcp-gateway", "wrong", 401, "invalid_client"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := post(t, hc, pb.TokenURL(), tt.form, tt.id, tt.secret)
+			if tt.wantError == "" {
+				if status != http.StatusOK || body["access_token"] == nil {
+					t.Errorf("status %d, body %v; want a token", status, body)
+				}
+				return
+			}
+			if status != tt.wantStatus || body["error"] != tt.wantError || body["access_token"] != nil {
+				t.Errorf("status %d, body %v; want %d %s", status, body, tt.wantStatus, tt.wantError)
+			}
+			if d, _ := body["error_description"].(string); strings.Contains(d, tt.form.Get("assertion")) && tt.form.Get("assertion") != "" {
+				t.Error("error_description echoes the assertion")
+			}
+		})
+	}
+}
+
+// TestAuthorizationGrantRefusals asks domain A for grants it must not give.
+func TestAuthorizationGrantRefusals(t *testing.T) {
+	a, b, secret := chainRealms(t)
+	a.Peers = append(a.Peers, Peer{Alias: "domain-c", Issuer: "https://c.example/realms/c"})
+	a.Clients = append(a.Clients,
+		Client{ID: "c-gateway", Secret: "c", AuthorizationGrants: []string{"domain-c"}},
+		Client{ID: "no-grants", Secret: "n", TokenExchange: []string{"mcp-test/kubernetes-mcp"}})
+	a.DefaultAudiences = append(a.DefaultAudiences, "no-grants")
+	s := startServer(t, ServerConfig{Realms: []Config{a, b}}, "")
+	pa, pb := s.Realm("domain-a"), s.Realm("domain-b")
+	hc := s.Client()
+	status, body := post(t, hc, pa.TokenURL(), url.Values{"grant_type": {"password"}, "client_id": {"mcp-cli"}, "username": {"alice"}, "password": {"alice"}}, "", "")
+	alice, _ := body["access_token"].(string)
+	if status != http.StatusOK {
+		t.Fatalf("login: %d %v", status, body)
+	}
+	status, body = post(t, hc, pb.TokenURL(), url.Values{"grant_type": {"password"}, "client_id": {"mcp-gateway"}, "username": {"bob"}, "password": {"bob"}}, "mcp-gateway", secret)
+	atB, _ := body["access_token"].(string)
+	if status != http.StatusOK {
+		t.Fatalf("login at B: %d %v", status, body)
+	}
+	with := func(v url.Values, k, val string) url.Values { v.Set(k, val); return v }
+	without := func(v url.Values, k string) url.Values { v.Del(k); return v }
+
+	tests := []struct {
+		name       string
+		form       url.Values
+		id, secret string
+		wantStatus int
+		wantError  string
+	}{
+		{"control: resource names the peer", without(with(grantRequest(alice, TokenTypeJWT, ""), "resource", pb.Issuer()), "audience"), "mcp-gateway", secret, 200, ""},
+		{"client not allowed for that peer", grantRequest(alice, TokenTypeJWT, pb.Issuer()), "c-gateway", "c", 400, "invalid_target"},
+		{"client not allowed any grant", grantRequest(alice, TokenTypeIDJAG, pb.Issuer()), "no-grants", "n", 400, "unauthorized_client"},
+		{"public client", with(grantRequest(alice, TokenTypeJWT, pb.Issuer()), "client_id", "mcp-cli"), "", "", 400, "unauthorized_client"},
+		{"unknown peer", grantRequest(alice, TokenTypeJWT, "https://evil.example/realms/x"), "mcp-gateway", secret, 400, "invalid_target"},
+		{"a client as audience", grantRequest(alice, TokenTypeJWT, "mcp-test/kubernetes-mcp"), "mcp-gateway", secret, 400, "invalid_target"},
+		{"two targets", with(grantRequest(alice, TokenTypeJWT, pb.Issuer()), "resource", pb.Issuer()), "mcp-gateway", secret, 400, "invalid_target"},
+		{"no target", without(grantRequest(alice, TokenTypeJWT, ""), "audience"), "mcp-gateway", secret, 400, "invalid_target"},
+		{"requester not in the subject's aud", grantRequest(alice, TokenTypeJWT, "https://c.example/realms/c"), "c-gateway", "c", 400, "access_denied"},
+		{"subject token of another issuer", grantRequest(atB, TokenTypeJWT, pb.Issuer()), "mcp-gateway", secret, 400, "invalid_request"},
+		{"id_token subject type", with(grantRequest(alice, TokenTypeJWT, pb.Issuer()), "subject_token_type", "urn:ietf:params:oauth:token-type:id_token"), "mcp-gateway", secret, 400, "invalid_request"},
+		{"actor token", with(grantRequest(alice, TokenTypeJWT, pb.Issuer()), "actor_token", alice), "mcp-gateway", secret, 400, "invalid_request"},
+		{"garbage subject", grantRequest("not.a.jwt", TokenTypeJWT, pb.Issuer()), "mcp-gateway", secret, 400, "invalid_request"},
+		{"bad secret", grantRequest(alice, TokenTypeJWT, pb.Issuer()), "mcp-gateway", "wrong", 401, "invalid_client"},
+		{"access token for the peer (not a grant)", grantRequest(alice, accessType, pb.Issuer()), "mcp-gateway", secret, 400, "invalid_target"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := post(t, hc, pa.TokenURL(), tt.form, tt.id, tt.secret)
+			if tt.wantError == "" {
+				if status != http.StatusOK || body["access_token"] == nil {
+					t.Errorf("status %d, body %v; want a grant", status, body)
+				}
+				return
+			}
+			if status != tt.wantStatus || body["error"] != tt.wantError || body["access_token"] != nil {
+				t.Errorf("status %d, body %v; want %d %s", status, body, tt.wantStatus, tt.wantError)
+			}
+		})
+	}
+
+	// A grant is no subject token: its aud is the peer, not the requester.
+	_, body = post(t, hc, pa.TokenURL(), grantRequest(alice, TokenTypeJWT, pb.Issuer()), "mcp-gateway", secret)
+	grant, _ := body["access_token"].(string)
+	if status, body := post(t, hc, pa.TokenURL(), grantRequest(grant, TokenTypeJWT, pb.Issuer()), "mcp-gateway", secret); status == http.StatusOK {
+		t.Errorf("a grant exchanged for another grant: %v", body)
+	}
+	// A grant never outlives the token it came from.
+	if exp, sub := payload(t, grant)["exp"].(float64), payload(t, alice)["exp"].(float64); exp > sub {
+		t.Errorf("grant exp %v after the subject's %v", exp, sub)
+	}
+}
+
+// TestPrivateKeyJWT authenticates a client with an RFC 7523 client
+// assertion, and refuses bad ones with 401 invalid_client.
+func TestPrivateKeyJWT(t *testing.T) {
+	cfg, _ := devRealm(t)
+	good, wrong := newTestKey(t), newTestKey(t)
+	cfg.Clients = append(cfg.Clients, Client{ID: "agent", JWKS: good.jwks(t)})
+	p := start(t, cfg)
+	now := time.Now().Unix()
+	assertion := func(mut func(map[string]any)) string {
+		c := map[string]any{"iss": "agent", "sub": "agent", "aud": p.TokenURL(), "iat": now, "exp": now + 60, "jti": newUUID()}
+		if mut != nil {
+			mut(c)
+		}
+		return good.sign(t, c, "")
+	}
+	form := func(a string) url.Values {
+		return url.Values{"grant_type": {"client_credentials"},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}}
+	}
+	with := func(v url.Values, k, val string) url.Values { v.Set(k, val); return v }
+	used := assertion(nil)
+	if status, body := call(t, p, form(used), "", ""); status != http.StatusOK {
+		t.Fatalf("control: %d %v", status, body)
+	}
+	tests := []struct {
+		name       string
+		form       url.Values
+		id, secret string
+		want       int
+	}{
+		{"control: issuer as aud, client_id named", with(form(assertion(func(c map[string]any) { c["aud"] = p.Issuer() })), "client_id", "agent"), "", "", 200},
+		{"control: password grant", with(with(with(form(assertion(nil)), "grant_type", "password"), "username", "alice"), "password", "alice"), "", "", 200},
+		{"wrong key", form(wrong.sign(t, map[string]any{"iss": "agent", "sub": "agent", "aud": p.TokenURL(), "exp": now + 60, "jti": newUUID()}, "")), "", "", 401},
+		{"replayed", form(used), "", "", 401},
+		{"expired", form(assertion(func(c map[string]any) { c["exp"] = now - 1 })), "", "", 401},
+		{"long-lived", form(assertion(func(c map[string]any) { c["exp"] = now + 3600 })), "", "", 401},
+		{"another audience", form(assertion(func(c map[string]any) { c["aud"] = "https://elsewhere.example/token" })), "", "", 401},
+		{"iss is not sub", form(assertion(func(c map[string]any) { c["sub"] = "mcp-gateway" })), "", "", 401},
+		{"without jti", form(assertion(func(c map[string]any) { delete(c, "jti") })), "", "", 401},
+		{"client_id mismatch", with(form(assertion(nil)), "client_id", "mcp-gateway"), "", "", 401},
+		{"assertion for a secret client", form(assertion(func(c map[string]any) { c["iss"], c["sub"] = "mcp-gateway", "mcp-gateway" })), "", "", 401},
+		{"wrong assertion type", with(form(assertion(nil)), "client_assertion_type", "urn:example"), "", "", 400},
+		{"secret for a key client", url.Values{"grant_type": {"client_credentials"}}, "agent", "", 401},
+		{"assertion and secret", form(assertion(nil)), "agent", "x", 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := call(t, p, tt.form, tt.id, tt.secret)
+			if status != tt.want {
+				t.Errorf("status %d, body %v; want %d", status, body, tt.want)
+			}
+			if tt.want == 401 && (body["error"] != "invalid_client" || body["access_token"] != nil) {
+				t.Errorf("body %v; want invalid_client", body)
+			}
+		})
+	}
+}
+
+// TestServerTLS checks the HTTPS server: only a client trusting its CA
+// reaches it, and discovery names https endpoints.
+func TestServerTLS(t *testing.T) {
+	a, b, _ := chainRealms(t)
+	s := startServer(t, ServerConfig{Realms: []Config{a, b}, TLS: &TLSConfig{}}, "")
+	resp, err := caClient(t, s).Get(s.Realm("domain-b").Issuer() + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Issuer string   `json:"issuer"`
+		JWKS   string   `json:"jwks_uri"`
+		Grants []string `json:"grant_types_supported"`
+		Auth   []string `json:"token_endpoint_auth_methods_supported"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&d)
+	resp.Body.Close()
+	if err != nil || !strings.HasPrefix(d.JWKS, "https://127.0.0.1:") || d.Issuer != s.Realm("domain-b").Issuer() {
+		t.Errorf("discovery %+v, %v", d, err)
+	}
+	for _, want := range []string{jwtBearerGrant, exchangeGrant} {
+		if !strings.Contains(strings.Join(d.Grants, " "), want) {
+			t.Errorf("grant_types_supported %v lacks %s", d.Grants, want)
+		}
+	}
+	if !strings.Contains(strings.Join(d.Auth, " "), "private_key_jwt") {
+		t.Errorf("token_endpoint_auth_methods_supported %v lacks private_key_jwt", d.Auth)
+	}
+	_, err = http.Get(s.Realm("domain-a").Issuer() + "/.well-known/openid-configuration")
+	var unknown x509.UnknownAuthorityError
+	if !errors.As(err, &unknown) {
+		t.Errorf("a client without the CA: %v, want an unknown authority error", err)
+	}
+}
+
+// TestKeysFile keeps the signing keys across a restart: a token issued
+// before verifies after, and a rotation survives too.
+func TestKeysFile(t *testing.T) {
+	cfg, _ := devRealm(t)
+	keys := filepath.Join(t.TempDir(), "keys.json")
+	ctx, cancel := context.WithCancel(t.Context())
+	s1, err := NewServer(ServerConfig{Realms: []Config{cfg}, KeysFile: keys}, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s1.Start(ctx) }()
+	addr := strings.TrimPrefix(s1.BaseURL(), "http://")
+	old := login(t, s1.Realm("mcp"), "alice")
+	if err := s1.Realm("mcp").RotateKeys(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(keys)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("keys file: %v, mode %v", err, fi.Mode())
+	}
+
+	s2 := startServer(t, ServerConfig{Realms: []Config{cfg}, KeysFile: keys}, addr)
+	p := s2.Realm("mcp")
+	verify(t, p, old, "mcp-gateway")
+	var jwks struct{ Keys []struct{ Kid string } }
+	getJSON(t, p.Issuer()+"/protocol/openid-connect/certs", &jwks)
+	if len(jwks.Keys) != 2 || jwks.Keys[1].Kid != kid(t, old) {
+		t.Errorf("jwks after restart: %+v, want the rotated key and %s", jwks.Keys, kid(t, old))
+	}
+	if kid(t, login(t, p, "alice")) != jwks.Keys[0].Kid {
+		t.Error("after the restart, tokens are not signed by the newest key")
+	}
+
+	// A corrupt file stops the start; nothing is overwritten.
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"mcp": {"keys": [{"kty": "oct", "k": "AAAA", "kid": "x"}]}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewServer(ServerConfig{Realms: []Config{cfg}, KeysFile: bad}, "127.0.0.1:0"); err == nil {
+		t.Error("NewServer accepted a key file without RSA private keys")
+	}
+}
+
+func TestReplayCacheBounded(t *testing.T) {
+	c := newReplayCache(2)
+	now := time.Now()
+	for i, k := range []string{"a", "b"} {
+		if err := c.use(k, now.Add(time.Minute), now); err != nil {
+			t.Fatalf("use %d: %v", i, err)
+		}
+	}
+	if err := c.use("a", now.Add(time.Minute), now); !errors.Is(err, errReplayed) {
+		t.Errorf("replay: %v", err)
+	}
+	if err := c.use("c", now.Add(time.Minute), now); !errors.Is(err, errReplayFull) {
+		t.Errorf("full: %v, want refused", err)
+	}
+	later := now.Add(2 * time.Minute)
+	if err := c.use("c", later.Add(time.Minute), later); err != nil {
+		t.Errorf("after expiry: %v", err)
+	}
+	if len(c.seen) != 1 {
+		t.Errorf("%d entries after pruning, want 1", len(c.seen))
+	}
+}
+
+func TestTrustConfigErrors(t *testing.T) {
+	ok := func() Config {
+		return Config{BaseURL: "http://127.0.0.1:1",
+			Peers:             []Peer{{Alias: "b", Realm: "b"}},
+			IdentityProviders: []IdentityProvider{{Alias: "c", Issuer: "https://c.example/realms/c", UserClaim: "preferred_username"}},
+			Clients:           []Client{{ID: "gw", Secret: "s", AuthorizationGrants: []string{"b"}, JWTAuthorizationGrant: []string{"c"}, GrantAudiences: []string{"k8s"}}, {ID: "k8s"}},
+			Users:             []User{{Username: "u", Password: "p", FederatedIdentities: map[string]string{"c": "u"}}}}
+	}
+	if _, err := New(ok()); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+	}{
+		{"peer without alias", func(c *Config) { c.Peers[0].Alias = "" }},
+		{"peer with issuer and realm", func(c *Config) { c.Peers[0].Issuer = "https://x.example" }},
+		{"peer is the realm", func(c *Config) { c.Peers[0].Realm = "mcp" }},
+		{"peer issuer not a URL", func(c *Config) { c.Peers[0].Realm, c.Peers[0].Issuer = "", "b" }},
+		{"unknown peer", func(c *Config) { c.Clients[0].AuthorizationGrants = []string{"nope"} }},
+		{"unknown identity provider", func(c *Config) { c.Clients[0].JWTAuthorizationGrant = []string{"nope"} }},
+		{"grant audience not a client", func(c *Config) { c.Clients[0].GrantAudiences = []string{"nope"} }},
+		{"bad user claim", func(c *Config) { c.IdentityProviders[0].UserClaim = "name" }},
+		{"link to unknown provider", func(c *Config) { c.Users[0].FederatedIdentities = map[string]string{"nope": "u"} }},
+		{"two users, one link", func(c *Config) {
+			c.Users = append(c.Users, User{Username: "v", Password: "p", FederatedIdentities: map[string]string{"c": "u"}})
+		}},
+		{"grant lifetime too long", func(c *Config) { c.GrantLifetime = time.Hour }},
+		{"public client asks grants", func(c *Config) {
+			c.Clients = append(c.Clients, Client{ID: "pub", Public: true, AuthorizationGrants: []string{"b"}})
+		}},
+		{"jwks and secret", func(c *Config) { c.Clients[0].JWKS = newTestKey(t).jwks(t) }},
+		{"bad jwks", func(c *Config) { c.Clients = append(c.Clients, Client{ID: "k", JWKS: `{"keys": []}`}) }},
+		{"missing caFile", func(c *Config) { c.IdentityProviders[0].CAFile = "/nonexistent" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := ok()
+			tt.mutate(&c)
+			if _, err := New(c); err == nil {
+				t.Error("New accepted an invalid config")
+			}
+		})
+	}
+}
