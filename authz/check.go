@@ -60,6 +60,10 @@ type verdict struct {
 	method    string
 	server    string
 	name      string
+
+	// credential names the Authorization set for server (the router
+	// forwards only that one), if any.
+	credential string
 }
 
 func deny(status int, reason string, code int) *verdict {
@@ -426,6 +430,7 @@ func (s *Server) allow(c *call, tok *exchange.Token) *verdict {
 		v.issuer, v.subject, v.expiry = c.caller.Issuer, c.caller.Subject, c.caller.Expiry
 	}
 	if tok != nil && tok.Exchanged {
+		v.credential = assertion.CredentialHash("Bearer " + tok.AccessToken)
 		v.setHeader("authorization", "Bearer "+tok.AccessToken)
 	}
 	return v
@@ -450,6 +455,7 @@ func (s *Server) finish(c *call, v *verdict) {
 			Issuer:       v.issuer,
 			Subject:      v.subject,
 			CallerExpiry: v.expiry,
+			Credential:   v.credential,
 			BodyHash:     assertion.BodyHash(c.body),
 			IssuedAt:     s.now(),
 		})
