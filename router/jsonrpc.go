@@ -176,9 +176,6 @@ func integerID(b []byte) (int64, bool) {
 
 // sameID reports whether two ids have the same value (see idKey).
 func sameID(a, b json.RawMessage) bool {
-	if bytes.Equal(a, b) {
-		return len(a) > 0
-	}
 	ka, ok := idKey(a)
 	if !ok {
 		return false
