@@ -546,3 +546,60 @@ func TestNoTokenPassthrough(t *testing.T) {
 		})
 	}
 }
+
+// TestRelayedIDByValue: the client's answer to a server request relayed
+// with a wrapped id finds its way back when the client spells that id
+// differently (here with an escaped letter).
+func TestRelayedIDByValue(t *testing.T) {
+	e := newEnv(t, nil, registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: alphaServer(t).URL})
+	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{"elicitation":{}},"clientInfo":{"name":"raw","version":"1"}}}`
+	r := do(t, e.front.URL, e.key, http.MethodPost, "", "alice", init, nil)
+	sid := r.header.Get("Mcp-Session-Id")
+	if r.status != http.StatusOK || sid == "" {
+		t.Fatalf("initialize: %d %s", r.status, r.body)
+	}
+	call := `{"jsonrpc":"2.0","id":"ask-1","method":"tools/call","params":{"name":"alpha_ask","arguments":{"text":"ok?"}}}`
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.front.URL+"/mcp", strings.NewReader(call))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Session-Id", sid)
+	req.Header.Set("Authorization", "Bearer caller-alice")
+	v, err := assertion.NewSigner(e.key).Sign(assertion.Claims{Method: "tools/call", Issuer: testIssuer, Subject: "alice", BodyHash: assertion.BodyHash([]byte(call))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(assertion.Header, v)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("answer %d %s: %s", resp.StatusCode, ct, b)
+	}
+	events := newSSEReader(resp.Body, 1<<20)
+	data, err := events.next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ask message
+	if err := json.Unmarshal(data, &ask); err != nil || ask.Method != "elicitation/create" || !strings.HasPrefix(string(ask.ID), `"mcpr.`) {
+		t.Fatalf("first event %s: %v", data, err)
+	}
+	respelled := `"\u006d` + string(ask.ID[2:]) // "m" escaped
+	answer := `{"jsonrpc":"2.0","id":` + respelled + `,"result":{"action":"accept","content":{"answer":"yes"}}}`
+	if r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice", answer, nil); r.status != http.StatusAccepted {
+		t.Fatalf("answer: %d %s", r.status, r.body)
+	}
+	data, err = events.next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"id":"ask-1"`) || !strings.Contains(string(data), "accept:yes") {
+		t.Errorf("result %s", data)
+	}
+}
