@@ -1,0 +1,167 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const sessionInit = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"1"}}}`
+
+// openSession initializes a session through the front with token and
+// returns its id.
+func openSession(t *testing.T, front, token string) string {
+	t.Helper()
+	resp, body := post(t.Context(), t, front, sessionInit, map[string]string{"Authorization": "Bearer " + token})
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != http.StatusOK || sid == "" {
+		t.Fatalf("initialize: %d %s", resp.StatusCode, body)
+	}
+	hdr := map[string]string{"Authorization": "Bearer " + token, "Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-06-18"}
+	if resp, body := post(t.Context(), t, front, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, hdr); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("initialized: %d %s", resp.StatusCode, body)
+	}
+	return sid
+}
+
+// sessionRequest sends a GET or DELETE of session sid through the front.
+func sessionRequest(ctx context.Context, t *testing.T, method, front, token, sid string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, method, front, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Mcp-Session-Id", sid)
+	req.Header.Set("MCP-Protocol-Version", "2025-06-18")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// ended reports when resp's body ends.
+func ended(resp *http.Response) <-chan time.Time {
+	c := make(chan time.Time, 1)
+	go func() {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		c <- time.Now()
+	}()
+	return c
+}
+
+// countSince counts the requests of method a server received from index from.
+func countSince(g *goServer, from int, method string) int {
+	n := 0
+	for _, r := range g.requests()[from:] {
+		if r.method == method {
+			n++
+		}
+	}
+	return n
+}
+
+// TestDeleteEndsSession is issue 8 through front -> authz -> router with
+// real processes: DELETE ends the session's open GET stream at once, a
+// later POST with that session gets 404, and the upstream sees no
+// initialize (the session is not reopened) after the DELETE.
+func TestDeleteEndsSession(t *testing.T) {
+	p := startIdP(t, "")
+	kube := startGoServer(t, "mcp-test/kubernetes-mcp", "pods_list")
+	a := startAggregate(t, 1, identityConfig(p)+kubeServer(kube.url)+routerPolicy)
+	token := p.login(t, "alice")
+	sid := openSession(t, a.front, token)
+
+	stream := sessionRequest(t.Context(), t, http.MethodGet, a.front, token, sid)
+	if stream.StatusCode != http.StatusOK {
+		t.Fatalf("GET: %d", stream.StatusCode)
+	}
+	done := ended(stream)
+	deadline := time.Now().Add(10 * time.Second)
+	for countSince(kube, 0, http.MethodGet) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the router opened no upstream GET stream")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mark := len(kube.requests())
+	if resp := sessionRequest(t.Context(), t, http.MethodDelete, a.front, token, sid); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE: %d", resp.StatusCode)
+	}
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Error("the GET stream of the deleted session is still open")
+	}
+	resp, body := post(t.Context(), t, a.front, toolCall("kube_pods_list"), map[string]string{
+		"Authorization": "Bearer " + token, "Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-06-18",
+	})
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("POST after DELETE: %d %s", resp.StatusCode, body)
+	}
+	if resp := sessionRequest(t.Context(), t, http.MethodGet, a.front, token, sid); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET after DELETE: %d", resp.StatusCode)
+	}
+	// Longer than the router's pause before it reopens an upstream stream.
+	time.Sleep(2 * time.Second)
+	for _, m := range []string{"initialize", "tools/call"} {
+		if n := countSince(kube, mark, m); n != 0 {
+			t.Errorf("the upstream received %d %s after the DELETE", n, m)
+		}
+	}
+	if countSince(kube, mark, http.MethodDelete) == 0 {
+		t.Error("the upstream session was not deleted")
+	}
+	a.noTokenInLogs(t, token)
+}
+
+// TestStreamEndsWithToken: a GET stream opened with a short-lived token ends
+// when the token expires (the dev provider issues 4 s tokens here).
+func TestStreamEndsWithToken(t *testing.T) {
+	addr := freePort(t)
+	proc := start(t, addr, nil, filepath.Join(bin, "devidp"), "--config", repoFile("dev/realm.yaml"), "--listen", addr, "--token-lifetime", "4s")
+	p := &idp{addr: addr, issuer: "http://" + addr + "/realms/mcp", proc: proc}
+	kube := startGoServer(t, "mcp-test/kubernetes-mcp", "pods_list")
+	a := startAggregate(t, 1, identityConfig(p)+kubeServer(kube.url)+routerPolicy)
+	token := p.login(t, "alice")
+	exp, ok := jwtPayload(t, token)["exp"].(float64)
+	if !ok {
+		t.Fatal("token without exp")
+	}
+	expiry := time.Unix(int64(exp), 0)
+	sid := openSession(t, a.front, token)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	stream := sessionRequest(ctx, t, http.MethodGet, a.front, token, sid)
+	if stream.StatusCode != http.StatusOK {
+		t.Fatalf("GET: %d (the token may have expired already: %v left)", stream.StatusCode, time.Until(expiry))
+	}
+	select {
+	case at := <-ended(stream):
+		if d := at.Sub(expiry); d < -time.Second || d > 3*time.Second {
+			t.Errorf("the stream ended %v from the token's expiry", d)
+		}
+	case <-time.After(time.Until(expiry) + 5*time.Second):
+		t.Fatal("the stream outlived the token")
+	}
+	// A new token opens a new stream on the same session.
+	fresh := p.login(t, "alice")
+	again := sessionRequest(ctx, t, http.MethodGet, a.front, fresh, sid)
+	if again.StatusCode != http.StatusOK {
+		t.Errorf("GET with a fresh token: %d", again.StatusCode)
+	}
+	a.noTokenInLogs(t, token)
+	if strings.Contains(fmt.Sprint(kube.requests()), token) {
+		t.Error("the caller's token reached the upstream")
+	}
+}
