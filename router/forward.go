@@ -102,8 +102,7 @@ func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, b
 		}
 		auth = a
 	}
-	idk, _ := idKey(c.msg.ID) // post refused requests without one
-	key := c.sess.key() + "\x00" + idk
+	key := inflightKey(c.sess, c.msg.ID) // post refused requests without a valid id
 	r.mu.Lock()
 	r.inflight[key] = srv
 	r.mu.Unlock()
@@ -128,6 +127,16 @@ func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, b
 	}
 	defer resp.Body.Close()
 	r.relay(w, c, srv, resp)
+}
+
+// inflightKey names a call in flight: its session (and so its caller) and
+// the value of its id.
+func inflightKey(s *session, id json.RawMessage) string {
+	sk := s.key()
+	b := make([]byte, 0, len(sk)+1+len(id)+1)
+	b = append(append(b, sk...), 0)
+	b, _ = appendIDKey(b, id)
+	return string(b)
 }
 
 // vouched reports whether the Authorization received is the token authz
@@ -337,12 +346,11 @@ func (r *Router) cancel(w http.ResponseWriter, c *call) {
 	if json.Unmarshal(c.msg.Params, &p) != nil || p.RequestID == nil {
 		return
 	}
-	idk, ok := idKey(p.RequestID)
-	if !ok {
+	if _, ok := idKey(p.RequestID); !ok {
 		return
 	}
 	r.mu.Lock()
-	srv := r.inflight[c.sess.key()+"\x00"+idk]
+	srv := r.inflight[inflightKey(c.sess, p.RequestID)]
 	r.mu.Unlock()
 	if srv == nil {
 		return

@@ -68,25 +68,32 @@ const maxSafeID = 1<<53 - 1
 // false for anything else: a number that is not an integer or lies beyond
 // ±(2^53-1), which no upstream can be trusted to send back unchanged.
 func idKey(id json.RawMessage) (key string, ok bool) {
+	var buf [64]byte
+	k, ok := appendIDKey(buf[:0], id)
+	return string(k), ok
+}
+
+// appendIDKey appends idKey(id) to dst.
+func appendIDKey(dst []byte, id json.RawMessage) ([]byte, bool) {
 	id = bytes.TrimSpace(id)
 	if len(id) == 0 {
-		return "", false
+		return dst, false
 	}
 	if id[0] == '"' {
 		if len(id) >= 2 && id[len(id)-1] == '"' && bytes.IndexByte(id, '\\') < 0 && utf8.Valid(id) {
-			return "s" + string(id[1:len(id)-1]), true
+			return append(append(dst, 's'), id[1:len(id)-1]...), true
 		}
 		var s string
 		if json.Unmarshal(id, &s) != nil {
-			return "", false
+			return dst, false
 		}
-		return "s" + s, true
+		return append(append(dst, 's'), s...), true
 	}
 	n, ok := integerID(id)
 	if !ok {
-		return "", false
+		return dst, false
 	}
-	return "n" + strconv.FormatInt(n, 10), true
+	return strconv.AppendInt(append(dst, 'n'), n, 10), true
 }
 
 // integerID reads a JSON number whose value is an integer within
@@ -103,7 +110,8 @@ func integerID(b []byte) (int64, bool) {
 	if intEnd == 0 || (b[0] == '0' && intEnd > 1) {
 		return 0, false
 	}
-	digits := append([]byte(nil), b[:intEnd]...)
+	var buf [32]byte
+	digits := append(buf[:0], b[:intEnd]...)
 	exp := 0
 	rest := b[intEnd:]
 	if len(rest) > 0 && rest[0] == '.' {
@@ -176,12 +184,13 @@ func integerID(b []byte) (int64, bool) {
 
 // sameID reports whether two ids have the same value (see idKey).
 func sameID(a, b json.RawMessage) bool {
-	ka, ok := idKey(a)
+	var abuf, bbuf [64]byte
+	ka, ok := appendIDKey(abuf[:0], a)
 	if !ok {
 		return false
 	}
-	kb, ok := idKey(b)
-	return ok && ka == kb
+	kb, ok := appendIDKey(bbuf[:0], b)
+	return ok && bytes.Equal(ka, kb)
 }
 
 // JSON-RPC error codes the router answers with.

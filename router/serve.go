@@ -122,7 +122,8 @@ func (r *Router) post(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if msg.isRequest() {
-		if _, ok := idKey(msg.ID); !ok {
+		var buf [64]byte
+		if _, ok := appendIDKey(buf[:0], msg.ID); !ok {
 			// Its answer could not be matched: refused before anything runs.
 			writeError(w, http.StatusBadRequest, nil, codeInvalidRequest, "invalid id: a string or an integer within ±(2^53-1)")
 			return
