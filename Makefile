@@ -49,7 +49,7 @@ FUZZTIME ?= 1000x
 FUZZ_TARGETS := ./mcpparse:FuzzParse ./mcpparse:FuzzRoundTrip ./authz:FuzzCheck \
   ./identity:FuzzBearerToken ./identity:FuzzVerify ./gateway:FuzzBuildCheck \
   ./internal/assertion:FuzzVerify ./router:FuzzOpenSession ./router:FuzzSSE \
-  ./router:FuzzUnwrapID ./policy:FuzzKeycloakTwins ./internal/config:FuzzParse
+  ./router:FuzzUnwrapID ./router:FuzzIDKey ./policy:FuzzKeycloakTwins ./internal/config:FuzzParse
 
 ##@ Everyday
 

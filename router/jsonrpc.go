@@ -75,12 +75,12 @@ func idKey(id json.RawMessage) (key string, ok bool) {
 
 // appendIDKey appends idKey(id) to dst.
 func appendIDKey(dst []byte, id json.RawMessage) ([]byte, bool) {
-	id = bytes.TrimSpace(id)
+	id = bytes.Trim(id, " \t\r\n") // JSON's whitespace
 	if len(id) == 0 {
 		return dst, false
 	}
 	if id[0] == '"' {
-		if len(id) >= 2 && id[len(id)-1] == '"' && bytes.IndexByte(id, '\\') < 0 && utf8.Valid(id) {
+		if len(id) >= 2 && id[len(id)-1] == '"' && plainJSONString(id[1:len(id)-1]) {
 			return append(append(dst, 's'), id[1:len(id)-1]...), true
 		}
 		var s string
@@ -94,6 +94,17 @@ func appendIDKey(dst []byte, id json.RawMessage) ([]byte, bool) {
 		return dst, false
 	}
 	return strconv.AppendInt(append(dst, 'n'), n, 10), true
+}
+
+// plainJSONString reports whether b, between quotes, is a JSON string that
+// needs no decoding: valid UTF-8 without escapes, quotes or control bytes.
+func plainJSONString(b []byte) bool {
+	for _, c := range b {
+		if c == '\\' || c == '"' || c < 0x20 {
+			return false
+		}
+	}
+	return utf8.Valid(b)
 }
 
 // integerID reads a JSON number whose value is an integer within
