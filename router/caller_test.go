@@ -376,7 +376,7 @@ func TestDeleteEndsSession(t *testing.T) {
 }
 
 // TestEndedSessionNotReopened: a call in flight when its session is
-// deleted cannot open a new upstream session for it.
+// deleted, or expires, cannot open a new upstream session for it.
 func TestEndedSessionNotReopened(t *testing.T) {
 	up := record(t, alphaMCP(), true)
 	e := newEnv(t, nil, registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: up.URL})
@@ -394,6 +394,11 @@ func TestEndedSessionNotReopened(t *testing.T) {
 	// answered 404 (its session was deleted), so it asks for a new one.
 	if _, err := e.router.reinit(t.Context(), s, srv, "Bearer up-ns/alpha", s.Up["ns/alpha"]); !errors.Is(err, errSessionEnded) {
 		t.Errorf("reinit of an ended session: %v", err)
+	}
+	// An expired session, likewise.
+	expired := &session{ID: "old", Issuer: testIssuer, Subject: "alice", Version: "2025-06-18", Issued: time.Now().Add(-25 * time.Hour).Unix()}
+	if _, err := e.router.reinit(t.Context(), expired, srv, "Bearer up-ns/alpha", upstreamSession{}); !errors.Is(err, errSessionEnded) {
+		t.Errorf("reinit of an expired session: %v", err)
 	}
 	if n := up.count(mark, func(s seen) bool { return s.rpc == "initialize" }); n != 0 {
 		t.Errorf("%d upstream initializes for an ended session", n)
@@ -445,15 +450,20 @@ func TestStreamExpiry(t *testing.T) {
 }
 
 // passAuthz is an Authorizer with token exchange on (a token per server) or
-// off (no token: the router sends none).
+// off (no token: the router sends none), or one that passes the caller's
+// token through.
 type passAuthz struct {
 	testAuthz
-	exchange bool
+	exchange    bool
+	passthrough bool // answer with the caller's own token, as authz did without exchange
 }
 
 func (a *passAuthz) UpstreamAuthorization(_ context.Context, caller, server string) (string, error) {
 	if caller == "" {
 		return "", errors.New("no caller")
+	}
+	if a.passthrough {
+		return caller, nil
 	}
 	if !a.exchange {
 		return "", nil
@@ -474,6 +484,7 @@ func TestNoTokenPassthrough(t *testing.T) {
 	}{
 		{name: "exchange on", auth: &passAuthz{exchange: true}, want: "Bearer up-ns/alpha"},
 		{name: "exchange off", auth: &passAuthz{}, want: ""},
+		{name: "authorizer passes the caller's token", auth: &passAuthz{passthrough: true}, want: ""},
 		{name: "no authorizer", auth: nil, want: ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

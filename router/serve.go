@@ -270,13 +270,22 @@ func (r *Router) upstreamFailed(srv *registry.Server, op string, err error) {
 
 // upstreamAuth is the Authorization for a call the router makes itself to
 // server: what the Authorizer obtained for that server, or "" (none). The
-// caller's own token is never sent upstream, so without an Authorizer
-// upstream calls carry no Authorization.
+// caller's own token is never sent upstream: without an Authorizer, or when
+// it answers with the caller's token, upstream calls carry no Authorization.
 func (r *Router) upstreamAuth(ctx context.Context, callerAuth, server string) (string, error) {
 	if r.auth == nil {
 		return "", nil
 	}
-	return r.auth.UpstreamAuthorization(ctx, callerAuth, server)
+	a, err := r.auth.UpstreamAuthorization(ctx, callerAuth, server)
+	if err != nil {
+		return "", err
+	}
+	if a == callerAuth {
+		// An Authorizer that passes the caller's token through (no
+		// exchange): it is still never sent upstream.
+		return "", nil
+	}
+	return a, nil
 }
 
 // upstreamFor returns the caller's session with srv: the one opened at
@@ -301,7 +310,7 @@ func (r *Router) upstreamFor(ctx context.Context, s *session, srv *registry.Serv
 func (r *Router) reinit(ctx context.Context, s *session, srv *registry.Server, auth string, old upstreamSession) (upstreamSession, error) {
 	key := s.key() + "\x00" + srv.Name
 	v, err, _ := r.inits.Do(key+"\x00"+old.ID, func() (any, error) {
-		if r.isEnded(s) {
+		if r.isEnded(s) || !r.now().Before(r.sessionExpiry(s)) {
 			return nil, errEnded
 		}
 		if up, ok := r.upstream.get(key); ok && up != old {
