@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 const sessionInit = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"1"}}}`
@@ -163,5 +165,70 @@ func TestStreamEndsWithToken(t *testing.T) {
 	a.noTokenInLogs(t, token)
 	if strings.Contains(fmt.Sprint(kube.requests()), token) {
 		t.Error("the caller's token reached the upstream")
+	}
+}
+
+// TestRouterNoTokenPassthrough is issue 1 on the router's side, through
+// front -> authz -> router: whatever the router sends an upstream
+// (initialize, initialized, lists, calls, the GET stream, DELETE) never
+// carries the caller's own token. With exchange on, each carries a token
+// exchanged for that server; with identity on and exchange off, none.
+func TestRouterNoTokenPassthrough(t *testing.T) {
+	p := startIdP(t, "")
+	identityOnly := fmt.Sprintf(`identity:
+  issuers:
+    - issuerURL: %s
+      audiences: [mcp-gateway]
+`, p.issuer)
+	for _, tc := range []struct {
+		name, config, policy string
+		exchange             bool
+	}{
+		{name: "exchange on", config: identityConfig(p), policy: routerPolicy, exchange: true},
+		{name: "exchange off", config: identityOnly, policy: "defaultPolicy: allow\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kube := startGoServer(t, "mcp-test/kubernetes-mcp", "pods_list")
+			a := startAggregate(t, 1, tc.config+kubeServer(kube.url)+tc.policy)
+			token := p.login(t, "alice")
+			sub, _ := jwtPayload(t, token)["sub"].(string)
+			cs := connectAs(t, a.front, token, nil)
+			if got := listTools(t, cs); len(got) == 0 || got[0] != "kube_pods_list" {
+				t.Fatalf("tools %q", got)
+			}
+			if got, err := callTool(t, cs, &mcp.CallToolParams{Name: "kube_pods_list"}); err != nil || got != "mcp-test/kubernetes-mcp:pods_list" {
+				t.Fatalf("call: %q, %v", got, err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for countSince(kube, 0, http.MethodGet) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("the router opened no upstream GET stream")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if err := cs.Close(); err != nil {
+				t.Fatal(err)
+			}
+			seen := kube.requests()
+			methods := map[string]bool{}
+			for _, r := range seen {
+				methods[r.method] = true
+				if strings.Contains(r.authorization, token) {
+					t.Errorf("%s carried the caller's own token", r.method)
+				}
+				if !tc.exchange && r.authorization != "" {
+					t.Errorf("%s carried an Authorization with exchange off", r.method)
+				}
+			}
+			for _, m := range []string{"initialize", "notifications/initialized", "tools/list", "tools/call", http.MethodGet, http.MethodDelete} {
+				if !methods[m] {
+					t.Errorf("the upstream received no %s: %v", m, methods)
+				}
+			}
+			if tc.exchange {
+				checkUpstreamTokens(t, kube.name, seen, map[string]string{sub: token}, sub)
+			}
+			a.noTokenInLogs(t, token)
+		})
 	}
 }
