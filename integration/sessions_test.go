@@ -232,3 +232,41 @@ func TestRouterNoTokenPassthrough(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionBoundToIssuer is issue 4 with real processes: two trusted
+// issuers (the dev provider run twice, same realm, so alice has the same
+// sub in both); alice of the second can neither use, GET nor DELETE the
+// session alice of the first opened (404), which keeps working.
+func TestSessionBoundToIssuer(t *testing.T) {
+	p1, p2 := startIdP(t, ""), startIdP(t, "")
+	a := startAggregate(t, 1, fmt.Sprintf(`identity:
+  issuers:
+    - issuerURL: %s
+      audiences: [mcp-gateway]
+    - issuerURL: %s
+      audiences: [mcp-gateway]
+defaultPolicy: allow
+`, p1.issuer, p2.issuer)+kubeServer(startGoServer(t, "mcp-test/kubernetes-mcp", "pods_list").url))
+	owner, other := p1.login(t, "alice"), p2.login(t, "alice")
+	if s1, s2 := jwtPayload(t, owner)["sub"], jwtPayload(t, other)["sub"]; s1 != s2 {
+		t.Fatalf("the two providers name alice differently: %v, %v", s1, s2)
+	}
+	sid := openSession(t, a.front, owner)
+	headers := func(token string) map[string]string {
+		return map[string]string{"Authorization": "Bearer " + token, "Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-06-18"}
+	}
+	if resp, body := post(t.Context(), t, a.front, toolCall("kube_pods_list"), headers(other)); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("POST by the other issuer's alice: %d %s", resp.StatusCode, body)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for _, m := range []string{http.MethodGet, http.MethodDelete} {
+		if resp := sessionRequest(ctx, t, m, a.front, other, sid); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s by the other issuer's alice: %d", m, resp.StatusCode)
+		}
+	}
+	resp, body := post(t.Context(), t, a.front, toolCall("kube_pods_list"), headers(owner))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "mcp-test/kubernetes-mcp:pods_list") {
+		t.Errorf("the owner's call: %d %s", resp.StatusCode, body)
+	}
+}
