@@ -270,3 +270,40 @@ defaultPolicy: allow
 		t.Errorf("the owner's call: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestIDSpellingsThroughStack is issue 6 through front -> authz -> router
+// -> a go-sdk server (which re-encodes ids): each call is answered, with
+// its id exactly as sent, whatever its spelling.
+func TestIDSpellingsThroughStack(t *testing.T) {
+	p := startIdP(t, "")
+	kube := startGoServer(t, "mcp-test/kubernetes-mcp", "pods_list")
+	a := startAggregate(t, 1, identityConfig(p)+kubeServer(kube.url)+routerPolicy)
+	token := p.login(t, "alice")
+	sid := openSession(t, a.front, token)
+	hdr := map[string]string{"Authorization": "Bearer " + token, "Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-06-18"}
+	for _, id := range []string{`"\u0061"`, `"a\/b"`, `"<a&b>"`, `"\ud83d\ude00"`, `-0`, `9007199254740991`} {
+		t.Run(id, func(t *testing.T) {
+			body := `{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"kube_pods_list","arguments":{}}}`
+			resp, out := post(t.Context(), t, a.front, body, hdr)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.StatusCode, out)
+			}
+			if !strings.Contains(string(out), `"id":`+id+`,"result":`) || !strings.Contains(string(out), "mcp-test/kubernetes-mcp:pods_list") {
+				t.Errorf("answer %s, want the result with id %s as sent", out, id)
+			}
+		})
+	}
+	// Numbers that are not plain integers (authz refuses them: MCP ids are
+	// integers) or that upstreams cannot send back unchanged (the router
+	// refuses them) never run the tool.
+	mark := len(kube.requests())
+	for _, id := range []string{`7.0`, `1.5`, `9007199254740993`} {
+		body := `{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"kube_pods_list","arguments":{}}}`
+		if resp, out := post(t.Context(), t, a.front, body, hdr); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("id %s: %d %s", id, resp.StatusCode, out)
+		}
+	}
+	if n := countSince(kube, mark, "tools/call"); n != 0 {
+		t.Errorf("the upstream ran %d calls with refused ids", n)
+	}
+}
