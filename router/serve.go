@@ -217,6 +217,7 @@ func (r *Router) initialize(w http.ResponseWriter, c *call) {
 		ID: randomID(), Issuer: c.claims.Issuer, Subject: c.claims.Subject, Version: negotiate(p.ProtocolVersion),
 		Issued: r.now().Unix(), Up: map[string]upstreamSession{}, Client: ci,
 	}
+	s.key()
 	c.sess = s
 	servers := r.reg.Load().Servers()
 	var mu sync.Mutex

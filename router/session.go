@@ -26,7 +26,7 @@ type session struct {
 	Up      map[string]upstreamSession `json:"u,omitempty"` // server name -> its session opened at initialize
 	Client  json.RawMessage            `json:"c,omitempty"` // the client's capabilities and clientInfo, to open late upstreams
 
-	scope string // key(), computed once
+	scope string // key(), computed once: by open and initialize, before goroutines share the session
 }
 
 // key names the session in this replica's maps (upstream sessions, calls in
@@ -152,6 +152,7 @@ func (s *sealer) open(id string) (*session, error) {
 		if err := json.Unmarshal(plain, &v); err != nil || v.ID == "" || v.Version == "" {
 			return nil, errSession
 		}
+		v.key() // before any goroutine reads it
 		return &v, nil
 	}
 	return nil, errSession
