@@ -132,11 +132,14 @@ func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, b
 // inflightKey names a call in flight: its session (and so its caller) and
 // the value of its id.
 func inflightKey(s *session, id json.RawMessage) string {
-	sk := s.key()
-	b := make([]byte, 0, len(sk)+1+len(id)+1)
-	b = append(append(b, sk...), 0)
-	b, _ = appendIDKey(b, id)
-	return string(b)
+	var buf [64]byte
+	k, _ := appendIDKey(buf[:0], id)
+	var b strings.Builder
+	b.Grow(len(s.key()) + 1 + len(k))
+	b.WriteString(s.key())
+	b.WriteByte(0)
+	b.Write(k)
+	return b.String()
 }
 
 // vouched reports whether the Authorization received is the token authz
