@@ -71,7 +71,7 @@ FUZZTIME ?= 1000x
 FUZZ_TARGETS := ./mcpparse:FuzzParse ./mcpparse:FuzzRoundTrip ./authz:FuzzCheck \
   ./identity:FuzzBearerToken ./identity:FuzzVerify ./gateway:FuzzBuildCheck \
   ./internal/assertion:FuzzVerify ./router:FuzzOpenSession ./router:FuzzSSE \
-  ./router:FuzzUnwrapID ./policy:FuzzKeycloakTwins ./policy:FuzzFoldAgreement \
+  ./router:FuzzUnwrapID ./router:FuzzIDKey ./policy:FuzzKeycloakTwins ./policy:FuzzFoldAgreement \
   ./internal/config:FuzzParse
 
 ##@ Everyday

@@ -74,6 +74,10 @@ type verdict struct {
 	method    string
 	server    string
 	name      string
+
+	// credential names the Authorization set for server (the router
+	// forwards only that one), if any.
+	credential string
 }
 
 func deny(status int, reason string, code int) *verdict {
@@ -480,6 +484,7 @@ func (s *Server) allow(c *call, tok *exchange.Token) *verdict {
 	}
 	switch {
 	case tok != nil:
+		v.credential = assertion.CredentialHash("Bearer " + tok.AccessToken)
 		v.setHeader("authorization", "Bearer "+tok.AccessToken)
 	case c.attached:
 		v.remove = append(v.remove, "authorization")
@@ -506,6 +511,7 @@ func (s *Server) finish(c *call, v *verdict) {
 			Issuer:       v.issuer,
 			Subject:      v.subject,
 			CallerExpiry: v.expiry,
+			Credential:   v.credential,
 			BodyHash:     assertion.BodyHash(c.body),
 			IssuedAt:     s.now(),
 		})

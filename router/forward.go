@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -81,26 +82,27 @@ func (r *Router) resourceOwner(c *call, uri string) (*registry.Server, bool) {
 }
 
 // forward sends body to srv and streams the answer back. The Authorization
-// header received is forwarded when authz resolved the same server (it set
-// the token for it); otherwise the router asks for one.
+// header received is forwarded only when authz resolved the same server and
+// the assertion names that header as the token authz obtained for it;
+// otherwise the router asks the Authorizer for one, and sends none when it
+// has none. The caller's own token never goes upstream.
 func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, body []byte, name string) {
 	ctx, cancel := context.WithTimeout(c.req.Context(), r.cfg.CallTimeout)
 	defer cancel()
+	if c.claims.Server != "" && c.claims.Server != srv.Name {
+		writeError(w, http.StatusForbidden, c.msg.ID, codeInvalidRequest, "request did not pass authorization")
+		return
+	}
 	auth := c.auth
-	switch c.claims.Server {
-	case srv.Name:
-	case "":
+	if !c.vouched(srv) {
 		a, err := r.upstreamAuth(ctx, c.auth, srv.Name)
 		if err != nil {
 			writeError(w, http.StatusOK, c.msg.ID, codeInternal, "upstream authorization unavailable")
 			return
 		}
 		auth = a
-	default:
-		writeError(w, http.StatusForbidden, c.msg.ID, codeInvalidRequest, "request did not pass authorization")
-		return
 	}
-	key := c.sess.ID + "\x00" + string(c.msg.ID)
+	key := inflightKey(c.sess, c.msg.ID) // post refused requests without a valid id
 	r.mu.Lock()
 	r.inflight[key] = srv
 	r.mu.Unlock()
@@ -111,6 +113,10 @@ func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, b
 	}()
 	resp, err := r.sendSession(ctx, c, srv, auth, body, name)
 	if err != nil {
+		if errors.Is(err, errSessionEnded) {
+			writeError(w, http.StatusNotFound, c.msg.ID, codeInvalidRequest, "session not found")
+			return
+		}
 		if errors.Is(err, errUpstreamUnauthorized) {
 			writeError(w, http.StatusUnauthorized, c.msg.ID, codeInvalidRequest, "upstream requires authorization")
 			return
@@ -121,6 +127,26 @@ func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, b
 	}
 	defer resp.Body.Close()
 	r.relay(w, c, srv, resp)
+}
+
+// inflightKey names a call in flight: its session (and so its caller) and
+// the value of its id.
+func inflightKey(s *session, id json.RawMessage) string {
+	var buf [64]byte
+	k, _ := appendIDKey(buf[:0], id)
+	var b strings.Builder
+	b.Grow(len(s.key()) + 1 + len(k))
+	b.WriteString(s.key())
+	b.WriteByte(0)
+	b.Write(k)
+	return b.String()
+}
+
+// vouched reports whether the Authorization received is the token authz
+// obtained for srv: the assertion names srv and that header's hash.
+func (c *call) vouched(srv *registry.Server) bool {
+	return c.auth != "" && c.claims.Server == srv.Name && c.claims.Credential != "" &&
+		assertion.CredentialHash(c.auth) == c.claims.Credential
 }
 
 // sendSession sends body on the caller's session with srv; when the
@@ -171,8 +197,8 @@ func (r *Router) relay(w http.ResponseWriter, c *call, srv *registry.Server, res
 			writeError(w, http.StatusOK, id, codeInternal, "upstream answered badly")
 			return
 		}
-		b, _ := json.Marshal(m)
-		writeJSON(w, http.StatusOK, b)
+		// The client's id as the client spelled it, not as the upstream did.
+		writeJSON(w, http.StatusOK, answerBody(id, m.Result, m.Error))
 	case "text/event-stream":
 		r.stream(w, c, srv, resp)
 	default:
@@ -206,6 +232,10 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 				continue
 			}
 			done = true
+			if !bytes.Equal(m.ID, c.msg.ID) {
+				// The client's id as the client spelled it.
+				data = answerBody(c.msg.ID, m.Result, m.Error)
+			}
 		case m.isRequest():
 			m.ID = wrapID(srv.Name, m.ID)
 			data, _ = json.Marshal(m)
@@ -319,8 +349,11 @@ func (r *Router) cancel(w http.ResponseWriter, c *call) {
 	if json.Unmarshal(c.msg.Params, &p) != nil || p.RequestID == nil {
 		return
 	}
+	if _, ok := idKey(p.RequestID); !ok {
+		return
+	}
 	r.mu.Lock()
-	srv := r.inflight[c.sess.ID+"\x00"+string(p.RequestID)]
+	srv := r.inflight[inflightKey(c.sess, p.RequestID)]
 	r.mu.Unlock()
 	if srv == nil {
 		return
@@ -349,7 +382,7 @@ func (r *Router) notifyAll(c *call) {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, srv := range r.reg.Load().Servers() {
-		up, ok := r.upstream.get(c.sess.ID + "\x00" + srv.Name)
+		up, ok := r.upstream.get(c.sess.key() + "\x00" + srv.Name)
 		if !ok {
 			if up, ok = c.sess.Up[srv.Name]; !ok {
 				continue

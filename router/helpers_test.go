@@ -48,8 +48,12 @@ func (a *testAuthz) Visible(_ context.Context, caller string, targets []policy.T
 	return out, nil
 }
 
+// testIssuer is the issuer of the callers of the tests.
+const testIssuer = "https://idp.test/realms/a"
+
 // signer adds the x-mcp-authz assertion authz would add, signing each body
-// for the subject it is set to, and the caller's Authorization.
+// for the subject (of testIssuer) it is set to, and the caller's
+// Authorization.
 type signer struct {
 	base    http.RoundTripper
 	s       *assertion.Signer
@@ -84,7 +88,7 @@ func (t *signer) RoundTrip(req *http.Request) (*http.Response, error) {
 		signed = append(bytes.Clone(body), ' ')
 	}
 	if !skip {
-		v, err := t.s.Sign(assertion.Claims{Method: m.Method, Subject: sub, BodyHash: assertion.BodyHash(signed)})
+		v, err := t.s.Sign(assertion.Claims{Method: m.Method, Issuer: testIssuer, Subject: sub, BodyHash: assertion.BodyHash(signed)})
 		if err != nil {
 			return nil, err
 		}
@@ -302,8 +306,14 @@ type raw struct {
 }
 
 // do sends method with body to the router (any of url) with an assertion
-// for subject over signedBody (body when nil); noAssert sends none.
+// for subject of testIssuer over body; mod may change the request.
 func do(t *testing.T, url string, key assertion.Key, method, sid, subject, body string, mod func(*http.Request)) raw {
+	t.Helper()
+	return doAs(t, url, key, method, sid, testIssuer, subject, body, mod)
+}
+
+// doAs is do for a subject of issuer.
+func doAs(t *testing.T, url string, key assertion.Key, method, sid, issuer, subject, body string, mod func(*http.Request)) raw {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, url+"/mcp", strings.NewReader(body))
 	if err != nil {
@@ -319,7 +329,7 @@ func do(t *testing.T, url string, key assertion.Key, method, sid, subject, body 
 		Method string `json:"method"`
 	}
 	_ = json.Unmarshal([]byte(body), &m)
-	v, err := assertion.NewSigner(key).Sign(assertion.Claims{Method: m.Method, Subject: subject, BodyHash: assertion.BodyHash([]byte(body))})
+	v, err := assertion.NewSigner(key).Sign(assertion.Claims{Method: m.Method, Issuer: issuer, Subject: subject, BodyHash: assertion.BodyHash([]byte(body))})
 	if err != nil {
 		t.Fatal(err)
 	}

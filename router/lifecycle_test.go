@@ -114,15 +114,19 @@ func TestResponseLimit(t *testing.T) {
 	}
 }
 
-// TestTargetedCall: when authz resolved the server (claims.Server), the
-// router forwards the Authorization authz set; a disagreement is refused.
+// TestTargetedCall: when authz resolved the server (claims.Server) and the
+// assertion names the Authorization it set (claims.Credential), the router
+// forwards that; any other header received is the caller's own and is
+// never forwarded (the router asks the Authorizer); a disagreement on the
+// server is refused.
 func TestTargetedCall(t *testing.T) {
 	e, _, _ := twoServers(t, nil)
 	sid := initRaw(t, e.front.URL, e.key, "alice")
 	body := `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"alpha_echo","arguments":{"text":"t"}}}`
-	sign := func(server string) func(*http.Request) {
+	sign := func(server, credential string) func(*http.Request) {
 		return func(r *http.Request) {
-			v, err := assertion.NewSigner(e.key).Sign(assertion.Claims{Method: "tools/call", Server: server, Tool: "echo", Subject: "alice", BodyHash: assertion.BodyHash([]byte(body))})
+			v, err := assertion.NewSigner(e.key).Sign(assertion.Claims{Method: "tools/call", Server: server, Tool: "echo", Issuer: testIssuer, Subject: "alice",
+				Credential: credential, BodyHash: assertion.BodyHash([]byte(body))})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -130,17 +134,20 @@ func TestTargetedCall(t *testing.T) {
 			r.Header.Set("Authorization", "Bearer exchanged-for-alpha")
 		}
 	}
+	named := assertion.CredentialHash("Bearer exchanged-for-alpha")
 	for _, tc := range []struct {
-		name, server string
-		status       int
-		want         string
+		name, server, credential string
+		status                   int
+		want                     string
 	}{
-		{name: "authz resolved the same server", server: "ns/alpha", status: http.StatusOK, want: "t|Bearer exchanged-for-alpha"},
-		{name: "router resolves alone", server: "", status: http.StatusOK, want: "t|Bearer up-ns/alpha"},
-		{name: "authz resolved another server", server: "ns/beta", status: http.StatusForbidden},
+		{name: "authz resolved the same server and set the token", server: "ns/alpha", credential: named, status: http.StatusOK, want: "t|Bearer exchanged-for-alpha"},
+		{name: "authz resolved the same server and set none", server: "ns/alpha", status: http.StatusOK, want: "t|Bearer up-ns/alpha"},
+		{name: "authz set another token", server: "ns/alpha", credential: assertion.CredentialHash("Bearer other"), status: http.StatusOK, want: "t|Bearer up-ns/alpha"},
+		{name: "router resolves alone", server: "", credential: named, status: http.StatusOK, want: "t|Bearer up-ns/alpha"},
+		{name: "authz resolved another server", server: "ns/beta", credential: named, status: http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice", body, sign(tc.server))
+			r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice", body, sign(tc.server, tc.credential))
 			if r.status != tc.status {
 				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.body)
 			}

@@ -15,34 +15,61 @@ import (
 // keepAlive is how often an idle GET stream carries an SSE comment.
 const keepAlive = 25 * time.Second
 
-// hub reaches every open GET stream of this replica.
+// stream is one open GET stream.
+type stream struct {
+	session string        // session.key() of the session it belongs to
+	events  chan []byte   // what to send the client
+	ended   chan struct{} // closed when its session ends
+}
+
+// hub reaches every open GET stream of this replica, by session.
 type hub struct {
 	mu   sync.Mutex
-	subs map[chan []byte]struct{}
+	subs map[string]map[*stream]struct{} // session key -> its streams
 }
 
-func newHub() *hub { return &hub{subs: map[chan []byte]struct{}{}} }
+func newHub() *hub { return &hub{subs: map[string]map[*stream]struct{}{}} }
 
-func (h *hub) add(ch chan []byte) {
+func (h *hub) add(session string) *stream {
+	st := &stream{session: session, events: make(chan []byte, 64), ended: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.subs[ch] = struct{}{}
+	if h.subs[session] == nil {
+		h.subs[session] = map[*stream]struct{}{}
+	}
+	h.subs[session][st] = struct{}{}
+	return st
 }
 
-func (h *hub) remove(ch chan []byte) {
+func (h *hub) remove(st *stream) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.subs, ch)
+	delete(h.subs[st.session], st)
+	if len(h.subs[st.session]) == 0 {
+		delete(h.subs, st.session)
+	}
+}
+
+// end closes the streams of a session at once.
+func (h *hub) end(session string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for st := range h.subs[session] {
+		close(st.ended)
+	}
+	delete(h.subs, session)
 }
 
 // broadcast offers data to every stream; a stream that is full misses it.
 func (h *hub) broadcast(data []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for ch := range h.subs {
-		select {
-		case ch <- data:
-		default:
+	for _, streams := range h.subs {
+		for st := range streams {
+			select {
+			case st.events <- data:
+			default:
+			}
 		}
 	}
 }
@@ -71,7 +98,10 @@ func (r *Router) watchRegistry() {
 }
 
 // get serves the client's GET stream: the notifications and requests of
-// every upstream session, and list_changed when the registry changes.
+// every upstream session, and list_changed when the registry changes. It
+// ends when the session ends on this replica (DELETE), when the session
+// expires, and when the caller's token does (claims.CallerExpiry; a caller
+// without one keeps the stream until the session ends).
 func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 	claims, ok := r.trust(w, req, nil)
 	if !ok {
@@ -86,11 +116,21 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	c := &call{req: req, claims: claims, sess: s, auth: req.Header.Get("Authorization")}
+	st := r.streams.add(s.key())
+	defer r.streams.remove(st)
+	if r.isEnded(s) { // ended between open and add: end never saw this stream
+		writeError(w, http.StatusNotFound, nil, codeInvalidRequest, "session not found")
+		return
+	}
+	until := r.sessionExpiry(s)
+	if e := claims.CallerExpiry; !e.IsZero() && e.Before(until) {
+		until = e
+	}
+	expired := time.NewTimer(until.Sub(r.now()))
+	defer expired.Stop()
 	ctx, cancel := context.WithCancel(req.Context())
 	defer cancel()
-	events := make(chan []byte, 64)
-	r.streams.add(events)
-	defer r.streams.remove(events)
+	events := st.events
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
@@ -108,6 +148,10 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 		case <-ctx.Done():
 			return
 		case <-r.done:
+			return
+		case <-st.ended:
+			return
+		case <-expired.C:
 			return
 		case ev := <-events:
 			err = sw.event(ev)

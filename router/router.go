@@ -106,7 +106,9 @@ type Registry interface {
 // Authorizer is what the router asks of authz.
 type Authorizer interface {
 	// UpstreamAuthorization returns the Authorization header value for a
-	// call the router makes itself to server on behalf of the caller.
+	// call the router makes itself to server on behalf of the caller: a
+	// credential obtained for that server, never the caller's own; ""
+	// sends no Authorization.
 	UpstreamAuthorization(ctx context.Context, callerAuthorization, server string) (string, error)
 	// Visible reports which targets the caller may use: every list entry
 	// is one (a tool, a prompt, a resource, or a resource template whose
@@ -128,20 +130,25 @@ type Authorizer interface {
 // upstream session opened later (a server registered after initialize, or a
 // new session after the upstream answered 404) cannot be written back into
 // the client's id: each replica opens its own and caches it by (session,
-// server) in a bounded LRU. A session ended with DELETE is refused by the
-// replica that ended it (its upstream sessions are gone everywhere); another
-// replica refuses it only once SessionTTL has passed.
+// server) in a bounded LRU. Sessions, and everything a replica keeps for
+// one (upstream sessions, calls in flight, GET streams), belong to the
+// caller's (issuer, subject). A session ended with DELETE is refused by the
+// replica that ended it, which closes its GET streams at once and never
+// opens an upstream session for it again (its upstream sessions are gone
+// everywhere); another replica refuses it only once SessionTTL has passed.
+// A GET stream also ends when the session expires or the caller's token
+// does. Request ids are compared by value (see idKey).
 //
 // Lists are cached per authorization context: per server and kind, per
 // caller (issuer and subject from authz's assertion) and per credential the
 // router sends that server for the caller (a SHA-256 of it; no token is
 // kept), so an upstream that answers each caller differently never has one
 // caller's entries served to another. A list is served for ListRefresh, or
-// the upstream's ttlMs if shorter (ttlMs 0: not kept), never past the
-// caller token's expiry; list_changed from a server drops every context's
-// lists of it. Each list is then filtered per caller by Authorizer.Visible,
-// every kind with the policy of the method that uses its entries. With no
-// Authorizer, lists are not filtered.
+// the upstream's ttlMs if shorter, never past the caller token's expiry;
+// list_changed from a server drops every context's lists of it. Each list is
+// then filtered per caller by Authorizer.Visible, every kind with the policy
+// of the method that uses its entries. With no Authorizer, lists are not
+// filtered.
 type Router struct {
 	cfg      Config
 	reg      Registry
@@ -152,7 +159,7 @@ type Router struct {
 	verifier *assertion.Verifier
 	sealer   *sealer
 	lists    *listCache
-	upstream *lru[upstreamSession] // (session, server) -> upstream session opened after initialize
+	upstream *lru[upstreamSession] // (session key, server) -> upstream session opened after initialize
 	ended    *lru[time.Time]       // ended session ids -> their expiry
 	streams  *hub
 	meta     *resourcemeta.Handler // protected-resource metadata, if served
@@ -161,8 +168,9 @@ type Router struct {
 	done     chan struct{}      // closed when shutdown starts: GET streams end
 	closed   atomic.Bool
 
-	// inflight maps (session, request id) of forwarded calls to their server,
-	// so that the client's notifications/cancelled reaches it.
+	// inflight maps (session key, value of the request id) of forwarded
+	// calls to their server, so that the client's notifications/cancelled
+	// reaches it.
 	mu       sync.Mutex
 	inflight map[string]*registry.Server
 
@@ -171,8 +179,8 @@ type Router struct {
 }
 
 // New validates c and returns a Router; call Close (or run Start) to
-// release it. auth may be nil: lists are then unfiltered and the router's
-// own calls carry the caller's Authorization.
+// release it. auth may be nil: lists are then unfiltered and upstream calls
+// carry no Authorization (the caller's own is never passed on).
 func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router, error) {
 	if reg == nil {
 		return nil, errors.New("router: no registry")

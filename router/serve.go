@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -34,7 +35,10 @@ type call struct {
 	body   []byte
 	msg    *message
 	sess   *session
-	auth   string // the Authorization header received
+	// auth is the Authorization header received: the caller's own token,
+	// or, when claims.Credential names it, the token authz obtained for
+	// claims.Server. Only the latter is ever sent upstream.
+	auth string
 }
 
 func (r *Router) serveMCP(w http.ResponseWriter, req *http.Request) {
@@ -71,9 +75,8 @@ func (r *Router) open(w http.ResponseWriter, req *http.Request, claims assertion
 	}
 	s, err := r.sealer.open(sid)
 	if err == nil {
-		_, ended := r.ended.get(s.ID)
 		switch {
-		case s.Subject != claims.Subject, ended, !r.now().Before(time.Unix(s.Issued, 0).Add(r.cfg.SessionTTL)):
+		case !s.belongsTo(claims.Issuer, claims.Subject), r.isEnded(s), !r.now().Before(r.sessionExpiry(s)):
 			err = errSession
 		}
 	}
@@ -82,6 +85,17 @@ func (r *Router) open(w http.ResponseWriter, req *http.Request, claims assertion
 		return nil, false
 	}
 	return s, true
+}
+
+// isEnded reports whether this replica ended s (DELETE).
+func (r *Router) isEnded(s *session) bool {
+	_, ended := r.ended.get(s.ID)
+	return ended
+}
+
+// sessionExpiry is when s stops being valid.
+func (r *Router) sessionExpiry(s *session) time.Time {
+	return time.Unix(s.Issued, 0).Add(r.cfg.SessionTTL)
 }
 
 func (r *Router) post(w http.ResponseWriter, req *http.Request) {
@@ -106,6 +120,14 @@ func (r *Router) post(w http.ResponseWriter, req *http.Request) {
 	if claims.Method != msg.Method {
 		writeError(w, http.StatusUnauthorized, msg.ID, codeInvalidRequest, "request did not pass authorization")
 		return
+	}
+	if msg.isRequest() {
+		var buf [64]byte
+		if _, ok := appendIDKey(buf[:0], msg.ID); !ok {
+			// Its answer could not be matched: refused before anything runs.
+			writeError(w, http.StatusBadRequest, nil, codeInvalidRequest, "invalid id: a string or an integer within ±(2^53-1)")
+			return
+		}
 	}
 	if !mirrorsBody(req.Header, msg) {
 		writeError(w, http.StatusBadRequest, msg.ID, codeHeaderMismatch, "Mcp-Method or Mcp-Name does not match the body")
@@ -192,9 +214,10 @@ func (r *Router) initialize(w http.ResponseWriter, c *call) {
 		}
 	}
 	s := &session{
-		ID: randomID(), Subject: c.claims.Subject, Version: negotiate(p.ProtocolVersion),
+		ID: randomID(), Issuer: c.claims.Issuer, Subject: c.claims.Subject, Version: negotiate(p.ProtocolVersion),
 		Issued: r.now().Unix(), Up: map[string]upstreamSession{}, Client: ci,
 	}
+	s.key()
 	c.sess = s
 	servers := r.reg.Load().Servers()
 	var mu sync.Mutex
@@ -246,12 +269,24 @@ func (r *Router) upstreamFailed(srv *registry.Server, op string, err error) {
 	r.log.Warn("upstream failed", "server", srv.Name, "op", op, "error", err.Error())
 }
 
-// upstreamAuth is the Authorization for a call the router makes itself.
+// upstreamAuth is the Authorization for a call the router makes itself to
+// server: what the Authorizer obtained for that server, or "" (none). The
+// caller's own token is never sent upstream: without an Authorizer, or when
+// it answers with the caller's token, upstream calls carry no Authorization.
 func (r *Router) upstreamAuth(ctx context.Context, callerAuth, server string) (string, error) {
 	if r.auth == nil {
-		return callerAuth, nil
+		return "", nil
 	}
-	return r.auth.UpstreamAuthorization(ctx, callerAuth, server)
+	a, err := r.auth.UpstreamAuthorization(ctx, callerAuth, server)
+	if err != nil {
+		return "", err
+	}
+	if a == callerAuth {
+		// An Authorizer that passes the caller's token through (no
+		// exchange): it is still never sent upstream.
+		return "", nil
+	}
+	return a, nil
 }
 
 // upstreamFor returns the caller's session with srv: the one opened at
@@ -259,7 +294,7 @@ func (r *Router) upstreamAuth(ctx context.Context, callerAuth, server string) (s
 // initialize, or a re-initialise after the upstream ended the session),
 // cached by (session, server). Another replica opens its own.
 func (r *Router) upstreamFor(ctx context.Context, s *session, srv *registry.Server, auth string) (upstreamSession, error) {
-	key := s.ID + "\x00" + srv.Name
+	key := s.key() + "\x00" + srv.Name
 	if up, ok := r.upstream.get(key); ok {
 		return up, nil
 	}
@@ -270,10 +305,15 @@ func (r *Router) upstreamFor(ctx context.Context, s *session, srv *registry.Serv
 }
 
 // reinit opens a new session with srv in place of old; concurrent requests
-// for the same (session, server) share one initialize.
+// for the same (session, server) share one initialize. An ended session
+// (DELETE on this replica) is never given a new upstream session, not even
+// by a request that was in flight when it ended.
 func (r *Router) reinit(ctx context.Context, s *session, srv *registry.Server, auth string, old upstreamSession) (upstreamSession, error) {
-	key := s.ID + "\x00" + srv.Name
+	key := s.key() + "\x00" + srv.Name
 	v, err, _ := r.inits.Do(key+"\x00"+old.ID, func() (any, error) {
+		if r.isEnded(s) || !r.now().Before(r.sessionExpiry(s)) {
+			return nil, errEnded
+		}
 		if up, ok := r.upstream.get(key); ok && up != old {
 			return up, nil
 		}
@@ -283,6 +323,15 @@ func (r *Router) reinit(ctx context.Context, s *session, srv *registry.Server, a
 			return nil, err
 		}
 		r.upstream.put(key, up)
+		// delete marks the session ended before it clears this cache: if it
+		// ended meanwhile, the session just opened is ended here.
+		if r.isEnded(s) {
+			r.upstream.remove(key)
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.InitTimeout)
+			defer cancel()
+			r.deleteUpstream(dctx, srv, auth, up)
+			return nil, errEnded
+		}
 		return up, nil
 	})
 	if err != nil {
@@ -290,6 +339,10 @@ func (r *Router) reinit(ctx context.Context, s *session, srv *registry.Server, a
 	}
 	return v.(upstreamSession), nil
 }
+
+// errEnded is what reinit answers for an ended session: the caller's
+// affair, not the server's (lists are not marked failed for it).
+var errEnded = fmt.Errorf("%w: %w", errCaller, errSessionEnded)
 
 // delete ends the session and its upstream sessions.
 func (r *Router) delete(w http.ResponseWriter, req *http.Request) {
@@ -305,10 +358,11 @@ func (r *Router) delete(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
-	r.ended.put(s.ID, time.Unix(s.Issued, 0).Add(r.cfg.SessionTTL))
+	r.ended.put(s.ID, r.sessionExpiry(s))
+	r.streams.end(s.key())
 	auth := req.Header.Get("Authorization")
 	for _, srv := range r.reg.Load().Servers() {
-		key := s.ID + "\x00" + srv.Name
+		key := s.key() + "\x00" + srv.Name
 		up, ok := r.upstream.get(key)
 		if !ok {
 			up, ok = s.Up[srv.Name]

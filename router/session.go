@@ -11,18 +11,38 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 )
 
 // session is what a client's Mcp-Session-Id carries, sealed: any replica
 // holding the keys can open it, so no store is shared.
 type session struct {
-	ID      string                     `json:"i"`           // random, names the session in per-replica caches
-	Subject string                     `json:"s,omitempty"` // the caller it belongs to
+	ID      string                     `json:"i"`            // random, names the session in per-replica caches
+	Issuer  string                     `json:"is,omitempty"` // the caller it belongs to: issuer and subject
+	Subject string                     `json:"s,omitempty"`
 	Version string                     `json:"v"`           // protocol version negotiated with the client
 	Issued  int64                      `json:"t"`           // unix seconds
 	Up      map[string]upstreamSession `json:"u,omitempty"` // server name -> its session opened at initialize
 	Client  json.RawMessage            `json:"c,omitempty"` // the client's capabilities and clientInfo, to open late upstreams
+
+	scope string // key(), computed once: by open and initialize, before goroutines share the session
+}
+
+// key names the session in this replica's maps (upstream sessions, calls in
+// flight, GET streams): its random id and the caller it belongs to, so that
+// nothing kept for one caller is ever found with another's.
+func (s *session) key() string {
+	if s.scope == "" {
+		s.scope = s.ID + "\x00" + strconv.Itoa(len(s.Issuer)) + ":" + s.Issuer + s.Subject
+	}
+	return s.scope
+}
+
+// belongsTo reports whether the session is the caller's: the same subject
+// of the same issuer (two issuers may name different users alike).
+func (s *session) belongsTo(issuer, subject string) bool {
+	return s.Issuer == issuer && s.Subject == subject
 }
 
 // upstreamSession is one upstream's session id and protocol version; the id
@@ -32,7 +52,10 @@ type upstreamSession struct {
 	Version string `json:"v"`
 }
 
-var errSession = errors.New("router: unknown session")
+var (
+	errSession      = errors.New("router: unknown session")
+	errSessionEnded = errors.New("router: session ended")
+)
 
 // sessionAAD binds sealed ids to their use.
 var sessionAAD = []byte("mcp-authz/router/session/v1")
@@ -129,6 +152,7 @@ func (s *sealer) open(id string) (*session, error) {
 		if err := json.Unmarshal(plain, &v); err != nil || v.ID == "" || v.Version == "" {
 			return nil, errSession
 		}
+		v.key() // before any goroutine reads it
 		return &v, nil
 	}
 	return nil, errSession

@@ -25,7 +25,7 @@ func TestSessionRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(other.Close)
-	foreign, err := other.sealer.seal(&session{ID: "x", Subject: "alice", Version: "2025-06-18", Issued: now.Unix()})
+	foreign, err := other.sealer.seal(&session{ID: "x", Issuer: testIssuer, Subject: "alice", Version: "2025-06-18", Issued: now.Unix()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestSessionRefused(t *testing.T) {
 	if r := do(t, url, e.key, http.MethodDelete, ended, "alice", "", nil); r.status != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", r.status, r.body)
 	}
-	expired, err := e.router.sealer.seal(&session{ID: "old", Subject: "alice", Version: "2025-06-18", Issued: now.Add(-2 * time.Hour).Unix()})
+	expired, err := e.router.sealer.seal(&session{ID: "old", Issuer: testIssuer, Subject: "alice", Version: "2025-06-18", Issued: now.Add(-2 * time.Hour).Unix()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,18 +61,18 @@ func TestSessionRefused(t *testing.T) {
 			mod: func(r *http.Request) { r.Header.Del(assertion.Header) }},
 		{name: "assertion for another body", sid: sid, subject: "alice", want: http.StatusUnauthorized,
 			mod: func(r *http.Request) {
-				v, _ := assertion.NewSigner(e.key).Sign(assertion.Claims{Method: "tools/list", Subject: "alice", BodyHash: assertion.BodyHash([]byte(`{}`))})
+				v, _ := assertion.NewSigner(e.key).Sign(assertion.Claims{Method: "tools/list", Issuer: testIssuer, Subject: "alice", BodyHash: assertion.BodyHash([]byte(`{}`))})
 				r.Header.Set(assertion.Header, v)
 			}},
 		{name: "assertion for another method", sid: sid, subject: "alice", want: http.StatusUnauthorized,
 			mod: func(r *http.Request) {
-				v, _ := assertion.NewSigner(e.key).Sign(assertion.Claims{Method: "tools/call", Subject: "alice", BodyHash: assertion.BodyHash([]byte(listBody))})
+				v, _ := assertion.NewSigner(e.key).Sign(assertion.Claims{Method: "tools/call", Issuer: testIssuer, Subject: "alice", BodyHash: assertion.BodyHash([]byte(listBody))})
 				r.Header.Set(assertion.Header, v)
 			}},
 		{name: "assertion with another key", sid: sid, subject: "alice", want: http.StatusUnauthorized,
 			mod: func(r *http.Request) {
 				k, _ := assertion.GenerateKey()
-				v, _ := assertion.NewSigner(k).Sign(assertion.Claims{Method: "tools/list", Subject: "alice", BodyHash: assertion.BodyHash([]byte(listBody))})
+				v, _ := assertion.NewSigner(k).Sign(assertion.Claims{Method: "tools/list", Issuer: testIssuer, Subject: "alice", BodyHash: assertion.BodyHash([]byte(listBody))})
 				r.Header.Set(assertion.Header, v)
 			}},
 		{name: "Mcp-Method mismatch", sid: sid, subject: "alice", want: http.StatusBadRequest,
@@ -108,7 +108,7 @@ func TestSessionRefused(t *testing.T) {
 				t.Errorf("%s without assertion: %d", m, r.status)
 			}
 			postAssertion := func(r *http.Request) {
-				v, _ := assertion.NewSigner(e.key).Sign(assertion.Claims{Method: "tools/list", Subject: "alice", BodyHash: assertion.BodyHash(nil)})
+				v, _ := assertion.NewSigner(e.key).Sign(assertion.Claims{Method: "tools/list", Issuer: testIssuer, Subject: "alice", BodyHash: assertion.BodyHash(nil)})
 				r.Header.Set(assertion.Header, v)
 			}
 			if r := do(t, url, e.key, m, sid, "alice", "", postAssertion); r.status != http.StatusUnauthorized {

@@ -156,10 +156,6 @@ func (r *Router) readAnswer(resp *http.Response, id json.RawMessage) (*message, 
 	}
 }
 
-func sameID(a, b json.RawMessage) bool {
-	return bytes.Equal(bytes.TrimSpace(a), bytes.TrimSpace(b))
-}
-
 // clientInit is what the router keeps of the client's initialize to open
 // upstream sessions on its behalf.
 type clientInit struct {

@@ -40,9 +40,14 @@ type Claims struct {
 	// CallerExpiry is when the caller's token expires; zero for anonymous
 	// callers. The router ends what it holds open for the caller by then.
 	CallerExpiry time.Time
-	BodyHash     string // BodyHash of the request body
-	IssuedAt     time.Time
-	Expiry       time.Time
+	// Credential is CredentialHash of the Authorization header value authz
+	// set for Server (a token obtained for that server); "" when it set none
+	// and the header, if any, is still the caller's own. The router forwards
+	// the header it received only when it hashes to this.
+	Credential string
+	BodyHash   string // BodyHash of the request body
+	IssuedAt   time.Time
+	Expiry     time.Time
 }
 
 // wire is the signed JSON form of Claims.
@@ -53,6 +58,7 @@ type wire struct {
 	Issuer    string `json:"iss,omitempty"`
 	Subject   string `json:"sub,omitempty"`
 	CallerExp int64  `json:"cexp,omitempty"`
+	Cred      string `json:"cred,omitempty"`
 	BodyHash  string `json:"bh"`
 	IssuedAt  int64  `json:"iat"`
 	Expiry    int64  `json:"exp"`
@@ -63,6 +69,13 @@ var b64 = base64.RawURLEncoding
 // BodyHash is the SHA-256 of body, base64url without padding.
 func BodyHash(body []byte) string {
 	sum := sha256.Sum256(body)
+	return b64.EncodeToString(sum[:])
+}
+
+// CredentialHash is the SHA-256 of an Authorization header value, base64url
+// without padding: it names the credential in Claims without carrying it.
+func CredentialHash(authorization string) string {
+	sum := sha256.Sum256([]byte(authorization))
 	return b64.EncodeToString(sum[:])
 }
 
@@ -83,7 +96,7 @@ func (s *Signer) Sign(c Claims) (string, error) {
 	}
 	w := wire{
 		Method: c.Method, Server: c.Server, Tool: c.Tool, Issuer: c.Issuer, Subject: c.Subject,
-		BodyHash: c.BodyHash, IssuedAt: c.IssuedAt.Unix(), Expiry: c.Expiry.Unix(),
+		Cred: c.Credential, BodyHash: c.BodyHash, IssuedAt: c.IssuedAt.Unix(), Expiry: c.Expiry.Unix(),
 	}
 	if !c.CallerExpiry.IsZero() {
 		w.CallerExp = c.CallerExpiry.Unix()
@@ -142,7 +155,7 @@ func (v *Verifier) Verify(value string, body []byte, now time.Time) (Claims, err
 	}
 	c := Claims{
 		Method: w.Method, Server: w.Server, Tool: w.Tool, Issuer: w.Issuer, Subject: w.Subject,
-		BodyHash: w.BodyHash, IssuedAt: time.Unix(w.IssuedAt, 0), Expiry: time.Unix(w.Expiry, 0),
+		Credential: w.Cred, BodyHash: w.BodyHash, IssuedAt: time.Unix(w.IssuedAt, 0), Expiry: time.Unix(w.Expiry, 0),
 	}
 	if w.CallerExp != 0 {
 		c.CallerExpiry = time.Unix(w.CallerExp, 0)

@@ -41,7 +41,8 @@ func TestSignVerify(t *testing.T) {
 	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}`)
 	want := Claims{
 		Method: "tools/call", Server: "ns/a", Tool: "x", Issuer: "https://idp/realms/a", Subject: "alice",
-		CallerExpiry: t0.Add(time.Hour), BodyHash: BodyHash(body), IssuedAt: t0, Expiry: t0.Add(Lifetime),
+		CallerExpiry: t0.Add(time.Hour), Credential: CredentialHash("Bearer for-ns-a"),
+		BodyHash: BodyHash(body), IssuedAt: t0, Expiry: t0.Add(Lifetime),
 	}
 	for _, tc := range []struct {
 		name string
