@@ -198,7 +198,7 @@ policies:
 			waitPort(t, authzAddr, p)
 			waitPort(t, router, p)
 			u := "http://" + front + "/mcp"
-			h := openSession(t, u)
+			h := sessionHeaders(t, u, "")
 
 			call := func(tool, params string) string {
 				return `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"` + tool + `",` + params + `}}`
@@ -261,21 +261,4 @@ policies:
 			}
 		}
 	}
-}
-
-// openSession initializes an MCP session through the front and returns the
-// headers of later requests.
-func openSession(t *testing.T, u string) map[string]string {
-	t.Helper()
-	const version = "2025-06-18"
-	resp, body := post(t.Context(), t, u, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"`+version+`","capabilities":{},"clientInfo":{"name":"folding","version":"1"}}}`, nil)
-	sid := resp.Header.Get("Mcp-Session-Id")
-	if resp.StatusCode != http.StatusOK || sid == "" {
-		t.Fatalf("initialize: %d %s", resp.StatusCode, body)
-	}
-	h := map[string]string{"Mcp-Session-Id": sid, "MCP-Protocol-Version": version}
-	if resp, body := post(t.Context(), t, u, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, h); resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("notifications/initialized: %d %s", resp.StatusCode, body)
-	}
-	return h
 }

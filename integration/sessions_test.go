@@ -17,20 +17,32 @@ import (
 
 const sessionInit = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"1"}}}`
 
-// openSession initializes a session through the front with token and
-// returns its id.
-func openSession(t *testing.T, front, token string) string {
+// sessionHeaders initializes a session through the front, with token as the
+// bearer unless it is "" (anonymous), and returns the headers of its later
+// requests.
+func sessionHeaders(t *testing.T, front, token string) map[string]string {
 	t.Helper()
-	resp, body := post(t.Context(), t, front, sessionInit, map[string]string{"Authorization": "Bearer " + token})
+	hdr := map[string]string{}
+	if token != "" {
+		hdr["Authorization"] = "Bearer " + token
+	}
+	resp, body := post(t.Context(), t, front, sessionInit, hdr)
 	sid := resp.Header.Get("Mcp-Session-Id")
 	if resp.StatusCode != http.StatusOK || sid == "" {
 		t.Fatalf("initialize: %d %s", resp.StatusCode, body)
 	}
-	hdr := map[string]string{"Authorization": "Bearer " + token, "Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-06-18"}
+	hdr["Mcp-Session-Id"], hdr["MCP-Protocol-Version"] = sid, "2025-06-18"
 	if resp, body := post(t.Context(), t, front, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, hdr); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("initialized: %d %s", resp.StatusCode, body)
 	}
-	return sid
+	return hdr
+}
+
+// openSession initializes a session through the front with token and
+// returns its id.
+func openSession(t *testing.T, front, token string) string {
+	t.Helper()
+	return sessionHeaders(t, front, token)["Mcp-Session-Id"]
 }
 
 // sessionRequest sends a GET or DELETE of session sid through the front.
