@@ -5,7 +5,7 @@
 # run only checks the stamp. Beside them it puts istio-crds.yaml, Istio's own
 # CRDs from the istio.io/api Go module, for the manifest dry-run tests.
 #
-#   KUBEBUILDER_ASSETS=$(hack/envtest.sh) go test ./registry/kube/...
+#   KUBEBUILDER_ASSETS=$(hack/envtest.sh) go test ./kube/...
 #
 # MCP_AUTHZ_CACHE (default ~/.cache/mcp-authz) chooses the cache; the
 # assets go to $MCP_AUTHZ_CACHE/k8s/bin. Everything it says goes to stderr,

@@ -25,9 +25,9 @@ import (
 	"github.com/mcp-authz/mcp-authz/gateway"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/kube"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
-	"github.com/mcp-authz/mcp-authz/registry/kube"
 	"github.com/mcp-authz/mcp-authz/router"
 )
 
