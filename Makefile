@@ -53,7 +53,7 @@ export MCP_AUTHZ_INSPECTOR := $(INSPECTOR)
 FUZZTIME ?= 1000x
 # Fuzz targets: package:Func.
 FUZZ_TARGETS := ./mcpparse:FuzzParse ./mcpparse:FuzzRoundTrip ./authz:FuzzCheck \
-  ./identity:FuzzBearerToken ./identity:FuzzVerify ./gateway:FuzzBuildCheck \
+  ./identity:FuzzBearerToken ./identity:FuzzVerify ./front:FuzzBuildCheck \
   ./internal/assertion:FuzzVerify ./router:FuzzOpenSession ./router:FuzzSSE \
   ./router:FuzzUnwrapID ./policy:FuzzKeycloakTwins ./internal/config:FuzzParse
 

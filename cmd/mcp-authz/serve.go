@@ -20,7 +20,7 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/exchange"
-	"github.com/mcp-authz/mcp-authz/gateway"
+	"github.com/mcp-authz/mcp-authz/front"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/internal/config"
@@ -157,7 +157,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 		if err != nil {
 			return nil, fmt.Errorf("gateway: authz %s: %w", addr, err)
 		}
-		gw, err := gateway.New(*f.Gateway, authv3.NewAuthorizationClient(conn), log.With("part", "gateway"))
+		gw, err := front.New(*f.Gateway, authv3.NewAuthorizationClient(conn), log.With("part", "gateway"))
 		if err != nil {
 			_ = conn.Close()
 			return nil, err

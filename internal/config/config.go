@@ -22,7 +22,7 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/exchange"
-	"github.com/mcp-authz/mcp-authz/gateway"
+	"github.com/mcp-authz/mcp-authz/front"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/kube"
@@ -40,7 +40,7 @@ type File struct {
 	// Authz is the ext_authz gRPC server.
 	Authz *authz.Config `yaml:"authz,omitempty" json:"authz,omitempty"`
 	// Gateway is the built-in front that stands in for Envoy.
-	Gateway *gateway.Config `yaml:"gateway,omitempty" json:"gateway,omitempty"`
+	Gateway *front.Config `yaml:"gateway,omitempty" json:"gateway,omitempty"`
 	// Router is the aggregating MCP endpoint.
 	Router *router.Config `yaml:"router,omitempty" json:"router,omitempty"`
 	// Metrics serves Prometheus metrics and health probes.
@@ -331,7 +331,7 @@ func (f *File) checkSections(at func(error, ...any)) {
 		}
 	}
 	if f.Gateway != nil {
-		if _, err := gateway.New(*f.Gateway, authv3.NewAuthorizationClient(nil), nil); err != nil {
+		if _, err := front.New(*f.Gateway, authv3.NewAuthorizationClient(nil), nil); err != nil {
 			at(err, "gateway")
 		}
 	}

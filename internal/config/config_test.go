@@ -15,7 +15,7 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/exchange"
-	"github.com/mcp-authz/mcp-authz/gateway"
+	"github.com/mcp-authz/mcp-authz/front"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
@@ -103,13 +103,13 @@ func TestLoadFull(t *testing.T) {
 	}
 	want := &File{
 		Authz: &authz.Config{Listen: "127.0.0.1:19001", MaxBodyBytes: 2048, AllowBatch: true, DecisionLogEvery: 10},
-		Gateway: &gateway.Config{
+		Gateway: &front.Config{
 			Listen:            "127.0.0.1:18080",
 			Upstream:          "http://127.0.0.1:18081",
 			Authz:             "127.0.0.1:19001",
 			Timeout:           2 * time.Second,
 			ContextExtensions: map[string]string{"mcp-server": "mcp-test/kubernetes-mcp"},
-			ResourceMetadata: &gateway.ResourceMetadata{
+			ResourceMetadata: &front.ResourceMetadata{
 				Resource:             "http://127.0.0.1:18080/mcp",
 				AuthorizationServers: []string{"http://idp.example/realms/mcp"},
 			},

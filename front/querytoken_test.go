@@ -1,4 +1,4 @@
-package gateway_test
+package front_test
 
 import (
 	"encoding/json"
@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mcp-authz/mcp-authz/authz"
-	"github.com/mcp-authz/mcp-authz/gateway"
+	"github.com/mcp-authz/mcp-authz/front"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
@@ -64,7 +64,7 @@ func TestQueryTokenThroughFront(t *testing.T) {
 	var reached atomic.Int32
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1) }))
 	t.Cleanup(up.Close)
-	front, err := gateway.New(gateway.Config{Upstream: up.URL}, authv3.NewAuthorizationClient(conn), nil)
+	front, err := front.New(front.Config{Upstream: up.URL}, authv3.NewAuthorizationClient(conn), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,5 @@
-// Package gateway is the built-in front that stands in for Envoy's ext_authz filter.
-package gateway
+// Package front is the built-in front that stands in for Envoy's ext_authz filter.
+package front
 
 import (
 	"context"
@@ -120,9 +120,9 @@ type Config struct {
 	Now func() time.Time `yaml:"-" json:"-"`
 }
 
-// Gateway is the front: build the CheckRequest, call authz, apply the answer,
+// Front is the built-in front: build the CheckRequest, call authz, apply the answer,
 // proxy. It is safe for concurrent use.
-type Gateway struct {
+type Front struct {
 	cfg      Config
 	client   authv3.AuthorizationClient
 	log      *slog.Logger
@@ -135,9 +135,9 @@ type Gateway struct {
 
 // New validates c, applies its defaults and returns a front that sends its
 // checks through client.
-func New(c Config, client authv3.AuthorizationClient, logger *slog.Logger) (*Gateway, error) {
+func New(c Config, client authv3.AuthorizationClient, logger *slog.Logger) (*Front, error) {
 	if client == nil {
-		return nil, errors.New("gateway: no authz client")
+		return nil, errors.New("front: no authz client")
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -152,13 +152,13 @@ func New(c Config, client authv3.AuthorizationClient, logger *slog.Logger) (*Gat
 		c.MaxRequestBytes = DefaultMaxRequestBytes
 	}
 	if c.MaxRequestBytes < 0 {
-		return nil, fmt.Errorf("gateway: maxRequestBytes %d: must not be negative", c.MaxRequestBytes)
+		return nil, fmt.Errorf("front: maxRequestBytes %d: must not be negative", c.MaxRequestBytes)
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
 	if c.Timeout < 0 {
-		return nil, fmt.Errorf("gateway: timeout %s: must not be negative", c.Timeout)
+		return nil, fmt.Errorf("front: timeout %s: must not be negative", c.Timeout)
 	}
 	if c.StatusOnError == 0 {
 		c.StatusOnError = DefaultStatusOnError
@@ -167,25 +167,25 @@ func New(c Config, client authv3.AuthorizationClient, logger *slog.Logger) (*Gat
 		c.BodyTimeout = DefaultBodyTimeout
 	}
 	if c.BodyTimeout < 0 {
-		return nil, fmt.Errorf("gateway: bodyTimeout %s: must not be negative", c.BodyTimeout)
+		return nil, fmt.Errorf("front: bodyTimeout %s: must not be negative", c.BodyTimeout)
 	}
 	if c.StatusOnError < 400 || c.StatusOnError > 599 {
-		return nil, fmt.Errorf("gateway: statusOnError %d: want 400-599", c.StatusOnError)
+		return nil, fmt.Errorf("front: statusOnError %d: want 400-599", c.StatusOnError)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
 	if c.Upstream == "" {
-		return nil, errors.New("gateway: upstream: required")
+		return nil, errors.New("front: upstream: required")
 	}
 	u, err := url.Parse(c.Upstream)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: upstream: %w", err)
+		return nil, fmt.Errorf("front: upstream: %w", err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("gateway: upstream %q: want an absolute http(s) URL without query, fragment or user", c.Upstream)
+		return nil, fmt.Errorf("front: upstream %q: want an absolute http(s) URL without query, fragment or user", c.Upstream)
 	}
-	g := &Gateway{cfg: c, client: client, log: logger, upstream: u, shutdownGrace: 5 * time.Second}
+	g := &Front{cfg: c, client: client, log: logger, upstream: u, shutdownGrace: 5 * time.Second}
 	if c.ResourceMetadata != nil {
 		m, err := resourcemeta.New(*c.ResourceMetadata)
 		if err != nil {
@@ -200,11 +200,11 @@ func New(c Config, client authv3.AuthorizationClient, logger *slog.Logger) (*Gat
 // Handler returns the front's HTTP handler. Paths are not cleaned nor
 // redirected (unlike http.ServeMux): as in Envoy, the request target reaches
 // authz and the upstream as the client sent it.
-func (g *Gateway) Handler() http.Handler { return http.HandlerFunc(g.route) }
+func (g *Front) Handler() http.Handler { return http.HandlerFunc(g.route) }
 
 // route serves the protected-resource metadata itself and sends everything
 // else through the check.
-func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
+func (g *Front) route(w http.ResponseWriter, r *http.Request) {
 	if g.meta != nil && g.meta.Serves(r.URL.Path) {
 		g.meta.ServeHTTP(w, r)
 		return
@@ -214,11 +214,11 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
 
 // Start listens on Config.Listen and serves until ctx ends, then shuts down
 // gracefully (open streams get a few seconds to finish, then are closed).
-func (g *Gateway) Start(ctx context.Context) error {
+func (g *Front) Start(ctx context.Context) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", g.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("gateway: listen: %w", err)
+		return fmt.Errorf("front: listen: %w", err)
 	}
 	srv := &http.Server{
 		Handler:           g.Handler(),
@@ -230,10 +230,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	g.log.Info("gateway listening", "addr", ln.Addr().String(), "upstream", g.upstream.Redacted())
+	g.log.Info("front listening", "addr", ln.Addr().String(), "upstream", g.upstream.Redacted())
 	select {
 	case err := <-errc:
-		return fmt.Errorf("gateway: serve: %w", err)
+		return fmt.Errorf("front: serve: %w", err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.shutdownGrace)
@@ -243,7 +243,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		_ = srv.Close()
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("gateway: serve: %w", err)
+		return fmt.Errorf("front: serve: %w", err)
 	}
 	return nil
 }
