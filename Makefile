@@ -55,7 +55,7 @@ FUZZTIME ?= 1000x
 FUZZ_TARGETS := ./mcpparse:FuzzParse ./mcpparse:FuzzRoundTrip ./authz:FuzzCheck \
   ./identity:FuzzBearerToken ./identity:FuzzVerify ./front:FuzzBuildCheck \
   ./internal/assertion:FuzzVerify ./router:FuzzOpenSession ./router:FuzzSSE \
-  ./router:FuzzUnwrapID ./policy:FuzzKeycloakTwins ./internal/config:FuzzParse
+  ./router:FuzzUnwrapID ./policy:FuzzKeycloakTwins ./config:FuzzParse
 
 ##@ Everyday
 

@@ -9,7 +9,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/mcp-authz/mcp-authz/internal/config"
+	"github.com/mcp-authz/mcp-authz/config"
 	"github.com/mcp-authz/mcp-authz/policy"
 )
 

@@ -254,7 +254,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "gateway without upstream",
 			yaml: "servers: []\ngateway:\n  listen: 127.0.0.1:8080\n",
-			want: []string{`^line 2: gateway: .*upstream`},
+			want: []string{`^line 2: front: .*upstream`},
 		},
 		{
 			name: "router without key nor authz",
@@ -419,14 +419,14 @@ func TestLoadMissing(t *testing.T) {
 
 // TestDevConfig loads the configuration that make run ships.
 func TestDevConfig(t *testing.T) {
-	f, err := Load("../../dev/mcp-authz.yaml")
+	f, err := Load("../dev/mcp-authz.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if f.Authz == nil || f.Gateway == nil || f.Router == nil || f.Identity == nil || f.Exchange == nil || len(f.Servers) == 0 || len(f.Policies) == 0 {
 		t.Errorf("dev config lacks a section: %+v", f)
 	}
-	if got, want := f.Exchange.ClientSecretFile, filepath.Join("../../dev", "gateway-secret"); got != want {
+	if got, want := f.Exchange.ClientSecretFile, filepath.Join("../dev", "gateway-secret"); got != want {
 		t.Errorf("dev clientSecretFile = %q, want %q", got, want)
 	}
 }
