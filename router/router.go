@@ -146,6 +146,9 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
 	setDefaults(&c)
 	key := c.AssertionKey
 	if c.AssertionKeyFile != "" {
