@@ -14,6 +14,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
+	"github.com/mcp-authz/mcp-authz/internal/field"
 	"github.com/mcp-authz/mcp-authz/internal/resourcemeta"
 )
 
@@ -55,8 +56,10 @@ type Config struct {
 	Upstream string `yaml:"upstream" json:"upstream"`
 
 	// Authz is the gRPC address of the ext_authz server. The front itself does
-	// not dial it (the caller passes a client to New); it is read by the
-	// binary's wiring. Default: authz.listen, else 127.0.0.1:9001.
+	// not dial it (the caller passes a Checker to New); it is read by the
+	// binary's wiring, which calls authz in process, without gRPC, when authz
+	// runs in the same process and Authz is empty or names its listen
+	// address. Default: authz.listen, else 127.0.0.1:9001.
 	Authz string `yaml:"authz" json:"authz"`
 
 	// MaxRequestBytes is Envoy's with_request_body.max_request_bytes: how much
@@ -120,11 +123,56 @@ type Config struct {
 	Now func() time.Time `yaml:"-" json:"-"`
 }
 
+// Validate reports every problem of c, each an *field.Error whose path is
+// the field's YAML key ("upstream", "resourceMetadata.resource").
+func (c Config) Validate() error {
+	var errs []error
+	add := func(path, format string, a ...any) { errs = append(errs, field.Errorf(path, format, a...)) }
+	if c.Upstream == "" {
+		add("upstream", "required")
+	} else if u, err := url.Parse(c.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		// The URL is not quoted: it could carry credentials.
+		add("upstream", "want an absolute http(s) URL without query, fragment or user")
+	}
+	if c.MaxRequestBytes < 0 {
+		add("maxRequestBytes", "must not be negative, is %d", c.MaxRequestBytes)
+	}
+	if c.Timeout < 0 {
+		add("timeout", "must not be negative, is %s", c.Timeout)
+	}
+	if c.BodyTimeout < 0 {
+		add("bodyTimeout", "must not be negative, is %s", c.BodyTimeout)
+	}
+	if c.StatusOnError != 0 && (c.StatusOnError < 400 || c.StatusOnError > 599) {
+		add("statusOnError", "want 400-599, not %d", c.StatusOnError)
+	}
+	if c.ResourceMetadata != nil {
+		errs = append(errs, field.Under("resourceMetadata", c.ResourceMetadata.Validate()))
+	}
+	return errors.Join(errs...)
+}
+
+// Checker answers a CheckRequest: authz in the same process (*authz.Server
+// is one), or authz over gRPC (GRPC). An error, or no answer, is never an
+// allow: the request is answered Config.StatusOnError.
+type Checker interface {
+	Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error)
+}
+
+// GRPC is a Checker that sends each check over gRPC through c, as Envoy does.
+func GRPC(c authv3.AuthorizationClient) Checker { return grpcChecker{c} }
+
+type grpcChecker struct{ c authv3.AuthorizationClient }
+
+func (g grpcChecker) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return g.c.Check(ctx, req)
+}
+
 // Front is the built-in front: build the CheckRequest, call authz, apply the answer,
 // proxy. It is safe for concurrent use.
 type Front struct {
 	cfg      Config
-	client   authv3.AuthorizationClient
+	checker  Checker
 	log      *slog.Logger
 	upstream *url.URL
 	proxy    *httputil.ReverseProxy
@@ -134,10 +182,10 @@ type Front struct {
 }
 
 // New validates c, applies its defaults and returns a front that sends its
-// checks through client.
-func New(c Config, client authv3.AuthorizationClient, logger *slog.Logger) (*Front, error) {
-	if client == nil {
-		return nil, errors.New("front: no authz client")
+// checks to checker.
+func New(c Config, checker Checker, logger *slog.Logger) (*Front, error) {
+	if checker == nil {
+		return nil, errors.New("front: no authz checker")
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -148,17 +196,14 @@ func New(c Config, client authv3.AuthorizationClient, logger *slog.Logger) (*Fro
 	if c.Authz == "" {
 		c.Authz = DefaultAuthz
 	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("front: %w", err)
+	}
 	if c.MaxRequestBytes == 0 {
 		c.MaxRequestBytes = DefaultMaxRequestBytes
 	}
-	if c.MaxRequestBytes < 0 {
-		return nil, fmt.Errorf("front: maxRequestBytes %d: must not be negative", c.MaxRequestBytes)
-	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
-	}
-	if c.Timeout < 0 {
-		return nil, fmt.Errorf("front: timeout %s: must not be negative", c.Timeout)
 	}
 	if c.StatusOnError == 0 {
 		c.StatusOnError = DefaultStatusOnError
@@ -166,26 +211,11 @@ func New(c Config, client authv3.AuthorizationClient, logger *slog.Logger) (*Fro
 	if c.BodyTimeout == 0 {
 		c.BodyTimeout = DefaultBodyTimeout
 	}
-	if c.BodyTimeout < 0 {
-		return nil, fmt.Errorf("front: bodyTimeout %s: must not be negative", c.BodyTimeout)
-	}
-	if c.StatusOnError < 400 || c.StatusOnError > 599 {
-		return nil, fmt.Errorf("front: statusOnError %d: want 400-599", c.StatusOnError)
-	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.Upstream == "" {
-		return nil, errors.New("front: upstream: required")
-	}
-	u, err := url.Parse(c.Upstream)
-	if err != nil {
-		return nil, fmt.Errorf("front: upstream: %w", err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("front: upstream %q: want an absolute http(s) URL without query, fragment or user", c.Upstream)
-	}
-	g := &Front{cfg: c, client: client, log: logger, upstream: u, shutdownGrace: 5 * time.Second}
+	u, _ := url.Parse(c.Upstream) // Validate parsed it
+	g := &Front{cfg: c, checker: checker, log: logger, upstream: u, shutdownGrace: 5 * time.Second}
 	if c.ResourceMetadata != nil {
 		m, err := resourcemeta.New(*c.ResourceMetadata)
 		if err != nil {

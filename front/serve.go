@@ -29,7 +29,15 @@ func (g *Front) serve(w http.ResponseWriter, r *http.Request) {
 	// (failure_mode_allow: false), and is answered status_on_error with no
 	// body (ext_authz.proto, failure_mode_allow and status_on_error).
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.Timeout)
-	resp, err := g.client.Check(ctx, g.buildCheck(r, id, in))
+	resp, err := g.checker.Check(ctx, g.buildCheck(r, id, in))
+	if err == nil && resp == nil {
+		// In process nothing guarantees an answer; gRPC always has one.
+		err = errors.New("no check response")
+	}
+	if err == nil && ctx.Err() != nil {
+		// An answer after the timeout is not taken, in process as over gRPC.
+		err = ctx.Err()
+	}
 	cancel()
 	if err != nil {
 		if r.Context().Err() == nil {
