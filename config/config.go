@@ -185,7 +185,7 @@ func (f *File) Validate() error {
 		}
 	}
 	if f.Kubernetes != nil {
-		errs = append(errs, field.Under("kubernetes", f.Kubernetes.Config.Validate()))
+		errs = append(errs, field.Under("kubernetes", f.Kubernetes.Validate()))
 	}
 	if _, err := registry.NewSnapshot(f.Servers); err != nil {
 		errs = append(errs, err) // paths start at servers

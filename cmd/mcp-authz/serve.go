@@ -170,6 +170,7 @@ func newFront(f *config.File, authzCfg authz.Config, az *authz.Server, log *slog
 	if f.Authz != nil {
 		listen := cmp.Or(authzCfg.Listen, "127.0.0.1:9001")
 		if addr == "" || addr == listen {
+			log.Info("front calls authz in process", "authz", listen)
 			fr, err := front.New(*f.Gateway, az, log)
 			return fr, func() {}, err
 		}

@@ -41,7 +41,7 @@ func Errorf(path, format string, a ...any) error {
 // alone or joined (errors.Join), become parent's children; any other error
 // becomes an Error at parent. Under returns nil for a nil err.
 func Under(parent string, err error) error {
-	switch e := err.(type) {
+	switch e := err.(type) { //nolint:errorlint // err itself only: a wrapped Error keeps its wrapper's text, placed at parent
 	case nil:
 		return nil
 	case *Error:
