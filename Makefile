@@ -69,10 +69,10 @@ export MCP_AUTHZ_HELM := $(HELM)
 FUZZTIME ?= 1000x
 # Fuzz targets: package:Func.
 FUZZ_TARGETS := ./mcpparse:FuzzParse ./mcpparse:FuzzRoundTrip ./authz:FuzzCheck \
-  ./identity:FuzzBearerToken ./identity:FuzzVerify ./gateway:FuzzBuildCheck \
+  ./identity:FuzzBearerToken ./identity:FuzzVerify ./front:FuzzBuildCheck \
   ./internal/assertion:FuzzVerify ./router:FuzzOpenSession ./router:FuzzSSE \
   ./router:FuzzUnwrapID ./router:FuzzIDKey ./policy:FuzzKeycloakTwins ./policy:FuzzFoldAgreement \
-  ./internal/config:FuzzParse
+  ./config:FuzzParse
 
 ##@ Everyday
 

@@ -125,11 +125,8 @@ func New(c Config, d Deps) (*Server, error) {
 	if d.Policy == nil {
 		return nil, errors.New("authz: a policy is required")
 	}
-	if c.MaxBodyBytes < 0 {
-		return nil, fmt.Errorf("authz: maxBodyBytes %d is negative", c.MaxBodyBytes)
-	}
-	if c.DecisionLogEvery < 0 {
-		return nil, fmt.Errorf("authz: decisionLogEvery %d is negative", c.DecisionLogEvery)
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("authz: %w", err)
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/expiry"
+	"github.com/mcp-authz/mcp-authz/internal/field"
 )
 
 // Token types of RFC 8693 section 3.
@@ -107,6 +108,28 @@ type Config struct {
 	Now func() time.Time `yaml:"-" json:"-"`
 }
 
+// Validate reports every problem of c, each an *field.Error whose path is
+// the field's YAML key ("tokenURL"). It reads the client secret; it reaches
+// no network.
+func (c Config) Validate() error {
+	var errs []error
+	if u, err := url.Parse(c.TokenURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		errs = append(errs, field.Errorf("tokenURL", "must be an absolute http(s) URL"))
+	}
+	if c.ClientID == "" {
+		errs = append(errs, field.Errorf("clientID", "required"))
+	}
+	if _, err := readSecret(c.ClientSecretFile, c.ClientSecretEnv); err != nil {
+		errs = append(errs, err)
+	}
+	switch c.AuthStyle {
+	case "", "basic", "post":
+	default:
+		errs = append(errs, field.Errorf("authStyle", "%q: want basic or post", c.AuthStyle))
+	}
+	return errors.Join(errs...)
+}
+
 // TokenVerifier validates an issued token for one audience;
 // *identity.Verifier is one.
 type TokenVerifier interface {
@@ -170,12 +193,8 @@ func New(c Config, client *http.Client, v TokenVerifier) (*Client, error) {
 	if v == nil {
 		return nil, errors.New("exchange: config: a TokenVerifier is required")
 	}
-	u, err := url.Parse(c.TokenURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, errors.New("exchange: config: tokenURL must be an absolute http(s) URL")
-	}
-	if c.ClientID == "" {
-		return nil, errors.New("exchange: config: clientID is required")
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("exchange: config: %w", err)
 	}
 	secret, err := readSecret(c.ClientSecretFile, c.ClientSecretEnv)
 	if err != nil {
@@ -196,13 +215,10 @@ func New(c Config, client *http.Client, v TokenVerifier) (*Client, error) {
 		cache:     newCache(c.CacheSize),
 		caching:   c.CacheSize >= 0,
 	}
-	switch c.AuthStyle {
-	case "", "basic":
-		x.authStyle = oauth2.AuthStyleInHeader
-	case "post":
+	if c.AuthStyle == "post" {
 		x.authStyle = oauth2.AuthStyleInParams
-	default:
-		return nil, fmt.Errorf("exchange: config: authStyle %q: want basic or post", c.AuthStyle)
+	} else {
+		x.authStyle = oauth2.AuthStyleInHeader
 	}
 	if x.requested == "" {
 		x.requested = TokenTypeAccessToken
@@ -230,28 +246,29 @@ func New(c Config, client *http.Client, v TokenVerifier) (*Client, error) {
 	return x, nil
 }
 
+// readSecret reads the client secret; its errors are *field.Error.
 func readSecret(file, env string) (string, error) {
 	switch {
 	case file != "" && env != "":
-		return "", errors.New("clientSecretFile and clientSecretEnv are exclusive")
+		return "", field.Errorf("clientSecretEnv", "clientSecretFile and clientSecretEnv are exclusive")
 	case file != "":
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("clientSecretFile: %w", err)
+			return "", &field.Error{Path: "clientSecretFile", Err: err}
 		}
 		s := strings.TrimRight(string(b), "\r\n")
 		if s == "" {
-			return "", fmt.Errorf("clientSecretFile %s: empty", file)
+			return "", field.Errorf("clientSecretFile", "%s: empty", file)
 		}
 		return s, nil
 	case env != "":
 		s := os.Getenv(env)
 		if s == "" {
-			return "", fmt.Errorf("clientSecretEnv: $%s is empty or unset", env)
+			return "", field.Errorf("clientSecretEnv", "$%s is empty or unset", env)
 		}
 		return s, nil
 	default:
-		return "", errors.New("one of clientSecretFile and clientSecretEnv is required")
+		return "", field.Errorf("clientSecretFile", "one of clientSecretFile and clientSecretEnv is required")
 	}
 }
 

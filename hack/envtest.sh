@@ -7,7 +7,7 @@
 # Prometheus Operator's ServiceMonitor and PrometheusRule CRDs from its Go
 # module, for the manifest dry-run tests.
 #
-#   KUBEBUILDER_ASSETS=$(hack/envtest.sh) go test ./registry/kube/...
+#   KUBEBUILDER_ASSETS=$(hack/envtest.sh) go test ./kube/...
 #
 # MCP_AUTHZ_CACHE (default ~/.cache/mcp-authz) chooses the cache; the
 # assets go to $MCP_AUTHZ_CACHE/k8s/bin. Everything it says goes to stderr,

@@ -133,8 +133,8 @@ type Verifier struct {
 // after failures, so an identity provider that is down when the process
 // starts makes requests fail with ErrUnavailable until it is back.
 func New(ctx context.Context, c Config, client *http.Client) (*Verifier, error) {
-	if len(c.Issuers) == 0 {
-		return nil, errors.New("identity: config: no issuers")
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("identity: config: %w", err)
 	}
 	if client == nil {
 		client = http.DefaultClient
@@ -156,15 +156,8 @@ func New(ctx context.Context, c Config, client *http.Client) (*Verifier, error) 
 		maxAge:  orDefault(c.KeyMaxAge, DefaultKeyMaxAge),
 		timeout: orDefault(c.Timeout, DefaultTimeout),
 	}
-	for i, ic := range c.Issuers {
-		iss, err := newIssuer(ic, client, v.now, tm)
-		if err != nil {
-			return nil, fmt.Errorf("identity: config: issuers[%d]: %w", i, err)
-		}
-		if _, dup := v.issuers[ic.IssuerURL]; dup {
-			return nil, fmt.Errorf("identity: config: issuers[%d]: duplicate issuerURL %q", i, ic.IssuerURL)
-		}
-		v.issuers[ic.IssuerURL] = iss
+	for _, ic := range c.Issuers {
+		v.issuers[ic.IssuerURL] = newIssuer(ic, client, v.now, tm)
 	}
 	return v, nil
 }

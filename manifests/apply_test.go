@@ -26,9 +26,9 @@ import (
 
 	authzv1alpha1 "github.com/mcp-authz/mcp-authz/api/authz/v1alpha1"
 	mcpv1 "github.com/mcp-authz/mcp-authz/api/v1"
+	"github.com/mcp-authz/mcp-authz/kube"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
-	"github.com/mcp-authz/mcp-authz/registry/kube"
 )
 
 // One envtest control plane with our CRDs, the Gateway API CRDs, Istio's CRDs
@@ -224,15 +224,17 @@ spec: {ports: [{port: 80}], colour: blue}`},
 	}
 }
 
-// TestKuadrantV1alpha1 applies the guide's registration exactly as written
-// (mcp.kuadrant.io/v1alpha1): existing resources work unchanged.
-func TestKuadrantV1alpha1(t *testing.T) {
+// TestKuadrantVersions applies the guide's registration as Kuadrant serves
+// it now (mcp.kuadrant.io/v1, the only version served, as in Kuadrant's own
+// CRD): it works unchanged, an invalid prefix is refused, and the retired
+// v1alpha1 is refused by the API server rather than half accepted.
+func TestKuadrantVersions(t *testing.T) {
 	needEnv(t)
 	const guide = `
-apiVersion: mcp.kuadrant.io/v1alpha1
+apiVersion: mcp.kuadrant.io/v1
 kind: MCPServerRegistration
 metadata:
-  name: kubernetes-mcp-server-v1alpha1
+  name: kubernetes-mcp-server-guide
   namespace: mcp-test
 spec:
   prefix: kube_
@@ -247,7 +249,14 @@ spec:
 	}
 	bad := strings.Replace(guide, "prefix: kube_", "prefix: Kube-", 1)
 	if out, err := kubectl(t, []byte(bad), "apply", "--server-side", "--dry-run=server", "-f", "-"); err == nil {
-		t.Errorf("v1alpha1 accepted an invalid prefix:\n%s", out)
+		t.Errorf("v1 accepted an invalid prefix:\n%s", out)
+	}
+	old := strings.Replace(guide, "mcp.kuadrant.io/v1\n", "mcp.kuadrant.io/v1alpha1\n", 1)
+	out, err = kubectl(t, []byte(old), "apply", "--server-side", "--dry-run=server", "-f", "-")
+	if err == nil {
+		t.Errorf("v1alpha1 accepted; it is no longer served:\n%s", out)
+	} else if !strings.Contains(out, "v1alpha1") {
+		t.Errorf("v1alpha1 refused without naming the version:\n%s", out)
 	}
 }
 

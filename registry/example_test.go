@@ -44,7 +44,7 @@ func ExampleNewSnapshot() {
 	})
 	fmt.Println(err)
 	// Output:
-	// registry: servers[2] "files": name "files" must be namespace/name
-	// registry: servers[2] "files": url must be an absolute http or https URL
-	// registry: servers[1] "ns/kube-extra": prefix "kube_x_" is ambiguous with servers[0] "ns/kube" prefix "kube_"
+	// servers[2].name: "files" must be namespace/name
+	// servers[2].url: must be an absolute http or https URL
+	// servers[1].prefix: "kube_x_" is ambiguous with servers[0] "ns/kube" prefix "kube_"
 }

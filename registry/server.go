@@ -47,24 +47,26 @@ var (
 // check validates one server on its own and returns it normalized: Audience defaulted,
 // Hostname lower-cased, ResourcePrefixes copied. Problems between servers are found by
 // NewSnapshot.
-func check(s Server, only bool) (Server, []string) {
-	var probs []string
-	add := func(format string, a ...any) { probs = append(probs, fmt.Sprintf(format, a...)) }
+func check(s Server, only bool) (Server, []problem) {
+	var probs []problem
+	add := func(field, format string, a ...any) {
+		probs = append(probs, problem{field, fmt.Sprintf(format, a...)})
+	}
 
 	if err := checkName(s.Name); err != "" {
-		add("name %q %s", s.Name, err)
+		add("name", "%q %s", s.Name, err)
 	}
 	switch {
 	case s.Prefix == "" && !only:
-		add("prefix is required when more than one server is registered")
+		add("prefix", "required when more than one server is registered")
 	case s.Prefix == "":
 	case len(s.Prefix) > maxPrefixLen:
-		add("prefix is longer than %d characters", maxPrefixLen)
+		add("prefix", "longer than %d characters", maxPrefixLen)
 	case !prefixChars.MatchString(s.Prefix):
-		add("prefix %q must match %s", s.Prefix, prefixChars)
+		add("prefix", "%q must match %s", s.Prefix, prefixChars)
 	}
 	if err := checkURL(s.URL); err != "" {
-		add("url %s", err)
+		add("url", "%s", err)
 	}
 	if s.Audience == "" {
 		s.Audience = s.Name
@@ -72,17 +74,22 @@ func check(s Server, only bool) (Server, []string) {
 	if s.Hostname != "" {
 		s.Hostname = strings.ToLower(s.Hostname)
 		if len(s.Hostname) > 253 || !dnsSubdomain.MatchString(s.Hostname) {
-			add("hostname %q must be a DNS name without port or wildcard", s.Hostname)
+			add("hostname", "%q must be a DNS name without port or wildcard", s.Hostname)
 		}
 	}
 	s.ResourcePrefixes = append([]string(nil), s.ResourcePrefixes...)
 	s.Scopes = slices.Clone(s.Scopes)
 	for i, p := range s.ResourcePrefixes {
 		if p == "" {
-			add("resourcePrefixes[%d] is empty", i)
+			add(fmt.Sprintf("resourcePrefixes[%d]", i), "empty")
 		}
 	}
 	return s, probs
+}
+
+// problem is what is wrong with one field of a server.
+type problem struct {
+	field, msg string
 }
 
 // checkName returns what is wrong with a namespace/name, or "".

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/mcp-authz/mcp-authz/internal/field"
 )
 
 // Snapshot is an immutable, validated set of servers with fast lookups. The *Server values
@@ -25,13 +27,14 @@ type entry struct {
 }
 
 // NewSnapshot validates servers and returns them as a snapshot. It reports every problem
-// at once, each naming the server, and rejects prefixes that could make a name ambiguous:
+// at once, each an *field.Error whose path names the server and its field by YAML key
+// ("servers[1].prefix"), and rejects prefixes that could make a name ambiguous:
 // one server's prefix may not be (or start with) another's, and likewise for resource
 // prefixes. Audience defaults to Name.
 func NewSnapshot(servers []Server) (*Snapshot, error) {
 	var errs []error
-	fail := func(i int, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("registry: servers[%d] %q: %s", i, servers[i].Name, fmt.Sprintf(format, a...)))
+	fail := func(i int, f, format string, a ...any) {
+		errs = append(errs, field.Errorf(fmt.Sprintf("servers[%d].%s", i, f), format, a...))
 	}
 
 	norm := make([]Server, len(servers))
@@ -40,15 +43,15 @@ func NewSnapshot(servers []Server) (*Snapshot, error) {
 	for i := range servers {
 		s, probs := check(servers[i], len(servers) == 1)
 		for _, p := range probs {
-			fail(i, "%s", p)
+			fail(i, p.field, "%s", p.msg)
 		}
 		if j, dup := names[s.Name]; dup && s.Name != "" {
-			fail(i, "duplicate name, also servers[%d]", j)
+			fail(i, "name", "%q is also servers[%d]", s.Name, j)
 		} else {
 			names[s.Name] = i
 		}
 		if j, dup := hosts[s.Hostname]; dup && s.Hostname != "" {
-			fail(i, "hostname %q is also used by servers[%d] %q", s.Hostname, j, servers[j].Name)
+			fail(i, "hostname", "%q is also used by servers[%d] %q", s.Hostname, j, servers[j].Name)
 		} else {
 			hosts[s.Hostname] = i
 		}
@@ -67,12 +70,12 @@ func NewSnapshot(servers []Server) (*Snapshot, error) {
 		}
 	}
 	for _, o := range overlaps(prefixes) {
-		fail(o[1].server, "prefix %q is ambiguous with servers[%d] %q prefix %q",
+		fail(o[1].server, "prefix", "%q is ambiguous with servers[%d] %q prefix %q",
 			o[1].prefix, o[0].server, servers[o[0].server].Name, o[0].prefix)
 	}
 	for _, o := range overlaps(resources) {
 		if o[0].server != o[1].server {
-			fail(o[1].server, "resource prefix %q overlaps servers[%d] %q resource prefix %q",
+			fail(o[1].server, "resourcePrefixes", "%q overlaps servers[%d] %q resource prefix %q",
 				o[1].prefix, o[0].server, servers[o[0].server].Name, o[0].prefix)
 		}
 	}

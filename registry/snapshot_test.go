@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/mcp-authz/mcp-authz/internal/field"
 )
 
 func srv(name, prefix string) Server {
@@ -31,7 +34,7 @@ func TestNewSnapshotValidation(t *testing.T) {
 		{name: "dotted object name", servers: []Server{srv("ns/a.b-c", "x_")}},
 		{name: "resource prefixes of one server may nest", servers: []Server{withRes(srv("ns/a", "a_"), "file:///a/", "file:///a/b/", "file:///a/")}},
 
-		{name: "missing name", servers: []Server{srv("", "a_")}, want: []string{`servers[0] "": name "" is required`}},
+		{name: "missing name", servers: []Server{srv("", "a_")}, want: []string{`servers[0].name: "" is required`}},
 		{name: "name without namespace", servers: []Server{srv("kube", "a_")}, want: []string{"must be namespace/name"}},
 		{name: "name with two slashes", servers: []Server{srv("ns/a/b", "a_")}, want: []string{"not a DNS-1123 subdomain"}},
 		{name: "upper-case namespace", servers: []Server{srv("NS/a", "a_")}, want: []string{"namespace that is not a DNS-1123 label"}},
@@ -39,43 +42,43 @@ func TestNewSnapshotValidation(t *testing.T) {
 		{name: "long namespace", servers: []Server{srv(strings.Repeat("n", 64)+"/a", "a_")}, want: []string{"namespace that is not"}},
 		{name: "empty object name", servers: []Server{srv("ns/", "a_")}, want: []string{"name that is not a DNS-1123 subdomain"}},
 		{name: "object name ends with dash", servers: []Server{srv("ns/a-", "a_")}, want: []string{"name that is not"}},
-		{name: "duplicate name", servers: []Server{srv("ns/a", "a_"), srv("ns/a", "b_")}, want: []string{`servers[1] "ns/a": duplicate name, also servers[0]`}},
+		{name: "duplicate name", servers: []Server{srv("ns/a", "a_"), srv("ns/a", "b_")}, want: []string{`servers[1].name: "ns/a" is also servers[0]`}},
 
-		{name: "missing prefix among many", servers: []Server{srv("ns/a", ""), srv("ns/b", "b_")}, want: []string{`servers[0] "ns/a": prefix is required`}},
-		{name: "prefix starts with separator", servers: []Server{srv("ns/a", "_a")}, want: []string{`prefix "_a" must match`}},
-		{name: "prefix with slash", servers: []Server{srv("ns/a", "a/")}, want: []string{`prefix "a/" must match`}},
+		{name: "missing prefix among many", servers: []Server{srv("ns/a", ""), srv("ns/b", "b_")}, want: []string{`servers[0].prefix: required`}},
+		{name: "prefix starts with separator", servers: []Server{srv("ns/a", "_a")}, want: []string{`prefix: "_a" must match`}},
+		{name: "prefix with slash", servers: []Server{srv("ns/a", "a/")}, want: []string{`prefix: "a/" must match`}},
 		{name: "prefix with space", servers: []Server{srv("ns/a", "a b")}, want: []string{"must match"}},
 		{name: "unicode prefix", servers: []Server{srv("ns/a", "kübe_")}, want: []string{"must match"}},
 		{name: "prefix too long", servers: []Server{srv("ns/a", strings.Repeat("p", 128))}, want: []string{"longer than 127"}},
-		{name: "identical prefixes", servers: []Server{srv("ns/a", "kube_"), srv("ns/b", "kube_")}, want: []string{`servers[1] "ns/b": prefix "kube_" is ambiguous with servers[0] "ns/a" prefix "kube_"`}},
-		{name: "nested prefixes", servers: []Server{srv("ns/a", "kube_x_"), srv("ns/b", "kube_")}, want: []string{`servers[0] "ns/a": prefix "kube_x_" is ambiguous with servers[1] "ns/b" prefix "kube_"`}},
+		{name: "identical prefixes", servers: []Server{srv("ns/a", "kube_"), srv("ns/b", "kube_")}, want: []string{`servers[1].prefix: "kube_" is ambiguous with servers[0] "ns/a" prefix "kube_"`}},
+		{name: "nested prefixes", servers: []Server{srv("ns/a", "kube_x_"), srv("ns/b", "kube_")}, want: []string{`servers[0].prefix: "kube_x_" is ambiguous with servers[1] "ns/b" prefix "kube_"`}},
 		{name: "chain of nested prefixes reports every pair", servers: []Server{srv("ns/a", "k"), srv("ns/b", "ku"), srv("ns/c", "kub"), srv("ns/d", "x")}, want: []string{
-			`"ns/b": prefix "ku" is ambiguous with servers[0] "ns/a" prefix "k"`,
-			`"ns/c": prefix "kub" is ambiguous with servers[0] "ns/a" prefix "k"`,
-			`"ns/c": prefix "kub" is ambiguous with servers[1] "ns/b" prefix "ku"`,
+			`servers[1].prefix: "ku" is ambiguous with servers[0] "ns/a" prefix "k"`,
+			`servers[2].prefix: "kub" is ambiguous with servers[0] "ns/a" prefix "k"`,
+			`servers[2].prefix: "kub" is ambiguous with servers[1] "ns/b" prefix "ku"`,
 		}},
 
-		{name: "missing url", servers: []Server{withURL(srv("ns/a", "a_"), "")}, want: []string{"url is required"}},
-		{name: "relative url", servers: []Server{withURL(srv("ns/a", "a_"), "/mcp")}, want: []string{"url must be an absolute http or https URL"}},
+		{name: "missing url", servers: []Server{withURL(srv("ns/a", "a_"), "")}, want: []string{"url: is required"}},
+		{name: "relative url", servers: []Server{withURL(srv("ns/a", "a_"), "/mcp")}, want: []string{"url: must be an absolute http or https URL"}},
 		{name: "ftp url", servers: []Server{withURL(srv("ns/a", "a_"), "ftp://h/mcp")}, want: []string{"absolute http or https"}},
-		{name: "url without host", servers: []Server{withURL(srv("ns/a", "a_"), "http:///mcp")}, want: []string{"url must have a host"}},
-		{name: "opaque url", servers: []Server{withURL(srv("ns/a", "a_"), "http:h/mcp")}, want: []string{"url must have a host"}},
-		{name: "url that does not parse", servers: []Server{withURL(srv("ns/a", "a_"), "http://h:port/")}, want: []string{"url does not parse"}},
-		{name: "url with credentials is not echoed", servers: []Server{withURL(srv("ns/a", "a_"), "http://u:s3cret@h/mcp")}, want: []string{"url must not carry credentials"}},
+		{name: "url without host", servers: []Server{withURL(srv("ns/a", "a_"), "http:///mcp")}, want: []string{"url: must have a host"}},
+		{name: "opaque url", servers: []Server{withURL(srv("ns/a", "a_"), "http:h/mcp")}, want: []string{"url: must have a host"}},
+		{name: "url that does not parse", servers: []Server{withURL(srv("ns/a", "a_"), "http://h:port/")}, want: []string{"url: does not parse"}},
+		{name: "url with credentials is not echoed", servers: []Server{withURL(srv("ns/a", "a_"), "http://u:s3cret@h/mcp")}, want: []string{"url: must not carry credentials"}},
 
-		{name: "hostname with port", servers: []Server{withHost(srv("ns/a", "a_"), "mcp.example.com:443")}, want: []string{`hostname "mcp.example.com:443" must be a DNS name`}},
+		{name: "hostname with port", servers: []Server{withHost(srv("ns/a", "a_"), "mcp.example.com:443")}, want: []string{`hostname: "mcp.example.com:443" must be a DNS name`}},
 		{name: "wildcard hostname", servers: []Server{withHost(srv("ns/a", "a_"), "*.example.com")}, want: []string{"must be a DNS name"}},
-		{name: "duplicate hostname ignoring case", servers: []Server{withHost(srv("ns/a", "a_"), "MCP.example.com"), withHost(srv("ns/b", "b_"), "mcp.EXAMPLE.com")}, want: []string{`servers[1] "ns/b": hostname "mcp.example.com" is also used by servers[0] "ns/a"`}},
+		{name: "duplicate hostname ignoring case", servers: []Server{withHost(srv("ns/a", "a_"), "MCP.example.com"), withHost(srv("ns/b", "b_"), "mcp.EXAMPLE.com")}, want: []string{`servers[1].hostname: "mcp.example.com" is also used by servers[0] "ns/a"`}},
 
-		{name: "empty resource prefix", servers: []Server{withRes(srv("ns/a", "a_"), "file:///", "")}, want: []string{"resourcePrefixes[1] is empty"}},
-		{name: "same resource prefix on two servers", servers: []Server{withRes(srv("ns/a", "a_"), "file:///"), withRes(srv("ns/b", "b_"), "file:///")}, want: []string{`servers[1] "ns/b": resource prefix "file:///" overlaps servers[0] "ns/a" resource prefix "file:///"`}},
-		{name: "nested resource prefixes on two servers", servers: []Server{withRes(srv("ns/a", "a_"), "file:///data/x/"), withRes(srv("ns/b", "b_"), "file:///data/")}, want: []string{`servers[0] "ns/a": resource prefix "file:///data/x/" overlaps servers[1] "ns/b"`}},
+		{name: "empty resource prefix", servers: []Server{withRes(srv("ns/a", "a_"), "file:///", "")}, want: []string{"resourcePrefixes[1]: empty"}},
+		{name: "same resource prefix on two servers", servers: []Server{withRes(srv("ns/a", "a_"), "file:///"), withRes(srv("ns/b", "b_"), "file:///")}, want: []string{`servers[1].resourcePrefixes: "file:///" overlaps servers[0] "ns/a" resource prefix "file:///"`}},
+		{name: "nested resource prefixes on two servers", servers: []Server{withRes(srv("ns/a", "a_"), "file:///data/x/"), withRes(srv("ns/b", "b_"), "file:///data/")}, want: []string{`servers[0].resourcePrefixes: "file:///data/x/" overlaps servers[1] "ns/b"`}},
 
 		{name: "every problem at once", servers: []Server{withURL(srv("bad", "_"), ""), srv("ns/b", "")}, want: []string{
-			`servers[0] "bad": name "bad" must be namespace/name`,
-			`servers[0] "bad": prefix "_" must match`,
-			`servers[0] "bad": url is required`,
-			`servers[1] "ns/b": prefix is required`,
+			`servers[0].name: "bad" must be namespace/name`,
+			`servers[0].prefix: "_" must match`,
+			`servers[0].url: is required`,
+			`servers[1].prefix: required`,
 		}},
 	}
 	for _, tt := range tests {
@@ -96,6 +99,10 @@ func TestNewSnapshotValidation(t *testing.T) {
 			var got []string
 			if j, ok := err.(interface{ Unwrap() []error }); ok {
 				for _, e := range j.Unwrap() {
+					var fe *field.Error
+					if !errors.As(e, &fe) {
+						t.Errorf("problem %q is not a field.Error", e)
+					}
 					got = append(got, e.Error())
 				}
 			}
@@ -103,7 +110,7 @@ func TestNewSnapshotValidation(t *testing.T) {
 				t.Fatalf("got %d problems, want %d:\n%v", len(got), len(tt.want), err)
 			}
 			for i, w := range tt.want {
-				if !strings.HasPrefix(got[i], "registry: servers[") || !strings.Contains(got[i], w) {
+				if !strings.HasPrefix(got[i], "servers[") || !strings.Contains(got[i], w) {
 					t.Errorf("problem %d = %q, want it to contain %q", i, got[i], w)
 				}
 			}

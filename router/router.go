@@ -188,8 +188,8 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if c.MaxListBytes < 0 || c.MaxListItems < 0 || c.MaxAggregateBytes < 0 || c.MaxAggregateItems < 0 || c.ListCacheBytes < 0 {
-		return nil, errors.New("router: maxListBytes, maxListItems, maxAggregateBytes, maxAggregateItems and listCacheBytes must not be negative")
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("router: %w", err)
 	}
 	setDefaults(&c)
 	key := c.AssertionKey

@@ -9,23 +9,24 @@ import (
 	"io"
 	"os"
 
-	"github.com/mcp-authz/mcp-authz/internal/config"
+	"github.com/mcp-authz/mcp-authz/config"
 	"github.com/mcp-authz/mcp-authz/policy"
 )
 
 // configCheck loads a configuration the way serve does and prints each
-// problem on a line of its own, in the order of the file.
+// problem on a line of its own, in the order of the file, as
+// FILE:LINE: path: message.
 func configCheck(args []string, stdout, stderr io.Writer) error {
 	if len(args) != 1 {
 		return errors.New("usage: mcp-authz config check FILE")
 	}
 	f, err := config.Load(args[0])
-	var problems interface{ Unwrap() []error }
-	if errors.As(err, &problems) {
-		for _, e := range problems.Unwrap() {
-			fmt.Fprintf(stderr, "%s: %v\n", args[0], e)
+	var cerr *config.Error
+	if errors.As(err, &cerr) {
+		for _, p := range cerr.Problems {
+			fmt.Fprintln(stderr, p.In(args[0]))
 		}
-		return fmt.Errorf("config check: %s: %d problems", args[0], len(problems.Unwrap()))
+		return fmt.Errorf("config check: %s: %s", args[0], config.Count(len(cerr.Problems)))
 	}
 	if err != nil {
 		return err

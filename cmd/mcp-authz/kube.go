@@ -9,9 +9,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	"github.com/mcp-authz/mcp-authz/internal/config"
+	"github.com/mcp-authz/mcp-authz/config"
+	"github.com/mcp-authz/mcp-authz/kube"
 	"github.com/mcp-authz/mcp-authz/registry"
-	"github.com/mcp-authz/mcp-authz/registry/kube"
 )
 
 // kubeSource is the controller that feeds reg and pols from the cluster.

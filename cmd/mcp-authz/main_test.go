@@ -87,14 +87,20 @@ defaultPolicy: perhaps
 			args: []string{"config", "check", bad},
 			code: 1,
 			stderr: []string{
-				`^\S+/bad\.yaml: line 3: field maxBodyByte not found in type authz.Config\n` +
-					`\S+/bad\.yaml: line 5: registry: servers\[0\] "nonamespace": name .*\n` +
-					`\S+/bad\.yaml: line 10: policies\[0\]: .*"broken".*\n` +
+				`^\S+/bad\.yaml:3: authz\.maxBodyByte: unknown key\n` +
+					`\S+/bad\.yaml:5: servers\[0\]\.name: "nonamespace" must be namespace/name\n` +
+					`\S+/bad\.yaml:10: policies\[0\]\.cel: .*broken\.cel.*\n` +
 					`\s+\| mcp.tool.name ==\n` +
 					`\s+\| \.+\^\n` +
-					`\S+/bad\.yaml: line 11: defaultPolicy "perhaps": want deny or allow\n` +
+					`\S+/bad\.yaml:11: defaultPolicy: "perhaps": want deny or allow\n` +
 					`mcp-authz: config check: \S+/bad\.yaml: 4 problems\n$`,
 			},
+		},
+		{
+			name:   "config check counts one problem",
+			args:   []string{"config", "check", write(t, dir, "one.yaml", "authz:\n  maxBodyBytes: -1\n")},
+			code:   1,
+			stderr: []string{`^\S+/one\.yaml:2: authz\.maxBodyBytes: must not be negative, is -1\nmcp-authz: config check: \S+/one\.yaml: 1 problem\n$`},
 		},
 		{name: "config check missing file", args: []string{"config", "check", filepath.Join(dir, "none.yaml")}, code: 1, stderr: []string{`no such file`}},
 		{name: "config check without file", args: []string{"config", "check"}, code: 1, stderr: []string{`usage: mcp-authz config check FILE`}},
@@ -115,7 +121,7 @@ defaultPolicy: perhaps
 		{name: "policy test without dir", args: []string{"policy", "test"}, code: 1, stderr: []string{`usage: mcp-authz policy test DIR`}},
 		{name: "policy test missing dir", args: []string{"policy", "test", filepath.Join(dir, "none")}, code: 1},
 		{name: "serve without config", args: []string{"serve"}, code: 1, stderr: []string{`usage: mcp-authz serve --config FILE`}},
-		{name: "serve bad config", args: []string{"serve", "--config", bad}, code: 1, stderr: []string{`line 11: defaultPolicy`}},
+		{name: "serve bad config", args: []string{"serve", "--config", bad}, code: 1, stderr: []string{`bad\.yaml:11: defaultPolicy`}},
 		{name: "serve nothing", args: []string{"serve", "--config", write(t, dir, "policies.yaml", "policies: [{name: p, cel: 'true'}]\n")}, code: 1, stderr: []string{`nothing to serve`}},
 		{name: "serve bad flag", args: []string{"serve", "--confg", bad}, code: 1, stderr: []string{`flag provided but not defined: -confg`, `^\s+-config FILE`}},
 	}
@@ -220,7 +226,7 @@ func TestPolicyEval(t *testing.T) {
 		{name: "input not JSON", args: []string{"--config", kgw[0], "--input", notJSON}, stderr: `policy eval: input`},
 		{name: "missing input", args: []string{"--config", kgw[0], "--input", filepath.Join(dir, "none.json")}, stderr: `no such file`},
 		{name: "no input flag", args: []string{"--config", kgw[0]}, stderr: `usage: mcp-authz policy eval`},
-		{name: "bad config", args: []string{"--config", write(t, dir, "bad.yaml", "policies: [{name: x, cel: '1'}]\n"), "--input", me}, stderr: `line 1: policies\[0\]`},
+		{name: "bad config", args: []string{"--config", write(t, dir, "bad.yaml", "policies: [{name: x, cel: '1'}]\n"), "--input", me}, stderr: `bad\.yaml:1: policies\[0\]\.cel`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/mcp-authz/mcp-authz/internal/config"
+	"github.com/mcp-authz/mcp-authz/config"
 )
 
 // newMetricsRegistry is the registry serve exports at /metrics: the Go and

@@ -3,7 +3,7 @@ package main
 import (
 	"sync"
 
-	"github.com/mcp-authz/mcp-authz/internal/config"
+	"github.com/mcp-authz/mcp-authz/config"
 	"github.com/mcp-authz/mcp-authz/policy"
 )
 

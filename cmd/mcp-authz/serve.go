@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -19,11 +20,11 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mcp-authz/mcp-authz/authz"
+	"github.com/mcp-authz/mcp-authz/config"
 	"github.com/mcp-authz/mcp-authz/exchange"
-	"github.com/mcp-authz/mcp-authz/gateway"
+	"github.com/mcp-authz/mcp-authz/front"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
-	"github.com/mcp-authz/mcp-authz/internal/config"
 	"github.com/mcp-authz/mcp-authz/registry"
 	"github.com/mcp-authz/mcp-authz/router"
 )
@@ -146,31 +147,45 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 		parts = append(parts, r)
 	}
 	if f.Gateway != nil {
-		addr := f.Gateway.Authz
-		if addr == "" {
-			addr = authzCfg.Listen
-		}
-		if addr == "" {
-			addr = "127.0.0.1:9001"
-		}
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		fr, closeFront, err := newFront(f, authzCfg, az, log.With("part", "front"))
 		if err != nil {
-			return nil, fmt.Errorf("gateway: authz %s: %w", addr, err)
-		}
-		gw, err := gateway.New(*f.Gateway, authv3.NewAuthorizationClient(conn), log.With("part", "gateway"))
-		if err != nil {
-			_ = conn.Close()
 			return nil, err
 		}
 		parts = append(parts, startFunc(func(ctx context.Context) error {
-			defer conn.Close()
-			return gw.Start(ctx)
+			defer closeFront()
+			return fr.Start(ctx)
 		}))
 	}
 	if f.Metrics != nil {
 		parts = append(parts, metricsServer(f.Metrics.Listen, metrics, ready, log))
 	}
 	return parts, nil
+}
+
+// newFront builds the built-in front. When authz runs in this process and
+// the front names no other address for it, the front calls it in process;
+// otherwise over gRPC, as Envoy does. release closes the gRPC connection.
+func newFront(f *config.File, authzCfg authz.Config, az *authz.Server, log *slog.Logger) (fr *front.Front, release func(), err error) {
+	addr := f.Gateway.Authz
+	if f.Authz != nil {
+		listen := cmp.Or(authzCfg.Listen, "127.0.0.1:9001")
+		if addr == "" || addr == listen {
+			log.Info("front calls authz in process", "authz", listen)
+			fr, err := front.New(*f.Gateway, az, log)
+			return fr, func() {}, err
+		}
+	}
+	addr = cmp.Or(addr, authzCfg.Listen, front.DefaultAuthz)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("front: authz %s: %w", addr, err)
+	}
+	fr, err = front.New(*f.Gateway, front.GRPC(authv3.NewAuthorizationClient(conn)), log)
+	if err != nil {
+		_ = conn.Close()
+		return nil, nil, err
+	}
+	return fr, func() { _ = conn.Close() }, nil
 }
 
 // watcher reloads the servers and policies of the configuration at path,

@@ -4,11 +4,14 @@ package resourcemeta
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/mcp-authz/mcp-authz/internal/field"
 )
 
 // wellKnownPath is where RFC 9728 puts protected-resource metadata.
@@ -60,25 +63,36 @@ type Handler struct {
 	paths []string
 }
 
-// New validates m and renders it once.
-func New(m Metadata) (*Handler, error) {
-	u, err := url.Parse(m.Resource)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("resourceMetadata.resource %q: want an absolute http(s) URL without fragment or user", m.Resource)
+// Validate reports every problem of m, each an *field.Error whose path is
+// relative to m ("resource", "authorizationServers[1]").
+func (m Metadata) Validate() error {
+	var errs []error
+	if u, err := url.Parse(m.Resource); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" || u.User != nil {
+		errs = append(errs, field.Errorf("resource", "%q: want an absolute http(s) URL without fragment or user", m.Resource))
 	}
 	for i, s := range m.AuthorizationServers {
 		a, err := url.Parse(s)
 		if err != nil || (a.Scheme != "http" && a.Scheme != "https") || a.Host == "" || a.Fragment != "" || a.RawQuery != "" {
-			return nil, fmt.Errorf("resourceMetadata.authorizationServers[%d] %q: want an absolute http(s) URL without query or fragment", i, s)
+			errs = append(errs, field.Errorf(fmt.Sprintf("authorizationServers[%d]", i), "%q: want an absolute http(s) URL without query or fragment", s))
 		}
-	}
-	if len(m.BearerMethodsSupported) == 0 {
-		m.BearerMethodsSupported = []string{"header"}
 	}
 	for i, s := range m.BearerMethodsSupported {
 		if s != "header" {
-			return nil, fmt.Errorf("resourceMetadata.bearerMethodsSupported[%d] %q: only \"header\" is supported", i, s)
+			errs = append(errs, field.Errorf(fmt.Sprintf("bearerMethodsSupported[%d]", i), "%q: only \"header\" is supported", s))
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// New validates m and renders it once. Its error names each field under
+// resourceMetadata.
+func New(m Metadata) (*Handler, error) {
+	if err := m.Validate(); err != nil {
+		return nil, field.Under("resourceMetadata", err)
+	}
+	u, _ := url.Parse(m.Resource)
+	if len(m.BearerMethodsSupported) == 0 {
+		m.BearerMethodsSupported = []string{"header"}
 	}
 	body, err := json.Marshal(document(m))
 	if err != nil {

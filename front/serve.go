@@ -1,4 +1,4 @@
-package gateway
+package front
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 )
 
 // serve handles one request: buffer the body, check, apply, proxy.
-func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
+func (g *Front) serve(w http.ResponseWriter, r *http.Request) {
 	in := checkInput{start: g.cfg.Now()}
 	id := prepare(r)
 	if !g.bufferBody(w, r, &in) {
@@ -29,7 +29,15 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	// (failure_mode_allow: false), and is answered status_on_error with no
 	// body (ext_authz.proto, failure_mode_allow and status_on_error).
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.Timeout)
-	resp, err := g.client.Check(ctx, g.buildCheck(r, id, in))
+	resp, err := g.checker.Check(ctx, g.buildCheck(r, id, in))
+	if err == nil && resp == nil {
+		// In process nothing guarantees an answer; gRPC always has one.
+		err = errors.New("no check response")
+	}
+	if err == nil && ctx.Err() != nil {
+		// An answer after the timeout is not taken, in process as over gRPC.
+		err = ctx.Err()
+	}
 	cancel()
 	if err != nil {
 		if r.Context().Err() == nil {
@@ -81,7 +89,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 // the limit" when its buffer reaches the limit; reading one byte more decides
 // it exactly, so a body of exactly the limit is whole. The body forwarded
 // upstream is always the whole body. It reports false when it answered.
-func (g *Gateway) bufferBody(w http.ResponseWriter, r *http.Request, in *checkInput) bool {
+func (g *Front) bufferBody(w http.ResponseWriter, r *http.Request, in *checkInput) bool {
 	if r.Body == nil || r.Body == http.NoBody {
 		return true
 	}
@@ -159,7 +167,7 @@ type responseHeadersKey struct{}
 // newProxy is the reverse proxy to the upstream. SSE streams through
 // unbuffered (FlushInterval -1); hop-by-hop headers are dropped by
 // httputil.ReverseProxy in both directions.
-func (g *Gateway) newProxy() *httputil.ReverseProxy {
+func (g *Front) newProxy() *httputil.ReverseProxy {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = nil
 	t.MaxIdleConnsPerHost = 64

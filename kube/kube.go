@@ -30,6 +30,7 @@ import (
 
 	authzv1alpha1 "github.com/mcp-authz/mcp-authz/api/authz/v1alpha1"
 	mcpv1 "github.com/mcp-authz/mcp-authz/api/v1"
+	"github.com/mcp-authz/mcp-authz/internal/field"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
@@ -62,6 +63,19 @@ type Config struct {
 	RetryInterval time.Duration `yaml:"retryInterval,omitempty" json:"retryInterval,omitempty"`
 	// Logger receives the controllers' logs; nil means slog.Default().
 	Logger *slog.Logger `yaml:"-" json:"-"`
+}
+
+// Validate reports every problem of c, each an *field.Error whose path is
+// the field's YAML key ("gatewayPort").
+func (c Config) Validate() error {
+	var errs []error
+	if c.GatewayScheme != "" && c.GatewayScheme != "http" && c.GatewayScheme != "https" {
+		errs = append(errs, field.Errorf("gatewayScheme", "%q: want http or https", c.GatewayScheme))
+	}
+	if c.GatewayPort < 0 || c.GatewayPort > 65535 {
+		errs = append(errs, field.Errorf("gatewayPort", "%d: want 1-65535, or 0 for none", c.GatewayPort))
+	}
+	return errors.Join(errs...)
 }
 
 // PolicySink receives the policies built from MCPAuthPolicy resources each time
@@ -103,11 +117,8 @@ func New(c Config, rc *rest.Config, reg *registry.Registry, sink PolicySink) (*S
 	if rc == nil || reg == nil {
 		return nil, errors.New("kube: new: a rest config and a registry are required")
 	}
-	if c.GatewayScheme != "" && c.GatewayScheme != "http" && c.GatewayScheme != "https" {
-		return nil, fmt.Errorf("kube: new: gatewayScheme %q: want http or https", c.GatewayScheme)
-	}
-	if c.GatewayPort < 0 || c.GatewayPort > 65535 {
-		return nil, fmt.Errorf("kube: new: gatewayPort %d out of range", c.GatewayPort)
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("kube: new: %w", err)
 	}
 	sc, err := Scheme()
 	if err != nil {

@@ -1,4 +1,4 @@
-package gateway_test
+package front_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/mcp-authz/mcp-authz/gateway"
+	"github.com/mcp-authz/mcp-authz/front"
 )
 
 // The front needs an ext_authz client; dialling is the caller's job, so
@@ -24,13 +24,13 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer func() { _ = conn.Close() }()
-	g, err := gateway.New(gateway.Config{
+	g, err := front.New(front.Config{
 		Upstream: "http://127.0.0.1:8081",
-		ResourceMetadata: &gateway.ResourceMetadata{
+		ResourceMetadata: &front.ResourceMetadata{
 			Resource:             "http://127.0.0.1:8080/mcp",
 			AuthorizationServers: []string{"http://127.0.0.1:8180/realms/mcp"},
 		},
-	}, authv3.NewAuthorizationClient(conn), slog.Default())
+	}, front.GRPC(authv3.NewAuthorizationClient(conn)), slog.Default())
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,11 +1,10 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +14,7 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/exchange"
-	"github.com/mcp-authz/mcp-authz/gateway"
+	"github.com/mcp-authz/mcp-authz/front"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
@@ -103,13 +102,13 @@ func TestLoadFull(t *testing.T) {
 	}
 	want := &File{
 		Authz: &authz.Config{Listen: "127.0.0.1:19001", MaxBodyBytes: 2048, AllowBatch: true, DecisionLogEvery: 10},
-		Gateway: &gateway.Config{
+		Gateway: &front.Config{
 			Listen:            "127.0.0.1:18080",
 			Upstream:          "http://127.0.0.1:18081",
 			Authz:             "127.0.0.1:19001",
 			Timeout:           2 * time.Second,
 			ContextExtensions: map[string]string{"mcp-server": "mcp-test/kubernetes-mcp"},
-			ResourceMetadata: &gateway.ResourceMetadata{
+			ResourceMetadata: &front.ResourceMetadata{
 				Resource:             "http://127.0.0.1:18080/mcp",
 				AuthorizationServers: []string{"http://idp.example/realms/mcp"},
 			},
@@ -157,175 +156,239 @@ func TestLoadFull(t *testing.T) {
 	}
 }
 
-// TestParseErrors checks that each problem names its line, and that every
-// problem of a file is reported at once.
+// TestParseErrors checks that each problem names its line and the path of
+// its field in YAML keys, that every problem of a file is reported at once,
+// in the order of the file, and that messages name no Go type.
 func TestParseErrors(t *testing.T) {
+	type want struct {
+		line int
+		path string
+		msg  string // a regular expression the message matches
+	}
 	tests := []struct {
 		name string
 		yaml string
-		// want are regular expressions, each matching one line of the error.
-		want []string
+		want []want
 	}{
 		{
 			name: "unknown top-level key",
 			yaml: "authz: {}\nservres: []\n",
-			want: []string{`line 2: field servres not found`},
+			want: []want{{2, "servres", `^unknown key$`}},
 		},
 		{
 			name: "unknown key in a section",
 			yaml: "authz:\n  listen: 127.0.0.1:9001\n  maxBodyByte: 10\n",
-			want: []string{`line 3: field maxBodyByte not found`},
+			want: []want{{3, "authz.maxBodyByte", `^unknown key$`}},
 		},
 		{
 			name: "unknown key in a list item",
 			yaml: "servers:\n  - name: a/b\n    prefix: b_\n    url: http://127.0.0.1:1/mcp\n    urll: x\n",
-			want: []string{`line 5: field urll not found`},
+			want: []want{{5, "servers[0].urll", `^unknown key$`}},
+		},
+		{
+			name: "unknown key inlined from kube",
+			yaml: "kubernetes:\n  gatewayPort: 8443\n  clusterDomian: x\n",
+			want: []want{{3, "kubernetes.clusterDomian", `^unknown key$`}},
+		},
+		{
+			name: "a key given twice",
+			yaml: "authz:\n  listen: a:1\n  listen: a:2\n",
+			want: []want{{3, "authz.listen", `^given twice \(also line 2\)$`}},
 		},
 		{
 			name: "wrong type",
 			yaml: "authz:\n  maxBodyBytes: lots\n",
-			want: []string{`line 2: cannot unmarshal !!str .lots. into int`},
+			want: []want{{2, "authz.maxBodyBytes", `^want an integer, not "lots"$`}},
+		},
+		{
+			name: "wrong types of every kind",
+			yaml: "authz: [1]\nrouter:\n  listRefresh: soon\n  sessionKeyFiles: k\nidentity:\n  issuers:\n    - issuerURL: http://a\n      audiences: [x]\n  leeway: {a: 1}\n",
+			want: []want{
+				{1, "authz", `^want a mapping of keys$`},
+				{3, "router.listRefresh", `^want a duration such as 30s or 5m, not "soon"$`},
+				{4, "router.sessionKeyFiles", `^want a list$`},
+				{9, "identity.leeway", `^want a duration`},
+			},
 		},
 		{
 			name: "unknown key and a semantic error at once",
 			yaml: "bogus: 1\ndefaultPolicy: maybe\n",
-			want: []string{`line 1: field bogus not found`, `line 2: defaultPolicy "maybe"`},
+			want: []want{{1, "bogus", `^unknown key$`}, {2, "defaultPolicy", `^"maybe": want deny or allow$`}},
 		},
 		{
 			name: "bad server",
 			yaml: "servers:\n  - name: a/b\n    prefix: b_\n    url: http://127.0.0.1:1/mcp\n  - name: nonamespace\n    prefix: c_\n    url: ftp://x\n",
-			want: []string{`^line 5: registry: servers\[1\] "nonamespace": name`, `^line 5: registry: servers\[1\] "nonamespace": url`},
+			want: []want{{5, "servers[1].name", `"nonamespace" must be namespace/name`}, {7, "servers[1].url", `must be an absolute http or https URL`}},
 		},
 		{
 			name: "ambiguous prefixes",
 			yaml: "servers:\n  - name: a/b\n    prefix: kube_\n    url: http://127.0.0.1:1/mcp\n  - name: a/c\n    prefix: kube_x_\n    url: http://127.0.0.1:2/mcp\n",
-			want: []string{`^line 5: registry: servers\[1\] "a/c": prefix "kube_x_" is ambiguous`},
+			want: []want{{6, "servers[1].prefix", `^"kube_x_" is ambiguous with servers\[0\] "a/b"`}},
 		},
 		{
 			name: "policy that does not compile",
 			yaml: "servers: []\npolicies:\n  - name: ok\n    cel: 'true'\n  - name: broken\n    cel: 'mcp.tool.name =='\n",
-			want: []string{`^line 6: policies\[1\]: .*"broken"`, `^\s+\| mcp.tool.name ==`},
+			want: []want{{6, "policies[1].cel", `broken.cel:1:17: Syntax error(?s:.*)\| mcp.tool.name ==`}},
 		},
 		{
 			name: "error inside a literal Rego block",
 			yaml: "policies:\n  - name: r\n    rego: |\n      package mcp.authz\n\n      allow if {\n        input.x ==\n      }\n",
-			want: []string{`^line 8: policies\[0\]: .*r.rego:5: rego_parse_error`},
+			want: []want{{8, "policies[0].rego", `r.rego:5: rego_parse_error`}},
 		},
 		{
 			name: "error inside a literal CEL block",
 			yaml: "policies:\n  - name: c\n    cel: |\n      true &&\n        mcp.x(\n",
-			want: []string{`^line 6: policies\[0\]: .*c.cel:3:1: Syntax error`},
+			want: []want{{6, "policies[0].cel", `c.cel:3:1: Syntax error`}},
 		},
 		{
-			name: "error in a folded CEL block: the policy's line",
+			name: "error in a folded CEL block: the line of its key",
 			yaml: "policies:\n  - name: c\n    cel: >\n      true &&\n      (\n",
-			want: []string{`^line 2: policies\[0\]: .*c.cel:`},
+			want: []want{{3, "policies[0].cel", `c.cel:`}},
 		},
 		{
 			name: "policy file missing",
 			yaml: "policies:\n  - name: gone\n    file: nowhere.rego\n",
-			want: []string{`line 2: policies\[0\]: .*nowhere.rego`},
+			want: []want{{3, "policies[0].file", `nowhere.rego: no such file`}},
 		},
 		{
 			name: "two policies of one name",
 			yaml: "policies:\n  - name: p\n    cel: 'true'\n  - name: p\n    cel: 'false'\n",
-			want: []string{`^line 1: policies: .*"p"`},
+			want: []want{{4, "policies[1].name", `^"p" is also policies\[0\]$`}},
 		},
 		{
 			name: "exchange without identity",
-			yaml: "servers: []\nexchange:\n  tokenURL: http://idp/token\n  clientID: gw\n",
-			want: []string{`^line 2: exchange needs identity`},
+			yaml: "servers: []\nexchange:\n  tokenURL: http://idp/token\n  clientID: gw\n  clientSecretEnv: HOME\n",
+			want: []want{{2, "exchange", `^needs identity`}},
 		},
 		{
 			name: "a second document",
 			yaml: "servers: []\n---\npolicies: []\n",
-			want: []string{`^line 2: a second document`},
+			want: []want{{2, "", `^a second document`}},
 		},
 		{
 			name: "not YAML",
 			yaml: "servers: []\nauthz: {listen: [\n",
-			want: []string{`line \d+: did not find expected`},
+			want: []want{{2, "", `did not find expected`}},
 		},
 		{
 			name: "authz negative body limit and missing key file",
 			yaml: "authz:\n  maxBodyBytes: -1\n  assertionKeyFile: keys/none\n",
-			want: []string{`^line 1: authz: maxBodyBytes -1 is negative`, `^line 3: authz: assertion: .*keys/none`},
+			want: []want{{2, "authz.maxBodyBytes", `^must not be negative, is -1$`}, {3, "authz.assertionKeyFile", `keys/none`}},
 		},
 		{
 			name: "gateway without upstream",
 			yaml: "servers: []\ngateway:\n  listen: 127.0.0.1:8080\n",
-			want: []string{`^line 2: gateway: .*upstream`},
+			want: []want{{2, "gateway.upstream", `^required$`}},
+		},
+		{
+			name: "gateway resource metadata",
+			yaml: "gateway:\n  upstream: http://127.0.0.1:8081\n  resourceMetadata:\n    resource: http://a/mcp#x\n",
+			want: []want{{4, "gateway.resourceMetadata.resource", `want an absolute http\(s\) URL`}},
 		},
 		{
 			name: "router without key nor authz",
 			yaml: "router:\n  listen: 127.0.0.1:8081\n",
-			want: []string{`^line 1: router: an assertion key is required`},
+			want: []want{{1, "router.assertionKeyFile", `^required when authz does not run in this process`}},
 		},
 		{
 			name: "router session key file missing",
 			yaml: "authz: {}\nrouter:\n  sessionKeyFiles: [keys/none]\n",
-			want: []string{`^line 2: router: session key: .*keys/none`},
+			want: []want{{3, "router.sessionKeyFiles[0]", `keys/none`}},
 		},
 		{
 			name: "identity issuer without audience",
 			yaml: "identity:\n  issuers:\n    - issuerURL: http://a.example\n      audiences: [x]\n    - issuerURL: http://b.example\n",
-			want: []string{`^line 5: identity: config: issuers\[1\]`},
+			want: []want{{5, "identity.issuers[1].audiences", `^at least one non-empty audience is required$`}},
+		},
+		{
+			name: "identity issuer URL and algorithm",
+			yaml: "identity:\n  issuers:\n    - issuerURL: a.example\n      audiences: [x]\n      algorithms: [RS256, HS256]\n",
+			want: []want{{3, "identity.issuers[0].issuerURL", `not an absolute http\(s\) URL`}, {5, "identity.issuers[0].algorithms[1]", `^"HS256" is not allowed$`}},
 		},
 		{
 			name: "identity without issuers",
 			yaml: "identity: {}\n",
-			want: []string{`^line 1: identity: config: no issuers`},
+			want: []want{{1, "identity.issuers", `^at least one issuer is required$`}},
 		},
 		{
 			name: "exchange secret file missing",
 			yaml: "identity:\n  issuers: [{issuerURL: http://a.example, audiences: [x]}]\nexchange:\n  tokenURL: http://a.example/token\n  clientID: gw\n  clientSecretFile: none\n",
-			want: []string{`^line 3: exchange: config: clientSecretFile`},
+			want: []want{{6, "exchange.clientSecretFile", `none: no such file`}},
+		},
+		{
+			name: "kubernetes gateway port",
+			yaml: "kubernetes:\n  gatewayPort: 70000\n",
+			want: []want{{2, "kubernetes.gatewayPort", `^70000: want 1-65535`}},
 		},
 		{
 			name: "bad defaultPolicy",
 			yaml: "defaultPolicy: permit\n",
-			want: []string{`line 1: defaultPolicy "permit": want deny or allow`},
+			want: []want{{1, "defaultPolicy", `^"permit": want deny or allow$`}},
 		},
 		{
 			name: "bad log level and format",
 			yaml: "log:\n  level: loud\n  format: xml\n",
-			want: []string{`line 2: log.level "loud"`, `line 3: log.format "xml"`},
+			want: []want{{2, "log.level", `^"loud"`}, {3, "log.format", `^"xml"`}},
 		},
 		{
 			name: "every semantic error at once",
 			yaml: "log:\n  level: loud\nservers:\n  - name: x\n    prefix: x_\n    url: nope\npolicies:\n  - name: p\n    cel: '1'\ndefaultPolicy: sometimes\n",
-			want: []string{`line 10: defaultPolicy`, `line 4: registry: servers\[0\]`, `line 8: policies\[0\]`, `line 2: log.level`},
+			want: []want{{2, "log.level", ``}, {4, "servers[0].name", ``}, {6, "servers[0].url", ``}, {9, "policies[0].cel", `want bool`}, {10, "defaultPolicy", ``}},
 		},
 	}
+	goType := regexp.MustCompile(`\b(int|int64|string|bool|time\.Duration|config\.File|\w+\.Config)\b`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f, err := Parse([]byte(tt.yaml), t.TempDir())
 			if err == nil {
 				t.Fatalf("Parse = %+v, want an error", f)
 			}
-			msg := err.Error()
-			for _, w := range tt.want {
-				if !regexp.MustCompile(`(?m)` + w).MatchString(msg) {
-					t.Errorf("error does not match %q:\n%s", w, msg)
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("Parse error %T %v, want *config.Error", err, err)
+			}
+			if len(e.Problems) != len(tt.want) {
+				t.Fatalf("%d problems, want %d:\n%v", len(e.Problems), len(tt.want), err)
+			}
+			for i, w := range tt.want {
+				p := e.Problems[i]
+				if p.Line != w.line || p.Path != w.path {
+					t.Errorf("problem %d at line %d, %q; want line %d, %q (%v)", i, p.Line, p.Path, w.line, w.path, p.Err)
+				}
+				if !regexp.MustCompile(w.msg).MatchString(p.Err.Error()) {
+					t.Errorf("problem %d message %q does not match %q", i, p.Err, w.msg)
+				}
+				if m := goType.FindString(p.Err.Error()); m != "" && !strings.Contains(p.Err.Error(), "cel:") {
+					t.Errorf("problem %d message %q names the Go type %s", i, p.Err, m)
 				}
 			}
-			// Problems come in the order of the file.
-			var lines []int
-			for _, m := range regexp.MustCompile(`(?m)^line (\d+): `).FindAllStringSubmatch(msg, -1) {
-				n, _ := strconv.Atoi(m[1])
-				lines = append(lines, n)
+			// The whole error: a count, then each problem on a line of
+			// its own that starts with its location; further lines of a
+			// problem are indented.
+			lines := strings.Split(err.Error(), "\n")
+			if want := "config: " + Count(len(tt.want)); lines[0] != want {
+				t.Errorf("first line %q, want %q", lines[0], want)
 			}
-			if !slices.IsSorted(lines) {
-				t.Errorf("problems not in the order of the file: lines %v", lines)
-			}
-			// Every problem starts with its location; its further lines
-			// are indented.
-			for _, l := range strings.Split(msg, "\n") {
-				if !regexp.MustCompile(`^((yaml: )?line \d+: |\s)`).MatchString(l) {
+			for _, l := range lines[1:] {
+				if !regexp.MustCompile(`^(line \d+: |\s)`).MatchString(l) {
 					t.Errorf("error line without a location: %q", l)
 				}
 			}
 		})
+	}
+}
+
+// TestLoadError checks that a loaded file's problems name the file, in the
+// FILE:LINE: path: message form config check prints.
+func TestLoadError(t *testing.T) {
+	dir := t.TempDir()
+	path := write(t, dir, "mcp-authz.yaml", "authz:\n  maxBodyBytes: -1\nidentity:\n  issuers: [{issuerURL: https://a.example}]\n")
+	_, err := Load(path)
+	want := "config: " + path + ": 2 problems\n" +
+		path + ":2: authz.maxBodyBytes: must not be negative, is -1\n" +
+		path + ":4: identity.issuers[0].audiences: at least one non-empty audience is required"
+	if err == nil || err.Error() != want {
+		t.Errorf("Load error:\n%v\nwant:\n%s", err, want)
 	}
 }
 
@@ -419,14 +482,14 @@ func TestLoadMissing(t *testing.T) {
 
 // TestDevConfig loads the configuration that make run ships.
 func TestDevConfig(t *testing.T) {
-	f, err := Load("../../dev/mcp-authz.yaml")
+	f, err := Load("../dev/mcp-authz.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if f.Authz == nil || f.Gateway == nil || f.Router == nil || f.Identity == nil || f.Exchange == nil || len(f.Servers) == 0 || len(f.Policies) == 0 {
 		t.Errorf("dev config lacks a section: %+v", f)
 	}
-	if got, want := f.Exchange.ClientSecretFile, filepath.Join("../../dev", "gateway-secret"); got != want {
+	if got, want := f.Exchange.ClientSecretFile, filepath.Join("../dev", "gateway-secret"); got != want {
 		t.Errorf("dev clientSecretFile = %q, want %q", got, want)
 	}
 }

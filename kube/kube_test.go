@@ -28,9 +28,9 @@ import (
 
 	authzv1alpha1 "github.com/mcp-authz/mcp-authz/api/authz/v1alpha1"
 	mcpv1 "github.com/mcp-authz/mcp-authz/api/v1"
+	"github.com/mcp-authz/mcp-authz/kube"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
-	"github.com/mcp-authz/mcp-authz/registry/kube"
 )
 
 // sink is a PolicySink that compiles each set as the real consumer would and

@@ -17,7 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	"github.com/mcp-authz/mcp-authz/registry/kube"
+	"github.com/mcp-authz/mcp-authz/kube"
 )
 
 // TestKubernetesMCPServer is use case 1 of Kuadrant's Kubernetes MCP server

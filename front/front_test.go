@@ -1,8 +1,9 @@
-package gateway
+package front
 
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -24,6 +25,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/mcp-authz/mcp-authz/internal/field"
 )
 
 // authzPeer is a real gRPC envoy.service.auth.v3.Authorization server on
@@ -137,12 +140,18 @@ func startFront(t *testing.T, c Config, client authv3.AuthorizationClient, up *u
 // startFrontLog is startFront, also returning what the front logs.
 func startFrontLog(t *testing.T, c Config, client authv3.AuthorizationClient, up *upstream) (*httptest.Server, *logBuffer) {
 	t.Helper()
+	return startFrontChecker(t, c, GRPC(client), up)
+}
+
+// startFrontChecker is startFrontLog with any Checker: authz in process.
+func startFrontChecker(t *testing.T, c Config, checker Checker, up *upstream) (*httptest.Server, *logBuffer) {
+	t.Helper()
 	c.Upstream = up.URL
 	if c.Now == nil {
 		c.Now = func() time.Time { return testNow }
 	}
 	logs := &logBuffer{}
-	g, err := New(c, client, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	g, err := New(c, checker, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +426,7 @@ func TestCheckRequestRawHeaders(t *testing.T) {
 func TestCheckRequestHTTP2(t *testing.T) {
 	up := startUpstream(t, nil)
 	peer, client := startAuthz(t, allow(nil))
-	g, err := New(Config{Upstream: up.URL}, client, nil)
+	g, err := New(Config{Upstream: up.URL}, GRPC(client), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -712,6 +721,7 @@ func TestAuthzFailure(t *testing.T) {
 		cfg        Config
 		answer     func(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error)
 		wantStatus int
+		inProcess  bool // only in process
 	}{
 		{name: "authz down", wantStatus: 503},
 		{name: "authz down, status on error 403", cfg: Config{StatusOnError: 403}, wantStatus: 403},
@@ -720,6 +730,27 @@ func TestAuthzFailure(t *testing.T) {
 			cfg:  Config{Timeout: 50 * time.Millisecond},
 			answer: func(ctx context.Context, _ *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 				<-ctx.Done()
+				return &authv3.CheckResponse{Status: &status.Status{}}, nil
+			},
+			wantStatus: 503,
+		},
+		{
+			// In process only: over gRPC a server's nil answer arrives as
+			// an empty CheckResponse, which is OK, as in Envoy. In process
+			// there is no answer at all, and that is not an allow.
+			name:      "no answer and no error",
+			inProcess: true,
+			answer: func(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+				return nil, nil
+			},
+			wantStatus: 503,
+		},
+		{
+			// The answer comes after the timeout: not taken.
+			name: "late allow",
+			cfg:  Config{Timeout: 50 * time.Millisecond},
+			answer: func(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+				time.Sleep(150 * time.Millisecond)
 				return &authv3.CheckResponse{Status: &status.Status{}}, nil
 			},
 			wantStatus: 503,
@@ -760,30 +791,41 @@ func TestAuthzFailure(t *testing.T) {
 			wantStatus: 500,
 		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			up := startUpstream(t, nil)
-			var client authv3.AuthorizationClient
-			if tc.answer == nil {
-				client = dial(t, deadAddr)
-			} else {
-				_, client = startAuthz(t, tc.answer)
+	// Each answer is given over gRPC, as Envoy asks, and in process, as serve
+	// wires authz beside the front; an unreachable authz exists over gRPC only.
+	for _, path := range []string{"grpc", "in process"} {
+		for _, tc := range tests {
+			if (tc.answer == nil && path == "in process") || (tc.inProcess && path == "grpc") {
+				continue
 			}
-			front, logs := startFrontLog(t, tc.cfg, client, up)
-			resp, body := do(t, newRequest(t, http.MethodPost, front.URL+"/mcp", mcpBody, map[string][]string{"Authorization": {"Bearer s3cret"}}))
-			if resp.StatusCode != tc.wantStatus {
-				t.Errorf("status %d, want %d", resp.StatusCode, tc.wantStatus)
-			}
-			if l := logs.String(); l == "" || strings.Contains(l, "s3cret") {
-				t.Errorf("log %q: want the failure logged, without the token", l)
-			}
-			if body != "" {
-				t.Errorf("body %q, want none", body)
-			}
-			if n := len(up.seen()); n != 0 {
-				t.Errorf("upstream got %d requests, want none", n)
-			}
-		})
+			t.Run(path+"/"+tc.name, func(t *testing.T) {
+				up := startUpstream(t, nil)
+				var checker Checker
+				switch {
+				case tc.answer == nil:
+					checker = GRPC(dial(t, deadAddr))
+				case path == "grpc":
+					_, client := startAuthz(t, tc.answer)
+					checker = GRPC(client)
+				default:
+					checker = &authzPeer{answer: tc.answer}
+				}
+				front, logs := startFrontChecker(t, tc.cfg, checker, up)
+				resp, body := do(t, newRequest(t, http.MethodPost, front.URL+"/mcp", mcpBody, map[string][]string{"Authorization": {"Bearer s3cret"}}))
+				if resp.StatusCode != tc.wantStatus {
+					t.Errorf("status %d, want %d", resp.StatusCode, tc.wantStatus)
+				}
+				if l := logs.String(); l == "" || strings.Contains(l, "s3cret") {
+					t.Errorf("log %q: want the failure logged, without the token", l)
+				}
+				if body != "" {
+					t.Errorf("body %q, want none", body)
+				}
+				if n := len(up.seen()); n != 0 {
+					t.Errorf("upstream got %d requests, want none", n)
+				}
+			})
+		}
 	}
 }
 
@@ -867,7 +909,7 @@ func TestStart(t *testing.T) {
 	_ = lis.Close()
 	up := startUpstream(t, nil)
 	peer, client := startAuthz(t, allow(nil))
-	g, err := New(Config{Listen: addr, Upstream: up.URL}, client, nil)
+	g, err := New(Config{Listen: addr, Upstream: up.URL}, GRPC(client), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -902,36 +944,42 @@ func TestNewErrors(t *testing.T) {
 	_, client := startAuthz(t, allow(nil))
 	tests := []struct {
 		name string
+		path string // of the field Validate names
 		cfg  Config
 	}{
-		{name: "no upstream", cfg: Config{}},
-		{name: "relative upstream", cfg: Config{Upstream: "/mcp"}},
-		{name: "upstream with query", cfg: Config{Upstream: "http://127.0.0.1:1/?a=1"}},
-		{name: "ftp upstream", cfg: Config{Upstream: "ftp://127.0.0.1/"}},
-		{name: "negative limit", cfg: Config{Upstream: "http://127.0.0.1:1", MaxRequestBytes: -1}},
-		{name: "negative timeout", cfg: Config{Upstream: "http://127.0.0.1:1", Timeout: -time.Second}},
-		{name: "status on error 200", cfg: Config{Upstream: "http://127.0.0.1:1", StatusOnError: 200}},
-		{name: "metadata without resource", cfg: Config{Upstream: "http://127.0.0.1:1", ResourceMetadata: &ResourceMetadata{}}},
-		{name: "metadata with fragment", cfg: Config{Upstream: "http://127.0.0.1:1", ResourceMetadata: &ResourceMetadata{Resource: "http://a/mcp#x"}}},
-		{name: "metadata relative server", cfg: Config{Upstream: "http://127.0.0.1:1", ResourceMetadata: &ResourceMetadata{Resource: "http://a/mcp", AuthorizationServers: []string{"/realms/mcp"}}}},
-		{name: "metadata query bearer method", cfg: Config{Upstream: "http://127.0.0.1:1", ResourceMetadata: &ResourceMetadata{Resource: "http://a/mcp", BearerMethodsSupported: []string{"query"}}}},
+		{name: "no upstream", path: "upstream", cfg: Config{}},
+		{name: "relative upstream", path: "upstream", cfg: Config{Upstream: "/mcp"}},
+		{name: "upstream with query", path: "upstream", cfg: Config{Upstream: "http://127.0.0.1:1/?a=1"}},
+		{name: "ftp upstream", path: "upstream", cfg: Config{Upstream: "ftp://127.0.0.1/"}},
+		{name: "negative limit", path: "maxRequestBytes", cfg: Config{Upstream: "http://127.0.0.1:1", MaxRequestBytes: -1}},
+		{name: "negative timeout", path: "timeout", cfg: Config{Upstream: "http://127.0.0.1:1", Timeout: -time.Second}},
+		{name: "negative body timeout", path: "bodyTimeout", cfg: Config{Upstream: "http://127.0.0.1:1", BodyTimeout: -time.Second}},
+		{name: "status on error 200", path: "statusOnError", cfg: Config{Upstream: "http://127.0.0.1:1", StatusOnError: 200}},
+		{name: "metadata without resource", path: "resourceMetadata.resource", cfg: Config{Upstream: "http://127.0.0.1:1", ResourceMetadata: &ResourceMetadata{}}},
+		{name: "metadata with fragment", path: "resourceMetadata.resource", cfg: Config{Upstream: "http://127.0.0.1:1", ResourceMetadata: &ResourceMetadata{Resource: "http://a/mcp#x"}}},
+		{name: "metadata relative server", path: "resourceMetadata.authorizationServers[0]", cfg: Config{Upstream: "http://127.0.0.1:1", ResourceMetadata: &ResourceMetadata{Resource: "http://a/mcp", AuthorizationServers: []string{"/realms/mcp"}}}},
+		{name: "metadata query bearer method", path: "resourceMetadata.bearerMethodsSupported[0]", cfg: Config{Upstream: "http://127.0.0.1:1", ResourceMetadata: &ResourceMetadata{Resource: "http://a/mcp", BearerMethodsSupported: []string{"query"}}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := New(tc.cfg, client, nil); err == nil {
+			if _, err := New(tc.cfg, GRPC(client), nil); err == nil {
 				t.Errorf("New accepted %+v", tc.cfg)
+			}
+			var fe *field.Error
+			if err := tc.cfg.Validate(); !errors.As(err, &fe) || fe.Path != tc.path {
+				t.Errorf("Validate = %v, want an error at %s", err, tc.path)
 			}
 		})
 	}
 	if _, err := New(Config{Upstream: "http://127.0.0.1:1"}, nil, nil); err == nil {
-		t.Errorf("New accepted a nil client")
+		t.Errorf("New accepted a nil checker")
 	}
 }
 
 func TestSlowBody(t *testing.T) {
 	up := startUpstream(t, nil)
 	peer, client := startAuthz(t, allow(nil))
-	g, err := New(Config{Upstream: up.URL, BodyTimeout: 100 * time.Millisecond}, client, nil)
+	g, err := New(Config{Upstream: up.URL, BodyTimeout: 100 * time.Millisecond}, GRPC(client), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -974,7 +1022,7 @@ func TestStartStopsWithOpenStream(t *testing.T) {
 		<-r.Context().Done() // an SSE stream that never ends by itself
 	})
 	_, client := startAuthz(t, allow(nil))
-	g, err := New(Config{Listen: addr, Upstream: up.URL}, client, nil)
+	g, err := New(Config{Listen: addr, Upstream: up.URL}, GRPC(client), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package gateway_test
+package front_test
 
 import (
 	"encoding/json"
@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mcp-authz/mcp-authz/authz"
-	"github.com/mcp-authz/mcp-authz/gateway"
+	"github.com/mcp-authz/mcp-authz/front"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
@@ -25,7 +25,9 @@ import (
 // the built-in front however its parameter name is encoded, and nothing
 // reaches the upstream. The front has no check of its own, as Envoy has none:
 // it hands authz the request target as sent, undecoded, and authz refuses it.
-// The real authz server runs behind the front over gRPC, with identity on
+// The real authz server runs behind the front, over gRPC (as Envoy calls it)
+// and in process (as serve wires it when both run in one process), with
+// identity on
 // (an issuer that is never contacted: a token in the query is refused before
 // any token is verified, and the requests carry no Authorization).
 func TestQueryTokenThroughFront(t *testing.T) {
@@ -64,13 +66,28 @@ func TestQueryTokenThroughFront(t *testing.T) {
 	var reached atomic.Int32
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1) }))
 	t.Cleanup(up.Close)
-	front, err := gateway.New(gateway.Config{Upstream: up.URL}, authv3.NewAuthorizationClient(conn), nil)
-	if err != nil {
-		t.Fatal(err)
+	for _, path := range []struct {
+		name    string
+		checker front.Checker
+	}{
+		{"grpc", front.GRPC(authv3.NewAuthorizationClient(conn))},
+		{"in process", az},
+	} {
+		fr, err := front.New(front.Config{Upstream: up.URL}, path.checker, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(fr.Handler())
+		t.Cleanup(srv.Close)
+		t.Run(path.name, func(t *testing.T) { queryTokens(t, srv.URL) })
 	}
-	srv := httptest.NewServer(front.Handler())
-	t.Cleanup(srv.Close)
+	if n := reached.Load(); n != 0 {
+		t.Errorf("%d requests reached the upstream", n)
+	}
+}
 
+// queryTokens sends the query-token cases to the front at url.
+func queryTokens(t *testing.T, url string) {
 	tests := []struct {
 		name, query, want string
 	}{
@@ -92,7 +109,7 @@ func TestQueryTokenThroughFront(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"kube_pods_list","arguments":{}}}`
-			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/mcp?"+tt.query, strings.NewReader(body))
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url+"/mcp?"+tt.query, strings.NewReader(body))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,8 +135,5 @@ func TestQueryTokenThroughFront(t *testing.T) {
 				t.Errorf("the answer echoes the token: %s", b)
 			}
 		})
-	}
-	if n := reached.Load(); n != 0 {
-		t.Errorf("%d requests reached the upstream", n)
 	}
 }

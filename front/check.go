@@ -1,4 +1,4 @@
-package gateway
+package front
 
 import (
 	"crypto/rand"
@@ -76,7 +76,7 @@ func prepare(r *http.Request) string {
 //   - context_extensions: the per-route check_settings.context_extensions;
 //   - metadata_context and route_metadata_context: present and empty, as Envoy
 //     sends them when no metadata namespaces are configured.
-func (g *Gateway) buildCheck(r *http.Request, id string, in checkInput) *authv3.CheckRequest {
+func (g *Front) buildCheck(r *http.Request, id string, in checkInput) *authv3.CheckRequest {
 	hr := &authv3.AttributeContext_HttpRequest{
 		Id:       id,
 		Method:   sanitize(r.Method),
@@ -106,7 +106,7 @@ func (g *Gateway) buildCheck(r *http.Request, id string, in checkInput) *authv3.
 }
 
 // fillHeaders sets http.headers (or http.header_map).
-func (g *Gateway) fillHeaders(hr *authv3.AttributeContext_HttpRequest, r *http.Request, in checkInput) {
+func (g *Front) fillHeaders(hr *authv3.AttributeContext_HttpRequest, r *http.Request, in checkInput) {
 	hop := hopByHop(r.Header)
 	partial := ""
 	if in.hasBody {

@@ -1,5 +1,5 @@
-// Package gateway is the built-in front that stands in for Envoy's ext_authz filter.
-package gateway
+// Package front is the built-in front that stands in for Envoy's ext_authz filter.
+package front
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
+	"github.com/mcp-authz/mcp-authz/internal/field"
 	"github.com/mcp-authz/mcp-authz/internal/resourcemeta"
 )
 
@@ -55,8 +56,10 @@ type Config struct {
 	Upstream string `yaml:"upstream" json:"upstream"`
 
 	// Authz is the gRPC address of the ext_authz server. The front itself does
-	// not dial it (the caller passes a client to New); it is read by the
-	// binary's wiring. Default: authz.listen, else 127.0.0.1:9001.
+	// not dial it (the caller passes a Checker to New); it is read by the
+	// binary's wiring, which calls authz in process, without gRPC, when authz
+	// runs in the same process and Authz is empty or names its listen
+	// address. Default: authz.listen, else 127.0.0.1:9001.
 	Authz string `yaml:"authz" json:"authz"`
 
 	// MaxRequestBytes is Envoy's with_request_body.max_request_bytes: how much
@@ -120,11 +123,56 @@ type Config struct {
 	Now func() time.Time `yaml:"-" json:"-"`
 }
 
-// Gateway is the front: build the CheckRequest, call authz, apply the answer,
+// Validate reports every problem of c, each an *field.Error whose path is
+// the field's YAML key ("upstream", "resourceMetadata.resource").
+func (c Config) Validate() error {
+	var errs []error
+	add := func(path, format string, a ...any) { errs = append(errs, field.Errorf(path, format, a...)) }
+	if c.Upstream == "" {
+		add("upstream", "required")
+	} else if u, err := url.Parse(c.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		// The URL is not quoted: it could carry credentials.
+		add("upstream", "want an absolute http(s) URL without query, fragment or user")
+	}
+	if c.MaxRequestBytes < 0 {
+		add("maxRequestBytes", "must not be negative, is %d", c.MaxRequestBytes)
+	}
+	if c.Timeout < 0 {
+		add("timeout", "must not be negative, is %s", c.Timeout)
+	}
+	if c.BodyTimeout < 0 {
+		add("bodyTimeout", "must not be negative, is %s", c.BodyTimeout)
+	}
+	if c.StatusOnError != 0 && (c.StatusOnError < 400 || c.StatusOnError > 599) {
+		add("statusOnError", "want 400-599, not %d", c.StatusOnError)
+	}
+	if c.ResourceMetadata != nil {
+		errs = append(errs, field.Under("resourceMetadata", c.ResourceMetadata.Validate()))
+	}
+	return errors.Join(errs...)
+}
+
+// Checker answers a CheckRequest: authz in the same process (*authz.Server
+// is one), or authz over gRPC (GRPC). An error, or no answer, is never an
+// allow: the request is answered Config.StatusOnError.
+type Checker interface {
+	Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error)
+}
+
+// GRPC is a Checker that sends each check over gRPC through c, as Envoy does.
+func GRPC(c authv3.AuthorizationClient) Checker { return grpcChecker{c} }
+
+type grpcChecker struct{ c authv3.AuthorizationClient }
+
+func (g grpcChecker) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return g.c.Check(ctx, req)
+}
+
+// Front is the built-in front: build the CheckRequest, call authz, apply the answer,
 // proxy. It is safe for concurrent use.
-type Gateway struct {
+type Front struct {
 	cfg      Config
-	client   authv3.AuthorizationClient
+	checker  Checker
 	log      *slog.Logger
 	upstream *url.URL
 	proxy    *httputil.ReverseProxy
@@ -134,10 +182,10 @@ type Gateway struct {
 }
 
 // New validates c, applies its defaults and returns a front that sends its
-// checks through client.
-func New(c Config, client authv3.AuthorizationClient, logger *slog.Logger) (*Gateway, error) {
-	if client == nil {
-		return nil, errors.New("gateway: no authz client")
+// checks to checker.
+func New(c Config, checker Checker, logger *slog.Logger) (*Front, error) {
+	if checker == nil {
+		return nil, errors.New("front: no authz checker")
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -148,17 +196,14 @@ func New(c Config, client authv3.AuthorizationClient, logger *slog.Logger) (*Gat
 	if c.Authz == "" {
 		c.Authz = DefaultAuthz
 	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("front: %w", err)
+	}
 	if c.MaxRequestBytes == 0 {
 		c.MaxRequestBytes = DefaultMaxRequestBytes
 	}
-	if c.MaxRequestBytes < 0 {
-		return nil, fmt.Errorf("gateway: maxRequestBytes %d: must not be negative", c.MaxRequestBytes)
-	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
-	}
-	if c.Timeout < 0 {
-		return nil, fmt.Errorf("gateway: timeout %s: must not be negative", c.Timeout)
 	}
 	if c.StatusOnError == 0 {
 		c.StatusOnError = DefaultStatusOnError
@@ -166,26 +211,11 @@ func New(c Config, client authv3.AuthorizationClient, logger *slog.Logger) (*Gat
 	if c.BodyTimeout == 0 {
 		c.BodyTimeout = DefaultBodyTimeout
 	}
-	if c.BodyTimeout < 0 {
-		return nil, fmt.Errorf("gateway: bodyTimeout %s: must not be negative", c.BodyTimeout)
-	}
-	if c.StatusOnError < 400 || c.StatusOnError > 599 {
-		return nil, fmt.Errorf("gateway: statusOnError %d: want 400-599", c.StatusOnError)
-	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.Upstream == "" {
-		return nil, errors.New("gateway: upstream: required")
-	}
-	u, err := url.Parse(c.Upstream)
-	if err != nil {
-		return nil, fmt.Errorf("gateway: upstream: %w", err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("gateway: upstream %q: want an absolute http(s) URL without query, fragment or user", c.Upstream)
-	}
-	g := &Gateway{cfg: c, client: client, log: logger, upstream: u, shutdownGrace: 5 * time.Second}
+	u, _ := url.Parse(c.Upstream) // Validate parsed it
+	g := &Front{cfg: c, checker: checker, log: logger, upstream: u, shutdownGrace: 5 * time.Second}
 	if c.ResourceMetadata != nil {
 		m, err := resourcemeta.New(*c.ResourceMetadata)
 		if err != nil {
@@ -200,11 +230,11 @@ func New(c Config, client authv3.AuthorizationClient, logger *slog.Logger) (*Gat
 // Handler returns the front's HTTP handler. Paths are not cleaned nor
 // redirected (unlike http.ServeMux): as in Envoy, the request target reaches
 // authz and the upstream as the client sent it.
-func (g *Gateway) Handler() http.Handler { return http.HandlerFunc(g.route) }
+func (g *Front) Handler() http.Handler { return http.HandlerFunc(g.route) }
 
 // route serves the protected-resource metadata itself and sends everything
 // else through the check.
-func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
+func (g *Front) route(w http.ResponseWriter, r *http.Request) {
 	if g.meta != nil && g.meta.Serves(r.URL.Path) {
 		g.meta.ServeHTTP(w, r)
 		return
@@ -214,11 +244,11 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
 
 // Start listens on Config.Listen and serves until ctx ends, then shuts down
 // gracefully (open streams get a few seconds to finish, then are closed).
-func (g *Gateway) Start(ctx context.Context) error {
+func (g *Front) Start(ctx context.Context) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", g.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("gateway: listen: %w", err)
+		return fmt.Errorf("front: listen: %w", err)
 	}
 	srv := &http.Server{
 		Handler:           g.Handler(),
@@ -230,10 +260,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	g.log.Info("gateway listening", "addr", ln.Addr().String(), "upstream", g.upstream.Redacted())
+	g.log.Info("front listening", "addr", ln.Addr().String(), "upstream", g.upstream.Redacted())
 	select {
 	case err := <-errc:
-		return fmt.Errorf("gateway: serve: %w", err)
+		return fmt.Errorf("front: serve: %w", err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.shutdownGrace)
@@ -243,7 +273,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		_ = srv.Close()
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("gateway: serve: %w", err)
+		return fmt.Errorf("front: serve: %w", err)
 	}
 	return nil
 }

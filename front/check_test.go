@@ -1,4 +1,4 @@
-package gateway
+package front
 
 import (
 	"context"
@@ -86,7 +86,7 @@ func benchRequest(b *testing.B) (*http.Request, []byte) {
 }
 
 func BenchmarkBuildCheckRequest(b *testing.B) {
-	g := &Gateway{cfg: Config{MaxRequestBytes: DefaultMaxRequestBytes, ContextExtensions: map[string]string{"mcp-server": "mcp-test/kubernetes-mcp"}}}
+	g := &Front{cfg: Config{MaxRequestBytes: DefaultMaxRequestBytes, ContextExtensions: map[string]string{"mcp-server": "mcp-test/kubernetes-mcp"}}}
 	r, body := benchRequest(b)
 	in := checkInput{start: time.Unix(1, 0), body: body, hasBody: true, received: int64(len(body))}
 	b.ReportAllocs()
@@ -101,7 +101,7 @@ func BenchmarkBuildCheckRequest(b *testing.B) {
 // TestBuildCheckHeaders pins the header map for the benchmark's request, so
 // the benchmark measures the right thing.
 func TestBuildCheckHeaders(t *testing.T) {
-	g := &Gateway{cfg: Config{MaxRequestBytes: DefaultMaxRequestBytes}}
+	g := &Front{cfg: Config{MaxRequestBytes: DefaultMaxRequestBytes}}
 	r := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/mcp?x=1", nil)
 	r.RemoteAddr = "127.0.0.1:53124"
 	r.Host = "example.test"
@@ -123,7 +123,7 @@ func FuzzBuildCheck(f *testing.F) {
 	f.Add("POST", "/mcp?a=1", "127.0.0.1:8080", "X-Custom", "v", []byte(`{"jsonrpc":"2.0"}`), false)
 	f.Add("GET", "/\xff", "h\xfe", "X-Bin", "\xc3", []byte("\xff\xfe"), true)
 	f.Fuzz(func(t *testing.T, method, path, host, hk, hv string, body []byte, raw bool) {
-		g := &Gateway{cfg: Config{MaxRequestBytes: DefaultMaxRequestBytes, EncodeRawHeaders: raw}}
+		g := &Front{cfg: Config{MaxRequestBytes: DefaultMaxRequestBytes, EncodeRawHeaders: raw}}
 		r := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/", nil)
 		r.Method, r.RequestURI, r.Host, r.RemoteAddr = method, path, host, "127.0.0.1:1"
 		r.Header = http.Header{hk: {hv}}

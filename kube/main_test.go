@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/mcp-authz/mcp-authz/registry/kube"
+	"github.com/mcp-authz/mcp-authz/kube"
 )
 
 // The one envtest control plane (a real kube-apiserver and etcd) every test in
@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	ctrllog.SetLogger(logr.Discard())
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		skipReason = "KUBEBUILDER_ASSETS is unset: run KUBEBUILDER_ASSETS=$(hack/envtest.sh) go test ./registry/kube/ (make test sets it)"
+		skipReason = "KUBEBUILDER_ASSETS is unset: run KUBEBUILDER_ASSETS=$(hack/envtest.sh) go test ./kube/ (make test sets it)"
 		return m.Run()
 	}
 	gw, err := GatewayAPICRDs()
@@ -42,7 +42,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "manifests", "crd", "bases"), gw},
+		CRDDirectoryPaths:     []string{filepath.Join("..", "manifests", "crd", "bases"), gw},
 		ErrorIfCRDPathMissing: true,
 	}
 	restConfig, err = env.Start()

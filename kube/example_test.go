@@ -7,9 +7,9 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/mcp-authz/mcp-authz/kube"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
-	"github.com/mcp-authz/mcp-authz/registry/kube"
 )
 
 // engineSink hands each policy set to a policy.Engine, keeping the previous

@@ -9,7 +9,7 @@ import (
 // FuzzParse checks that any input either loads or fails with located
 // problems, and never panics.
 func FuzzParse(f *testing.F) {
-	dev, err := os.ReadFile("../../dev/mcp-authz.yaml")
+	dev, err := os.ReadFile("../dev/mcp-authz.yaml")
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -1,0 +1,27 @@
+package authz
+
+import (
+	"errors"
+
+	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/internal/field"
+)
+
+// Validate reports every problem of c, each an *field.Error whose path is
+// the field's YAML key ("maxBodyBytes"). It reads AssertionKeyFile, if set;
+// it reaches no network.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxBodyBytes < 0 {
+		errs = append(errs, field.Errorf("maxBodyBytes", "must not be negative, is %d", c.MaxBodyBytes))
+	}
+	if c.DecisionLogEvery < 0 {
+		errs = append(errs, field.Errorf("decisionLogEvery", "must not be negative, is %d", c.DecisionLogEvery))
+	}
+	if c.AssertionKeyFile != "" {
+		if _, err := assertion.LoadKey(c.AssertionKeyFile); err != nil {
+			errs = append(errs, &field.Error{Path: "assertionKeyFile", Err: err})
+		}
+	}
+	return errors.Join(errs...)
+}
