@@ -740,4 +740,3 @@ func caClient(caPEM []byte) *http.Client {
 		Timeout:   30 * time.Second,
 	}
 }
-
