@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -75,7 +76,9 @@ type trustDomains struct {
 	secret string // the mcp-gateway client secret (dev/gateway-secret)
 	a, b   *cluster
 	dir    string
-	stopFn []func()
+
+	mu     sync.Mutex
+	stopFn []func() // run in reverse order by stop
 }
 
 // cluster is one envtest kube-apiserver trusting one realm.
@@ -111,8 +114,14 @@ func domains(t *testing.T) *trustDomains {
 	domainsOnce.Do(func() {
 		start := time.Now()
 		domainsVal, domainsErr = startDomains()
-		if domainsErr == nil {
-			fmt.Fprintf(os.Stderr, "two trust domains (provider and two kube-apiservers) up in %v\n", time.Since(start).Round(time.Millisecond))
+		if domainsErr != nil {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "two trust domains (provider and two kube-apiservers) up in %v\n", time.Since(start).Round(time.Millisecond))
+		// go test's -timeout panics without running TestMain's stop: stop
+		// the API servers shortly before, so that none is left running.
+		if dl, ok := t.Deadline(); ok {
+			time.AfterFunc(time.Until(dl)-10*time.Second, stopDomains)
 		}
 	})
 	if domainsErr != nil {
@@ -128,12 +137,22 @@ func stopDomains() {
 	}
 }
 
+// stop stops everything started, once; later calls do nothing.
 func (d *trustDomains) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for i := len(d.stopFn) - 1; i >= 0; i-- {
 		d.stopFn[i]()
 	}
 	d.stopFn = nil
 	_ = os.RemoveAll(d.dir)
+}
+
+// onStop adds f to what stop runs.
+func (d *trustDomains) onStop(f func()) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stopFn = append(d.stopFn, f)
 }
 
 // realmAConfig is dev/realm-a.yaml with user mcp of dev/realm.yaml added,
@@ -157,6 +176,9 @@ func realmAConfig() (devidp.Config, error) {
 
 func startDomains() (*trustDomains, error) {
 	ctrllog.SetLogger(logr.Discard())
+	// The provider runs in this process; its OpenID library logs every
+	// route at start through slog's default: keep warnings only.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	dir, err := os.MkdirTemp("", "mcp-authz-domains-")
 	if err != nil {
 		return nil, err
@@ -192,7 +214,7 @@ func (d *trustDomains) start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- s.Start(ctx) }()
-	d.stopFn = append(d.stopFn, func() { cancel(); <-served })
+	d.onStop(func() { cancel(); <-served })
 	d.idp = s
 
 	d.a = &cluster{name: "a", realm: s.Realm(realmA), prefix: realmA + ":", audience: audienceA,
@@ -207,10 +229,10 @@ func (d *trustDomains) start() error {
 	err = errors.Join(<-errs, <-errs)
 	for _, c := range []*cluster{d.a, d.b} {
 		if c.env != nil {
-			d.stopFn = append(d.stopFn, func() { _ = c.env.Stop() })
+			d.onStop(func() { _ = c.env.Stop() })
 		}
 		if c.proxy != nil {
-			d.stopFn = append(d.stopFn, c.proxy.srv.Close)
+			d.onStop(c.proxy.srv.Close)
 		}
 	}
 	if err != nil {
@@ -642,6 +664,22 @@ func (d *trustDomains) chain(t *testing.T, subject, audience string) (grant, tok
 		t.Fatalf("identity chaining: %v", err)
 	}
 	return grant, token
+}
+
+// identityConfig is mcp-authz's identity and exchange sections for realm p:
+// callers' tokens of p (aud mcp-gateway), exchanged at p by the gateway
+// client. Processes using it need SSL_CERT_FILE=d.caFile.
+func (d *trustDomains) identityConfig(p *devidp.Provider) string {
+	return fmt.Sprintf(`identity:
+  issuers:
+    - issuerURL: %s
+      audiences: [mcp-gateway]
+  keyRefreshInterval: 500ms
+exchange:
+  tokenURL: %s
+  clientID: mcp-gateway
+  clientSecretFile: %s
+`, p.Issuer(), p.TokenURL(), repoFile("dev/gateway-secret"))
 }
 
 // kubeconfig writes a kubeconfig with one context per cluster (named after
