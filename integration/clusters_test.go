@@ -39,9 +39,11 @@ import (
 )
 
 // This file is the package fixture of two trust domains (the delegation
-// issue's environment): the dev provider serving realms domain-a and
-// domain-b over HTTPS with a test CA, and two envtest kube-apiservers, each
-// with a structured AuthenticationConfiguration that trusts one realm:
+// issue's environment): the dev provider serving realms domain-a
+// (dev/realm-a.yaml plus user mcp of dev/realm.yaml) and domain-b
+// (dev/realm-b.yaml) over HTTPS with a test CA, in this process, and two
+// envtest kube-apiservers, each with a structured AuthenticationConfiguration
+// (apiserver.config.k8s.io/v1) that trusts one realm:
 //
 //	cluster a: issuer domain-a, audience mcp-test/kubernetes-mcp (the token
 //	           mcp-authz exchanges for that server), user "domain-a:<preferred_username>",
@@ -55,8 +57,23 @@ import (
 // TLS proxy that keeps every bearer token sent to it: kubeconfigs for MCP
 // servers point at the proxy, tests read what was sent (proxy) and what the
 // API server authenticated (audit log, SelfSubjectReview). The fixture
-// starts once per test binary (a few seconds per API server) on first use
-// and is stopped by TestMain.
+// starts once per test binary (about 5 s) on first use and is stopped by
+// TestMain. Tests share it: they read state since a mark (proxy) or a time
+// (audit) and change nothing in the clusters.
+//
+// For a test:
+//
+//	d := domains(t)                                   // skips without KUBEBUILDER_ASSETS
+//	endpoint := startKubernetesMCPPassthrough(t, d, d.a, d.b) // contexts a, b
+//	t.Setenv("SSL_CERT_FILE", d.caFile)                // before starting mcp-authz
+//	d.identityConfig(d.a.realm)                         // mcp-authz identity+exchange YAML
+//	tok := d.login(t, realmA, "alice")                  // aud mcp-gateway, mcp-test/kubernetes-mcp
+//	forA := d.exchange(t, d.a.realm, tok, audienceA)    // what cluster a accepts
+//	grant, forB := d.chain(t, tok, audienceB)           // what cluster b accepts
+//	mark, since := d.b.proxy.mark(), auditTime()
+//	d.b.proxy.tokensSince(mark)                         // bearer tokens sent to b
+//	d.b.whoami(t, forB)                                 // 201, UserInfo domain-b:alice.liddell
+//	d.b.podLists(t, since)                              // []apiCall{list pods, user, JTI=, code}
 
 const (
 	realmA = "domain-a"
@@ -214,7 +231,12 @@ func (d *trustDomains) start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- s.Start(ctx) }()
-	d.onStop(func() { cancel(); <-served })
+	d.onStop(func() {
+		cancel()
+		if err := <-served; err != nil {
+			fmt.Fprintln(os.Stderr, "dev provider:", err)
+		}
+	})
 	d.idp = s
 
 	d.a = &cluster{name: "a", realm: s.Realm(realmA), prefix: realmA + ":", audience: audienceA,
