@@ -1,0 +1,205 @@
+package authz
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mcp-authz/mcp-authz/identity"
+	"github.com/mcp-authz/mcp-authz/mcpparse"
+	"github.com/mcp-authz/mcp-authz/registry"
+)
+
+// Decide answers one request: its body parsed, its target found in the
+// registry, its caller identified, a token exchanged for the target and the
+// policy evaluated. It never fails: every failure is a denial with a reason,
+// and every decision is counted and logged. A nil Request is denied as
+// invalid (400).
+func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
+	start := time.Now()
+	d := s.decide(ctx, r)
+	s.record(ctx, d, time.Since(start))
+	return d
+}
+
+// call is one request as authz sees it while deciding.
+type call struct {
+	req    *Request
+	caller *identity.Identity
+	raw    string // the caller's bearer token
+	snap   *registry.Snapshot
+	// route is the server of a per-route attachment (attached true); nil
+	// when the route names no registered server.
+	route    *registry.Server
+	attached bool
+}
+
+func (s *Server) decide(ctx context.Context, r *Request) *Decision {
+	if r == nil {
+		return deny(http.StatusBadRequest, ReasonInvalidRequest, -32600)
+	}
+	c := &call{req: r}
+	d := s.run(ctx, c)
+	if d.Allow {
+		s.finish(c, d)
+	}
+	return d
+}
+
+func (s *Server) run(ctx context.Context, c *call) *Decision {
+	r := c.req
+	if d := s.checkBody(r); d != nil {
+		return d
+	}
+	if d := s.authenticate(ctx, c); d != nil {
+		return d
+	}
+	c.snap = s.reg.Load()
+	c.route, c.attached = routeServer(c.snap, r)
+	switch r.Method {
+	case http.MethodPost:
+	case http.MethodGet, http.MethodDelete:
+		// The SSE stream and the end of a session carry no JSON-RPC message:
+		// the caller is authenticated, the router or the server checks the
+		// session. Attached to a route, it goes to the server itself.
+		if c.attached && c.route == nil {
+			return deny(http.StatusForbidden, ReasonToolDenied, codeForbidden).noServer()
+		}
+		tok, d := s.upstreamToken(ctx, c, c.route)
+		if d != nil {
+			return d
+		}
+		return s.allow(c, tok)
+	default:
+		return deny(http.StatusMethodNotAllowed, ReasonInvalidRequest, -32600)
+	}
+	if len(r.Body) == 0 {
+		return deny(http.StatusBadRequest, ReasonBodyMissing, mcpparse.CodeParseError)
+	}
+	opts := mcpparse.Options{MaxBytes: s.cfg.MaxBodyBytes}
+	if mcpparse.IsBatch(r.Body) {
+		if !s.cfg.AllowBatch {
+			return deny(http.StatusBadRequest, ReasonBatchRejected, mcpparse.Code(mcpparse.ErrBatch))
+		}
+		msgs, err := mcpparse.ParseBatch(r.Body, opts)
+		if err != nil {
+			return parseDenial(err)
+		}
+		return s.batch(ctx, c, msgs)
+	}
+	msg, err := mcpparse.Parse(r.Body, opts)
+	if err != nil {
+		return parseDenial(err)
+	}
+	if d := checkMirrorHeaders(r.Headers, &msg); d != nil {
+		return d
+	}
+	return s.decideMessage(ctx, c, &msg)
+}
+
+// checkBody refuses a body that is not whole: one cut before it reached
+// authz (Request.BodyTruncated), or shorter than its content-length (cut on
+// the way). Such a body is never parsed as if whole.
+func (s *Server) checkBody(r *Request) *Decision {
+	if r.BodyTruncated {
+		return deny(http.StatusRequestEntityTooLarge, ReasonBodyTruncated, -32600)
+	}
+	if cl, ok := r.Headers["content-length"]; ok {
+		n, err := strconv.Atoi(cl)
+		if err != nil || n < 0 || n > len(r.Body) {
+			return deny(http.StatusRequestEntityTooLarge, ReasonBodyTruncated, -32600)
+		}
+	}
+	if len(r.Body) > s.cfg.MaxBodyBytes {
+		return deny(http.StatusRequestEntityTooLarge, ReasonBodyTooLarge, -32600)
+	}
+	return nil
+}
+
+// authenticate validates the caller's bearer token when identity is on.
+func (s *Server) authenticate(ctx context.Context, c *call) *Decision {
+	if s.verify == nil {
+		return nil
+	}
+	if _, q, ok := strings.Cut(c.req.Path, "?"); ok && identity.TokenInQuery(q) {
+		return s.unauthorized(c.req, ReasonTokenInQuery, true)
+	}
+	raw, err := identity.BearerToken(c.req.Headers["authorization"])
+	if err != nil {
+		reason, _ := identityReason(err)
+		return s.unauthorized(c.req, reason, reason != ReasonTokenMissing)
+	}
+	id, err := s.verify.Verify(ctx, raw)
+	if err != nil {
+		reason, status := identityReason(err)
+		if status != http.StatusUnauthorized {
+			return deny(status, reason, rpcCode(status))
+		}
+		return s.unauthorized(c.req, reason, true)
+	}
+	c.caller, c.raw = id, raw
+	return nil
+}
+
+// unauthorized is a 401 with the RFC 9728 challenge.
+func (s *Server) unauthorized(r *Request, reason string, invalid bool) *Decision {
+	d := deny(http.StatusUnauthorized, reason, codeUnauthorized)
+	d.Challenge = `Bearer resource_metadata="` + s.metadataURL(r) + `"`
+	if invalid {
+		d.Challenge += `, error="invalid_token"`
+	}
+	return d
+}
+
+// metadataURL is the protected-resource metadata URL of the resource the
+// request is for: the configured one, else the path-suffixed well-known URL
+// of RFC 9728 section 3.1.
+func (s *Server) metadataURL(r *Request) string {
+	if s.cfg.ResourceMetadataURL != "" {
+		return s.cfg.ResourceMetadataURL
+	}
+	scheme := r.Scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	path, _, _ := strings.Cut(r.Path, "?")
+	if path == "/" {
+		path = ""
+	}
+	return scheme + "://" + r.Host + "/.well-known/oauth-protected-resource" + path
+}
+
+func parseDenial(err error) *Decision {
+	code := mcpparse.Code(err)
+	reason := ReasonInvalidRequest
+	if code == mcpparse.CodeParseError {
+		reason = ReasonParseError
+	}
+	return deny(http.StatusBadRequest, reason, code)
+}
+
+// checkMirrorHeaders enforces MCP 2026-07-28: Mcp-Method and Mcp-Name, when
+// sent, must agree with the body.
+func checkMirrorHeaders(h map[string]string, m *mcpparse.Message) *Decision {
+	if v, ok := h["mcp-method"]; ok && v != m.Method {
+		return mismatch(m)
+	}
+	if v, ok := h["mcp-name"]; ok {
+		name := m.Name
+		if name == "" {
+			name = m.URI
+		}
+		if v != name {
+			return mismatch(m)
+		}
+	}
+	return nil
+}
+
+func mismatch(m *mcpparse.Message) *Decision {
+	d := deny(http.StatusBadRequest, ReasonHeaderMismatch, mcpparse.CodeHeaderMismatch)
+	d.ID = m.ID
+	return d
+}
