@@ -108,7 +108,7 @@ type Server struct {
 	now     func() time.Time
 	metrics *metrics
 	sampled sampler
-	seen    *expiry.Cache[visibleEntry] // Visible's answers
+	seen    *expiry.Cache[[]bool] // Visible's answers
 }
 
 // New returns a Server. It validates the configuration once.
@@ -147,6 +147,6 @@ func New(c Config, d Deps) (*Server, error) {
 		now:     d.Now,
 		metrics: m,
 		sampled: sampler{every: uint64(max(c.DecisionLogEvery, 1))},
-		seen:    expiry.New[visibleEntry](4096),
+		seen:    expiry.New[[]bool](4096),
 	}, nil
 }
