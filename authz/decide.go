@@ -24,9 +24,10 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 	return d
 }
 
-// call is one request as authz sees it while deciding.
+// call is one request as authz sees it while deciding. It holds a copy of
+// the Request, so that the caller's Request can stay on its stack.
 type call struct {
-	req    *Request
+	req    Request
 	caller *identity.Identity
 	raw    string // the caller's bearer token
 	snap   *registry.Snapshot
@@ -40,7 +41,7 @@ func (s *Server) decide(ctx context.Context, r *Request) *Decision {
 	if r == nil {
 		return deny(http.StatusBadRequest, ReasonInvalidRequest, -32600)
 	}
-	c := &call{req: r}
+	c := &call{req: *r}
 	d := s.run(ctx, c)
 	if d.Allow {
 		s.finish(c, d)
@@ -49,7 +50,7 @@ func (s *Server) decide(ctx context.Context, r *Request) *Decision {
 }
 
 func (s *Server) run(ctx context.Context, c *call) *Decision {
-	r := c.req
+	r := &c.req
 	if d := s.checkBody(r); d != nil {
 		return d
 	}
@@ -124,12 +125,12 @@ func (s *Server) authenticate(ctx context.Context, c *call) *Decision {
 		return nil
 	}
 	if _, q, ok := strings.Cut(c.req.Path, "?"); ok && identity.TokenInQuery(q) {
-		return s.unauthorized(c.req, ReasonTokenInQuery, true)
+		return s.unauthorized(&c.req, ReasonTokenInQuery, true)
 	}
 	raw, err := identity.BearerToken(c.req.Headers["authorization"])
 	if err != nil {
 		reason, _ := identityReason(err)
-		return s.unauthorized(c.req, reason, reason != ReasonTokenMissing)
+		return s.unauthorized(&c.req, reason, reason != ReasonTokenMissing)
 	}
 	id, err := s.verify.Verify(ctx, raw)
 	if err != nil {
@@ -137,7 +138,7 @@ func (s *Server) authenticate(ctx context.Context, c *call) *Decision {
 		if status != http.StatusUnauthorized {
 			return deny(status, reason, rpcCode(status))
 		}
-		return s.unauthorized(c.req, reason, true)
+		return s.unauthorized(&c.req, reason, true)
 	}
 	c.caller, c.raw = id, raw
 	return nil

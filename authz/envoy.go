@@ -101,7 +101,7 @@ func response(d *Decision) *authv3.CheckResponse {
 }
 
 // setHeaders are the headers an OK answer sets: Headers, then the assertion,
-// each replacing the client's header of that name. They share three
+// each replacing the client's header of that name. They share two
 // allocations.
 func setHeaders(d *Decision) []*corev3.HeaderValueOption {
 	n := len(d.Headers)
@@ -111,18 +111,22 @@ func setHeaders(d *Decision) []*corev3.HeaderValueOption {
 	if n == 0 {
 		return nil
 	}
-	opts := make([]corev3.HeaderValueOption, n)
-	vals := make([]corev3.HeaderValue, n)
+	type option struct {
+		opt corev3.HeaderValueOption
+		val corev3.HeaderValue
+	}
+	opts := make([]option, n)
 	out := make([]*corev3.HeaderValueOption, n)
-	for i := range n {
+	for i := range opts {
 		k, v := assertion.Header, d.Assertion
 		if i < len(d.Headers) {
 			k, v = d.Headers[i].Key, d.Headers[i].Value
 		}
-		vals[i].Key, vals[i].Value = k, v
-		opts[i].Header = &vals[i]
-		opts[i].AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-		out[i] = &opts[i]
+		o := &opts[i]
+		o.val.Key, o.val.Value = k, v
+		o.opt.Header = &o.val
+		o.opt.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+		out[i] = &o.opt
 	}
 	return out
 }
