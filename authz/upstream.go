@@ -61,3 +61,26 @@ func (s *Server) exchangeFor(ctx context.Context, snap *registry.Snapshot, raw s
 	}
 	return s.xchg.Exchange(ctx, exchangeRequest(raw, id, srv))
 }
+
+// upstreamToken exchanges the caller's token for srv's audience when
+// exchange and identity are on and srv is not nil; else it returns nil.
+func (s *Server) upstreamToken(ctx context.Context, c *call, srv *registry.Server) (*exchange.Token, *Decision) {
+	if srv == nil || s.xchg == nil || c.caller == nil {
+		return nil, nil
+	}
+	tok, err := s.xchg.Exchange(ctx, exchangeRequest(c.raw, c.caller, srv))
+	if err != nil {
+		return nil, exchangeDenial(err)
+	}
+	return tok, nil
+}
+
+func exchangeRequest(raw string, id *identity.Identity, srv *registry.Server) exchange.Request {
+	return exchange.Request{
+		SubjectToken:    raw,
+		SubjectExpiry:   id.Expiry,
+		SubjectAudience: id.Audience,
+		Audience:        srv.Audience,
+		Scopes:          srv.Scopes,
+	}
+}
