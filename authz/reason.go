@@ -79,16 +79,16 @@ func identityReason(err error) (string, int) {
 // unknown tool, 403 tool_denied, so that a client cannot tell which servers
 // exist; its cause, exchange_denied, goes to the decision log and the metric
 // label only. Anything else is 503: the service is down or misbehaving.
-func exchangeDenial(err error) *verdict {
+func exchangeDenial(err error) *Decision {
 	var re *exchange.RetrieveError
 	if errors.As(err, &re) {
-		v := deny(http.StatusForbidden, ReasonToolDenied, codeForbidden)
-		v.cause = ReasonExchangeDenied
-		v.detail = "token service refused the exchange"
+		d := deny(http.StatusForbidden, ReasonToolDenied, codeForbidden)
+		d.cause = ReasonExchangeDenied
+		d.detail = "token service refused the exchange"
 		if re.ErrorCode != "" {
-			v.detail += ": " + re.ErrorCode
+			d.detail += ": " + re.ErrorCode
 		}
-		return v
+		return d
 	}
 	if errors.Is(err, exchange.ErrUnavailable) {
 		return deny(http.StatusServiceUnavailable, ReasonIdPUnavailable, codeUnavailable)

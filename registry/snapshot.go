@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/mcp-authz/mcp-authz/internal/field"
 )
@@ -18,6 +19,8 @@ type Snapshot struct {
 	prefixes  []entry            // sorted, prefix-free: at most one is a prefix of a name
 	resources []entry            // sorted, prefix-free
 	only      *Server            // the single server when its Prefix is empty
+
+	version atomic.Uint64 // set by Registry.Store
 }
 
 // entry maps a name or URI prefix to its server.
@@ -220,6 +223,12 @@ func isPort(p string) bool {
 	}
 	return true
 }
+
+// Version identifies the Store that put s in force: every Registry.Store
+// gives its snapshot a number greater than any before it in the process, so
+// a registry's current Version only grows, and a cache keyed by it sees every
+// change. A snapshot never stored has Version 0.
+func (s *Snapshot) Version() uint64 { return s.version.Load() }
 
 // Servers returns a copy of the servers, sorted by Name.
 func (s *Snapshot) Servers() []Server {
