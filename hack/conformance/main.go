@@ -142,11 +142,11 @@ func run(ctx context.Context, o options) (err error) {
 		_ = os.RemoveAll(work)
 	}()
 
-	idpAddr, err := freeAddr()
+	idpAddr, err := freeAddr(ctx)
 	if err != nil {
 		return err
 	}
-	idp, err := start(work, "devidp", o.devidp, "--config", o.realmFile, "--listen", idpAddr)
+	idp, err := start(ctx, work, "devidp", o.devidp, "--config", o.realmFile, "--listen", idpAddr)
 	if err != nil {
 		return err
 	}
@@ -240,11 +240,11 @@ func runSuite(ctx context.Context, o options, s suiteArg, work, issuer, secret, 
 	}
 	out := &outcome{Spec: s.spec, Suite: version, Stateless: stateless[s.spec]}
 
-	srvAddr, err := freeAddr()
+	srvAddr, err := freeAddr(ctx)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := start(dir, "everything-server", o.server,
+	srv, err := start(ctx, dir, "everything-server", o.server,
 		"-http="+srvAddr, "-stateless="+strconv.FormatBool(out.Stateless))
 	if err != nil {
 		return nil, err
@@ -260,7 +260,7 @@ func runSuite(ctx context.Context, o options, s suiteArg, work, issuer, secret, 
 
 	ports := map[string]string{}
 	for _, k := range []string{"Front", "Authz", "Router"} {
-		if ports[k], err = freeAddr(); err != nil {
+		if ports[k], err = freeAddr(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -271,7 +271,7 @@ func runSuite(ctx context.Context, o options, s suiteArg, work, issuer, secret, 
 	}); err != nil {
 		return nil, err
 	}
-	ma, err := start(dir, "mcp-authz", o.mcpAuthz, "serve", "--config", cfg)
+	ma, err := start(ctx, dir, "mcp-authz", o.mcpAuthz, "serve", "--config", cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +281,7 @@ func runSuite(ctx context.Context, o options, s suiteArg, work, issuer, secret, 
 			return nil, err
 		}
 	}
-	proxy, stopProxy, err := bearerProxy(ports["Front"], token)
+	proxy, stopProxy, err := bearerProxy(ctx, ports["Front"], token)
 	if err != nil {
 		return nil, err
 	}
@@ -320,7 +320,7 @@ func suite(ctx context.Context, o options, pkg, spec, url, out string) (results,
 	}
 	res, rerr := readResults(out)
 	if rerr != nil {
-		return nil, fmt.Errorf("%w (suite: %v, log: %s)", rerr, err, logf.Name())
+		return nil, fmt.Errorf("%w (log: %s)", rerr, logf.Name())
 	}
 	return res, nil
 }
@@ -329,7 +329,7 @@ func suite(ctx context.Context, o options, pkg, spec, url, out string) (results,
 // suite has no option to send an Authorization header. Nothing else
 // changes: Host and Origin pass as the suite sent them (the DNS-rebinding
 // scenario depends on them), responses stream unbuffered.
-func bearerProxy(front, token string) (addr string, stop func(), err error) {
+func bearerProxy(ctx context.Context, front, token string) (addr string, stop func(), err error) {
 	target := &url.URL{Scheme: "http", Host: front}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
@@ -339,7 +339,7 @@ func bearerProxy(front, token string) (addr string, stop func(), err error) {
 		},
 		FlushInterval: -1,
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, fmt.Errorf("proxy: %w", err)
 	}
@@ -438,14 +438,17 @@ type proc struct {
 	done chan struct{}
 }
 
-func start(dir, name, bin string, args ...string) (*proc, error) {
+// start runs bin; it gets SIGTERM when ctx ends (Ctrl-C) or stop is called.
+func start(ctx context.Context, dir, name, bin string, args ...string) (*proc, error) {
 	log := filepath.Join(dir, name+".log")
 	f, err := os.Create(log)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
 	// Its own process group: Ctrl-C reaches the harness, which stops it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -486,8 +489,8 @@ func (p *proc) exited() error {
 	}
 }
 
-func freeAddr() (string, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+func freeAddr(ctx context.Context) (string, error) {
+	lis, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}

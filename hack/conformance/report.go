@@ -76,12 +76,12 @@ func (o *outcome) text() string {
 	return b.String()
 }
 
-// oneLine makes a suite message fit a table cell.
-func oneLine(s string) string {
+// oneLine makes text fit a table cell, cut after limit runes (0: never).
+func oneLine(s string, limit int) string {
 	s = strings.Join(strings.Fields(s), " ")
 	s = strings.ReplaceAll(s, "|", `\|`)
-	if r := []rune(s); len(r) > 240 {
-		s = string(r[:240]) + "…"
+	if r := []rune(s); limit > 0 && len(r) > limit {
+		s = string(r[:limit]) + "…"
 	}
 	return s
 }
@@ -116,7 +116,7 @@ it saw where the spec allows either) is shown apart and is never a gap.
 			b.WriteString("| check | through mcp-authz |\n|---|---|\n")
 			for _, g := range o.Info {
 				c, _ := o.Through[g.Scenario].check(g.Check)
-				fmt.Fprintf(&b, "| %s/%s | %s |\n", g.Scenario, g.Check, oneLine(c.Status+": "+c.Description))
+				fmt.Fprintf(&b, "| %s/%s | %s |\n", g.Scenario, g.Check, oneLine(c.Status+": "+c.Description, 240))
 			}
 		}
 		if len(o.Gaps) == 0 {
@@ -137,7 +137,7 @@ it saw where the spec allows either) is shown apart and is never a gap.
 			if !ok {
 				reason = "**not listed: a new gap**"
 			}
-			fmt.Fprintf(&b, "| %s/%s | %s | %s |\n", g.Scenario, g.Check, oneLine(got), oneLine(reason))
+			fmt.Fprintf(&b, "| %s/%s | %s | %s |\n", g.Scenario, g.Check, oneLine(got, 240), oneLine(reason, 0))
 		}
 	}
 	return b.Bytes()
