@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -281,7 +282,12 @@ func runSuite(ctx context.Context, o options, s suiteArg, work, issuer, secret, 
 			return nil, err
 		}
 	}
-	proxy, stopProxy, err := bearerProxy(ctx, ports["Front"], token)
+	plog, err := os.Create(filepath.Join(dir, "proxy.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer plog.Close()
+	proxy, stopProxy, err := bearerProxy(ctx, ports["Front"], token, plog)
 	if err != nil {
 		return nil, err
 	}
@@ -329,7 +335,8 @@ func suite(ctx context.Context, o options, pkg, spec, url, out string) (results,
 // suite has no option to send an Authorization header. Nothing else
 // changes: Host and Origin pass as the suite sent them (the DNS-rebinding
 // scenario depends on them), responses stream unbuffered.
-func bearerProxy(ctx context.Context, front, token string) (addr string, stop func(), err error) {
+// Its own errors (a client that went away) go to errlog.
+func bearerProxy(ctx context.Context, front, token string, errlog io.Writer) (addr string, stop func(), err error) {
 	target := &url.URL{Scheme: "http", Host: front}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
@@ -338,12 +345,22 @@ func bearerProxy(ctx context.Context, front, token string) (addr string, stop fu
 			r.Out.Header.Set("Authorization", "Bearer "+token)
 		},
 		FlushInterval: -1,
+		ErrorLog:      log.New(errlog, "", log.LstdFlags),
 	}
 	lis, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, fmt.Errorf("proxy: %w", err)
 	}
-	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
+	// Full duplex: the transport may still be reading the suite's request
+	// body (to its EOF) when the front's answer arrives; an HTTP/1 server
+	// otherwise closes the body once the answer starts, the transport's
+	// write fails, it drops the connection mid-answer and the suite sees
+	// "terminated" now and then.
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		rp.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(lis) }()
 	return lis.Addr().String(), func() { _ = srv.Close() }, nil
 }
@@ -440,8 +457,8 @@ type proc struct {
 
 // start runs bin; it gets SIGTERM when ctx ends (Ctrl-C) or stop is called.
 func start(ctx context.Context, dir, name, bin string, args ...string) (*proc, error) {
-	log := filepath.Join(dir, name+".log")
-	f, err := os.Create(log)
+	logPath := filepath.Join(dir, name+".log")
+	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
@@ -455,7 +472,7 @@ func start(ctx context.Context, dir, name, bin string, args ...string) (*proc, e
 		_ = f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, log: log, done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		_ = f.Close()
