@@ -91,6 +91,22 @@ func TestGaps(t *testing.T) {
 			wantGaps: []gap{{"v", "s", "d"}},
 		},
 		{
+			name:     "a check that fails only through",
+			direct:   run1("s", ok),
+			through:  run1("s", check{ID: "s-error", Status: "FAILURE"}),
+			wantGaps: []gap{{"v", "s", "c"}, {"v", "s", "s-error"}},
+		},
+		{
+			name:    "a check that only runs through and passes or is info",
+			direct:  run1("s", ok),
+			through: run1("s", ok, check{ID: "x", Status: "SUCCESS"}, check{ID: "y", Status: "INFO"}),
+		},
+		{
+			name:    "a scenario failing directly is not judged by its through-only checks",
+			direct:  run1("s", check{ID: "c", Status: "FAILURE"}),
+			through: run1("s", check{ID: "s-error", Status: "FAILURE"}),
+		},
+		{
 			name:     "info through is not a gap",
 			direct:   run1("s", ok),
 			through:  run1("s", check{ID: "c", Status: "INFO"}),
