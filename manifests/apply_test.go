@@ -70,6 +70,7 @@ func run(m *testing.M) int {
 	env := &envtest.Environment{
 		CRDDirectoryPaths: []string{
 			filepath.Join("crd", "bases"),
+			filepath.Join("crd", "kuadrant"),
 			filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard"),
 			istio,
 			promOperator,
@@ -399,7 +400,7 @@ func TestExampleWithShippedRBAC(t *testing.T) {
 		t.Fatalf("apply example: %v\n%s", err, out)
 	}
 	const name = "mcp-test/kubernetes-mcp-server"
-	want := registry.Server{Name: name, Prefix: "kube_", URL: "http://kubernetes-mcp.example.com:9999/mcp", Audience: "mcp-test/kubernetes-mcp",
+	want := registry.Server{Category: []string{"uncategorised"}, Name: name, Prefix: "kube_", URL: "http://kubernetes-mcp.example.com:9999/mcp", Audience: "mcp-test/kubernetes-mcp",
 		Scopes: []string{"openid", "profile", "groups"}}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
