@@ -176,7 +176,9 @@ func TestRegistrationFields(t *testing.T) {
 		{name: "cacertkey", mutate: func(s *mcpv1.MCPServerRegistrationSpec) {
 			s.CACertSecretRef = &mcpv1.CACertSecretReference{Name: "ca", Key: "custom"}
 		}, want: func(s *registry.Server) { s.CACert, s.URL = ca, strings.Replace(s.URL, "http:", "https:", 1) }},
-		{name: "cacertnotpem", mutate: func(s *mcpv1.MCPServerRegistrationSpec) { s.CACertSecretRef = &mcpv1.CACertSecretReference{Name: "not-pem"} },
+		{name: "cacertnotpem", mutate: func(s *mcpv1.MCPServerRegistrationSpec) {
+			s.CACertSecretRef = &mcpv1.CACertSecretReference{Name: "not-pem"}
+		},
 			reason: kube.ReasonInvalidSecret, msg: "holds no PEM certificate"},
 		{name: "userspecific", mutate: func(s *mcpv1.MCPServerRegistrationSpec) { s.UserSpecificList = mcpv1.UserSpecificListEnabled },
 			want: func(s *registry.Server) { s.UserSpecificList = true }},

@@ -32,7 +32,10 @@ func TestNewSnapshotValidation(t *testing.T) {
 	withHost := func(s Server, h string) Server { s.Hostname = h; return s }
 	withURL := func(s Server, u string) Server { s.URL = u; return s }
 	withRes := func(s Server, r ...string) Server { s.ResourcePrefixes = r; return s }
-	withCred := func(s Server, v string) Server { s.Credential = NewCredential("Secret "+s.Name+" key token", v); return s }
+	withCred := func(s Server, v string) Server {
+		s.Credential = NewCredential("Secret "+s.Name+" key token", v)
+		return s
+	}
 	withCA := func(s Server, pem []byte) Server { s.CACert = pem; return s }
 	tests := []struct {
 		name    string
