@@ -106,6 +106,10 @@ type Options struct {
 	// the router's strict, case-sensitive decoding only; it MUST NOT be set
 	// for a client's message that authorization reads.
 	CaseSensitiveKeys bool
+	// AnyNumberID accepts an id that is any JSON number (1.0, 7e0, 1.5),
+	// not only an integer, for a reader that matches ids by their value
+	// (AppendIDKey) and judges them itself.
+	AnyNumberID bool
 }
 
 // Default limits.

@@ -65,6 +65,10 @@ func (p *scanner) message(depth int) (Message, error) {
 			}
 			switch idKind {
 			case '"', kindInt, 'n':
+			case kindNumber:
+				if !p.anyNumID {
+					return Message{}, fmt.Errorf("%w: id is not a string or an integer", ErrInvalidRequest)
+				}
 			default:
 				return Message{}, fmt.Errorf("%w: id is not a string or an integer", ErrInvalidRequest)
 			}

@@ -17,6 +17,7 @@ type scanner struct {
 	pos      int
 	maxDepth int
 	exact    bool // Options.CaseSensitiveKeys
+	anyNumID bool // Options.AnyNumberID
 	// keys holds the keys of every small object being read, the innermost
 	// object's last.
 	keys keyStack
@@ -92,6 +93,7 @@ func (p *scanner) init(body []byte, o Options) error {
 	}
 	p.buf = body
 	p.exact = o.CaseSensitiveKeys
+	p.anyNumID = o.AnyNumberID
 	p.maxDepth = o.MaxDepth
 	if p.maxDepth <= 0 {
 		p.maxDepth = DefaultMaxDepth

@@ -165,3 +165,17 @@ func TestSplice(t *testing.T) {
 		t.Error("Splice changed its input")
 	}
 }
+
+func TestAnyNumberID(t *testing.T) {
+	body := []byte(`{"jsonrpc":"2.0","id":7.0,"method":"ping"}`)
+	if _, err := Parse(body, Options{}); !errors.Is(err, ErrInvalidRequest) {
+		t.Errorf("id 7.0 without AnyNumberID: %v", err)
+	}
+	m, err := Parse(body, Options{AnyNumberID: true})
+	if err != nil || string(m.ID) != "7.0" {
+		t.Errorf("id 7.0 with AnyNumberID: %q %v", m.ID, err)
+	}
+	if _, err := Parse([]byte(`{"jsonrpc":"2.0","id":true,"method":"ping"}`), Options{AnyNumberID: true}); !errors.Is(err, ErrInvalidRequest) {
+		t.Errorf("id true with AnyNumberID: %v", err)
+	}
+}

@@ -18,7 +18,9 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
 // recording wraps a real go-sdk MCP server and records every HTTP request
@@ -160,8 +162,8 @@ func TestIDSpellings(t *testing.T) {
 				if strings.HasPrefix(r.header.Get("Content-Type"), "text/event-stream") {
 					answer = lastEvent(t, r.body)
 				}
-				var m message
-				if err := json.Unmarshal([]byte(answer), &m); err != nil {
+				m, err := mcpparse.Parse([]byte(answer), mcpparse.Options{AnyNumberID: true})
+				if err != nil {
 					t.Fatalf("answer %q: %v", answer, err)
 				}
 				if string(m.ID) != tc.id {
@@ -392,7 +394,7 @@ func TestEndedSessionNotReopened(t *testing.T) {
 	mark := len(up.requests())
 	// What a request opened before the DELETE would do next: the upstream
 	// answered 404 (its session was deleted), so it asks for a new one.
-	if _, err := e.router.reinit(t.Context(), s, srv, "Bearer up-ns/alpha", s.Up["ns/alpha"]); !errors.Is(err, errSessionEnded) {
+	if _, err := e.router.reinit(t.Context(), s, srv, "Bearer up-ns/alpha", upstreamSession{}); !errors.Is(err, errSessionEnded) {
 		t.Errorf("reinit of an ended session: %v", err)
 	}
 	// An expired session, likewise.
@@ -592,13 +594,13 @@ func TestRelayedIDByValue(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("answer %d %s: %s", resp.StatusCode, ct, b)
 	}
-	events := newSSEReader(resp.Body, 1<<20)
-	data, err := events.next()
+	events := upstream.NewSSEReader(resp.Body, 1<<20)
+	data, err := events.Next()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ask message
-	if err := json.Unmarshal(data, &ask); err != nil || ask.Method != "elicitation/create" || !strings.HasPrefix(string(ask.ID), `"mcpr.`) {
+	ask, err := mcpparse.Parse(data, mcpparse.Options{})
+	if err != nil || ask.Method != "elicitation/create" || !strings.HasPrefix(string(ask.ID), `"mcpr.`) {
 		t.Fatalf("first event %s: %v", data, err)
 	}
 	respelled := `"\u006d` + string(ask.ID[2:]) // "m" escaped
@@ -606,7 +608,7 @@ func TestRelayedIDByValue(t *testing.T) {
 	if r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice", answer, nil); r.status != http.StatusAccepted {
 		t.Fatalf("answer: %d %s", r.status, r.body)
 	}
-	data, err = events.next()
+	data, err = events.Next()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,14 +2,15 @@ package router
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
 // keepAlive is how often an idle GET stream carries an SSE comment.
@@ -195,13 +196,7 @@ func (r *Router) watchOnce(ctx context.Context, c *call, srv *registry.Server, o
 		return true
 	}
 	for attempt := 0; attempt < 2; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
-		if err != nil {
-			return false
-		}
-		req.Header.Set("Accept", "text/event-stream")
-		setUpstreamHeaders(req.Header, upstreamHeaders{auth: auth, session: up.ID, version: up.Version})
-		resp, err := r.client.Do(req)
+		resp, err := r.up.Get(ctx, srv.URL, upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version})
 		if err != nil {
 			return ctx.Err() == nil
 		}
@@ -227,23 +222,24 @@ func (r *Router) watchOnce(ctx context.Context, c *call, srv *registry.Server, o
 }
 
 func (r *Router) relayStream(ctx context.Context, srv *registry.Server, body io.Reader, out chan<- []byte) {
-	sr := newSSEReader(body, r.cfg.MaxResponseBytes)
+	sr := upstream.NewSSEReader(body, r.cfg.MaxResponseBytes)
 	for {
-		data, err := sr.next()
+		data, err := sr.Next()
 		if err != nil {
 			return
 		}
-		m, err := parseMessage(data)
+		m, err := mcpparse.Parse(data, r.answer)
 		if err != nil {
 			continue
 		}
-		switch {
-		case m.isRequest():
-			m.ID = wrapID(srv.Name, m.ID)
-			data, _ = json.Marshal(m)
-		case m.isNotification() && strings.HasSuffix(m.Method, "/list_changed"):
-			r.lists.invalidate(srv.Name)
-		case m.isResponse():
+		switch m.Kind {
+		case mcpparse.KindRequest:
+			data = mcpparse.Splice(data, m.IDSpan, wrapID(srv.Name, m.ID))
+		case mcpparse.KindNotification:
+			if strings.HasSuffix(m.Method, "/list_changed") {
+				r.lists.invalidate(srv.Name)
+			}
+		default:
 			continue
 		}
 		select {
