@@ -33,6 +33,7 @@ type recording struct {
 
 type seen struct {
 	http, rpc, auth string
+	body            string // as received
 }
 
 func record(t *testing.T, s *mcp.Server, jsonResponse bool) *recording {
@@ -46,7 +47,7 @@ func record(t *testing.T, s *mcp.Server, jsonResponse bool) *recording {
 		}
 		_ = json.Unmarshal(body, &m)
 		rec.mu.Lock()
-		rec.seen = append(rec.seen, seen{http: r.Method, rpc: m.Method, auth: r.Header.Get("Authorization")})
+		rec.seen = append(rec.seen, seen{http: r.Method, rpc: m.Method, auth: r.Header.Get("Authorization"), body: string(body)})
 		rec.mu.Unlock()
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		h.ServeHTTP(w, r)
