@@ -342,6 +342,13 @@ func TestDeleteEndsSession(t *testing.T) {
 	e := newEnv(t, nil, registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: up.URL})
 	sid := initRaw(t, e.front.URL, e.key, "alice")
 	other := initRaw(t, e.front.URL, e.key, "alice")
+	// Upstream sessions, and so their GET streams, open on first use.
+	for _, s := range []string{sid, other} {
+		call := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"alpha_echo","arguments":{"text":"x"}}}`
+		if r := do(t, e.front.URL, e.key, http.MethodPost, s, "alice", call, nil); r.status != http.StatusOK {
+			t.Fatalf("call: %d %s", r.status, r.body)
+		}
+	}
 	stream := openStream(t, e.front.URL, e.key, sid, "alice", time.Time{})
 	otherStream := openStream(t, e.front.URL, e.key, other, "alice", time.Time{})
 	ended, otherEnded := streamEnd(stream), streamEnd(otherStream)

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/registry"
@@ -91,8 +92,9 @@ func TestAssertionNamesTarget(t *testing.T) {
 	}
 }
 
-// TestUpstreamSessionsOnFirstUse: initialize opens no upstream session; a
-// session opens one with a server when it first uses it, and only with it.
+// TestUpstreamSessionsOnFirstUse: initialize opens no upstream session, nor
+// does a GET stream; a session opens one with a server when it first uses
+// it, and only with it, and its GET stream then relays that server's.
 func TestUpstreamSessionsOnFirstUse(t *testing.T) {
 	alpha, beta := record(t, alphaMCP(), true), record(t, benchBeta(), true)
 	e := newEnv(t, nil,
@@ -101,7 +103,12 @@ func TestUpstreamSessionsOnFirstUse(t *testing.T) {
 	inits := func(r *recording) int {
 		return r.count(0, func(s seen) bool { return s.rpc == "initialize" })
 	}
+	gets := func(r *recording) int {
+		return r.count(0, func(s seen) bool { return s.http == http.MethodGet })
+	}
 	sid := initRaw(t, e.front.URL, e.key, "alice")
+	stream := openStream(t, e.front.URL, e.key, sid, "alice", time.Time{})
+	defer stream.Body.Close()
 	if r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice", `{"jsonrpc":"2.0","id":2,"method":"ping"}`, nil); r.status != http.StatusOK {
 		t.Fatalf("ping: %d %s", r.status, r.body)
 	}
@@ -116,6 +123,10 @@ func TestUpstreamSessionsOnFirstUse(t *testing.T) {
 	}
 	if a, b := inits(alpha), inits(beta); a != 0 || b != 1 {
 		t.Errorf("two calls to beta opened %d sessions with alpha and %d with beta, want 0 and 1", a, b)
+	}
+	waitFor(t, "the GET stream to relay beta's", func() bool { return gets(beta) == 1 })
+	if n := gets(alpha); n != 0 {
+		t.Errorf("alpha got %d GET streams from a session that never used it", n)
 	}
 }
 

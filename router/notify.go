@@ -21,6 +21,37 @@ type stream struct {
 	session string        // session.key() of the session it belongs to
 	events  chan []byte   // what to send the client
 	ended   chan struct{} // closed when its session ends
+	// relay starts relaying one server's GET stream into events; nil for
+	// a stream that relays none.
+	relay func(*registry.Server)
+
+	mu       sync.Mutex
+	relaying map[string]bool // servers relayed
+	stopped  bool            // no relay starts any more
+	wg       sync.WaitGroup  // the relays running
+}
+
+// watch relays srv's GET stream too, once, unless the stream is stopping.
+func (st *stream) watch(srv *registry.Server) {
+	if st.relay == nil {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.stopped || st.relaying[srv.Name] {
+		return
+	}
+	st.relaying[srv.Name] = true
+	st.wg.Go(func() { st.relay(srv) })
+}
+
+// stop starts no more relays and waits for the running ones, which end
+// with the context given to them.
+func (st *stream) stop() {
+	st.mu.Lock()
+	st.stopped = true
+	st.mu.Unlock()
+	st.wg.Wait()
 }
 
 // hub reaches every open GET stream of this replica, by session.
@@ -31,15 +62,34 @@ type hub struct {
 
 func newHub() *hub { return &hub{subs: map[string]map[*stream]struct{}{}} }
 
+func newStream(session string) *stream {
+	return &stream{session: session, events: make(chan []byte, 64), ended: make(chan struct{}), relaying: map[string]bool{}}
+}
+
 func (h *hub) add(session string) *stream {
-	st := &stream{session: session, events: make(chan []byte, 64), ended: make(chan struct{})}
+	st := newStream(session)
+	h.addStream(st)
+	return st
+}
+
+func (h *hub) addStream(st *stream) {
+	session := st.session
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.subs[session] == nil {
 		h.subs[session] = map[*stream]struct{}{}
 	}
 	h.subs[session][st] = struct{}{}
-	return st
+}
+
+// watch has every GET stream of session relay srv's stream too: the
+// session has just opened an upstream session with srv.
+func (h *hub) watch(session string, srv *registry.Server) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for st := range h.subs[session] {
+		st.watch(srv)
+	}
 }
 
 func (h *hub) remove(st *stream) {
@@ -99,7 +149,8 @@ func (r *Router) watchRegistry() {
 }
 
 // get serves the client's GET stream: the notifications and requests of
-// every upstream session, and list_changed when the registry changes. It
+// every upstream session the session has on this replica (those it opens
+// later join when they open), and list_changed when the registry changes. It
 // ends when the session ends on this replica (DELETE), when the session
 // expires, and when the caller's token does (claims.CallerExpiry; a caller
 // without one keeps the stream until the session ends).
@@ -117,8 +168,14 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	c := &call{req: req, claims: claims, sess: s, auth: req.Header.Get("Authorization")}
-	st := r.streams.add(s.key())
+	ctx, cancel := context.WithCancel(req.Context())
+	defer cancel()
+	st := newStream(s.key())
+	st.relay = func(srv *registry.Server) { r.watchUpstream(ctx, c, srv, st.events) }
+	r.streams.addStream(st)
 	defer r.streams.remove(st)
+	defer st.stop()
+	defer cancel()
 	if r.isEnded(s) { // ended between open and add: end never saw this stream
 		writeError(w, http.StatusNotFound, nil, codeInvalidRequest, "session not found")
 		return
@@ -129,14 +186,12 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 	}
 	expired := time.NewTimer(until.Sub(r.now()))
 	defer expired.Stop()
-	ctx, cancel := context.WithCancel(req.Context())
-	defer cancel()
 	events := st.events
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	for _, srv := range r.reg.Load().Servers() {
-		wg.Go(func() { r.watchUpstream(ctx, c, &srv, events) })
+	servers := r.reg.Load().Servers()
+	for i := range servers {
+		if _, ok := r.upstream.get(upstreamKey(s, &servers[i])); ok {
+			st.watch(&servers[i])
+		}
 	}
 	sw := startSSE(w, "")
 	r.metrics.streams.Inc()

@@ -53,6 +53,7 @@ func (r *Router) reinit(ctx context.Context, s *session, srv *registry.Server, a
 		}
 		r.metrics.upstreamSessions.Inc()
 		r.upstream.put(key, up)
+		r.streams.watch(s.key(), srv)
 		// delete marks the session ended before it clears this cache: if it
 		// ended meanwhile, the session just opened is ended here.
 		if r.isEnded(s) {
