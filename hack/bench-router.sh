@@ -139,7 +139,7 @@ stats() { curl -sf "http://127.0.0.1:${ups_ports[0]}/stats" | python3 -c 'import
 record "bin/benchmcp --tools 20 --listen ADDR1,...,ADDR10  # 10 servers x 22 tools, one process; twice: behind mcp-authz, and direct"
 record "bin/mcp-authz serve --config router.yaml  # front, authz, router; no identity; servers bench/s0..s9, prefix sN_; policy allow-all (cel: 'true')"
 record "bin/benchload -mode call -c $C -n $N -targets URL=TOOL,...  # direct, then through the front; client i calls tool_(i%20) of server i%10"
-record "bin/benchload -mode sessions -clients $CLIENTS -hold 3s -targets ...  # each client: initialize, tools/list, one tools/call; fresh processes"
+record "bin/benchload -mode sessions -clients $CLIENTS -ramp 200 -hold 3s -targets ...  # each client: initialize, tools/list, one tools/call (200 at a time), all sessions held at once; fresh processes"
 for entry in "${bins[@]}"; do
   label=${entry%%:*}; bin=${entry#*:}
   strict=0; [ "$label" = new ] && strict=1
@@ -160,13 +160,13 @@ for entry in "${bins[@]}"; do
   authz "$bin" "${front_ports[@]}"
   front=$(front_targets)
   s0=$(stats)
-  load "$label-sess-front" -mode sessions -clients "$CLIENTS" -hold 3s -targets "$front" -- "$authz_pid" "$front_ups"
+  load "$label-sess-front" -mode sessions -clients "$CLIENTS" -ramp 200 -hold 3s -targets "$front" -- "$authz_pid" "$front_ups"
   echo "$(( $(stats) - s0 ))" >"$out/router-$label-sess-front.sessions"
   stop_all
   upstreams "$label-sess-up-direct"; direct_ups=$ups_pid
   direct=$(direct_targets)
   s0=$(stats)
-  load "$label-sess-direct" -mode sessions -clients "$CLIENTS" -hold 3s -targets "$direct" -- "$direct_ups"
+  load "$label-sess-direct" -mode sessions -clients "$CLIENTS" -ramp 200 -hold 3s -targets "$direct" -- "$direct_ups"
   echo "$(( $(stats) - s0 ))" >"$out/router-$label-sess-direct.sessions"
   stop_all
 done

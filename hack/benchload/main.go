@@ -1,8 +1,9 @@
 // Command benchload drives go-sdk MCP clients at MCP endpoints for make
 // bench, where hey cannot keep sessions: -mode call has -c clients, each on
 // its own session, make -n tools/call in all as fast as they are answered;
-// -mode sessions has -clients clients at once each initialize, list tools,
-// call one tool and hold its session until all have, for -hold. Client i
+// -mode sessions has -clients clients each initialize, list tools, call one
+// tool (-ramp of them at a time) and hold its session until all have, for
+// -hold: all sessions are open at once. Client i
 // uses target i modulo their number. It prints one JSON object: requests,
 // errors, seconds, and for calls the throughput and the 50th and 99th
 // percentile latencies. Benchmark use only.
@@ -46,6 +47,7 @@ func main() {
 	n := flag.Int64("n", 20000, "tools/call in all, -mode call")
 	clients := flag.Int("clients", 4000, "clients of -mode sessions")
 	hold := flag.Duration("hold", 3*time.Second, "how long -mode sessions holds the sessions once all called")
+	ramp := flag.Int("ramp", 200, "clients of -mode sessions that initialize, list and call at once; the rest wait their turn, all hold their sessions together")
 	timeout := flag.Duration("timeout", 5*time.Minute, "bound of the whole run")
 	flag.Parse()
 	var ts []target
@@ -66,7 +68,7 @@ func main() {
 	case "call":
 		rep = calls(ctx, hc, ts, *c, *n)
 	case "sessions":
-		rep = sessions(ctx, hc, ts, *clients, *hold)
+		rep = sessions(ctx, hc, ts, *clients, *ramp, *hold)
 	default:
 		log.Fatalf("benchload: unknown mode %q", *mode)
 	}
@@ -156,8 +158,9 @@ func calls(ctx context.Context, hc *http.Client, ts []target, c int, n int64) re
 	return r
 }
 
-func sessions(ctx context.Context, hc *http.Client, ts []target, clients int, hold time.Duration) report {
+func sessions(ctx context.Context, hc *http.Client, ts []target, clients, ramp int, hold time.Duration) report {
 	var e errs
+	turn := make(chan struct{}, max(ramp, 1))
 	var requests atomic.Int64
 	var called sync.WaitGroup
 	called.Add(clients)
@@ -167,6 +170,9 @@ func sessions(ctx context.Context, hc *http.Client, ts []target, clients int, ho
 	for i := range clients {
 		wg.Go(func() {
 			t := ts[i%len(ts)]
+			turn <- struct{}{}
+			release1 := sync.OnceFunc(func() { <-turn })
+			defer release1()
 			done := sync.OnceFunc(called.Done)
 			defer done()
 			cs, err := connect(ctx, hc, t)
@@ -186,6 +192,7 @@ func sessions(ctx context.Context, hc *http.Client, ts []target, clients int, ho
 				e.add(fmt.Errorf("call: %w", err))
 				return
 			}
+			release1()
 			done()
 			select {
 			case <-release:
