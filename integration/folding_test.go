@@ -198,7 +198,7 @@ policies:
 			waitPort(t, authzAddr, p)
 			waitPort(t, router, p)
 			u := "http://" + front + "/mcp"
-			h := openSession(t, u)
+			h := openFoldingSession(t, u)
 
 			call := func(tool, params string) string {
 				return `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"` + tool + `",` + params + `}}`
@@ -263,9 +263,9 @@ policies:
 	}
 }
 
-// openSession initializes an MCP session through the front and returns the
+// openFoldingSession initializes an MCP session through the front and returns the
 // headers of later requests.
-func openSession(t *testing.T, u string) map[string]string {
+func openFoldingSession(t *testing.T, u string) map[string]string {
 	t.Helper()
 	const version = "2025-06-18"
 	resp, body := post(t.Context(), t, u, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"`+version+`","capabilities":{},"clientInfo":{"name":"folding","version":"1"}}}`, nil)
