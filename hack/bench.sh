@@ -2,7 +2,9 @@
 # make bench: Go benchmarks of every hot path (-benchmem); ghz against the
 # real ext_authz server and, in the same run, a no-op ext_authz server that
 # answers OK without looking; hey (HTTP) through front -> authz -> router ->
-# upstream against the upstream alone. Then one summary, every figure beside
+# upstream against the upstream alone; the router scenario of
+# hack/bench-router.sh (10 go-sdk upstreams, calls and 4,000 sessions).
+# Then one summary, every figure beside
 # its baseline and target, also written to docs/benchmarks.md with the
 # machine and the commands. Loopback only, every load bounded by -n.
 # The servers' logs stay in bin/bench/*.log. It fails when a benchmark
@@ -236,7 +238,16 @@ rm -f "$out"/hey-warmup*
 run_hey direct "$HN" "http://127.0.0.1:$upd_port/mcp" "$tmp/call-direct.json" direct_sids "$upd_pid"
 run_hey front "$HN" "http://127.0.0.1:$front_port/mcp" "$tmp/call-front.json" front_sids "$full_pid" "$upf_pid"
 
+stop() { kill "$@" 2>/dev/null || true; wait "$@" 2>/dev/null || true; }
+stop "$full_pid" "$upf_pid" "$upd_pid"
+
+echo
+# The router scenario: 10 go-sdk upstreams x 20 tools, no identity, calls
+# and BENCH_CLIENTS concurrent sessions, through the stack vs direct (and
+# the BENCH_BASE build beside it, when set).
+BENCH_OUT="$out" BENCH_C="$C" hack/bench-router.sh
+
 echo
 elapsed=$(( $(date +%s) - started ))
 python3 hack/benchreport.py --out "$out" --doc "$doc" --clk-tck "$(getconf CLK_TCK)" --elapsed "$elapsed" \
-  --n "$N" --http-n "$HN" --c "$C" --benchtime "$BENCHTIME"
+  --n "$N" --http-n "$HN" --c "$C" --benchtime "$BENCHTIME" --clients "${BENCH_CLIENTS:-4000}"

@@ -95,6 +95,13 @@ func TestDeleteEndsSession(t *testing.T) {
 	a := startAggregate(t, 1, identityConfig(p)+kubeServer(kube.url)+routerPolicy)
 	token := p.login(t, "alice")
 	sid := openSession(t, a.front, token)
+	// Upstream sessions, and so their GET streams, open on a session's
+	// first use of a server.
+	if resp, body := post(t.Context(), t, a.front, toolCall("kube_pods_list"), map[string]string{
+		"Authorization": "Bearer " + token, "Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-06-18",
+	}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("call: %d %s", resp.StatusCode, body)
+	}
 
 	stream := sessionRequest(t.Context(), t, http.MethodGet, a.front, token, sid)
 	if stream.StatusCode != http.StatusOK {

@@ -15,8 +15,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
 // kind is one of the four aggregated lists.
@@ -274,12 +276,12 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Serv
 	cursor := ""
 	retried := false
 	for page := 0; page < maxPages; page++ {
-		params := map[string]string{}
+		params := []byte("{}")
 		if cursor != "" {
-			params["cursor"] = cursor
+			params = append(mcpparse.AppendString([]byte(`{"cursor":`), cursor), '}')
 		}
-		h := upstreamHeaders{auth: auth, session: up.ID, version: up.Version}
-		raw, _, err := r.request(ctx, srv, h, k.method, params)
+		h := upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version}
+		raw, _, err := r.up.Request(ctx, srv.URL, h, k.method, params)
 		if errors.Is(err, errUpstreamSession) && up.ID != "" && !retried {
 			retried = true
 			if up, err = r.reinit(ctx, c.sess, srv, auth, up); err != nil {
@@ -288,26 +290,26 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Serv
 			page--
 			continue
 		}
-		var re *rpcError
+		var re *upstream.RPCError
 		if errors.As(err, &re) && re.Code == codeNoMethod {
 			return res, nil // the server has none of this kind
 		}
 		if err != nil {
 			return res, callerError(err)
 		}
-		var pr map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &pr); err != nil {
-			return res, fmt.Errorf("router: %s %s: %w", srv.Name, k.method, errUpstreamAnswer)
+		f, err := mcpparse.Fields(raw, r.answer, k.field, "nextCursor", "ttlMs")
+		if err != nil {
+			return res, fmt.Errorf("router: %s %s: %w: %w", srv.Name, k.method, errUpstreamAnswer, err)
 		}
-		var raws []json.RawMessage
-		if err := json.Unmarshal(pr[k.field], &raws); err != nil {
-			return res, fmt.Errorf("router: %s %s: %w", srv.Name, k.method, errUpstreamAnswer)
+		raws, err := mcpparse.Elements(f[0].Raw, r.answer)
+		if err != nil {
+			return res, fmt.Errorf("router: %s %s: %w: %w", srv.Name, k.method, errUpstreamAnswer, err)
 		}
-		if ttl, ok := pageTTL(pr, up.Version); ok && (res.ttl < 0 || ttl < res.ttl) {
+		if ttl, ok := pageTTL(f[2].Raw, up.Version); ok && (res.ttl < 0 || ttl < res.ttl) {
 			res.ttl = ttl
 		}
 		for _, raw := range raws {
-			it, ok := makeItem(k, srv, raw)
+			it, ok := r.makeItem(k, srv, raw)
 			if !ok {
 				r.log.Warn("upstream item skipped", "server", srv.Name, "list", k.method)
 				continue
@@ -322,8 +324,8 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Serv
 			return fetched{}, fmt.Errorf("router: %s %s: %w", srv.Name, k.method, &limitError{"maxListItems"})
 		}
 		cursor = ""
-		if nc, ok := pr["nextCursor"]; ok {
-			_ = json.Unmarshal(nc, &cursor)
+		if f[1].Raw != nil {
+			cursor, _ = mcpparse.String(f[1].Raw) // anything but a string ends the list
 		}
 		if cursor == "" {
 			return res, nil
@@ -332,19 +334,18 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Serv
 	return res, nil
 }
 
-// pageTTL reads a list result's ttlMs (SEP-2549): ok when present. A value
-// that is not a non-negative integer of milliseconds reads as 0: not
-// cached. ttlMs is part of MCP from 2026-07-28 on; in an upstream session of
-// an earlier revision a 0 is no hint (go-sdk v1.8.0 sends its zero value,
-// "ttlMs":0, on every list result of a 2025 session), while a positive
-// value still bounds how long the list is kept.
-func pageTTL(pr map[string]json.RawMessage, version string) (time.Duration, bool) {
-	v, ok := pr["ttlMs"]
-	if !ok {
+// pageTTL reads a list result's ttlMs (SEP-2549), v as sent (nil when
+// absent): ok when present. A value that is not a non-negative integer of
+// milliseconds reads as 0: not cached. ttlMs is part of MCP from 2026-07-28
+// on; in an upstream session of an earlier revision a 0 is no hint (go-sdk
+// v1.8.0 sends its zero value, "ttlMs":0, on every list result of a 2025
+// session), while a positive value still bounds how long the list is kept.
+func pageTTL(v json.RawMessage, version string) (time.Duration, bool) {
+	if v == nil {
 		return 0, false
 	}
-	var ms int64
-	if err := json.Unmarshal(v, &ms); err != nil || ms < 0 {
+	ms, err := mcpparse.Int(v)
+	if err != nil || ms < 0 {
 		return 0, true
 	}
 	if ms == 0 && version < ttlVersion {
@@ -368,60 +369,41 @@ func callerError(err error) error {
 }
 
 // makeItem names raw for the client: the prefix is added to tool and prompt
-// names; resources keep their URIs.
-func makeItem(k *kind, srv *registry.Server, raw json.RawMessage) (item, bool) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
+// names, spliced in where the name was; resources keep their URIs.
+func (r *Router) makeItem(k *kind, srv *registry.Server, raw json.RawMessage) (item, bool) {
+	f, err := mcpparse.Fields(raw, r.answer, k.key)
+	if err != nil || f[0].Raw == nil {
 		return item{}, false
 	}
-	var name string
-	if err := json.Unmarshal(obj[k.key], &name); err != nil || name == "" {
+	name, err := mcpparse.String(f[0].Raw)
+	if err != nil || name == "" {
 		return item{}, false
 	}
-	it := item{server: srv.Name, name: name, raw: raw}
+	it := item{server: srv.Name, name: name}
 	if !k.prefix {
+		it.raw = bytes.Clone(raw) // not the whole page
 		return it, true
 	}
-	if !validName(srv.Prefix + name) {
+	if !mcpparse.ValidName(srv.Prefix + name) {
 		return item{}, false
 	}
-	obj[k.key], _ = json.Marshal(srv.Prefix + name)
-	b, err := json.Marshal(obj)
-	if err != nil {
-		return item{}, false
-	}
-	it.raw = b
+	at := mcpparse.Span{Start: f[0].Start, End: f[0].Start + len(f[0].Raw)}
+	it.raw = mcpparse.Splice(raw, at, mcpparse.AppendString(make([]byte, 0, len(srv.Prefix)+len(name)+2), srv.Prefix+name))
 	return it, true
-}
-
-// validName is MCP's tool name rule: 1 to 128 of [A-Za-z0-9_.-].
-func validName(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '.', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // list answers one of the list methods: aggregated, filtered for the
 // caller by the policy of the method that uses each entry, one page.
 func (r *Router) list(w http.ResponseWriter, c *call, k *kind) {
-	var p struct {
-		Cursor string `json:"cursor"`
-	}
-	if len(c.msg.Params) > 0 {
-		if err := json.Unmarshal(c.msg.Params, &p); err != nil {
+	var cursor string
+	if v := nullable(c.msg.Cursor); v != nil {
+		var err error
+		if cursor, err = mcpparse.String(v); err != nil {
 			writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "invalid params")
 			return
 		}
 	}
-	offset, ok := decodeCursor(p.Cursor)
+	offset, ok := decodeCursor(cursor)
 	if !ok {
 		writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "invalid cursor")
 		return

@@ -9,7 +9,9 @@ type metrics struct {
 	failures *prometheus.CounterVec // upstream failures by server and operation
 	tooLarge *prometheus.CounterVec // lists left out for a size limit, by server and limit
 	sessions prometheus.Counter
-	streams  prometheus.Gauge
+	// upstreamSessions counts the upstream sessions this replica opened.
+	upstreamSessions prometheus.Counter
+	streams          prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -26,6 +28,9 @@ func newMetrics() *metrics {
 		}, []string{"server", "limit"}),
 		sessions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mcp_authz_router_sessions_total", Help: "Sessions opened (initialize).",
+		}),
+		upstreamSessions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcp_authz_router_upstream_sessions_total", Help: "Upstream sessions opened (on a session's first use of a server, or after the server ended one).",
 		}),
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "mcp_authz_router_streams", Help: "Open client GET streams.",
@@ -49,6 +54,7 @@ func (r *Router) Describe(ch chan<- *prometheus.Desc) {
 	r.metrics.failures.Describe(ch)
 	r.metrics.tooLarge.Describe(ch)
 	r.metrics.sessions.Describe(ch)
+	r.metrics.upstreamSessions.Describe(ch)
 	r.metrics.streams.Describe(ch)
 }
 
@@ -59,5 +65,6 @@ func (r *Router) Collect(ch chan<- prometheus.Metric) {
 	r.metrics.failures.Collect(ch)
 	r.metrics.tooLarge.Collect(ch)
 	r.metrics.sessions.Collect(ch)
+	r.metrics.upstreamSessions.Collect(ch)
 	r.metrics.streams.Collect(ch)
 }
