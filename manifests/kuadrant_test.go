@@ -52,7 +52,12 @@ func TestKuadrantSamples(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- src.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("kube source: %v", err)
+		}
+	})
 
 	if out, err := kubectl(t, render(t, "examples/kuadrant-samples"), "apply", "--server-side", "--field-manager=manifests-test", "-f", "-"); err != nil {
 		t.Fatalf("apply samples: %v\n%s", err, out)

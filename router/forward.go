@@ -333,6 +333,7 @@ func (r *Router) relayResponse(w http.ResponseWriter, c *call) {
 		writeError(w, http.StatusOK, nil, codeInternal, "upstream unavailable")
 		return
 	}
+	defer resp.Body.Close()
 	upstream.Drain(resp)
 	w.WriteHeader(http.StatusAccepted)
 }
@@ -365,6 +366,7 @@ func (r *Router) cancel(w http.ResponseWriter, c *call) {
 	if err != nil {
 		return
 	}
+	defer resp.Body.Close()
 	upstream.Drain(resp)
 }
 
@@ -385,9 +387,11 @@ func (r *Router) notifyAll(c *call) {
 				return
 			}
 			resp, err := r.up.Post(ctx, srv.URL, upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version, Method: c.msg.Method}, c.body)
-			if err == nil {
-				upstream.Drain(resp)
+			if err != nil {
+				return
 			}
+			defer resp.Body.Close()
+			upstream.Drain(resp)
 		})
 	}
 	wg.Wait()

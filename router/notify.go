@@ -66,12 +66,6 @@ func newStream(session string) *stream {
 	return &stream{session: session, events: make(chan []byte, 64), ended: make(chan struct{}), relaying: map[string]bool{}}
 }
 
-func (h *hub) add(session string) *stream {
-	st := newStream(session)
-	h.addStream(st)
-	return st
-}
-
 func (h *hub) addStream(st *stream) {
 	session := st.session
 	h.mu.Lock()
