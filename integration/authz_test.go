@@ -79,12 +79,12 @@ func TestFrontToUpstream(t *testing.T) {
 	}
 
 	// A denial never reaches the upstream.
-	n := len(up.all())
+	n := len(up.requests())
 	resp, body = post(t.Context(), t, s.url(), toolCall("nope_pods_list"), nil)
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), `"reason":"tool_denied"`) {
 		t.Errorf("unknown prefix: %d %s", resp.StatusCode, body)
 	}
-	if len(up.all()) != n {
+	if len(up.requests()) != n {
 		t.Error("a denied request reached the upstream")
 	}
 }
@@ -186,7 +186,7 @@ func TestTokenExchange(t *testing.T) {
 
 	// No token, a bad one: 401 with the RFC 9728 challenge; the upstream
 	// sees nothing.
-	n := len(up.all())
+	n := len(up.requests())
 	for name, h := range map[string]map[string]string{
 		"no token":      nil,
 		"garbage token": {"Authorization": "Bearer not.a.jwt"},
@@ -201,14 +201,17 @@ func TestTokenExchange(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "tool_denied") {
 		t.Errorf("alice kube_pods_delete: %d %s", resp.StatusCode, body)
 	}
-	if len(up.all()) != n {
+	if len(up.requests()) != n {
 		t.Error("a denied request reached the upstream")
 	}
 
 	// Keys rotated at the provider: a token signed with the new key
 	// validates without a restart.
 	p.rotate(t)
-	time.Sleep(600 * time.Millisecond) // keyRefreshInterval: unknown kids refetch at most this often
+	// keyRefreshInterval (500ms in identityConfig): unknown kids refetch at
+	// most this often. The pause is the behaviour under test (the first
+	// call after it must pass), not a wait for a condition.
+	time.Sleep(600 * time.Millisecond)
 	alice2 := p.login(t, "alice")
 	if resp, body := post(t.Context(), t, s.url(), toolCall("kube_pods_list"), map[string]string{"Authorization": "Bearer " + alice2}); resp.StatusCode != http.StatusOK {
 		t.Errorf("after key rotation: %d %s", resp.StatusCode, body)
@@ -221,12 +224,12 @@ func TestTokenExchange(t *testing.T) {
 	if resp, body := post(t.Context(), t, s.url(), toolCall("kube_pods_list"), map[string]string{"Authorization": "Bearer " + alice2}); resp.StatusCode != http.StatusOK {
 		t.Errorf("provider down, cached exchange: %d %s", resp.StatusCode, body)
 	}
-	n = len(up.all())
+	n = len(up.requests())
 	resp, body = post(t.Context(), t, s.url(), toolCall("kube_pods_list"), map[string]string{"Authorization": "Bearer " + mcp})
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("provider down, new caller: %d %s, want 503", resp.StatusCode, body)
 	}
-	if len(up.all()) != n {
+	if len(up.requests()) != n {
 		t.Error("a request reached the upstream while the provider was down")
 	}
 }

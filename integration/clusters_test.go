@@ -390,21 +390,25 @@ func (c *cluster) populate() error {
 // waitAuthenticator waits until the cluster authenticates a token of its
 // realm (up to 60 s).
 func (c *cluster) waitAuthenticator(d *trustDomains) error {
-	deadline := time.Now().Add(60 * time.Second)
 	var last string
-	for time.Now().Before(deadline) {
+	var tokErr error
+	accepted := until(time.Now().Add(60*time.Second), func() bool {
 		tok, err := d.tokenFor(context.Background(), c)
 		if err != nil {
-			return fmt.Errorf("cluster %s: token: %w", c.name, err)
+			tokErr = err
+			return true
 		}
 		code, user, err := c.review(context.Background(), tok)
-		if err == nil && code == http.StatusCreated && user.Username != "" {
-			return nil
-		}
 		last = fmt.Sprintf("%d %v", code, err)
-		time.Sleep(200 * time.Millisecond)
+		return err == nil && code == http.StatusCreated && user.Username != ""
+	})
+	switch {
+	case tokErr != nil:
+		return fmt.Errorf("cluster %s: token: %w", c.name, tokErr)
+	case !accepted:
+		return fmt.Errorf("cluster %s: the JWT authenticator never accepted its realm's token: %s", c.name, last)
 	}
-	return fmt.Errorf("cluster %s: the JWT authenticator never accepted its realm's token: %s", c.name, last)
+	return nil
 }
 
 // tokenFor is a token cluster c accepts for alice (the readiness probe):

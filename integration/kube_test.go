@@ -209,7 +209,7 @@ log:
 	waitPort(t, routerAddr, p)
 	waitPort(t, metricsAddr, p)
 	endpoint := "http://" + front + "/mcp"
-	eventually(t, func() bool {
+	waitFor(t, "mcp-authz /readyz", 10*time.Second, func() bool {
 		resp, _ := get(t, "http://"+metricsAddr+"/readyz")
 		return resp.StatusCode == http.StatusOK
 	})
@@ -226,10 +226,10 @@ log:
 	cp.apply(t, ns, "kube/use-case-1.yaml", map[string]string{"PORT": port})
 	// The entry is in the registry when authz lets the call through (the
 	// router then refuses it for want of a session).
-	eventually(t, func() bool { return !expectFront(http.StatusForbidden) })
+	waitFor(t, "authz to let kube_namespaces_list through", 10*time.Second, func() bool { return !expectFront(http.StatusForbidden) })
 	t.Logf("registry entry in force %v after the registration's creation", time.Since(created).Round(time.Millisecond))
 	var ready metav1.Condition
-	eventually(t, func() bool {
+	waitFor(t, "the registration to turn Ready", 10*time.Second, func() bool {
 		c, ok, err := cp.readyCondition(t.Context(), ns, "kubernetes-mcp-server")
 		if err != nil {
 			t.Fatalf("read the registration: %v", err)
@@ -243,7 +243,8 @@ log:
 	}
 
 	changed := make(chan struct{}, 1)
-	cs := connectAs(t, endpoint, "", &mcp.ClientOptions{
+	stream := watchStream(bearer{})
+	cs := connect(t, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: &http.Client{Transport: stream}, MaxRetries: -1}, &mcp.ClientOptions{
 		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
 			select {
 			case changed <- struct{}{}:
@@ -296,9 +297,8 @@ log:
 		}
 	})
 
-	// The GET stream that carries list_changed opens after initialize:
-	// give it a moment before the change.
-	time.Sleep(300 * time.Millisecond)
+	// The GET stream that carries list_changed opens after initialize.
+	stream.wait(t, 10*time.Second)
 	reg := &unstructured.Unstructured{}
 	reg.SetGroupVersionKind(registrationGVK)
 	reg.SetNamespace(ns)
@@ -308,7 +308,7 @@ log:
 	}
 	deleted := time.Now()
 	var after []string
-	eventually(t, func() bool {
+	waitFor(t, "the kube_ tools to leave tools/list", 10*time.Second, func() bool {
 		after = listTools(t, cs)
 		return !slices.ContainsFunc(after, func(s string) bool { return strings.HasPrefix(s, "kube_") })
 	})

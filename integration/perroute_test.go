@@ -111,7 +111,7 @@ func TestPerRouteTokens(t *testing.T) {
     cel: 'mcp.tool.name in token.resource_access[mcp.server].roles'
 `)
 		sendWalk(t, s.url(), alice)
-		got := up.all()
+		got := up.requests()
 		if len(got) != len(routeWalk) {
 			t.Fatalf("the upstream received %d requests, want %d", len(got), len(routeWalk))
 		}
@@ -150,7 +150,7 @@ func TestPerRouteTokens(t *testing.T) {
 		up := startRecorder(t)
 		s := startRouteStack(t, up.url(), kube, identityOnly+kubeServer(up.url())+"defaultPolicy: allow\n")
 		sendWalk(t, s.url(), alice)
-		got := up.all()
+		got := up.requests()
 		if len(got) != len(routeWalk) {
 			t.Fatalf("the upstream received %d requests, want %d", len(got), len(routeWalk))
 		}
@@ -180,7 +180,7 @@ func TestPerRouteTokens(t *testing.T) {
 				t.Errorf("%s: status %d, want 403", r.name, resp.StatusCode)
 			}
 		}
-		if n := len(up.all()); n != 0 {
+		if n := len(up.requests()); n != 0 {
 			t.Errorf("the upstream received %d requests, want none", n)
 		}
 	})
