@@ -28,6 +28,13 @@ type stack struct {
 // listeners) and runs mcp-authz serve on it.
 func startStack(t *testing.T, upstream, extra string) *stack {
 	t.Helper()
+	return startGateway(t, upstream, "", extra)
+}
+
+// startGateway is startStack with gateway, YAML added to the gateway
+// section.
+func startGateway(t *testing.T, upstream, gateway, extra string) *stack {
+	t.Helper()
 	s := &stack{front: freePort(t), authz: freePort(t), metrics: freePort(t)}
 	cfg := fmt.Sprintf(`authz:
   listen: %s
@@ -35,13 +42,12 @@ gateway:
   listen: %s
   upstream: %s
   authz: %s
-metrics:
+%smetrics:
   listen: %s
 log:
   level: debug
-%s`, s.authz, s.front, upstream, s.authz, s.metrics, extra)
-	dir := t.TempDir()
-	s.cfgPath = writeFile(t, dir, "mcp-authz.yaml", cfg)
+%s`, s.authz, s.front, upstream, s.authz, gateway, s.metrics, extra)
+	s.cfgPath = writeFile(t, t.TempDir(), "mcp-authz.yaml", cfg)
 	s.proc = start(t, s.front, nil, filepath.Join(bin, "mcp-authz"), "serve", "--config", s.cfgPath)
 	waitPort(t, s.authz, s.proc)
 	return s
@@ -130,16 +136,22 @@ func TestGrpcurl(t *testing.T) {
 // identityConfig is the identity + exchange section for a provider, with
 // the dev gateway client's secret.
 func identityConfig(p *idp) string {
+	return identityYAML(p.issuer, p.issuer+"/protocol/openid-connect/token")
+}
+
+// identityYAML is the identity + exchange section: callers' tokens of
+// issuer (aud mcp-gateway), exchanged at tokenURL by the gateway client.
+func identityYAML(issuer, tokenURL string) string {
 	return fmt.Sprintf(`identity:
   issuers:
     - issuerURL: %s
       audiences: [mcp-gateway]
   keyRefreshInterval: 500ms
 exchange:
-  tokenURL: %s/protocol/openid-connect/token
+  tokenURL: %s
   clientID: mcp-gateway
   clientSecretFile: %s
-`, p.issuer, p.issuer, repoFile("dev/gateway-secret"))
+`, issuer, tokenURL, repoFile("dev/gateway-secret"))
 }
 
 // TestTokenExchange is issue 3's walk: alice calling kube_pods_list reaches

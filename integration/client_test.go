@@ -3,10 +3,14 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -152,6 +156,23 @@ func callTool(t *testing.T, cs *mcp.ClientSession, p *mcp.CallToolParams) (strin
 // tryCall is call of a tool by name within tryTimeout.
 func tryCall(ctx context.Context, cs *mcp.ClientSession, name string, args map[string]any) (string, error) {
 	return call(ctx, cs, &mcp.CallToolParams{Name: name, Arguments: args}, tryTimeout)
+}
+
+// runInspector runs the MCP inspector CLI against endpoint and returns what
+// it printed. The inspector needs Node 22, installed in its .bin folder.
+func runInspector(t *testing.T, inspector, endpoint string, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, inspector, append([]string{"--cli", endpoint, "--transport", "http"}, args...)...)
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(inspector)+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"MCP_CATALOG_PATH="+filepath.Join(t.TempDir(), "mcp.json"))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("inspector %q: %v\nstderr: %s\nstdout: %s", args, err, stderr.String(), stdout.String())
+	}
+	return stdout.Bytes()
 }
 
 // send posts one JSON-RPC message to u with the given headers and returns

@@ -696,16 +696,7 @@ func (d *trustDomains) chain(t *testing.T, subject, audience string) (grant, tok
 // callers' tokens of p (aud mcp-gateway), exchanged at p by the gateway
 // client. Processes using it need SSL_CERT_FILE=d.caFile.
 func (d *trustDomains) identityConfig(p *devidp.Provider) string {
-	return fmt.Sprintf(`identity:
-  issuers:
-    - issuerURL: %s
-      audiences: [mcp-gateway]
-  keyRefreshInterval: 500ms
-exchange:
-  tokenURL: %s
-  clientID: mcp-gateway
-  clientSecretFile: %s
-`, p.Issuer(), p.TokenURL(), repoFile("dev/gateway-secret"))
+	return identityYAML(p.Issuer(), p.TokenURL())
 }
 
 // kubeconfig writes a kubeconfig with one context per cluster (named after

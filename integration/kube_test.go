@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -145,23 +144,6 @@ func runKubernetesMCP(t *testing.T, path string, cp *controlPlane) string {
 	_, port, _ := net.SplitHostPort(addr)
 	start(t, addr, nil, path, "--kubeconfig", cp.kubeconfig, "--port", port, "--bind-address", "127.0.0.1", "--read-only")
 	return port
-}
-
-// runInspector runs the MCP inspector CLI against endpoint and returns what
-// it printed. The inspector needs Node 22, installed in its .bin folder.
-func runInspector(t *testing.T, inspector, endpoint string, args ...string) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, inspector, append([]string{"--cli", endpoint, "--transport", "http"}, args...)...)
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(inspector)+string(os.PathListSeparator)+os.Getenv("PATH"),
-		"MCP_CATALOG_PATH="+filepath.Join(t.TempDir(), "mcp.json"))
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("inspector %q: %v\nstderr: %s\nstdout: %s", args, err, stderr.String(), stdout.String())
-	}
-	return stdout.Bytes()
 }
 
 // TestKubeUseCase1 is use case 1 ("No auth") of Kuadrant's Kubernetes MCP

@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -14,7 +13,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -370,24 +368,14 @@ func TestInspectorToolsList(t *testing.T) {
 	a := startAggregate(t, 1, identityConfig(p)+kubeServer(kube.url)+routerPolicy)
 	token := p.login(t, "alice")
 
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, inspector, "--cli", a.front, "--transport", "http",
-		"--method", "tools/list", "--header", "Authorization: Bearer "+token)
-	// The inspector needs Node 22, installed in the same .bin folder.
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(inspector)+string(os.PathListSeparator)+os.Getenv("PATH"))
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("inspector: %v\nstderr: %s\nstdout: %s", err, stderr.String(), stdout.String())
-	}
+	stdout := runInspector(t, inspector, a.front, "--method", "tools/list", "--header", "Authorization: Bearer "+token)
 	var out struct {
 		Tools []struct {
 			Name string `json:"name"`
 		} `json:"tools"`
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		t.Fatalf("inspector output: %v\n%s", err, stdout.String())
+	if err := json.Unmarshal(stdout, &out); err != nil {
+		t.Fatalf("inspector output: %v\n%s", err, stdout)
 	}
 	var got []string
 	for _, tool := range out.Tools {
