@@ -555,6 +555,18 @@ func (c *cluster) requests(t *testing.T, since time.Time) []apiCall {
 	return out
 }
 
+// awaitPodLists waits up to 10 s for the cluster to audit a pod list at
+// or after since and returns the pod lists audited by then.
+func (c *cluster) awaitPodLists(t *testing.T, since time.Time) []apiCall {
+	t.Helper()
+	var got []apiCall
+	waitFor(t, "cluster "+c.name+"'s audit of a pod list", 10*time.Second, func() bool {
+		got = c.podLists(t, since)
+		return len(got) > 0
+	})
+	return got
+}
+
 // podLists are the cluster's audited pod lists received at or after since.
 func (c *cluster) podLists(t *testing.T, since time.Time) []apiCall {
 	t.Helper()

@@ -194,12 +194,7 @@ func TestTwoClusters(t *testing.T) {
 				}
 				return
 			}
-			var got []apiCall
-			waitFor(t, "the API server's audit of the pod list", 10*time.Second, func() bool {
-				got = tc.target.podLists(t, since)
-				return len(got) > 0
-			})
-			if diff := cmp.Diff(tc.wantAudit, got); diff != "" {
+			if diff := cmp.Diff(tc.wantAudit, tc.target.awaitPodLists(t, since)); diff != "" {
 				t.Errorf("cluster %s audited pod lists (-want +got):\n%s", tc.target.name, diff)
 			}
 		})

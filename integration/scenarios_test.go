@@ -185,9 +185,7 @@ policies:
 			t.Errorf("SelfSubjectReview of the token the API server was sent: %d %+v, want domain-a:alice in domain-a:engineering", code, user)
 		}
 		want := []apiCall{{Verb: "list", Resource: "pods", User: "domain-a:alice", Credential: credentialID(t, tok), Code: http.StatusOK}}
-		var got []apiCall
-		waitFor(t, "the API server's audit of the pod list", 10*time.Second, func() bool { got = d.a.podLists(t, since); return len(got) > 0 })
-		if diff := cmp.Diff(want, got); diff != "" {
+		if diff := cmp.Diff(want, d.a.awaitPodLists(t, since)); diff != "" {
 			t.Errorf("audited pod lists (-want +got):\n%s", diff)
 		}
 	})
@@ -203,9 +201,7 @@ policies:
 		}
 		tok := exchangedOnly(t, mark, bobSub)
 		want := []apiCall{{Verb: "list", Resource: "pods", User: "domain-a:bob", Credential: credentialID(t, tok), Code: http.StatusForbidden}}
-		var got []apiCall
-		waitFor(t, "the API server's audit of the pod list", 10*time.Second, func() bool { got = d.a.podLists(t, since); return len(got) > 0 })
-		if diff := cmp.Diff(want, got); diff != "" {
+		if diff := cmp.Diff(want, d.a.awaitPodLists(t, since)); diff != "" {
 			t.Errorf("audited pod lists (-want +got):\n%s", diff)
 		}
 	})
