@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -182,7 +183,7 @@ func TestTwoClusters(t *testing.T) {
 			}
 			if tc.wantAudit == nil {
 				var got []apiCall
-				eventually(t, func() bool {
+				waitFor(t, "the API server's audit of the call", 10*time.Second, func() bool {
 					got = tc.target.requests(t, since)
 					return len(got) > 0
 				})
@@ -193,12 +194,7 @@ func TestTwoClusters(t *testing.T) {
 				}
 				return
 			}
-			var got []apiCall
-			eventually(t, func() bool {
-				got = tc.target.podLists(t, since)
-				return len(got) > 0
-			})
-			if diff := cmp.Diff(tc.wantAudit, got); diff != "" {
+			if diff := cmp.Diff(tc.wantAudit, tc.target.awaitPodLists(t, since)); diff != "" {
 				t.Errorf("cluster %s audited pod lists (-want +got):\n%s", tc.target.name, diff)
 			}
 		})
