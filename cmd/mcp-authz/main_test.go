@@ -389,3 +389,17 @@ func TestPolicyEvalStdin(t *testing.T) {
 		})
 	}
 }
+
+// TestVersionStamp checks that the version make build stamps
+// (-X main.version=...) is what version and --version print.
+func TestVersionStamp(t *testing.T) {
+	old := version
+	version = "v1.2.3-4-gabcdef0-dirty"
+	t.Cleanup(func() { version = old })
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-v"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(t.Context(), args, &stdout, &stderr); code != 0 || stdout.String() != "mcp-authz v1.2.3-4-gabcdef0-dirty\n" || stderr.Len() != 0 {
+			t.Errorf("run(%q) = %d, stdout %q, stderr %q", args, code, &stdout, &stderr)
+		}
+	}
+}
