@@ -146,6 +146,10 @@ fuzz: ## Run each fuzz target for 60s.
 bench: build $(GHZ) $(HEY) $(BENCHSTAT) ## Benchmarks (-benchmem), ghz (real vs no-op ext_authz) and hey (through the stack vs the upstream alone); writes docs/benchmarks.md. BENCH_BASE=REV adds the Go benchmarks of REV beside them.
 	GHZ=$(GHZ) HEY=$(HEY) BENCHSTAT=$(BENCHSTAT) hack/bench.sh
 
+.PHONY: bench-ab
+bench-ab: $(BENCHSTAT) ## The hot paths' Go benchmarks beside those of BENCH_BASE=REV, interleaved (benchstat).
+	BENCHSTAT=$(BENCHSTAT) hack/benchab.sh
+
 .PHONY: image
 image: ## Build the container image into bin/mcp-authz-image.tar (OCI archive; no engine or registry needed).
 	CGO_ENABLED=0 GOOS=$(IMAGE_OS) GOARCH=$(IMAGE_ARCH) go build -trimpath -ldflags "-s -w $(LDFLAGS)" \

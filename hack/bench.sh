@@ -63,19 +63,11 @@ if [ "${BENCH_GO:-1}" = 1 ]; then
     go test -run '^$' -bench "^${p#*:}\$" -benchmem -benchtime=1x "./${p%%:*}" 2>&1 | tee -a "$out/go.txt" | grep -E '^(Benchmark|ok|FAIL|---|panic)' || true
   done
   if [ -n "${BENCH_BASE:-}" ]; then
-    # The same benchmarks built from BENCH_BASE (a commit, tag or branch) in
-    # a worktree of its own, run now on the same machine, then benchstat
-    # sets each figure beside its baseline.
-    base_rev=$(git rev-parse --verify "$BENCH_BASE^{commit}")
+    # The hot paths again beside the same benchmarks built from BENCH_BASE,
+    # interleaved so that both see the same machine (hack/benchab.sh).
     echo
-    echo "== Go benchmarks at BENCH_BASE=$BENCH_BASE ($base_rev)"
-    git worktree add --detach "$tmp/base" "$base_rev" >/dev/null
-    record "git worktree add --detach BASE $BENCH_BASE && (cd BASE && go test ... the same benchmarks); benchstat base=go-base.txt new=go.txt"
-    (cd "$tmp/base" && go test -p 1 -run '^$' -bench . -skip "$slow" -benchmem -count=3 -benchtime="$BENCHTIME" \
-      $(go list ./... | grep -v -e /integration -e /cmd/ -e /hack/) 2>&1) >"$out/go-base.txt" || true
-    git worktree remove --force "$tmp/base"
-    "$BENCHSTAT" base="$out/go-base.txt" new="$out/go.txt" >"$out/benchstat.txt" 2>&1 || true
-    cat "$out/benchstat.txt"
+    record "BENCH_BASE=$BENCH_BASE hack/benchab.sh  # base and new test binaries alternated, then benchstat"
+    hack/benchab.sh
   fi
 else
   touch "$out/go.txt"  # BENCH_GO=0: the load runs only
