@@ -281,7 +281,7 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Serv
 			params = append(mcpparse.AppendString([]byte(`{"cursor":`), cursor), '}')
 		}
 		h := upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version}
-		raw, _, err := r.up.Request(ctx, srv.URL, h, k.method, params)
+		raw, _, err := r.up.Request(ctx, target(srv), h, k.method, params)
 		if errors.Is(err, errUpstreamSession) && up.ID != "" && !retried {
 			retried = true
 			if up, err = r.reinit(ctx, c.sess, srv, auth, up); err != nil {
