@@ -431,9 +431,11 @@ func callerError(err error) error {
 }
 
 // makeItem names raw for the client: the prefix is added to tool and prompt
-// names, spliced in where the name was; resources keep their URIs.
+// names, spliced in where the name was; resources keep their URIs. The
+// server's registration (category, hint, tags) is added to the item's
+// _meta (metaKeys), beside what the server put there, never over it.
 func (r *Router) makeItem(k *kind, srv *registry.Server, raw json.RawMessage) (item, bool) {
-	f, err := mcpparse.Fields(raw, r.answer, k.key)
+	f, err := mcpparse.Fields(raw, r.answer, k.key, "_meta")
 	if err != nil || f[0].Raw == nil {
 		return item{}, false
 	}
@@ -442,16 +444,100 @@ func (r *Router) makeItem(k *kind, srv *registry.Server, raw json.RawMessage) (i
 		return item{}, false
 	}
 	it := item{server: srv.Name, name: name}
-	if !k.prefix {
+	type edit struct {
+		at mcpparse.Span
+		v  []byte
+	}
+	var edits []edit // at most one before the other
+	if k.prefix {
+		if !mcpparse.ValidName(srv.Prefix + name) {
+			return item{}, false
+		}
+		at := mcpparse.Span{Start: f[0].Start, End: f[0].Start + len(f[0].Raw)}
+		edits = append(edits, edit{at, mcpparse.AppendString(make([]byte, 0, len(srv.Prefix)+len(name)+2), srv.Prefix+name)})
+	}
+	if at, v, ok := r.metaEdit(srv, raw, f[1]); ok {
+		edits = append(edits, edit{at, v})
+	}
+	// Splice the later edit first: the earlier one's offsets still hold.
+	slices.SortFunc(edits, func(a, b edit) int { return cmp.Compare(b.at.Start, a.at.Start) })
+	it.raw = raw
+	for _, e := range edits {
+		it.raw = mcpparse.Splice(it.raw, e.at, e.v)
+	}
+	if len(edits) == 0 {
 		it.raw = bytes.Clone(raw) // not the whole page
-		return it, true
 	}
-	if !mcpparse.ValidName(srv.Prefix + name) {
-		return item{}, false
-	}
-	at := mcpparse.Span{Start: f[0].Start, End: f[0].Start + len(f[0].Raw)}
-	it.raw = mcpparse.Splice(raw, at, mcpparse.AppendString(make([]byte, 0, len(srv.Prefix)+len(name)+2), srv.Prefix+name))
 	return it, true
+}
+
+// metaKeys are the _meta keys that carry a server's registration to
+// clients. Kuadrant's broker exposes tags through tools of its own and
+// defines no _meta keys; these are namespaced by mcp-authz (a prefix with
+// a label "mcp", such as mcp.kuadrant.io/, is reserved by MCP).
+const (
+	metaCategory = "mcp-authz.dev/category"
+	metaHint     = "mcp-authz.dev/hint"
+	metaTags     = "mcp-authz.dev/tags"
+)
+
+// metaEdit returns where and what to splice into item (one list entry) so
+// that its _meta (meta, as read) holds srv's category, hint and tags: the
+// keys the server did not set itself, in a new _meta when it has none. A
+// _meta that is not an object is left alone. ok is false when there is
+// nothing to add.
+func (r *Router) metaEdit(srv *registry.Server, item []byte, meta mcpparse.Field) (mcpparse.Span, []byte, bool) {
+	if len(srv.Category) == 0 && srv.Hint == "" && len(srv.Tags) == 0 {
+		return mcpparse.Span{}, nil, false
+	}
+	have := map[string]bool{}
+	if meta.Raw != nil {
+		if meta.Raw[0] != '{' {
+			return mcpparse.Span{}, nil, false
+		}
+		// Case-sensitive, as the answer is read: a key differing in case
+		// is another key.
+		f, err := mcpparse.Fields(meta.Raw, r.answer, metaCategory, metaHint, metaTags)
+		if err != nil {
+			return mcpparse.Span{}, nil, false
+		}
+		have[metaCategory], have[metaHint], have[metaTags] = f[0].Raw != nil, f[1].Raw != nil, f[2].Raw != nil
+	}
+	var add []byte
+	member := func(key string, v any) {
+		b, err := json.Marshal(v)
+		if err != nil || have[key] {
+			return
+		}
+		if len(add) > 0 {
+			add = append(add, ',')
+		}
+		add = append(mcpparse.AppendString(add, key), ':')
+		add = append(add, b...)
+	}
+	if len(srv.Category) > 0 {
+		member(metaCategory, srv.Category)
+	}
+	if srv.Hint != "" {
+		member(metaHint, srv.Hint)
+	}
+	if len(srv.Tags) > 0 {
+		member(metaTags, srv.Tags)
+	}
+	if len(add) == 0 {
+		return mcpparse.Span{}, nil, false
+	}
+	if meta.Raw == nil {
+		// A new _meta first in the item, which has at least its name.
+		at := bytes.IndexByte(item, '{') + 1
+		v := append(append([]byte(`"_meta":{`), add...), "},"...)
+		return mcpparse.Span{Start: at, End: at}, v, true
+	}
+	at := meta.Start + 1
+	if len(bytes.TrimSpace(meta.Raw[1:len(meta.Raw)-1])) > 0 {
+		add = append(add, ',')
+	}
+	return mcpparse.Span{Start: at, End: at}, add, true
 }
 
 // list answers one of the list methods: aggregated, filtered for the
