@@ -120,6 +120,18 @@ func sampleServer(t *testing.T, name, apiKey string, cert *tls.Certificate) (por
 	return port
 }
 
+// waitSample waits up to 20s for cond, polling; the test fails naming what
+// it waited for.
+func waitSample(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("waited 20s for %s", what)
+}
+
 // applySamples creates the objects of Kuadrant's samples
 // (manifests/examples/kuadrant-samples) in their namespace, changed only
 // where this machine needs it: no Istio runs here, so the ServiceEntry is
@@ -251,7 +263,7 @@ log:
 	p := start(t, front, []string{"SSL_CERT_FILE=" + roots}, filepath.Join(bin, "mcp-authz"), "serve", "--config", cfg)
 	waitPort(t, routerAddr, p)
 	waitPort(t, metricsAddr, p)
-	eventually(t, func() bool {
+	waitSample(t, "readyz", func() bool {
 		resp, _ := get(t, "http://"+metricsAddr+"/readyz")
 		return resp.StatusCode == http.StatusOK
 	})
@@ -270,7 +282,7 @@ log:
 	}
 	for _, tc := range tests {
 		var ready metav1.Condition
-		eventually(t, func() bool {
+		waitSample(t, tc.registration+" Ready", func() bool {
 			c, ok, err := cp.readyCondition(t.Context(), "mcp-samples", tc.registration)
 			if err != nil {
 				t.Fatalf("read registration %s: %v", tc.registration, err)
@@ -283,7 +295,7 @@ log:
 
 	cs := connectAs(t, "http://"+front+"/mcp", "", nil)
 	var tools []*mcp.Tool
-	eventually(t, func() bool {
+	waitSample(t, "user_whoami listed", func() bool {
 		tools = tools[:0]
 		for tool, err := range cs.Tools(t.Context(), nil) {
 			if err != nil {
