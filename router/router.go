@@ -171,7 +171,8 @@ type Router struct {
 	inits    singleflight.Group // de-duplicates upstream initializes
 	done     chan struct{}      // closed when shutdown starts: GET streams end
 	closed   atomic.Bool
-	parsed   atomic.Int64 // client bodies decoded (parse), for tests
+	parsed   atomic.Int64                // client bodies decoded (parse), for tests
+	shadows  atomic.Pointer[shadowIndex] // of the last snapshot lists were collected from
 
 	// inflight maps (session key, value of the request id) of forwarded
 	// calls to their server, so that the client's notifications/cancelled

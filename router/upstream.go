@@ -17,6 +17,12 @@ var (
 	errUpstreamAnswer       = upstream.ErrAnswer
 )
 
+// target is srv as the upstream client reaches it: at its URL, trusting
+// its own CA alone when it has one.
+func target(srv *registry.Server) upstream.Target {
+	return upstream.Target{Server: srv.Name, URL: srv.URL, CACert: srv.CACert}
+}
+
 // upstreamFor returns the caller's session with srv, opened by this replica
 // on first use and cached by (session, server): each replica opens its own,
 // and only with the servers the session uses.
@@ -46,7 +52,7 @@ func (r *Router) reinit(ctx context.Context, s *session, srv *registry.Server, a
 		if up, ok := r.upstream.get(key); ok && up != old {
 			return up, nil
 		}
-		up, err := r.up.Open(ctx, srv.URL, auth, s.Version, s.Caps, s.Info)
+		up, err := r.up.Open(ctx, target(srv), auth, s.Version, s.Caps, s.Info)
 		if err != nil {
 			r.upstreamFailed(srv, "initialize", err)
 			return nil, err
@@ -77,7 +83,7 @@ var errEnded = fmt.Errorf("%w: %w", errCaller, errSessionEnded)
 
 // deleteUpstream ends an upstream session; errors are only logged.
 func (r *Router) deleteUpstream(ctx context.Context, srv *registry.Server, auth string, up upstreamSession) {
-	if err := r.up.Delete(ctx, srv.URL, upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version}); err != nil {
+	if err := r.up.Delete(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version}); err != nil {
 		r.log.Debug("upstream delete failed", "server", srv.Name, "error", err)
 	}
 }

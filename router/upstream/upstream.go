@@ -9,6 +9,8 @@ package upstream
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +18,8 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,7 +28,9 @@ import (
 
 // Config configures a Client.
 type Config struct {
-	// HTTPClient reaches the servers; nil means http.DefaultClient.
+	// HTTPClient reaches the servers; nil means http.DefaultClient. A
+	// server with a CA of its own (Target.CACert) is reached through a
+	// clone of its Transport, which must then be an *http.Transport.
 	HTTPClient *http.Client
 	// MaxResponseBytes limits a JSON answer and each event of a streamed
 	// one; 0 means 4 MiB.
@@ -39,7 +45,34 @@ type Client struct {
 	max     int64
 	initTTL time.Duration
 	answer  mcpparse.Options
+
+	// mu guards pinned.
+	mu     sync.Mutex
+	pinned map[string]*pinnedClient // by Target.Server
 }
+
+// Target is one server as the Client reaches it.
+type Target struct {
+	// Server names the server (its registration): the connections of a
+	// server with a CA of its own are kept for that server alone.
+	Server string
+	// URL is the server's MCP endpoint.
+	URL string
+	// CACert, when set, is a PEM bundle of the only CAs the server's TLS
+	// certificate may chain to, in place of the system roots; the URL must
+	// then be https. Nil means the roots of Config.HTTPClient (the
+	// system's, by default).
+	CACert []byte
+}
+
+// pinnedClient reaches one server that has a CA of its own.
+type pinnedClient struct {
+	pem    []byte // the CA bundle it trusts, as given
+	client *http.Client
+}
+
+// ErrTLSConfig: a server's own CA cannot be applied, so it is not reached.
+var ErrTLSConfig = errors.New("upstream: server TLS")
 
 // New returns a Client.
 func New(c Config) *Client {
@@ -52,7 +85,64 @@ func New(c Config) *Client {
 	if c.InitTimeout <= 0 {
 		c.InitTimeout = 5 * time.Second
 	}
-	return &Client{http: c.HTTPClient, max: c.MaxResponseBytes, initTTL: c.InitTimeout, answer: AnswerOptions(c.MaxResponseBytes)}
+	return &Client{http: c.HTTPClient, max: c.MaxResponseBytes, initTTL: c.InitTimeout, answer: AnswerOptions(c.MaxResponseBytes),
+		pinned: map[string]*pinnedClient{}}
+}
+
+// httpFor returns the client that reaches t: the shared one, or for a
+// server with a CA of its own a client that trusts that CA alone, built
+// on first use and again whenever the CA changes (the old one's idle
+// connections are closed). Such a client never follows a redirect: the
+// server's answer is its own, never another host's, nor plain HTTP.
+func (c *Client) httpFor(t Target) (*http.Client, error) {
+	if len(t.CACert) == 0 {
+		return c.http, nil
+	}
+	if len(t.URL) < len("https://") || !strings.EqualFold(t.URL[:len("https://")], "https://") {
+		return nil, fmt.Errorf("%w: %s: a CA of its own needs an https url", ErrTLSConfig, t.Server)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.pinned[t.Server]; ok && bytes.Equal(p.pem, t.CACert) {
+		return p.client, nil
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(t.CACert) {
+		return nil, fmt.Errorf("%w: %s: the CA bundle holds no PEM certificate", ErrTLSConfig, t.Server)
+	}
+	base := c.http.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	bt, ok := base.(*http.Transport)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s: a CA of its own needs an *http.Transport, not %T", ErrTLSConfig, t.Server, base)
+	}
+	tr := bt.Clone()
+	// A fresh configuration: nothing of the shared one's (no other roots,
+	// no InsecureSkipVerify) carries over.
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	p := &pinnedClient{pem: bytes.Clone(t.CACert), client: &http.Client{
+		Transport: tr,
+		Timeout:   c.http.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}}
+	if old, ok := c.pinned[t.Server]; ok {
+		old.client.CloseIdleConnections()
+	}
+	c.pinned[t.Server] = p
+	return p.client, nil
+}
+
+// do sends req to t.
+func (c *Client) do(t Target, req *http.Request) (*http.Response, error) {
+	hc, err := c.httpFor(t)
+	if err != nil {
+		return nil, err
+	}
+	return hc.Do(req)
 }
 
 // AnswerOptions is how strictly a message from a server is read: within
@@ -118,17 +208,16 @@ type RPCError struct {
 
 func (e *RPCError) Error() string { return fmt.Sprintf("upstream: error %d", e.Code) }
 
-// Post sends body to the server at url with h and returns its answer
-// unread.
-func (c *Client) Post(ctx context.Context, url string, h Headers, body []byte) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+// Post sends body to the server t with h and returns its answer unread.
+func (c *Client) Post(ctx context.Context, t Target, h Headers, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("upstream: post: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	h.set(req.Header)
-	resp, err := c.http.Do(req)
+	resp, err := c.do(t, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: post: %w", err)
 	}
@@ -140,10 +229,10 @@ type Reopen func(ctx context.Context, old Session) (Session, error)
 
 // PostSession posts body on sess; when the server answers 404 (it ended
 // that session) it asks reopen for a new one and posts again, once.
-func (c *Client) PostSession(ctx context.Context, url string, h Headers, sess Session, body []byte, reopen Reopen) (*http.Response, error) {
+func (c *Client) PostSession(ctx context.Context, t Target, h Headers, sess Session, body []byte, reopen Reopen) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		h.Session, h.Version = sess.ID, sess.Version
-		resp, err := c.Post(ctx, url, h, body)
+		resp, err := c.Post(ctx, t, h, body)
 		if err != nil || resp.StatusCode != http.StatusNotFound || sess.ID == "" || attempt > 0 {
 			return resp, err
 		}
@@ -155,14 +244,14 @@ func (c *Client) PostSession(ctx context.Context, url string, h Headers, sess Se
 }
 
 // Get opens the server's GET stream on h's session.
-func (c *Client) Get(ctx context.Context, url string, h Headers) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+func (c *Client) Get(ctx context.Context, t Target, h Headers) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: get: %w", err)
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	h.set(req.Header)
-	resp, err := c.http.Do(req)
+	resp, err := c.do(t, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: get: %w", err)
 	}
@@ -171,16 +260,16 @@ func (c *Client) Get(ctx context.Context, url string, h Headers) (*http.Response
 
 // Delete ends the session named in h; a server without sessions is left
 // alone.
-func (c *Client) Delete(ctx context.Context, url string, h Headers) error {
+func (c *Client) Delete(ctx context.Context, t Target, h Headers) error {
 	if h.Session == "" {
 		return nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, t.URL, nil)
 	if err != nil {
 		return fmt.Errorf("upstream: delete: %w", err)
 	}
 	h.set(req.Header)
-	resp, err := c.http.Do(req)
+	resp, err := c.do(t, req)
 	if err != nil {
 		return fmt.Errorf("upstream: delete: %w", err)
 	}
@@ -193,7 +282,7 @@ var requestIDs atomic.Int64
 // Request sends a request of the Client's own (method, with params, a
 // JSON object) and returns the result of its one answer, read from JSON or
 // SSE, and the answer's headers.
-func (c *Client) Request(ctx context.Context, url string, h Headers, method string, params []byte) (json.RawMessage, http.Header, error) {
+func (c *Client) Request(ctx context.Context, t Target, h Headers, method string, params []byte) (json.RawMessage, http.Header, error) {
 	id := strconv.AppendInt(nil, requestIDs.Add(1), 10)
 	body := make([]byte, 0, 64+len(method)+len(params))
 	body = append(body, `{"jsonrpc":"2.0","id":`...)
@@ -203,7 +292,7 @@ func (c *Client) Request(ctx context.Context, url string, h Headers, method stri
 	body = append(body, `,"params":`...)
 	body = append(append(body, params...), '}')
 	h.Method = method
-	resp, err := c.Post(ctx, url, h, body)
+	resp, err := c.Post(ctx, t, h, body)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -290,11 +379,11 @@ func SameID(a, b []byte) bool {
 	return ok && bytes.Equal(ka, kb)
 }
 
-// Open opens a session with the server at url: initialize with version and
+// Open opens a session with the server t: initialize with version and
 // the client's capabilities and clientInfo (JSON objects; nil sends {} and
 // a clientInfo of the router's), then notifications/initialized. auth is
 // the Authorization of both.
-func (c *Client) Open(ctx context.Context, url, auth, version string, capabilities, clientInfo json.RawMessage) (Session, error) {
+func (c *Client) Open(ctx context.Context, t Target, auth, version string, capabilities, clientInfo json.RawMessage) (Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.initTTL)
 	defer cancel()
 	if capabilities == nil {
@@ -310,7 +399,7 @@ func (c *Client) Open(ctx context.Context, url, auth, version string, capabiliti
 	p = append(p, capabilities...)
 	p = append(p, `,"clientInfo":`...)
 	p = append(append(p, clientInfo...), '}')
-	res, hdr, err := c.Request(ctx, url, Headers{Auth: auth}, "initialize", p)
+	res, hdr, err := c.Request(ctx, t, Headers{Auth: auth}, "initialize", p)
 	if err != nil {
 		return Session{}, err
 	}
@@ -324,7 +413,7 @@ func (c *Client) Open(ctx context.Context, url, auth, version string, capabiliti
 	}
 	s := Session{ID: hdr.Get("Mcp-Session-Id"), Version: v}
 	h := Headers{Auth: auth, Session: s.ID, Version: s.Version, Method: "notifications/initialized"}
-	resp, err := c.Post(ctx, url, h, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`))
+	resp, err := c.Post(ctx, t, h, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`))
 	if err != nil {
 		return Session{}, err
 	}
