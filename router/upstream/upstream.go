@@ -89,15 +89,6 @@ type Headers struct {
 	Server  string // x-mcp-servername, the registration (namespace/name)
 }
 
-// The headers of Kuadrant's mcp-gateway that Headers sets.
-const (
-	HeaderMethod      = "x-mcp-method"
-	HeaderServerName  = "x-mcp-servername"
-	HeaderToolName    = "x-mcp-toolname"
-	HeaderPromptName  = "x-mcp-promptname"
-	HeaderResourceURI = "x-mcp-resourceuri"
-)
-
 func (h Headers) set(hd http.Header) {
 	if h.Auth != "" {
 		hd.Set("Authorization", h.Auth)
@@ -117,20 +108,21 @@ func (h Headers) set(hd http.Header) {
 	if h.Server == "" {
 		return
 	}
-	hd.Set(HeaderServerName, h.Server)
+	// Keyed in canonical form: Set would canonicalize (allocate) each time.
+	hd["X-Mcp-Servername"] = []string{h.Server}
 	if h.Method != "" {
-		hd.Set(HeaderMethod, h.Method)
+		hd["X-Mcp-Method"] = []string{h.Method}
 	}
 	if h.Name == "" {
 		return
 	}
 	switch {
 	case h.Method == "tools/call":
-		hd.Set(HeaderToolName, h.Name)
+		hd["X-Mcp-Toolname"] = []string{h.Name}
 	case h.Method == "prompts/get":
-		hd.Set(HeaderPromptName, h.Name)
+		hd["X-Mcp-Promptname"] = []string{h.Name}
 	case strings.HasPrefix(h.Method, "resources/"):
-		hd.Set(HeaderResourceURI, h.Name)
+		hd["X-Mcp-Resourceuri"] = []string{h.Name}
 	}
 }
 
