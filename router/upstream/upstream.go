@@ -158,12 +158,24 @@ func AnswerOptions(maxBytes int64) mcpparse.Options {
 const answerDepth = 512
 
 // Headers are the per-message headers of a request to a server.
+//
+// With Server set, every request also carries the headers Kuadrant's
+// mcp-gateway sets, so that policies on the server's own route (a Kuadrant
+// AuthPolicy or RateLimitPolicy, reached when the server's URL leads back
+// through the gateway) can key on them: x-mcp-servername (Server),
+// x-mcp-method (Method), and with Name, x-mcp-toolname (tools/call),
+// x-mcp-promptname (prompts/get) or x-mcp-resourceuri (resources/…). Their
+// values are the router's own, never a client's: the router builds every
+// upstream request itself and copies no client header. docs/kuadrant.md
+// ("Keeping Kuadrant's AuthPolicy") says how the deployment keeps anyone
+// else from sending them.
 type Headers struct {
 	Auth    string // Authorization value; "" sends none
 	Session string // Mcp-Session-Id; "" sends none
 	Version string // MCP-Protocol-Version
 	Method  string // Mcp-Method, for a request or notification
 	Name    string // Mcp-Name, for tools/call, prompts/get, resources/read
+	Server  string // x-mcp-servername, the registration (namespace/name)
 }
 
 func (h Headers) set(hd http.Header) {
@@ -181,6 +193,25 @@ func (h Headers) set(hd http.Header) {
 	}
 	if h.Name != "" {
 		hd.Set("Mcp-Name", h.Name)
+	}
+	if h.Server == "" {
+		return
+	}
+	// Keyed in canonical form: Set would canonicalize (allocate) each time.
+	hd["X-Mcp-Servername"] = []string{h.Server}
+	if h.Method != "" {
+		hd["X-Mcp-Method"] = []string{h.Method}
+	}
+	if h.Name == "" {
+		return
+	}
+	switch {
+	case h.Method == "tools/call":
+		hd["X-Mcp-Toolname"] = []string{h.Name}
+	case h.Method == "prompts/get":
+		hd["X-Mcp-Promptname"] = []string{h.Name}
+	case strings.HasPrefix(h.Method, "resources/"):
+		hd["X-Mcp-Resourceuri"] = []string{h.Name}
 	}
 }
 
@@ -381,9 +412,9 @@ func SameID(a, b []byte) bool {
 
 // Open opens a session with the server t: initialize with version and
 // the client's capabilities and clientInfo (JSON objects; nil sends {} and
-// a clientInfo of the router's), then notifications/initialized. auth is
-// the Authorization of both.
-func (c *Client) Open(ctx context.Context, t Target, auth, version string, capabilities, clientInfo json.RawMessage) (Session, error) {
+// a clientInfo of the router's), then notifications/initialized. Both carry
+// h's Auth and Server; its other fields are Open's own.
+func (c *Client) Open(ctx context.Context, t Target, h Headers, version string, capabilities, clientInfo json.RawMessage) (Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.initTTL)
 	defer cancel()
 	if capabilities == nil {
@@ -399,7 +430,7 @@ func (c *Client) Open(ctx context.Context, t Target, auth, version string, capab
 	p = append(p, capabilities...)
 	p = append(p, `,"clientInfo":`...)
 	p = append(append(p, clientInfo...), '}')
-	res, hdr, err := c.Request(ctx, t, Headers{Auth: auth}, "initialize", p)
+	res, hdr, err := c.Request(ctx, t, Headers{Auth: h.Auth, Server: h.Server}, "initialize", p)
 	if err != nil {
 		return Session{}, err
 	}
@@ -412,7 +443,7 @@ func (c *Client) Open(ctx context.Context, t Target, auth, version string, capab
 		return Session{}, fmt.Errorf("upstream: initialize: %w: no protocolVersion", ErrAnswer)
 	}
 	s := Session{ID: hdr.Get("Mcp-Session-Id"), Version: v}
-	h := Headers{Auth: auth, Session: s.ID, Version: s.Version, Method: "notifications/initialized"}
+	h = Headers{Auth: h.Auth, Session: s.ID, Version: s.Version, Method: "notifications/initialized", Server: h.Server}
 	resp, err := c.Post(ctx, t, h, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`))
 	if err != nil {
 		return Session{}, err
