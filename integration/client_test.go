@@ -73,12 +73,20 @@ func (s *streamWatch) wait(t *testing.T, timeout time.Duration) {
 	}
 }
 
-// connect opens a go-sdk client session over tr; it is closed when the
-// test ends.
+// sessionVersion is the revision the session tests' clients speak: go-sdk
+// v1.8.0 clients default to the stateless 2026-07-28, and these tests are
+// about sessions (GET streams, DELETE, replicas serving one session).
+const sessionVersion = "2025-11-25"
+
+// sessionOptions pins a client to sessionVersion.
+var sessionOptions = &mcp.ClientSessionOptions{ProtocolVersion: sessionVersion}
+
+// connect opens a go-sdk client session over tr, at sessionVersion; it is
+// closed when the test ends.
 func connect(t *testing.T, tr *mcp.StreamableClientTransport, opts *mcp.ClientOptions) *mcp.ClientSession {
 	t.Helper()
 	c := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, opts)
-	cs, err := c.Connect(t.Context(), tr, nil)
+	cs, err := c.Connect(t.Context(), tr, sessionOptions)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}

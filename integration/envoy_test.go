@@ -391,7 +391,7 @@ func envoyWalk(t *testing.T, endpoint string, b *envoyBackend) {
 	c := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
 	cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{
 		Endpoint: endpoint, HTTPClient: &http.Client{Transport: forge{}}, MaxRetries: -1,
-	}, nil)
+	}, sessionOptions)
 	if err != nil {
 		t.Fatalf("connect through the proxy: %v", err)
 	}

@@ -215,7 +215,7 @@ func TestThroughGatewayRoutePolicy(t *testing.T) {
 	c := mcp.NewClient(&mcp.Implementation{Name: "forger", Version: "1"}, nil)
 	cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{
 		Endpoint: a.front, HTTPClient: &http.Client{Transport: forged{token: token}}, MaxRetries: -1,
-	}, nil)
+	}, sessionOptions)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}

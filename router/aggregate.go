@@ -78,6 +78,20 @@ var errListTooLarge = errors.New("router: upstream list too large")
 // while its deadline allows); servers whose lists take the aggregate past
 // MaxAggregateBytes or MaxAggregateItems are left out, the largest first.
 func (r *Router) collect(ctx context.Context, c *call, k *kind) []item {
+	items, _ := r.collectLists(ctx, c, k)
+	return items
+}
+
+// listMeta is what the lists collect aggregated say of caching: how long
+// the aggregate stays fresh (the least of its lists') and whether any was
+// private.
+type listMeta struct {
+	fresh   time.Duration
+	private bool
+}
+
+// collectLists is collect, with the aggregate's listMeta.
+func (r *Router) collectLists(ctx context.Context, c *call, k *kind) ([]item, listMeta) {
 	snap := r.reg.Load()
 	servers := snap.Servers()
 	nested := r.shadowIndex(snap)
@@ -127,12 +141,15 @@ func (r *Router) collect(ctx context.Context, c *call, k *kind) []item {
 		}
 	}
 	out := make([]item, 0, n)
+	meta := listMeta{fresh: r.cfg.ListRefresh}
 	for _, l := range lists {
 		if l != nil {
 			out = append(out, l.items...)
+			meta.fresh = min(meta.fresh, max(l.fresh.Sub(now), 0))
+			meta.private = meta.private || l.private
 		}
 	}
-	return out
+	return out, meta
 }
 
 // boundAggregate leaves servers out of lists, the largest lists first, until
@@ -198,7 +215,7 @@ func (r *Router) fetchCached(ctx context.Context, c *call, k *kind, snap *regist
 		if err != nil {
 			return nil, err
 		}
-		l := &serverList{server: srv.Name, items: res.items, bytes: res.bytes}
+		l := &serverList{server: srv.Name, items: res.items, bytes: res.bytes, private: res.private}
 		l.fresh = start.Add(r.cfg.ListRefresh)
 		l.until = start.Add(2 * r.cfg.ListRefresh)
 		if res.ttl >= 0 {
@@ -294,6 +311,8 @@ type fetched struct {
 	items []item
 	bytes int64
 	ttl   time.Duration // the least ttlMs of its pages; -1 when none said
+	// private: some page was not cacheScope "public" (SEP-2549).
+	private bool
 }
 
 // listLimit names the limit a errListTooLarge error is about.
@@ -336,6 +355,9 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, snap *registry.Sna
 		if cursor != "" {
 			params = append(mcpparse.AppendString([]byte(`{"cursor":`), cursor), '}')
 		}
+		if up.ID == "" && up.Version >= upstream.Stateless {
+			params = upstream.StatelessParams(params, c.sess.Info, c.sess.Caps)
+		}
 		h := upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version}
 		raw, _, err := r.up.Request(ctx, target(srv), h, k.method, params)
 		if errors.Is(err, errUpstreamSession) && up.ID != "" && !retried {
@@ -353,7 +375,7 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, snap *registry.Sna
 		if err != nil {
 			return res, callerError(err)
 		}
-		f, err := mcpparse.Fields(raw, r.answer, k.field, "nextCursor", "ttlMs")
+		f, err := mcpparse.Fields(raw, r.answer, k.field, "nextCursor", "ttlMs", "cacheScope")
 		if err != nil {
 			return res, fmt.Errorf("router: %s %s: %w: %w", srv.Name, k.method, errUpstreamAnswer, err)
 		}
@@ -363,6 +385,9 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, snap *registry.Sna
 		}
 		if ttl, ok := pageTTL(f[2].Raw, up.Version); ok && (res.ttl < 0 || ttl < res.ttl) {
 			res.ttl = ttl
+		}
+		if s, _ := mcpparse.String(f[3].Raw); s != "public" {
+			res.private = true // only an explicit "public" is public
 		}
 		for _, raw := range raws {
 			it, ok := r.makeItem(k, srv, raw)
@@ -557,7 +582,10 @@ func (r *Router) list(w http.ResponseWriter, c *call, k *kind) {
 		return
 	}
 	ctx := c.req.Context()
-	items := r.collect(ctx, c, k)
+	items, meta := r.collectLists(ctx, c, k)
+	if r.auth != nil {
+		meta.private = true // filtered for this caller
+	}
 	if r.auth != nil && len(items) > 0 {
 		targets := make([]policy.Target, len(items))
 		for i, it := range items {
@@ -607,6 +635,17 @@ func (r *Router) list(w http.ResponseWriter, c *call, k *kind) {
 		b.WriteString(`,"nextCursor":"`)
 		b.WriteString(encodeCursor(end))
 		b.WriteByte('"')
+	}
+	if c.sess.stateless() {
+		// SEP-2549: the aggregate is fresh as long as its stalest part, and
+		// private when any part is or when it was filtered for the caller.
+		b.WriteString(`,"resultType":"complete","ttlMs":`)
+		b.WriteString(strconv.FormatInt(meta.fresh.Milliseconds(), 10))
+		if meta.private {
+			b.WriteString(`,"cacheScope":"private"`)
+		} else {
+			b.WriteString(`,"cacheScope":"public"`)
+		}
 	}
 	b.WriteString("}}")
 	writeJSON(w, http.StatusOK, b.Bytes())

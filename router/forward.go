@@ -166,6 +166,7 @@ func (r *Router) sendSession(ctx context.Context, c *call, srv *registry.Server,
 		return nil, err
 	}
 	h := upstream.Headers{Auth: auth, Method: c.msg.Method, Name: name}
+	body = r.paramsFor(c, up, body)
 	return r.up.PostSession(ctx, target(srv), h, up, body, func(ctx context.Context, old upstreamSession) (upstreamSession, error) {
 		return r.reinit(ctx, c.sess, srv, auth, old)
 	})
@@ -200,7 +201,7 @@ func (r *Router) relay(w http.ResponseWriter, c *call, srv *registry.Server, res
 			return
 		}
 		// The client's id as the client spelled it, not as the upstream did.
-		writeJSON(w, http.StatusOK, answerBody(id, m.Result, m.Error))
+		writeJSON(w, http.StatusOK, answerBody(id, r.resultFor(c, m.Result), m.Error))
 	case "text/event-stream":
 		r.stream(w, c, srv, resp)
 	default:
@@ -234,9 +235,9 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 				continue
 			}
 			done = true
-			if !bytes.Equal(m.ID, c.msg.ID) {
+			if res := r.resultFor(c, m.Result); len(res) != len(m.Result) || !bytes.Equal(m.ID, c.msg.ID) {
 				// The client's id as the client spelled it.
-				data = answerBody(c.msg.ID, m.Result, m.Error)
+				data = answerBody(c.msg.ID, res, m.Error)
 			}
 		case mcpparse.KindRequest:
 			data = mcpparse.Splice(data, m.IDSpan, wrapID(srv.Name, m.ID))

@@ -173,13 +173,18 @@ func connect(t *testing.T, url string, key assertion.Key, subject string, opts *
 	for _, m := range mods {
 		m(tr)
 	}
-	cs, err := c.Connect(t.Context(), tr, nil)
+	// The tests of sessions speak 2025-11-25 (go-sdk's default is
+	// 2026-07-28, stateless): see stateless_test.go for the other.
+	cs, err := c.Connect(t.Context(), tr, &mcp.ClientSessionOptions{ProtocolVersion: connectVersion})
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
 	t.Cleanup(func() { cs.Close() })
 	return cs, sg
 }
+
+// connectVersion is the revision connect's clients speak.
+const connectVersion = "2025-11-25"
 
 type echoIn struct {
 	Text string `json:"text"`

@@ -24,6 +24,8 @@ type serverList struct {
 	// served only while a refresh fails. Never past the upstream's ttlMs
 	// nor the caller token's expiry.
 	until time.Time
+	// private: the server's list was not cacheScope "public".
+	private bool
 }
 
 // listCache holds the lists fetched for each authorization context: by

@@ -166,6 +166,7 @@ type Router struct {
 	upstream *lru[upstreamSession] // (session key, server) -> upstream session, opened on first use
 	ended    *lru[time.Time]       // ended session ids -> their expiry
 	streams  *hub
+	gens     *generations          // which servers speak the stateless revision
 	meta     *resourcemeta.Handler // protected-resource metadata, if served
 	metrics  *metrics
 	inits    singleflight.Group // de-duplicates upstream initializes
@@ -240,6 +241,7 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		upstream: newLRU[upstreamSession](c.CacheSize),
 		ended:    newLRU[time.Time](c.CacheSize),
 		streams:  newHub(),
+		gens:     newGenerations(),
 		metrics:  newMetrics(),
 		done:     make(chan struct{}),
 		inflight: map[string]*registry.Server{},

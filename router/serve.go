@@ -20,9 +20,8 @@ import (
 // maxRequestBytes bounds a client's request body.
 const maxRequestBytes = 4 << 20
 
-// protocolVersions are the versions the router speaks with clients, newest
-// first. 2026-07-28 clients fall back to initialize when server/discover is
-// refused.
+// protocolVersions are the versions with sessions (initialize) the router
+// speaks with clients, newest first; statelessVersions are the others.
 var protocolVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26"}
 
 // capabilities is what initialize answers.
@@ -152,12 +151,11 @@ func (r *Router) post(w http.ResponseWriter, req *http.Request) {
 	}
 	r.metrics.requests.WithLabelValues(methodLabel(msg.Method)).Inc()
 	c := &call{req: req, claims: claims, body: body, msg: &msg, auth: req.Header.Get("Authorization")}
-	switch {
-	case msg.Method == "initialize" && msg.Kind == mcpparse.KindRequest:
+	if msg.Method == "initialize" && msg.Kind == mcpparse.KindRequest {
 		r.initialize(w, c)
 		return
-	case msg.Method == "server/discover" && req.Header.Get("Mcp-Session-Id") == "":
-		writeError(w, http.StatusOK, msg.ID, codeNoMethod, "method not found: use initialize")
+	}
+	if r.statelessRequest(w, c) {
 		return
 	}
 	if c.sess, ok = r.open(w, req, claims, msg.ID); !ok {

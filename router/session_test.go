@@ -141,7 +141,7 @@ func TestTwoReplicas(t *testing.T) {
 	c := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil)
 	cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{
 		Endpoint: e.front.URL + "/mcp", HTTPClient: &http.Client{Transport: sg}, MaxRetries: -1, DisableStandaloneSSE: true,
-	}, nil)
+	}, &mcp.ClientSessionOptions{ProtocolVersion: connectVersion})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,10 @@ func (r *Router) upstreamFor(ctx context.Context, s *session, srv *registry.Serv
 	if up, ok := r.upstream.get(upstreamKey(s, srv)); ok {
 		return up, nil
 	}
+	if r.modern(ctx, srv, auth) {
+		// A stateless server: no session, every request says it all.
+		return upstreamSession{Version: upstream.Stateless}, nil
+	}
 	return r.reinit(ctx, s, srv, auth, upstreamSession{})
 }
 
@@ -52,14 +56,16 @@ func (r *Router) reinit(ctx context.Context, s *session, srv *registry.Server, a
 		if up, ok := r.upstream.get(key); ok && up != old {
 			return up, nil
 		}
-		up, err := r.up.Open(ctx, target(srv), upstream.Headers{Auth: auth}, s.Version, s.Caps, s.Info)
+		up, err := r.up.Open(ctx, target(srv), upstream.Headers{Auth: auth}, legacyVersion(s.Version), s.Caps, s.Info)
 		if err != nil {
 			r.upstreamFailed(srv, "initialize", err)
 			return nil, err
 		}
 		r.metrics.upstreamSessions.Inc()
 		r.upstream.put(key, up)
-		r.streams.watch(s.key(), srv)
+		if !s.stateless() {
+			r.streams.watch(s.key(), srv) // a stateless caller has no GET stream
+		}
 		// delete marks the session ended before it clears this cache: if it
 		// ended meanwhile, the session just opened is ended here.
 		if r.isEnded(s) {

@@ -354,10 +354,17 @@ func StatusError(resp *http.Response) error {
 	case resp.StatusCode == http.StatusUnauthorized:
 		return ErrUnauthorized
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		return fmt.Errorf("%w: http %d", ErrAnswer, resp.StatusCode)
+		return &statusError{resp.StatusCode}
 	}
 	return nil
 }
+
+// statusError is an answer's HTTP status other than 2xx, 401 and 404: an
+// ErrAnswer.
+type statusError struct{ code int }
+
+func (e *statusError) Error() string { return fmt.Sprintf("%v: http %d", ErrAnswer, e.code) }
+func (e *statusError) Unwrap() error { return ErrAnswer }
 
 // ReadAnswer reads the answer to id (a response or an error with the same
 // id value) from a JSON or SSE answer, strictly (AnswerOptions); on SSE,

@@ -1,0 +1,63 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/upstream"
+)
+
+// generationTTL is how long a server's revision, as server/discover told
+// it, is trusted before it is asked again.
+const generationTTL = 5 * time.Minute
+
+// generations remembers, per server (name and URL), whether it speaks the
+// stateless revision: each replica asks each server once per generationTTL.
+type generations struct {
+	mu sync.Mutex
+	m  map[string]generation
+}
+
+type generation struct {
+	modern bool
+	until  time.Time
+}
+
+func newGenerations() *generations { return &generations{m: map[string]generation{}} }
+
+// modern reports whether srv speaks the stateless revision, asking it with
+// server/discover (auth is the Authorization the router sends it for the
+// caller) when this replica does not know. A server that cannot be reached
+// counts as one of an earlier revision for this request, and is asked
+// again on the next.
+func (r *Router) modern(ctx context.Context, srv *registry.Server, auth string) bool {
+	key := srv.Name + "\x00" + srv.URL
+	now := r.now()
+	r.gens.mu.Lock()
+	g, ok := r.gens.m[key]
+	r.gens.mu.Unlock()
+	if ok && now.Before(g.until) {
+		return g.modern
+	}
+	v, _, _ := r.inits.Do("discover\x00"+key, func() (any, error) {
+		_, err := r.up.Discover(ctx, target(srv), auth, nil, nil)
+		switch {
+		case err == nil:
+		case errors.Is(err, upstream.ErrLegacy):
+		default:
+			r.log.Debug("server/discover failed", "server", srv.Name, "error", err.Error())
+			return false, nil // not remembered
+		}
+		r.gens.mu.Lock()
+		if len(r.gens.m) > 4096 {
+			clear(r.gens.m) // servers come and go: never unbounded
+		}
+		r.gens.m[key] = generation{modern: err == nil, until: now.Add(generationTTL)}
+		r.gens.mu.Unlock()
+		return err == nil, nil
+	})
+	return v.(bool)
+}

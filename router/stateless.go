@@ -1,0 +1,252 @@
+package router
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"github.com/mcp-authz/mcp-authz/mcpparse"
+	"github.com/mcp-authz/mcp-authz/router/upstream"
+)
+
+// statelessVersions are the revisions the router serves without sessions
+// (SEP-2575, SEP-2567), newest first.
+var statelessVersions = []string{upstream.Stateless}
+
+// supportedVersions is every revision the router serves, newest first: what
+// server/discover and -32022 list. The router bridges generations both ways
+// (see upstreamFor), so no registered server narrows it.
+var supportedVersions = slices.Concat(statelessVersions, protocolVersions)
+
+// codeUnsupportedVersion is UnsupportedProtocolVersionError (2026-07-28).
+const codeUnsupportedVersion = -32022
+
+// statelessRequest serves c when it is a request of the stateless revision:
+// its params._meta names a protocol version, or it is server/discover
+// without a session. It reports whether it did (answered, refused or
+// served); requests it leaves go on to the session path.
+//
+// Such a request needs no session and nothing shared: the caller is the
+// assertion's issuer and subject, the client's capabilities come with the
+// request, and every replica serves it alike. Where a server speaks only an
+// earlier revision, the router holds an upstream session for the caller
+// (per caller, server and client capabilities: see statelessSession).
+func (r *Router) statelessRequest(w http.ResponseWriter, c *call) bool {
+	m := c.msg
+	if m.Kind != mcpparse.KindRequest || m.Method == "initialize" {
+		return false
+	}
+	var version string
+	var caps, info json.RawMessage
+	if m.Meta != nil {
+		f, err := mcpparse.Fields(m.Meta, requestOptions, upstream.MetaVersion, upstream.MetaCapabilities, upstream.MetaClientInfo)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, m.ID, codeInvalidParams, "invalid params._meta")
+			return true
+		}
+		if f[0].Raw != nil {
+			if version, err = mcpparse.String(f[0].Raw); err != nil || version == "" {
+				writeError(w, http.StatusBadRequest, m.ID, codeInvalidParams, "invalid _meta "+upstream.MetaVersion)
+				return true
+			}
+		}
+		caps, info = nullable(f[1].Raw), nullable(f[2].Raw)
+	}
+	sid := c.req.Header.Get("Mcp-Session-Id")
+	switch {
+	case version == "" && m.Method == "server/discover" && sid == "":
+		// A probe without a version: answered, whatever the client speaks.
+		r.discover(w, c)
+		return true
+	case version == "" && sid == "" && c.req.Header.Get("MCP-Protocol-Version") >= upstream.Stateless:
+		writeError(w, http.StatusBadRequest, m.ID, codeInvalidParams, "missing _meta "+upstream.MetaVersion)
+		return true
+	case version == "":
+		return false // a request of a session
+	}
+	// From here on, Mcp-Session-Id is ignored (streamable HTTP, 2026-07-28).
+	if !slices.Contains(statelessVersions, version) {
+		unsupportedVersion(w, m.ID, version)
+		return true
+	}
+	if !statelessHeaders(c.req.Header, m, version) {
+		writeError(w, http.StatusBadRequest, m.ID, codeHeaderMismatch, "MCP-Protocol-Version, Mcp-Method or Mcp-Name missing or not matching the body")
+		return true
+	}
+	if len(caps)+len(info) > maxClientInit {
+		info = nil
+		if len(caps) > maxClientInit {
+			caps = nil
+		}
+	}
+	c.sess = r.statelessSession(c, version, caps, info)
+	switch m.Method {
+	case "server/discover":
+		r.discover(w, c)
+	default:
+		r.dispatch(w, c)
+	}
+	return true
+}
+
+// statelessHeaders checks the headers a stateless request MUST carry:
+// MCP-Protocol-Version equal to its _meta version, Mcp-Method, and Mcp-Name
+// for the methods that name something (their equality with the body is
+// checked by mirrorsBody, before).
+func statelessHeaders(h http.Header, m *mcpparse.Message, version string) bool {
+	if h.Get("MCP-Protocol-Version") != version || h.Get("Mcp-Method") == "" {
+		return false
+	}
+	switch m.Method {
+	case "tools/call", "prompts/get", "resources/read":
+		return h.Get("Mcp-Name") != ""
+	}
+	return true
+}
+
+// unsupportedVersion answers 400 with UnsupportedProtocolVersionError,
+// listing the versions the router serves.
+func unsupportedVersion(w http.ResponseWriter, id json.RawMessage, requested string) {
+	data, _ := json.Marshal(struct {
+		Supported []string `json:"supported"`
+		Requested string   `json:"requested"`
+	}{supportedVersions, requested})
+	e := append([]byte(`{"code":`+strconv.Itoa(codeUnsupportedVersion)+`,"message":"Unsupported protocol version","data":`), data...)
+	e = append(e, '}')
+	writeJSON(w, http.StatusBadRequest, answerBody(id, nil, e))
+}
+
+// statelessSession is the session-shaped view of one stateless request:
+// never sealed nor sent to the client. Its ID is a digest of the version,
+// capabilities and clientInfo, so that requests of one caller with the same
+// ones share upstream sessions with servers of an earlier revision (the
+// caller, issuer and subject, is in its key: see session.key), and requests
+// with other capabilities never get a session initialized with these.
+func (r *Router) statelessSession(c *call, version string, caps, info json.RawMessage) *session {
+	h := sha256.New()
+	for _, b := range [][]byte{[]byte(version), caps, info} {
+		h.Write([]byte{byte(len(b) >> 24), byte(len(b) >> 16), byte(len(b) >> 8), byte(len(b))})
+		h.Write(b)
+	}
+	s := &session{
+		ID:      "stateless." + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18]),
+		Issuer:  c.claims.Issuer,
+		Subject: c.claims.Subject,
+		Version: version,
+		Issued:  r.now().Unix(),
+		Caps:    bytes.Clone(caps),
+		Info:    bytes.Clone(info),
+	}
+	s.key()
+	return s
+}
+
+// stateless reports whether s is a stateless request's (statelessSession).
+func (s *session) stateless() bool { return s.Version >= upstream.Stateless }
+
+// legacyVersion is the version the router initializes a session with a
+// server of an earlier revision in: the session's, or for a stateless
+// caller the newest revision with sessions.
+func legacyVersion(v string) string {
+	if v >= upstream.Stateless {
+		return protocolVersions[0]
+	}
+	return v
+}
+
+// discoverCapabilities is what server/discover answers: what the router
+// itself serves of every server (lists aggregated, calls routed).
+const discoverCapabilities = `{"tools":{},"prompts":{},"resources":{}}`
+
+// discover answers server/discover: the versions the router serves, its
+// capabilities and identity. It is the same for every caller (public).
+func (r *Router) discover(w http.ResponseWriter, c *call) {
+	res, _ := json.Marshal(struct {
+		ResultType        string          `json:"resultType"`
+		SupportedVersions []string        `json:"supportedVersions"`
+		Capabilities      json.RawMessage `json:"capabilities"`
+		Meta              map[string]any  `json:"_meta"`
+		TTL               int64           `json:"ttlMs"`
+		Scope             string          `json:"cacheScope"`
+	}{
+		ResultType:        "complete",
+		SupportedVersions: supportedVersions,
+		Capabilities:      json.RawMessage(discoverCapabilities),
+		Meta:              map[string]any{"io.modelcontextprotocol/serverInfo": map[string]string{"name": "mcp-authz", "version": "1"}},
+		TTL:               r.cfg.ListRefresh.Milliseconds(),
+		Scope:             "public",
+	})
+	writeJSON(w, http.StatusOK, resultBody(c.msg.ID, res))
+}
+
+// withResultType is result with "resultType":"complete" added when it has
+// none: every result of the stateless revision carries one, and a server of
+// an earlier revision sends none.
+func (r *Router) withResultType(result json.RawMessage) json.RawMessage {
+	if len(result) < 2 || result[0] != '{' {
+		return result
+	}
+	f, err := mcpparse.Fields(result, r.answer, "resultType")
+	if err != nil || f[0].Raw != nil {
+		return result
+	}
+	out := make([]byte, 0, len(result)+24)
+	out = append(out, `{"resultType":"complete"`...)
+	if !emptyJSONObject(result) {
+		out = append(out, ',')
+	}
+	return append(out, result[1:]...)
+}
+
+// emptyJSONObject reports whether obj, a JSON object, has no member.
+func emptyJSONObject(obj []byte) bool {
+	t := bytes.TrimLeft(obj[1:], " \t\r\n")
+	return len(t) > 0 && t[0] == '}'
+}
+
+// paramsFor is body with its params rewritten for a server speaking
+// version (up.Version; up.ID "" and the stateless revision: stateless): a
+// stateless server gets the stateless _meta (a session's client's version,
+// capabilities and clientInfo) unless the client sent it, a server of an
+// earlier revision never sees it.
+func (r *Router) paramsFor(c *call, up upstreamSession, body []byte) []byte {
+	modern := up.ID == "" && up.Version >= upstream.Stateless
+	if modern == c.sess.stateless() {
+		return body
+	}
+	f, err := mcpparse.Fields(body, requestOptions, "params")
+	if err != nil {
+		return body
+	}
+	var p []byte
+	if modern {
+		p = upstream.StatelessParams(nullable(f[0].Raw), c.sess.Info, c.sess.Caps)
+	} else {
+		if f[0].Raw == nil {
+			return body
+		}
+		p = upstream.StripStateless(f[0].Raw)
+	}
+	if f[0].Raw == nil {
+		// No params: add them as the last member.
+		i := bytes.LastIndexByte(body, '}')
+		out := make([]byte, 0, len(body)+len(p)+12)
+		out = append(append(out, body[:i]...), `,"params":`...)
+		out = append(append(out, p...), body[i:]...)
+		return out
+	}
+	return mcpparse.Splice(body, mcpparse.Span{Start: f[0].Start, End: f[0].Start + len(f[0].Raw)}, p)
+}
+
+// resultFor is an upstream's result as the client's revision wants it:
+// with a resultType for a stateless client, as it is otherwise.
+func (r *Router) resultFor(c *call, result json.RawMessage) json.RawMessage {
+	if result == nil || !c.sess.stateless() {
+		return result
+	}
+	return r.withResultType(result)
+}
