@@ -127,24 +127,6 @@ func parseDenial(err error) *Decision {
 	return deny(http.StatusBadRequest, reason, code)
 }
 
-// checkMirrorHeaders enforces MCP 2026-07-28: Mcp-Method and Mcp-Name, when
-// sent, must agree with the body.
-func checkMirrorHeaders(h map[string]string, m *mcpparse.Message) *Decision {
-	if v, ok := h["mcp-method"]; ok && v != m.Method {
-		return mismatch(m)
-	}
-	if v, ok := h["mcp-name"]; ok {
-		name := m.Name
-		if name == "" {
-			name = m.URI
-		}
-		if v != name {
-			return mismatch(m)
-		}
-	}
-	return nil
-}
-
 func mismatch(m *mcpparse.Message) *Decision {
 	d := deny(http.StatusBadRequest, ReasonHeaderMismatch, mcpparse.CodeHeaderMismatch)
 	d.ID = m.ID

@@ -163,3 +163,41 @@ func paramEqual(v string, arg []byte) bool {
 	got, err := strconv.ParseInt(v, 10, 64)
 	return err == nil && got == want
 }
+
+// Argument finds the member of params.arguments that an Mcp-Param-{name}
+// header names when the tool's schema is not at hand: the top-level member
+// whose key equals name ignoring ASCII case (header names have no case;
+// Parse refuses two keys equal once folded, so there is at most one). ok is
+// false when there is none: the header may mirror a nested or renamed
+// argument, which only the schema tells.
+func Argument(args []byte, name string) (raw []byte, ok bool) {
+	if args == nil {
+		return nil, false
+	}
+	var p scanner
+	if err := p.init(args, Options{CaseSensitiveKeys: true}); err != nil || p.peek() != '{' {
+		return nil, false
+	}
+	empty, err := p.open(1, '}')
+	if err != nil {
+		return nil, false
+	}
+	ks := p.beginObject()
+	for more := !empty; more; {
+		k, err := p.key(&ks)
+		if err != nil {
+			return nil, false
+		}
+		start := p.pos
+		if _, err := p.value(1); err != nil {
+			return nil, false
+		}
+		if strings.EqualFold(string(k), name) {
+			return args[start:p.pos], true
+		}
+		if more, err = p.next('}'); err != nil {
+			return nil, false
+		}
+	}
+	return nil, false
+}

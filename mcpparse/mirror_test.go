@@ -148,3 +148,28 @@ func TestCheckParam(t *testing.T) {
 		})
 	}
 }
+
+func TestArgument(t *testing.T) {
+	args := []byte(`{"region":"us","Count":3,"nested":{"zone":"a"}}`)
+	tests := []struct {
+		name, header, want string
+		ok                 bool
+	}{
+		{name: "same case", header: "region", want: `"us"`, ok: true},
+		{name: "header case", header: "Region", want: `"us"`, ok: true},
+		{name: "integer", header: "count", want: `3`, ok: true},
+		{name: "nested is not top level", header: "zone"},
+		{name: "absent", header: "other"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw, ok := Argument(args, tt.header)
+			if ok != tt.ok || string(raw) != tt.want {
+				t.Fatalf("Argument(%q) = %s %v, want %s %v", tt.header, raw, ok, tt.want, tt.ok)
+			}
+		})
+	}
+	if _, ok := Argument(nil, "x"); ok {
+		t.Fatal("Argument(nil) found something")
+	}
+}
