@@ -95,10 +95,12 @@ func (h Headers) set(hd http.Header) {
 }
 
 // Session is one session with a server: its id ("" for a server that keeps
-// none) and the protocol version it negotiated.
+// none), the protocol version it negotiated and whether it declared the
+// logging capability.
 type Session struct {
 	ID      string
 	Version string
+	Logging bool
 }
 
 // Errors the Client's methods wrap.
@@ -314,7 +316,7 @@ func (c *Client) Open(ctx context.Context, url, auth, version string, capabiliti
 	if err != nil {
 		return Session{}, err
 	}
-	f, err := mcpparse.Fields(res, c.answer, "protocolVersion")
+	f, err := mcpparse.Fields(res, c.answer, "protocolVersion", "capabilities")
 	if err != nil {
 		return Session{}, fmt.Errorf("upstream: initialize: %w: %w", ErrAnswer, err)
 	}
@@ -323,6 +325,13 @@ func (c *Client) Open(ctx context.Context, url, auth, version string, capabiliti
 		return Session{}, fmt.Errorf("upstream: initialize: %w: no protocolVersion", ErrAnswer)
 	}
 	s := Session{ID: hdr.Get("Mcp-Session-Id"), Version: v}
+	if caps := f[1].Raw; caps != nil && string(caps) != "null" {
+		cf, err := mcpparse.Fields(caps, c.answer, "logging")
+		if err != nil {
+			return Session{}, fmt.Errorf("upstream: initialize: %w: capabilities: %w", ErrAnswer, err)
+		}
+		s.Logging = cf[0].Raw != nil && string(cf[0].Raw) != "null"
+	}
 	h := Headers{Auth: auth, Session: s.ID, Version: s.Version, Method: "notifications/initialized"}
 	resp, err := c.Post(ctx, url, h, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`))
 	if err != nil {
