@@ -50,6 +50,9 @@ func (s *Server) decide(ctx context.Context, r *Request) *Decision {
 
 func (s *Server) run(ctx context.Context, c *call) *Decision {
 	r := &c.req
+	if d := s.checkOrigin(r); d != nil {
+		return d
+	}
 	if d := s.checkBody(r); d != nil {
 		return d
 	}

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/mcp-authz/mcp-authz/policy"
@@ -103,5 +104,60 @@ func TestDecideMirrorHeaders(t *testing.T) {
 				t.Fatalf("got allow %v status %d code %d id %s, want %d %d", d.Allow, d.Status, d.Code, d.ID, tt.status, tt.code)
 			}
 		})
+	}
+}
+
+// TestDecideOrigin: a request whose Origin is present and not allowed, or
+// whose Host is outside allowedHosts, is denied 403 before anything else;
+// a request without an Origin passes.
+func TestDecideOrigin(t *testing.T) {
+	defaults := newTestServer(t, Config{})
+	listed := newTestServer(t, Config{AllowedOrigins: []string{"https://app.example.com", "http://[::1]:*"}, AllowedHosts: []string{"mcp.example.com", "[::1]:8080"}})
+	list := `{"jsonrpc":"2.0","id":5,"method":"tools/list"}`
+	tests := []struct {
+		name   string
+		s      *Server
+		origin string // "-" for none
+		host   string
+		method string
+		reason string // "" when allowed
+	}{
+		{name: "defaults: no Origin", s: defaults, origin: "-", host: "evil.example.com"},
+		{name: "defaults: loopback Origin", s: defaults, origin: "http://localhost:6274", host: "127.0.0.1:8080"},
+		{name: "defaults: IPv6 loopback Origin", s: defaults, origin: "http://[::1]:6274", host: "[::1]:8080"},
+		{name: "defaults: rebinding", s: defaults, origin: "http://evil.example.com", host: "evil.example.com", reason: ReasonOriginDenied},
+		{name: "defaults: GET stream too", s: defaults, origin: "http://evil.example.com", host: "mcp.example.com", method: "GET", reason: ReasonOriginDenied},
+		{name: "listed Origin", s: listed, origin: "https://app.example.com", host: "mcp.example.com"},
+		{name: "listed IPv6 Origin any port", s: listed, origin: "http://[::1]:9999", host: "[::1]:8080"},
+		{name: "unlisted Origin", s: listed, origin: "https://other.example.com", host: "mcp.example.com", reason: ReasonOriginDenied},
+		{name: "unlisted Host", s: listed, origin: "-", host: "evil.example.com", reason: ReasonHostDenied},
+		{name: "IPv6 Host other port", s: listed, origin: "-", host: "[::1]:9090", reason: ReasonHostDenied},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := post(list, func(r *Request) {
+				r.Host = tt.host
+				if tt.origin != "-" {
+					r.Headers["origin"] = tt.origin
+				}
+				if tt.method != "" {
+					r.Method, r.Body = tt.method, nil
+					delete(r.Headers, "content-length")
+				}
+			})
+			d := tt.s.Decide(t.Context(), r)
+			if tt.reason == "" {
+				if !d.Allow {
+					t.Fatalf("denied %d %s", d.Status, d.Reason)
+				}
+				return
+			}
+			if d.Allow || d.Status != 403 || d.Reason != tt.reason || d.Code != codeForbidden {
+				t.Fatalf("got allow %v %d %s %d, want 403 %s", d.Allow, d.Status, d.Reason, d.Code, tt.reason)
+			}
+		})
+	}
+	if err := (Config{AllowedOrigins: []string{"app.example.com"}}).Validate(); err == nil || !strings.Contains(err.Error(), "allowedOrigins[0]") {
+		t.Fatalf("Validate with a bad origin: %v, want an error at allowedOrigins[0]", err)
 	}
 }

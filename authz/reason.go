@@ -22,6 +22,8 @@ const (
 	ReasonInvalidRequest   = "invalid_request"
 	ReasonBatchRejected    = "batch_rejected"
 	ReasonHeaderMismatch   = "header_mismatch"
+	ReasonOriginDenied     = "origin_denied" // Origin present and not allowed
+	ReasonHostDenied       = "host_denied"   // Host outside allowedHosts
 	ReasonToolDenied       = "tool_denied"
 	ReasonTokenMissing     = "token_missing"
 	ReasonTokenMalformed   = "token_malformed"
