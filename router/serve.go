@@ -43,6 +43,12 @@ type call struct {
 }
 
 func (r *Router) serveMCP(w http.ResponseWriter, req *http.Request) {
+	o := req.Header.Values("Origin")
+	if err := r.origins.Check(strings.Join(o, ","), len(o) > 0, req.Host); err != nil {
+		// DNS rebinding: refused before anything is read or opened.
+		writeError(w, http.StatusForbidden, nil, codeInvalidRequest, err.Error())
+		return
+	}
 	switch req.Method {
 	case http.MethodPost:
 		r.post(w, req)
