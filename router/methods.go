@@ -187,11 +187,30 @@ func (c *call) version() string {
 	return ""
 }
 
-// tool is srv's tool name (unprefixed) as listed to the caller.
+// tool is srv's tool name (unprefixed) as listed to the caller: from the
+// list of srv's tools fetched for this caller with the credential of this
+// call when authz vouched for it (the Authorization received is then srv's
+// token, not the caller's), else with the one the Authorizer gives.
 func (r *Router) tool(c *call, srv *registry.Server, name string) (json.RawMessage, bool) {
-	for _, it := range r.collect(c.req.Context(), c, toolsKind) {
-		if it.server == srv.Name && it.name == name {
-			return it.raw, true
+	ctx := c.req.Context()
+	auth := c.auth
+	if !c.vouched(srv) {
+		a, err := r.upstreamAuth(ctx, c.auth, srv.Name)
+		if err != nil {
+			return json.RawMessage(`{}`), false
+		}
+		auth = a
+	}
+	now := r.now()
+	key, l, ok := r.lists.lookup(toolsKind, srv, authContext(c.claims.Issuer, c.claims.Subject, auth), now)
+	if !ok || !now.Before(l.fresh) {
+		l = r.fetchCached(ctx, c, toolsKind, srv, key, auth)
+	}
+	if l != nil {
+		for _, it := range l.items {
+			if it.name == name {
+				return it.raw, true
+			}
 		}
 	}
 	return json.RawMessage(`{}`), false // declares no header
