@@ -1,6 +1,7 @@
 package mcpparse
 
 import (
+	"bytes"
 	"encoding/base64"
 	"fmt"
 	"strconv"
@@ -20,6 +21,8 @@ const Version2026 = "2026-07-28"
 // MetaProtocolVersion is the params._meta member that carries a 2026-07-28
 // request's protocol version.
 const MetaProtocolVersion = "io.modelcontextprotocol/protocolVersion"
+
+var metaVersionKey = []byte(MetaProtocolVersion)
 
 // Mirror is what a request's headers say of its body: MCP-Protocol-Version,
 // Mcp-Method and Mcp-Name as sent, with Has* false for a header absent.
@@ -46,7 +49,9 @@ type Mirror struct {
 // protocol version is not a string.
 func CheckMirror(h Mirror, m *Message) error {
 	version := h.Version
-	if m.Meta != nil {
+	// _meta is read only when it may hold the version: the key spelt out,
+	// or an escape that could spell it.
+	if m.Meta != nil && (bytes.Contains(m.Meta, metaVersionKey) || bytes.IndexByte(m.Meta, '\\') >= 0) {
 		f, err := Fields(m.Meta, Options{}, MetaProtocolVersion)
 		if err != nil {
 			return fmt.Errorf("%w: params._meta: %w", ErrInvalidParams, err)

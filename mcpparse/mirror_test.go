@@ -173,3 +173,15 @@ func TestArgument(t *testing.T) {
 		t.Fatal("Argument(nil) found something")
 	}
 }
+
+// TestCheckMirrorEscapedMeta: a _meta key spelt with escapes is still read.
+func TestCheckMirrorEscapedMeta(t *testing.T) {
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocol\u0056ersion":"2026-07-28"}}}`
+	m, err := Parse([]byte(body), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckMirror(Mirror{}, &m); !errors.Is(err, ErrHeaderMismatch) {
+		t.Fatalf("CheckMirror: %v, want a missing Mcp-Method", err)
+	}
+}

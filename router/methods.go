@@ -171,7 +171,7 @@ func (r *Router) checkParams(w http.ResponseWriter, c *call, srv *registry.Serve
 // version is the protocol version of the call: the MCP-Protocol-Version
 // header, else the one of params._meta, else the session's.
 func (c *call) version() string {
-	if v := c.req.Header.Get("MCP-Protocol-Version"); v != "" {
+	if v := c.req.Header.Get("Mcp-Protocol-Version"); v != "" {
 		return v
 	}
 	if c.msg.Meta != nil {

@@ -352,7 +352,7 @@ func (r *Router) delete(w http.ResponseWriter, req *http.Request) {
 
 // mirror is what the headers of req say of its body.
 func mirror(h http.Header) mcpparse.Mirror {
-	m := mcpparse.Mirror{Version: h.Get("MCP-Protocol-Version")}
+	m := mcpparse.Mirror{Version: h.Get("Mcp-Protocol-Version")} // canonical: Get allocates for any other spelling
 	if v := h.Values("Mcp-Method"); len(v) > 0 {
 		m.Method, m.HasMethod = strings.Join(v, ","), true
 	}
