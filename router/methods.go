@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -52,10 +53,11 @@ func (r *Router) subscribe(w http.ResponseWriter, c *call) {
 // on the caller's session with it (opened now if it was not yet, so that the
 // level holds for later calls), and answers {} once all have answered. A
 // server that fails or refuses is logged and left out: a log level is best
-// effort and one bad upstream must not fail the client's session. The
-// level is per upstream session, on this replica: a session opened later
-// (another replica, a server registered after) starts at its server's
-// default.
+// effort and one bad upstream must not fail the client's session. This
+// replica keeps the level (per session, bounded by CacheSize) and gives it
+// to the upstream sessions it opens later (a server registered after, a
+// session the upstream lost); another replica does not know it, so its
+// upstream sessions start at their server's default.
 func (r *Router) setLevel(w http.ResponseWriter, c *call) {
 	if c.msg.Params == nil {
 		writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "logging/setLevel without params")
@@ -81,7 +83,24 @@ func (r *Router) setLevel(w http.ResponseWriter, c *call) {
 		})
 	}
 	wg.Wait()
+	// Kept after the fan-out: a session opened during it got the level
+	// kept before, then this one.
+	r.levels.put(c.sess.key(), bytes.Clone(c.msg.Params))
 	writeJSON(w, http.StatusOK, resultBody(c.msg.ID, []byte("{}")))
+}
+
+// applyLevel gives an upstream session just opened the log level its
+// client session set, if any and if the server declared logging; best
+// effort.
+func (r *Router) applyLevel(ctx context.Context, s *session, srv *registry.Server, auth string, up upstreamSession) {
+	params, ok := r.levels.get(s.key())
+	if !ok || !up.Logging {
+		return
+	}
+	h := upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version}
+	if _, _, err := r.up.Request(ctx, srv.URL, h, "logging/setLevel", params); err != nil {
+		r.log.Info("logging/setLevel not applied", "server", srv.Name, "error", err.Error())
+	}
 }
 
 // updateAllowed reports whether notifications/resources/updated from srv

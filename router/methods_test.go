@@ -72,6 +72,7 @@ func newGamma(t *testing.T) (*gamma, string) {
 // the level reach the client on the call's stream; below it, none.
 func TestSetLevelAndLogging(t *testing.T) {
 	_, url := newGamma(t)
+	_, url2 := newGamma(t) // registered later; started first, so closed after the client
 	e := newEnv(t, nil, registry.Server{Name: "ns/gamma", Prefix: "gamma_", URL: url})
 	var mu sync.Mutex
 	var logs []string
@@ -99,10 +100,23 @@ func TestSetLevelAndLogging(t *testing.T) {
 	})
 	time.Sleep(100 * time.Millisecond)
 	mu.Lock()
-	defer mu.Unlock()
 	if strings.Join(logs, ",") != "m info,m error" {
 		t.Fatalf("logs %q, want only the info and error messages", logs)
 	}
+	logs = nil
+	mu.Unlock()
+
+	// A server registered after setLevel gets the level when the session
+	// first uses it.
+	e.store(registry.Server{Name: "ns/gamma", Prefix: "gamma_", URL: url}, registry.Server{Name: "ns/delta", Prefix: "delta_", URL: url2})
+	if res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "delta_logs", Arguments: map[string]any{"text": "late"}}); err != nil || resultText(t, res) != "logged" {
+		t.Fatalf("call on the later server: %v", err)
+	}
+	waitFor(t, "the later server's info and error messages", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Join(logs, ",") == "late info,late error"
+	})
 }
 
 // TestComplete: completion/complete reaches the prompt's server with the

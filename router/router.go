@@ -174,6 +174,7 @@ type Router struct {
 	lists    *listCache
 	upstream *lru[upstreamSession] // (session key, server) -> upstream session, opened on first use
 	ended    *lru[time.Time]       // ended session ids -> their expiry
+	levels   *lru[[]byte]          // session key -> the params of its last logging/setLevel
 	streams  *hub
 	meta     *resourcemeta.Handler // protected-resource metadata, if served
 	origins  *origin.Matcher
@@ -252,6 +253,7 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		lists:    newListCache(c.ListCacheBytes),
 		upstream: newLRU[upstreamSession](c.CacheSize),
 		ended:    newLRU[time.Time](c.CacheSize),
+		levels:   newLRU[[]byte](c.CacheSize),
 		streams:  newHub(),
 		metrics:  newMetrics(),
 		done:     make(chan struct{}),

@@ -52,6 +52,7 @@ func (r *Router) reinit(ctx context.Context, s *session, srv *registry.Server, a
 			return nil, err
 		}
 		r.metrics.upstreamSessions.Inc()
+		r.applyLevel(ctx, s, srv, auth, up)
 		r.upstream.put(key, up)
 		r.streams.watch(s.key(), srv)
 		// delete marks the session ended before it clears this cache: if it
