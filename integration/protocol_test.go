@@ -53,8 +53,8 @@ func startForecastServer(t *testing.T) *forecastServer {
 	})
 	f.srv.AddTool(&mcp.Tool{Name: "get_forecast", InputSchema: json.RawMessage(`{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"}}}`)},
 		func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			for _, l := range []mcp.LoggingLevel{"debug", "info"} {
-				if err := req.Session.Log(ctx, &mcp.LoggingMessageParams{Level: l, Data: "forecast " + string(l)}); err != nil {
+			for _, l := range []mcp.LoggingLevel{"debug", "info"} { //nolint:staticcheck // logging is deprecated in 2026-07-28, still served to 2025 clients
+				if err := req.Session.Log(ctx, &mcp.LoggingMessageParams{Level: l, Data: "forecast " + string(l)}); err != nil { //nolint:staticcheck // logging is deprecated in 2026-07-28, still served to 2025 clients
 					return nil, err
 				}
 			}
@@ -125,7 +125,7 @@ func TestProtocol2025(t *testing.T) {
 	var mu sync.Mutex
 	var logs, updates []string
 	alice := connectAs(t, a.front, token, &mcp.ClientOptions{
-		LoggingMessageHandler: func(_ context.Context, r *mcp.LoggingMessageRequest) {
+		LoggingMessageHandler: func(_ context.Context, r *mcp.LoggingMessageRequest) { //nolint:staticcheck // logging is deprecated in 2026-07-28, still served to 2025 clients
 			mu.Lock()
 			defer mu.Unlock()
 			logs = append(logs, fmt.Sprint(r.Params.Data))
@@ -156,10 +156,10 @@ func TestProtocol2025(t *testing.T) {
 
 	t.Run("logging", func(t *testing.T) {
 		caps := alice.InitializeResult().Capabilities
-		if caps.Logging == nil || caps.Completions == nil || caps.Resources == nil || !caps.Resources.Subscribe {
+		if caps.Logging == nil || caps.Completions == nil || caps.Resources == nil || !caps.Resources.Subscribe { //nolint:staticcheck // logging is deprecated in 2026-07-28, still served to 2025 clients
 			t.Fatalf("initialize declares %+v: want logging, completions, resources.subscribe", caps)
 		}
-		if err := alice.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "info"}); err != nil {
+		if err := alice.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "info"}); err != nil { //nolint:staticcheck // logging is deprecated in 2026-07-28, still served to 2025 clients
 			t.Fatalf("setLevel: %v", err)
 		}
 		if got, err := callTool(t, alice, &mcp.CallToolParams{Name: "weather_get_forecast", Arguments: map[string]any{"region": "us"}}); err != nil || got != "sunny" {

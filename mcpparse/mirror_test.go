@@ -98,7 +98,7 @@ func TestCheckMirror(t *testing.T) {
 			if tt.err == nil && err != nil || tt.err != nil && !errors.Is(err, tt.err) {
 				t.Fatalf("CheckMirror: %v, want %v", err, tt.err)
 			}
-			if tt.err == ErrHeaderMismatch && Code(err) != CodeHeaderMismatch {
+			if errors.Is(tt.err, ErrHeaderMismatch) && Code(err) != CodeHeaderMismatch {
 				t.Fatalf("code %d", Code(err))
 			}
 		})

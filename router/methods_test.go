@@ -42,8 +42,8 @@ func newGamma(t *testing.T) (*gamma, string) {
 		UnsubscribeHandler: func(ctx context.Context, req *mcp.UnsubscribeRequest) error { return nil },
 	})
 	mcp.AddTool(g.srv, &mcp.Tool{Name: "logs"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
-		for _, l := range []mcp.LoggingLevel{"debug", "info", "error"} {
-			if err := req.Session.Log(ctx, &mcp.LoggingMessageParams{Level: l, Data: in.Text + " " + string(l)}); err != nil {
+		for _, l := range []mcp.LoggingLevel{"debug", "info", "error"} { //nolint:staticcheck // logging is deprecated in 2026-07-28, still served to 2025 clients
+			if err := req.Session.Log(ctx, &mcp.LoggingMessageParams{Level: l, Data: in.Text + " " + string(l)}); err != nil { //nolint:staticcheck // logging is deprecated in 2026-07-28, still served to 2025 clients
 				return nil, nil, err
 			}
 		}
@@ -76,16 +76,16 @@ func TestSetLevelAndLogging(t *testing.T) {
 	e := newEnv(t, nil, registry.Server{Name: "ns/gamma", Prefix: "gamma_", URL: url})
 	var mu sync.Mutex
 	var logs []string
-	cs, _ := e.client("alice", &mcp.ClientOptions{LoggingMessageHandler: func(_ context.Context, req *mcp.LoggingMessageRequest) {
+	cs, _ := e.client("alice", &mcp.ClientOptions{LoggingMessageHandler: func(_ context.Context, req *mcp.LoggingMessageRequest) { //nolint:staticcheck // logging is deprecated in 2026-07-28, still served to 2025 clients
 		mu.Lock()
 		logs = append(logs, req.Params.Data.(string))
 		mu.Unlock()
 	}})
-	if cs.InitializeResult().Capabilities.Logging == nil || cs.InitializeResult().Capabilities.Completions == nil ||
+	if cs.InitializeResult().Capabilities.Logging == nil || cs.InitializeResult().Capabilities.Completions == nil || //nolint:staticcheck // logging is deprecated in 2026-07-28, still served to 2025 clients
 		cs.InitializeResult().Capabilities.Resources == nil || !cs.InitializeResult().Capabilities.Resources.Subscribe {
 		t.Fatalf("capabilities %+v: want logging, completions and resources.subscribe", cs.InitializeResult().Capabilities)
 	}
-	if err := cs.SetLoggingLevel(t.Context(), &mcp.SetLoggingLevelParams{Level: "info"}); err != nil {
+	if err := cs.SetLoggingLevel(t.Context(), &mcp.SetLoggingLevelParams{Level: "info"}); err != nil { //nolint:staticcheck // logging is deprecated in 2026-07-28, still served to 2025 clients
 		t.Fatalf("setLevel: %v", err)
 	}
 	res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "gamma_logs", Arguments: map[string]any{"text": "m"}})
