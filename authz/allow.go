@@ -26,7 +26,7 @@ func (s *Server) allowMessage(c *call, m *mcpparse.Message, srv *registry.Server
 	case m.Method == "tools/call":
 		d.name = name
 		d.setHeader(HeaderToolName, name)
-	case m.Method == "prompts/get":
+	case m.Method == "prompts/get" || m.Ref == "ref/prompt":
 		d.name = name
 		d.setHeader(HeaderPromptName, name)
 	case m.URI != "":

@@ -17,6 +17,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/internal/expiry"
+	"github.com/mcp-authz/mcp-authz/internal/origin"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
@@ -49,6 +50,21 @@ type Config struct {
 	// DecisionLogEvery logs one in this many allowed decisions; denials are
 	// always logged. 0 or 1 logs every decision.
 	DecisionLogEvery int `yaml:"decisionLogEvery" json:"decisionLogEvery"`
+	// AllowedOrigins and AllowedHosts protect against DNS rebinding (see
+	// origin.Config): a request whose Origin is present and not allowed, or
+	// whose Host is not listed when AllowedHosts is set, is denied 403
+	// (origin_denied, host_denied) before anything else. Default: loopback
+	// origins only, any Host. Behind Istio or Envoy, Envoy is the front
+	// and this is where the check happens: list the origins of the browser
+	// clients allowed (non-browser clients send no Origin) and the
+	// gateway's host names.
+	AllowedOrigins []string `yaml:"allowedOrigins" json:"allowedOrigins"`
+	AllowedHosts   []string `yaml:"allowedHosts" json:"allowedHosts"`
+}
+
+// origins is c's Origin and Host allowlist.
+func (c Config) origins() origin.Config {
+	return origin.Config{AllowedOrigins: c.AllowedOrigins, AllowedHosts: c.AllowedHosts}
 }
 
 func (c *Config) setDefaults() {
@@ -109,6 +125,7 @@ type Server struct {
 	metrics *metrics
 	sampled sampler
 	seen    *expiry.Cache[[]bool] // Visible's answers
+	origins *origin.Matcher
 }
 
 // New returns a Server. It validates the configuration once.
@@ -133,7 +150,12 @@ func New(c Config, d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	origins, err := origin.New(c.origins())
+	if err != nil {
+		return nil, fmt.Errorf("authz: %w", err)
+	}
 	return &Server{
+		origins: origins,
 		cfg:     c,
 		reg:     d.Registry,
 		verify:  d.Verifier,

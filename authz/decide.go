@@ -50,6 +50,9 @@ func (s *Server) decide(ctx context.Context, r *Request) *Decision {
 
 func (s *Server) run(ctx context.Context, c *call) *Decision {
 	r := &c.req
+	if d := s.checkOrigin(r); d != nil {
+		return d
+	}
 	if d := s.checkBody(r); d != nil {
 		return d
 	}
@@ -142,24 +145,6 @@ func parseDenial(err error) *Decision {
 		reason = ReasonParseError
 	}
 	return deny(http.StatusBadRequest, reason, code)
-}
-
-// checkMirrorHeaders enforces MCP 2026-07-28: Mcp-Method and Mcp-Name, when
-// sent, must agree with the body.
-func checkMirrorHeaders(h map[string]string, m *mcpparse.Message) *Decision {
-	if v, ok := h["mcp-method"]; ok && v != m.Method {
-		return mismatch(m)
-	}
-	if v, ok := h["mcp-name"]; ok {
-		name := m.Name
-		if name == "" {
-			name = m.URI
-		}
-		if v != name {
-			return mismatch(m)
-		}
-	}
-	return nil
 }
 
 func mismatch(m *mcpparse.Message) *Decision {

@@ -2,7 +2,9 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/mcpparse"
@@ -101,15 +103,16 @@ func (s *Server) input(c *call, m *mcpparse.Message, srv *registry.Server, name 
 	if srv != nil {
 		in.MCP.Server = srv.Name
 	}
-	switch m.Method {
-	case "tools/call":
+	// completion/complete is decided like the get or read it leads to: a
+	// ref/prompt sets mcp.prompt, a ref/resource mcp.resource (the
+	// template's URI, as resources/templates/list entries are decided).
+	switch {
+	case m.Method == "tools/call":
 		in.MCP.Tool = &policy.Tool{Name: name, Target: in.MCP.Server}
-	case "prompts/get":
+	case m.Method == "prompts/get" || m.Ref == "ref/prompt":
 		in.MCP.Prompt = &policy.Prompt{Name: name}
-	default:
-		if m.URI != "" {
-			in.MCP.Resource = &policy.Resource{URI: m.URI}
-		}
+	case m.URI != "":
+		in.MCP.Resource = &policy.Resource{URI: m.URI}
 	}
 	if c.caller != nil {
 		in.Identity = c.caller.Claims
@@ -118,4 +121,44 @@ func (s *Server) input(c *call, m *mcpparse.Message, srv *registry.Server, name 
 		in.Token = tok.Claims
 	}
 	return in
+}
+
+// checkMirrorHeaders enforces the headers that mirror the body (MCP
+// 2026-07-28, mcpparse.CheckMirror): MCP-Protocol-Version agrees with
+// params._meta; Mcp-Method and Mcp-Name agree with the body when sent, and
+// are sent on 2026-07-28 requests. authz has no tool schema, so of the
+// Mcp-Param-{Name} headers of a tools/call it checks what it can: one that
+// names a top-level argument (ignoring case) must equal it; one naming
+// nothing is left to the router, which knows which arguments the tool
+// mirrors.
+func checkMirrorHeaders(h map[string]string, m *mcpparse.Message) *Decision {
+	method, hasMethod := h["mcp-method"]
+	name, hasName := h["mcp-name"]
+	err := mcpparse.CheckMirror(mcpparse.Mirror{
+		Version: h["mcp-protocol-version"],
+		Method:  method, HasMethod: hasMethod,
+		Name: name, HasName: hasName,
+	}, m)
+	if err == nil && m.Method == "tools/call" {
+		for k, v := range h {
+			x, ok := strings.CutPrefix(k, "mcp-param-")
+			if !ok {
+				continue
+			}
+			if arg, ok := mcpparse.Argument(m.Arguments, x); ok {
+				if err = mcpparse.CheckParam(v, true, arg); err != nil {
+					break
+				}
+			}
+		}
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, mcpparse.ErrHeaderMismatch):
+		return mismatch(m)
+	}
+	d := deny(http.StatusBadRequest, ReasonInvalidRequest, mcpparse.Code(err))
+	d.ID = m.ID
+	return d
 }

@@ -23,6 +23,8 @@ const (
 	ReasonInvalidRequest   = "invalid_request"
 	ReasonBatchRejected    = "batch_rejected"
 	ReasonHeaderMismatch   = "header_mismatch"
+	ReasonOriginDenied     = "origin_denied"   // Origin present and not allowed
+	ReasonHostDenied       = "host_denied"     // Host outside allowedHosts
 	ReasonToolDenied       = "tool_denied"     // tools/call, and what targets no tool, prompt or resource
 	ReasonPromptDenied     = "prompt_denied"   // prompts/get
 	ReasonResourceDenied   = "resource_denied" // resources/read, subscribe, unsubscribe

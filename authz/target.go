@@ -9,7 +9,8 @@ import (
 // server, and so is exchanged for and decided by policy.
 func targeted(method string) bool {
 	switch method {
-	case "tools/call", "prompts/get", "resources/read", "resources/subscribe", "resources/unsubscribe":
+	case "tools/call", "prompts/get", "resources/read", "resources/subscribe", "resources/unsubscribe",
+		"completion/complete": // a ref/prompt like prompts/get, a ref/resource like resources/read
 		return true
 	}
 	return false

@@ -23,5 +23,6 @@ func (c Config) Validate() error {
 			errs = append(errs, &field.Error{Path: "assertionKeyFile", Err: err})
 		}
 	}
+	errs = append(errs, c.origins().Validate())
 	return errors.Join(errs...)
 }

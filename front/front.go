@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/mcp-authz/mcp-authz/internal/field"
+	"github.com/mcp-authz/mcp-authz/internal/origin"
 	"github.com/mcp-authz/mcp-authz/internal/resourcemeta"
 )
 
@@ -121,6 +123,21 @@ type Config struct {
 
 	// Now is the clock (request.time). Default time.Now.
 	Now func() time.Time `yaml:"-" json:"-"`
+
+	// AllowedOrigins and AllowedHosts protect against DNS rebinding (see
+	// origin.Config): a request whose Origin is present and not allowed, or
+	// whose Host is not listed when AllowedHosts is set, is answered 403
+	// with a JSON-RPC error before it is checked or forwarded (the
+	// protected-resource metadata excepted: it is public). Default:
+	// loopback origins only (make run, the quick start), any Host. authz
+	// and the router check the same with their own lists.
+	AllowedOrigins []string `yaml:"allowedOrigins" json:"allowedOrigins"`
+	AllowedHosts   []string `yaml:"allowedHosts" json:"allowedHosts"`
+}
+
+// origins is c's Origin and Host allowlist.
+func (c Config) origins() origin.Config {
+	return origin.Config{AllowedOrigins: c.AllowedOrigins, AllowedHosts: c.AllowedHosts}
 }
 
 // Validate reports every problem of c, each an *field.Error whose path is
@@ -149,6 +166,7 @@ func (c Config) Validate() error {
 	if c.ResourceMetadata != nil {
 		errs = append(errs, field.Under("resourceMetadata", c.ResourceMetadata.Validate()))
 	}
+	errs = append(errs, c.origins().Validate())
 	return errors.Join(errs...)
 }
 
@@ -177,6 +195,7 @@ type Front struct {
 	upstream *url.URL
 	proxy    *httputil.ReverseProxy
 	meta     *resourcemeta.Handler
+	origins  *origin.Matcher
 
 	shutdownGrace time.Duration // how long Start waits for open requests
 }
@@ -215,7 +234,11 @@ func New(c Config, checker Checker, logger *slog.Logger) (*Front, error) {
 		c.Now = time.Now
 	}
 	u, _ := url.Parse(c.Upstream) // Validate parsed it
-	g := &Front{cfg: c, checker: checker, log: logger, upstream: u, shutdownGrace: 5 * time.Second}
+	origins, err := origin.New(c.origins())
+	if err != nil {
+		return nil, fmt.Errorf("front: %w", err)
+	}
+	g := &Front{cfg: c, checker: checker, log: logger, upstream: u, origins: origins, shutdownGrace: 5 * time.Second}
 	if c.ResourceMetadata != nil {
 		m, err := resourcemeta.New(*c.ResourceMetadata)
 		if err != nil {
@@ -237,6 +260,12 @@ func (g *Front) Handler() http.Handler { return http.HandlerFunc(g.route) }
 func (g *Front) route(w http.ResponseWriter, r *http.Request) {
 	if g.meta != nil && g.meta.Serves(r.URL.Path) {
 		g.meta.ServeHTTP(w, r)
+		return
+	}
+	o := r.Header.Values("Origin")
+	if err := g.origins.Check(strings.Join(o, ","), len(o) > 0, r.Host); err != nil {
+		w.Header().Set("Content-Type", "application/json")
+		localReply(w, http.StatusForbidden, `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"`+err.Error()+`"}}`, nil)
 		return
 	}
 	g.serve(w, r)

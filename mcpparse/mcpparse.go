@@ -46,21 +46,26 @@ type Message struct {
 	// escapes, or an integer. It is nil for notifications, and may be null
 	// for an error.
 	ID json.RawMessage
-	// Name is params.name of tools/call and prompts/get, decoded; it is a
-	// ValidName.
+	// Name is params.name of tools/call and prompts/get, or
+	// params.ref.name of a completion/complete for a ref/prompt, decoded; it
+	// is a ValidName.
 	Name string
 	// URI is params.uri of resources/read, resources/subscribe and
-	// resources/unsubscribe, decoded; it is never empty and holds no
-	// control character.
+	// resources/unsubscribe, or params.ref.uri (a resource template's URI)
+	// of a completion/complete for a ref/resource, decoded; it is never
+	// empty and holds no control character.
 	URI string
+	// Ref is params.ref.type of completion/complete: "ref/prompt" or
+	// "ref/resource"; "" for other methods.
+	Ref string
 	// Arguments is params.arguments of tools/call and prompts/get, a JSON
 	// object as sent; nil if absent or null.
 	Arguments json.RawMessage
 
 	// IDSpan locates ID in the body; zero when there is no id.
 	IDSpan Span
-	// NameSpan locates params.name of tools/call and prompts/get in the
-	// body: the JSON string as sent, quotes included, so that a caller can
+	// NameSpan locates params.name of tools/call and prompts/get (or
+	// params.ref.name of completion/complete) in the body: the JSON string as sent, quotes included, so that a caller can
 	// put another name in its place without decoding the body again (see
 	// Splice); zero when Name is "".
 	NameSpan Span

@@ -12,6 +12,16 @@ type params struct {
 	nameKind, uriKind, argsKind byte   // 0 when absent
 	nameSpan                    Span   // the name as sent
 	cursor, requestID, meta     []byte // as sent; nil when absent
+	ref                         ref    // params.ref (completion/complete)
+	hasRef                      bool
+}
+
+// ref is what params.ref of completion/complete says: a ref/prompt by name
+// or a ref/resource by URI (template).
+type ref struct {
+	typ, name, uri             []byte // decoded
+	typKind, nameKind, uriKind byte   // 0 when absent
+	nameSpan                   Span
 }
 
 // message reads a JSON-RPC message object at depth.
@@ -172,7 +182,7 @@ func target(m *Message, hasParams bool, pr *params) error {
 	switch m.Method {
 	case "tools/call", "prompts/get":
 		named = true
-	case "resources/read", "resources/subscribe", "resources/unsubscribe":
+	case "resources/read", "resources/subscribe", "resources/unsubscribe", "completion/complete":
 	default:
 		return nil
 	}
@@ -181,6 +191,9 @@ func target(m *Message, hasParams bool, pr *params) error {
 	}
 	if !hasParams {
 		return fmt.Errorf("%w: %s without params", ErrInvalidParams, m.Method)
+	}
+	if m.Method == "completion/complete" {
+		return completionTarget(m, pr)
 	}
 	if !named {
 		if pr.uriKind != '"' {
@@ -210,6 +223,85 @@ func target(m *Message, hasParams bool, pr *params) error {
 	return nil
 }
 
+// completionTarget checks params.ref of completion/complete: a ref/prompt
+// with a valid name, which sets Name and NameSpan, or a ref/resource with a
+// URI (template), which sets URI. Arguments stays nil: params.argument is
+// the value being completed, not a call's arguments.
+func completionTarget(m *Message, pr *params) error {
+	r := &pr.ref
+	switch {
+	case !pr.hasRef:
+		return fmt.Errorf("%w: completion/complete without params.ref", ErrInvalidParams)
+	case r.typKind != '"':
+		return fmt.Errorf("%w: params.ref without a string type", ErrInvalidParams)
+	}
+	switch string(r.typ) {
+	case "ref/prompt":
+		if r.uriKind != 0 {
+			return fmt.Errorf("%w: ref/prompt with a uri", ErrInvalidParams)
+		}
+		if r.nameKind != '"' || !validName(r.name) {
+			return fmt.Errorf("%w: ref/prompt without a name of 1 to 128 characters of [A-Za-z0-9_.-]", ErrInvalidParams)
+		}
+		m.Name, m.NameSpan = string(r.name), r.nameSpan
+	case "ref/resource":
+		if r.nameKind != 0 {
+			return fmt.Errorf("%w: ref/resource with a name", ErrInvalidParams)
+		}
+		if r.uriKind != '"' || !validURI(r.uri) {
+			return fmt.Errorf("%w: ref/resource without a non-empty uri free of control characters", ErrInvalidParams)
+		}
+		m.URI = string(r.uri)
+	default:
+		return fmt.Errorf("%w: params.ref type %.40q is neither ref/prompt nor ref/resource", ErrInvalidParams, r.typ)
+	}
+	m.Ref = string(r.typ)
+	return nil
+}
+
+// ref reads params.ref at depth: type, name and uri; title and other
+// members are read and left.
+func (p *scanner) ref(depth int, r *ref) error {
+	empty, err := p.open(depth, '}')
+	if empty || err != nil {
+		return err
+	}
+	ks := p.beginObject()
+	for more := true; more; {
+		k, err := p.key(&ks)
+		if err != nil {
+			return err
+		}
+		switch string(k) {
+		case "type":
+			r.typ, r.typKind, err = p.member(depth)
+		case "name":
+			start := p.pos
+			r.name, r.nameKind, err = p.member(depth)
+			r.nameSpan = Span{start, p.pos}
+		case "uri":
+			r.uri, r.uriKind, err = p.member(depth)
+		default:
+			if m, ok := refMembers[string(fold(k))]; ok && m != string(k) && !p.exact {
+				return fmt.Errorf("%w: params.ref member %.40q is %q in another case", ErrInvalidParams, k, m)
+			}
+			_, err = p.value(depth)
+		}
+		if err != nil {
+			return err
+		}
+		if more, err = p.next('}'); err != nil {
+			return err
+		}
+	}
+	p.endObject(ks)
+	return nil
+}
+
+// refMembers maps the folded form of the members of params.ref to their
+// one spelling, as paramMembers does for params.
+var refMembers = map[string]string{"type": "type", "name": "name", "uri": "uri"}
+
 // params reads a params object at depth, noting name, uri and arguments.
 func (p *scanner) params(depth int, pr *params) error {
 	empty, err := p.open(depth, '}')
@@ -229,6 +321,12 @@ func (p *scanner) params(depth int, pr *params) error {
 			pr.nameSpan = Span{start, p.pos}
 		case "uri":
 			pr.uri, pr.uriKind, err = p.member(depth)
+		case "ref":
+			if p.peek() != '{' {
+				return fmt.Errorf("%w: params.ref is not an object", ErrInvalidParams)
+			}
+			pr.hasRef = true
+			err = p.ref(depth+1, &pr.ref)
 		case "arguments":
 			start := p.pos
 			pr.argsKind, err = p.value(depth)

@@ -25,6 +25,20 @@ import (
 // A request whose assertion names no server (authz without the registry)
 // is resolved here by its prefix.
 func (r *Router) callNamed(w http.ResponseWriter, c *call) {
+	srv, body, name, ok := r.resolveNamed(w, c)
+	if !ok {
+		return
+	}
+	if c.msg.Method == "tools/call" && !r.checkParams(w, c, srv, name) {
+		return
+	}
+	r.forward(w, c, srv, body, name)
+}
+
+// resolveNamed finds the server of a prefixed name (params.name, or
+// params.ref.name of completion/complete) and returns the body with the
+// unprefixed name spliced in; on failure it answers and reports false.
+func (r *Router) resolveNamed(w http.ResponseWriter, c *call) (*registry.Server, []byte, string, bool) {
 	snap := r.reg.Load()
 	var (
 		srv  *registry.Server
@@ -38,20 +52,20 @@ func (r *Router) callNamed(w http.ResponseWriter, c *call) {
 		// server's prefix and the tool is a forged or broken assertion.
 		if ok && (len(c.msg.Name) != len(srv.Prefix)+len(name) || !strings.HasPrefix(c.msg.Name, srv.Prefix) || !strings.HasSuffix(c.msg.Name, name)) {
 			writeError(w, http.StatusForbidden, c.msg.ID, codeInvalidRequest, "request did not pass authorization")
-			return
+			return nil, nil, "", false
 		}
 	} else {
 		srv, name, ok = snap.Resolve(c.msg.Name)
 	}
 	if !ok || name == "" {
 		writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "unknown name: "+c.msg.Name)
-		return
+		return nil, nil, "", false
 	}
 	body := c.body
 	if name != c.msg.Name {
 		body = mcpparse.Splice(c.body, c.msg.NameSpan, mcpparse.AppendString(make([]byte, 0, len(name)+2), name))
 	}
-	r.forward(w, c, srv, body, name)
+	return srv, body, name, true
 }
 
 // readResource forwards resources/read to the server owning the URI.
@@ -244,6 +258,9 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 		default:
 			if strings.HasSuffix(m.Method, "/list_changed") {
 				r.lists.invalidate(srv.Name)
+			}
+			if m.Method == "notifications/resources/updated" && !r.updateAllowed(c.req.Context(), c, srv, &m) {
+				continue
 			}
 		}
 		if err := sw.event(data); err != nil || done {

@@ -43,7 +43,7 @@ func (a *testAuthz) Visible(_ context.Context, caller string, targets []policy.T
 	a.mu.Unlock()
 	out := make([]bool, len(targets))
 	for i, t := range targets {
-		out[i] = !strings.HasPrefix(t.Tool, "secret")
+		out[i] = !strings.HasPrefix(t.Tool, "secret") && !strings.Contains(t.Resource, "secret")
 	}
 	return out, nil
 }

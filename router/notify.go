@@ -263,14 +263,14 @@ func (r *Router) watchOnce(ctx context.Context, c *call, srv *registry.Server, o
 			resp.Body.Close()
 			return true
 		}
-		r.relayStream(ctx, srv, resp.Body, out)
+		r.relayStream(ctx, c, srv, resp.Body, out)
 		resp.Body.Close()
 		return ctx.Err() == nil
 	}
 	return true
 }
 
-func (r *Router) relayStream(ctx context.Context, srv *registry.Server, body io.Reader, out chan<- []byte) {
+func (r *Router) relayStream(ctx context.Context, c *call, srv *registry.Server, body io.Reader, out chan<- []byte) {
 	sr := upstream.NewSSEReader(body, r.cfg.MaxResponseBytes)
 	for {
 		data, err := sr.Next()
@@ -287,6 +287,9 @@ func (r *Router) relayStream(ctx context.Context, srv *registry.Server, body io.
 		case mcpparse.KindNotification:
 			if strings.HasSuffix(m.Method, "/list_changed") {
 				r.lists.invalidate(srv.Name)
+			}
+			if m.Method == "notifications/resources/updated" && !r.updateAllowed(ctx, c, srv, &m) {
+				continue
 			}
 		default:
 			continue

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/internal/origin"
 	"github.com/mcp-authz/mcp-authz/internal/resourcemeta"
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/policy"
@@ -97,6 +98,14 @@ type Config struct {
 	HTTPClient *http.Client `yaml:"-" json:"-"`
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time `yaml:"-" json:"-"`
+	// AllowedOrigins and AllowedHosts protect the MCP endpoint against DNS
+	// rebinding (see origin.Config), for a router reached without the
+	// front or Envoy checking them: a request whose Origin is present and
+	// not allowed, or whose Host is not listed when AllowedHosts is set, is
+	// answered 403 with a JSON-RPC error. Default: loopback origins only,
+	// any Host. Give the router the lists given to the front and authz.
+	AllowedOrigins []string `yaml:"allowedOrigins" json:"allowedOrigins"`
+	AllowedHosts   []string `yaml:"allowedHosts" json:"allowedHosts"`
 }
 
 // Registry is the source of registered servers.
@@ -165,9 +174,11 @@ type Router struct {
 	lists    *listCache
 	upstream *lru[upstreamSession] // (session key, server) -> upstream session, opened on first use
 	ended    *lru[time.Time]       // ended session ids -> their expiry
+	levels   *lru[[]byte]          // session key -> the params of its last logging/setLevel
 	streams  *hub
 	gens     *generations          // which servers speak the stateless revision
 	meta     *resourcemeta.Handler // protected-resource metadata, if served
+	origins  *origin.Matcher
 	metrics  *metrics
 	inits    singleflight.Group // de-duplicates upstream initializes
 	done     chan struct{}      // closed when shutdown starts: GET streams end
@@ -223,6 +234,10 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 			return nil, fmt.Errorf("router: %w", err)
 		}
 	}
+	origins, err := origin.New(origin.Config{AllowedOrigins: c.AllowedOrigins, AllowedHosts: c.AllowedHosts})
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
 	client := c.HTTPClient
 	if client == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
@@ -240,12 +255,14 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		lists:    newListCache(c.ListCacheBytes),
 		upstream: newLRU[upstreamSession](c.CacheSize),
 		ended:    newLRU[time.Time](c.CacheSize),
+		levels:   newLRU[[]byte](c.CacheSize),
 		streams:  newHub(),
 		gens:     newGenerations(),
 		metrics:  newMetrics(),
 		done:     make(chan struct{}),
 		inflight: map[string]*registry.Server{},
 		meta:     meta,
+		origins:  origins,
 	}
 	go r.watchRegistry()
 	return r, nil

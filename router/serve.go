@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
@@ -25,7 +26,7 @@ const maxRequestBytes = 4 << 20
 var protocolVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26"}
 
 // capabilities is what initialize answers.
-const capabilities = `{"tools":{"listChanged":true},"prompts":{"listChanged":true},"resources":{"listChanged":true}}`
+const capabilities = `{"tools":{"listChanged":true},"prompts":{"listChanged":true},"resources":{"listChanged":true,"subscribe":true},"logging":{},"completions":{}}`
 
 // call is one client request the router is serving.
 type call struct {
@@ -41,6 +42,12 @@ type call struct {
 }
 
 func (r *Router) serveMCP(w http.ResponseWriter, req *http.Request) {
+	o := req.Header.Values("Origin")
+	if err := r.origins.Check(strings.Join(o, ","), len(o) > 0, req.Host); err != nil {
+		// DNS rebinding: refused before anything is read or opened.
+		writeError(w, http.StatusForbidden, nil, codeInvalidRequest, err.Error())
+		return
+	}
 	switch req.Method {
 	case http.MethodPost:
 		r.post(w, req)
@@ -145,8 +152,12 @@ func (r *Router) post(w http.ResponseWriter, req *http.Request) {
 		writeError(w, http.StatusBadRequest, nil, codeParse, "not a JSON-RPC 2.0 message")
 		return
 	}
-	if !mirrorsBody(req.Header, &msg) {
-		writeError(w, http.StatusBadRequest, msg.ID, codeHeaderMismatch, "Mcp-Method or Mcp-Name does not match the body")
+	if err := mcpparse.CheckMirror(mirror(req.Header), &msg); err != nil {
+		code, text := codeHeaderMismatch, "Mcp-Method, Mcp-Name or MCP-Protocol-Version does not match the body"
+		if !errors.Is(err, mcpparse.ErrHeaderMismatch) {
+			code, text = mcpparse.Code(err), "invalid params._meta"
+		}
+		writeError(w, http.StatusBadRequest, msg.ID, code, text)
 		return
 	}
 	r.metrics.requests.WithLabelValues(methodLabel(msg.Method)).Inc()
@@ -203,6 +214,12 @@ func (r *Router) dispatch(w http.ResponseWriter, c *call) {
 		r.callNamed(w, c)
 	case "resources/read":
 		r.readResource(w, c)
+	case "resources/subscribe", "resources/unsubscribe":
+		r.subscribe(w, c)
+	case "completion/complete":
+		r.complete(w, c)
+	case "logging/setLevel":
+		r.setLevel(w, c)
 	default:
 		writeError(w, http.StatusOK, c.msg.ID, codeNoMethod, "method not found")
 	}
@@ -331,21 +348,14 @@ func (r *Router) delete(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// mirrorsBody checks the 2026-07-28 Mcp-Method and Mcp-Name headers, when
-// sent, against the body.
-func mirrorsBody(h http.Header, m *mcpparse.Message) bool {
-	if v := h.Get("Mcp-Method"); v != "" && v != m.Method {
-		return false
+// mirror is what the headers of req say of its body.
+func mirror(h http.Header) mcpparse.Mirror {
+	m := mcpparse.Mirror{Version: h.Get("Mcp-Protocol-Version")} // canonical: Get allocates for any other spelling
+	if v := h.Values("Mcp-Method"); len(v) > 0 {
+		m.Method, m.HasMethod = strings.Join(v, ","), true
 	}
-	v := h.Get("Mcp-Name")
-	if v == "" {
-		return true
+	if v := h.Values("Mcp-Name"); len(v) > 0 {
+		m.Name, m.HasName = strings.Join(v, ","), true
 	}
-	switch m.Method {
-	case "tools/call", "prompts/get":
-		return v == m.Name
-	case "resources/read":
-		return v == m.URI
-	}
-	return true
+	return m
 }

@@ -62,6 +62,7 @@ func (r *Router) reinit(ctx context.Context, s *session, srv *registry.Server, a
 			return nil, err
 		}
 		r.metrics.upstreamSessions.Inc()
+		r.applyLevel(ctx, s, srv, auth, up)
 		r.upstream.put(key, up)
 		if !s.stateless() {
 			r.streams.watch(s.key(), srv) // a stateless caller has no GET stream

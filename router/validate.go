@@ -7,6 +7,7 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/internal/field"
+	"github.com/mcp-authz/mcp-authz/internal/origin"
 )
 
 // Validate reports every problem of c, each an *field.Error whose path is
@@ -47,5 +48,6 @@ func (c Config) Validate() error {
 	if c.ResourceMetadata != nil {
 		errs = append(errs, field.Under("resourceMetadata", c.ResourceMetadata.Validate()))
 	}
+	errs = append(errs, origin.Config{AllowedOrigins: c.AllowedOrigins, AllowedHosts: c.AllowedHosts}.Validate())
 	return errors.Join(errs...)
 }

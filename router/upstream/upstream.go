@@ -216,10 +216,12 @@ func (h Headers) set(hd http.Header, server string) {
 }
 
 // Session is one session with a server: its id ("" for a server that keeps
-// none) and the protocol version it negotiated.
+// none), the protocol version it negotiated and whether it declared the
+// logging capability.
 type Session struct {
 	ID      string
 	Version string
+	Logging bool
 }
 
 // Errors the Client's methods wrap.
@@ -441,7 +443,7 @@ func (c *Client) Open(ctx context.Context, t Target, h Headers, version string, 
 	if err != nil {
 		return Session{}, err
 	}
-	f, err := mcpparse.Fields(res, c.answer, "protocolVersion")
+	f, err := mcpparse.Fields(res, c.answer, "protocolVersion", "capabilities")
 	if err != nil {
 		return Session{}, fmt.Errorf("upstream: initialize: %w: %w", ErrAnswer, err)
 	}
@@ -450,6 +452,13 @@ func (c *Client) Open(ctx context.Context, t Target, h Headers, version string, 
 		return Session{}, fmt.Errorf("upstream: initialize: %w: no protocolVersion", ErrAnswer)
 	}
 	s := Session{ID: hdr.Get("Mcp-Session-Id"), Version: v}
+	if caps := f[1].Raw; caps != nil && string(caps) != "null" {
+		cf, err := mcpparse.Fields(caps, c.answer, "logging")
+		if err != nil {
+			return Session{}, fmt.Errorf("upstream: initialize: %w: capabilities: %w", ErrAnswer, err)
+		}
+		s.Logging = cf[0].Raw != nil && string(cf[0].Raw) != "null"
+	}
 	h = Headers{Auth: h.Auth, Session: s.ID, Version: s.Version, Method: "notifications/initialized"}
 	resp, err := c.Post(ctx, t, h, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`))
 	if err != nil {

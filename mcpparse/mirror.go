@@ -1,0 +1,208 @@
+package mcpparse
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// ErrHeaderMismatch wraps every failure of CheckMirror and CheckParam: a
+// header that mirrors the body is missing or says something else (MCP
+// 2026-07-28, SEP-2243). Its code is CodeHeaderMismatch; answer it with
+// HTTP 400.
+var ErrHeaderMismatch = &Error{Code: CodeHeaderMismatch, Message: "header mismatch"}
+
+// Version2026 is the first protocol revision whose requests must mirror
+// their method and name in headers.
+const Version2026 = "2026-07-28"
+
+// MetaProtocolVersion is the params._meta member that carries a 2026-07-28
+// request's protocol version.
+const MetaProtocolVersion = "io.modelcontextprotocol/protocolVersion"
+
+var metaVersionKey = []byte(MetaProtocolVersion)
+
+// Mirror is what a request's headers say of its body: MCP-Protocol-Version,
+// Mcp-Method and Mcp-Name as sent, with Has* false for a header absent.
+type Mirror struct {
+	Version            string
+	Method, Name       string
+	HasMethod, HasName bool
+}
+
+// CheckMirror checks the headers of one message against it, after decoding
+// the =?base64?…?= form of Mcp-Method and Mcp-Name:
+//
+//   - MCP-Protocol-Version, when sent, equals the version in params._meta
+//     (MetaProtocolVersion) when the body has one;
+//   - Mcp-Method, when sent, equals the method, and Mcp-Name, when sent,
+//     equals the name of tools/call and prompts/get or the URI of
+//     resources/read, subscribe and unsubscribe (other methods' Mcp-Name is
+//     left to their handlers);
+//   - a message of 2026-07-28 or later (by the header, else by _meta) that
+//     has a method must send Mcp-Method, and tools/call, prompts/get and
+//     resources/read must send Mcp-Name.
+//
+// Errors wrap ErrHeaderMismatch, or ErrInvalidParams for a _meta whose
+// protocol version is not a string.
+func CheckMirror(h Mirror, m *Message) error {
+	version := h.Version
+	// _meta is read only when it may hold the version: the key spelt out,
+	// or an escape that could spell it.
+	if m.Meta != nil && (bytes.Contains(m.Meta, metaVersionKey) || bytes.IndexByte(m.Meta, '\\') >= 0) {
+		f, err := Fields(m.Meta, Options{}, MetaProtocolVersion)
+		if err != nil {
+			return fmt.Errorf("%w: params._meta: %w", ErrInvalidParams, err)
+		}
+		if raw := f[0].Raw; raw != nil {
+			v, err := String(raw)
+			if err != nil {
+				return fmt.Errorf("%w: params._meta protocol version is not a string", ErrInvalidParams)
+			}
+			if h.Version != "" && v != h.Version {
+				return fmt.Errorf("%w: MCP-Protocol-Version is not the protocol version of params._meta", ErrHeaderMismatch)
+			}
+			version = v
+		}
+	}
+	if m.Method == "" {
+		return nil
+	}
+	required := version >= Version2026
+	switch {
+	case h.HasMethod:
+		if v, ok := DecodeHeader(h.Method); !ok || v != m.Method {
+			return fmt.Errorf("%w: Mcp-Method is not the body's method", ErrHeaderMismatch)
+		}
+	case required:
+		return fmt.Errorf("%w: no Mcp-Method header", ErrHeaderMismatch)
+	}
+	var name string
+	switch m.Method {
+	case "tools/call", "prompts/get":
+		name = m.Name
+	case "resources/read":
+		name = m.URI
+	case "resources/subscribe", "resources/unsubscribe":
+		name, required = m.URI, false // 2025 methods: checked only when sent
+	default:
+		return nil
+	}
+	switch {
+	case h.HasName:
+		if v, ok := DecodeHeader(h.Name); !ok || v != name {
+			return fmt.Errorf("%w: Mcp-Name is not the body's name", ErrHeaderMismatch)
+		}
+	case required:
+		return fmt.Errorf("%w: no Mcp-Name header", ErrHeaderMismatch)
+	}
+	return nil
+}
+
+// DecodeHeader decodes a header value that mirrors the body: as sent, or
+// the UTF-8 text in its =?base64?…?= form (standard base64, padded). ok is
+// false for a malformed base64 form.
+func DecodeHeader(v string) (string, bool) {
+	inner, ok := strings.CutPrefix(v, "=?base64?")
+	if !ok {
+		return v, true
+	}
+	if inner, ok = strings.CutSuffix(inner, "?="); !ok {
+		return v, true
+	}
+	b, err := base64.StdEncoding.Strict().DecodeString(inner)
+	if err != nil {
+		return "", false
+	}
+	return string(b), true
+}
+
+// ParamHeaderPrefix starts the header that mirrors a tool argument marked
+// x-mcp-header: Mcp-Param-{Name}.
+const ParamHeaderPrefix = "Mcp-Param-"
+
+// CheckParam checks an Mcp-Param-{Name} header against the argument it
+// mirrors, arg as sent in params.arguments (nil when absent). present says
+// whether the header was sent. A header needs its argument and an argument
+// (not null) needs its header; the argument must be a string, a boolean or
+// an integer within ±(2^53-1), which the decoded header spells (strings as
+// they are, booleans as true or false, integers in decimal). Errors wrap
+// ErrHeaderMismatch.
+func CheckParam(header string, present bool, arg []byte) error {
+	if arg == nil || string(arg) == "null" {
+		if present {
+			return fmt.Errorf("%w: Mcp-Param header for an absent argument", ErrHeaderMismatch)
+		}
+		return nil
+	}
+	if !present {
+		return fmt.Errorf("%w: no Mcp-Param header for an argument marked x-mcp-header", ErrHeaderMismatch)
+	}
+	v, ok := DecodeHeader(header)
+	if !ok {
+		return fmt.Errorf("%w: Mcp-Param header with a malformed base64 form", ErrHeaderMismatch)
+	}
+	if !paramEqual(v, arg) {
+		return fmt.Errorf("%w: Mcp-Param header is not its argument", ErrHeaderMismatch)
+	}
+	return nil
+}
+
+// maxSafe bounds the integers a header may mirror (JavaScript's safe range).
+const maxSafe = 1<<53 - 1
+
+func paramEqual(v string, arg []byte) bool {
+	switch arg[0] {
+	case '"':
+		s, err := String(arg)
+		return err == nil && s == v
+	case 't', 'f':
+		return v == string(arg) // true or false, as JSON spells them
+	}
+	want, err := Int(arg)
+	if err != nil || want > maxSafe || want < -maxSafe {
+		return false
+	}
+	got, err := strconv.ParseInt(v, 10, 64)
+	return err == nil && got == want
+}
+
+// Argument finds the member of params.arguments that an Mcp-Param-{name}
+// header names when the tool's schema is not at hand: the top-level member
+// whose key equals name ignoring ASCII case (header names have no case;
+// Parse refuses two keys equal once folded, so there is at most one). ok is
+// false when there is none: the header may mirror a nested or renamed
+// argument, which only the schema tells.
+func Argument(args []byte, name string) (raw []byte, ok bool) {
+	if args == nil {
+		return nil, false
+	}
+	var p scanner
+	if err := p.init(args, Options{CaseSensitiveKeys: true}); err != nil || p.peek() != '{' {
+		return nil, false
+	}
+	empty, err := p.open(1, '}')
+	if err != nil {
+		return nil, false
+	}
+	ks := p.beginObject()
+	for more := !empty; more; {
+		k, err := p.key(&ks)
+		if err != nil {
+			return nil, false
+		}
+		start := p.pos
+		if _, err := p.value(1); err != nil {
+			return nil, false
+		}
+		if strings.EqualFold(string(k), name) {
+			return args[start:p.pos], true
+		}
+		if more, err = p.next('}'); err != nil {
+			return nil, false
+		}
+	}
+	return nil, false
+}
