@@ -110,7 +110,7 @@ inspector: $(INSPECTOR) ## Install the MCP inspector CLI (pinned, with Node 22) 
 	@chmod +x $(BIN)/mcp-inspector.tmp && mv -f $(BIN)/mcp-inspector.tmp $(BIN)/mcp-inspector
 
 .PHONY: test
-test: lint manifests-check monitoring-check unit image-test fuzz-short e2e ## Everything that must pass (what CI runs).
+test: lint manifests-check monitoring-check unit image-test fuzz-short e2e conformance ## Everything that must pass (what CI runs).
 
 .PHONY: unit
 unit: npm envtest $(INSPECTOR) $(HELM) ## Unit tests (go test ./...), envtest with a real kube-apiserver.
