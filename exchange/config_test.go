@@ -75,10 +75,18 @@ func TestProfilesValidate(t *testing.T) {
 		{"unknown grant", map[string]Profile{"p": {Steps: []Step{func() Step { s := te; s.Grant = "password"; return s }()}, Expect: expect}}, []string{"profiles.p.steps[0].grant"}},
 		{"two credentials", map[string]Profile{"p": {Steps: []Step{func() Step { s := te; s.FederatedTokenFile = secretPath; return s }()}, Expect: expect}}, []string{"profiles.p.steps[0].clientSecretFile"}},
 		{"no credential", map[string]Profile{"p": {Steps: []Step{func() Step { s := te; s.ClientSecretFile = ""; return s }()}, Expect: expect}}, []string{"profiles.p.steps[0].clientSecretFile"}},
-		{"authStyle with a key", map[string]Profile{"p": {Steps: []Step{func() Step { s := te; s.ClientSecretFile, s.PrivateKeyFile, s.AuthStyle = "", secretPath, "post"; return s }()}, Expect: expect}}, []string{"profiles.p.steps[0].authStyle"}},
+		{"authStyle with a key", map[string]Profile{"p": {Steps: []Step{func() Step {
+			s := te
+			s.ClientSecretFile, s.PrivateKeyFile, s.AuthStyle = "", secretPath, "post"
+			return s
+		}()}, Expect: expect}}, []string{"profiles.p.steps[0].authStyle"}},
 		{"not a key", map[string]Profile{"p": {Steps: []Step{func() Step { s := te; s.ClientSecretFile, s.PrivateKeyFile = "", secretPath; return s }()}, Expect: expect}}, []string{"profiles.p.steps[0].privateKeyFile"}},
 		{"token URL with credentials", map[string]Profile{"p": {Steps: []Step{func() Step { s := te; s.TokenURL = "https://u:p@a.example/token"; return s }()}, Expect: expect}}, []string{"profiles.p.steps[0].tokenURL"}},
-		{"requested refresh token", map[string]Profile{"p": {Steps: []Step{func() Step { s := te; s.RequestedTokenType = "urn:ietf:params:oauth:token-type:refresh_token"; return s }()}, Expect: expect}}, []string{"profiles.p.steps[0].requestedTokenType"}},
+		{"requested refresh token", map[string]Profile{"p": {Steps: []Step{func() Step {
+			s := te
+			s.RequestedTokenType = "urn:ietf:params:oauth:token-type:refresh_token"
+			return s
+		}()}, Expect: expect}}, []string{"profiles.p.steps[0].requestedTokenType"}},
 		{"actor on jwt-bearer", map[string]Profile{"p": {Steps: []Step{te, func() Step { s := jb; s.ActorTokenFile = secretPath; return s }()}, Expect: expect}}, []string{"profiles.p.steps[1].actorTokenFile"}},
 		{"expect without audience", map[string]Profile{"p": {Steps: []Step{te}, Expect: &Expect{Issuer: "https://b.example"}}}, []string{"profiles.p.expect.audience"}},
 		{"expect issuer relative", map[string]Profile{"p": {Steps: []Step{te}, Expect: &Expect{Issuer: "/realms/b", Audience: "k"}}}, []string{"profiles.p.expect.issuer"}},
