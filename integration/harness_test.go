@@ -44,6 +44,7 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	stopDomains()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }

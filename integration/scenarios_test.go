@@ -10,10 +10,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -83,66 +81,6 @@ func (r *recordingProxy) requests() []seenRequest {
 	return slices.Clone(r.seen)
 }
 
-// kubeAPI stands where the Kubernetes API server stands: it records the
-// Authorization header of every request and answers 401, as an API server
-// does to a token it does not accept.
-type kubeAPI struct {
-	url  string
-	mu   sync.Mutex
-	auth []string
-}
-
-func startKubeAPI(t *testing.T) *kubeAPI {
-	t.Helper()
-	k := &kubeAPI{}
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		k.mu.Lock()
-		k.auth = append(k.auth, r.Header.Get("Authorization"))
-		k.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = io.WriteString(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}`)
-	}))
-	t.Cleanup(srv.Close)
-	k.url = srv.URL
-	return k
-}
-
-func (k *kubeAPI) authorizations() []string {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return slices.Clone(k.auth)
-}
-
-// startKubernetesMCP runs the real kubernetes-mcp-server (npm) on a
-// kubeconfig naming api as the cluster, without credentials: the server
-// passes the bearer token of each call on to the API, as in the guide's use
-// case 2. The test skips without it.
-func startKubernetesMCP(t *testing.T, api *kubeAPI) string {
-	t.Helper()
-	k := os.Getenv("MCP_AUTHZ_K8S_MCP")
-	if k == "" {
-		t.Skip("MCP_AUTHZ_K8S_MCP is not set (make e2e sets it to the npm kubernetes-mcp-server)")
-	}
-	kubeconfig := writeFile(t, t.TempDir(), "kubeconfig", fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-  - name: e2e
-    cluster: {server: %q, insecure-skip-tls-verify: true}
-users:
-  - name: nobody
-    user: {}
-contexts:
-  - name: e2e
-    context: {cluster: e2e, user: nobody}
-current-context: e2e
-`, api.url))
-	addr := freePort(t)
-	_, port, _ := net.SplitHostPort(addr)
-	start(t, addr, nil, k, "--kubeconfig", kubeconfig, "--port", port, "--bind-address", "127.0.0.1")
-	return "http://" + addr + "/mcp"
-}
-
 // mcpUserTools are the tools of kubernetes-mcp-server 0.0.67 (default
 // toolsets core and config) for which user mcp of dev/realm.yaml holds a
 // role. The server also lists projects_list and resources_scale, for which
@@ -164,18 +102,27 @@ func prefixed(prefix string, names []string) []string {
 }
 
 // TestKuadrantUseCase2 is use case 2 of Kuadrant's Kubernetes MCP server
-// guide (OIDC and token exchange) with the real kubernetes-mcp-server
-// registered as mcp-test/kubernetes-mcp with prefix kube_ and the shipped
-// keycloak-roles policy (the guide's AuthPolicy): user mcp sees exactly the
-// tools of the roles it holds, its calls reach the server (and, passed on
-// by it, the Kubernetes API) with a token exchanged for
-// mcp-test/kubernetes-mcp, and a tool without a role is 403.
+// guide (OIDC and token exchange) end to end with a real API server: the
+// real kubernetes-mcp-server, in passthrough mode on cluster a of the two
+// trust domains, is registered as mcp-test/kubernetes-mcp with prefix kube_
+// and the shipped keycloak-roles policy (the guide's AuthPolicy); realm
+// domain-a of the dev provider (HTTPS, test CA) is the one realm. User mcp
+// sees exactly the tools of the roles it holds and a tool without a role is
+// 403; calls reach the server, and through it cluster a's API server, with
+// the token mcp-authz exchanged for mcp-test/kubernetes-mcp (the audience
+// cluster a accepts): the API server authenticates alice from it and lists
+// team-a's pods for her, refuses mcp and bob by RBAC, and never receives a
+// caller's own token (which it would accept: its aud names the server too).
 func TestKuadrantUseCase2(t *testing.T) {
-	api := startKubeAPI(t)
-	k8s := startKubernetesMCP(t, api)
+	d := domains(t)
+	k8s := startKubernetesMCPPassthrough(t, d, d.a)
 	rec := startRecordingProxy(t, k8s)
-	p := startIdP(t, "")
-	a := startAggregate(t, 1, identityConfig(p)+fmt.Sprintf(`servers:
+	api := d.a.proxy
+	apiMark := api.mark()
+	// mcp-authz reaches the provider over HTTPS: its processes trust the
+	// test CA (mcp-authz has no CA setting of its own; Go reads SSL_CERT_FILE).
+	t.Setenv("SSL_CERT_FILE", d.caFile)
+	a := startAggregate(t, 1, d.identityConfig(d.a.realm)+fmt.Sprintf(`servers:
   - name: mcp-test/kubernetes-mcp
     prefix: kube_
     url: %s/mcp
@@ -193,9 +140,12 @@ policies:
 		}
 	}
 
-	mcpToken := p.login(t, "mcp")
+	mcpToken := d.login(t, realmA, "mcp")
 	mcpSub, _ := jwtPayload(t, mcpToken)["sub"].(string)
-	aliceToken := p.login(t, "alice")
+	aliceToken := d.login(t, realmA, "alice")
+	aliceSub, _ := jwtPayload(t, aliceToken)["sub"].(string)
+	bobToken := d.login(t, realmA, "bob")
+	callers := []string{mcpToken, aliceToken, bobToken}
 	for _, tc := range []struct {
 		user  string
 		token string
@@ -212,17 +162,43 @@ policies:
 		})
 	}
 
+	// exchangedOnly checks that cluster a was sent, since mark, exactly one
+	// token: one mcp-authz exchanged for the server on behalf of sub (never
+	// a caller's own), and returns it.
+	exchangedOnly := func(t *testing.T, mark int, sub string) string {
+		t.Helper()
+		toks := api.tokensSince(mark)
+		if len(toks) != 1 {
+			t.Fatalf("the API server was sent %d distinct tokens, want 1", len(toks))
+		}
+		tok := toks[0]
+		if slices.Contains(callers, tok) {
+			t.Fatal("a caller's own token reached the API server")
+		}
+		claims := jwtPayload(t, tok)
+		if aud := audience(claims); !slices.Equal(aud, []string{"mcp-test/kubernetes-mcp"}) {
+			t.Errorf("the API server was sent a token with aud %q, want mcp-test/kubernetes-mcp", aud)
+		}
+		if claims["sub"] != sub || claims["azp"] != "mcp-gateway" {
+			t.Errorf("the API server was sent sub %v, azp %v; want %s and the gateway client", claims["sub"], claims["azp"], sub)
+		}
+		return tok
+	}
+
 	mcpSession := connectAs(t, a.front, mcpToken, nil)
 	t.Run("a call reaches the server with an exchanged token", func(t *testing.T) {
-		// The server passes the token it receives on to the Kubernetes API,
-		// which refuses it here: the answer is the server's tool error.
+		// The server passes the token it receives on to the API server,
+		// which authenticates mcp from it and refuses by RBAC: the answer
+		// is the server's tool error.
+		mark, since := api.mark(), auditTime()
 		ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
 		defer cancel()
 		res, err := mcpSession.CallTool(ctx, &mcp.CallToolParams{Name: "kube_namespaces_list", Arguments: map[string]any{}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if text, _ := json.Marshal(res.Content); !res.IsError || !strings.Contains(string(text), "failed to list namespaces") {
+		if text, _ := json.Marshal(res.Content); !res.IsError || !strings.Contains(string(text), "failed to list namespaces") ||
+			!strings.Contains(string(text), `User \"domain-a:mcp\" cannot list resource \"namespaces\"`) {
 			t.Errorf("namespaces_list answered %s (isError %v)", text, res.IsError)
 		}
 		var calls int
@@ -250,23 +226,61 @@ policies:
 		if calls != 1 {
 			t.Errorf("the server received %d calls of namespaces_list, want 1", calls)
 		}
-		// What reached the Kubernetes API is the exchanged token.
-		var passed bool
-		for _, auth := range api.authorizations() {
-			if tok, ok := strings.CutPrefix(auth, "Bearer "); ok {
-				if tok == mcpToken {
-					t.Error("mcp's own token reached the Kubernetes API")
-				}
-				passed = passed || slices.Equal(audience(jwtPayload(t, tok)), []string{"mcp-test/kubernetes-mcp"})
+		// What reached the Kubernetes API is the exchanged token, and the
+		// API server authenticated mcp from it.
+		tok := exchangedOnly(t, mark, mcpSub)
+		if code, user := d.a.whoami(t, tok); code != http.StatusCreated || user.Username != "domain-a:mcp" {
+			t.Errorf("SelfSubjectReview of the token the API server was sent: %d %q, want domain-a:mcp", code, user.Username)
+		}
+		want := apiCall{Verb: "list", Resource: "namespaces", User: "domain-a:mcp", Credential: credentialID(t, tok), Code: http.StatusForbidden}
+		eventually(t, func() bool { return slices.Contains(d.a.requests(t, since), want) })
+	})
+
+	t.Run("alice lists cluster a's pods", func(t *testing.T) {
+		mark, since := api.mark(), auditTime()
+		cs := connectAs(t, a.front, aliceToken, nil)
+		text, err := callTool(t, cs, &mcp.CallToolParams{Name: "kube_pods_list"})
+		if err != nil {
+			t.Fatalf("kube_pods_list: %v", err)
+		}
+		for _, p := range d.a.pods {
+			if !strings.Contains(text, p) {
+				t.Errorf("kube_pods_list does not list %s:\n%s", p, text)
 			}
 		}
-		if !passed {
-			t.Error("the Kubernetes API never received the exchanged token")
+		tok := exchangedOnly(t, mark, aliceSub)
+		code, user := d.a.whoami(t, tok)
+		if code != http.StatusCreated || user.Username != "domain-a:alice" || !slices.Contains(user.Groups, "domain-a:engineering") {
+			t.Errorf("SelfSubjectReview of the token the API server was sent: %d %+v, want domain-a:alice in domain-a:engineering", code, user)
+		}
+		want := []apiCall{{Verb: "list", Resource: "pods", User: "domain-a:alice", Credential: credentialID(t, tok), Code: http.StatusOK}}
+		var got []apiCall
+		eventually(t, func() bool { got = d.a.podLists(t, since); return len(got) > 0 })
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("audited pod lists (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("bob is refused by the API server, never with his own token", func(t *testing.T) {
+		// bob holds the pods_list role (the policy allows) but no RBAC.
+		mark, since := api.mark(), auditTime()
+		cs := connectAs(t, a.front, bobToken, nil)
+		bobSub, _ := jwtPayload(t, bobToken)["sub"].(string)
+		if _, err := callTool(t, cs, &mcp.CallToolParams{Name: "kube_pods_list"}); err == nil ||
+			!strings.Contains(err.Error(), `User "domain-a:bob" cannot list resource "pods"`) {
+			t.Errorf("bob's kube_pods_list: %v, want the API server's refusal", err)
+		}
+		tok := exchangedOnly(t, mark, bobSub)
+		want := []apiCall{{Verb: "list", Resource: "pods", User: "domain-a:bob", Credential: credentialID(t, tok), Code: http.StatusForbidden}}
+		var got []apiCall
+		eventually(t, func() bool { got = d.a.podLists(t, since); return len(got) > 0 })
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("audited pod lists (-want +got):\n%s", diff)
 		}
 	})
 
 	t.Run("a tool without the role is 403", func(t *testing.T) {
-		before := len(rec.requests())
+		before, mark := len(rec.requests()), api.mark()
 		for _, tool := range []string{"kube_projects_list", "kube_resources_scale"} {
 			resp, body := post(t.Context(), t, a.front, toolCall(tool), map[string]string{"Authorization": "Bearer " + mcpToken})
 			if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "tool_denied") {
@@ -281,8 +295,21 @@ policies:
 				t.Errorf("a denied call reached the server: %s", r.method)
 			}
 		}
+		if n := len(api.since(mark)); n != 0 {
+			t.Errorf("denied calls sent %d requests to the API server", n)
+		}
 	})
-	a.noTokenInLogs(t, mcpToken)
+
+	// Over the whole test, the API server was sent no caller's token and no
+	// token for the gateway: only tokens exchanged for the server.
+	for _, tok := range api.tokensSince(apiMark) {
+		if slices.Contains(callers, tok) || slices.Contains(audience(jwtPayload(t, tok)), "mcp-gateway") {
+			t.Errorf("the API server was sent a token for the gateway (aud %q)", audience(jwtPayload(t, tok)))
+		}
+	}
+	for _, tok := range append(callers, api.tokensSince(apiMark)...) {
+		a.noTokenInLogs(t, tok)
+	}
 }
 
 // TestGatewayPolicyExamples runs agentgateway's rules and kgateway's
