@@ -53,6 +53,10 @@ type Config struct {
 	// DecisionLogEvery logs one in this many allowed decisions; denials are
 	// always logged. 0 or 1 logs every decision.
 	DecisionLogEvery int `yaml:"decisionLogEvery" json:"decisionLogEvery"`
+	// Scopes are named in the scope parameter of the 401 challenge: the
+	// scopes a client should ask for (MCP authorization). offline_access
+	// is refused: it is never advertised. Empty: no scope parameter.
+	Scopes []string `yaml:"scopes,omitempty" json:"scopes,omitempty"`
 }
 
 func (c *Config) setDefaults() {

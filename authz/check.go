@@ -78,6 +78,17 @@ type verdict struct {
 	// credential names the Authorization set for server (the router
 	// forwards only that one), if any.
 	credential string
+	// profile, target and steps are the exchange that made (or failed to
+	// make) the upstream token, for the decision log.
+	profile, target string
+	steps           []exchange.StepInfo
+}
+
+// exchanged notes, for the decision log, the exchange that made tok.
+func (v *verdict) exchanged(tok *exchange.Token) {
+	if tok != nil {
+		v.profile, v.target, v.steps = tok.Profile, tok.Target, tok.Steps
+	}
 }
 
 func deny(status int, reason string, code int) *verdict {
@@ -135,7 +146,7 @@ func (s *Server) run(ctx context.Context, c *call) *verdict {
 		if c.attached && c.route == nil {
 			return deny(http.StatusForbidden, ReasonToolDenied, codeForbidden).noServer()
 		}
-		tok, v := s.upstreamToken(ctx, c, c.route)
+		tok, v := s.upstreamToken(ctx, c, c.route, nil)
 		if v != nil {
 			return v
 		}
@@ -216,6 +227,9 @@ func (s *Server) authenticate(ctx context.Context, c *call) *verdict {
 func (s *Server) unauthorized(c *call, reason string, invalid bool) *verdict {
 	v := deny(http.StatusUnauthorized, reason, codeUnauthorized)
 	v.challenge = `Bearer resource_metadata="` + s.metadataURL(c.http) + `"`
+	if scope := scopeParam(s.cfg.Scopes); scope != "" {
+		v.challenge += `, scope="` + scope + `"`
+	}
 	if invalid {
 		v.challenge += `, error="invalid_token"`
 	}
@@ -333,7 +347,7 @@ func (s *Server) decide(ctx context.Context, c *call, m *mcpparse.Message) *verd
 	if c.attached {
 		upstream = c.route
 	}
-	tok, v := s.upstreamToken(ctx, c, upstream)
+	tok, v := s.upstreamToken(ctx, c, upstream, m)
 	if v != nil {
 		v.id = m.ID
 		return v.about(m, upstream, name)
@@ -356,33 +370,12 @@ func (s *Server) decide(ctx context.Context, c *call, m *mcpparse.Message) *verd
 			}
 			v := forbidden(m, reason, detail)
 			v.cause = cause
+			s.stepUp(v, c, d)
+			v.exchanged(tok)
 			return v.about(m, srv, name)
 		}
 	}
 	return s.allowMessage(c, m, srv, name, tok)
-}
-
-// upstreamToken exchanges the caller's token for srv's audience when
-// exchange and identity are on and srv is not nil; else it returns nil.
-func (s *Server) upstreamToken(ctx context.Context, c *call, srv *registry.Server) (*exchange.Token, *verdict) {
-	if srv == nil || s.xchg == nil || c.caller == nil {
-		return nil, nil
-	}
-	tok, err := s.xchg.Exchange(ctx, exchangeRequest(c.raw, c.caller, srv))
-	if err != nil {
-		return nil, exchangeDenial(err)
-	}
-	return tok, nil
-}
-
-func exchangeRequest(raw string, id *identity.Identity, srv *registry.Server) exchange.Request {
-	return exchange.Request{
-		SubjectToken:    raw,
-		SubjectExpiry:   id.Expiry,
-		SubjectAudience: id.Audience,
-		Audience:        srv.Audience,
-		Scopes:          srv.Scopes,
-	}
 }
 
 // noServer notes, for the decision log, a route that names no registered
@@ -442,6 +435,7 @@ func (s *Server) input(c *call, m *mcpparse.Message, srv *registry.Server, name 
 	}
 	if tok != nil {
 		in.Token = tok.Claims
+		in.Exchange = exchangeInput(tok)
 	}
 	return in
 }
@@ -484,8 +478,9 @@ func (s *Server) allow(c *call, tok *exchange.Token) *verdict {
 	}
 	switch {
 	case tok != nil:
-		v.credential = assertion.CredentialHash("Bearer " + tok.AccessToken)
-		v.setHeader("authorization", "Bearer "+tok.AccessToken)
+		v.exchanged(tok)
+		v.credential = assertion.CredentialHash(tok.Authorization())
+		v.setHeader("authorization", tok.Authorization())
 	case c.attached:
 		v.remove = append(v.remove, "authorization")
 	}

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/mcp-authz/mcp-authz/exchange"
@@ -36,6 +37,7 @@ const (
 	ReasonIdPUnavailable   = "idp_unavailable"
 	ReasonExchangeDenied   = "exchange_denied" // log and metric only; the client sees tool_denied
 	ReasonExchangeFailed   = "exchange_failed"
+	ReasonTargetDenied     = "target_denied" // log and metric only; the client sees tool_denied
 	ReasonInternal         = "internal_error"
 )
 
@@ -80,6 +82,14 @@ func identityReason(err error) (string, int) {
 // exist; its cause, exchange_denied, goes to the decision log and the metric
 // label only. Anything else is 503: the service is down or misbehaving.
 func exchangeDenial(err error) *verdict {
+	var where string // the failing step of a profile, for the log
+	var se *exchange.StepError
+	if errors.As(err, &se) {
+		where = fmt.Sprintf(" (profile %s, step %d: %s at %s)", se.Profile, se.Step, se.Grant, se.Endpoint)
+		if se.Step == 0 {
+			where = fmt.Sprintf(" (profile %s, final token)", se.Profile)
+		}
+	}
 	var re *exchange.RetrieveError
 	if errors.As(err, &re) {
 		v := deny(http.StatusForbidden, ReasonToolDenied, codeForbidden)
@@ -88,12 +98,17 @@ func exchangeDenial(err error) *verdict {
 		if re.ErrorCode != "" {
 			v.detail += ": " + re.ErrorCode
 		}
+		v.detail += where
 		return v
 	}
+	v := deny(http.StatusServiceUnavailable, ReasonExchangeFailed, codeUnavailable)
 	if errors.Is(err, exchange.ErrUnavailable) {
-		return deny(http.StatusServiceUnavailable, ReasonIdPUnavailable, codeUnavailable)
+		v = deny(http.StatusServiceUnavailable, ReasonIdPUnavailable, codeUnavailable)
 	}
-	return deny(http.StatusServiceUnavailable, ReasonExchangeFailed, codeUnavailable)
+	if where != "" {
+		v.detail = "token service failed" + where
+	}
+	return v
 }
 
 // rpcCode is the JSON-RPC error code of a denial with the given HTTP status.

@@ -125,6 +125,13 @@ func (s *Server) record(ctx context.Context, v *verdict, elapsed time.Duration) 
 	if v.detail != "" {
 		attrs = append(attrs, slog.String("detail", v.detail))
 	}
+	if v.profile != "" {
+		// The exchange, never a token: each step's grant and endpoint.
+		attrs = append(attrs, slog.String("profile", v.profile), slog.String("target", v.target))
+		for i, st := range v.steps {
+			attrs = append(attrs, slog.String("step"+strconv.Itoa(i+1), st.Grant+" "+st.Endpoint))
+		}
+	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "decision", attrs...)
 }
 

@@ -42,7 +42,7 @@ func (s *Server) UpstreamAuthorization(ctx context.Context, callerAuthorization,
 	if err != nil {
 		return "", err
 	}
-	return "Bearer " + tok.AccessToken, nil
+	return tok.Authorization(), nil
 }
 
 // Visible reports which targets the caller may use, the filter of the
@@ -205,5 +205,6 @@ func (s *Server) exchangeFor(ctx context.Context, raw string, id *identity.Ident
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrNoServer, server)
 	}
-	return s.xchg.Exchange(ctx, exchangeRequest(raw, id, srv))
+	name, t, _ := srv.Target("") // the default target: lists and the router's own calls
+	return s.xchg.Exchange(ctx, exchangeRequest(raw, id, srv, name, t))
 }
