@@ -71,7 +71,7 @@ func TestProfilesValidate(t *testing.T) {
 		{"static with steps", map[string]Profile{"p": {Steps: []Step{te}, Expect: expect, Static: &Static{SecretFile: secretPath}}}, []string{"profiles.p.static"}},
 		{"static file missing", map[string]Profile{"p": {Static: &Static{SecretFile: filepath.Join(dir, "nope")}}}, []string{"profiles.p.static.secretFile"}},
 		{"jwt-bearer first", map[string]Profile{"p": {Steps: []Step{jb}, Expect: expect}}, []string{"profiles.p.steps[0].grant"}},
-		{"access token before jwt-bearer", map[string]Profile{"p": {Steps: []Step{func() Step { s := te; s.RequestedTokenType = TokenTypeAccessToken; return s }(), jb}, Expect: expect}}, []string{"profiles.p.steps[0].requestedTokenType"}},
+		{"access token before jwt-bearer is allowed", map[string]Profile{"p": {Steps: []Step{func() Step { s := te; s.RequestedTokenType = TokenTypeAccessToken; return s }(), jb}, Expect: expect}}, nil}, // Keycloak's grant is an access token
 		{"unknown grant", map[string]Profile{"p": {Steps: []Step{func() Step { s := te; s.Grant = "password"; return s }()}, Expect: expect}}, []string{"profiles.p.steps[0].grant"}},
 		{"two credentials", map[string]Profile{"p": {Steps: []Step{func() Step { s := te; s.FederatedTokenFile = secretPath; return s }()}, Expect: expect}}, []string{"profiles.p.steps[0].clientSecretFile"}},
 		{"no credential", map[string]Profile{"p": {Steps: []Step{func() Step { s := te; s.ClientSecretFile = ""; return s }()}, Expect: expect}}, []string{"profiles.p.steps[0].clientSecretFile"}},

@@ -89,7 +89,8 @@ type Step struct {
 	// RequestedTokenType is the requested_token_type of a token-exchange
 	// step: TokenTypeAccessToken, TokenTypeJWT or TokenTypeIDJAG. ""
 	// means TokenTypeJWT before a jwt-bearer step, else
-	// TokenTypeAccessToken.
+	// TokenTypeAccessToken. (Keycloak's Standard Token Exchange answers a
+	// grant for a peer as an access token: set TokenTypeAccessToken.)
 	RequestedTokenType string `yaml:"requestedTokenType,omitempty" json:"requestedTokenType,omitempty"`
 	// ActorTokenFile holds an actor token (RFC 8693 actor_token), read on
 	// every call; token-exchange steps only.
@@ -181,9 +182,6 @@ func (s Step) validate(i int, steps []Step) error {
 		case "", TokenTypeAccessToken, TokenTypeJWT, TokenTypeIDJAG:
 		default:
 			errs = append(errs, field.Errorf("requestedTokenType", "%q: want %s, %s or %s", s.RequestedTokenType, TokenTypeAccessToken, TokenTypeJWT, TokenTypeIDJAG))
-		}
-		if i+1 < len(steps) && steps[i+1].Grant == GrantJWTBearer && s.requested(steps, i) == TokenTypeAccessToken {
-			errs = append(errs, field.Errorf("requestedTokenType", "the next step is jwt-bearer: request %s or %s", TokenTypeJWT, TokenTypeIDJAG))
 		}
 	case GrantJWTBearer:
 		if i == 0 {
