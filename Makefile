@@ -24,6 +24,10 @@ K8S_MCP_VERSION := 0.0.67
 INSPECTOR_VERSION := 2.12.0
 NODE22_VERSION := 22.23.3
 HELM_VERSION := v3.22.0
+# The official MCP conformance suite: 0.1.x tests 2025-11-25, the 0.2.x
+# prereleases 2026-07-28 (pin the newest).
+CONFORMANCE_2025_VERSION := 0.1.16
+CONFORMANCE_2026_VERSION := 0.2.0-alpha.12
 
 # The release this tree builds; the manifests and the chart name the image
 # ghcr.io/mcp-authz/mcp-authz:$(shell cat VERSION) (a test checks they agree).
@@ -55,6 +59,14 @@ K8S_MCP := $(NPM_DIR)/node_modules/.bin/kubernetes-mcp-server
 INSPECTOR_DIR := $(CACHE)/inspector-$(INSPECTOR_VERSION)-node$(NODE22_VERSION)
 INSPECTOR := $(INSPECTOR_DIR)/node_modules/.bin/mcp-inspector
 HELM := $(TOOLS)/helm-$(HELM_VERSION)
+# Node 22, the one installed beside the inspector (same NODE22_VERSION).
+NODE22 := $(INSPECTOR_DIR)/node_modules/.bin/node
+# Each conformance suite in its own folder; the runner takes the folder.
+CONFORMANCE_PKG := node_modules/@modelcontextprotocol/conformance/dist/index.js
+CONFORMANCE_2025_DIR := $(CACHE)/conformance-$(CONFORMANCE_2025_VERSION)
+CONFORMANCE_2026_DIR := $(CACHE)/conformance-$(CONFORMANCE_2026_VERSION)
+# go-sdk's conformance server, at the go-sdk version go.mod requires.
+EVERYTHING_SERVER := $(BIN)/everything-server
 
 # What the tests find through the environment (each test says so when it
 # skips for want of one; make test always sets them).
@@ -100,6 +112,12 @@ unit: npm envtest $(INSPECTOR) $(HELM) ## Unit tests (go test ./...), envtest wi
 .PHONY: e2e
 e2e: build npm envtest $(INSPECTOR) $(GRPCURL) ## End-to-end tests with real processes (build tag integration).
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" MCP_AUTHZ_GRPCURL=$(GRPCURL) go test -count=1 -tags integration ./integration/...
+
+.PHONY: conformance
+conformance: build $(EVERYTHING_SERVER) $(CONFORMANCE_2025_DIR)/$(CONFORMANCE_PKG) $(CONFORMANCE_2026_DIR)/$(CONFORMANCE_PKG) ## Official MCP conformance suites, directly and through mcp-authz; fails on a gap not in hack/conformance/known-gaps.txt; writes docs/conformance.md.
+	go build -o $(BIN)/conformance ./hack/conformance
+	$(BIN)/conformance -node $(NODE22) \
+	  -suite 2025-11-25=$(CONFORMANCE_2025_DIR) -suite 2026-07-28=$(CONFORMANCE_2026_DIR)
 
 .PHONY: lint
 lint: $(GOLANGCI) ## gofmt, go vet and golangci-lint.
@@ -163,7 +181,7 @@ envtest: ## Build once and cache kube-apiserver, kubectl and etcd for envtest, a
 
 
 .PHONY: tools
-tools: $(GOLANGCI) $(HELM) $(GHZ) $(HEY) $(GRPCURL) $(BENCHSTAT) npm $(INSPECTOR) envtest ## Install every pinned tool.
+tools: $(GOLANGCI) $(HELM) $(GHZ) $(HEY) $(GRPCURL) $(BENCHSTAT) npm $(INSPECTOR) $(CONFORMANCE_2025_DIR)/$(CONFORMANCE_PKG) $(CONFORMANCE_2026_DIR)/$(CONFORMANCE_PKG) envtest ## Install every pinned tool.
 
 $(GOLANGCI):
 	cd hack/golangci && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
@@ -198,6 +216,16 @@ $(INSPECTOR):
 	cd $(INSPECTOR_DIR) && npm install --no-audit --no-fund --loglevel=error \
 	  node@$(NODE22_VERSION) @modelcontextprotocol/inspector@$(INSPECTOR_VERSION)
 	test -x $@
+
+# go build of a package of a dependency module: go.mod pins its version.
+$(EVERYTHING_SERVER): go.mod go.sum
+	go build -o $@ github.com/modelcontextprotocol/go-sdk/conformance/everything-server
+
+$(CACHE)/conformance-%/$(CONFORMANCE_PKG): $(INSPECTOR)
+	mkdir -p $(CACHE)/conformance-$*
+	cd $(CACHE)/conformance-$* && PATH=$(dir $(NODE22)):$$PATH npm install --no-audit --no-fund --loglevel=error \
+	  @modelcontextprotocol/conformance@$*
+	test -f $@
 
 .PHONY: clean
 clean: ## Remove build outputs (the tool cache stays).

@@ -1,5 +1,7 @@
-// Package authz is the Envoy external-authorization server that decides every
-// MCP request.
+// Package authz decides every MCP request: who calls, which server and tool
+// they want, and whether they may (Server.Decide, over plain Go types), and
+// serves those decisions as an Envoy external-authorization server
+// (Server.Check, envoy.service.auth.v3.Authorization).
 package authz
 
 import (
@@ -7,15 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/reflection"
 
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/identity"
@@ -103,10 +99,9 @@ type Deps struct {
 	Now func() time.Time
 }
 
-// Server implements envoy.service.auth.v3.Authorization.
+// Server decides MCP requests (Decide), answers Envoy (Check, Register,
+// Start) and the router (UpstreamAuthorization, Visible).
 type Server struct {
-	authv3.UnimplementedAuthorizationServer
-
 	cfg     Config
 	reg     *registry.Registry
 	verify  Verifier
@@ -117,7 +112,7 @@ type Server struct {
 	now     func() time.Time
 	metrics *metrics
 	sampled sampler
-	seen    *expiry.Cache[visibleEntry] // Visible's answers
+	seen    *expiry.Cache[[]bool] // Visible's answers
 }
 
 // New returns a Server. It validates the configuration once.
@@ -153,47 +148,6 @@ func New(c Config, d Deps) (*Server, error) {
 		now:     d.Now,
 		metrics: m,
 		sampled: sampler{every: uint64(max(c.DecisionLogEvery, 1))},
-		seen:    expiry.New[visibleEntry](4096),
+		seen:    expiry.New[[]bool](4096),
 	}, nil
-}
-
-// Register adds the Authorization service, gRPC health and reflection to g.
-func (s *Server) Register(g *grpc.Server) {
-	authv3.RegisterAuthorizationServer(g, s)
-	hs := health.NewServer()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	healthpb.RegisterHealthServer(g, hs)
-	reflection.Register(g)
-}
-
-// Start serves gRPC on Config.Listen until ctx ends, then stops gracefully.
-func (s *Server) Start(ctx context.Context) error {
-	lis, err := new(net.ListenConfig).Listen(ctx, "tcp", s.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("authz: listen: %w", err)
-	}
-	return s.Serve(ctx, lis)
-}
-
-// Serve serves gRPC on lis until ctx ends.
-func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	g := grpc.NewServer()
-	s.Register(g)
-	s.log.Info("authz listening", "addr", lis.Addr().String())
-	served := make(chan error, 1)
-	go func() { served <- g.Serve(lis) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("authz: serve: %w", err)
-	case <-ctx.Done():
-	}
-	stopped := make(chan struct{})
-	go func() { g.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(10 * time.Second):
-		g.Stop()
-	}
-	return nil
 }

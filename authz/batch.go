@@ -10,24 +10,24 @@ import (
 // batch answers a JSON-RPC batch (MCP 2025-03-26 only, when allowed): every
 // element is decided on its own and the strictest answer wins. The elements
 // may target one server at most, since one request carries one token.
-func (s *Server) batch(ctx context.Context, c *call, msgs []mcpparse.Message) *verdict {
-	var worst, ok *verdict
+func (s *Server) batch(ctx context.Context, c *call, msgs []mcpparse.Message) *Decision {
+	var worst, ok *Decision
 	for i := range msgs {
-		v := s.decide(ctx, c, &msgs[i])
+		d := s.decideMessage(ctx, c, &msgs[i])
 		switch {
-		case v.status != 0:
-			if worst == nil || severity(v.status) > severity(worst.status) {
-				worst = v
+		case !d.Allow:
+			if worst == nil || severity(d.Status) > severity(worst.Status) {
+				worst = d
 			}
-		case v.server != "":
-			if ok != nil && ok.server != "" && ok.server != v.server {
+		case d.server != "":
+			if ok != nil && ok.server != "" && ok.server != d.server {
 				d := deny(http.StatusBadRequest, ReasonBatchRejected, -32600)
 				d.detail = "batch targets more than one server"
 				return d
 			}
-			ok = v
+			ok = d
 		case ok == nil:
-			ok = v
+			ok = d
 		}
 	}
 	if worst != nil {

@@ -255,6 +255,18 @@ func TestDelegation(t *testing.T) {
 		}
 	})
 
+	t.Run("lists are filtered with the default target's exchange", func(t *testing.T) {
+		// The policy reads exchange.target and exchange.profile: a list
+		// sees them as a call naming no context does (target a, hub).
+		vis, err := s.Visible(t.Context(), "Bearer "+alice, []policy.Target{{Server: kube, Tool: "pods_list"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(vis) != 1 || !vis[0] {
+			t.Errorf("Visible = %v, want [true]", vis)
+		}
+	})
+
 	t.Run("realm B stopped", func(t *testing.T) {
 		d.stopB()
 		bob := d.login(t, "alice") // a new caller token: nothing cached

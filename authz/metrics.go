@@ -1,8 +1,13 @@
 package authz
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -12,7 +17,7 @@ type metrics struct {
 	latency   prometheus.Histogram
 }
 
-// newMetrics registers the decision counter and the Check latency histogram
+// newMetrics registers the decision counter and the decision latency histogram
 // with r (a private registry when r is nil).
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
 	if r == nil {
@@ -54,3 +59,60 @@ func register[C prometheus.Collector](r prometheus.Registerer, c C) (C, error) {
 	}
 	return c, fmt.Errorf("authz: metrics: %w", err)
 }
+
+// record counts the decision and writes the decision log: every denial, and
+// one allowed decision in DecisionLogEvery. Both carry the decision's cause
+// when it has one (the log adds the reason the client was answered).
+// Tokens are never logged.
+func (s *Server) record(ctx context.Context, d *Decision, elapsed time.Duration) {
+	decision := "allow"
+	if !d.Allow {
+		decision = "deny"
+	}
+	reason := d.Reason
+	if d.cause != "" {
+		reason = d.cause
+	}
+	s.metrics.decisions.WithLabelValues(decision, reason).Inc()
+	s.metrics.latency.Observe(elapsed.Seconds())
+	if d.Allow && !s.sampled.next() {
+		return
+	}
+	if !s.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("decision", decision),
+		slog.String("reason", reason),
+		slog.String("method", d.method),
+		slog.String("server", d.server),
+		slog.String("name", d.name),
+		slog.String("subject", d.subject),
+		slog.Duration("latency", elapsed),
+	}
+	if !d.Allow {
+		attrs = append(attrs, slog.Int("status", d.Status))
+	}
+	if d.cause != "" {
+		attrs = append(attrs, slog.String("answered", d.Reason))
+	}
+	if d.detail != "" {
+		attrs = append(attrs, slog.String("detail", d.detail))
+	}
+	if d.profile != "" {
+		// The exchange, never a token: each step's grant and endpoint.
+		attrs = append(attrs, slog.String("profile", d.profile), slog.String("target", d.target))
+		for i, st := range d.steps {
+			attrs = append(attrs, slog.String("step"+strconv.Itoa(i+1), st.Grant+" "+st.Endpoint))
+		}
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "decision", attrs...)
+}
+
+// sampler says yes once in every calls.
+type sampler struct {
+	every uint64
+	n     atomic.Uint64
+}
+
+func (s *sampler) next() bool { return s.every <= 1 || s.n.Add(1)%s.every == 1 }

@@ -81,7 +81,7 @@ func identityReason(err error) (string, int) {
 // unknown tool, 403 tool_denied, so that a client cannot tell which servers
 // exist; its cause, exchange_denied, goes to the decision log and the metric
 // label only. Anything else is 503: the service is down or misbehaving.
-func exchangeDenial(err error) *verdict {
+func exchangeDenial(err error) *Decision {
 	var where string // the failing step of a profile, for the log
 	var se *exchange.StepError
 	if errors.As(err, &se) {
@@ -92,23 +92,23 @@ func exchangeDenial(err error) *verdict {
 	}
 	var re *exchange.RetrieveError
 	if errors.As(err, &re) {
-		v := deny(http.StatusForbidden, ReasonToolDenied, codeForbidden)
-		v.cause = ReasonExchangeDenied
-		v.detail = "token service refused the exchange"
+		d := deny(http.StatusForbidden, ReasonToolDenied, codeForbidden)
+		d.cause = ReasonExchangeDenied
+		d.detail = "token service refused the exchange"
 		if re.ErrorCode != "" {
-			v.detail += ": " + re.ErrorCode
+			d.detail += ": " + re.ErrorCode
 		}
-		v.detail += where
-		return v
+		d.detail += where
+		return d
 	}
-	v := deny(http.StatusServiceUnavailable, ReasonExchangeFailed, codeUnavailable)
+	d := deny(http.StatusServiceUnavailable, ReasonExchangeFailed, codeUnavailable)
 	if errors.Is(err, exchange.ErrUnavailable) {
-		v = deny(http.StatusServiceUnavailable, ReasonIdPUnavailable, codeUnavailable)
+		d = deny(http.StatusServiceUnavailable, ReasonIdPUnavailable, codeUnavailable)
 	}
 	if where != "" {
-		v.detail = "token service failed" + where
+		d.detail = "token service failed" + where
 	}
-	return v
+	return d
 }
 
 // rpcCode is the JSON-RPC error code of a denial with the given HTTP status.

@@ -1,192 +1,54 @@
 package authz
 
 import (
-	"context"
-	"encoding/base64"
-	"encoding/json"
-	"net/http"
-	"strings"
-
-	"github.com/mcp-authz/mcp-authz/exchange"
-	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/mcpparse"
-	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
-// This file holds what authz does with exchange profiles and targets
-// (registry's servers[].exchange and servers[].targets) and with step-up
-// denials: the rest of the decision calls in here.
-
-// upstreamToken exchanges the caller's token for srv with the profile of
-// the target m names (m nil, or a message naming none: the server's
-// default target), when exchange and identity are on and srv is not nil;
-// else it returns nil. A target value with no mapping is denied like an
-// unknown tool; one that disagrees with its Mcp-Param header is a 400.
-func (s *Server) upstreamToken(ctx context.Context, c *call, srv *registry.Server, m *mcpparse.Message) (*exchange.Token, *verdict) {
-	if srv == nil || s.xchg == nil || c.caller == nil {
-		return nil, nil
+// targeted reports whether a method names one tool, prompt or resource of one
+// server, and so is exchanged for and decided by policy.
+func targeted(method string) bool {
+	switch method {
+	case "tools/call", "prompts/get", "resources/read", "resources/subscribe", "resources/unsubscribe":
+		return true
 	}
-	name, t, v := target(c.headers, srv, m)
-	if v != nil {
-		return nil, v
-	}
-	tok, err := s.xchg.Exchange(ctx, exchangeRequest(c.raw, c.caller, srv, name, t))
-	if err != nil {
-		v := exchangeDenial(err)
-		v.profile, v.target = profileName(t), name
-		return nil, v
-	}
-	return tok, nil
+	return false
 }
 
-// target is the target of srv that m names by srv's target argument:
-// the argument of a tools/call (keys matched folded, as policies see them),
-// else the default. Its verdict denies a value with no target (403
-// tool_denied, as an unknown tool) and a value that differs from the
-// request's Mcp-Param-{argument} header (400, -32020).
-func target(h map[string]string, srv *registry.Server, m *mcpparse.Message) (string, registry.Target, *verdict) {
-	if srv.Targets == nil {
-		name, t, _ := srv.Target("")
-		return name, t, nil
+// target finds the server a message is for and the name it has there.
+// ok is false when a targeted message names no registered server, or when
+// the route it came on names none.
+func (s *Server) target(c *call, m *mcpparse.Message) (srv *registry.Server, name string, ok bool) {
+	if c.attached && c.route == nil {
+		return nil, "", false
 	}
-	arg := srv.Targets.Argument
-	value, present, ok := "", false, true
-	if m != nil && m.Method == "tools/call" {
-		value, present, ok = argument(m.Arguments, arg)
+	if m.Kind != mcpparse.KindRequest || !targeted(m.Method) {
+		return nil, "", true
 	}
-	if header, sent := h["mcp-param-"+strings.ToLower(arg)]; sent {
-		if hv, decoded := headerValue(header); !decoded || !present || hv != value {
-			v := deny(http.StatusBadRequest, ReasonHeaderMismatch, mcpparse.CodeHeaderMismatch)
-			v.detail = "Mcp-Param header of the target argument differs from the body"
-			return "", registry.Target{}, v
-		}
+	if c.attached {
+		return c.route, m.Name, true
 	}
-	if !ok || (present && value == "") {
-		v := deny(http.StatusForbidden, ReasonToolDenied, codeForbidden)
-		v.detail = "target argument is not a non-empty string"
-		return "", registry.Target{}, v
+	snap := c.snap
+	if m.URI != "" {
+		srv, found := snap.ResolveURI(m.URI)
+		// A resource no registration claims is routed by the router, which
+		// knows it from the lists; it cannot get a token of its own.
+		return srv, "", found || s.xchg == nil
 	}
-	name, t, found := srv.Target(value)
-	if !found {
-		v := deny(http.StatusForbidden, ReasonToolDenied, codeForbidden)
-		v.cause, v.detail = ReasonTargetDenied, "no target for the argument's value"
-		return "", registry.Target{}, v
-	}
-	return name, t, nil
+	srv, name, found := snap.Resolve(m.Name)
+	return srv, name, found
 }
 
-// argument reads the string argument whose key folds to name's; ok is
-// false when it is present but not a string (or the arguments do not
-// decode). mcpparse has refused arguments with two keys of one fold.
-func argument(raw json.RawMessage, name string) (value string, present, ok bool) {
-	if len(raw) == 0 {
-		return "", false, true
+// routeServer is the server of a per-route attachment: named by the context
+// extension, or registered for the request's host. attached is false when
+// authz sits in front of the router.
+func routeServer(snap *registry.Snapshot, r *Request) (srv *registry.Server, attached bool) {
+	if name, ok := r.ContextExtensions[ContextExtensionServer]; ok {
+		srv, _ := snap.Server(name)
+		return srv, true
 	}
-	var args map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &args); err != nil {
-		return "", false, false
+	if srv, ok := snap.ByHost(r.Host); ok {
+		return srv, true
 	}
-	want := mcpparse.FoldKey(name)
-	for k, v := range args {
-		if mcpparse.FoldKey(k) != want {
-			continue
-		}
-		if err := json.Unmarshal(v, &value); err != nil {
-			return "", true, false
-		}
-		return value, true, true
-	}
-	return "", false, true
-}
-
-// headerValue decodes an Mcp-Param value: as sent, or "=?base64?…?=".
-func headerValue(v string) (string, bool) {
-	inner, ok := strings.CutPrefix(v, "=?base64?")
-	if !ok {
-		return v, true
-	}
-	inner, ok = strings.CutSuffix(inner, "?=")
-	if !ok {
-		return "", false
-	}
-	b, err := base64.StdEncoding.DecodeString(inner)
-	if err != nil {
-		return "", false
-	}
-	return string(b), true
-}
-
-func exchangeRequest(raw string, id *identity.Identity, srv *registry.Server, target string, t registry.Target) exchange.Request {
-	return exchange.Request{
-		SubjectToken:    raw,
-		SubjectExpiry:   id.Expiry,
-		SubjectAudience: id.Audience,
-		Audience:        srv.Audience,
-		Scopes:          srv.Scopes,
-		Profile:         t.Exchange,
-		Target:          target,
-	}
-}
-
-func profileName(t registry.Target) string {
-	if t.Exchange == "" {
-		return exchange.DefaultProfile
-	}
-	return t.Exchange
-}
-
-// exchangeInput is the policy's exchange document of tok.
-func exchangeInput(tok *exchange.Token) *policy.Exchange {
-	if tok == nil || tok.Profile == "" {
-		return nil
-	}
-	e := &policy.Exchange{Profile: tok.Profile, Target: tok.Target, Steps: make([]policy.ExchangeStep, len(tok.Steps))}
-	for i, s := range tok.Steps {
-		e.Steps[i] = policy.ExchangeStep{Grant: s.Grant, Endpoint: s.Endpoint}
-	}
-	return e
-}
-
-// stepUp makes a policy's insufficient_scope denial a step-up challenge
-// (MCP authorization, RFC 6750 section 3.1): the scopes the policy asks
-// for, never offline_access.
-func (s *Server) stepUp(v *verdict, c *call, d policy.Decision) {
-	if d.Reason != policy.ReasonInsufficientScope {
-		return
-	}
-	v.challenge = `Bearer error="insufficient_scope"`
-	if scope := scopeParam(d.Scopes); scope != "" {
-		v.challenge += `, scope="` + scope + `"`
-	}
-	v.challenge += `, resource_metadata="` + s.metadataURL(c.http) + `"`
-}
-
-// scopeParam joins scopes for a challenge, without offline_access (never
-// advertised) and anything that is not a scope token.
-func scopeParam(scopes []string) string {
-	var b strings.Builder
-	for _, sc := range scopes {
-		if sc == "offline_access" || !scopeToken(sc) {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(sc)
-	}
-	return b.String()
-}
-
-// scopeToken reports whether s is an RFC 6749 scope token (NQCHAR).
-func scopeToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
+	return nil, false
 }

@@ -125,3 +125,106 @@ func TestVisibleEveryKind(t *testing.T) {
 		t.Error("an unknown token was filtered, want an error")
 	}
 }
+
+// TestVisibleSeesRegistryStore: the cache is keyed by the registry's
+// Version, so a server that leaves the registry (its token can no longer be
+// exchanged) disappears from the next filtering, and comes back with it.
+func TestVisibleSeesRegistryStore(t *testing.T) {
+	x := &recordingExchanger{}
+	s := newTokenServer(t, true, x, Deps{})
+	targets := []policy.Target{
+		{Server: "mcp-test/kubernetes-mcp", Tool: "pods_list"},
+		{Server: "mcp-test/everything", Tool: "echo"},
+	}
+	without, err := registry.NewSnapshot(testServers[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	with, err := registry.NewSnapshot(testServers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name  string
+		store *registry.Snapshot // nil: no Store before this step
+		want  []bool
+	}{
+		{name: "both registered", want: []bool{true, true}},
+		{name: "everything removed", store: without, want: []bool{true, false}},
+		{name: "again, from the cache", want: []bool{true, false}},
+		{name: "everything back", store: with, want: []bool{true, true}},
+		{name: "the same snapshot stored again", store: with, want: []bool{true, true}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if st.store != nil {
+				s.reg.Store(st.store)
+			}
+			got, err := s.Visible(t.Context(), "Bearer "+callerToken, targets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(st.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+	// One filtering per registry Version seen: the first, and one after each
+	// of the three Stores; the repeat was served from the cache.
+	if n := s.seen.Len(); n != 4 {
+		t.Errorf("cached filterings = %d, want 4", n)
+	}
+}
+
+// TestVisibleKey: the key tells apart every input that can change an
+// answer: the policy set and registry Versions, the caller and each field of
+// each target, with no two distinct target lists sharing a key.
+func TestVisibleKey(t *testing.T) {
+	alice := &identity.Identity{Issuer: "https://idp.example", Subject: "alice"}
+	base := func() (uint64, uint64, *identity.Identity, string, []policy.Target) {
+		return 7, 9, alice, "Bearer a", []policy.Target{{Server: "ns/a", Tool: "ab"}}
+	}
+	want := visibleKey(base())
+	tests := []struct {
+		name   string
+		change func(set, snap *uint64, id **identity.Identity, auth *string, ts *[]policy.Target)
+	}{
+		{"policy set Version", func(set, _ *uint64, _ **identity.Identity, _ *string, _ *[]policy.Target) { *set = 8 }},
+		{"registry Version", func(_, snap *uint64, _ **identity.Identity, _ *string, _ *[]policy.Target) { *snap = 10 }},
+		{"Versions swapped", func(set, snap *uint64, _ **identity.Identity, _ *string, _ *[]policy.Target) {
+			*set, *snap = *snap, *set
+		}},
+		{"subject", func(_, _ *uint64, id **identity.Identity, _ *string, _ *[]policy.Target) {
+			*id = &identity.Identity{Issuer: alice.Issuer, Subject: "bob"}
+		}},
+		{"issuer", func(_, _ *uint64, id **identity.Identity, _ *string, _ *[]policy.Target) {
+			*id = &identity.Identity{Issuer: "https://other.example", Subject: alice.Subject}
+		}},
+		{"anonymous", func(_, _ *uint64, id **identity.Identity, _ *string, _ *[]policy.Target) { *id = nil }},
+		{"token", func(_, _ *uint64, _ **identity.Identity, auth *string, _ *[]policy.Target) { *auth = "Bearer b" }},
+		{"tool split into tool and prompt", func(_, _ *uint64, _ **identity.Identity, _ *string, ts *[]policy.Target) {
+			*ts = []policy.Target{{Server: "ns/a", Tool: "a", Prompt: "b"}}
+		}},
+		{"server", func(_, _ *uint64, _ **identity.Identity, _ *string, ts *[]policy.Target) {
+			*ts = []policy.Target{{Server: "ns/b", Tool: "ab"}}
+		}},
+		{"resource", func(_, _ *uint64, _ **identity.Identity, _ *string, ts *[]policy.Target) {
+			*ts = []policy.Target{{Server: "ns/a", Resource: "ab"}}
+		}},
+		{"one more target", func(_, _ *uint64, _ **identity.Identity, _ *string, ts *[]policy.Target) {
+			*ts = append(*ts, policy.Target{})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set, snap, id, auth, ts := base()
+			tt.change(&set, &snap, &id, &auth, &ts)
+			if visibleKey(set, snap, id, auth, ts) == want {
+				t.Error("same key as the base input")
+			}
+		})
+	}
+	if visibleKey(base()) != want {
+		t.Error("the same input gave another key")
+	}
+}

@@ -221,9 +221,9 @@ func TestParseErrors(t *testing.T) {
 			want: []want{{5, "servers[1].name", `"nonamespace" must be namespace/name`}, {7, "servers[1].url", `must be an absolute http or https URL`}},
 		},
 		{
-			name: "ambiguous prefixes",
-			yaml: "servers:\n  - name: a/b\n    prefix: kube_\n    url: http://127.0.0.1:1/mcp\n  - name: a/c\n    prefix: kube_x_\n    url: http://127.0.0.1:2/mcp\n",
-			want: []want{{6, "servers[1].prefix", `^"kube_x_" is ambiguous with servers\[0\] "a/b"`}},
+			name: "shared prefix",
+			yaml: "servers:\n  - name: a/b\n    prefix: kube_\n    url: http://127.0.0.1:1/mcp\n  - name: a/c\n    prefix: kube_\n    url: http://127.0.0.1:2/mcp\n",
+			want: []want{{6, "servers[1].prefix", `^"kube_" is also the prefix of servers\[0\] "a/b"`}},
 		},
 		{
 			name: "policy that does not compile",

@@ -382,8 +382,7 @@ func TestChain(t *testing.T) {
 // with the step named.
 func TestChainRefusals(t *testing.T) {
 	rogueKey, _ := keyPair()
-	var c *chain
-	c = newChain(t, func(a, b *devidp.Config) {
+	c := newChain(t, func(a, b *devidp.Config) {
 		// A peer B does not answer to: grants for another audience.
 		a.Peers = append(a.Peers, devidp.Peer{Alias: "domain-c", Issuer: "https://c.example/realms/c"})
 		for i := range a.Clients {

@@ -375,6 +375,13 @@ func (c *Client) Exchange(ctx context.Context, r Request) (*Token, error) {
 	if tok, ok := c.cached(ctx, key, p, r); ok {
 		return tok, nil
 	}
+	return c.miss(ctx, key, p, r, scopes)
+}
+
+// miss runs the profile once for all concurrent misses of key. It is apart
+// from Exchange so that only a miss moves r to the heap (its closure
+// captures r).
+func (c *Client) miss(ctx context.Context, key [32]byte, p *profile, r Request, scopes []string) (*Token, error) {
 	ch := c.group.DoChan(string(key[:]), func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout*time.Duration(len(p.steps)+1))
 		defer cancel()

@@ -56,6 +56,7 @@ func startControlPlane(t *testing.T) *controlPlane {
 	env := &envtest.Environment{
 		CRDDirectoryPaths: []string{
 			repoFile("manifests/crd/bases"),
+			repoFile("manifests/crd/kuadrant"),
 			filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard"),
 		},
 		ErrorIfCRDPathMissing: true,
@@ -106,6 +107,34 @@ func (cp *controlPlane) apply(t *testing.T, ns, file string, vars map[string]str
 		if err := cp.client.Create(t.Context(), u); err != nil {
 			t.Fatalf("create %s %s: %v", u.GetKind(), u.GetName(), err)
 		}
+		if u.GetKind() == "HTTPRoute" {
+			acceptRoute(t, cp, u)
+		}
+	}
+}
+
+// acceptRoute writes the status a Gateway controller writes when it accepts a
+// route (none runs here): Accepted=True for each parentRef. mcp-authz counts
+// only accepted routes.
+func acceptRoute(t *testing.T, cp *controlPlane, u *unstructured.Unstructured) {
+	t.Helper()
+	refs, _, _ := unstructured.NestedSlice(u.Object, "spec", "parentRefs")
+	var parents []any
+	for _, ref := range refs {
+		parents = append(parents, map[string]any{
+			"parentRef":      ref,
+			"controllerName": "istio.io/gateway-controller",
+			"conditions": []any{map[string]any{
+				"type": "Accepted", "status": "True", "reason": "Accepted", "message": "",
+				"lastTransitionTime": time.Now().UTC().Format(time.RFC3339),
+			}},
+		})
+	}
+	if err := unstructured.SetNestedSlice(u.Object, parents, "status", "parents"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.client.Status().Update(t.Context(), u); err != nil {
+		t.Fatalf("accept HTTPRoute %s: %v", u.GetName(), err)
 	}
 }
 
@@ -201,6 +230,7 @@ kubernetes:
   kubeconfig: %s
   leaderElectionNamespace: default
   retryInterval: 1s
+  allowExternalNameServices: true
 defaultPolicy: allow
 log:
   level: debug
@@ -238,7 +268,7 @@ log:
 		return ok && c.Status == metav1.ConditionTrue
 	})
 	t.Logf("registration status Ready %v after its creation: %s: %s", time.Since(created).Round(time.Millisecond), ready.Reason, ready.Message)
-	if want := `registered as mcp-test/kubernetes-mcp-server with prefix "kube_"`; ready.Reason != "Registered" || ready.Message != want {
+	if want := `registered as mcp-test/kubernetes-mcp-server with prefix "kube_" at http://`; ready.Reason != "Registered" || !strings.HasPrefix(ready.Message, want) {
 		t.Errorf("Ready condition %s: %q, want Registered: %q", ready.Reason, ready.Message, want)
 	}
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -27,6 +28,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	authzv1alpha1 "github.com/mcp-authz/mcp-authz/api/authz/v1alpha1"
 	mcpv1 "github.com/mcp-authz/mcp-authz/api/v1"
@@ -53,6 +55,12 @@ type Config struct {
 	// hostname, so that requests for that host go to that server (per-route
 	// attachment). Two registrations whose routes share a hostname conflict.
 	AttachHostnames bool `yaml:"attachHostnames,omitempty" json:"attachHostnames,omitempty"`
+	// AllowExternalNameServices lets a route's backendRef be a Service of type
+	// ExternalName, whose externalName anyone who may edit the Service can point at
+	// any host. Off (the default), such registrations are refused
+	// (ExternalNameNotAllowed); an Istio Hostname backendRef names an external
+	// server explicitly instead.
+	AllowExternalNameServices bool `yaml:"allowExternalNameServices,omitempty" json:"allowExternalNameServices,omitempty"`
 	// LeaderElectionNamespace holds the status writer's Lease; "" means the pod's
 	// namespace (which only exists in a cluster).
 	LeaderElectionNamespace string `yaml:"leaderElectionNamespace,omitempty" json:"leaderElectionNamespace,omitempty"`
@@ -139,7 +147,7 @@ func New(c Config, rc *rest.Config, reg *registry.Registry, sink PolicySink) (*S
 func Scheme() (*runtime.Scheme, error) {
 	sc := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
-		clientgoscheme.AddToScheme, gwv1.Install, mcpv1.AddToScheme, authzv1alpha1.AddToScheme,
+		clientgoscheme.AddToScheme, gwv1.Install, gwv1beta1.Install, mcpv1.AddToScheme, authzv1alpha1.AddToScheme,
 	} {
 		if err := add(sc); err != nil {
 			return nil, fmt.Errorf("kube: scheme: %w", err)
@@ -188,6 +196,10 @@ func (s *Source) run(ctx context.Context) error {
 	if opts.LeaderElectionID == "" {
 		opts.LeaderElectionID = "mcp-authz.authz.mcp-authz.dev"
 	}
+	// Only the Secrets labelled for registrations are read and cached, never others.
+	opts.Cache.ByObject = map[client.Object]cache.ByObject{
+		&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{SecretLabel: "true"})},
+	}
 	if len(s.cfg.Namespaces) > 0 {
 		opts.Cache.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range s.cfg.Namespaces {
@@ -209,6 +221,8 @@ func (s *Source) run(ctx context.Context) error {
 			Watches(&mcpv1.MCPServerRegistration{}, all).
 			Watches(&gwv1.HTTPRoute{}, all).
 			Watches(&corev1.Service{}, all).
+			Watches(&corev1.Secret{}, all).
+			Watches(&gwv1beta1.ReferenceGrant{}, all).
 			Watches(&authzv1alpha1.MCPAuthPolicy{}, all).
 			WithOptions(controller.Options{
 				NeedLeaderElection: ptr.To(needLeader),
@@ -232,9 +246,11 @@ func (s *Source) read(ctx context.Context, c client.Reader) (*inputs, error) {
 		regs   mcpv1.MCPServerRegistrationList
 		routes gwv1.HTTPRouteList
 		svcs   corev1.ServiceList
+		secs   corev1.SecretList
+		grants gwv1beta1.ReferenceGrantList
 		pols   authzv1alpha1.MCPAuthPolicyList
 	)
-	for _, l := range []client.ObjectList{&regs, &routes, &svcs, &pols} {
+	for _, l := range []client.ObjectList{&regs, &routes, &svcs, &secs, &grants, &pols} {
 		if err := c.List(ctx, l); err != nil {
 			return nil, fmt.Errorf("kube: list: %w", err)
 		}
@@ -244,6 +260,15 @@ func (s *Source) read(ctx context.Context, c client.Reader) (*inputs, error) {
 		policies:      pols.Items,
 		routes:        make(map[types.NamespacedName]*gwv1.HTTPRoute, len(routes.Items)),
 		services:      make(map[types.NamespacedName]*corev1.Service, len(svcs.Items)),
+		secrets:       make(map[types.NamespacedName]*corev1.Secret, len(secs.Items)),
+		grants:        grants.Items,
+	}
+	for i := range secs.Items {
+		sec := &secs.Items[i]
+		// The cache holds only labelled Secrets; check again rather than trust it.
+		if sec.Labels[SecretLabel] == "true" {
+			in.secrets[types.NamespacedName{Namespace: sec.Namespace, Name: sec.Name}] = sec
+		}
 	}
 	for i := range routes.Items {
 		r := &routes.Items[i]

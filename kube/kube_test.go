@@ -120,13 +120,52 @@ func (f *fixture) run(t *testing.T, src *kube.Source) {
 	})
 }
 
+// create creates objs in the fixture's namespace (unless they name one). An
+// HTTPRoute is then accepted by its parent Gateways, as a Gateway controller
+// would do (none runs in envtest): see createUnaccepted for one that is not.
 func (f *fixture) create(objs ...client.Object) {
 	f.t.Helper()
+	f.createUnaccepted(objs...)
 	for _, o := range objs {
-		o.SetNamespace(f.ns)
+		if r, ok := o.(*gwv1.HTTPRoute); ok {
+			acceptRoute(f.t, r)
+		}
+	}
+}
+
+// createUnaccepted creates objs as they are.
+func (f *fixture) createUnaccepted(objs ...client.Object) {
+	f.t.Helper()
+	for _, o := range objs {
+		if o.GetNamespace() == "" {
+			o.SetNamespace(f.ns)
+		}
 		if err := k8s.Create(f.t.Context(), o); err != nil {
 			f.t.Fatalf("create %T %s: %v", o, o.GetName(), err)
 		}
+	}
+}
+
+// uncategorised is the category the CRD defaults to.
+var uncategorised = []string{"uncategorised"}
+
+// acceptRoute writes the status a Gateway controller writes when it accepts a
+// route: one status.parents entry per parentRef with Accepted=True.
+func acceptRoute(t *testing.T, r *gwv1.HTTPRoute) {
+	t.Helper()
+	r.Status.Parents = nil
+	for _, p := range r.Spec.ParentRefs {
+		r.Status.Parents = append(r.Status.Parents, gwv1.RouteParentStatus{
+			ParentRef:      p,
+			ControllerName: "istio.io/gateway-controller",
+			Conditions: []metav1.Condition{{
+				Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted",
+				LastTransitionTime: metav1.Now(), ObservedGeneration: r.Generation,
+			}},
+		})
+	}
+	if err := k8s.Status().Update(t.Context(), r); err != nil {
+		t.Fatalf("accept HTTPRoute %s: %v", r.Name, err)
 	}
 }
 
@@ -251,7 +290,7 @@ func TestRegistrationBecomesServer(t *testing.T) {
 	f.create(reg)
 
 	name := f.ns + "/kubernetes-mcp-server"
-	want := &registry.Server{
+	want := &registry.Server{Category: uncategorised,
 		Name:     name,
 		Prefix:   "kube_",
 		URL:      "http://kube-mcp." + f.ns + ".svc.cluster.local:8080/mcp",
@@ -302,14 +341,14 @@ func TestRegistrationBecomesServer(t *testing.T) {
 }
 
 func TestExternalNameAndPath(t *testing.T) {
-	f := start(t)
+	f := start(t, func(c *kube.Config, _ *rest.Config) { c.AllowExternalNameServices = true })
 	f.create(externalService("ext", "kubernetes-mcp.example.com"),
 		route("ext", []string{"kubernetes-mcp.example.com"}, []gwv1.HTTPBackendRef{backend("ext", 9999)}))
 	reg := registration("ext", "ext_", "ext")
 	reg.Spec.Path = "/v1/mcp"
 	f.create(reg)
 	name := f.ns + "/ext"
-	f.server(5*time.Second, name, &registry.Server{
+	f.server(5*time.Second, name, &registry.Server{Category: uncategorised,
 		Name: name, Prefix: "ext_", Audience: name,
 		URL: "http://kubernetes-mcp.example.com:9999/v1/mcp",
 	})
@@ -329,7 +368,7 @@ func TestThroughGateway(t *testing.T) {
 	noHost := registration("no-host", "b_", "no-host")
 	f.create(withHost, noHost)
 	name := f.ns + "/with-host"
-	f.server(5*time.Second, name, &registry.Server{
+	f.server(5*time.Second, name, &registry.Server{Category: uncategorised,
 		Name: name, Prefix: "a_", Audience: name, Hostname: "tools.example.com",
 		URL: "https://tools.example.com:8443/mcp",
 	})
@@ -384,32 +423,31 @@ func TestPrefixConflict(t *testing.T) {
 	// creation time can make it win.
 	older := registration("z-older", "kube_", "r")
 	f.create(older)
-	f.server(5*time.Second, f.ns+"/z-older", &registry.Server{
+	f.server(5*time.Second, f.ns+"/z-older", &registry.Server{Category: uncategorised,
 		Name: f.ns + "/z-older", Prefix: "kube_", Audience: f.ns + "/z-older",
 		URL: "http://svc." + f.ns + ".svc.cluster.local:80/mcp",
 	})
 	time.Sleep(1100 * time.Millisecond) // creationTimestamp has one-second resolution
 	newer := registration("a-newer", "kube_", "r")
-	nested := registration("b-nested", "kube_x_", "r") // "kube_" is a prefix of it: ambiguous
+	nested := registration("b-nested", "kube_x_", "r") // nested in "kube_": fine, the longest wins
 	f.create(newer, nested)
 
 	msg := f.condition(newer, kube.ConditionReady, metav1.ConditionFalse, kube.ReasonPrefixConflict)
 	if !strings.Contains(msg, f.ns+"/z-older") {
 		t.Errorf("conflict message %q does not name the older registration", msg)
 	}
-	f.condition(nested, kube.ConditionReady, metav1.ConditionFalse, kube.ReasonPrefixConflict)
+	f.condition(nested, kube.ConditionReady, metav1.ConditionTrue, kube.ReasonRegistered)
 	f.condition(older, kube.ConditionReady, metav1.ConditionTrue, kube.ReasonRegistered)
-	if got := f.reg.Load().Servers(); len(got) != 1 || got[0].Name != f.ns+"/z-older" {
-		t.Errorf("registry holds %v, want only the older registration", got)
+	if got := f.reg.Load().Servers(); len(got) != 2 || got[0].Name != f.ns+"/b-nested" || got[1].Name != f.ns+"/z-older" {
+		t.Errorf("registry holds %v, want the older and the nested registration", got)
 	}
 
-	// Once the older one is gone, the next oldest takes the prefix (a-newer and
-	// b-nested may share a creation second: then the name decides).
+	// Once the older one is gone, the next oldest takes the prefix.
 	if err := k8s.Delete(t.Context(), older); err != nil {
 		t.Fatal(err)
 	}
 	f.condition(newer, kube.ConditionReady, metav1.ConditionTrue, kube.ReasonRegistered)
-	f.condition(nested, kube.ConditionReady, metav1.ConditionFalse, kube.ReasonPrefixConflict)
+	f.condition(nested, kube.ConditionReady, metav1.ConditionTrue, kube.ReasonRegistered)
 }
 
 func TestCRDValidation(t *testing.T) {
@@ -506,9 +544,9 @@ func TestPolicies(t *testing.T) {
 		return ps
 	}
 	eventually(t, 5*time.Second, func() string { return cmp.Diff(want, sortByName(f.sink.policies())) })
-	f.server(5*time.Second, one, &registry.Server{Name: one, Prefix: "one_", Audience: "kubernetes-mcp", Scopes: []string{"openid"},
+	f.server(5*time.Second, one, &registry.Server{Category: uncategorised, Name: one, Prefix: "one_", Audience: "kubernetes-mcp", Scopes: []string{"openid"},
 		URL: "http://svc." + f.ns + ".svc.cluster.local:80/mcp"})
-	f.server(5*time.Second, two, &registry.Server{Name: two, Prefix: "two_", Audience: "two-audience",
+	f.server(5*time.Second, two, &registry.Server{Category: uncategorised, Name: two, Prefix: "two_", Audience: "two-audience",
 		URL: "http://svc." + f.ns + ".svc.cluster.local:80/mcp"})
 
 	// A new generation that does not compile: the status says why and the
@@ -563,7 +601,7 @@ func TestEveryReplicaBuilds(t *testing.T) {
 	f.run(t, src)
 	f.create(service("svc", 80), route("r", nil, []gwv1.HTTPBackendRef{backend("svc", 80)}), registration("s", "s_", "r"))
 	name := f.ns + "/s"
-	want := &registry.Server{Name: name, Prefix: "s_", Audience: name, URL: "http://svc." + f.ns + ".svc.cluster.local:80/mcp"}
+	want := &registry.Server{Category: uncategorised, Name: name, Prefix: "s_", Audience: name, URL: "http://svc." + f.ns + ".svc.cluster.local:80/mcp"}
 	f.server(5*time.Second, name, want)
 	eventually(t, 5*time.Second, func() string {
 		got, ok := second.Load().Server(name)
@@ -608,7 +646,7 @@ func TestUnreachableAtStart(t *testing.T) {
 	relay(t, addr, api.Host)
 	name := f.ns + "/s"
 	// controller-runtime retries a missing informer every 10 s.
-	f.server(60*time.Second, name, &registry.Server{Name: name, Prefix: "s_", Audience: name,
+	f.server(60*time.Second, name, &registry.Server{Category: uncategorised, Name: name, Prefix: "s_", Audience: name,
 		URL: "http://svc." + f.ns + ".svc.cluster.local:80/mcp"})
 	if _, ok := f.reg.Load().Server("file/server"); ok {
 		t.Error("the file snapshot's server outlived the first cluster snapshot")
@@ -686,7 +724,7 @@ func TestOnlyTheLeaderWritesStatus(t *testing.T) {
 	reg := registration("s", "s_", "r")
 	f.create(reg)
 	name := f.ns + "/s"
-	f.server(5*time.Second, name, &registry.Server{Name: name, Prefix: "s_", Audience: name,
+	f.server(5*time.Second, name, &registry.Server{Category: uncategorised, Name: name, Prefix: "s_", Audience: name,
 		URL: "http://svc." + f.ns + ".svc.cluster.local:80/mcp"})
 	time.Sleep(2 * time.Second)
 	if err := k8s.Get(t.Context(), client.ObjectKeyFromObject(reg), reg); err != nil {

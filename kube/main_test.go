@@ -42,7 +42,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "manifests", "crd", "bases"), gw},
+		CRDDirectoryPaths:     []string{filepath.Join("..", "manifests", "crd", "bases"), filepath.Join("..", "manifests", "crd", "kuadrant"), gw},
 		ErrorIfCRDPathMissing: true,
 	}
 	restConfig, err = env.Start()

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	authzv1alpha1 "github.com/mcp-authz/mcp-authz/api/authz/v1alpha1"
 	mcpv1 "github.com/mcp-authz/mcp-authz/api/v1"
@@ -29,26 +30,52 @@ const (
 
 	ReasonRegistered          = "Registered"
 	ReasonRouteNotFound       = "RouteNotFound"
+	ReasonRouteNotAccepted    = "RouteNotAccepted" // no parent Gateway accepted the route
+	ReasonRefNotPermitted     = "RefNotPermitted"  // a cross-namespace reference without a ReferenceGrant
 	ReasonNoBackendRef        = "NoBackendRef"
 	ReasonMultipleBackendRefs = "MultipleBackendRefs"
 	ReasonInvalidBackendRef   = "InvalidBackendRef"
 	ReasonBackendNotFound     = "BackendNotFound"
+	ReasonExternalName        = "ExternalNameNotAllowed" // see Config.AllowExternalNameServices
+	ReasonSecretNotFound      = "SecretNotFound"         // missing, or without the mcp.kuadrant.io/secret=true label
+	ReasonInvalidSecret       = "InvalidSecret"          // the key is missing or its value unusable
+	ReasonUnsupported         = "Unsupported"            // a field mcp-authz does not support (tokenURLElicitation)
 	ReasonNoHostname          = "NoHostname"
 	ReasonPrefixConflict      = "PrefixConflict"
 	ReasonHostnameConflict    = "HostnameConflict"
 	ReasonInvalid             = "Invalid"
 	ReasonDisabled            = "Disabled"
 
+	// ConditionEnforced is the MCPAuthPolicy condition: True when a version of the
+	// policy is in force.
+	ConditionEnforced = "Enforced"
+
 	ReasonAccepted       = "Accepted"
 	ReasonTargetNotFound = "TargetNotFound"
+	ReasonEnforced       = "Enforced"
+	ReasonUnknown        = "Unknown"
 )
+
+// ControllerName is the controller named in an MCPAuthPolicy's status.ancestors.
+const ControllerName = "authz.mcp-authz.dev/mcp-authz"
+
+// SecretLabel is the label (value "true") that a Secret named by a registration's
+// credentialRef or caCertSecretRef must carry, as with Kuadrant: only such Secrets
+// are read and cached.
+const SecretLabel = "mcp.kuadrant.io/secret"
+
+// maxCACert bounds a CA bundle read from a Secret.
+const maxCACert = 64 << 10
 
 const (
 	gatewayGroup  = "gateway.networking.k8s.io"
 	mcpGroup      = "mcp.kuadrant.io"
+	istioGroup    = "networking.istio.io"
 	kindGateway   = "Gateway"
 	kindHTTPRoute = "HTTPRoute"
 	kindMCPServer = "MCPServerRegistration"
+	kindService   = "Service"
+	kindHostname  = "Hostname"
 )
 
 // inputs is everything a view is computed from, as read from the cache.
@@ -56,6 +83,8 @@ type inputs struct {
 	registrations []mcpv1.MCPServerRegistration
 	routes        map[types.NamespacedName]*gwv1.HTTPRoute
 	services      map[types.NamespacedName]*corev1.Service
+	secrets       map[types.NamespacedName]*corev1.Secret // only those with SecretLabel
+	grants        []gwv1beta1.ReferenceGrant
 	policies      []authzv1alpha1.MCPAuthPolicy
 }
 
@@ -66,13 +95,19 @@ type view struct {
 	policies []policy.Policy
 	// status holds the wanted condition of each registration and policy.
 	regStatus map[types.NamespacedName]metav1.Condition
-	polStatus map[types.NamespacedName]metav1.Condition
+	polStatus map[types.NamespacedName]policyStatus
+}
+
+// policyStatus is the wanted status of one policy.
+type policyStatus struct {
+	accepted, enforced metav1.Condition
 }
 
 // candidate is a registration that resolved to a server, with where it came from.
 type candidate struct {
 	reg    *mcpv1.MCPServerRegistration
 	route  types.NamespacedName
+	rule   string // the name of the route rule holding the backendRef, if any
 	server registry.Server
 }
 
@@ -81,7 +116,7 @@ type candidate struct {
 func (s *Source) compute(in *inputs) *view {
 	v := &view{
 		regStatus: map[types.NamespacedName]metav1.Condition{},
-		polStatus: map[types.NamespacedName]metav1.Condition{},
+		polStatus: map[types.NamespacedName]policyStatus{},
 	}
 
 	// Older registrations win conflicts: sort by creation time, then namespace/name.
@@ -106,7 +141,7 @@ func (s *Source) compute(in *inputs) *view {
 		}
 		accepted = append(accepted, c)
 		v.regStatus[key] = condition(ConditionReady, metav1.ConditionTrue, ReasonRegistered,
-			fmt.Sprintf("registered as %s with prefix %q", c.server.Name, c.server.Prefix), reg.Generation)
+			fmt.Sprintf("registered as %s with prefix %q at %s", c.server.Name, c.server.Prefix, c.server.URL), reg.Generation)
 	}
 
 	overrides := s.policies(in, accepted, v)
@@ -125,17 +160,33 @@ func (s *Source) compute(in *inputs) *view {
 
 // resolve turns one registration into a server, or says why it cannot.
 func (s *Source) resolve(in *inputs, reg *mcpv1.MCPServerRegistration) (c candidate, reason, msg string) {
-	if reg.Spec.State == mcpv1.ServerStateDisabled {
+	spec := &reg.Spec
+	if spec.State == mcpv1.ServerStateDisabled {
 		return c, ReasonDisabled, "spec.state is Disabled"
 	}
-	ref := reg.Spec.TargetRef
+	if spec.TokenURLElicitation != nil {
+		return c, ReasonUnsupported, "spec.tokenURLElicitation is not supported by mcp-authz; remove it to register the server"
+	}
+	ref := spec.TargetRef
 	if g := cmp.Or(ref.Group, gatewayGroup); g != gatewayGroup || cmp.Or(ref.Kind, kindHTTPRoute) != kindHTTPRoute {
 		return c, ReasonInvalid, "targetRef must be a gateway.networking.k8s.io HTTPRoute"
 	}
+	path := cmp.Or(spec.Path, "/mcp")
+	if !strings.HasPrefix(path, "/") {
+		return c, ReasonInvalid, fmt.Sprintf("spec.path %q must start with /", path)
+	}
 	routeKey := types.NamespacedName{Namespace: cmp.Or(ref.Namespace, reg.Namespace), Name: ref.Name}
+	if routeKey.Namespace != reg.Namespace &&
+		!granted(in.grants, reference{mcpGroup, kindMCPServer, reg.Namespace}, reference{gatewayGroup, kindHTTPRoute, routeKey.Namespace}, routeKey.Name) {
+		return c, ReasonRefNotPermitted, fmt.Sprintf("no ReferenceGrant in namespace %s allows MCPServerRegistrations of namespace %s to refer to HTTPRoute %s",
+			routeKey.Namespace, reg.Namespace, routeKey.Name)
+	}
 	route, ok := in.routes[routeKey]
 	if !ok {
 		return c, ReasonRouteNotFound, fmt.Sprintf("HTTPRoute %s not found", routeKey)
+	}
+	if !accepted(route) {
+		return c, ReasonRouteNotAccepted, fmt.Sprintf("no parent Gateway has accepted HTTPRoute %s (status.parents[].conditions Accepted=True)", routeKey)
 	}
 	var refs []gwv1.HTTPBackendRef
 	for _, r := range route.Spec.Rules {
@@ -148,8 +199,7 @@ func (s *Source) resolve(in *inputs, reg *mcpv1.MCPServerRegistration) (c candid
 		return c, ReasonMultipleBackendRefs, fmt.Sprintf("HTTPRoute %s has %d backendRefs, want exactly one", routeKey, len(refs))
 	}
 
-	path := cmp.Or(reg.Spec.Path, "/mcp")
-	host, port, reason, msg := s.backend(in, route, refs[0].BackendObjectReference)
+	b, reason, msg := s.backend(in, route, refs[0].BackendObjectReference)
 	if reason != "" {
 		return c, reason, msg
 	}
@@ -158,55 +208,223 @@ func (s *Source) resolve(in *inputs, reg *mcpv1.MCPServerRegistration) (c candid
 		if hostname == "" {
 			return c, ReasonNoHostname, fmt.Sprintf("HTTPRoute %s has no exact hostname to reach it through the gateway", routeKey)
 		}
-		host, port = hostname, s.cfg.GatewayPort
+		b = endpoint{cmp.Or(s.cfg.GatewayScheme, "http"), hostname, s.cfg.GatewayPort}
 	}
-	scheme := "http"
-	if s.cfg.GatewayPort != 0 {
-		scheme = cmp.Or(s.cfg.GatewayScheme, "http")
-	}
-	c = candidate{
-		reg:   reg,
-		route: routeKey,
-		server: registry.Server{
-			Name:   reg.Namespace + "/" + reg.Name,
-			Prefix: reg.Spec.Prefix,
-			URL:    scheme + "://" + net.JoinHostPort(host, strconv.Itoa(port)) + path,
-		},
+	srv := registry.Server{
+		Name:             reg.Namespace + "/" + reg.Name,
+		Prefix:           spec.Prefix,
+		UserSpecificList: spec.UserSpecificList == mcpv1.UserSpecificListEnabled,
+		Category:         slices.Clone(spec.Category),
+		Hint:             spec.Hint,
+		Tags:             slices.Clone(spec.Tags),
 	}
 	if s.cfg.AttachHostnames {
-		c.server.Hostname = hostname
+		srv.Hostname = hostname
 	}
-	// The registry's own validation (URL, name, prefix) decides what is invalid.
-	if _, err := registry.NewSnapshot([]registry.Server{c.server}); err != nil {
-		return c, ReasonInvalid, err.Error()
+	if r := spec.CACertSecretRef; r != nil {
+		pem, reason, msg := secretValue(in, reg.Namespace, r.Name, cmp.Or(r.Key, "ca.crt"), "caCertSecretRef")
+		if reason != "" {
+			return c, reason, msg
+		}
+		if len(pem) > maxCACert {
+			return c, ReasonInvalidSecret, fmt.Sprintf("caCertSecretRef: Secret %s/%s key %s holds more than %d bytes", reg.Namespace, r.Name, cmp.Or(r.Key, "ca.crt"), maxCACert)
+		}
+		// A CA of its own says the server speaks TLS, as with Kuadrant.
+		srv.CACert, b.scheme = pem, "https"
 	}
-	return c, "", ""
+	if r := spec.CredentialRef; r != nil {
+		key := cmp.Or(r.Key, "token")
+		v, reason, msg := secretValue(in, reg.Namespace, r.Name, key, "credentialRef")
+		if reason != "" {
+			return c, reason, msg
+		}
+		// A trailing newline (kubectl create secret --from-file) is not part of it.
+		srv.Credential = registry.NewCredential(fmt.Sprintf("Secret %s/%s key %s", reg.Namespace, r.Name, key), strings.TrimSpace(string(v)))
+	}
+	srv.URL = b.scheme + "://" + net.JoinHostPort(b.host, strconv.Itoa(b.port)) + path
+	// The registry's own validation (URL, name, prefix, credential, CA) decides what
+	// is invalid; its messages never carry the credential.
+	if _, err := registry.NewSnapshot([]registry.Server{srv}); err != nil {
+		reason := ReasonInvalid
+		if strings.Contains(err.Error(), "].credential:") || strings.Contains(err.Error(), "].caCert:") {
+			reason = ReasonInvalidSecret
+		}
+		return c, reason, err.Error()
+	}
+	return candidate{reg: reg, route: routeKey, rule: ruleOf(route), server: srv}, "", ""
 }
 
-// backend resolves a route's backendRef to a host and port.
-func (s *Source) backend(in *inputs, route *gwv1.HTTPRoute, ref gwv1.BackendObjectReference) (host string, port int, reason, msg string) {
-	if (ref.Group != nil && *ref.Group != "") || (ref.Kind != nil && *ref.Kind != "Service") {
-		return "", 0, ReasonInvalidBackendRef, "the backendRef must be a core Service"
+// secretValue reads key of the labelled Secret ns/name, or says why it cannot.
+func secretValue(in *inputs, ns, name, key, field string) (v []byte, reason, msg string) {
+	sec, ok := in.secrets[types.NamespacedName{Namespace: ns, Name: name}]
+	if !ok {
+		return nil, ReasonSecretNotFound, fmt.Sprintf("%s: Secret %s/%s not found with label %s=true", field, ns, name, SecretLabel)
+	}
+	v, ok = sec.Data[key]
+	if !ok {
+		return nil, ReasonInvalidSecret, fmt.Sprintf("%s: Secret %s/%s has no key %s", field, ns, name, key)
+	}
+	return v, "", ""
+}
+
+// endpoint is where a backend is reached.
+type endpoint struct {
+	scheme, host string
+	port         int
+}
+
+// backend resolves a route's backendRef: a core Service (ClusterIP, or ExternalName
+// where Config allows it) or an Istio Hostname (an external server, over https).
+func (s *Source) backend(in *inputs, route *gwv1.HTTPRoute, ref gwv1.BackendObjectReference) (e endpoint, reason, msg string) {
+	group, kind := "", kindService
+	if ref.Group != nil {
+		group = string(*ref.Group)
+	}
+	if ref.Kind != nil {
+		kind = string(*ref.Kind)
+	}
+	switch {
+	case group == istioGroup && kind == kindHostname:
+		host := strings.ToLower(string(ref.Name))
+		if !validHost(host) {
+			return e, ReasonInvalidBackendRef, fmt.Sprintf("the backendRef's Hostname %q is not a DNS name", ref.Name)
+		}
+		port := 443
+		if ref.Port != nil {
+			port = int(*ref.Port)
+		}
+		return endpoint{"https", host, port}, "", ""
+	case group != "" || kind != kindService:
+		return e, ReasonInvalidBackendRef, "the backendRef must be a core Service or a networking.istio.io Hostname"
 	}
 	if ref.Port == nil {
-		return "", 0, ReasonInvalidBackendRef, "the backendRef has no port"
+		return e, ReasonInvalidBackendRef, "the backendRef has no port"
 	}
 	key := types.NamespacedName{Namespace: route.Namespace, Name: string(ref.Name)}
 	if ref.Namespace != nil && *ref.Namespace != "" {
 		key.Namespace = string(*ref.Namespace)
 	}
+	if key.Namespace != route.Namespace &&
+		!granted(in.grants, reference{gatewayGroup, kindHTTPRoute, route.Namespace}, reference{"", kindService, key.Namespace}, key.Name) {
+		return e, ReasonRefNotPermitted, fmt.Sprintf("no ReferenceGrant in namespace %s allows HTTPRoutes of namespace %s to refer to Service %s",
+			key.Namespace, route.Namespace, key.Name)
+	}
 	svc, ok := in.services[key]
 	if !ok {
-		return "", 0, ReasonBackendNotFound, fmt.Sprintf("Service %s not found", key)
+		return e, ReasonBackendNotFound, fmt.Sprintf("Service %s not found", key)
 	}
-	port = int(*ref.Port)
+	port := int(*ref.Port)
+	i := slices.IndexFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return int(p.Port) == port })
 	if svc.Spec.Type == corev1.ServiceTypeExternalName {
-		return svc.Spec.ExternalName, port, "", ""
+		if !s.cfg.AllowExternalNameServices {
+			return e, ReasonExternalName, fmt.Sprintf("Service %s is of type ExternalName, which kubernetes.allowExternalNameServices does not allow", key)
+		}
+		host := strings.ToLower(svc.Spec.ExternalName)
+		if !validHost(host) {
+			return e, ReasonInvalidBackendRef, fmt.Sprintf("Service %s's externalName %q is not a DNS name", key, svc.Spec.ExternalName)
+		}
+		scheme := "http"
+		if i >= 0 {
+			scheme = portScheme(svc.Spec.Ports[i])
+		}
+		return endpoint{scheme, host, port}, "", ""
 	}
-	if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return int(p.Port) == port }) {
-		return "", 0, ReasonBackendNotFound, fmt.Sprintf("Service %s has no port %d", key, port)
+	if i < 0 {
+		return e, ReasonBackendNotFound, fmt.Sprintf("Service %s has no port %d", key, port)
 	}
-	return fmt.Sprintf("%s.%s.svc.%s", key.Name, key.Namespace, cmp.Or(s.cfg.ClusterDomain, "cluster.local")), port, "", ""
+	host := fmt.Sprintf("%s.%s.svc.%s", key.Name, key.Namespace, cmp.Or(s.cfg.ClusterDomain, "cluster.local"))
+	return endpoint{portScheme(svc.Spec.Ports[i]), host, port}, "", ""
+}
+
+// portScheme is https when the Service port's appProtocol (or, without one, its
+// name) says TLS: "https", "kubernetes.io/wss", or a name "https" / "https-…".
+// Everything else, h2c included, is http.
+func portScheme(p corev1.ServicePort) string {
+	if p.AppProtocol != nil {
+		switch strings.ToLower(*p.AppProtocol) {
+		case "https", "kubernetes.io/wss":
+			return "https"
+		}
+		return "http"
+	}
+	if n := strings.ToLower(p.Name); n == "https" || strings.HasPrefix(n, "https-") {
+		return "https"
+	}
+	return "http"
+}
+
+// validHost reports whether h is a DNS name (no port, path or user part).
+func validHost(h string) bool {
+	_, err := registry.NewSnapshot([]registry.Server{{Name: "x/x", URL: "http://x/", Hostname: h}})
+	return err == nil
+}
+
+// reference is the group, kind and namespace of one end of a reference.
+type reference struct {
+	group, kind, namespace string
+}
+
+// granted reports whether a ReferenceGrant in to's namespace lets objects of from
+// refer to the object name of to, as Gateway API's ReferenceGrant prescribes.
+func granted(grants []gwv1beta1.ReferenceGrant, from, to reference, name string) bool {
+	for i := range grants {
+		g := &grants[i]
+		if g.Namespace != to.namespace {
+			continue
+		}
+		fromOK := slices.ContainsFunc(g.Spec.From, func(f gwv1beta1.ReferenceGrantFrom) bool {
+			return string(f.Group) == from.group && string(f.Kind) == from.kind && string(f.Namespace) == from.namespace
+		})
+		toOK := slices.ContainsFunc(g.Spec.To, func(t gwv1beta1.ReferenceGrantTo) bool {
+			return string(t.Group) == to.group && string(t.Kind) == to.kind && (t.Name == nil || *t.Name == "" || string(*t.Name) == name)
+		})
+		if fromOK && toOK {
+			return true
+		}
+	}
+	return false
+}
+
+// accepted reports whether a parent Gateway of route has accepted it: a
+// status.parents entry for one of its parentRefs with condition Accepted=True.
+func accepted(route *gwv1.HTTPRoute) bool {
+	for _, p := range route.Status.Parents {
+		if !meta.IsStatusConditionTrue(p.Conditions, string(gwv1.RouteConditionAccepted)) {
+			continue
+		}
+		if slices.ContainsFunc(route.Spec.ParentRefs, func(r gwv1.ParentReference) bool {
+			return sameParent(r, p.ParentRef, route.Namespace)
+		}) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameParent reports whether two parentRefs of a route in namespace ns name the
+// same parent.
+func sameParent(a, b gwv1.ParentReference, ns string) bool {
+	str := func(p *string, def string) string {
+		if p == nil || *p == "" {
+			return def
+		}
+		return *p
+	}
+	return a.Name == b.Name &&
+		str((*string)(a.Namespace), ns) == str((*string)(b.Namespace), ns) &&
+		str((*string)(a.Group), gatewayGroup) == str((*string)(b.Group), gatewayGroup) &&
+		str((*string)(a.Kind), kindGateway) == str((*string)(b.Kind), kindGateway) &&
+		str((*string)(a.SectionName), "") == str((*string)(b.SectionName), "")
+}
+
+// ruleOf is the name of the route rule that holds its one backendRef, or "".
+func ruleOf(route *gwv1.HTTPRoute) string {
+	for _, r := range route.Spec.Rules {
+		if len(r.BackendRefs) > 0 && r.Name != nil {
+			return string(*r.Name)
+		}
+	}
+	return ""
 }
 
 // firstHostname is the route's first hostname that is not a wildcard, or "".
@@ -219,14 +437,12 @@ func firstHostname(route *gwv1.HTTPRoute) string {
 	return ""
 }
 
-// conflict says why c cannot join the accepted servers: a prefix that is a prefix
-// of another (so a tool name would be ambiguous; "" is a prefix of every name) or
-// a hostname already taken.
+// conflict says why c cannot join the accepted servers: a prefix another server
+// has (nested prefixes are fine: the longest wins), or a hostname already taken.
 func conflict(accepted []candidate, c candidate) (reason, msg string) {
 	for _, a := range accepted {
-		p, q := a.server.Prefix, c.server.Prefix
-		if strings.HasPrefix(p, q) || strings.HasPrefix(q, p) {
-			return ReasonPrefixConflict, fmt.Sprintf("prefix %q clashes with prefix %q of the older registration %s", q, p, a.server.Name)
+		if p := c.server.Prefix; p == a.server.Prefix {
+			return ReasonPrefixConflict, fmt.Sprintf("prefix %q is taken by the older registration %s", p, a.server.Name)
 		}
 		if h := c.server.Hostname; h != "" && h == a.server.Hostname {
 			return ReasonHostnameConflict, fmt.Sprintf("hostname %q is used by the older registration %s", h, a.server.Name)
@@ -260,25 +476,35 @@ func (s *Source) policies(in *inputs, accepted []candidate, v *view) map[string]
 		key := types.NamespacedName{Namespace: p.Namespace, Name: p.Name}
 		servers, rank := targets(in, accepted, p)
 		rules, err := s.compiled(p)
+		gen := p.Generation
+		inForce := condition(ConditionEnforced, metav1.ConditionTrue, ReasonEnforced, "", gen)
+		notInForce := condition(ConditionEnforced, metav1.ConditionFalse, ReasonUnknown, "no version of the policy is in force", gen)
 		if err != nil && rules == nil {
-			v.polStatus[key] = condition(ConditionAccepted, metav1.ConditionFalse, ReasonInvalid, err.Error(), p.Generation)
+			v.polStatus[key] = policyStatus{condition(ConditionAccepted, metav1.ConditionFalse, ReasonInvalid, err.Error(), gen), notInForce}
 			continue
 		}
 		if len(servers) == 0 {
-			v.polStatus[key] = condition(ConditionAccepted, metav1.ConditionFalse, ReasonTargetNotFound,
-				fmt.Sprintf("no registered MCP server is behind %s %s", p.Spec.TargetRef.Kind, p.Spec.TargetRef.Name), p.Generation)
+			t := p.Spec.TargetRef
+			what := t.Kind + " " + t.Name
+			if t.SectionName != nil {
+				what += " section " + string(*t.SectionName)
+			}
+			v.polStatus[key] = policyStatus{condition(ConditionAccepted, metav1.ConditionFalse, ReasonTargetNotFound,
+				fmt.Sprintf("no registered MCP server is behind %s", what), gen), notInForce}
 			continue
 		}
 		for _, r := range rules {
 			r.Servers = servers
 			v.policies = append(v.policies, r)
 		}
+		applies := fmt.Sprintf("applies to %s", strings.Join(servers, ", "))
 		if err != nil {
-			v.polStatus[key] = condition(ConditionAccepted, metav1.ConditionFalse, ReasonInvalid,
-				err.Error()+"; the last accepted version stays in force", p.Generation)
+			inForce.Message = "the last accepted version " + applies
+			v.polStatus[key] = policyStatus{condition(ConditionAccepted, metav1.ConditionFalse, ReasonInvalid,
+				err.Error()+"; the last accepted version stays in force", gen), inForce}
 		} else {
-			v.polStatus[key] = condition(ConditionAccepted, metav1.ConditionTrue, ReasonAccepted,
-				fmt.Sprintf("applies to %s", strings.Join(servers, ", ")), p.Generation)
+			inForce.Message = applies
+			v.polStatus[key] = policyStatus{condition(ConditionAccepted, metav1.ConditionTrue, ReasonAccepted, applies, gen), inForce}
 		}
 		if te := p.Spec.TokenExchange; te != nil && (te.Audience != "" || len(te.Scopes) > 0) {
 			for _, name := range servers {
@@ -294,7 +520,8 @@ func (s *Source) policies(in *inputs, accepted []candidate, v *view) map[string]
 
 // targets lists the accepted servers a policy applies to, sorted, and the rank of
 // its target kind (a registration is more specific than a route, a route than a
-// gateway).
+// gateway). A sectionName narrows a Gateway to the routes attached to that
+// listener (or to all of its listeners) and an HTTPRoute to the rule of that name.
 func targets(in *inputs, accepted []candidate, p *authzv1alpha1.MCPAuthPolicy) ([]string, int) {
 	t := p.Spec.TargetRef
 	var names []string
@@ -307,10 +534,11 @@ func targets(in *inputs, accepted []candidate, p *authzv1alpha1.MCPAuthPolicy) (
 			match = c.reg.Namespace == p.Namespace && c.reg.Name == t.Name
 		case t.Group == gatewayGroup && t.Kind == kindHTTPRoute:
 			rank = 2
-			match = c.route == types.NamespacedName{Namespace: p.Namespace, Name: t.Name}
+			match = c.route == types.NamespacedName{Namespace: p.Namespace, Name: t.Name} &&
+				(t.SectionName == nil || string(*t.SectionName) == c.rule)
 		case t.Group == gatewayGroup && t.Kind == kindGateway:
 			rank = 1
-			match = attached(in.routes[c.route], types.NamespacedName{Namespace: p.Namespace, Name: t.Name})
+			match = attached(in.routes[c.route], types.NamespacedName{Namespace: p.Namespace, Name: t.Name}, t.SectionName)
 		}
 		if match {
 			names = append(names, c.server.Name)
@@ -320,8 +548,10 @@ func targets(in *inputs, accepted []candidate, p *authzv1alpha1.MCPAuthPolicy) (
 	return names, rank
 }
 
-// attached reports whether route has a parentRef to the gateway gw.
-func attached(route *gwv1.HTTPRoute, gw types.NamespacedName) bool {
+// attached reports whether route has a parentRef to the gateway gw, and to its
+// listener section when that is set (a parentRef without a sectionName attaches
+// to every listener).
+func attached(route *gwv1.HTTPRoute, gw types.NamespacedName, section *gwv1.SectionName) bool {
 	if route == nil {
 		return false
 	}
@@ -333,7 +563,8 @@ func attached(route *gwv1.HTTPRoute, gw types.NamespacedName) bool {
 		if ref.Namespace != nil && *ref.Namespace != "" {
 			ns = string(*ref.Namespace)
 		}
-		if ns == gw.Namespace && string(ref.Name) == gw.Name {
+		if ns == gw.Namespace && string(ref.Name) == gw.Name &&
+			(section == nil || ref.SectionName == nil || *ref.SectionName == *section) {
 			return true
 		}
 	}

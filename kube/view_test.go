@@ -40,6 +40,9 @@ func rt(ns, name, svc string, hosts ...string) *gwv1.HTTPRoute {
 	}
 	r.Spec.Rules = []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{
 		BackendObjectReference: gwv1.BackendObjectReference{Name: gwv1.ObjectName(svc), Port: ptr.To(gwv1.PortNumber(80))}}}}}}
+	// Accepted by its Gateway, as a Gateway controller would write it.
+	r.Status.Parents = []gwv1.RouteParentStatus{{ParentRef: r.Spec.ParentRefs[0], ControllerName: "istio.io/gateway-controller",
+		Conditions: []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted"}}}}
 	return r
 }
 
@@ -90,14 +93,19 @@ func TestComputeConflicts(t *testing.T) {
 			ready: []string{"a/x"}, reason: map[string]string{"b/x": ReasonPrefixConflict},
 		},
 		{
-			name:  "nested prefix is ambiguous",
+			name:  "nested prefixes coexist (the longest wins)",
 			regs:  []mcpv1.MCPServerRegistration{reg("a", "k", "kube_", "r", 1), reg("b", "kx", "kube_x_", "r", 2)},
-			ready: []string{"a/k"}, reason: map[string]string{"b/kx": ReasonPrefixConflict},
+			ready: []string{"a/k", "b/kx"},
 		},
 		{
-			name:  "an older empty prefix takes every name",
+			name:  "an empty prefix beside others",
 			regs:  []mcpv1.MCPServerRegistration{reg("a", "all", "", "r", 1), reg("b", "k", "kube_", "r", 2)},
-			ready: []string{"a/all"}, reason: map[string]string{"b/k": ReasonPrefixConflict},
+			ready: []string{"a/all", "b/k"},
+		},
+		{
+			name:  "two empty prefixes: the older wins",
+			regs:  []mcpv1.MCPServerRegistration{reg("a", "all", "", "r", 1), reg("b", "all2", "", "r", 2)},
+			ready: []string{"a/all"}, reason: map[string]string{"b/all2": ReasonPrefixConflict},
 		},
 		{
 			name:  "distinct prefixes coexist",
@@ -153,11 +161,11 @@ func TestComputeInvalid(t *testing.T) {
 			mutate: func(m *mcpv1.MCPServerRegistration, _ *gwv1.HTTPRoute, _ *corev1.Service) {
 				m.Spec.TargetRef.Kind = "GRPCRoute"
 			}},
-		{name: "an ExternalName that is no host", reason: ReasonInvalid,
+		{name: "an ExternalName Service, not allowed by default", reason: ReasonExternalName,
 			mutate: func(_ *mcpv1.MCPServerRegistration, _ *gwv1.HTTPRoute, s *corev1.Service) {
 				s.Spec.Type, s.Spec.ExternalName = corev1.ServiceTypeExternalName, ""
 			}},
-		{name: "a backendRef to another namespace's missing Service", reason: ReasonBackendNotFound,
+		{name: "a backendRef to another namespace without a ReferenceGrant", reason: ReasonRefNotPermitted,
 			mutate: func(_ *mcpv1.MCPServerRegistration, r *gwv1.HTTPRoute, _ *corev1.Service) {
 				r.Spec.Rules[0].BackendRefs[0].Namespace = ptr.To(gwv1.Namespace("elsewhere"))
 			}},

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
 	authzv1alpha1 "github.com/mcp-authz/mcp-authz/api/authz/v1alpha1"
@@ -70,6 +71,7 @@ func run(m *testing.M) int {
 	env := &envtest.Environment{
 		CRDDirectoryPaths: []string{
 			filepath.Join("crd", "bases"),
+			filepath.Join("crd", "kuadrant"),
 			filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard"),
 			istio,
 			promOperator,
@@ -102,7 +104,7 @@ func run(m *testing.M) int {
 	// The namespaces the manifests expect to exist around them; mcp-authz
 	// enforces the restricted Pod Security level, as base/namespace.yaml
 	// says, so that the dry run of the Deployment is checked against it.
-	for _, ns := range []string{"mcp-authz", "mcp-test", "gateway-system", "istio-system"} {
+	for _, ns := range []string{"mcp-authz", "mcp-test", "mcp-samples", "gateway-system", "istio-system"} {
 		labels := map[string]string{}
 		if ns == "mcp-authz" {
 			labels["pod-security.kubernetes.io/enforce"] = "restricted"
@@ -135,7 +137,7 @@ func kubectl(t *testing.T, stdin []byte, args ...string) (string, error) {
 // rather than through one, and the YAML files that are no Kubernetes
 // resources, with the test that checks each.
 var (
-	kustomizations = []string{".", "istio", "envoy/cluster", "monitoring", "examples/kubernetes-mcp-server"}
+	kustomizations = []string{".", "crd/kuadrant", "istio", "envoy/cluster", "monitoring", "examples/kubernetes-mcp-server", "examples/kuadrant-samples"}
 	standalone     = []string{}
 	notResources   = map[string]string{
 		"istio/mesh-config.yaml":   "TestMeshConfigPatch (a patch of istiod's mesh configuration)",
@@ -350,7 +352,9 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 		{name: "update lease at home", args: []string{"update", "leases.coordination.k8s.io", "-n", "mcp-authz"}, want: "yes"},
 		{name: "update registration spec", args: []string{"update", "mcpserverregistrations.mcp.kuadrant.io", "-n", "mcp-test"}, want: "no"},
 		{name: "delete policies", args: []string{"delete", "mcpauthpolicies.authz.mcp-authz.dev", "-n", "mcp-test"}, want: "no"},
-		{name: "read secrets", args: []string{"get", "secrets", "-n", "mcp-authz"}, want: "no"},
+		{name: "watch secrets (only labelled ones are cached)", args: []string{"watch", "secrets", "-n", "mcp-test"}, want: "yes"},
+		{name: "write secrets", args: []string{"update", "secrets", "-n", "mcp-test"}, want: "no"},
+		{name: "watch referencegrants", args: []string{"watch", "referencegrants.gateway.networking.k8s.io", "-A"}, want: "yes"},
 		{name: "update routes", args: []string{"update", "httproutes.gateway.networking.k8s.io", "-n", "mcp-test"}, want: "no"},
 		{name: "lease elsewhere", args: []string{"update", "leases.coordination.k8s.io", "-n", "kube-system"}, want: "no"},
 		{name: "list pods", args: []string{"list", "pods", "-A"}, want: "no"},
@@ -379,8 +383,9 @@ func TestExampleWithShippedRBAC(t *testing.T) {
 	reg := &registry.Registry{}
 	pols := &sink{last: make(chan []policy.Policy, 1)}
 	src, err := kube.New(kube.Config{
-		LeaderElectionNamespace: "mcp-authz",
-		Logger:                  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		AllowExternalNameServices: true, // the example follows Kuadrant's guide: an ExternalName Service
+		LeaderElectionNamespace:   "mcp-authz",
+		Logger:                    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, rc, reg, pols)
 	if err != nil {
 		t.Fatal(err)
@@ -398,8 +403,9 @@ func TestExampleWithShippedRBAC(t *testing.T) {
 	if out, err := kubectl(t, render(t, "examples/kubernetes-mcp-server"), "apply", "--server-side", "--field-manager=manifests-test", "-f", "-"); err != nil {
 		t.Fatalf("apply example: %v\n%s", err, out)
 	}
+	acceptRoutes(t, "mcp-test")
 	const name = "mcp-test/kubernetes-mcp-server"
-	want := registry.Server{Name: name, Prefix: "kube_", URL: "http://kubernetes-mcp.example.com:9999/mcp", Audience: "mcp-test/kubernetes-mcp",
+	want := registry.Server{Category: []string{"uncategorised"}, Name: name, Prefix: "kube_", URL: "http://kubernetes-mcp.example.com:9999/mcp", Audience: "mcp-test/kubernetes-mcp",
 		Scopes: []string{"openid", "profile", "groups"}}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -422,6 +428,27 @@ func TestExampleWithShippedRBAC(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Error("no policy set was handed on")
+	}
+}
+
+// acceptRoutes writes, for every HTTPRoute in ns, the status a Gateway controller
+// writes when it accepts it (no Gateway controller runs in envtest).
+func acceptRoutes(t *testing.T, ns string) {
+	t.Helper()
+	var routes gwv1.HTTPRouteList
+	if err := k8s.List(t.Context(), &routes, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range routes.Items {
+		r := &routes.Items[i]
+		r.Status.Parents = nil
+		for _, p := range r.Spec.ParentRefs {
+			r.Status.Parents = append(r.Status.Parents, gwv1.RouteParentStatus{ParentRef: p, ControllerName: "istio.io/gateway-controller",
+				Conditions: []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", LastTransitionTime: metav1.Now()}}})
+		}
+		if err := k8s.Status().Update(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

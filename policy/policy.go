@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // Reason codes of a Decision. A Rego policy may return its own reason instead.
@@ -112,6 +113,20 @@ type Set struct {
 	global     []compiled            // policies for every request
 	byServer   map[string][]compiled // global and named policies, in config order
 	allowEmpty bool                  // Config.Default is "allow"
+	version    uint64                // see Version
+}
+
+// setVersions numbers the Sets compiled in the process.
+var setVersions atomic.Uint64
+
+// Version identifies s among the Sets of the process: every Compile gives
+// its Set a number greater than any before it, so a cache keyed by the
+// Version of the Set in force sees every reload. A nil Set has Version 0.
+func (s *Set) Version() uint64 {
+	if s == nil {
+		return 0
+	}
+	return s.version
 }
 
 // Compile validates and compiles every policy of c once. Errors name the
@@ -162,6 +177,7 @@ func Compile(c Config) (*Set, error) {
 			s.byServer[name] = append(s.byServer[name], cp)
 		}
 	}
+	s.version = setVersions.Add(1)
 	return s, nil
 }
 

@@ -520,6 +520,15 @@ func TestEngine(t *testing.T) {
 	if got := e2.Filter(t.Context(), in, []Target{{Server: kube, Tool: "x"}}); !cmp.Equal(got, []bool{false}) {
 		t.Errorf("after Store(deny): Filter = %v, want [false]", got)
 	}
+	if v := e.Load().Version(); v != 0 {
+		t.Errorf("zero Engine: Load().Version() = %d, want 0", v)
+	}
+	if va, vd := allow.Version(), deny.Version(); va == 0 || vd <= va {
+		t.Errorf("Version of two Sets compiled in turn = %d, %d: want nonzero and growing", va, vd)
+	}
+	if e2.Load().Version() != deny.Version() {
+		t.Errorf("Load().Version() after Store = %d, want the stored set's %d", e2.Load().Version(), deny.Version())
+	}
 	if d := (*Set)(nil).Decide(t.Context(), in); d.Allow {
 		t.Errorf("nil Set: Decide = %+v", d)
 	}

@@ -39,12 +39,35 @@ func Example() {
 func ExampleNewSnapshot() {
 	_, err := registry.NewSnapshot([]registry.Server{
 		{Name: "ns/kube", Prefix: "kube_", URL: "http://kube/mcp"},
-		{Name: "ns/kube-extra", Prefix: "kube_x_", URL: "http://extra/mcp"},
+		{Name: "ns/kube-extra", Prefix: "kube_", URL: "http://extra/mcp"},
 		{Name: "files", Prefix: "fs_", URL: "ftp://files/mcp"},
 	})
 	fmt.Println(err)
 	// Output:
 	// servers[2].name: "files" must be namespace/name
 	// servers[2].url: must be an absolute http or https URL
-	// servers[1].prefix: "kube_x_" is ambiguous with servers[0] "ns/kube" prefix "kube_"
+	// servers[1].prefix: "kube_" is also the prefix of servers[0] "ns/kube"
+}
+
+// Prefixes may nest, and one server may have none: the longest prefix that leaves
+// a name wins.
+func ExampleSnapshot_Resolve() {
+	snap, err := registry.NewSnapshot([]registry.Server{
+		{Name: "ns/kube", Prefix: "kube_", URL: "http://kube/mcp"},
+		{Name: "ns/kube-admin", Prefix: "kube_admin_", URL: "http://admin/mcp"},
+		{Name: "ns/everything", URL: "http://everything/mcp"},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, name := range []string{"kube_admin_drain", "kube_pods_list", "kube_admin_", "echo"} {
+		srv, tool, _ := snap.Resolve(name)
+		fmt.Println(name, "→", srv.Name, tool)
+	}
+	// Output:
+	// kube_admin_drain → ns/kube-admin drain
+	// kube_pods_list → ns/kube pods_list
+	// kube_admin_ → ns/kube admin_
+	// echo → ns/everything echo
 }

@@ -5,8 +5,12 @@ import (
 	"sync/atomic"
 )
 
-// empty is what a Registry holds before its first Store.
+// empty is what a Registry holds before its first Store (Version 0).
 var empty = &Snapshot{}
+
+// versions numbers every Store in the process, so that a Version is never
+// reused, even across registries.
+var versions atomic.Uint64
 
 // Registry holds the current Snapshot. Readers never lock. The zero value holds an empty
 // snapshot and is ready to use; a Registry must not be copied after first use.
@@ -25,13 +29,15 @@ func (r *Registry) Load() *Snapshot {
 	return empty
 }
 
-// Store makes s the current snapshot (nil means empty) and wakes every waiter on Changed.
+// Store makes s the current snapshot (nil means a new empty one), gives it the next
+// Version, and wakes every waiter on Changed.
 func (r *Registry) Store(s *Snapshot) {
 	if s == nil {
-		s = empty
+		s = &Snapshot{}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	s.version.Store(versions.Add(1))
 	r.snap.Store(s)
 	if r.changed != nil {
 		close(r.changed)

@@ -39,6 +39,48 @@ func TestRegistryZeroValue(t *testing.T) {
 	}
 }
 
+// TestRegistryVersion: every Store gives the current snapshot a Version
+// greater than any before it, in this registry or another, so that a cache
+// keyed by it (authz's list filter) sees every change; a snapshot that was
+// never stored has Version 0.
+func TestRegistryVersion(t *testing.T) {
+	var a, b Registry
+	if v := a.Load().Version(); v != 0 {
+		t.Errorf("zero Registry: Version() = %d, want 0", v)
+	}
+	s1, s2 := generation(t, 1), generation(t, 2)
+	if v := s1.Version(); v != 0 {
+		t.Errorf("a snapshot never stored: Version() = %d, want 0", v)
+	}
+	steps := []struct {
+		name string
+		reg  *Registry
+		snap *Snapshot
+	}{
+		{name: "first store", reg: &a, snap: s1},
+		{name: "a new snapshot", reg: &a, snap: s2},
+		{name: "another registry", reg: &b, snap: generation(t, 3)},
+		{name: "the same snapshot again", reg: &a, snap: s2},
+		{name: "nil", reg: &a, snap: nil},
+		{name: "a snapshot the other registry holds", reg: &a, snap: b.Load()},
+	}
+	var last uint64
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			before := st.reg.Load().Version()
+			st.reg.Store(st.snap)
+			got := st.reg.Load().Version()
+			if got <= last || got <= before {
+				t.Errorf("Version() = %d after Store, want more than %d (last Store) and %d (before)", got, last, before)
+			}
+			last = got
+		})
+	}
+	if v := a.Load().Version(); v != last {
+		t.Errorf("a.Load().Version() = %d, want %d", v, last)
+	}
+}
+
 func TestRegistryConcurrentReaders(t *testing.T) {
 	var r Registry
 	r.Store(generation(t, 0))

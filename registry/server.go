@@ -2,6 +2,7 @@
 package registry
 
 import (
+	"crypto/x509"
 	"fmt"
 	"maps"
 	"net/url"
@@ -17,7 +18,9 @@ type Server struct {
 	// It is the value of the x-mcp-servername header and the default Audience.
 	Name string `yaml:"name" json:"name"`
 	// Prefix is prepended to the server's tool and prompt names by the router, e.g. "kube_".
-	// It may be empty only when this is the only registered server.
+	// Prefixes may nest ("kube_" and "kube_admin_") and one server may have none: a name
+	// belongs to the server with the longest prefix that leaves a non-empty name. No two
+	// servers share a prefix.
 	Prefix string `yaml:"prefix" json:"prefix"`
 	// URL is the upstream MCP endpoint, an absolute http or https URL without credentials.
 	URL string `yaml:"url" json:"url"`
@@ -40,6 +43,26 @@ type Server struct {
 	// server that fronts several targets behind one endpoint (kubernetes-mcp-server's
 	// context argument).
 	Targets *Targets `yaml:"targets,omitempty" json:"targets,omitempty"`
+
+	// What an MCPServerRegistration says beyond where the server is (Kuadrant's
+	// credentialRef, caCertSecretRef, userSpecificList, category, hint and tags).
+	// The data plane must honour each one; see docs/kuadrant.md.
+
+	// Credential is a static credential for the upstream: the whole value of the
+	// Authorization header sent to it (Kuadrant's credentialRef). It never prints or
+	// marshals its value. Only the kube source sets it.
+	Credential *Credential `yaml:"-" json:"-"`
+	// CACert is a PEM bundle of the CAs that the upstream's TLS certificate must chain
+	// to, instead of the system roots; it requires an https URL. Only the kube source
+	// sets it.
+	CACert []byte `yaml:"-" json:"-"`
+	// UserSpecificList says the server's lists depend on the caller: they must be
+	// fetched with the caller's own credentials and never shared between callers.
+	UserSpecificList bool `yaml:"userSpecificList,omitempty" json:"userSpecificList,omitempty"`
+	// Category, Hint and Tags describe the server to clients choosing tools.
+	Category []string `yaml:"category,omitempty" json:"category,omitempty"`
+	Hint     string   `yaml:"hint,omitempty" json:"hint,omitempty"`
+	Tags     []string `yaml:"tags,omitempty" json:"tags,omitempty"`
 }
 
 // Targets maps the values of one tool argument to exchange profiles.
@@ -75,6 +98,55 @@ func (s *Server) Target(value string) (name string, t Target, ok bool) {
 	return value, t, ok
 }
 
+// Credential is a static upstream credential. It prints, logs and marshals as where
+// it came from, never as its value.
+type Credential struct {
+	source, value string
+}
+
+// NewCredential returns the credential value read from source (such as "Secret
+// ns/name key token"). source must not contain the value.
+func NewCredential(source, value string) *Credential {
+	return &Credential{source: source, value: value}
+}
+
+// Value is the credential itself, the whole Authorization header value.
+func (c *Credential) Value() string { return c.value }
+
+// Source says where the credential came from.
+func (c *Credential) Source() string { return c.source }
+
+// String names the credential's source only.
+func (c Credential) String() string { return "credential from " + c.source }
+
+// GoString names the credential's source only.
+func (c Credential) GoString() string { return c.String() }
+
+// MarshalText names the credential's source only.
+func (c Credential) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// Equal reports whether c and d are the same credential from the same source.
+func (c *Credential) Equal(d *Credential) bool {
+	if c == nil || d == nil {
+		return c == d
+	}
+	return *c == *d
+}
+
+// validHeaderValue reports whether v can be sent as an HTTP header value: visible
+// ASCII, spaces and tabs, not starting or ending with white space.
+func validHeaderValue(v string) bool {
+	if v == "" || v != strings.Trim(v, " \t") {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; (b < 0x20 && b != '\t') || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // maxPrefixLen leaves room for at least one character of a 128-character MCP tool name.
 const maxPrefixLen = 127
 
@@ -90,7 +162,7 @@ var (
 // check validates one server on its own and returns it normalized: Audience defaulted,
 // Hostname lower-cased, ResourcePrefixes copied. Problems between servers are found by
 // NewSnapshot.
-func check(s Server, only bool) (Server, []problem) {
+func check(s Server) (Server, []problem) {
 	var probs []problem
 	add := func(field, format string, a ...any) {
 		probs = append(probs, problem{field, fmt.Sprintf(format, a...)})
@@ -100,8 +172,6 @@ func check(s Server, only bool) (Server, []problem) {
 		add("name", "%q %s", s.Name, err)
 	}
 	switch {
-	case s.Prefix == "" && !only:
-		add("prefix", "required when more than one server is registered")
 	case s.Prefix == "":
 	case len(s.Prefix) > maxPrefixLen:
 		add("prefix", "longer than %d characters", maxPrefixLen)
@@ -120,8 +190,33 @@ func check(s Server, only bool) (Server, []problem) {
 			add("hostname", "%q must be a DNS name without port or wildcard", s.Hostname)
 		}
 	}
+	if s.Credential != nil && !validHeaderValue(s.Credential.Value()) {
+		// Never quote the value.
+		add("credential", "%s is not a valid header value", s.Credential.Source())
+	}
+	if len(s.CACert) > 0 {
+		if u, err := url.Parse(s.URL); err == nil && u.Scheme != "https" {
+			add("caCert", "needs an https url")
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(s.CACert) {
+			add("caCert", "holds no PEM certificate")
+		}
+	}
+	for i, c := range s.Category {
+		if c == "" {
+			add(fmt.Sprintf("category[%d]", i), "empty")
+		}
+	}
+	for i, t := range s.Tags {
+		if t == "" {
+			add(fmt.Sprintf("tags[%d]", i), "empty")
+		}
+	}
 	s.ResourcePrefixes = append([]string(nil), s.ResourcePrefixes...)
 	s.Scopes = slices.Clone(s.Scopes)
+	s.CACert = slices.Clone(s.CACert)
+	s.Category = slices.Clone(s.Category)
+	s.Tags = slices.Clone(s.Tags)
 	for i, p := range s.ResourcePrefixes {
 		if p == "" {
 			add(fmt.Sprintf("resourcePrefixes[%d]", i), "empty")

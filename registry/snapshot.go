@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/mcp-authz/mcp-authz/internal/field"
 )
@@ -15,22 +16,25 @@ type Snapshot struct {
 	servers   []Server // sorted by Name
 	byName    map[string]*Server
 	byHost    map[string]*Server // lower-case hostname
-	prefixes  []entry            // sorted, prefix-free: at most one is a prefix of a name
+	prefixes  []entry            // sorted by prefix, distinct; they may nest
 	resources []entry            // sorted, prefix-free
-	only      *Server            // the single server when its Prefix is empty
+
+	version atomic.Uint64 // set by Registry.Store
 }
 
-// entry maps a name or URI prefix to its server.
+// entry maps a name or URI prefix to its server. parent is the index of the longest
+// other entry that is a prefix of this one, or -1.
 type entry struct {
 	prefix string
 	server *Server
+	parent int
 }
 
 // NewSnapshot validates servers and returns them as a snapshot. It reports every problem
 // at once, each an *field.Error whose path names the server and its field by YAML key
-// ("servers[1].prefix"), and rejects prefixes that could make a name ambiguous:
-// one server's prefix may not be (or start with) another's, and likewise for resource
-// prefixes. Audience defaults to Name.
+// ("servers[1].prefix"). Two servers may not share a name prefix (the empty one
+// included), but prefixes may nest: the longest wins. Resource prefixes of different
+// servers may not overlap. Audience defaults to Name.
 func NewSnapshot(servers []Server) (*Snapshot, error) {
 	var errs []error
 	fail := func(i int, f, format string, a ...any) {
@@ -41,7 +45,7 @@ func NewSnapshot(servers []Server) (*Snapshot, error) {
 	names := make(map[string]int, len(servers))
 	hosts := make(map[string]int)
 	for i := range servers {
-		s, probs := check(servers[i], len(servers) == 1)
+		s, probs := check(servers[i])
 		for _, p := range probs {
 			fail(i, p.field, "%s", p.msg)
 		}
@@ -58,20 +62,19 @@ func NewSnapshot(servers []Server) (*Snapshot, error) {
 		norm[i] = s
 	}
 
-	var prefixes, resources []owned
+	var resources []owned
+	prefixes := make(map[string]int, len(norm))
 	for i, s := range norm {
-		if s.Prefix != "" {
-			prefixes = append(prefixes, owned{s.Prefix, i})
+		if j, dup := prefixes[s.Prefix]; dup {
+			fail(i, "prefix", "%q is also the prefix of servers[%d] %q", s.Prefix, j, servers[j].Name)
+		} else {
+			prefixes[s.Prefix] = i
 		}
 		for _, p := range s.ResourcePrefixes {
 			if p != "" {
 				resources = append(resources, owned{p, i})
 			}
 		}
-	}
-	for _, o := range overlaps(prefixes) {
-		fail(o[1].server, "prefix", "%q is ambiguous with servers[%d] %q prefix %q",
-			o[1].prefix, o[0].server, servers[o[0].server].Name, o[0].prefix)
 	}
 	for _, o := range overlaps(resources) {
 		if o[0].server != o[1].server {
@@ -121,17 +124,23 @@ func build(servers []Server) *Snapshot {
 		if srv.Hostname != "" {
 			s.byHost[srv.Hostname] = srv
 		}
-		if srv.Prefix == "" {
-			s.only = srv
-		} else {
-			s.prefixes = append(s.prefixes, entry{srv.Prefix, srv})
-		}
+		s.prefixes = append(s.prefixes, entry{srv.Prefix, srv, -1})
 		for _, p := range srv.ResourcePrefixes {
-			s.resources = append(s.resources, entry{p, srv})
+			s.resources = append(s.resources, entry{p, srv, -1})
 		}
 	}
 	byPrefix := func(a, b entry) int { return strings.Compare(a.prefix, b.prefix) }
 	slices.SortFunc(s.prefixes, byPrefix)
+	// Every entry's parent precedes it: walk back along the chain of the previous
+	// entry's ancestors to the first that is a prefix of this one.
+	for i := range s.prefixes {
+		for p := i - 1; p >= 0; p = s.prefixes[p].parent {
+			if strings.HasPrefix(s.prefixes[i].prefix, s.prefixes[p].prefix) {
+				s.prefixes[i].parent = p
+				break
+			}
+		}
+	}
 	slices.SortFunc(s.resources, byPrefix)
 	// A server may list a prefix and a longer one below it: keep the shorter, so the
 	// list is prefix-free (overlaps between servers were rejected).
@@ -165,17 +174,28 @@ func find(list []entry, key string) (entry, bool) {
 
 // Resolve finds the server of a prefixed tool or prompt name and returns the name without
 // the prefix, which is never empty: Resolve("kube_pods_list") returns the server with
-// prefix "kube_" and "pods_list". When the only server has no prefix, every non-empty
-// name is its own.
+// prefix "kube_" and "pods_list". Of nested prefixes the longest that leaves a non-empty
+// name wins; a server without a prefix owns the names no other prefix takes.
 func (s *Snapshot) Resolve(prefixed string) (srv *Server, name string, ok bool) {
-	if s.only != nil {
-		return s.only, prefixed, prefixed != ""
+	// In the sorted list, the longest prefix of the name is the greatest entry <= name
+	// or one of that entry's ancestors (the entries between a prefix P of the name and
+	// the name itself all start with P).
+	lo, hi := 0, len(s.prefixes)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if s.prefixes[m].prefix <= prefixed {
+			lo = m + 1
+		} else {
+			hi = m
+		}
 	}
-	e, ok := find(s.prefixes, prefixed)
-	if !ok || len(e.prefix) == len(prefixed) {
-		return nil, "", false
+	for i := lo - 1; i >= 0; i = s.prefixes[i].parent {
+		e := s.prefixes[i]
+		if len(e.prefix) < len(prefixed) && strings.HasPrefix(prefixed, e.prefix) {
+			return e.server, prefixed[len(e.prefix):], true
+		}
 	}
-	return e.server, prefixed[len(e.prefix):], true
+	return nil, "", false
 }
 
 // ResolveURI finds the server owning a resource URI by its longest resource prefix.
@@ -221,12 +241,21 @@ func isPort(p string) bool {
 	return true
 }
 
+// Version identifies the Store that put s in force: every Registry.Store
+// gives its snapshot a number greater than any before it in the process, so
+// a registry's current Version only grows, and a cache keyed by it sees every
+// change. A snapshot never stored has Version 0.
+func (s *Snapshot) Version() uint64 { return s.version.Load() }
+
 // Servers returns a copy of the servers, sorted by Name.
 func (s *Snapshot) Servers() []Server {
 	out := slices.Clone(s.servers)
 	for i := range out {
 		out[i].ResourcePrefixes = slices.Clone(out[i].ResourcePrefixes)
 		out[i].Scopes = slices.Clone(out[i].Scopes)
+		out[i].CACert = slices.Clone(out[i].CACert)
+		out[i].Category = slices.Clone(out[i].Category)
+		out[i].Tags = slices.Clone(out[i].Tags)
 	}
 	return out
 }

@@ -2,11 +2,21 @@ package registry
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/big"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
@@ -60,6 +70,11 @@ func TestNewSnapshotValidation(t *testing.T) {
 	withHost := func(s Server, h string) Server { s.Hostname = h; return s }
 	withURL := func(s Server, u string) Server { s.URL = u; return s }
 	withRes := func(s Server, r ...string) Server { s.ResourcePrefixes = r; return s }
+	withCred := func(s Server, v string) Server {
+		s.Credential = NewCredential("Secret "+s.Name+" key token", v)
+		return s
+	}
+	withCA := func(s Server, pem []byte) Server { s.CACert = pem; return s }
 	tests := []struct {
 		name    string
 		servers []Server
@@ -87,19 +102,24 @@ func TestNewSnapshotValidation(t *testing.T) {
 		{name: "object name ends with dash", servers: []Server{srv("ns/a-", "a_")}, want: []string{"name that is not"}},
 		{name: "duplicate name", servers: []Server{srv("ns/a", "a_"), srv("ns/a", "b_")}, want: []string{`servers[1].name: "ns/a" is also servers[0]`}},
 
-		{name: "missing prefix among many", servers: []Server{srv("ns/a", ""), srv("ns/b", "b_")}, want: []string{`servers[0].prefix: required`}},
+		{name: "one server without prefix among many", servers: []Server{srv("ns/a", ""), srv("ns/b", "b_")}},
+		{name: "two servers without prefix", servers: []Server{srv("ns/a", ""), srv("ns/b", "")}, want: []string{`servers[1].prefix: "" is also the prefix of servers[0] "ns/a"`}},
 		{name: "prefix starts with separator", servers: []Server{srv("ns/a", "_a")}, want: []string{`prefix: "_a" must match`}},
 		{name: "prefix with slash", servers: []Server{srv("ns/a", "a/")}, want: []string{`prefix: "a/" must match`}},
 		{name: "prefix with space", servers: []Server{srv("ns/a", "a b")}, want: []string{"must match"}},
 		{name: "unicode prefix", servers: []Server{srv("ns/a", "kübe_")}, want: []string{"must match"}},
 		{name: "prefix too long", servers: []Server{srv("ns/a", strings.Repeat("p", 128))}, want: []string{"longer than 127"}},
-		{name: "identical prefixes", servers: []Server{srv("ns/a", "kube_"), srv("ns/b", "kube_")}, want: []string{`servers[1].prefix: "kube_" is ambiguous with servers[0] "ns/a" prefix "kube_"`}},
-		{name: "nested prefixes", servers: []Server{srv("ns/a", "kube_x_"), srv("ns/b", "kube_")}, want: []string{`servers[0].prefix: "kube_x_" is ambiguous with servers[1] "ns/b" prefix "kube_"`}},
-		{name: "chain of nested prefixes reports every pair", servers: []Server{srv("ns/a", "k"), srv("ns/b", "ku"), srv("ns/c", "kub"), srv("ns/d", "x")}, want: []string{
-			`servers[1].prefix: "ku" is ambiguous with servers[0] "ns/a" prefix "k"`,
-			`servers[2].prefix: "kub" is ambiguous with servers[0] "ns/a" prefix "k"`,
-			`servers[2].prefix: "kub" is ambiguous with servers[1] "ns/b" prefix "ku"`,
-		}},
+		{name: "identical prefixes", servers: []Server{srv("ns/a", "kube_"), srv("ns/b", "kube_")}, want: []string{`servers[1].prefix: "kube_" is also the prefix of servers[0] "ns/a"`}},
+		{name: "nested prefixes", servers: []Server{srv("ns/a", "kube_x_"), srv("ns/b", "kube_")}},
+		{name: "chain of nested prefixes", servers: []Server{srv("ns/a", "k"), srv("ns/b", "ku"), srv("ns/c", "kub"), srv("ns/d", "x"), srv("ns/e", "")}},
+		{name: "credential", servers: []Server{withCred(srv("ns/a", "a_"), "Bearer ghp_x")}},
+		{name: "credential with a line break is not echoed", servers: []Server{withCred(srv("ns/a", "a_"), "Bearer s3cret\r\nX-Evil: 1")}, want: []string{"servers[0].credential: Secret ns/a key token is not a valid header value"}},
+		{name: "empty credential", servers: []Server{withCred(srv("ns/a", "a_"), "")}, want: []string{"credential: Secret ns/a key token is not a valid"}},
+		{name: "credential with trailing newline", servers: []Server{withCred(srv("ns/a", "a_"), "Bearer x\n")}, want: []string{"not a valid header value"}},
+		{name: "ca cert", servers: []Server{withCA(withURL(srv("ns/a", "a_"), "https://h/mcp"), testCA)}},
+		{name: "ca cert on http", servers: []Server{withCA(srv("ns/a", "a_"), testCA)}, want: []string{"servers[0].caCert: needs an https url"}},
+		{name: "ca cert that is no PEM", servers: []Server{withCA(withURL(srv("ns/a", "a_"), "https://h/mcp"), []byte("nope"))}, want: []string{"servers[0].caCert: holds no PEM certificate"}},
+		{name: "empty category and tag", servers: []Server{{Name: "ns/a", URL: "http://h/", Category: []string{"x", ""}, Tags: []string{""}}}, want: []string{"servers[0].category[1]: empty", "servers[0].tags[0]: empty"}},
 
 		{name: "missing url", servers: []Server{withURL(srv("ns/a", "a_"), "")}, want: []string{"url: is required"}},
 		{name: "relative url", servers: []Server{withURL(srv("ns/a", "a_"), "/mcp")}, want: []string{"url: must be an absolute http or https URL"}},
@@ -121,7 +141,6 @@ func TestNewSnapshotValidation(t *testing.T) {
 			`servers[0].name: "bad" must be namespace/name`,
 			`servers[0].prefix: "_" must match`,
 			`servers[0].url: is required`,
-			`servers[1].prefix: required`,
 		}},
 	}
 	for _, tt := range tests {
@@ -192,6 +211,8 @@ func TestLookups(t *testing.T) {
 		srv("ns/kub", "kub."),
 		srv("ns/git", "git_"),
 		srv("ns/gitx", "gitx_"),
+		srv("ns/kube-admin", "kube_admin_"),
+		srv("ns/kube-a", "kube_a"),
 		{Name: "ns/files", Prefix: "fs_", URL: "https://files/mcp", Audience: "files-aud", Hostname: "Files.Example.com",
 			ResourcePrefixes: []string{"file:///srv/", "file:///srv/deep/", "file:///etc/hosts"}},
 		{Name: "ns/web", Prefix: "web-", URL: "https://web/mcp", ResourcePrefixes: []string{"https://"}},
@@ -217,6 +238,11 @@ func TestLookups(t *testing.T) {
 		{name: "unicode before the prefix", in: "ékube_x"},
 		{name: "between all prefixes", in: "h"},
 		{name: "after all prefixes", in: "~"},
+		{name: "nested: the longest prefix wins", in: "kube_admin_drain", server: "ns/kube-admin", rest: "drain"},
+		{name: "nested: a shorter nested prefix keeps the rest", in: "kube_adminx", server: "ns/kube-a", rest: "dminx"},
+		{name: "nested: the longer prefix alone falls back", in: "kube_admin_", server: "ns/kube-a", rest: "dmin_"},
+		{name: "nested: back two levels", in: "kube_b", server: "mcp-test/kubernetes-mcp", rest: "b"},
+		{name: "nested: the outer prefix", in: "kube_x", server: "mcp-test/kubernetes-mcp", rest: "x"},
 	}
 	for _, tt := range resolve {
 		t.Run("Resolve/"+tt.name, func(t *testing.T) {
@@ -393,5 +419,54 @@ func TestServerYAML(t *testing.T) {
 	bad.KnownFields(true)
 	if err := bad.Decode(&doc); err == nil {
 		t.Error("unknown key prefixx decoded without error")
+	}
+}
+
+// testCA is a self-signed CA certificate in PEM, made once for the tests.
+var testCA = func() []byte {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}()
+
+// TestCredentialNeverPrints shows a server's credential value reaches no printed,
+// logged or marshalled form of the server, only Value.
+func TestCredentialNeverPrints(t *testing.T) {
+	const secret = "Bearer s3cret-value"
+	s := Server{Name: "ns/a", Prefix: "a_", URL: "http://h/", Credential: NewCredential("Secret ns/a key token", secret)}
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("server", "server", s, "credential", s.Credential)
+	j, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := yaml.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, form := range []string{
+		fmt.Sprint(s), fmt.Sprintf("%+v", s), fmt.Sprintf("%#v", s), fmt.Sprintf("%v", s.Credential),
+		fmt.Sprintf("%+v", *s.Credential), logged.String(), string(j), string(y),
+	} {
+		if strings.Contains(form, "s3cret") {
+			t.Errorf("the credential's value is in %q", form)
+		}
+	}
+	if !strings.Contains(fmt.Sprint(s), "credential from Secret ns/a key token") {
+		t.Errorf("%v does not name the credential's source", s)
+	}
+	if s.Credential.Value() != secret {
+		t.Errorf("Value() = %q", s.Credential.Value())
 	}
 }

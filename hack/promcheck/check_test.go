@@ -232,7 +232,7 @@ func TestCheckDir(t *testing.T) {
 			f["servicemonitor.yaml"] = "apiVersion: monitoring.coreos.com/v1\nkind: PodMonitor\nmetadata: {name: x}\n"
 		}, want: `kind "PodMonitor"`},
 		{name: "service monitor without selector", edit: func(f map[string]string) {
-			f["servicemonitor.yaml"] = strings.Replace(f["servicemonitor.yaml"], "    matchLabels:\n      app.kubernetes.io/name: mcp-authz\n", "    {}\n", 1)
+			f["servicemonitor.yaml"] = strings.Replace(f["servicemonitor.yaml"], "    matchLabels:\n      app.kubernetes.io/name: mcp-authz\n      app.kubernetes.io/instance: mcp-authz\n", "    {}\n", 1)
 		}, want: "spec.selector is empty"},
 		{name: "service monitor unknown field", edit: func(f map[string]string) {
 			f["servicemonitor.yaml"] = strings.Replace(f["servicemonitor.yaml"], "interval: 30s", "intervall: 30s", 1)

@@ -2,21 +2,24 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:storageversion
 // +kubebuilder:resource:scope=Namespaced,shortName=mcpap
+// +kubebuilder:metadata:labels="gateway.networking.k8s.io/policy=direct"
 // +kubebuilder:printcolumn:name="Kind",type="string",JSONPath=".spec.targetRef.kind"
 // +kubebuilder:printcolumn:name="Target",type="string",JSONPath=".spec.targetRef.name"
 // +kubebuilder:printcolumn:name="Accepted",type="string",JSONPath=".status.conditions[?(@.type=='Accepted')].status"
 // +kubebuilder:printcolumn:name="Reason",type="string",JSONPath=".status.conditions[?(@.type=='Accepted')].reason"
+// +kubebuilder:printcolumn:name="Enforced",type="string",JSONPath=".status.conditions[?(@.type=='Enforced')].status"
 // +kubebuilder:printcolumn:name="Age",type="date",JSONPath=".metadata.creationTimestamp"
 
 // MCPAuthPolicy attaches tool-access rules and token-exchange settings to the MCP
 // servers behind a Gateway, an HTTPRoute or one MCPServerRegistration, in the manner
-// of Gateway API policy attachment. Every policy that applies to a server must allow
+// of Gateway API policy attachment (GEP-713, a Direct policy). Every policy that applies to a server must allow
 // a call: a route-level policy adds to a gateway-level one, it never overrides it.
 type MCPAuthPolicy struct {
 	metav1.TypeMeta `json:",inline"`
@@ -54,7 +57,9 @@ type MCPAuthPolicySpec struct {
 	TokenExchange *TokenExchange `json:"tokenExchange,omitempty"`
 }
 
-// PolicyTargetReference names the resource a policy attaches to.
+// PolicyTargetReference names the resource a policy attaches to, in the policy's
+// namespace.
+// +kubebuilder:validation:XValidation:rule="!has(self.sectionName) || self.kind != 'MCPServerRegistration'",message="sectionName needs a Gateway or an HTTPRoute target"
 // +kubebuilder:validation:XValidation:rule="(self.group == 'gateway.networking.k8s.io' && (self.kind == 'Gateway' || self.kind == 'HTTPRoute')) || (self.group == 'mcp.kuadrant.io' && self.kind == 'MCPServerRegistration')",message="targetRef must be a gateway.networking.k8s.io Gateway or HTTPRoute, or an mcp.kuadrant.io MCPServerRegistration"
 type PolicyTargetReference struct {
 	// group of the target.
@@ -72,6 +77,12 @@ type PolicyTargetReference struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
+
+	// sectionName narrows the target: a listener of the Gateway (the routes attached
+	// to it), or a named rule of the HTTPRoute (the server behind that rule). Not
+	// allowed with an MCPServerRegistration.
+	// +optional
+	SectionName *gwv1.SectionName `json:"sectionName,omitempty"`
 }
 
 // Rule is one CEL expression or one Rego module; exactly one of them is set.
@@ -116,13 +127,21 @@ type TokenExchange struct {
 
 // MCPAuthPolicyStatus is what mcp-authz observed.
 type MCPAuthPolicyStatus struct {
-	// conditions: Accepted is True when the policy is in force; its reason says why not
-	// (Invalid: a rule does not compile, and the last accepted version stays in force;
-	// TargetNotFound: no registered server is behind the target).
+	// conditions: Accepted (reasons Accepted, Invalid: a rule does not compile and
+	// the last accepted version stays in force, TargetNotFound: no registered server
+	// is behind the target) and Enforced (reasons Enforced, Unknown: the policy set
+	// was not taken up by the policy engine).
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// ancestors holds, as Gateway API policy attachment prescribes, the policy's
+	// target with the controller that reconciles it and the same conditions.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Ancestors []gwv1.PolicyAncestorStatus `json:"ancestors,omitempty"`
 }
 
 // +kubebuilder:object:root=true

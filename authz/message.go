@@ -1,0 +1,122 @@
+package authz
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/mcp-authz/mcp-authz/exchange"
+	"github.com/mcp-authz/mcp-authz/mcpparse"
+	"github.com/mcp-authz/mcp-authz/policy"
+	"github.com/mcp-authz/mcp-authz/registry"
+)
+
+// decideMessage answers one message.
+func (s *Server) decideMessage(ctx context.Context, c *call, m *mcpparse.Message) *Decision {
+	srv, name, ok := s.target(c, m)
+	if !ok {
+		return forbidden(m, ReasonToolDenied, "no such server").about(m, nil, m.Name)
+	}
+	// The token goes to the server the request reaches: the route's when
+	// attached, whatever the message, else the targeted one.
+	upstream := srv
+	if c.attached {
+		upstream = c.route
+	}
+	tok, d := s.upstreamToken(ctx, c, upstream, m)
+	if d != nil {
+		d.ID = m.ID
+		return d.about(m, upstream, name)
+	}
+	if m.Kind == mcpparse.KindRequest && targeted(m.Method) {
+		pd := s.policy.Decide(ctx, s.input(c, m, srv, name, tok))
+		if !pd.Allow {
+			reason, detail := pd.Reason, pd.Policy
+			var cause string
+			switch reason {
+			case policy.ReasonNoPolicy:
+				// Not "no policy for this server": that would tell a
+				// caller which servers exist.
+				reason, detail = ReasonToolDenied, "no policy applies"
+			case policy.ReasonPolicyError:
+				// Nor "policy_error": a policy that fails on a token
+				// without roles for a server (resource_access[server])
+				// would tell the caller that the server exists.
+				reason, cause = ReasonToolDenied, policy.ReasonPolicyError
+			}
+			d := forbidden(m, reason, detail)
+			d.cause = cause
+			s.stepUp(d, &c.req, pd)
+			d.exchanged(tok)
+			return d.about(m, srv, name)
+		}
+	}
+	return s.allowMessage(c, m, srv, name, tok)
+}
+
+// noServer notes, for the decision log, a route that names no registered
+// server.
+func (d *Decision) noServer() *Decision {
+	d.detail = "route names no registered server"
+	return d
+}
+
+// about records, for the decision log, what a denied message was for.
+func (d *Decision) about(m *mcpparse.Message, srv *registry.Server, name string) *Decision {
+	d.method, d.name = m.Method, name
+	if name == "" {
+		d.name = m.URI
+	}
+	if srv != nil {
+		d.server = srv.Name
+	}
+	return d
+}
+
+func forbidden(m *mcpparse.Message, reason, detail string) *Decision {
+	if reason == "" {
+		reason = ReasonToolDenied
+	}
+	d := deny(http.StatusForbidden, reason, codeForbidden)
+	d.ID, d.detail = m.ID, detail
+	return d
+}
+
+// input is the policy input document of one message.
+func (s *Server) input(c *call, m *mcpparse.Message, srv *registry.Server, name string, tok *exchange.Token) *policy.Input {
+	// One allocation holds the input and its exchange document.
+	doc := &struct {
+		in policy.Input
+		x  exchangeDoc
+	}{}
+	in := &doc.in
+	*in = policy.Input{
+		Request: policy.Request{
+			Method:  c.req.Method,
+			Path:    c.req.Path,
+			Host:    c.req.Host,
+			Headers: c.req.Headers,
+		},
+		MCP: policy.MCP{Method: m.Method, Arguments: m.Arguments},
+	}
+	if srv != nil {
+		in.MCP.Server = srv.Name
+	}
+	switch m.Method {
+	case "tools/call":
+		in.MCP.Tool = &policy.Tool{Name: name, Target: in.MCP.Server}
+	case "prompts/get":
+		in.MCP.Prompt = &policy.Prompt{Name: name}
+	default:
+		if m.URI != "" {
+			in.MCP.Resource = &policy.Resource{URI: m.URI}
+		}
+	}
+	if c.caller != nil {
+		in.Identity = c.caller.Claims
+	}
+	if tok != nil {
+		in.Token = tok.Claims
+		in.Exchange = doc.x.fill(tok)
+	}
+	return in
+}
