@@ -14,30 +14,50 @@ import (
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
-// This file holds what authz does with exchange profiles and targets
-// (registry's servers[].exchange and servers[].targets) and with step-up
-// denials: the rest of the decision calls in here.
+// This file holds what authz does with exchange profiles, targets and
+// static credentials (registry's servers[].exchange, servers[].targets and
+// a registration's credentialRef) and with step-up denials: the rest of
+// the decision calls in here.
 
-// upstreamToken exchanges the caller's token for srv with the profile of
-// the target m names (m nil, or a message naming none: the server's
-// default target), when exchange and identity are on and srv is not nil;
-// else it returns nil. A target value with no mapping is denied like an
-// unknown tool; one that disagrees with its Mcp-Param header is a 400.
+// CredentialProfile names a registration's static credential (Kuadrant's
+// credentialRef) where policies (input.exchange.profile) and the decision
+// log name a profile. It is no DNS-1123 label, so no profile of
+// exchange.profiles has this name.
+const CredentialProfile = "credentialRef"
+
+// upstreamToken is the token for srv: its registration's static credential
+// when it has one (with identity and exchange on or off); else, when
+// exchange and identity are on, the caller's token exchanged with the
+// profile of the target m names (m nil, or a message naming none: the
+// server's default target); else, and for a nil srv, nil. A target value
+// with no mapping is denied like an unknown tool; one that disagrees with
+// its Mcp-Param header is a 400.
 func (s *Server) upstreamToken(ctx context.Context, c *call, srv *registry.Server, m *mcpparse.Message) (*exchange.Token, *Decision) {
-	if srv == nil || s.xchg == nil || c.caller == nil {
+	if srv == nil || (srv.Credential == nil && (s.xchg == nil || c.caller == nil)) {
 		return nil, nil
 	}
 	name, t, d := targetOf(c.req.Headers, srv, m)
 	if d != nil {
 		return nil, d
 	}
-	tok, err := s.xchg.Exchange(ctx, exchangeRequest(c.raw, c.caller, srv, name, t))
+	tok, err := s.tokenFor(ctx, c.raw, c.caller, srv, name, t)
 	if err != nil {
 		d := exchangeDenial(err)
-		d.profile, d.target = profileName(t), name
+		d.profile, d.target = profileName(srv, t), name
 		return nil, d
 	}
 	return tok, nil
+}
+
+// tokenFor is the token for target name (t) of srv: the registration's
+// static credential, in the same kind of Token as a static profile's, or the
+// caller's token exchanged with t's profile. registry refuses a server with
+// both a credential and a profile or targets.
+func (s *Server) tokenFor(ctx context.Context, raw string, id *identity.Identity, srv *registry.Server, name string, t registry.Target) (*exchange.Token, error) {
+	if srv.Credential != nil {
+		return exchange.StaticToken(srv.Credential.Value(), CredentialProfile, name), nil
+	}
+	return s.xchg.Exchange(ctx, exchangeRequest(raw, id, srv, name, t))
 }
 
 // targetOf is the target of srv that m names by srv's target argument:
@@ -129,7 +149,10 @@ func exchangeRequest(raw string, id *identity.Identity, srv *registry.Server, ta
 	}
 }
 
-func profileName(t registry.Target) string {
+func profileName(srv *registry.Server, t registry.Target) string {
+	if srv.Credential != nil {
+		return CredentialProfile
+	}
 	if t.Exchange == "" {
 		return exchange.DefaultProfile
 	}

@@ -84,7 +84,7 @@ func newProfile(name string, pc Profile, client *http.Client, now func() time.Ti
 		if scheme == "" {
 			scheme = "Bearer"
 		}
-		p.static = &staticCredential{file: pc.Static.SecretFile, scheme: scheme}
+		p.static = &staticCredential{file: pc.Static.SecretFile, prefix: scheme + " "}
 		if _, err := p.static.read(); err != nil {
 			return nil, fmt.Errorf("static.secretFile: %w", err)
 		}
@@ -168,26 +168,30 @@ func (p *profile) stepError(n int, err error) error {
 
 // staticCredential is a secret file read again when it changes.
 type staticCredential struct {
-	file, scheme string
+	file   string
+	prefix string // the scheme and a space
 
 	// mu guards the fields below.
-	mu    sync.Mutex
-	mod   time.Time
-	size  int64
-	value string
+	mu     sync.Mutex
+	mod    time.Time
+	size   int64
+	value  string
+	header string // prefix + value
 }
 
-// token returns the credential as a Token.
+// token returns the credential as a Token, the same kind of Token as a
+// registration's credentialRef makes (StaticToken).
 func (s *staticCredential) token(profile, target string) (*Token, error) {
-	v, err := s.read()
+	h, err := s.read()
 	if err != nil {
 		return nil, fmt.Errorf("%w: profile %s: static credential: %w", ErrUnavailable, profile, err)
 	}
-	return &Token{AccessToken: v, Scheme: s.scheme, Profile: profile, Target: target}, nil
+	return StaticToken(h, profile, target), nil
 }
 
-// read returns the file's secret, read again when its modification time
-// or size changed (a Secret volume swaps its files).
+// read returns the Authorization value of the file's secret, read again
+// when its modification time or size changed (a Secret volume swaps its
+// files).
 func (s *staticCredential) read() (string, error) {
 	fi, err := os.Stat(s.file)
 	if err != nil {
@@ -196,7 +200,7 @@ func (s *staticCredential) read() (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.value != "" && fi.ModTime().Equal(s.mod) && fi.Size() == s.size {
-		return s.value, nil
+		return s.header, nil
 	}
 	v, err := readFile(s.file)
 	if err != nil {
@@ -209,6 +213,6 @@ func (s *staticCredential) read() (string, error) {
 			return "", fmt.Errorf("%s: not a single token of visible ASCII", s.file)
 		}
 	}
-	s.value, s.mod, s.size = v, fi.ModTime(), fi.Size()
-	return v, nil
+	s.value, s.mod, s.size, s.header = v, fi.ModTime(), fi.Size(), s.prefix+v
+	return s.header, nil
 }

@@ -203,23 +203,33 @@ type Token struct {
 	// Exchanged is false when the subject token is returned unchanged
 	// (SkipWhenAudienceMatches) and for a static credential.
 	Exchanged bool
-	// Scheme is the Authorization scheme; "" means Bearer.
-	Scheme string
 	// Profile and Target are those of the Request (Profile defaulted).
 	Profile, Target string
 	// Steps describe the steps that made the token, never a token; nil for
 	// a static credential and a skipped exchange. Shared: not to be
 	// modified.
 	Steps []StepInfo
+
+	// header is the whole Authorization value of a static credential.
+	header string
 }
 
-// Authorization is the token as an Authorization header value.
+// StaticToken is a static credential as a Token: authorization is the
+// whole Authorization header value sent upstream (a static profile's
+// "<scheme> <secret>", or a registration's credentialRef), profile and
+// target name it for policies and the decision log. Its AccessToken is
+// authorization too.
+func StaticToken(authorization, profile, target string) *Token {
+	return &Token{AccessToken: authorization, Profile: profile, Target: target, header: authorization}
+}
+
+// Authorization is the token as an Authorization header value: Bearer and
+// the token, or a static credential's whole value.
 func (t *Token) Authorization() string {
-	scheme := t.Scheme
-	if scheme == "" {
-		scheme = "Bearer"
+	if t.header != "" {
+		return t.header
 	}
-	return scheme + " " + t.AccessToken
+	return "Bearer " + t.AccessToken
 }
 
 // StepInfo describes one step of a profile for policy input and logs.

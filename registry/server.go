@@ -49,8 +49,10 @@ type Server struct {
 	// The data plane must honour each one; see docs/kuadrant.md.
 
 	// Credential is a static credential for the upstream: the whole value of the
-	// Authorization header sent to it (Kuadrant's credentialRef). It never prints or
-	// marshals its value. Only the kube source sets it.
+	// Authorization header sent to it (Kuadrant's credentialRef), sent as a static
+	// exchange profile's is, whether callers are identified or not. It excludes
+	// Exchange and Targets. It never prints or marshals its value. Only the kube
+	// source sets it.
 	Credential *Credential `yaml:"-" json:"-"`
 	// CACert is a PEM bundle of the CAs that the upstream's TLS certificate must chain
 	// to, instead of the system roots; it requires an https URL. Only the kube source
@@ -193,6 +195,11 @@ func check(s Server) (Server, []problem) {
 	if s.Credential != nil && !validHeaderValue(s.Credential.Value()) {
 		// Never quote the value.
 		add("credential", "%s is not a valid header value", s.Credential.Source())
+	}
+	if s.Credential != nil && (s.Exchange != "" || s.Targets != nil) {
+		// One way to the upstream's Authorization: the registration's own
+		// credential, or the profile's token, never a guess between them.
+		add("credential", "%s and an exchange profile or targets both make the upstream's Authorization: set one", s.Credential.Source())
 	}
 	if len(s.CACert) > 0 {
 		if u, err := url.Parse(s.URL); err == nil && u.Scheme != "https" {

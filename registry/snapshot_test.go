@@ -115,6 +115,8 @@ func TestNewSnapshotValidation(t *testing.T) {
 		{name: "credential", servers: []Server{withCred(srv("ns/a", "a_"), "Bearer ghp_x")}},
 		{name: "credential with a line break is not echoed", servers: []Server{withCred(srv("ns/a", "a_"), "Bearer s3cret\r\nX-Evil: 1")}, want: []string{"servers[0].credential: Secret ns/a key token is not a valid header value"}},
 		{name: "empty credential", servers: []Server{withCred(srv("ns/a", "a_"), "")}, want: []string{"credential: Secret ns/a key token is not a valid"}},
+		{name: "credential and a profile", servers: []Server{func() Server { s := withCred(srv("ns/a", "a_"), "Bearer x"); s.Exchange = "hub"; return s }()}, want: []string{"servers[0].credential: Secret ns/a key token and an exchange profile or targets both make the upstream's Authorization: set one"}},
+		{name: "credential and targets", servers: []Server{withCred(withTargets(srv("ns/a", "a_"), "context", "a", "a"), "Bearer x")}, want: []string{"servers[0].credential: Secret ns/a key token and an exchange profile"}},
 		{name: "credential with trailing newline", servers: []Server{withCred(srv("ns/a", "a_"), "Bearer x\n")}, want: []string{"not a valid header value"}},
 		{name: "ca cert", servers: []Server{withCA(withURL(srv("ns/a", "a_"), "https://h/mcp"), testCA)}},
 		{name: "ca cert on http", servers: []Server{withCA(srv("ns/a", "a_"), testCA)}, want: []string{"servers[0].caCert: needs an https url"}},
