@@ -479,7 +479,7 @@ policies:
 		claims := jwtPayload(t, tok)
 		hub := claims["iss"] == pa.Issuer() && slices.Equal(audience(claims), []string{audienceA})
 		spoke := claims["iss"] == pb.Issuer() && slices.Equal(audience(claims), []string{audienceB})
-		if slices.Contains(callers, tok) || !(hub || spoke) {
+		if slices.Contains(callers, tok) || (!hub && !spoke) {
 			t.Errorf("the MCP server got %s with a token of %v for %q", r.method, claims["iss"], audience(claims))
 		}
 	}
