@@ -90,7 +90,7 @@ FUZZ_TARGETS := ./mcpparse:FuzzParse ./mcpparse:FuzzRoundTrip ./authz:FuzzCheck 
 
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+	@awk -v cache='$(CACHE)' 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { h = substr($$0, 5); gsub(/\$$\(CACHE\)/, cache, h); printf "\n\033[1m%s\033[0m\n", h }' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build bin/mcp-authz and the dev tools.
@@ -99,8 +99,15 @@ build: ## Build bin/mcp-authz and the dev tools.
 	go build -o $(BIN)/benchmcp ./hack/benchmcp
 
 .PHONY: run
-run: build npm ## Run the whole thing locally on the embedded defaults (dev/).
+run: build npm inspector ## Run the whole thing on loopback (dev/): the README's Quick start walks through it.
 	hack/run.sh
+
+.PHONY: inspector
+inspector: $(INSPECTOR) ## Install the MCP inspector CLI (pinned, with Node 22) as bin/mcp-inspector.
+	@mkdir -p $(BIN)
+	@printf '#!/bin/sh\n# The pinned MCP inspector (make inspector) with its Node 22 first on PATH.\nPATH='"'"'%s'"'"':"$$PATH" exec '"'"'%s'"'"' "$$@"\n' \
+	  '$(INSPECTOR_DIR)/node_modules/.bin' '$(INSPECTOR)' >$(BIN)/mcp-inspector.tmp
+	@chmod +x $(BIN)/mcp-inspector.tmp && mv -f $(BIN)/mcp-inspector.tmp $(BIN)/mcp-inspector
 
 .PHONY: test
 test: lint manifests-check monitoring-check unit image-test fuzz-short e2e ## Everything that must pass (what CI runs).
@@ -138,6 +145,10 @@ fuzz: ## Run each fuzz target for 60s.
 .PHONY: bench
 bench: build $(GHZ) $(HEY) $(BENCHSTAT) ## Benchmarks (-benchmem), ghz (real vs no-op ext_authz) and hey (through the stack vs the upstream alone); writes docs/benchmarks.md. BENCH_BASE=REV adds the Go benchmarks of REV beside them.
 	GHZ=$(GHZ) HEY=$(HEY) BENCHSTAT=$(BENCHSTAT) hack/bench.sh
+
+.PHONY: bench-ab
+bench-ab: $(BENCHSTAT) ## The hot paths' Go benchmarks beside those of BENCH_BASE=REV, interleaved (benchstat).
+	BENCHSTAT=$(BENCHSTAT) hack/benchab.sh
 
 .PHONY: image
 image: ## Build the container image into bin/mcp-authz-image.tar (OCI archive; no engine or registry needed).

@@ -54,6 +54,7 @@ func (s *Server) run(ctx context.Context, c *call) *Decision {
 		return d
 	}
 	if d := s.authenticate(ctx, c); d != nil {
+		d.ID = s.requestID(r)
 		return d
 	}
 	c.snap = s.reg.Load()
@@ -116,6 +117,22 @@ func (s *Server) checkBody(r *Request) *Decision {
 		return deny(http.StatusRequestEntityTooLarge, ReasonBodyTooLarge, -32600)
 	}
 	return nil
+}
+
+// requestID is the JSON-RPC id of a request refused before its body is
+// looked at (the caller is not authenticated): the id of a POSTed message
+// that parses, so that the client can match the answer; nil (null) for
+// anything else. The parse is bounded as every parse is (MaxBodyBytes,
+// checked before) and happens on the denial path only.
+func (s *Server) requestID(r *Request) []byte {
+	if r.Method != http.MethodPost || len(r.Body) == 0 || mcpparse.IsBatch(r.Body) {
+		return nil
+	}
+	m, err := mcpparse.Parse(r.Body, mcpparse.Options{MaxBytes: s.cfg.MaxBodyBytes})
+	if err != nil {
+		return nil
+	}
+	return m.ID
 }
 
 func parseDenial(err error) *Decision {

@@ -14,7 +14,7 @@ import (
 func (s *Server) decideMessage(ctx context.Context, c *call, m *mcpparse.Message) *Decision {
 	srv, name, ok := s.target(c, m)
 	if !ok {
-		return forbidden(m, ReasonToolDenied, "no such server").about(m, nil, m.Name)
+		return forbidden(m, "", "no such server").about(m, nil, m.Name)
 	}
 	// The token goes to the server the request reaches: the route's when
 	// attached, whatever the message, else the targeted one.
@@ -25,6 +25,9 @@ func (s *Server) decideMessage(ctx context.Context, c *call, m *mcpparse.Message
 	tok, d := s.upstreamToken(ctx, c, upstream, m)
 	if d != nil {
 		d.ID = m.ID
+		if d.Reason == ReasonToolDenied {
+			d.Reason = deniedReason(m.Method)
+		}
 		return d.about(m, upstream, name)
 	}
 	if m.Kind == mcpparse.KindRequest && targeted(m.Method) {
@@ -33,15 +36,18 @@ func (s *Server) decideMessage(ctx context.Context, c *call, m *mcpparse.Message
 			reason, detail := pd.Reason, pd.Policy
 			var cause string
 			switch reason {
+			case policy.ReasonToolDenied:
+				// A policy said no: named after what was asked for.
+				reason = ""
 			case policy.ReasonNoPolicy:
 				// Not "no policy for this server": that would tell a
 				// caller which servers exist.
-				reason, detail = ReasonToolDenied, "no policy applies"
+				reason, detail = "", "no policy applies"
 			case policy.ReasonPolicyError:
 				// Nor "policy_error": a policy that fails on a token
 				// without roles for a server (resource_access[server])
 				// would tell the caller that the server exists.
-				reason, cause = ReasonToolDenied, policy.ReasonPolicyError
+				reason, cause = "", policy.ReasonPolicyError
 			}
 			d := forbidden(m, reason, detail)
 			d.cause = cause
@@ -72,9 +78,11 @@ func (d *Decision) about(m *mcpparse.Message, srv *registry.Server, name string)
 	return d
 }
 
+// forbidden is a 403 for m; an empty reason is the denial of what m asks
+// for (deniedReason).
 func forbidden(m *mcpparse.Message, reason, detail string) *Decision {
 	if reason == "" {
-		reason = ReasonToolDenied
+		reason = deniedReason(m.Method)
 	}
 	d := deny(http.StatusForbidden, reason, codeForbidden)
 	d.ID, d.detail = m.ID, detail

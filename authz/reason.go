@@ -12,8 +12,9 @@ import (
 // Reason codes. Each denial carries exactly one; it is the metric label, the
 // decision-log field and the "reason" in the JSON-RPC error body, except
 // where the body would tell a client which servers exist: exchange_denied
-// is a metric label and a log field only, and the client sees tool_denied.
-// They never carry raw error text.
+// (and policy_error) is a metric label and a log field only, and the client
+// sees the denial of what it asked for: tool_denied, prompt_denied or
+// resource_denied (deniedReason). They never carry raw error text.
 const (
 	ReasonAllowed          = "allowed"
 	ReasonBodyMissing      = "body_missing"
@@ -23,7 +24,9 @@ const (
 	ReasonInvalidRequest   = "invalid_request"
 	ReasonBatchRejected    = "batch_rejected"
 	ReasonHeaderMismatch   = "header_mismatch"
-	ReasonToolDenied       = "tool_denied"
+	ReasonToolDenied       = "tool_denied"     // tools/call, and what targets no tool, prompt or resource
+	ReasonPromptDenied     = "prompt_denied"   // prompts/get
+	ReasonResourceDenied   = "resource_denied" // resources/read, subscribe, unsubscribe
 	ReasonTokenMissing     = "token_missing"
 	ReasonTokenMalformed   = "token_malformed"
 	ReasonTokenInQuery     = "token_in_query"
@@ -35,7 +38,7 @@ const (
 	ReasonAlgorithm        = "algorithm_not_allowed"
 	ReasonTokenInvalid     = "token_invalid"
 	ReasonIdPUnavailable   = "idp_unavailable"
-	ReasonExchangeDenied   = "exchange_denied" // log and metric only; the client sees tool_denied
+	ReasonExchangeDenied   = "exchange_denied" // log and metric only; the client sees deniedReason
 	ReasonExchangeFailed   = "exchange_failed"
 	ReasonTargetDenied     = "target_denied" // log and metric only; the client sees tool_denied
 	ReasonInternal         = "internal_error"
@@ -76,11 +79,27 @@ func identityReason(err error) (string, int) {
 	}
 }
 
+// deniedReason is what a client is told when a message of method is
+// refused: named after what it asked for, and the same whether that is
+// unknown or forbidden, so that denials cannot be used to enumerate tools,
+// prompts, resources or servers.
+func deniedReason(method string) string {
+	switch method {
+	case "prompts/get":
+		return ReasonPromptDenied
+	case "resources/read", "resources/subscribe", "resources/unsubscribe":
+		return ReasonResourceDenied
+	default:
+		return ReasonToolDenied
+	}
+}
+
 // exchangeDenial is the answer to a failed exchange. A refusal by the token
 // service (the caller may not reach that server) is answered exactly as an
-// unknown tool, 403 tool_denied, so that a client cannot tell which servers
-// exist; its cause, exchange_denied, goes to the decision log and the metric
-// label only. Anything else is 503: the service is down or misbehaving.
+// unknown tool, 403 tool_denied (the caller names the kind: deniedReason),
+// so that a client cannot tell which servers exist; its cause,
+// exchange_denied, goes to the decision log and the metric label only.
+// Anything else is 503: the service is down or misbehaving.
 func exchangeDenial(err error) *Decision {
 	var where string // the failing step of a profile, for the log
 	var se *exchange.StepError

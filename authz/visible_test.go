@@ -228,3 +228,33 @@ func TestVisibleKey(t *testing.T) {
 		t.Error("the same input gave another key")
 	}
 }
+
+// TestVisibleAgreesWithReadOnResources: a resource the router lists for a
+// caller must be one whose resources/read is allowed. It is not so today
+// with exchange on: a resource (or template) whose URI starts with none of
+// its server's resourcePrefixes is visible (Visible knows its server from
+// the router's list and exchanges for it), but authz finds the server of a
+// resources/read by resourcePrefixes alone, cannot mint a token for it and
+// answers 403 resource_denied ("no such server"; target.go lets such reads
+// through only without exchange). make run showed it: server-everything's
+// demo:// resources were listed under a test:// prefix and none could be
+// read (dev/mcp-authz.yaml now says demo://). The fix (hide them in Visible
+// when exchange is on, let authz resolve a URI's server as the router does,
+// or have config check or the router warn) is for authz and router
+// together.
+func TestVisibleAgreesWithReadOnResources(t *testing.T) {
+	t.Skip("defect: with exchange on, Visible shows resources whose URI no resourcePrefixes covers, and authz refuses their resources/read (no such server)")
+	s := newTokenServer(t, true, &recordingExchanger{}, Deps{}) // allows everything
+	const ev = "mcp-test/everything"                            // resourcePrefixes [test://]
+	for _, uri := range []string{"test://a", "demo://a", "demo://t/{id}"} {
+		vis, err := s.Visible(t.Context(), "Bearer "+callerToken, []policy.Target{{Server: ev, Resource: uri}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := s.Decide(t.Context(), post(`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"`+uri+`"}}`,
+			header("authorization", "Bearer "+callerToken)))
+		if vis[0] != d.Allow {
+			t.Errorf("%s: visible %v, resources/read allowed %v (%s)", uri, vis[0], d.Allow, d.Reason)
+		}
+	}
+}

@@ -2,7 +2,9 @@
 # make bench: Go benchmarks of every hot path (-benchmem); ghz against the
 # real ext_authz server and, in the same run, a no-op ext_authz server that
 # answers OK without looking; hey (HTTP) through front -> authz -> router ->
-# upstream against the upstream alone. Then one summary, every figure beside
+# upstream against the upstream alone; the router scenario of
+# hack/bench-router.sh (10 go-sdk upstreams, calls and 4,000 sessions).
+# Then one summary, every figure beside
 # its baseline and target, also written to docs/benchmarks.md with the
 # machine and the commands. Loopback only, every load bounded by -n.
 # The servers' logs stay in bin/bench/*.log. It fails when a benchmark
@@ -61,19 +63,11 @@ if [ "${BENCH_GO:-1}" = 1 ]; then
     go test -run '^$' -bench "^${p#*:}\$" -benchmem -benchtime=1x "./${p%%:*}" 2>&1 | tee -a "$out/go.txt" | grep -E '^(Benchmark|ok|FAIL|---|panic)' || true
   done
   if [ -n "${BENCH_BASE:-}" ]; then
-    # The same benchmarks built from BENCH_BASE (a commit, tag or branch) in
-    # a worktree of its own, run now on the same machine, then benchstat
-    # sets each figure beside its baseline.
-    base_rev=$(git rev-parse --verify "$BENCH_BASE^{commit}")
+    # The hot paths again beside the same benchmarks built from BENCH_BASE,
+    # interleaved so that both see the same machine (hack/benchab.sh).
     echo
-    echo "== Go benchmarks at BENCH_BASE=$BENCH_BASE ($base_rev)"
-    git worktree add --detach "$tmp/base" "$base_rev" >/dev/null
-    record "git worktree add --detach BASE $BENCH_BASE && (cd BASE && go test ... the same benchmarks); benchstat base=go-base.txt new=go.txt"
-    (cd "$tmp/base" && go test -p 1 -run '^$' -bench . -skip "$slow" -benchmem -count=3 -benchtime="$BENCHTIME" \
-      $(go list ./... | grep -v -e /integration -e /cmd/ -e /hack/) 2>&1) >"$out/go-base.txt" || true
-    git worktree remove --force "$tmp/base"
-    "$BENCHSTAT" base="$out/go-base.txt" new="$out/go.txt" >"$out/benchstat.txt" 2>&1 || true
-    cat "$out/benchstat.txt"
+    record "BENCH_BASE=$BENCH_BASE hack/benchab.sh  # base and new test binaries alternated, then benchstat"
+    hack/benchab.sh
   fi
 else
   touch "$out/go.txt"  # BENCH_GO=0: the load runs only
@@ -236,7 +230,16 @@ rm -f "$out"/hey-warmup*
 run_hey direct "$HN" "http://127.0.0.1:$upd_port/mcp" "$tmp/call-direct.json" direct_sids "$upd_pid"
 run_hey front "$HN" "http://127.0.0.1:$front_port/mcp" "$tmp/call-front.json" front_sids "$full_pid" "$upf_pid"
 
+stop() { kill "$@" 2>/dev/null || true; wait "$@" 2>/dev/null || true; }
+stop "$full_pid" "$upf_pid" "$upd_pid"
+
+echo
+# The router scenario: 10 go-sdk upstreams x 20 tools, no identity, calls
+# and BENCH_CLIENTS concurrent sessions, through the stack vs direct (and
+# the BENCH_BASE build beside it, when set).
+BENCH_OUT="$out" BENCH_C="$C" hack/bench-router.sh
+
 echo
 elapsed=$(( $(date +%s) - started ))
 python3 hack/benchreport.py --out "$out" --doc "$doc" --clk-tck "$(getconf CLK_TCK)" --elapsed "$elapsed" \
-  --n "$N" --http-n "$HN" --c "$C" --benchtime "$BENCHTIME"
+  --n "$N" --http-n "$HN" --c "$C" --benchtime "$BENCHTIME" --clients "${BENCH_CLIENTS:-4000}"

@@ -76,6 +76,71 @@ def hey(out, name, clk):
             "codes": codes, "errors": int(want) - len(lats), "total": int(want), "procs": procs}
 
 
+def router_runs(out, clk):
+    """The router scenario (hack/bench-router.sh), per label (new, base):
+    calls through the front and direct, and the many-sessions runs."""
+    def load(name):
+        try:
+            r = json.load(open(f"{out}/router-{name}.json"))
+        except (OSError, ValueError):
+            return None
+        r["procs"] = []
+        if os.path.exists(f"{out}/router-{name}.proc"):
+            for line in open(f"{out}/router-{name}.proc"):
+                pid, ticks, kb = line.split()
+                r["procs"].append({"cpu": int(ticks) / clk, "rss": int(kb) / 1024})
+        if os.path.exists(f"{out}/router-{name}.sessions"):
+            r["sessions"] = int(open(f"{out}/router-{name}.sessions").read())
+        return r
+    res = {}
+    for label in ("new", "base"):
+        runs = {k: load(f"{label}-{k}") for k in ("direct", "front", "sess-direct", "sess-front")}
+        if any(runs.values()):
+            res[label] = runs
+    return res
+
+
+def router_rows(R, clients):
+    """Summary rows of the router scenario: each figure beside direct in the
+    same run, and beside the baseline build (label base) when it ran."""
+    rows = []
+    for label, r in R.items():
+        d, f, sd, sf = r["direct"], r["front"], r["sess-direct"], r["sess-front"]
+        tag = "" if label == "new" else " [BENCH_BASE build]"
+        new = label == "new"
+        if d and f:
+            ratio = f["rps"] / d["rps"]
+            added = f["p50_ms"] - d["p50_ms"]
+            cpu = f["procs"][0]["cpu"] / f["requests"] * 1e6 if f["procs"] else None
+            rows.append(("router", f"10 upstreams x 20 tools, tools/call via front+authz+router (req/s){tag}", fmt(f["rps"], "", 0),
+                         f"direct {fmt(d['rps'], '', 0)}", ">= 75% of direct" if new else "measured",
+                         f"{fmt(ratio * 100, '%', 0)}" + (f" {'yes' if ratio >= 0.75 else 'NO'}" if new else "")))
+            rows.append(("router", f"  p50 added / p99{tag}", f"{fmt(added, ' ms', 2)} / {fmt(f['p99_ms'], ' ms', 1)}",
+                         f"direct p50 {fmt(d['p50_ms'], ' ms', 2)}, p99 {fmt(d['p99_ms'], ' ms', 1)}",
+                         "< 0.4 ms added" if new else "measured", ("yes" if added < 0.4 else "NO") if new else "-"))
+            rows.append(("router", f"  CPU-µs per call in mcp-authz{tag}", fmt(cpu, " µs", 0),
+                         f"upstream {fmt(f['procs'][1]['cpu'] / f['requests'] * 1e6 if len(f['procs']) > 1 else None, ' µs', 0)}, "
+                         f"direct upstream {fmt(d['procs'][0]['cpu'] / d['requests'] * 1e6 if d['procs'] else None, ' µs', 0)}",
+                         "< 250 µs" if new else "measured", ("yes" if cpu is not None and cpu < 250 else "NO") if new else "-"))
+            errs = f["errors"] + d["errors"]
+            if errs:
+                rows.append(("router", f"  call errors{tag}", str(errs), "-", "0", "NO"))
+        if sd and sf:
+            up, upd = (sf["procs"][1]["rss"] if len(sf["procs"]) > 1 else None), (sd["procs"][0]["rss"] if sd["procs"] else None)
+            rows.append(("router", f"{clients:,} go-sdk clients list + call one tool: errors{tag}",
+                         f"{sf['errors']}" + (f" ({sf.get('first_error', '')[:60]})" if sf["errors"] else ""),
+                         f"direct {sd['errors']}", "0" if new else "measured", ("yes" if sf["errors"] == 0 else "NO") if new else "-"))
+            rows.append(("router", f"  mcp-authz peak RSS{tag}", fmt(sf["procs"][0]["rss"] if sf["procs"] else None, " MiB", 0), "-", "measured", "-"))
+            rows.append(("router", f"  upstream peak RSS{tag}", fmt(up, " MiB", 0), f"direct {fmt(upd, ' MiB', 0)}",
+                         "<= 2x direct" if new else "measured",
+                         (f"{fmt(up / upd, 'x', 2)} " + ("yes" if up <= 2 * upd else "NO")) if up and upd else "n/a"))
+            n, nd = sf.get("sessions"), sd.get("sessions")
+            rows.append(("router", f"  upstream sessions opened{tag}", fmt(n, "", 0), f"direct {fmt(nd, '', 0)}",
+                         "one per client (+ one lister per server)" if new else "measured",
+                         ("yes" if n is not None and nd is not None and n <= nd + 10 else "NO") if new else "-"))
+    return rows
+
+
 def bad(*runs):
     """A warning when a hey run had answers other than 200 or errors."""
     if any(set(r["codes"]) != {"200"} or r["errors"] for r in runs):
@@ -134,10 +199,17 @@ def md(head, rows, left=1):
 
 def main():
     ap = argparse.ArgumentParser()
-    for flag in ("--out", "--doc", "--clk-tck", "--elapsed", "--n", "--http-n", "--c", "--benchtime"):
-        ap.add_argument(flag, required=True)
+    ap.add_argument("--router-only", action="store_true", help="print the router scenario's summary only")
+    ap.add_argument("--clients", default="4000")
+    ap.add_argument("--clk-tck", required=True)
+    ap.add_argument("--out", required=True)
+    for flag in ("--doc", "--elapsed", "--n", "--http-n", "--c", "--benchtime"):
+        ap.add_argument(flag)
     a = ap.parse_args()
     out, clk = a.out, int(a.clk_tck)
+    if a.router_only:
+        print(table(("issue", "figure", "measured", "baseline", "target", "met"), router_rows(router_runs(out, clk), int(a.clients)), left=2))
+        return
     gb = go_benchmarks(f"{out}/go.txt")
     g = lambda pkg, name, unit="ns/op": gb.get((pkg, name), {}).get(unit)
     us = lambda v: None if v is None else v / 1e3
@@ -207,6 +279,9 @@ def main():
                   f"upstream alone {fmt(hd['rps'], '', 0)}", "measured", f"{fmt(ratio and ratio * 100, '%', 0)} of upstream" + bad(hd, hf)))
         S.append(("7", "HTTP tools/call p50 / p99", f"{fmt(hf['p50'], '', 1)} / {fmt(hf['p99'], ' ms', 1)}",
                   f"{fmt(hd['p50'], '', 1)} / {fmt(hd['p99'], ' ms', 1)}", "measured", "-"))
+
+    R = router_runs(out, clk)
+    S += router_rows(R, int(a.clients))
 
     head = ("issue", "figure", "measured", "baseline", "target", "met")
     print("== Summary (every figure, its baseline and its target)")
@@ -295,6 +370,20 @@ time of the run. RSS is the process's peak (VmHWM); CPU is utime + stime
 over the measured run.
 
 {md(hhead, H)}
+
+## Router: 10 go-sdk upstreams x 20 tools, no identity (hack/bench-router.sh)
+
+One hack/benchmcp process holds ten go-sdk servers of 22 tools each; another,
+identical, is called directly. mcp-authz runs the front, authz and the
+router in one process, without identity, every tool allowed (CEL `true`).
+hack/benchload drives go-sdk clients: {a.c} on their own sessions make the
+calls (client i calls tool_(i mod 20) of server i mod 10); then, on fresh
+processes, {a.clients} clients at once each initialize, list tools and call
+one tool, and hold their sessions until all have. CPU is utime + stime of
+mcp-authz over the calls; RSS the peak sampled every 100 ms; upstream
+sessions are those the upstream process opened. Rows marked [BENCH_BASE
+build] ran the same with mcp-authz built from BENCH_BASE. The summary above
+holds the figures.
 
 ## Go benchmarks
 

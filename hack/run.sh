@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make run: the whole of mcp-authz on this machine, on loopback only.
 #   dev provider (Keycloak-shaped)  127.0.0.1:8180  realm mcp
-#   server-everything               127.0.0.1:8090  (reads only PORT)  mcp-test/everything
+#   server-everything               127.0.0.1:8090  (hack/loopback.mjs)  mcp-test/everything
 #   hack/benchmcp                   127.0.0.1:8091                     mcp-test/weather
 #   mcp-authz: front 8080, authz 9001, router 8081, metrics 9090
 # Ctrl-C stops everything it started.
@@ -15,6 +15,17 @@ stop() {
   wait 2>/dev/null || true
 }
 trap stop EXIT INT TERM
+
+# Every port is ours: something already listening (an earlier make run?)
+# would answer in place of what we start.
+busy=()
+for port in 8180 8090 8091 8080 9001 8081 9090; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then busy+=("$port"); fi
+done
+if ((${#busy[@]})); then
+  echo "run: 127.0.0.1 port(s) ${busy[*]} already in use (an earlier make run?); stop what listens there first" >&2
+  exit 1
+fi
 
 wait_port() { # host:port name
   for _ in $(seq 1 100); do
@@ -31,7 +42,9 @@ bin/devidp --config dev/realm.yaml --listen 127.0.0.1:8180 --keys .cache/devidp-
 pids+=($!)
 wait_port 127.0.0.1:8180 devidp
 
-PORT=8090 node "$MCP_AUTHZ_EVERYTHING" streamableHttp >/dev/null 2>&1 &
+# server-everything reads only PORT and listens on every interface;
+# hack/loopback.mjs binds its listener to 127.0.0.1 instead.
+PORT=8090 node --import ./hack/loopback.mjs "$MCP_AUTHZ_EVERYTHING" streamableHttp >/dev/null 2>&1 &
 pids+=($!)
 wait_port 127.0.0.1:8090 server-everything
 
@@ -45,18 +58,11 @@ wait_port 127.0.0.1:8080 mcp-authz
 
 cat <<'MSG'
 
-mcp-authz is running: MCP endpoint http://127.0.0.1:8080/mcp
-  servers: mcp-test/everything (prefix ev_), mcp-test/weather (prefix weather_)
-
-Get a token for user alice (dev provider, public client mcp-cli), open a session:
-  TOKEN=$(curl -s -d grant_type=password -d client_id=mcp-cli -d username=alice -d password=alice \
-    http://127.0.0.1:8180/realms/mcp/protocol/openid-connect/token | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
-  SID=$(curl -si http://127.0.0.1:8080/mcp -H "Authorization: Bearer $TOKEN" \
-    -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
-    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}' \
-    | tr -d '\r' | sed -n 's/^mcp-session-id: //Ip')
-
-Then list and call tools as the README's quick start shows. Metrics: http://127.0.0.1:9090/metrics
+mcp-authz is running on 127.0.0.1 only:
+  MCP endpoint  http://127.0.0.1:8080/mcp   (servers mcp-test/everything ev_, mcp-test/weather weather_)
+  dev provider  http://127.0.0.1:8180/realms/mcp   (users alice, bob, mcp: password = user name)
+  metrics       http://127.0.0.1:9090/metrics
+Walk through it from another shell: README.md, Quick start.
 Stop: Ctrl-C
 MSG
 wait -n "${pids[@]}"

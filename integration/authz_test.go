@@ -28,6 +28,13 @@ type stack struct {
 // listeners) and runs mcp-authz serve on it.
 func startStack(t *testing.T, upstream, extra string) *stack {
 	t.Helper()
+	return startGateway(t, upstream, "", extra)
+}
+
+// startGateway is startStack with gateway, YAML added to the gateway
+// section.
+func startGateway(t *testing.T, upstream, gateway, extra string) *stack {
+	t.Helper()
 	s := &stack{front: freePort(t), authz: freePort(t), metrics: freePort(t)}
 	cfg := fmt.Sprintf(`authz:
   listen: %s
@@ -35,13 +42,12 @@ gateway:
   listen: %s
   upstream: %s
   authz: %s
-metrics:
+%smetrics:
   listen: %s
 log:
   level: debug
-%s`, s.authz, s.front, upstream, s.authz, s.metrics, extra)
-	dir := t.TempDir()
-	s.cfgPath = writeFile(t, dir, "mcp-authz.yaml", cfg)
+%s`, s.authz, s.front, upstream, s.authz, gateway, s.metrics, extra)
+	s.cfgPath = writeFile(t, t.TempDir(), "mcp-authz.yaml", cfg)
 	s.proc = start(t, s.front, nil, filepath.Join(bin, "mcp-authz"), "serve", "--config", s.cfgPath)
 	waitPort(t, s.authz, s.proc)
 	return s
@@ -79,12 +85,12 @@ func TestFrontToUpstream(t *testing.T) {
 	}
 
 	// A denial never reaches the upstream.
-	n := len(up.all())
+	n := len(up.requests())
 	resp, body = post(t.Context(), t, s.url(), toolCall("nope_pods_list"), nil)
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), `"reason":"tool_denied"`) {
 		t.Errorf("unknown prefix: %d %s", resp.StatusCode, body)
 	}
-	if len(up.all()) != n {
+	if len(up.requests()) != n {
 		t.Error("a denied request reached the upstream")
 	}
 }
@@ -130,16 +136,22 @@ func TestGrpcurl(t *testing.T) {
 // identityConfig is the identity + exchange section for a provider, with
 // the dev gateway client's secret.
 func identityConfig(p *idp) string {
+	return identityYAML(p.issuer, p.issuer+"/protocol/openid-connect/token")
+}
+
+// identityYAML is the identity + exchange section: callers' tokens of
+// issuer (aud mcp-gateway), exchanged at tokenURL by the gateway client.
+func identityYAML(issuer, tokenURL string) string {
 	return fmt.Sprintf(`identity:
   issuers:
     - issuerURL: %s
       audiences: [mcp-gateway]
   keyRefreshInterval: 500ms
 exchange:
-  tokenURL: %s/protocol/openid-connect/token
+  tokenURL: %s
   clientID: mcp-gateway
   clientSecretFile: %s
-`, p.issuer, p.issuer, repoFile("dev/gateway-secret"))
+`, issuer, tokenURL, repoFile("dev/gateway-secret"))
 }
 
 // TestTokenExchange is issue 3's walk: alice calling kube_pods_list reaches
@@ -186,7 +198,7 @@ func TestTokenExchange(t *testing.T) {
 
 	// No token, a bad one: 401 with the RFC 9728 challenge; the upstream
 	// sees nothing.
-	n := len(up.all())
+	n := len(up.requests())
 	for name, h := range map[string]map[string]string{
 		"no token":      nil,
 		"garbage token": {"Authorization": "Bearer not.a.jwt"},
@@ -201,14 +213,17 @@ func TestTokenExchange(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "tool_denied") {
 		t.Errorf("alice kube_pods_delete: %d %s", resp.StatusCode, body)
 	}
-	if len(up.all()) != n {
+	if len(up.requests()) != n {
 		t.Error("a denied request reached the upstream")
 	}
 
 	// Keys rotated at the provider: a token signed with the new key
 	// validates without a restart.
 	p.rotate(t)
-	time.Sleep(600 * time.Millisecond) // keyRefreshInterval: unknown kids refetch at most this often
+	// keyRefreshInterval (500ms in identityConfig): unknown kids refetch at
+	// most this often. The pause is the behaviour under test (the first
+	// call after it must pass), not a wait for a condition.
+	time.Sleep(600 * time.Millisecond)
 	alice2 := p.login(t, "alice")
 	if resp, body := post(t.Context(), t, s.url(), toolCall("kube_pods_list"), map[string]string{"Authorization": "Bearer " + alice2}); resp.StatusCode != http.StatusOK {
 		t.Errorf("after key rotation: %d %s", resp.StatusCode, body)
@@ -221,12 +236,12 @@ func TestTokenExchange(t *testing.T) {
 	if resp, body := post(t.Context(), t, s.url(), toolCall("kube_pods_list"), map[string]string{"Authorization": "Bearer " + alice2}); resp.StatusCode != http.StatusOK {
 		t.Errorf("provider down, cached exchange: %d %s", resp.StatusCode, body)
 	}
-	n = len(up.all())
+	n = len(up.requests())
 	resp, body = post(t.Context(), t, s.url(), toolCall("kube_pods_list"), map[string]string{"Authorization": "Bearer " + mcp})
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("provider down, new caller: %d %s, want 503", resp.StatusCode, body)
 	}
-	if len(up.all()) != n {
+	if len(up.requests()) != n {
 		t.Error("a request reached the upstream while the provider was down")
 	}
 }

@@ -396,21 +396,25 @@ func (c *cluster) populate() error {
 // waitAuthenticator waits until the cluster authenticates a token of its
 // realm (up to 60 s).
 func (c *cluster) waitAuthenticator(d *trustDomains) error {
-	deadline := time.Now().Add(60 * time.Second)
 	var last string
-	for time.Now().Before(deadline) {
+	var tokErr error
+	accepted := until(time.Now().Add(60*time.Second), func() bool {
 		tok, err := d.tokenFor(context.Background(), c)
 		if err != nil {
-			return fmt.Errorf("cluster %s: token: %w", c.name, err)
+			tokErr = err
+			return true
 		}
 		code, user, err := c.review(context.Background(), tok)
-		if err == nil && code == http.StatusCreated && user.Username != "" {
-			return nil
-		}
 		last = fmt.Sprintf("%d %v", code, err)
-		time.Sleep(200 * time.Millisecond)
+		return err == nil && code == http.StatusCreated && user.Username != ""
+	})
+	switch {
+	case tokErr != nil:
+		return fmt.Errorf("cluster %s: token: %w", c.name, tokErr)
+	case !accepted:
+		return fmt.Errorf("cluster %s: the JWT authenticator never accepted its realm's token: %s", c.name, last)
 	}
-	return fmt.Errorf("cluster %s: the JWT authenticator never accepted its realm's token: %s", c.name, last)
+	return nil
 }
 
 // tokenFor is a token cluster c accepts for alice (the readiness probe):
@@ -557,6 +561,18 @@ func (c *cluster) requests(t *testing.T, since time.Time) []apiCall {
 	return out
 }
 
+// awaitPodLists waits up to 10 s for the cluster to audit a pod list at
+// or after since and returns the pod lists audited by then.
+func (c *cluster) awaitPodLists(t *testing.T, since time.Time) []apiCall {
+	t.Helper()
+	var got []apiCall
+	waitFor(t, "cluster "+c.name+"'s audit of a pod list", 10*time.Second, func() bool {
+		got = c.podLists(t, since)
+		return len(got) > 0
+	})
+	return got
+}
+
 // podLists are the cluster's audited pod lists received at or after since.
 func (c *cluster) podLists(t *testing.T, since time.Time) []apiCall {
 	t.Helper()
@@ -698,16 +714,7 @@ func (d *trustDomains) chain(t *testing.T, subject, audience string) (grant, tok
 // callers' tokens of p (aud mcp-gateway), exchanged at p by the gateway
 // client. Processes using it need SSL_CERT_FILE=d.caFile.
 func (d *trustDomains) identityConfig(p *devidp.Provider) string {
-	return fmt.Sprintf(`identity:
-  issuers:
-    - issuerURL: %s
-      audiences: [mcp-gateway]
-  keyRefreshInterval: 500ms
-exchange:
-  tokenURL: %s
-  clientID: mcp-gateway
-  clientSecretFile: %s
-`, p.Issuer(), p.TokenURL(), repoFile("dev/gateway-secret"))
+	return identityYAML(p.Issuer(), p.TokenURL())
 }
 
 // kubeconfig writes a kubeconfig with one context per cluster (named after

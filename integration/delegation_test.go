@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -184,7 +185,7 @@ func TestTwoClusters(t *testing.T) {
 			}
 			if tc.wantAudit == nil {
 				var got []apiCall
-				eventually(t, func() bool {
+				waitFor(t, "the API server's audit of the call", 10*time.Second, func() bool {
 					got = tc.target.requests(t, since)
 					return len(got) > 0
 				})
@@ -195,12 +196,7 @@ func TestTwoClusters(t *testing.T) {
 				}
 				return
 			}
-			var got []apiCall
-			eventually(t, func() bool {
-				got = tc.target.podLists(t, since)
-				return len(got) > 0
-			})
-			if diff := cmp.Diff(tc.wantAudit, got); diff != "" {
+			if diff := cmp.Diff(tc.wantAudit, tc.target.awaitPodLists(t, since)); diff != "" {
 				t.Errorf("cluster %s audited pod lists (-want +got):\n%s", tc.target.name, diff)
 			}
 		})
@@ -294,7 +290,7 @@ policies:
   - name: cluster-b-needs-scope
     cel: '!has(mcp.tool) || exchange.target != "b" || "cluster-b" in identity.?scope.orValue("").split(" ")'
     stepUpScopes: [cluster-b]
-`, pa.Issuer(), pa.TokenURL(), pb.Issuer(), pb.TokenURL(), d.caFile, repoFile("dev/gateway-secret"), rec.url))
+`, pa.Issuer(), pa.TokenURL(), pb.Issuer(), pb.TokenURL(), d.caFile, repoFile("dev/gateway-secret"), rec.url()))
 
 	alice := d.loginScoped(t, realmA, "alice", "openid profile cluster-b")
 	bob := d.loginScoped(t, realmA, "bob", "openid profile cluster-b")
@@ -389,7 +385,7 @@ policies:
 			// the realm's, and SelfSubjectReview agrees.
 			want := []apiCall{{Verb: "list", Resource: "pods", User: tc.wantUser, Credential: credentialID(t, tok), Code: tc.wantCode}}
 			var got []apiCall
-			eventually(t, func() bool { got = tc.target.podLists(t, since); return len(got) > 0 })
+			waitFor(t, "the API server's audit of the call", 10*time.Second, func() bool { got = tc.target.podLists(t, since); return len(got) > 0 })
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("cluster %s audited pod lists (-want +got):\n%s", tc.target.name, diff)
 			}
@@ -471,7 +467,7 @@ policies:
 		}
 	}
 	for _, r := range rec.requests() {
-		tok, ok := strings.CutPrefix(r.authorization, "Bearer ")
+		tok, ok := strings.CutPrefix(r.authorization(), "Bearer ")
 		if !ok {
 			t.Errorf("the MCP server got %s without a bearer token", r.method)
 			continue

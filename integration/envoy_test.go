@@ -3,22 +3,17 @@
 package integration
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -285,71 +280,6 @@ func TestEnvoyRender(t *testing.T) {
 	}
 }
 
-// headerRecorder stands between Envoy and the router: it forwards every
-// request and records the headers and JSON-RPC method of each, which is what
-// Envoy sends on after ext_authz.
-type headerRecorder struct {
-	addr string
-	mu   sync.Mutex
-	seen []recordedCall
-}
-
-type recordedCall struct {
-	method string // JSON-RPC method and, for tools/call, the tool
-	header http.Header
-}
-
-func startHeaderRecorder(t *testing.T, target string) *headerRecorder {
-	t.Helper()
-	to := &url.URL{Scheme: "http", Host: target}
-	rp := &httputil.ReverseProxy{
-		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(to); pr.Out.Host = pr.In.Host },
-		FlushInterval: -1,
-	}
-	h := &headerRecorder{}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.addr = lis.Addr().String()
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		var m struct {
-			Method string `json:"method"`
-			Params struct {
-				Name string `json:"name"`
-			} `json:"params"`
-		}
-		_ = json.Unmarshal(body, &m)
-		method := strings.TrimSpace(m.Method + " " + m.Params.Name)
-		if method == "" {
-			method = r.Method
-		}
-		h.mu.Lock()
-		h.seen = append(h.seen, recordedCall{method: method, header: r.Header.Clone()})
-		h.mu.Unlock()
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.ContentLength = int64(len(body))
-		rp.ServeHTTP(w, r)
-	}), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return h
-}
-
-// calls returns the recorded requests whose method is method.
-func (h *headerRecorder) calls(method string) []recordedCall {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []recordedCall
-	for _, c := range h.seen {
-		if c.method == method {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 // forge adds x-mcp-* headers a client should not be able to set to every
 // request.
 type forge struct{}
@@ -377,12 +307,12 @@ func portOf(t *testing.T, addr string) int {
 }
 
 // envoyBackend is what stands behind the proxy in TestEnvoyEndToEnd:
-// mcp-authz (authz, and the router behind a header recorder) and a go-sdk
+// mcp-authz (authz, and the router behind a recording proxy) and a go-sdk
 // upstream registered with prefix kube_, under a policy that denies
 // pods_delete.
 type envoyBackend struct {
 	authz string // authz's gRPC address
-	rec   *headerRecorder
+	rec   *recordingProxy
 	up    *goServer
 	proc  *proc
 	cfg   string // the configuration file
@@ -395,7 +325,7 @@ func startEnvoyBackend(t *testing.T, extra func(recorder string) string) *envoyB
 	b := &envoyBackend{up: startGoServer(t, "mcp-test/kubernetes-mcp", "pods_list", "pods_delete")}
 	b.authz = freePort(t)
 	routerAddr := freePort(t)
-	b.rec = startHeaderRecorder(t, routerAddr)
+	b.rec = startRecordingProxy(t, "http://"+routerAddr)
 	b.cfg = writeFile(t, t.TempDir(), "mcp-authz.yaml", fmt.Sprintf(`authz:
   listen: %s
 router:
@@ -447,7 +377,7 @@ func TestEnvoyEndToEnd(t *testing.T) {
 		})
 		e := start(t, listener, nil, envoy, "-c", bootstrap, "--disable-hot-restart", "--log-level", "warn")
 		waitPort(t, admin, e)
-		eventually(t, func() bool {
+		waitFor(t, "envoy /ready to say LIVE", 10*time.Second, func() bool {
 			resp, body := get(t, "http://"+admin+"/ready")
 			return resp.StatusCode == http.StatusOK && strings.TrimSpace(body) == "LIVE"
 		})
@@ -473,7 +403,7 @@ func envoyWalk(t *testing.T, endpoint string, b *envoyBackend) {
 	if err != nil || got != "mcp-test/kubernetes-mcp:pods_list" {
 		t.Fatalf("kube_pods_list through the proxy: %q, %v", got, err)
 	}
-	calls := b.rec.calls("tools/call kube_pods_list")
+	calls := b.rec.calls("kube_pods_list")
 	if len(calls) != 1 {
 		t.Fatalf("the router received %d tools/call kube_pods_list, want 1", len(calls))
 	}
@@ -506,7 +436,7 @@ func envoyWalk(t *testing.T, endpoint string, b *envoyBackend) {
 	if err := json.Unmarshal(body, &rpc); err != nil || rpc.JSONRPC != "2.0" || string(rpc.ID) != "1" || rpc.Error == nil {
 		t.Errorf("the denial's body is not authz's JSON-RPC error for id 1: %s", body)
 	}
-	if n := len(b.rec.calls("tools/call kube_pods_delete")); n != 0 {
+	if n := len(b.rec.calls("kube_pods_delete")); n != 0 {
 		t.Errorf("a denied call reached the router %d times", n)
 	}
 	n := 0

@@ -7,14 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -38,18 +36,6 @@ func (s *pathServer) calls() []string {
 	return slices.Clone(s.paths)
 }
 
-func serve(t *testing.T, h http.Handler) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "http://" + lis.Addr().String() + "/mcp"
-}
-
 // startLenientServer is an MCP server (Streamable HTTP, JSON answers, no
 // session) that decodes every message, params and tool arguments with Go's
 // encoding/json into structs, as mcp-go and many hand-written Go servers do:
@@ -58,7 +44,7 @@ func serve(t *testing.T, h http.Handler) string {
 func startLenientServer(t *testing.T) *pathServer {
 	t.Helper()
 	s := &pathServer{}
-	s.url = serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.url = "http://" + serve(t, "", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.WriteHeader(http.StatusMethodNotAllowed)
 			return
@@ -115,7 +101,7 @@ func startLenientServer(t *testing.T) *pathServer {
 		out, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": msg.ID, "result": result})
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(out)
-	}))
+	})).Addr + "/mcp"
 	return s
 }
 
@@ -134,7 +120,7 @@ func startStrictServer(t *testing.T) *pathServer {
 			s.ran(in.Path)
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "read " + in.Path}}}, nil, nil
 		})
-	s.url = serve(t, mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+	s.url = "http://" + serve(t, "", mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil)).Addr + "/mcp"
 	return s
 }
 

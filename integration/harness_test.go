@@ -6,8 +6,6 @@
 package integration
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,8 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
-	"sync"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -96,6 +93,11 @@ func (p *proc) stop() {
 	if p.cmd.ProcessState != nil {
 		return
 	}
+	// A connection the test's client pool dialled and never used (a
+	// request cancelled while dialling) is new to the process, and
+	// net/http's Shutdown waits up to 5s for it: close the pool's idle
+	// connections first, so that the stop takes what the process needs.
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 	pgid := -p.cmd.Process.Pid
 	_ = syscall.Kill(pgid, syscall.SIGTERM)
 	done := make(chan struct{})
@@ -108,38 +110,56 @@ func (p *proc) stop() {
 	}
 }
 
+// kill ends a process and its group at once (SIGKILL), as a crash or an
+// OOM kill does, and reaps it.
+func (p *proc) kill() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	_ = p.cmd.Wait()
+}
+
+// waitPort waits up to 30 s until addr accepts connections; the test fails
+// with p's output if it does not, or if p exits first.
 func waitPort(t *testing.T, addr string, p *proc) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	listening := false
+	until(time.Now().Add(30*time.Second), func() bool {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return
+			listening = true
+			return true
 		}
-		if p != nil && p.cmd.ProcessState != nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+		return p.cmd.ProcessState != nil
+	})
+	if !listening {
+		t.Fatalf("%s did not listen on %s; output:\n%s", p.cmd.Path, addr, p.out.String())
 	}
-	t.Fatalf("%s did not listen on %s; output:\n%s", p.cmd.Path, addr, p.out.String())
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// pollEvery is how often until checks its condition.
+const pollEvery = 20 * time.Millisecond
+
+// until checks cond every pollEvery until it holds or deadline passes, and
+// reports whether it held.
+func until(deadline time.Time, cond func() bool) bool {
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(pollEvery)
+	}
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// waitFor waits until cond holds; the test fails, saying what it waited
+// for, if it does not within timeout.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	if !until(time.Now().Add(timeout), cond) {
+		t.Fatalf("waited %v for %s", timeout, what)
+	}
 }
 
 // writeFile writes a file into the test's directory and returns its path.
@@ -152,10 +172,45 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	return p
 }
 
+// replaceFile writes a file the way editors do: a new file renamed over it.
+func replaceFile(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// copyFile copies a file.
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // repoFile is a path in the repository.
 func repoFile(name string) string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", name)
+}
+
+// configFile is the path of the configuration a process was started with
+// (serve --config PATH).
+func configFile(t *testing.T, p *proc) string {
+	t.Helper()
+	i := slices.Index(p.cmd.Args, "--config")
+	if i < 0 || i+1 >= len(p.cmd.Args) {
+		t.Fatalf("no --config in %q", p.cmd.Args)
+	}
+	return p.cmd.Args[i+1]
 }
 
 // idp is the dev provider running as a process.
@@ -165,12 +220,14 @@ type idp struct {
 	proc   *proc
 }
 
-func startIdP(t *testing.T, addr string) *idp {
+// startIdP runs the dev provider with dev/realm.yaml on addr (a free port
+// if empty); args are more flags.
+func startIdP(t *testing.T, addr string, args ...string) *idp {
 	t.Helper()
 	if addr == "" {
 		addr = freePort(t)
 	}
-	p := start(t, addr, nil, filepath.Join(bin, "devidp"), "--config", repoFile("dev/realm.yaml"), "--listen", addr)
+	p := start(t, addr, nil, filepath.Join(bin, "devidp"), append([]string{"--config", repoFile("dev/realm.yaml"), "--listen", addr}, args...)...)
 	return &idp{addr: addr, issuer: "http://" + addr + "/realms/mcp", proc: p}
 }
 
@@ -204,29 +261,4 @@ func (i *idp) rotate(t *testing.T) {
 	if resp.StatusCode/100 != 2 {
 		t.Fatalf("rotate keys: %d", resp.StatusCode)
 	}
-}
-
-// post sends one JSON-RPC message to url with the given headers.
-func post(ctx context.Context, t *testing.T, u, body string, headers map[string]string) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
-}
-
-func toolCall(name string) string {
-	return `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + name + `","arguments":{}}}`
 }

@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -176,23 +175,6 @@ func runKubernetesMCP(t *testing.T, path string, cp *controlPlane) string {
 	return port
 }
 
-// runInspector runs the MCP inspector CLI against endpoint and returns what
-// it printed. The inspector needs Node 22, installed in its .bin folder.
-func runInspector(t *testing.T, inspector, endpoint string, args ...string) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, inspector, append([]string{"--cli", endpoint, "--transport", "http"}, args...)...)
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(inspector)+string(os.PathListSeparator)+os.Getenv("PATH"),
-		"MCP_CATALOG_PATH="+filepath.Join(t.TempDir(), "mcp.json"))
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("inspector %q: %v\nstderr: %s\nstdout: %s", args, err, stderr.String(), stdout.String())
-	}
-	return stdout.Bytes()
-}
-
 // TestKubeUseCase1 is use case 1 ("No auth") of Kuadrant's Kubernetes MCP
 // server guide end to end (issue 6's last "Done when", issue 7's first
 // scenario): the real kubernetes-mcp-server runs against a real
@@ -239,7 +221,7 @@ log:
 	waitPort(t, routerAddr, p)
 	waitPort(t, metricsAddr, p)
 	endpoint := "http://" + front + "/mcp"
-	eventually(t, func() bool {
+	waitFor(t, "mcp-authz /readyz", 10*time.Second, func() bool {
 		resp, _ := get(t, "http://"+metricsAddr+"/readyz")
 		return resp.StatusCode == http.StatusOK
 	})
@@ -256,10 +238,10 @@ log:
 	cp.apply(t, ns, "kube/use-case-1.yaml", map[string]string{"PORT": port})
 	// The entry is in the registry when authz lets the call through (the
 	// router then refuses it for want of a session).
-	eventually(t, func() bool { return !expectFront(http.StatusForbidden) })
+	waitFor(t, "authz to let kube_namespaces_list through", 10*time.Second, func() bool { return !expectFront(http.StatusForbidden) })
 	t.Logf("registry entry in force %v after the registration's creation", time.Since(created).Round(time.Millisecond))
 	var ready metav1.Condition
-	eventually(t, func() bool {
+	waitFor(t, "the registration to turn Ready", 10*time.Second, func() bool {
 		c, ok, err := cp.readyCondition(t.Context(), ns, "kubernetes-mcp-server")
 		if err != nil {
 			t.Fatalf("read the registration: %v", err)
@@ -273,7 +255,8 @@ log:
 	}
 
 	changed := make(chan struct{}, 1)
-	cs := connectAs(t, endpoint, "", &mcp.ClientOptions{
+	stream := watchStream(bearer{})
+	cs := connect(t, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: &http.Client{Transport: stream}, MaxRetries: -1}, &mcp.ClientOptions{
 		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
 			select {
 			case changed <- struct{}{}:
@@ -326,9 +309,8 @@ log:
 		}
 	})
 
-	// The GET stream that carries list_changed opens after initialize:
-	// give it a moment before the change.
-	time.Sleep(300 * time.Millisecond)
+	// The GET stream that carries list_changed opens after initialize.
+	stream.wait(t, 10*time.Second)
 	reg := &unstructured.Unstructured{}
 	reg.SetGroupVersionKind(registrationGVK)
 	reg.SetNamespace(ns)
@@ -338,7 +320,7 @@ log:
 	}
 	deleted := time.Now()
 	var after []string
-	eventually(t, func() bool {
+	waitFor(t, "the kube_ tools to leave tools/list", 10*time.Second, func() bool {
 		after = listTools(t, cs)
 		return !slices.ContainsFunc(after, func(s string) bool { return strings.HasPrefix(s, "kube_") })
 	})

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -58,14 +57,7 @@ func perUserServer(t *testing.T) string {
 		servers[user] = s
 		return s
 	}, nil)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "http://" + lis.Addr().String() + "/mcp"
+	return "http://" + serve(t, "", h).Addr + "/mcp"
 }
 
 // tokenUser reads preferred_username from a bearer JWT without verifying

@@ -5,7 +5,6 @@ package integration
 import (
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -19,23 +18,7 @@ import (
 // server.
 func startRouteStack(t *testing.T, upstream, server, extra string) *stack {
 	t.Helper()
-	s := &stack{front: freePort(t), authz: freePort(t), metrics: freePort(t)}
-	cfg := fmt.Sprintf(`authz:
-  listen: %s
-gateway:
-  listen: %s
-  upstream: %s
-  authz: %s
-  contextExtensions: {mcp-server: %s}
-metrics:
-  listen: %s
-log:
-  level: debug
-%s`, s.authz, s.front, upstream, s.authz, server, s.metrics, extra)
-	s.cfgPath = writeFile(t, t.TempDir(), "mcp-authz.yaml", cfg)
-	s.proc = start(t, s.front, nil, filepath.Join(bin, "mcp-authz"), "serve", "--config", s.cfgPath)
-	waitPort(t, s.authz, s.proc)
-	return s
+	return startGateway(t, upstream, fmt.Sprintf("  contextExtensions: {mcp-server: %s}\n", server), extra)
 }
 
 // routeWalk is one MCP session's worth of requests on a server's route.
@@ -111,7 +94,7 @@ func TestPerRouteTokens(t *testing.T) {
     cel: 'mcp.tool.name in token.resource_access[mcp.server].roles'
 `)
 		sendWalk(t, s.url(), alice)
-		got := up.all()
+		got := up.requests()
 		if len(got) != len(routeWalk) {
 			t.Fatalf("the upstream received %d requests, want %d", len(got), len(routeWalk))
 		}
@@ -150,7 +133,7 @@ func TestPerRouteTokens(t *testing.T) {
 		up := startRecorder(t)
 		s := startRouteStack(t, up.url(), kube, identityOnly+kubeServer(up.url())+"defaultPolicy: allow\n")
 		sendWalk(t, s.url(), alice)
-		got := up.all()
+		got := up.requests()
 		if len(got) != len(routeWalk) {
 			t.Fatalf("the upstream received %d requests, want %d", len(got), len(routeWalk))
 		}
@@ -180,7 +163,7 @@ func TestPerRouteTokens(t *testing.T) {
 				t.Errorf("%s: status %d, want 403", r.name, resp.StatusCode)
 			}
 		}
-		if n := len(up.all()); n != 0 {
+		if n := len(up.requests()); n != 0 {
 			t.Errorf("the upstream received %d requests, want none", n)
 		}
 	})

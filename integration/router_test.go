@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -12,13 +11,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -29,145 +23,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
-
-// callTimeout bounds each MCP exchange a test makes.
-const callTimeout = 30 * time.Second
-
-// goServer is a go-sdk MCP server on a loopback listener whose tools answer
-// "<server>:<tool>" and which records the Authorization header and the
-// JSON-RPC method of every request it receives.
-type goServer struct {
-	name string
-	url  string
-	srv  *http.Server
-	mu   sync.Mutex
-	seen []seenRequest
-}
-
-type seenRequest struct {
-	method        string
-	authorization string
-}
-
-func startGoServer(t *testing.T, name string, tools ...string) *goServer {
-	t.Helper()
-	s := mcp.NewServer(&mcp.Implementation{Name: name, Version: "1"}, nil)
-	for _, tool := range tools {
-		mcp.AddTool(s, &mcp.Tool{Name: tool, Description: tool + " of " + name},
-			func(context.Context, *mcp.CallToolRequest, map[string]any) (*mcp.CallToolResult, any, error) {
-				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: name + ":" + tool}}}, nil, nil
-			})
-	}
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
-	g := &goServer{name: name}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.url = "http://" + lis.Addr().String() + "/mcp"
-	g.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		var m struct {
-			Method string `json:"method"`
-		}
-		_ = json.Unmarshal(body, &m)
-		if m.Method == "" {
-			m.Method = r.Method
-		}
-		g.mu.Lock()
-		g.seen = append(g.seen, seenRequest{method: m.Method, authorization: r.Header.Get("Authorization")})
-		g.mu.Unlock()
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		h.ServeHTTP(w, r)
-	}), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = g.srv.Serve(lis) }()
-	t.Cleanup(func() { _ = g.srv.Close() })
-	return g
-}
-
-// requests returns what the server received so far.
-func (g *goServer) requests() []seenRequest {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return slices.Clone(g.seen)
-}
-
-// startEverything runs @modelcontextprotocol/server-everything over
-// Streamable HTTP and returns its endpoint; the test skips without it.
-func startEverything(t *testing.T) (string, *proc) {
-	t.Helper()
-	path := os.Getenv("MCP_AUTHZ_EVERYTHING")
-	if path == "" {
-		t.Skip("MCP_AUTHZ_EVERYTHING is not set (make e2e sets it to server-everything's dist/index.js)")
-	}
-	addr := freePort(t)
-	_, port, _ := net.SplitHostPort(addr)
-	p := start(t, addr, []string{"PORT=" + port}, "node", path, "streamableHttp")
-	return "http://" + addr + "/mcp", p
-}
-
-// balancer stands where a Kubernetes Service stands in front of router
-// replicas: it sends each request to the next backend in turn and records
-// which session ids each backend served.
-type balancer struct {
-	addr     string
-	backends []string
-	mu       sync.Mutex
-	next     int
-	sessions map[string]map[string]int // backend -> session id -> requests
-}
-
-func startBalancer(t *testing.T, backends ...string) *balancer {
-	t.Helper()
-	b := &balancer{backends: backends, sessions: map[string]map[string]int{}}
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			b.mu.Lock()
-			to := b.backends[b.next%len(b.backends)]
-			b.next++
-			if sid := pr.In.Header.Get("Mcp-Session-Id"); sid != "" {
-				if b.sessions[to] == nil {
-					b.sessions[to] = map[string]int{}
-				}
-				b.sessions[to][sid]++
-			}
-			b.mu.Unlock()
-			pr.SetURL(&url.URL{Scheme: "http", Host: to})
-			pr.Out.Host = pr.In.Host
-			// Read the whole body before the answer streams back: an HTTP/1
-			// server may close a request body once response headers are
-			// flushed (net/http), as a buffering load balancer would avoid.
-			body, err := io.ReadAll(pr.In.Body)
-			if err == nil {
-				pr.Out.Body = io.NopCloser(bytes.NewReader(body))
-				pr.Out.ContentLength = int64(len(body))
-			}
-		},
-		FlushInterval: -1,
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.addr = lis.Addr().String()
-	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return b
-}
-
-// servedBy returns the backends that served requests of session sid.
-func (b *balancer) servedBy(sid string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for _, be := range b.backends {
-		if b.sessions[be][sid] > 0 {
-			out = append(out, be)
-		}
-	}
-	return out
-}
 
 // aggregate is the whole stack: one edge process (front + authz) in front of
 // router-only processes behind a balancer. authz signs its assertions with
@@ -247,70 +102,6 @@ func (a *aggregate) noTokenInLogs(t *testing.T, token string) {
 	}
 }
 
-// bearer adds an Authorization header to every request.
-type bearer struct{ token string }
-
-func (b bearer) RoundTrip(req *http.Request) (*http.Response, error) {
-	req = req.Clone(req.Context())
-	req.Header.Set("Authorization", "Bearer "+b.token)
-	return http.DefaultTransport.RoundTrip(req)
-}
-
-// connectAs opens a go-sdk client session to endpoint with token.
-func connectAs(t *testing.T, endpoint, token string, opts *mcp.ClientOptions) *mcp.ClientSession {
-	t.Helper()
-	c := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, opts)
-	cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{
-		Endpoint: endpoint, HTTPClient: &http.Client{Transport: bearer{token: token}}, MaxRetries: -1,
-	}, nil)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(func() { _ = cs.Close() })
-	return cs
-}
-
-// listTools returns the sorted tool names the session sees.
-func listTools(t *testing.T, cs *mcp.ClientSession) []string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
-	defer cancel()
-	names := []string{}
-	for tool, err := range cs.Tools(ctx, nil) {
-		if err != nil {
-			t.Fatalf("tools/list: %v", err)
-		}
-		names = append(names, tool.Name)
-	}
-	slices.Sort(names)
-	return names
-}
-
-// callTool calls a tool and returns its text; a transport or protocol error
-// or an error result is returned as an error.
-func callTool(t *testing.T, cs *mcp.ClientSession, p *mcp.CallToolParams) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
-	defer cancel()
-	if p.Arguments == nil {
-		p.Arguments = map[string]any{}
-	}
-	res, err := cs.CallTool(ctx, p)
-	if err != nil {
-		return "", err
-	}
-	var text []string
-	for _, c := range res.Content {
-		if tc, ok := c.(*mcp.TextContent); ok {
-			text = append(text, tc.Text)
-		}
-	}
-	if res.IsError {
-		return "", fmt.Errorf("tool error: %s", strings.Join(text, " "))
-	}
-	return strings.Join(text, " "), nil
-}
-
 // jwtPayload decodes the claims of a JWT without verifying it (the test
 // reads what an upstream received).
 func jwtPayload(t *testing.T, raw string) map[string]any {
@@ -350,11 +141,11 @@ func audience(claims map[string]any) []string {
 // a token for that server (aud is exactly its name) on behalf of one of the
 // callers (sub to the caller's own token), never a caller's own token, and
 // that it received at least one tools/call on behalf of caller.
-func checkUpstreamTokens(t *testing.T, server string, seen []seenRequest, callers map[string]string, caller string) {
+func checkUpstreamTokens(t *testing.T, server string, seen []request, callers map[string]string, caller string) {
 	t.Helper()
 	calls := 0
 	for _, r := range seen {
-		tok, ok := strings.CutPrefix(r.authorization, "Bearer ")
+		tok, ok := strings.CutPrefix(r.authorization(), "Bearer ")
 		if !ok {
 			t.Errorf("%s %s: Authorization is not a bearer token", server, r.method)
 			continue
@@ -473,17 +264,15 @@ func TestRouterThreeServers(t *testing.T) {
 		if !strings.Contains(got, "Long running operation completed") {
 			t.Errorf("result %q", got)
 		}
-		// Notification handlers run asynchronously: give them a moment.
+		// Notification handlers run asynchronously: wait up to 2s for the
+		// three; the comparison below says what came.
 		var seen []float64
-		for range 100 {
+		until(time.Now().Add(2*time.Second), func() bool {
 			mu.Lock()
 			seen = slices.Clone(progress)
 			mu.Unlock()
-			if len(seen) >= 3 {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return len(seen) >= 3
+		})
 		if diff := cmp.Diff([]float64{1, 2, 3}, seen); diff != "" {
 			t.Errorf("progress notifications (-want +got):\n%s", diff)
 		}
@@ -579,24 +368,14 @@ func TestInspectorToolsList(t *testing.T) {
 	a := startAggregate(t, 1, identityConfig(p)+kubeServer(kube.url)+routerPolicy)
 	token := p.login(t, "alice")
 
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, inspector, "--cli", a.front, "--transport", "http",
-		"--method", "tools/list", "--header", "Authorization: Bearer "+token)
-	// The inspector needs Node 22, installed in the same .bin folder.
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(inspector)+string(os.PathListSeparator)+os.Getenv("PATH"))
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("inspector: %v\nstderr: %s\nstdout: %s", err, stderr.String(), stdout.String())
-	}
+	stdout := runInspector(t, inspector, a.front, "--method", "tools/list", "--header", "Authorization: Bearer "+token)
 	var out struct {
 		Tools []struct {
 			Name string `json:"name"`
 		} `json:"tools"`
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		t.Fatalf("inspector output: %v\n%s", err, stdout.String())
+	if err := json.Unmarshal(stdout, &out); err != nil {
+		t.Fatalf("inspector output: %v\n%s", err, stdout)
 	}
 	var got []string
 	for _, tool := range out.Tools {

@@ -3,83 +3,18 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
-
-// recordingProxy forwards to an MCP server (the request path is kept) and records the JSON-RPC method,
-// tool name and Authorization header of every request on the way.
-type recordingProxy struct {
-	url  string
-	mu   sync.Mutex
-	seen []seenRequest
-}
-
-func startRecordingProxy(t *testing.T, target string) *recordingProxy {
-	t.Helper()
-	to, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	to.Path = ""
-	rp := &httputil.ReverseProxy{
-		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(to) },
-		FlushInterval: -1,
-	}
-	r := &recordingProxy{}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.url = "http://" + lis.Addr().String()
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(io.LimitReader(req.Body, 1<<20))
-		var m struct {
-			Method string `json:"method"`
-			Params struct {
-				Name string `json:"name"`
-			} `json:"params"`
-		}
-		_ = json.Unmarshal(body, &m)
-		method := m.Method
-		if method == "" {
-			method = req.Method
-		}
-		if m.Params.Name != "" {
-			method += " " + m.Params.Name
-		}
-		r.mu.Lock()
-		r.seen = append(r.seen, seenRequest{method: method, authorization: req.Header.Get("Authorization")})
-		r.mu.Unlock()
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		req.ContentLength = int64(len(body))
-		rp.ServeHTTP(w, req)
-	}), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return r
-}
-
-func (r *recordingProxy) requests() []seenRequest {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.seen)
-}
 
 // mcpUserTools are the tools of kubernetes-mcp-server 0.0.67 (default
 // toolsets core and config) for which user mcp of dev/realm.yaml holds a
@@ -129,7 +64,7 @@ func TestKuadrantUseCase2(t *testing.T) {
 policies:
   - name: keycloak-roles
     file: %s
-`, rec.url, repoFile("examples/policies/keycloak-roles/keycloak-roles.cel")))
+`, rec.url(), repoFile("examples/policies/keycloak-roles/keycloak-roles.cel")))
 
 	// The server itself lists tools nobody here holds a role for.
 	direct := connectAs(t, k8s, "unused", nil)
@@ -201,13 +136,9 @@ policies:
 			!strings.Contains(string(text), `User \"domain-a:mcp\" cannot list resource \"namespaces\"`) {
 			t.Errorf("namespaces_list answered %s (isError %v)", text, res.IsError)
 		}
-		var calls int
-		for _, r := range rec.requests() {
-			if r.method != "tools/call namespaces_list" {
-				continue
-			}
-			calls++
-			tok, ok := strings.CutPrefix(r.authorization, "Bearer ")
+		calls := rec.calls("namespaces_list")
+		for _, r := range calls {
+			tok, ok := strings.CutPrefix(r.authorization(), "Bearer ")
 			if !ok || tok == mcpToken {
 				t.Fatal("the server did not receive an exchanged bearer token")
 			}
@@ -223,8 +154,8 @@ policies:
 				t.Errorf("the exchanged token carries no namespaces_list role: %s", roles)
 			}
 		}
-		if calls != 1 {
-			t.Errorf("the server received %d calls of namespaces_list, want 1", calls)
+		if len(calls) != 1 {
+			t.Errorf("the server received %d calls of namespaces_list, want 1", len(calls))
 		}
 		// What reached the Kubernetes API is the exchanged token, and the
 		// API server authenticated mcp from it.
@@ -233,7 +164,7 @@ policies:
 			t.Errorf("SelfSubjectReview of the token the API server was sent: %d %q, want domain-a:mcp", code, user.Username)
 		}
 		want := apiCall{Verb: "list", Resource: "namespaces", User: "domain-a:mcp", Credential: credentialID(t, tok), Code: http.StatusForbidden}
-		eventually(t, func() bool { return slices.Contains(d.a.requests(t, since), want) })
+		waitFor(t, "the API server's audit of the namespace list", 10*time.Second, func() bool { return slices.Contains(d.a.requests(t, since), want) })
 	})
 
 	t.Run("alice lists cluster a's pods", func(t *testing.T) {
@@ -254,9 +185,7 @@ policies:
 			t.Errorf("SelfSubjectReview of the token the API server was sent: %d %+v, want domain-a:alice in domain-a:engineering", code, user)
 		}
 		want := []apiCall{{Verb: "list", Resource: "pods", User: "domain-a:alice", Credential: credentialID(t, tok), Code: http.StatusOK}}
-		var got []apiCall
-		eventually(t, func() bool { got = d.a.podLists(t, since); return len(got) > 0 })
-		if diff := cmp.Diff(want, got); diff != "" {
+		if diff := cmp.Diff(want, d.a.awaitPodLists(t, since)); diff != "" {
 			t.Errorf("audited pod lists (-want +got):\n%s", diff)
 		}
 	})
@@ -272,9 +201,7 @@ policies:
 		}
 		tok := exchangedOnly(t, mark, bobSub)
 		want := []apiCall{{Verb: "list", Resource: "pods", User: "domain-a:bob", Credential: credentialID(t, tok), Code: http.StatusForbidden}}
-		var got []apiCall
-		eventually(t, func() bool { got = d.a.podLists(t, since); return len(got) > 0 })
-		if diff := cmp.Diff(want, got); diff != "" {
+		if diff := cmp.Diff(want, d.a.awaitPodLists(t, since)); diff != "" {
 			t.Errorf("audited pod lists (-want +got):\n%s", diff)
 		}
 	})
@@ -291,8 +218,8 @@ policies:
 			}
 		}
 		for _, r := range rec.requests()[before:] {
-			if strings.HasPrefix(r.method, "tools/call") {
-				t.Errorf("a denied call reached the server: %s", r.method)
+			if r.method == "tools/call" {
+				t.Errorf("a denied call reached the server: %s %s", r.method, r.tool)
 			}
 		}
 		if n := len(api.since(mark)); n != 0 {

@@ -2,6 +2,7 @@ package kube_test
 
 import (
 	"context"
+	"k8s.io/client-go/rest"
 	"net"
 	"os"
 	"os/exec"
@@ -34,7 +35,9 @@ func TestKubernetesMCPServer(t *testing.T) {
 	}
 	port := startKubernetesMCP(t, bin)
 
-	f := start(t)
+	// The guide's ExternalName Service: allowed here as an operator would
+	// allow it (refused by default).
+	f := start(t, func(c *kube.Config, _ *rest.Config) { c.AllowExternalNameServices = true })
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes-mcp-external"},
 		Spec: corev1.ServiceSpec{

@@ -55,7 +55,7 @@ func TestKuadrantSamples(t *testing.T) {
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("Start: %v", err)
+			t.Errorf("kube source: %v", err)
 		}
 	})
 

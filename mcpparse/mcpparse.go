@@ -56,6 +56,39 @@ type Message struct {
 	// Arguments is params.arguments of tools/call and prompts/get, a JSON
 	// object as sent; nil if absent or null.
 	Arguments json.RawMessage
+
+	// IDSpan locates ID in the body; zero when there is no id.
+	IDSpan Span
+	// NameSpan locates params.name of tools/call and prompts/get in the
+	// body: the JSON string as sent, quotes included, so that a caller can
+	// put another name in its place without decoding the body again (see
+	// Splice); zero when Name is "".
+	NameSpan Span
+	// Params is the params object as sent, whatever the method; nil if
+	// absent.
+	Params json.RawMessage
+	// Cursor is params.cursor as sent (any JSON value: its type is the
+	// method's affair, see String); nil if absent.
+	Cursor json.RawMessage
+	// RequestID is params.requestId as sent (notifications/cancelled);
+	// nil if absent.
+	RequestID json.RawMessage
+	// Meta is params._meta as sent; nil if absent.
+	Meta json.RawMessage
+	// Result is the result object of a response, Error the error object
+	// of an error, as sent; nil otherwise.
+	Result, Error json.RawMessage
+}
+
+// Span locates a value in the body given to Parse: body[Start:End].
+type Span struct{ Start, End int }
+
+// Splice returns a copy of body with the value at s replaced by v.
+func Splice(body []byte, s Span, v []byte) []byte {
+	out := make([]byte, 0, len(body)-(s.End-s.Start)+len(v))
+	out = append(out, body[:s.Start]...)
+	out = append(out, v...)
+	return append(out, body[s.End:]...)
 }
 
 // Options bounds what Parse and ParseBatch accept.
@@ -65,6 +98,18 @@ type Options struct {
 	// MaxDepth is the deepest nesting of objects and arrays accepted, the
 	// message itself at depth 1 (a batch array too); 0 (or less) means 64.
 	MaxDepth int
+	// CaseSensitiveKeys compares keys exactly (after decoding escapes)
+	// rather than folded: a duplicate key is still refused, but keys that
+	// differ only in case are two keys, and params members are not checked
+	// for another case. It is for messages from an upstream MCP server,
+	// whose results (a tool's output) may hold such keys and are read by
+	// the router's strict, case-sensitive decoding only; it MUST NOT be set
+	// for a client's message that authorization reads.
+	CaseSensitiveKeys bool
+	// AnyNumberID accepts an id that is any JSON number (1.0, 7e0, 1.5),
+	// not only an integer, for a reader that matches ids by their value
+	// (AppendIDKey) and judges them itself.
+	AnyNumberID bool
 }
 
 // Default limits.

@@ -10,6 +10,8 @@ const maxMethod = 256
 type params struct {
 	name, uri, args             []byte // decoded name and uri; raw arguments
 	nameKind, uriKind, argsKind byte   // 0 when absent
+	nameSpan                    Span   // the name as sent
+	cursor, requestID, meta     []byte // as sent; nil when absent
 }
 
 // message reads a JSON-RPC message object at depth.
@@ -63,30 +65,41 @@ func (p *scanner) message(depth int) (Message, error) {
 			}
 			switch idKind {
 			case '"', kindInt, 'n':
+			case kindNumber:
+				if !p.anyNumID {
+					return Message{}, fmt.Errorf("%w: id is not a string or an integer", ErrInvalidRequest)
+				}
 			default:
 				return Message{}, fmt.Errorf("%w: id is not a string or an integer", ErrInvalidRequest)
 			}
 			m.ID = p.buf[start:p.pos]
+			m.IDSpan = Span{start, p.pos}
 		case "params":
 			if paramsKind = p.peek(); paramsKind != '{' {
 				return Message{}, fmt.Errorf("%w: params is not an object", ErrInvalidParams)
 			}
+			start := p.pos
 			if err := p.params(depth+1, &pr); err != nil {
 				return Message{}, err
 			}
+			m.Params = p.buf[start:p.pos]
 		case "result":
 			hasResult = true
 			if p.peek() != '{' {
 				return Message{}, fmt.Errorf("%w: result is not an object", ErrInvalidRequest)
 			}
+			start := p.pos
 			if err := p.object(depth + 1); err != nil {
 				return Message{}, err
 			}
+			m.Result = p.buf[start:p.pos]
 		case "error":
 			hasError = true
+			start := p.pos
 			if err := p.errorObject(depth + 1); err != nil {
 				return Message{}, err
 			}
+			m.Error = p.buf[start:p.pos]
 		default:
 			return Message{}, fmt.Errorf("%w: unknown member %.40q", ErrInvalidRequest, k)
 		}
@@ -99,6 +112,7 @@ func (p *scanner) message(depth int) (Message, error) {
 	if !hasVersion {
 		return Message{}, fmt.Errorf("%w: no jsonrpc member", ErrInvalidRequest)
 	}
+	m.Cursor, m.RequestID, m.Meta = pr.cursor, pr.requestID, pr.meta
 	if !hasMeth {
 		err = response(&m, idKind, paramsKind != 0, hasResult, hasError)
 	} else {
@@ -192,6 +206,7 @@ func target(m *Message, hasParams bool, pr *params) error {
 		return fmt.Errorf("%w: params.arguments is not an object", ErrInvalidParams)
 	}
 	m.Name = string(pr.name)
+	m.NameSpan = pr.nameSpan
 	return nil
 }
 
@@ -209,15 +224,29 @@ func (p *scanner) params(depth int, pr *params) error {
 		}
 		switch string(k) {
 		case "name":
+			start := p.pos
 			pr.name, pr.nameKind, err = p.member(depth)
+			pr.nameSpan = Span{start, p.pos}
 		case "uri":
 			pr.uri, pr.uriKind, err = p.member(depth)
 		case "arguments":
 			start := p.pos
 			pr.argsKind, err = p.value(depth)
 			pr.args = p.buf[start:p.pos]
+		case "cursor", "requestId", "_meta":
+			start := p.pos
+			_, err = p.value(depth)
+			v := p.buf[start:p.pos]
+			switch string(k) {
+			case "cursor":
+				pr.cursor = v
+			case "requestId":
+				pr.requestID = v
+			default:
+				pr.meta = v
+			}
 		default:
-			if m, ok := misspelledParam(k); ok {
+			if m, ok := misspelledParam(k); ok && !p.exact {
 				return fmt.Errorf("%w: params member %.40q is %q in another case", ErrInvalidParams, k, m)
 			}
 			_, err = p.value(depth)

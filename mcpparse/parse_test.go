@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // goodCases are valid messages and what Parse must make of them.
@@ -289,9 +290,90 @@ func TestParse(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
+			if diff := cmp.Diff(tc.want, got, located); diff != "" {
 				t.Errorf("Parse (-want +got):\n%s", diff)
 			}
+			checkSpans(t, []byte(tc.body), got)
+		})
+	}
+}
+
+// located leaves out of a comparison what Parse locates in the body rather
+// than decodes: TestParse checks it with checkSpans, TestParseLocates with
+// its own table.
+var located = cmpopts.IgnoreFields(Message{}, "IDSpan", "NameSpan", "Params", "Cursor", "RequestID", "Meta", "Result", "Error")
+
+// checkSpans checks that the spans of m point at its id and name in body.
+func checkSpans(t *testing.T, body []byte, m Message) {
+	t.Helper()
+	if got := body[m.IDSpan.Start:m.IDSpan.End]; string(got) != string(m.ID) {
+		t.Errorf("IDSpan %v holds %q, want the id %q", m.IDSpan, got, m.ID)
+	}
+	if m.Name == "" {
+		if m.NameSpan != (Span{}) {
+			t.Errorf("NameSpan %v without a name", m.NameSpan)
+		}
+		return
+	}
+	if got, err := String(body[m.NameSpan.Start:m.NameSpan.End]); err != nil || got != m.Name {
+		t.Errorf("NameSpan %v holds %q (%v), want the name %q", m.NameSpan, body[m.NameSpan.Start:m.NameSpan.End], err, m.Name)
+	}
+}
+
+// TestParseLocates: the raw parts Parse hands on as sent, for a router that
+// must not decode the body again.
+func TestParseLocates(t *testing.T) {
+	tests := []struct {
+		name, body string
+		want       Message
+	}{
+		{
+			name: "list with a cursor and _meta",
+			body: `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"cursor":"b1","_meta":{"k":1}}}`,
+			want: Message{Params: raw(`{"cursor":"b1","_meta":{"k":1}}`), Cursor: raw(`"b1"`), Meta: raw(`{"k":1}`)},
+		},
+		{
+			name: "a cursor of another type is the method's affair",
+			body: `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"cursor":7}}`,
+			want: Message{Params: raw(`{"cursor":7}`), Cursor: raw(`7`)},
+		},
+		{
+			name: "cancelled names its request",
+			body: `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"a\u0062","reason":"x"}}`,
+			want: Message{Params: raw(`{"requestId":"a\u0062","reason":"x"}`), RequestID: raw(`"a\u0062"`)},
+		},
+		{
+			name: "initialize params as sent",
+			body: `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{}}}`,
+			want: Message{Params: raw(`{"protocolVersion":"2025-06-18","capabilities":{}}`)},
+		},
+		{
+			name: "response",
+			body: `{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}`,
+			want: Message{Result: raw(`{"tools":[]}`)},
+		},
+		{
+			name: "error",
+			body: `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"no"}}`,
+			want: Message{Error: raw(`{"code":-32600,"message":"no"}`)},
+		},
+		{
+			name: "escaped name located as sent",
+			body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a\u005fb"}}`,
+			want: Message{Params: raw(`{"name":"a\u005fb"}`)},
+		},
+	}
+	only := cmpopts.IgnoreFields(Message{}, "Kind", "Method", "ID", "Name", "URI", "Arguments", "IDSpan", "NameSpan")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Parse([]byte(tt.body), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got, only); diff != "" {
+				t.Errorf("Parse (-want +got):\n%s", diff)
+			}
+			checkSpans(t, []byte(tt.body), got)
 		})
 	}
 }
@@ -369,7 +451,7 @@ func TestParseBatch(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseBatch: %v", err)
 			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
+			if diff := cmp.Diff(tc.want, got, located); diff != "" {
 				t.Errorf("ParseBatch (-want +got):\n%s", diff)
 			}
 		})

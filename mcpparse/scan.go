@@ -16,6 +16,8 @@ type scanner struct {
 	buf      []byte
 	pos      int
 	maxDepth int
+	exact    bool // Options.CaseSensitiveKeys
+	anyNumID bool // Options.AnyNumberID
 	// keys holds the keys of every small object being read, the innermost
 	// object's last.
 	keys keyStack
@@ -90,6 +92,8 @@ func (p *scanner) init(body []byte, o Options) error {
 		return fmt.Errorf("%w: body of %d bytes, limit %d", ErrTooLarge, len(body), limit)
 	}
 	p.buf = body
+	p.exact = o.CaseSensitiveKeys
+	p.anyNumID = o.AnyNumberID
 	p.maxDepth = o.MaxDepth
 	if p.maxDepth <= 0 {
 		p.maxDepth = DefaultMaxDepth
@@ -416,7 +420,7 @@ func (p *scanner) key(ks *keySet) ([]byte, error) {
 // the same way and would read {"name":"a","NAME":"b"} as the name "b".
 func (p *scanner) addKey(ks *keySet, s span, k []byte) error {
 	if ks.m != nil {
-		f := string(fold(k))
+		f := string(p.foldKey(k))
 		if _, dup := ks.m[f]; dup {
 			return errDuplicate(k)
 		}
@@ -433,7 +437,7 @@ func (p *scanner) addKey(ks *keySet, s span, k []byte) error {
 		ks.m = make(map[string]struct{}, 2*maxLinearKeys)
 		for i := ks.start; i < p.keys.n; i++ {
 			var tmp [64]byte
-			ks.m[string(fold(p.decode(tmp[:0], p.keys.at(i))))] = struct{}{}
+			ks.m[string(p.foldKey(p.decode(tmp[:0], p.keys.at(i))))] = struct{}{}
 		}
 		p.keys.n = ks.start
 	}
@@ -443,11 +447,24 @@ func (p *scanner) addKey(ks *keySet, s span, k []byte) error {
 // equalFold reports whether the key at s decodes to k, ignoring case as
 // bytes.EqualFold does.
 func (p *scanner) equalFold(s span, k []byte) bool {
+	eq := bytes.EqualFold
+	if p.exact {
+		eq = bytes.Equal
+	}
 	if !s.escaped {
-		return bytes.EqualFold(p.buf[s.start:s.end], k)
+		return eq(p.buf[s.start:s.end], k)
 	}
 	var tmp [64]byte
-	return bytes.EqualFold(p.decode(tmp[:0], s), k)
+	return eq(p.decode(tmp[:0], s), k)
+}
+
+// foldKey is the form of k duplicates are compared in: folded, or as it is
+// with Options.CaseSensitiveKeys.
+func (p *scanner) foldKey(k []byte) []byte {
+	if p.exact {
+		return k
+	}
+	return fold(k)
 }
 
 // fold returns the folded form of valid UTF-8 b (see FoldKey).

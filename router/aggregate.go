@@ -12,11 +12,14 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
 // kind is one of the four aggregated lists.
@@ -75,7 +78,9 @@ var errListTooLarge = errors.New("router: upstream list too large")
 // while its deadline allows); servers whose lists take the aggregate past
 // MaxAggregateBytes or MaxAggregateItems are left out, the largest first.
 func (r *Router) collect(ctx context.Context, c *call, k *kind) []item {
-	servers := r.reg.Load().Servers()
+	snap := r.reg.Load()
+	servers := snap.Servers()
+	nested := r.shadowIndex(snap)
 	lists := make([]*serverList, len(servers))
 	type miss struct {
 		i    int
@@ -102,7 +107,7 @@ func (r *Router) collect(ctx context.Context, c *call, k *kind) []item {
 			// the digest.
 			lastAuth, authCtx, digested = auth, authContext(c.claims.Issuer, c.claims.Subject, auth), true
 		}
-		key, l, ok := r.lists.lookup(k, srv, authCtx, now)
+		key, l, ok := r.lists.lookup(k, srv, nested[srv.Name], authCtx, now)
 		if ok && now.Before(l.fresh) {
 			lists[i] = l
 			continue
@@ -111,7 +116,7 @@ func (r *Router) collect(ctx context.Context, c *call, k *kind) []item {
 	}
 	var wg sync.WaitGroup
 	for _, m := range missing {
-		wg.Go(func() { lists[m.i] = r.fetchCached(ctx, c, k, &servers[m.i], m.key, m.auth) })
+		wg.Go(func() { lists[m.i] = r.fetchCached(ctx, c, k, snap, &servers[m.i], m.key, m.auth) })
 	}
 	wg.Wait()
 	r.boundAggregate(k, servers, lists)
@@ -180,15 +185,16 @@ func (r *Router) listTooLarge(srv *registry.Server, k *kind, limit string, bytes
 		"limit", limit, "bytes", bytes, "items", items)
 }
 
-// fetchCached fetches srv's list for one authorization context (key) and
-// caches it as its ttlMs and the caller token's expiry allow. Concurrent
-// misses of one context share one fetch; different contexts never do.
-func (r *Router) fetchCached(ctx context.Context, c *call, k *kind, srv *registry.Server, key listKey, auth string) *serverList {
+// fetchCached fetches srv's list (of snap) for one authorization context
+// (key) and caches it as its ttlMs and the caller token's expiry allow.
+// Concurrent misses of one context share one fetch; different contexts
+// never do.
+func (r *Router) fetchCached(ctx context.Context, c *call, k *kind, snap *registry.Snapshot, srv *registry.Server, key listKey, auth string) *serverList {
 	v, err, _ := r.lists.sf.Do(key.String(), func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.ListTimeout)
 		defer cancel()
 		start := r.now()
-		res, err := r.fetch(ctx, c, k, srv, auth)
+		res, err := r.fetch(ctx, c, k, snap, srv, key.nested != "", auth)
 		if err != nil {
 			return nil, err
 		}
@@ -240,6 +246,49 @@ func (r *Router) fetchCached(ctx context.Context, c *call, k *kind, srv *registr
 	return v.(*serverList)
 }
 
+// shadowIndex is, for one snapshot, each server's nested prefixes: the
+// other servers' prefixes that start with its own (joined with NUL), so
+// that some of its names resolve to them. Servers without any are absent.
+type shadowIndex struct {
+	snap   *registry.Snapshot
+	nested map[string]string
+}
+
+// shadowIndex returns the nested prefixes of snap's servers, computed once
+// per snapshot.
+func (r *Router) shadowIndex(snap *registry.Snapshot) map[string]string {
+	if s := r.shadows.Load(); s != nil && s.snap == snap {
+		return s.nested
+	}
+	servers := snap.Servers()
+	slices.SortFunc(servers, func(a, b registry.Server) int { return strings.Compare(a.Prefix, b.Prefix) })
+	nested := map[string]string{}
+	for i, s := range servers {
+		// In sorted order, the prefixes that start with s.Prefix follow it.
+		var longer []string
+		for _, o := range servers[i+1:] {
+			if !strings.HasPrefix(o.Prefix, s.Prefix) {
+				break
+			}
+			longer = append(longer, o.Prefix)
+		}
+		if len(longer) > 0 {
+			nested[s.Name] = strings.Join(longer, "\x00")
+		}
+	}
+	r.shadows.Store(&shadowIndex{snap: snap, nested: nested})
+	return nested
+}
+
+// reportShadowed counts and logs, once per fetch, the names of srv's list
+// that another server's longer prefix takes.
+func (r *Router) reportShadowed(srv *registry.Server, k *kind, names []string) {
+	r.metrics.shadowed.WithLabelValues(srv.Name, k.method).Add(float64(len(names)))
+	const shown = 10
+	r.log.Warn("upstream names left out: another server's longer prefix takes them",
+		"server", srv.Name, "prefix", srv.Prefix, "list", k.method, "count", len(names), "names", names[:min(len(names), shown)])
+}
+
 // fetched is one server's whole list, as read.
 type fetched struct {
 	items []item
@@ -264,9 +313,18 @@ func (e *limitError) Unwrap() error { return errListTooLarge }
 
 // fetch reads every page of one server's list, within MaxListBytes and
 // MaxListItems: past either, the list is refused whole (nothing more is
-// read, nothing of it kept), never cut.
-func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Server, auth string) (fetched, error) {
+// read, nothing of it kept), never cut. When nested (other servers'
+// prefixes start with srv's), a tool or prompt whose prefixed name snap
+// resolves to another server is left out: a client could never call it
+// here, and the name is the other server's (reported once per fetch).
+func (r *Router) fetch(ctx context.Context, c *call, k *kind, snap *registry.Snapshot, srv *registry.Server, nested bool, auth string) (fetched, error) {
 	res := fetched{ttl: -1}
+	var shadowed []string
+	defer func() {
+		if len(shadowed) > 0 {
+			r.reportShadowed(srv, k, shadowed)
+		}
+	}()
 	up, err := r.upstreamFor(ctx, c.sess, srv, auth)
 	if err != nil {
 		return res, callerError(err)
@@ -274,12 +332,12 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Serv
 	cursor := ""
 	retried := false
 	for page := 0; page < maxPages; page++ {
-		params := map[string]string{}
+		params := []byte("{}")
 		if cursor != "" {
-			params["cursor"] = cursor
+			params = append(mcpparse.AppendString([]byte(`{"cursor":`), cursor), '}')
 		}
-		h := upstreamHeaders{auth: auth, session: up.ID, version: up.Version}
-		raw, _, err := r.request(ctx, srv, h, k.method, params)
+		h := upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version, Server: srv.Name}
+		raw, _, err := r.up.Request(ctx, target(srv), h, k.method, params)
 		if errors.Is(err, errUpstreamSession) && up.ID != "" && !retried {
 			retried = true
 			if up, err = r.reinit(ctx, c.sess, srv, auth, up); err != nil {
@@ -288,29 +346,35 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Serv
 			page--
 			continue
 		}
-		var re *rpcError
+		var re *upstream.RPCError
 		if errors.As(err, &re) && re.Code == codeNoMethod {
 			return res, nil // the server has none of this kind
 		}
 		if err != nil {
 			return res, callerError(err)
 		}
-		var pr map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &pr); err != nil {
-			return res, fmt.Errorf("router: %s %s: %w", srv.Name, k.method, errUpstreamAnswer)
+		f, err := mcpparse.Fields(raw, r.answer, k.field, "nextCursor", "ttlMs")
+		if err != nil {
+			return res, fmt.Errorf("router: %s %s: %w: %w", srv.Name, k.method, errUpstreamAnswer, err)
 		}
-		var raws []json.RawMessage
-		if err := json.Unmarshal(pr[k.field], &raws); err != nil {
-			return res, fmt.Errorf("router: %s %s: %w", srv.Name, k.method, errUpstreamAnswer)
+		raws, err := mcpparse.Elements(f[0].Raw, r.answer)
+		if err != nil {
+			return res, fmt.Errorf("router: %s %s: %w: %w", srv.Name, k.method, errUpstreamAnswer, err)
 		}
-		if ttl, ok := pageTTL(pr, up.Version); ok && (res.ttl < 0 || ttl < res.ttl) {
+		if ttl, ok := pageTTL(f[2].Raw, up.Version); ok && (res.ttl < 0 || ttl < res.ttl) {
 			res.ttl = ttl
 		}
 		for _, raw := range raws {
-			it, ok := makeItem(k, srv, raw)
+			it, ok := r.makeItem(k, srv, raw)
 			if !ok {
 				r.log.Warn("upstream item skipped", "server", srv.Name, "list", k.method)
 				continue
+			}
+			if nested && k.prefix {
+				if owner, _, ok := snap.Resolve(srv.Prefix + it.name); ok && owner.Name != srv.Name {
+					shadowed = append(shadowed, it.name)
+					continue
+				}
 			}
 			res.items = append(res.items, it)
 			res.bytes += int64(len(it.raw))
@@ -322,8 +386,8 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Serv
 			return fetched{}, fmt.Errorf("router: %s %s: %w", srv.Name, k.method, &limitError{"maxListItems"})
 		}
 		cursor = ""
-		if nc, ok := pr["nextCursor"]; ok {
-			_ = json.Unmarshal(nc, &cursor)
+		if f[1].Raw != nil {
+			cursor, _ = mcpparse.String(f[1].Raw) // anything but a string ends the list
 		}
 		if cursor == "" {
 			return res, nil
@@ -332,19 +396,18 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, srv *registry.Serv
 	return res, nil
 }
 
-// pageTTL reads a list result's ttlMs (SEP-2549): ok when present. A value
-// that is not a non-negative integer of milliseconds reads as 0: not
-// cached. ttlMs is part of MCP from 2026-07-28 on; in an upstream session of
-// an earlier revision a 0 is no hint (go-sdk v1.8.0 sends its zero value,
-// "ttlMs":0, on every list result of a 2025 session), while a positive
-// value still bounds how long the list is kept.
-func pageTTL(pr map[string]json.RawMessage, version string) (time.Duration, bool) {
-	v, ok := pr["ttlMs"]
-	if !ok {
+// pageTTL reads a list result's ttlMs (SEP-2549), v as sent (nil when
+// absent): ok when present. A value that is not a non-negative integer of
+// milliseconds reads as 0: not cached. ttlMs is part of MCP from 2026-07-28
+// on; in an upstream session of an earlier revision a 0 is no hint (go-sdk
+// v1.8.0 sends its zero value, "ttlMs":0, on every list result of a 2025
+// session), while a positive value still bounds how long the list is kept.
+func pageTTL(v json.RawMessage, version string) (time.Duration, bool) {
+	if v == nil {
 		return 0, false
 	}
-	var ms int64
-	if err := json.Unmarshal(v, &ms); err != nil || ms < 0 {
+	ms, err := mcpparse.Int(v)
+	if err != nil || ms < 0 {
 		return 0, true
 	}
 	if ms == 0 && version < ttlVersion {
@@ -368,60 +431,127 @@ func callerError(err error) error {
 }
 
 // makeItem names raw for the client: the prefix is added to tool and prompt
-// names; resources keep their URIs.
-func makeItem(k *kind, srv *registry.Server, raw json.RawMessage) (item, bool) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
+// names, spliced in where the name was; resources keep their URIs. The
+// server's registration (category, hint, tags) is added to the item's
+// _meta (metaKeys), beside what the server put there, never over it.
+func (r *Router) makeItem(k *kind, srv *registry.Server, raw json.RawMessage) (item, bool) {
+	f, err := mcpparse.Fields(raw, r.answer, k.key, "_meta")
+	if err != nil || f[0].Raw == nil {
 		return item{}, false
 	}
-	var name string
-	if err := json.Unmarshal(obj[k.key], &name); err != nil || name == "" {
+	name, err := mcpparse.String(f[0].Raw)
+	if err != nil || name == "" {
 		return item{}, false
 	}
-	it := item{server: srv.Name, name: name, raw: raw}
-	if !k.prefix {
-		return it, true
+	it := item{server: srv.Name, name: name}
+	type edit struct {
+		at mcpparse.Span
+		v  []byte
 	}
-	if !validName(srv.Prefix + name) {
-		return item{}, false
+	var edits []edit // at most one before the other
+	if k.prefix {
+		if !mcpparse.ValidName(srv.Prefix + name) {
+			return item{}, false
+		}
+		at := mcpparse.Span{Start: f[0].Start, End: f[0].Start + len(f[0].Raw)}
+		edits = append(edits, edit{at, mcpparse.AppendString(make([]byte, 0, len(srv.Prefix)+len(name)+2), srv.Prefix+name)})
 	}
-	obj[k.key], _ = json.Marshal(srv.Prefix + name)
-	b, err := json.Marshal(obj)
-	if err != nil {
-		return item{}, false
+	if at, v, ok := r.metaEdit(srv, raw, f[1]); ok {
+		edits = append(edits, edit{at, v})
 	}
-	it.raw = b
+	// Splice the later edit first: the earlier one's offsets still hold.
+	slices.SortFunc(edits, func(a, b edit) int { return cmp.Compare(b.at.Start, a.at.Start) })
+	it.raw = raw
+	for _, e := range edits {
+		it.raw = mcpparse.Splice(it.raw, e.at, e.v)
+	}
+	if len(edits) == 0 {
+		it.raw = bytes.Clone(raw) // not the whole page
+	}
 	return it, true
 }
 
-// validName is MCP's tool name rule: 1 to 128 of [A-Za-z0-9_.-].
-func validName(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
-		return false
+// metaKeys are the _meta keys that carry a server's registration to
+// clients. Kuadrant's broker exposes tags through tools of its own and
+// defines no _meta keys; these are namespaced by mcp-authz (a prefix with
+// a label "mcp", such as mcp.kuadrant.io/, is reserved by MCP).
+const (
+	metaCategory = "mcp-authz.dev/category"
+	metaHint     = "mcp-authz.dev/hint"
+	metaTags     = "mcp-authz.dev/tags"
+)
+
+// metaEdit returns where and what to splice into item (one list entry) so
+// that its _meta (meta, as read) holds srv's category, hint and tags: the
+// keys the server did not set itself, in a new _meta when it has none. A
+// _meta that is not an object is left alone. ok is false when there is
+// nothing to add.
+func (r *Router) metaEdit(srv *registry.Server, item []byte, meta mcpparse.Field) (mcpparse.Span, []byte, bool) {
+	if len(srv.Category) == 0 && srv.Hint == "" && len(srv.Tags) == 0 {
+		return mcpparse.Span{}, nil, false
 	}
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '.', c == '-':
-		default:
-			return false
+	have := map[string]bool{}
+	if meta.Raw != nil {
+		if meta.Raw[0] != '{' {
+			return mcpparse.Span{}, nil, false
 		}
+		// Case-sensitive, as the answer is read: a key differing in case
+		// is another key.
+		f, err := mcpparse.Fields(meta.Raw, r.answer, metaCategory, metaHint, metaTags)
+		if err != nil {
+			return mcpparse.Span{}, nil, false
+		}
+		have[metaCategory], have[metaHint], have[metaTags] = f[0].Raw != nil, f[1].Raw != nil, f[2].Raw != nil
 	}
-	return true
+	var add []byte
+	member := func(key string, v any) {
+		b, err := json.Marshal(v)
+		if err != nil || have[key] {
+			return
+		}
+		if len(add) > 0 {
+			add = append(add, ',')
+		}
+		add = append(mcpparse.AppendString(add, key), ':')
+		add = append(add, b...)
+	}
+	if len(srv.Category) > 0 {
+		member(metaCategory, srv.Category)
+	}
+	if srv.Hint != "" {
+		member(metaHint, srv.Hint)
+	}
+	if len(srv.Tags) > 0 {
+		member(metaTags, srv.Tags)
+	}
+	if len(add) == 0 {
+		return mcpparse.Span{}, nil, false
+	}
+	if meta.Raw == nil {
+		// A new _meta first in the item, which has at least its name.
+		at := bytes.IndexByte(item, '{') + 1
+		v := append(append([]byte(`"_meta":{`), add...), "},"...)
+		return mcpparse.Span{Start: at, End: at}, v, true
+	}
+	at := meta.Start + 1
+	if len(bytes.TrimSpace(meta.Raw[1:len(meta.Raw)-1])) > 0 {
+		add = append(add, ',')
+	}
+	return mcpparse.Span{Start: at, End: at}, add, true
 }
 
 // list answers one of the list methods: aggregated, filtered for the
 // caller by the policy of the method that uses each entry, one page.
 func (r *Router) list(w http.ResponseWriter, c *call, k *kind) {
-	var p struct {
-		Cursor string `json:"cursor"`
-	}
-	if len(c.msg.Params) > 0 {
-		if err := json.Unmarshal(c.msg.Params, &p); err != nil {
+	var cursor string
+	if v := nullable(c.msg.Cursor); v != nil {
+		var err error
+		if cursor, err = mcpparse.String(v); err != nil {
 			writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "invalid params")
 			return
 		}
 	}
-	offset, ok := decodeCursor(p.Cursor)
+	offset, ok := decodeCursor(cursor)
 	if !ok {
 		writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "invalid cursor")
 		return

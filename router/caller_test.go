@@ -18,7 +18,9 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
 // recording wraps a real go-sdk MCP server and records every HTTP request
@@ -31,6 +33,7 @@ type recording struct {
 
 type seen struct {
 	http, rpc, auth string
+	body            string // as received
 }
 
 func record(t *testing.T, s *mcp.Server, jsonResponse bool) *recording {
@@ -44,7 +47,7 @@ func record(t *testing.T, s *mcp.Server, jsonResponse bool) *recording {
 		}
 		_ = json.Unmarshal(body, &m)
 		rec.mu.Lock()
-		rec.seen = append(rec.seen, seen{http: r.Method, rpc: m.Method, auth: r.Header.Get("Authorization")})
+		rec.seen = append(rec.seen, seen{http: r.Method, rpc: m.Method, auth: r.Header.Get("Authorization"), body: string(body)})
 		rec.mu.Unlock()
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		h.ServeHTTP(w, r)
@@ -160,8 +163,8 @@ func TestIDSpellings(t *testing.T) {
 				if strings.HasPrefix(r.header.Get("Content-Type"), "text/event-stream") {
 					answer = lastEvent(t, r.body)
 				}
-				var m message
-				if err := json.Unmarshal([]byte(answer), &m); err != nil {
+				m, err := mcpparse.Parse([]byte(answer), mcpparse.Options{AnyNumberID: true})
+				if err != nil {
 					t.Fatalf("answer %q: %v", answer, err)
 				}
 				if string(m.ID) != tc.id {
@@ -339,6 +342,13 @@ func TestDeleteEndsSession(t *testing.T) {
 	e := newEnv(t, nil, registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: up.URL})
 	sid := initRaw(t, e.front.URL, e.key, "alice")
 	other := initRaw(t, e.front.URL, e.key, "alice")
+	// Upstream sessions, and so their GET streams, open on first use.
+	for _, s := range []string{sid, other} {
+		call := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"alpha_echo","arguments":{"text":"x"}}}`
+		if r := do(t, e.front.URL, e.key, http.MethodPost, s, "alice", call, nil); r.status != http.StatusOK {
+			t.Fatalf("call: %d %s", r.status, r.body)
+		}
+	}
 	stream := openStream(t, e.front.URL, e.key, sid, "alice", time.Time{})
 	otherStream := openStream(t, e.front.URL, e.key, other, "alice", time.Time{})
 	ended, otherEnded := streamEnd(stream), streamEnd(otherStream)
@@ -392,7 +402,7 @@ func TestEndedSessionNotReopened(t *testing.T) {
 	mark := len(up.requests())
 	// What a request opened before the DELETE would do next: the upstream
 	// answered 404 (its session was deleted), so it asks for a new one.
-	if _, err := e.router.reinit(t.Context(), s, srv, "Bearer up-ns/alpha", s.Up["ns/alpha"]); !errors.Is(err, errSessionEnded) {
+	if _, err := e.router.reinit(t.Context(), s, srv, "Bearer up-ns/alpha", upstreamSession{}); !errors.Is(err, errSessionEnded) {
 		t.Errorf("reinit of an ended session: %v", err)
 	}
 	// An expired session, likewise.
@@ -592,13 +602,13 @@ func TestRelayedIDByValue(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("answer %d %s: %s", resp.StatusCode, ct, b)
 	}
-	events := newSSEReader(resp.Body, 1<<20)
-	data, err := events.next()
+	events := upstream.NewSSEReader(resp.Body, 1<<20)
+	data, err := events.Next()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ask message
-	if err := json.Unmarshal(data, &ask); err != nil || ask.Method != "elicitation/create" || !strings.HasPrefix(string(ask.ID), `"mcpr.`) {
+	ask, err := mcpparse.Parse(data, mcpparse.Options{})
+	if err != nil || ask.Method != "elicitation/create" || !strings.HasPrefix(string(ask.ID), `"mcpr.`) {
 		t.Fatalf("first event %s: %v", data, err)
 	}
 	respelled := `"\u006d` + string(ask.ID[2:]) // "m" escaped
@@ -606,7 +616,7 @@ func TestRelayedIDByValue(t *testing.T) {
 	if r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice", answer, nil); r.status != http.StatusAccepted {
 		t.Fatalf("answer: %d %s", r.status, r.body)
 	}
-	data, err = events.next()
+	data, err = events.Next()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,47 +12,56 @@ import (
 	"sync"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
-// callNamed forwards tools/call and prompts/get to the server owning the
-// prefixed name, with the prefix stripped.
+// callNamed forwards tools/call and prompts/get to their server, with the
+// prefix stripped. The server and the unprefixed name are the ones authz
+// resolved and signed in the assertion (bound to this body): the registry
+// is asked only for the server's URL. The new name is spliced into the body
+// where the prefixed one was; nothing else of it is decoded or re-encoded.
+// A request whose assertion names no server (authz without the registry)
+// is resolved here by its prefix.
 func (r *Router) callNamed(w http.ResponseWriter, c *call) {
-	var p struct {
-		Name string `json:"name"`
+	snap := r.reg.Load()
+	var (
+		srv  *registry.Server
+		name string
+		ok   bool
+	)
+	if c.claims.Server != "" {
+		srv, ok = snap.Server(c.claims.Server)
+		name = c.claims.Tool
+		// The assertion is about this body: a name that is not the
+		// server's prefix and the tool is a forged or broken assertion.
+		if ok && (len(c.msg.Name) != len(srv.Prefix)+len(name) || !strings.HasPrefix(c.msg.Name, srv.Prefix) || !strings.HasSuffix(c.msg.Name, name)) {
+			writeError(w, http.StatusForbidden, c.msg.ID, codeInvalidRequest, "request did not pass authorization")
+			return
+		}
+	} else {
+		srv, name, ok = snap.Resolve(c.msg.Name)
 	}
-	if err := json.Unmarshal(c.msg.Params, &p); err != nil || p.Name == "" {
-		writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "invalid params")
+	if !ok || name == "" {
+		writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "unknown name: "+c.msg.Name)
 		return
 	}
-	srv, name, ok := r.reg.Load().Resolve(p.Name)
-	if !ok {
-		writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "unknown name: "+p.Name)
-		return
-	}
-	body, err := setParam(c.body, "name", name)
-	if err != nil {
-		writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "invalid params")
-		return
+	body := c.body
+	if name != c.msg.Name {
+		body = mcpparse.Splice(c.body, c.msg.NameSpan, mcpparse.AppendString(make([]byte, 0, len(name)+2), name))
 	}
 	r.forward(w, c, srv, body, name)
 }
 
 // readResource forwards resources/read to the server owning the URI.
 func (r *Router) readResource(w http.ResponseWriter, c *call) {
-	var p struct {
-		URI string `json:"uri"`
-	}
-	if err := json.Unmarshal(c.msg.Params, &p); err != nil || p.URI == "" {
-		writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "invalid params")
-		return
-	}
-	srv, ok := r.resourceOwner(c, p.URI)
+	srv, ok := r.resourceOwner(c, c.msg.URI)
 	if !ok {
 		writeError(w, http.StatusOK, c.msg.ID, -32002, "resource not found")
 		return
 	}
-	r.forward(w, c, srv, c.body, p.URI)
+	r.forward(w, c, srv, c.body, c.msg.URI)
 }
 
 // resourceOwner finds the server of a URI: by the registry's resource
@@ -133,7 +142,7 @@ func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, b
 // the value of its id.
 func inflightKey(s *session, id json.RawMessage) string {
 	var buf [64]byte
-	k, _ := appendIDKey(buf[:0], id)
+	k, _ := mcpparse.AppendIDKey(buf[:0], id)
 	var b strings.Builder
 	b.Grow(len(s.key()) + 1 + len(k))
 	b.WriteString(s.key())
@@ -156,17 +165,10 @@ func (r *Router) sendSession(ctx context.Context, c *call, srv *registry.Server,
 	if err != nil {
 		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
-		h := upstreamHeaders{auth: auth, session: up.ID, version: up.Version, method: c.msg.Method, name: name}
-		resp, err := r.send(ctx, srv, h, body)
-		if err != nil || resp.StatusCode != http.StatusNotFound || up.ID == "" || attempt > 0 {
-			return resp, err
-		}
-		drain(resp)
-		if up, err = r.reinit(ctx, c.sess, srv, auth, up); err != nil {
-			return nil, err
-		}
-	}
+	h := upstream.Headers{Auth: auth, Method: c.msg.Method, Name: name, Server: srv.Name}
+	return r.up.PostSession(ctx, target(srv), h, up, body, func(ctx context.Context, old upstreamSession) (upstreamSession, error) {
+		return r.reinit(ctx, c.sess, srv, auth, old)
+	})
 }
 
 // relay writes the upstream's answer to the client: JSON checked and
@@ -180,7 +182,7 @@ func (r *Router) relay(w http.ResponseWriter, c *call, srv *registry.Server, res
 		}
 		writeError(w, http.StatusUnauthorized, id, codeInvalidRequest, "upstream requires authorization")
 		return
-	case resp.StatusCode == http.StatusAccepted && !c.msg.isRequest():
+	case resp.StatusCode == http.StatusAccepted && c.msg.Kind != mcpparse.KindRequest:
 		w.WriteHeader(http.StatusAccepted)
 		return
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
@@ -191,7 +193,7 @@ func (r *Router) relay(w http.ResponseWriter, c *call, srv *registry.Server, res
 	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	switch ct {
 	case "application/json":
-		m, err := r.readAnswer(resp, id)
+		m, err := r.up.ReadAnswer(resp, id)
 		if err != nil {
 			r.upstreamFailed(srv, c.msg.Method, err)
 			writeError(w, http.StatusOK, id, codeInternal, "upstream answered badly")
@@ -212,22 +214,22 @@ func (r *Router) relay(w http.ResponseWriter, c *call, srv *registry.Server, res
 // If the stream ends first, the client gets a JSON-RPC error instead.
 func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, resp *http.Response) {
 	sw := startSSE(w, "")
-	sr := newSSEReader(resp.Body, r.cfg.MaxResponseBytes)
+	sr := upstream.NewSSEReader(resp.Body, r.cfg.MaxResponseBytes)
 	for {
-		data, err := sr.next()
+		data, err := sr.Next()
 		if err != nil {
 			r.upstreamFailed(srv, c.msg.Method, err)
 			_ = sw.event(errorBody(c.msg.ID, codeInternal, "upstream stream ended before the answer"))
 			return
 		}
-		m, err := parseMessage(data)
+		m, err := mcpparse.Parse(data, r.answer)
 		if err != nil {
 			r.log.Warn("upstream event skipped", "server", srv.Name)
 			continue
 		}
 		done := false
-		switch {
-		case m.isResponse():
+		switch m.Kind {
+		case mcpparse.KindResponse, mcpparse.KindError:
 			if !sameID(m.ID, c.msg.ID) {
 				continue
 			}
@@ -236,11 +238,12 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 				// The client's id as the client spelled it.
 				data = answerBody(c.msg.ID, m.Result, m.Error)
 			}
-		case m.isRequest():
-			m.ID = wrapID(srv.Name, m.ID)
-			data, _ = json.Marshal(m)
-		case strings.HasSuffix(m.Method, "/list_changed"):
-			r.lists.invalidate(srv.Name)
+		case mcpparse.KindRequest:
+			data = mcpparse.Splice(data, m.IDSpan, wrapID(srv.Name, m.ID))
+		default:
+			if strings.HasSuffix(m.Method, "/list_changed") {
+				r.lists.invalidate(srv.Name)
+			}
 		}
 		if err := sw.event(data); err != nil || done {
 			return
@@ -251,37 +254,53 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 // wrappedPrefix marks the ids of server requests relayed to the client.
 const wrappedPrefix = "mcpr."
 
-type wrapped struct {
-	S string          `json:"s"`
-	I json.RawMessage `json:"i"`
-}
-
-// wrapID names the server a server-to-client request came from in its id.
+// wrapID names the server a server-to-client request came from in its id:
+// "mcpr." and the base64url of {"s":server,"i":id}, the id as sent.
 func wrapID(server string, id json.RawMessage) json.RawMessage {
-	// Without HTML escaping, so that the id comes back byte for byte.
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(wrapped{S: server, I: id})
-	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	out, _ := json.Marshal(wrappedPrefix + base64.RawURLEncoding.EncodeToString(b))
-	return out
+	w := make([]byte, 0, 16+len(server)+len(id))
+	w = append(w, `{"s":`...)
+	w = mcpparse.AppendString(w, server)
+	w = append(w, `,"i":`...)
+	w = append(append(w, id...), '}')
+	out := make([]byte, 0, 2+len(wrappedPrefix)+base64.RawURLEncoding.EncodedLen(len(w)))
+	out = append(append(out, '"'), wrappedPrefix...)
+	out = base64.RawURLEncoding.AppendEncode(out, w)
+	return append(out, '"')
 }
 
+// unwrapID reads what wrapID wrote, strictly: anything else is refused.
 func unwrapID(id json.RawMessage) (string, json.RawMessage, bool) {
-	var s string
-	if json.Unmarshal(id, &s) != nil || !strings.HasPrefix(s, wrappedPrefix) {
+	s, err := mcpparse.String(id)
+	if err != nil || !strings.HasPrefix(s, wrappedPrefix) {
 		return "", nil, false
 	}
 	b, err := base64.RawURLEncoding.DecodeString(s[len(wrappedPrefix):])
 	if err != nil {
 		return "", nil, false
 	}
-	var w wrapped
-	if json.Unmarshal(b, &w) != nil || w.S == "" || !validID(w.I) {
+	f, err := mcpparse.Fields(b, requestOptions, "s", "i")
+	if err != nil || f[0].Raw == nil {
 		return "", nil, false
 	}
-	return w.S, w.I, true
+	server, err := mcpparse.String(f[0].Raw)
+	if err != nil || server == "" || !wrappableID(f[1].Raw) {
+		return "", nil, false
+	}
+	return server, f[1].Raw, true
+}
+
+// wrappableID reports whether id is what a server may name its request
+// with: a JSON string or an integer.
+func wrappableID(id json.RawMessage) bool {
+	if len(id) == 0 {
+		return false
+	}
+	if id[0] == '"' {
+		_, err := mcpparse.String(id)
+		return err == nil
+	}
+	_, err := mcpparse.Int(id)
+	return err == nil
 }
 
 // relayResponse sends the client's answer to a server request back to the
@@ -296,9 +315,7 @@ func (r *Router) relayResponse(w http.ResponseWriter, c *call) {
 		w.WriteHeader(http.StatusAccepted) // nobody waits for it
 		return
 	}
-	m := *c.msg
-	m.ID = id
-	body, _ := json.Marshal(m)
+	body := mcpparse.Splice(c.body, c.msg.IDSpan, id)
 	ctx, cancel := context.WithTimeout(c.req.Context(), r.cfg.CallTimeout)
 	defer cancel()
 	auth, err := r.upstreamAuth(ctx, c.auth, srv.Name)
@@ -311,31 +328,14 @@ func (r *Router) relayResponse(w http.ResponseWriter, c *call) {
 		writeError(w, http.StatusOK, nil, codeInternal, "upstream unavailable")
 		return
 	}
-	resp, err := r.send(ctx, srv, upstreamHeaders{auth: auth, session: up.ID, version: up.Version}, body)
+	resp, err := r.up.Post(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version, Server: srv.Name}, body)
 	if err != nil {
 		writeError(w, http.StatusOK, nil, codeInternal, "upstream unavailable")
 		return
 	}
-	drain(resp)
+	defer resp.Body.Close()
+	upstream.Drain(resp)
 	w.WriteHeader(http.StatusAccepted)
-}
-
-// setParam returns body with params[key] set to value.
-func setParam(body []byte, key, value string) ([]byte, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, err
-	}
-	var p map[string]json.RawMessage
-	if err := json.Unmarshal(m["params"], &p); err != nil {
-		return nil, err
-	}
-	p[key], _ = json.Marshal(value)
-	var err error
-	if m["params"], err = json.Marshal(p); err != nil {
-		return nil, err
-	}
-	return json.Marshal(m)
 }
 
 // cancel passes the client's notifications/cancelled to the server running
@@ -343,17 +343,11 @@ func setParam(body []byte, key, value string) ([]byte, error) {
 // call's own HTTP request ends with the client's, which cancels it too).
 func (r *Router) cancel(w http.ResponseWriter, c *call) {
 	w.WriteHeader(http.StatusAccepted)
-	var p struct {
-		RequestID json.RawMessage `json:"requestId"`
-	}
-	if json.Unmarshal(c.msg.Params, &p) != nil || p.RequestID == nil {
-		return
-	}
-	if _, ok := idKey(p.RequestID); !ok {
+	if c.msg.RequestID == nil || !validID(c.msg.RequestID) {
 		return
 	}
 	r.mu.Lock()
-	srv := r.inflight[inflightKey(c.sess, p.RequestID)]
+	srv := r.inflight[inflightKey(c.sess, c.msg.RequestID)]
 	r.mu.Unlock()
 	if srv == nil {
 		return
@@ -368,11 +362,12 @@ func (r *Router) cancel(w http.ResponseWriter, c *call) {
 	if err != nil {
 		return
 	}
-	resp, err := r.send(ctx, srv, upstreamHeaders{auth: auth, session: up.ID, version: up.Version, method: c.msg.Method}, c.body)
+	resp, err := r.up.Post(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version, Method: c.msg.Method, Server: srv.Name}, c.body)
 	if err != nil {
 		return
 	}
-	drain(resp)
+	defer resp.Body.Close()
+	upstream.Drain(resp)
 }
 
 // notifyAll passes a client notification to every upstream session this
@@ -382,21 +377,21 @@ func (r *Router) notifyAll(c *call) {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, srv := range r.reg.Load().Servers() {
-		up, ok := r.upstream.get(c.sess.key() + "\x00" + srv.Name)
+		up, ok := r.upstream.get(upstreamKey(c.sess, &srv))
 		if !ok {
-			if up, ok = c.sess.Up[srv.Name]; !ok {
-				continue
-			}
+			continue
 		}
 		wg.Go(func() {
 			auth, err := r.upstreamAuth(ctx, c.auth, srv.Name)
 			if err != nil {
 				return
 			}
-			resp, err := r.send(ctx, &srv, upstreamHeaders{auth: auth, session: up.ID, version: up.Version, method: c.msg.Method}, c.body)
-			if err == nil {
-				drain(resp)
+			resp, err := r.up.Post(ctx, target(&srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version, Method: c.msg.Method, Server: srv.Name}, c.body)
+			if err != nil {
+				return
 			}
+			defer resp.Body.Close()
+			upstream.Drain(resp)
 		})
 	}
 	wg.Wait()

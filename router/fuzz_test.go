@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
 // FuzzOpenSession: whatever a client sends as Mcp-Session-Id, open never
@@ -41,11 +43,11 @@ func FuzzSSE(f *testing.F) {
 	f.Add([]byte("data: a\r\ndata: b\r\n\r\n: comment\n\nid: 1\n"))
 	f.Add([]byte("data:" + string(bytes.Repeat([]byte("x"), 100)) + "\n\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		r := newSSEReader(bytes.NewReader(in), 64)
+		r := upstream.NewSSEReader(bytes.NewReader(in), 64)
 		for range 1000 {
-			data, err := r.next()
+			data, err := r.Next()
 			if err != nil {
-				if !errors.Is(err, io.EOF) && !errors.Is(err, errEventTooLarge) {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, upstream.ErrEventTooLarge) {
 					t.Fatalf("error %v", err)
 				}
 				return

@@ -68,7 +68,7 @@ func TestNew(t *testing.T) {
 	}
 }
 
-// TestDelete: closing the client ends the upstream sessions too.
+// TestDelete: closing the client ends the upstream sessions it opened too.
 func TestDelete(t *testing.T) {
 	var deletes atomic.Int32
 	s := alphaMCP()
@@ -82,7 +82,8 @@ func TestDelete(t *testing.T) {
 	t.Cleanup(up.Close)
 	e := newEnv(t, nil, registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: up.URL})
 	cs, _ := e.client("alice", nil)
-	if err := cs.Ping(t.Context(), nil); err != nil {
+	// Upstream sessions open on first use: listing opens the one with alpha.
+	if _, err := cs.ListTools(t.Context(), nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := cs.Close(); err != nil {
@@ -298,6 +299,11 @@ func TestRootsChanged(t *testing.T) {
 	up := serve(t, s, true)
 	e := newEnv(t, nil, registry.Server{Name: "ns/roots", Prefix: "r_", URL: up.URL})
 	sid := initRaw(t, e.front.URL, e.key, "alice")
+	// Upstream sessions open on first use: the call opens the one with roots.
+	call := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"r_t","arguments":{"text":""}}}`
+	if r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice", call, nil); r.status != http.StatusOK {
+		t.Fatalf("call: %d %s", r.status, r.body)
+	}
 	r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice", `{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}`, nil)
 	if r.status != http.StatusAccepted {
 		t.Fatalf("status %d", r.status)

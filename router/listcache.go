@@ -48,13 +48,16 @@ type listCache struct {
 type listKey struct {
 	kind                *kind
 	server, url, prefix string
-	gen                 uint64
-	context             [32]byte // authContext
+	// nested are the other servers' prefixes that start with prefix
+	// (shadowIndex): the names a list may keep depend on them.
+	nested  string
+	gen     uint64
+	context [32]byte // authContext
 }
 
 // String is the key for singleflight.
 func (k *listKey) String() string {
-	return k.kind.method + "\x00" + k.server + "\x00" + k.url + "\x00" + k.prefix + "\x00" +
+	return k.kind.method + "\x00" + k.server + "\x00" + k.url + "\x00" + k.prefix + "\x00" + k.nested + "\x00" +
 		strconv.FormatUint(k.gen, 10) + "\x00" + string(k.context[:])
 }
 
@@ -90,11 +93,12 @@ func newListCache(maxBytes int64) *listCache {
 }
 
 // lookup returns the key of k's list of srv for an authorization context,
-// and the list under it unless it has passed its deadline.
-func (c *listCache) lookup(k *kind, srv *registry.Server, context [32]byte, now time.Time) (listKey, *serverList, bool) {
+// where nested are the prefixes that shadow some of srv's names, and the
+// list under it unless it has passed its deadline.
+func (c *listCache) lookup(k *kind, srv *registry.Server, nested string, context [32]byte, now time.Time) (listKey, *serverList, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	key := listKey{kind: k, server: srv.Name, url: srv.URL, prefix: srv.Prefix, gen: c.gen[srv.Name], context: context}
+	key := listKey{kind: k, server: srv.Name, url: srv.URL, prefix: srv.Prefix, nested: nested, gen: c.gen[srv.Name], context: context}
 	l, ok := c.getLocked(key, now)
 	return key, l, ok
 }

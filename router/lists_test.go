@@ -18,6 +18,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
@@ -579,11 +580,11 @@ func TestPageTTL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var pr map[string]json.RawMessage
-			if err := json.Unmarshal([]byte(tt.body), &pr); err != nil {
+			f, err := mcpparse.Fields([]byte(tt.body), mcpparse.Options{}, "ttlMs")
+			if err != nil {
 				t.Fatal(err)
 			}
-			got, ok := pageTTL(pr, tt.version)
+			got, ok := pageTTL(f[0].Raw, tt.version)
 			if got != tt.want || ok != tt.ok {
 				t.Errorf("pageTTL(%s, %s) = %v, %v; want %v, %v", tt.body, tt.version, got, ok, tt.want, tt.ok)
 			}

@@ -8,8 +8,11 @@ type metrics struct {
 	requests *prometheus.CounterVec // by JSON-RPC method (known ones) or HTTP method
 	failures *prometheus.CounterVec // upstream failures by server and operation
 	tooLarge *prometheus.CounterVec // lists left out for a size limit, by server and limit
+	shadowed *prometheus.CounterVec // names left out of lists: another server's longer prefix takes them
 	sessions prometheus.Counter
-	streams  prometheus.Gauge
+	// upstreamSessions counts the upstream sessions this replica opened.
+	upstreamSessions prometheus.Counter
+	streams          prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -24,8 +27,15 @@ func newMetrics() *metrics {
 			Name: "mcp_authz_router_list_too_large_total",
 			Help: "Upstream lists left out for exceeding a size limit, by server and limit (maxListBytes, maxListItems, maxAggregateBytes, maxAggregateItems).",
 		}, []string{"server", "limit"}),
+		shadowed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcp_authz_router_list_shadowed_total",
+			Help: "Tool and prompt names left out of a server's fetched list because, with its prefix, they resolve to another server with a longer prefix, by server and list.",
+		}, []string{"server", "list"}),
 		sessions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mcp_authz_router_sessions_total", Help: "Sessions opened (initialize).",
+		}),
+		upstreamSessions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcp_authz_router_upstream_sessions_total", Help: "Upstream sessions opened (on a session's first use of a server, or after the server ended one).",
 		}),
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "mcp_authz_router_streams", Help: "Open client GET streams.",
@@ -48,7 +58,9 @@ func (r *Router) Describe(ch chan<- *prometheus.Desc) {
 	r.metrics.requests.Describe(ch)
 	r.metrics.failures.Describe(ch)
 	r.metrics.tooLarge.Describe(ch)
+	r.metrics.shadowed.Describe(ch)
 	r.metrics.sessions.Describe(ch)
+	r.metrics.upstreamSessions.Describe(ch)
 	r.metrics.streams.Describe(ch)
 }
 
@@ -58,6 +70,8 @@ func (r *Router) Collect(ch chan<- prometheus.Metric) {
 	r.metrics.requests.Collect(ch)
 	r.metrics.failures.Collect(ch)
 	r.metrics.tooLarge.Collect(ch)
+	r.metrics.shadowed.Collect(ch)
 	r.metrics.sessions.Collect(ch)
+	r.metrics.upstreamSessions.Collect(ch)
 	r.metrics.streams.Collect(ch)
 }

@@ -2,14 +2,15 @@ package router
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
 // keepAlive is how often an idle GET stream carries an SSE comment.
@@ -20,6 +21,37 @@ type stream struct {
 	session string        // session.key() of the session it belongs to
 	events  chan []byte   // what to send the client
 	ended   chan struct{} // closed when its session ends
+	// relay starts relaying one server's GET stream into events; nil for
+	// a stream that relays none.
+	relay func(*registry.Server)
+
+	mu       sync.Mutex
+	relaying map[string]bool // servers relayed
+	stopped  bool            // no relay starts any more
+	wg       sync.WaitGroup  // the relays running
+}
+
+// watch relays srv's GET stream too, once, unless the stream is stopping.
+func (st *stream) watch(srv *registry.Server) {
+	if st.relay == nil {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.stopped || st.relaying[srv.Name] {
+		return
+	}
+	st.relaying[srv.Name] = true
+	st.wg.Go(func() { st.relay(srv) })
+}
+
+// stop starts no more relays and waits for the running ones, which end
+// with the context given to them.
+func (st *stream) stop() {
+	st.mu.Lock()
+	st.stopped = true
+	st.mu.Unlock()
+	st.wg.Wait()
 }
 
 // hub reaches every open GET stream of this replica, by session.
@@ -30,15 +62,28 @@ type hub struct {
 
 func newHub() *hub { return &hub{subs: map[string]map[*stream]struct{}{}} }
 
-func (h *hub) add(session string) *stream {
-	st := &stream{session: session, events: make(chan []byte, 64), ended: make(chan struct{})}
+func newStream(session string) *stream {
+	return &stream{session: session, events: make(chan []byte, 64), ended: make(chan struct{}), relaying: map[string]bool{}}
+}
+
+func (h *hub) addStream(st *stream) {
+	session := st.session
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.subs[session] == nil {
 		h.subs[session] = map[*stream]struct{}{}
 	}
 	h.subs[session][st] = struct{}{}
-	return st
+}
+
+// watch has every GET stream of session relay srv's stream too: the
+// session has just opened an upstream session with srv.
+func (h *hub) watch(session string, srv *registry.Server) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for st := range h.subs[session] {
+		st.watch(srv)
+	}
 }
 
 func (h *hub) remove(st *stream) {
@@ -98,7 +143,8 @@ func (r *Router) watchRegistry() {
 }
 
 // get serves the client's GET stream: the notifications and requests of
-// every upstream session, and list_changed when the registry changes. It
+// every upstream session the session has on this replica (those it opens
+// later join when they open), and list_changed when the registry changes. It
 // ends when the session ends on this replica (DELETE), when the session
 // expires, and when the caller's token does (claims.CallerExpiry; a caller
 // without one keeps the stream until the session ends).
@@ -116,8 +162,14 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	c := &call{req: req, claims: claims, sess: s, auth: req.Header.Get("Authorization")}
-	st := r.streams.add(s.key())
+	ctx, cancel := context.WithCancel(req.Context())
+	defer cancel()
+	st := newStream(s.key())
+	st.relay = func(srv *registry.Server) { r.watchUpstream(ctx, c, srv, st.events) }
+	r.streams.addStream(st)
 	defer r.streams.remove(st)
+	defer st.stop()
+	defer cancel()
 	if r.isEnded(s) { // ended between open and add: end never saw this stream
 		writeError(w, http.StatusNotFound, nil, codeInvalidRequest, "session not found")
 		return
@@ -128,14 +180,12 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 	}
 	expired := time.NewTimer(until.Sub(r.now()))
 	defer expired.Stop()
-	ctx, cancel := context.WithCancel(req.Context())
-	defer cancel()
 	events := st.events
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	for _, srv := range r.reg.Load().Servers() {
-		wg.Go(func() { r.watchUpstream(ctx, c, &srv, events) })
+	servers := r.reg.Load().Servers()
+	for i := range servers {
+		if _, ok := r.upstream.get(upstreamKey(s, &servers[i])); ok {
+			st.watch(&servers[i])
+		}
 	}
 	sw := startSSE(w, "")
 	r.metrics.streams.Inc()
@@ -195,13 +245,7 @@ func (r *Router) watchOnce(ctx context.Context, c *call, srv *registry.Server, o
 		return true
 	}
 	for attempt := 0; attempt < 2; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
-		if err != nil {
-			return false
-		}
-		req.Header.Set("Accept", "text/event-stream")
-		setUpstreamHeaders(req.Header, upstreamHeaders{auth: auth, session: up.ID, version: up.Version})
-		resp, err := r.client.Do(req)
+		resp, err := r.up.Get(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version, Server: srv.Name})
 		if err != nil {
 			return ctx.Err() == nil
 		}
@@ -227,23 +271,24 @@ func (r *Router) watchOnce(ctx context.Context, c *call, srv *registry.Server, o
 }
 
 func (r *Router) relayStream(ctx context.Context, srv *registry.Server, body io.Reader, out chan<- []byte) {
-	sr := newSSEReader(body, r.cfg.MaxResponseBytes)
+	sr := upstream.NewSSEReader(body, r.cfg.MaxResponseBytes)
 	for {
-		data, err := sr.next()
+		data, err := sr.Next()
 		if err != nil {
 			return
 		}
-		m, err := parseMessage(data)
+		m, err := mcpparse.Parse(data, r.answer)
 		if err != nil {
 			continue
 		}
-		switch {
-		case m.isRequest():
-			m.ID = wrapID(srv.Name, m.ID)
-			data, _ = json.Marshal(m)
-		case m.isNotification() && strings.HasSuffix(m.Method, "/list_changed"):
-			r.lists.invalidate(srv.Name)
-		case m.isResponse():
+		switch m.Kind {
+		case mcpparse.KindRequest:
+			data = mcpparse.Splice(data, m.IDSpan, wrapID(srv.Name, m.ID))
+		case mcpparse.KindNotification:
+			if strings.HasSuffix(m.Method, "/list_changed") {
+				r.lists.invalidate(srv.Name)
+			}
+		default:
 			continue
 		}
 		select {

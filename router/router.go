@@ -17,8 +17,10 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/internal/resourcemeta"
+	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
 // Config configures the router. The zero value serves on 127.0.0.1:8081 and
@@ -155,11 +157,13 @@ type Router struct {
 	auth     Authorizer
 	log      *slog.Logger
 	now      func() time.Time
-	client   *http.Client
+	up       *upstream.Client
+	answer   mcpparse.Options // how an upstream's messages are read
 	verifier *assertion.Verifier
 	sealer   *sealer
+	opened   *lru[*session] // sealed session ids this replica opened -> the session
 	lists    *listCache
-	upstream *lru[upstreamSession] // (session key, server) -> upstream session opened after initialize
+	upstream *lru[upstreamSession] // (session key, server) -> upstream session, opened on first use
 	ended    *lru[time.Time]       // ended session ids -> their expiry
 	streams  *hub
 	meta     *resourcemeta.Handler // protected-resource metadata, if served
@@ -167,6 +171,8 @@ type Router struct {
 	inits    singleflight.Group // de-duplicates upstream initializes
 	done     chan struct{}      // closed when shutdown starts: GET streams end
 	closed   atomic.Bool
+	parsed   atomic.Int64                // client bodies decoded (parse), for tests
+	shadows  atomic.Pointer[shadowIndex] // of the last snapshot lists were collected from
 
 	// inflight maps (session key, value of the request id) of forwarded
 	// calls to their server, so that the client's notifications/cancelled
@@ -224,9 +230,12 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		client = &http.Client{Transport: t}
 	}
 	r := &Router{
-		cfg: c, reg: reg, auth: auth, log: logger, now: c.Now, client: client,
+		cfg: c, reg: reg, auth: auth, log: logger, now: c.Now,
+		up:       upstream.New(upstream.Config{HTTPClient: client, MaxResponseBytes: c.MaxResponseBytes, InitTimeout: c.InitTimeout}),
+		answer:   upstream.AnswerOptions(c.MaxResponseBytes),
 		verifier: assertion.NewVerifier(key),
 		sealer:   s,
+		opened:   newLRU[*session](c.CacheSize),
 		lists:    newListCache(c.ListCacheBytes),
 		upstream: newLRU[upstreamSession](c.CacheSize),
 		ended:    newLRU[time.Time](c.CacheSize),

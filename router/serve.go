@@ -6,14 +6,14 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -33,7 +33,7 @@ type call struct {
 	req    *http.Request
 	claims assertion.Claims
 	body   []byte
-	msg    *message
+	msg    *mcpparse.Message // the body, decoded once
 	sess   *session
 	// auth is the Authorization header received: the caller's own token,
 	// or, when claims.Credential names it, the token authz obtained for
@@ -73,7 +73,7 @@ func (r *Router) open(w http.ResponseWriter, req *http.Request, claims assertion
 		writeError(w, http.StatusBadRequest, id, codeInvalidRequest, "missing Mcp-Session-Id")
 		return nil, false
 	}
-	s, err := r.sealer.open(sid)
+	s, err := r.openSession(sid)
 	if err == nil {
 		switch {
 		case !s.belongsTo(claims.Issuer, claims.Subject), r.isEnded(s), !r.now().Before(r.sessionExpiry(s)):
@@ -85,6 +85,21 @@ func (r *Router) open(w http.ResponseWriter, req *http.Request, claims assertion
 		return nil, false
 	}
 	return s, true
+}
+
+// openSession opens a sealed session id: from this replica's cache of ids
+// it opened before (the id is the key: nothing is decoded), else unsealed
+// and cached.
+func (r *Router) openSession(sid string) (*session, error) {
+	if s, ok := r.opened.get(sid); ok {
+		return s, nil
+	}
+	s, err := r.sealer.open(sid)
+	if err != nil {
+		return nil, err
+	}
+	r.opened.put(sid, s)
+	return s, nil
 }
 
 // isEnded reports whether this replica ended s (DELETE).
@@ -108,12 +123,12 @@ func (r *Router) post(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
-	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '[' {
+	msg, err := r.parse(body)
+	switch {
+	case errors.Is(err, mcpparse.ErrBatch):
 		writeError(w, http.StatusBadRequest, nil, codeInvalidRequest, "batch not supported")
 		return
-	}
-	msg, err := parseMessage(body)
-	if err != nil {
+	case err != nil:
 		writeError(w, http.StatusBadRequest, nil, codeParse, "not a JSON-RPC 2.0 message")
 		return
 	}
@@ -121,22 +136,24 @@ func (r *Router) post(w http.ResponseWriter, req *http.Request) {
 		writeError(w, http.StatusUnauthorized, msg.ID, codeInvalidRequest, "request did not pass authorization")
 		return
 	}
-	if msg.isRequest() {
-		var buf [64]byte
-		if _, ok := appendIDKey(buf[:0], msg.ID); !ok {
-			// Its answer could not be matched: refused before anything runs.
-			writeError(w, http.StatusBadRequest, nil, codeInvalidRequest, "invalid id: a string or an integer within ±(2^53-1)")
-			return
-		}
+	switch {
+	case msg.Kind == mcpparse.KindRequest && !validID(msg.ID):
+		// Its answer could not be matched: refused before anything runs.
+		writeError(w, http.StatusBadRequest, nil, codeInvalidRequest, "invalid id: a string or an integer within ±(2^53-1)")
+		return
+	case string(msg.ID) == "null":
+		// An error answering nothing: the router relays none.
+		writeError(w, http.StatusBadRequest, nil, codeParse, "not a JSON-RPC 2.0 message")
+		return
 	}
-	if !mirrorsBody(req.Header, msg) {
+	if !mirrorsBody(req.Header, &msg) {
 		writeError(w, http.StatusBadRequest, msg.ID, codeHeaderMismatch, "Mcp-Method or Mcp-Name does not match the body")
 		return
 	}
 	r.metrics.requests.WithLabelValues(methodLabel(msg.Method)).Inc()
-	c := &call{req: req, claims: claims, body: body, msg: msg, auth: req.Header.Get("Authorization")}
+	c := &call{req: req, claims: claims, body: body, msg: &msg, auth: req.Header.Get("Authorization")}
 	switch {
-	case msg.Method == "initialize" && msg.isRequest():
+	case msg.Method == "initialize" && msg.Kind == mcpparse.KindRequest:
 		r.initialize(w, c)
 		return
 	case msg.Method == "server/discover" && req.Header.Get("Mcp-Session-Id") == "":
@@ -156,13 +173,20 @@ func (r *Router) post(w http.ResponseWriter, req *http.Request) {
 	case msg.Method == "notifications/roots/list_changed":
 		w.WriteHeader(http.StatusAccepted)
 		r.notifyAll(c)
-	case msg.isNotification():
+	case msg.Kind == mcpparse.KindNotification:
 		w.WriteHeader(http.StatusAccepted) // initialized was sent upstream at initialize
-	case msg.isResponse():
+	case msg.Kind == mcpparse.KindResponse || msg.Kind == mcpparse.KindError:
 		r.relayResponse(w, c)
 	default:
 		r.dispatch(w, c)
 	}
+}
+
+// parse decodes a client's body: the one decode of it in the router, as
+// strict as authz's (mcpparse). parsed counts decodes, for tests.
+func (r *Router) parse(body []byte) (mcpparse.Message, error) {
+	r.parsed.Add(1)
+	return mcpparse.Parse(body, requestOptions)
 }
 
 func (r *Router) dispatch(w http.ResponseWriter, c *call) {
@@ -197,57 +221,38 @@ func negotiate(requested string) string {
 const maxClientInit = 2 << 10
 
 func (r *Router) initialize(w http.ResponseWriter, c *call) {
-	var p struct {
-		ProtocolVersion string          `json:"protocolVersion"`
-		Capabilities    json.RawMessage `json:"capabilities"`
-		ClientInfo      json.RawMessage `json:"clientInfo"`
+	var f []mcpparse.Field
+	var version string
+	err := errors.New("no params")
+	if c.msg.Params != nil {
+		if f, err = mcpparse.Fields(c.msg.Params, requestOptions, "protocolVersion", "capabilities", "clientInfo"); err == nil && f[0].Raw != nil {
+			version, err = mcpparse.String(f[0].Raw)
+		}
 	}
-	if err := json.Unmarshal(c.msg.Params, &p); err != nil {
+	if err != nil {
 		writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "invalid initialize params")
 		return
 	}
-	ci, _ := json.Marshal(clientInit{Capabilities: p.Capabilities, ClientInfo: p.ClientInfo})
-	if len(ci) > maxClientInit {
-		ci, _ = json.Marshal(clientInit{Capabilities: p.Capabilities})
-		if len(ci) > maxClientInit {
-			ci = nil
+	caps, info := nullable(f[1].Raw), nullable(f[2].Raw)
+	if len(caps)+len(info) > maxClientInit {
+		info = nil
+		if len(caps) > maxClientInit {
+			caps = nil
 		}
 	}
+	// Upstream sessions are opened on first use, per server: none now.
 	s := &session{
-		ID: randomID(), Issuer: c.claims.Issuer, Subject: c.claims.Subject, Version: negotiate(p.ProtocolVersion),
-		Issued: r.now().Unix(), Up: map[string]upstreamSession{}, Client: ci,
+		ID: randomID(), Issuer: c.claims.Issuer, Subject: c.claims.Subject, Version: negotiate(version),
+		Issued: r.now().Unix(), Caps: bytes.Clone(caps), Info: bytes.Clone(info),
 	}
 	s.key()
-	c.sess = s
-	servers := r.reg.Load().Servers()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for i := range servers {
-		srv := &servers[i]
-		wg.Go(func() {
-			auth, err := r.upstreamAuth(c.req.Context(), c.auth, srv.Name)
-			if err != nil {
-				// The caller's affair, not the server's: not counted.
-				r.log.Debug("no upstream authorization", "server", srv.Name)
-				return
-			}
-			up, err := r.initUpstream(c.req.Context(), srv, auth, s.Version, s.Client)
-			if err != nil {
-				r.upstreamFailed(srv, "initialize", err)
-				return
-			}
-			mu.Lock()
-			s.Up[srv.Name] = up
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
 	sid, err := r.sealer.seal(s)
 	r.metrics.sessions.Inc()
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, c.msg.ID, codeInternal, "internal error")
 		return
 	}
+	r.opened.put(sid, s)
 	res, _ := json.Marshal(struct {
 		ProtocolVersion string          `json:"protocolVersion"`
 		Capabilities    json.RawMessage `json:"capabilities"`
@@ -255,6 +260,14 @@ func (r *Router) initialize(w http.ResponseWriter, c *call) {
 	}{s.Version, json.RawMessage(capabilities), map[string]string{"name": "mcp-authz", "version": "1"}})
 	w.Header().Set("Mcp-Session-Id", sid)
 	writeJSON(w, http.StatusOK, resultBody(c.msg.ID, res))
+}
+
+// nullable is raw, or nil for a JSON null.
+func nullable(raw json.RawMessage) json.RawMessage {
+	if string(raw) == "null" {
+		return nil
+	}
+	return raw
 }
 
 func randomID() string {
@@ -289,61 +302,6 @@ func (r *Router) upstreamAuth(ctx context.Context, callerAuth, server string) (s
 	return a, nil
 }
 
-// upstreamFor returns the caller's session with srv: the one opened at
-// initialize, or one this replica opened later (a server registered after
-// initialize, or a re-initialise after the upstream ended the session),
-// cached by (session, server). Another replica opens its own.
-func (r *Router) upstreamFor(ctx context.Context, s *session, srv *registry.Server, auth string) (upstreamSession, error) {
-	key := s.key() + "\x00" + srv.Name
-	if up, ok := r.upstream.get(key); ok {
-		return up, nil
-	}
-	if up, ok := s.Up[srv.Name]; ok {
-		return up, nil
-	}
-	return r.reinit(ctx, s, srv, auth, upstreamSession{})
-}
-
-// reinit opens a new session with srv in place of old; concurrent requests
-// for the same (session, server) share one initialize. An ended session
-// (DELETE on this replica) is never given a new upstream session, not even
-// by a request that was in flight when it ended.
-func (r *Router) reinit(ctx context.Context, s *session, srv *registry.Server, auth string, old upstreamSession) (upstreamSession, error) {
-	key := s.key() + "\x00" + srv.Name
-	v, err, _ := r.inits.Do(key+"\x00"+old.ID, func() (any, error) {
-		if r.isEnded(s) || !r.now().Before(r.sessionExpiry(s)) {
-			return nil, errEnded
-		}
-		if up, ok := r.upstream.get(key); ok && up != old {
-			return up, nil
-		}
-		up, err := r.initUpstream(ctx, srv, auth, s.Version, s.Client)
-		if err != nil {
-			r.upstreamFailed(srv, "initialize", err)
-			return nil, err
-		}
-		r.upstream.put(key, up)
-		// delete marks the session ended before it clears this cache: if it
-		// ended meanwhile, the session just opened is ended here.
-		if r.isEnded(s) {
-			r.upstream.remove(key)
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.InitTimeout)
-			defer cancel()
-			r.deleteUpstream(dctx, srv, auth, up)
-			return nil, errEnded
-		}
-		return up, nil
-	})
-	if err != nil {
-		return upstreamSession{}, err
-	}
-	return v.(upstreamSession), nil
-}
-
-// errEnded is what reinit answers for an ended session: the caller's
-// affair, not the server's (lists are not marked failed for it).
-var errEnded = fmt.Errorf("%w: %w", errCaller, errSessionEnded)
-
 // delete ends the session and its upstream sessions.
 func (r *Router) delete(w http.ResponseWriter, req *http.Request) {
 	claims, ok := r.trust(w, req, nil)
@@ -362,11 +320,8 @@ func (r *Router) delete(w http.ResponseWriter, req *http.Request) {
 	r.streams.end(s.key())
 	auth := req.Header.Get("Authorization")
 	for _, srv := range r.reg.Load().Servers() {
-		key := s.key() + "\x00" + srv.Name
+		key := upstreamKey(s, &srv)
 		up, ok := r.upstream.get(key)
-		if !ok {
-			up, ok = s.Up[srv.Name]
-		}
 		r.upstream.remove(key)
 		if !ok {
 			continue
@@ -380,7 +335,7 @@ func (r *Router) delete(w http.ResponseWriter, req *http.Request) {
 
 // mirrorsBody checks the 2026-07-28 Mcp-Method and Mcp-Name headers, when
 // sent, against the body.
-func mirrorsBody(h http.Header, m *message) bool {
+func mirrorsBody(h http.Header, m *mcpparse.Message) bool {
 	if v := h.Get("Mcp-Method"); v != "" && v != m.Method {
 		return false
 	}
@@ -388,16 +343,11 @@ func mirrorsBody(h http.Header, m *message) bool {
 	if v == "" {
 		return true
 	}
-	var p struct {
-		Name string `json:"name"`
-		URI  string `json:"uri"`
-	}
-	_ = json.Unmarshal(m.Params, &p)
 	switch m.Method {
 	case "tools/call", "prompts/get":
-		return v == p.Name
+		return v == m.Name
 	case "resources/read":
-		return v == p.URI
+		return v == m.URI
 	}
 	return true
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,15 +17,17 @@ import (
 )
 
 // session is what a client's Mcp-Session-Id carries, sealed: any replica
-// holding the keys can open it, so no store is shared.
+// holding the keys can open it, so no store is shared. Upstream sessions
+// are not in it: each replica opens its own with a server on first use.
 type session struct {
-	ID      string                     `json:"i"`            // random, names the session in per-replica caches
-	Issuer  string                     `json:"is,omitempty"` // the caller it belongs to: issuer and subject
-	Subject string                     `json:"s,omitempty"`
-	Version string                     `json:"v"`           // protocol version negotiated with the client
-	Issued  int64                      `json:"t"`           // unix seconds
-	Up      map[string]upstreamSession `json:"u,omitempty"` // server name -> its session opened at initialize
-	Client  json.RawMessage            `json:"c,omitempty"` // the client's capabilities and clientInfo, to open late upstreams
+	ID      string // random, names the session in per-replica caches
+	Issuer  string // the caller it belongs to: issuer and subject
+	Subject string
+	Version string // protocol version negotiated with the client
+	Issued  int64  // unix seconds
+	// Caps and Info are the client's capabilities and clientInfo (JSON, as
+	// it sent them, or nil), to open upstream sessions on its behalf.
+	Caps, Info json.RawMessage
 
 	scope string // key(), computed once: by open and initialize, before goroutines share the session
 }
@@ -45,11 +48,70 @@ func (s *session) belongsTo(issuer, subject string) bool {
 	return s.Issuer == issuer && s.Subject == subject
 }
 
-// upstreamSession is one upstream's session id and protocol version; the id
-// is "" for a server that keeps no sessions.
-type upstreamSession struct {
-	ID      string `json:"i,omitempty"`
-	Version string `json:"v"`
+// sessionFormat is the first byte of a sealed session: its encoding.
+const sessionFormat = 2
+
+// marshal encodes s: the format byte, then each field, strings and JSON
+// length-prefixed (uvarint), Issued a varint.
+func (s *session) marshal() []byte {
+	b := make([]byte, 0, 1+6*binary.MaxVarintLen64+len(s.ID)+len(s.Issuer)+len(s.Subject)+len(s.Version)+len(s.Caps)+len(s.Info))
+	b = append(b, sessionFormat)
+	for _, f := range []string{s.ID, s.Issuer, s.Subject, s.Version} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	b = binary.AppendVarint(b, s.Issued)
+	for _, f := range [][]byte{s.Caps, s.Info} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	return b
+}
+
+// unmarshalSession decodes what marshal encoded; nothing else is accepted.
+func unmarshalSession(b []byte) (*session, error) {
+	if len(b) == 0 || b[0] != sessionFormat {
+		return nil, errSession
+	}
+	b = b[1:]
+	field := func() ([]byte, bool) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return nil, false
+		}
+		f := b[k : k+int(n)]
+		b = b[k+int(n):]
+		return f, true
+	}
+	var strs [4]string
+	for i := range strs {
+		f, ok := field()
+		if !ok {
+			return nil, errSession
+		}
+		strs[i] = string(f)
+	}
+	issued, k := binary.Varint(b)
+	if k <= 0 {
+		return nil, errSession
+	}
+	b = b[k:]
+	caps, ok1 := field()
+	info, ok2 := field()
+	if !ok1 || !ok2 || len(b) != 0 {
+		return nil, errSession
+	}
+	v := &session{ID: strs[0], Issuer: strs[1], Subject: strs[2], Version: strs[3], Issued: issued}
+	if len(caps) > 0 {
+		v.Caps = json.RawMessage(bytes.Clone(caps))
+	}
+	if len(info) > 0 {
+		v.Info = json.RawMessage(bytes.Clone(info))
+	}
+	if v.ID == "" || v.Version == "" {
+		return nil, errSession
+	}
+	return v, nil
 }
 
 var (
@@ -58,7 +120,7 @@ var (
 )
 
 // sessionAAD binds sealed ids to their use.
-var sessionAAD = []byte("mcp-authz/router/session/v1")
+var sessionAAD = []byte("mcp-authz/router/session/v2")
 
 // maxSessionID bounds the Mcp-Session-Id a client may present.
 const maxSessionID = 16 << 10
@@ -120,10 +182,7 @@ func newSealer(keys [][]byte) (*sealer, error) {
 }
 
 func (s *sealer) seal(v *session) (string, error) {
-	plain, err := json.Marshal(v)
-	if err != nil {
-		return "", fmt.Errorf("router: seal session: %w", err)
-	}
+	plain := v.marshal()
 	a := s.aeads[0]
 	nonce := make([]byte, a.NonceSize(), a.NonceSize()+len(plain)+a.Overhead())
 	if _, err := rand.Read(nonce); err != nil {
@@ -148,12 +207,12 @@ func (s *sealer) open(id string) (*session, error) {
 		if err != nil {
 			continue
 		}
-		var v session
-		if err := json.Unmarshal(plain, &v); err != nil || v.ID == "" || v.Version == "" {
-			return nil, errSession
+		v, err := unmarshalSession(plain)
+		if err != nil {
+			return nil, err
 		}
 		v.key() // before any goroutine reads it
-		return &v, nil
+		return v, nil
 	}
 	return nil, errSession
 }

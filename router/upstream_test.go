@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -29,8 +30,8 @@ func badServer(t *testing.T) *httptest.Server {
 			return
 		}
 		b, _ := io.ReadAll(r.Body)
-		var m message
-		if err := json.Unmarshal(b, &m); err != nil {
+		m, err := mcpparse.Parse(b, mcpparse.Options{})
+		if err != nil {
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
@@ -59,11 +60,7 @@ func badServer(t *testing.T) *httptest.Server {
 			_, _ = w.Write(errorBody(m.ID, codeNoMethod, "method not found"))
 			return
 		}
-		var p struct {
-			Name string `json:"name"`
-		}
-		_ = json.Unmarshal(m.Params, &p) // no name: no tool answers
-		switch p.Name {
+		switch m.Name { // no name: no tool answers
 		case "garbage":
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write([]byte("<<garbage>>"))

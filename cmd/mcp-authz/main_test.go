@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/cobra"
 )
 
 // write creates dir/name with content and returns its path.
@@ -72,11 +74,18 @@ defaultPolicy: perhaps
 		noStdout []string
 	}{
 		{name: "version", args: []string{"version"}, stdout: []string{`^mcp-authz \S+$`}},
-		{name: "help", args: []string{"help"}, stdout: []string{`^Usage:`, `mcp-authz serve --config FILE`}},
-		{name: "no command", args: nil, code: 2, stderr: []string{`^Usage:`}},
-		{name: "unknown command", args: []string{"frobnicate"}, code: 2, stderr: []string{`unknown command "frobnicate"`, `^Usage:`}},
-		{name: "config without check", args: []string{"config"}, code: 2, stderr: []string{`unknown command "config"`}},
-		{name: "policy without verb", args: []string{"policy", "run"}, code: 2, stderr: []string{`^Usage:`}},
+		{name: "--version", args: []string{"--version"}, stdout: []string{`^mcp-authz \S+$`}},
+		{name: "-v", args: []string{"-v"}, stdout: []string{`^mcp-authz \S+$`}},
+		{name: "version with an argument", args: []string{"version", "x"}, code: 2, stderr: []string{`^mcp-authz version takes no arguments`}},
+		{name: "help", args: []string{"help"}, stdout: []string{`^Usage:`, `^  serve `, `^Exit codes`}},
+		{name: "help of a command", args: []string{"help", "config", "check"}, stdout: []string{`^  mcp-authz config check FILE`}},
+		{name: "no command", args: nil, code: 2, stderr: []string{`^Usage:`, `^  serve `}},
+		{name: "unknown command", args: []string{"frobnicate"}, code: 2, stderr: []string{`^mcp-authz: unknown command "frobnicate"$`, `^Run 'mcp-authz --help' for usage\.$`}},
+		{name: "misspelt command", args: []string{"conifg"}, code: 2, stderr: []string{`unknown command "conifg"; did you mean config\?`}},
+		{name: "config without check", args: []string{"config"}, code: 2, stderr: []string{`^mcp-authz config: missing command \(check\)$`}},
+		{name: "config with an unknown verb", args: []string{"config", "lint"}, code: 2, stderr: []string{`^mcp-authz config: unknown command "lint"$`}},
+		{name: "policy with an unknown verb", args: []string{"policy", "run"}, code: 2, stderr: []string{`^mcp-authz policy: unknown command "run"`, `^Run 'mcp-authz policy --help' for usage\.$`}},
+		{name: "unknown flag", args: []string{"policy", "test", "--verbose", "x"}, code: 2, stderr: []string{`^mcp-authz policy test: unknown flag: --verbose$`}},
 		{
 			name:   "config check dev config",
 			args:   []string{"config", "check", "../../dev/mcp-authz.yaml"},
@@ -102,8 +111,28 @@ defaultPolicy: perhaps
 			code:   1,
 			stderr: []string{`^\S+/one\.yaml:2: authz\.maxBodyBytes: must not be negative, is -1\nmcp-authz: config check: \S+/one\.yaml: 1 problem\n$`},
 		},
-		{name: "config check missing file", args: []string{"config", "check", filepath.Join(dir, "none.yaml")}, code: 1, stderr: []string{`no such file`}},
-		{name: "config check without file", args: []string{"config", "check"}, code: 1, stderr: []string{`usage: mcp-authz config check FILE`}},
+		// Type errors name the YAML keys and what they want, never a Go type.
+		{
+			name:   "config check a string for a number",
+			args:   []string{"config", "check", write(t, dir, "type.yaml", "authz:\n  maxBodyBytes: \"x\"\n")},
+			code:   1,
+			stderr: []string{`^\S+/type\.yaml:2: authz\.maxBodyBytes: want an integer, not "x"\nmcp-authz: config check: \S+/type\.yaml: 1 problem\n$`},
+		},
+		{
+			name:   "config check a mapping for a list",
+			args:   []string{"config", "check", write(t, dir, "list.yaml", "servers: {}\npolicies:\n  - name: p\n    servers: \"*\"\n    cel: \"true\"\n")},
+			code:   1,
+			stderr: []string{`^\S+/list\.yaml:1: servers: want a list\n\S+/list\.yaml:4: policies\[0\]\.servers: want a list\nmcp-authz: config check: \S+/list\.yaml: 2 problems\n$`},
+		},
+		{
+			name:   "config check a scalar for a section",
+			args:   []string{"config", "check", write(t, dir, "section.yaml", "authz: 5\nrouter:\n  listTimeout: 5\n")},
+			code:   1,
+			stderr: []string{`^\S+/section\.yaml:1: authz: want a mapping of keys\n`, `^\S+/section\.yaml:3: router\.listTimeout: want a duration such as 30s or 5m, not "5"$`},
+		},
+		{name: "config check missing file", args: []string{"config", "check", filepath.Join(dir, "none.yaml")}, code: 2, stderr: []string{`^mcp-authz: .*none\.yaml: no such file`}},
+		{name: "config check without file", args: []string{"config", "check"}, code: 2, stderr: []string{`^mcp-authz config check: want FILE, got 0 arguments$`}},
+		{name: "config check with two files", args: []string{"config", "check", "a", "b"}, code: 2, stderr: []string{`^mcp-authz config check: want FILE, got 2 arguments$`}},
 		{
 			name:   "policy test examples",
 			args:   []string{"policy", "test", "../../examples/policies"},
@@ -116,14 +145,16 @@ defaultPolicy: perhaps
 			args:   []string{"policy", "test", failing},
 			code:   1,
 			stdout: []string{`^a wrong expectation .*: FAIL$`, `^true allows .*: PASS$`},
-			stderr: []string{`policy test: 1 failed`},
+			stderr: []string{`^mcp-authz: policy test: 1 failed$`},
 		},
-		{name: "policy test without dir", args: []string{"policy", "test"}, code: 1, stderr: []string{`usage: mcp-authz policy test DIR`}},
-		{name: "policy test missing dir", args: []string{"policy", "test", filepath.Join(dir, "none")}, code: 1},
-		{name: "serve without config", args: []string{"serve"}, code: 1, stderr: []string{`usage: mcp-authz serve --config FILE`}},
-		{name: "serve bad config", args: []string{"serve", "--config", bad}, code: 1, stderr: []string{`bad\.yaml:11: defaultPolicy`}},
-		{name: "serve nothing", args: []string{"serve", "--config", write(t, dir, "policies.yaml", "policies: [{name: p, cel: 'true'}]\n")}, code: 1, stderr: []string{`nothing to serve`}},
-		{name: "serve bad flag", args: []string{"serve", "--confg", bad}, code: 1, stderr: []string{`flag provided but not defined: -confg`, `^\s+-config FILE`}},
+		{name: "policy test without dir", args: []string{"policy", "test"}, code: 2, stderr: []string{`^mcp-authz policy test: want DIR, got 0 arguments$`}},
+		{name: "policy test missing dir", args: []string{"policy", "test", filepath.Join(dir, "none")}, code: 2, stderr: []string{`^mcp-authz: .*none`}},
+		{name: "serve without config", args: []string{"serve"}, code: 2, stderr: []string{`^mcp-authz serve: --config required$`}},
+		{name: "serve with an argument", args: []string{"serve", "--config", bad, "now"}, code: 2, stderr: []string{`^mcp-authz serve takes no arguments, got \["now"\]$`}},
+		{name: "serve bad config", args: []string{"serve", "--config", bad}, code: 2, stderr: []string{`bad\.yaml:11: defaultPolicy`}},
+		{name: "serve nothing", args: []string{"serve", "--config", write(t, dir, "policies.yaml", "policies: [{name: p, cel: 'true'}]\n")}, code: 2, stderr: []string{`nothing to serve`}},
+		{name: "serve bad flag", args: []string{"serve", "--confg", bad}, code: 2, stderr: []string{`^mcp-authz serve: unknown flag: --confg$`, `^Run 'mcp-authz serve --help' for usage\.$`}},
+		{name: "serve single-dash flag", args: []string{"serve", "-config", bad}, code: 2, stderr: []string{`^mcp-authz serve: unknown shorthand flag: 'c' in -config$`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,6 +166,67 @@ defaultPolicy: perhaps
 			match(t, "stdout", stdout.String(), tt.stdout, tt.noStdout)
 			match(t, "stderr", stderr.String(), tt.stderr, nil)
 		})
+	}
+}
+
+// TestHelp asks every command, hidden ones included, for its help with
+// -h, --help and the help command: each prints its own usage on standard
+// output and exits 0, and the commands that decide document their exit codes.
+func TestHelp(t *testing.T) {
+	var paths [][]string
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		paths = append(paths, path)
+		for _, sub := range c.Commands() {
+			walk(sub, append(slices.Clone(path), sub.Name()))
+		}
+	}
+	walk(newRoot(), nil)
+	// The tree as shipped: a new command gets a row here and a look at its help.
+	for _, want := range [][]string{{"serve"}, {"config", "check"}, {"policy", "eval"}, {"policy", "test"}, {"version"}, {"metrics"}} {
+		if !slices.ContainsFunc(paths, func(p []string) bool { return slices.Equal(p, want) }) {
+			t.Errorf("no command %q", want)
+		}
+	}
+	exitCodes := map[string]string{
+		"":             `^Exit codes \(every command\):\n  0  yes.*\n  1  no.*\n  2  error`,
+		"serve":        `^Exit codes: 0 stopped by a signal; 2 `,
+		"config check": `^Exit codes: 0 valid; 1 problems found; 2 could not check`,
+		"policy eval":  `^Exit codes: 0 allowed; 1 denied; 2 no decision`,
+		"policy test":  `^Exit codes: 0 every test passed; 1 a test failed; 2 could not run`,
+	}
+	for _, path := range paths {
+		name := strings.Join(path, " ")
+		for _, form := range []struct {
+			name string
+			args []string
+		}{
+			{name: "-h", args: append(slices.Clone(path), "-h")},
+			{name: "--help", args: append(slices.Clone(path), "--help")},
+			{name: "help", args: append([]string{"help"}, path...)},
+		} {
+			sub := name
+			if sub == "" {
+				sub = "mcp-authz"
+			}
+			t.Run(sub+"/"+form.name, func(t *testing.T) {
+				var stdout, stderr bytes.Buffer
+				if code := run(t.Context(), form.args, &stdout, &stderr); code != 0 {
+					t.Errorf("run(%q) = %d, want 0; stderr:\n%s", form.args, code, &stderr)
+				}
+				if stderr.Len() != 0 {
+					t.Errorf("stderr: %s", &stderr)
+				}
+				want := []string{`^Usage:\n  mcp-authz \[flags\]`}
+				if name != "" {
+					want = []string{`^Usage:\n  mcp-authz ` + regexp.QuoteMeta(name) + `\b`}
+				}
+				if ec, ok := exitCodes[name]; ok {
+					want = append(want, ec)
+				}
+				match(t, "stdout", stdout.String(), want, nil)
+			})
+		}
 	}
 }
 
@@ -198,9 +290,17 @@ func TestPolicyEval(t *testing.T) {
 		for _, cfg := range tt.configs {
 			name := strings.TrimSuffix(filepath.Base(cfg), ".yaml")
 			t.Run(tt.name+"/"+name, func(t *testing.T) {
+				// Allowed exits 0, denied 1, the decision printed either way.
+				wantCode := 0
+				if !tt.want.Allow {
+					wantCode = 1
+				}
 				var stdout, stderr bytes.Buffer
-				if code := run(t.Context(), []string{"policy", "eval", "--config", cfg, "--input", tt.input}, &stdout, &stderr); code != 0 {
-					t.Fatalf("exit %d: %s", code, &stderr)
+				if code := run(t.Context(), []string{"policy", "eval", "--config", cfg, "--input", tt.input}, &stdout, &stderr); code != wantCode {
+					t.Fatalf("exit %d, want %d: %s", code, wantCode, &stderr)
+				}
+				if stderr.Len() != 0 {
+					t.Errorf("stderr: %s", &stderr)
 				}
 				var got decision
 				dec := json.NewDecoder(&stdout)
@@ -222,21 +322,84 @@ func TestPolicyEval(t *testing.T) {
 		args   []string
 		stderr string
 	}{
+		{name: "no flags", args: nil, stderr: `^mcp-authz policy eval: --config and --input required$`},
+		{name: "an argument", args: []string{"--config", kgw[0], "--input", me, "extra"}, stderr: `^mcp-authz policy eval takes no arguments`},
 		{name: "unknown input key", args: []string{"--config", kgw[0], "--input", unknownKey}, stderr: `policy eval: input: .*identiti`},
 		{name: "input not JSON", args: []string{"--config", kgw[0], "--input", notJSON}, stderr: `policy eval: input`},
 		{name: "missing input", args: []string{"--config", kgw[0], "--input", filepath.Join(dir, "none.json")}, stderr: `no such file`},
-		{name: "no input flag", args: []string{"--config", kgw[0]}, stderr: `usage: mcp-authz policy eval`},
+		{name: "no input flag", args: []string{"--config", kgw[0]}, stderr: `^mcp-authz policy eval: --input required$`},
 		{name: "bad config", args: []string{"--config", write(t, dir, "bad.yaml", "policies: [{name: x, cel: '1'}]\n"), "--input", me}, stderr: `bad\.yaml:1: policies\[0\]\.cel`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			if code := run(t.Context(), append([]string{"policy", "eval"}, tt.args...), &stdout, &stderr); code != 1 {
-				t.Errorf("exit %d, want 1; stdout: %s", code, &stdout)
+			if code := run(t.Context(), append([]string{"policy", "eval"}, tt.args...), &stdout, &stderr); code != 2 {
+				t.Errorf("exit %d, want 2; stdout: %s", code, &stdout)
 			}
 			if stdout.Len() != 0 {
 				t.Errorf("a decision printed on error: %s", &stdout)
 			}
 			match(t, "stderr", stderr.String(), []string{tt.stderr}, nil)
 		})
+	}
+}
+
+// TestPolicyEvalStdin reads the input document from standard input
+// (--input -), as a script pipes it.
+func TestPolicyEvalStdin(t *testing.T) {
+	cfg := write(t, t.TempDir(), "kgw.yaml", "policies:\n  - name: kgw\n    servers: [\"*\"]\n    file: "+example(t, "kgateway/kgateway.cel")+"\n")
+	doc := func(sub string) string {
+		return `{"mcp": {"method": "tools/call", "server": "default/mcp-tool", "tool": {"name": "convert_to_markdown"}}, "identity": {"sub": "` + sub + `"}}`
+	}
+	tests := []struct {
+		name   string
+		stdin  string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{name: "allowed", stdin: doc("me"), stdout: `"allow": true`},
+		{name: "denied", stdin: doc("you"), code: 1, stdout: `"reason": "tool_denied"`},
+		{name: "empty", stdin: "", code: 2, stderr: `^mcp-authz: policy eval: input: `},
+		{name: "not JSON", stdin: "{", code: 2, stderr: `^mcp-authz: policy eval: input: `},
+		{name: "too large", stdin: `{"mcp": {"method": "tools/call"}, "identity": {"x": "` + strings.Repeat("a", maxInputBytes) + `"}}`, code: 2, stderr: `^mcp-authz: policy eval: input: larger than 16777216 bytes$`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := newRoot()
+			var stdout, stderr bytes.Buffer
+			root.SetIn(strings.NewReader(tt.stdin))
+			code := runCommand(t.Context(), root, []string{"policy", "eval", "--config", cfg, "--input", "-"}, &stdout, &stderr)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d; stderr: %s", code, tt.code, &stderr)
+			}
+			var want []string
+			if tt.stdout != "" {
+				want = []string{tt.stdout}
+			} else if stdout.Len() != 0 {
+				t.Errorf("stdout on error: %s", &stdout)
+			}
+			match(t, "stdout", stdout.String(), want, nil)
+			var wantErr []string
+			if tt.stderr != "" {
+				wantErr = []string{tt.stderr}
+			} else if stderr.Len() != 0 {
+				t.Errorf("stderr: %s", &stderr)
+			}
+			match(t, "stderr", stderr.String(), wantErr, nil)
+		})
+	}
+}
+
+// TestVersionStamp checks that the version make build stamps
+// (-X main.version=...) is what version and --version print.
+func TestVersionStamp(t *testing.T) {
+	old := version
+	version = "v1.2.3-4-gabcdef0-dirty"
+	t.Cleanup(func() { version = old })
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-v"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(t.Context(), args, &stdout, &stderr); code != 0 || stdout.String() != "mcp-authz v1.2.3-4-gabcdef0-dirty\n" || stderr.Len() != 0 {
+			t.Errorf("run(%q) = %d, stdout %q, stderr %q", args, code, &stdout, &stderr)
+		}
 	}
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"regexp"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
 
 	"github.com/mcp-authz/mcp-authz/config"
 )
@@ -26,6 +25,26 @@ func newMetricsRegistry() *prometheus.Registry {
 	return r
 }
 
+// metricsCommand is hidden: make monitoring-check runs it.
+func metricsCommand() *cobra.Command {
+	var cfgPath string
+	c := &cobra.Command{
+		Use:    "metrics --config FILE",
+		Short:  "List the metric families the configured parts export",
+		Long:   "List the metric families the configured parts export, one a line: name, type, labels and help, tab-separated (for make monitoring-check).",
+		Hidden: true,
+		Args:   exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags(cmd, "config"); err != nil {
+				return err
+			}
+			return metricsList(cmd.Context(), cfgPath, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	c.Flags().StringVar(&cfgPath, "config", "", "configuration `FILE`")
+	return c
+}
+
 // metricsList builds the parts a configuration enables, exactly as serve
 // does but without starting them, and prints every metric family their
 // registry describes, one a line: name, type, labels (comma-separated) and
@@ -33,22 +52,13 @@ func newMetricsRegistry() *prometheus.Registry {
 // vectors that have no series yet; their type is "unknown" (a Desc does not
 // carry one). make monitoring-check checks the dashboard and alerts
 // against this list.
-func metricsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("metrics", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "configuration `FILE`")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *cfgPath == "" || fs.NArg() > 0 {
-		return errors.New("usage: mcp-authz metrics --config FILE")
-	}
-	f, err := config.Load(*cfgPath)
+func metricsList(ctx context.Context, cfgPath string, stdout, stderr io.Writer) error {
+	f, err := config.Load(cfgPath)
 	if err != nil {
 		return err
 	}
 	reg := newMetricsRegistry()
-	if _, err := build(ctx, f, *cfgPath, newLogger(f.Log, stderr), reg); err != nil {
+	if _, err := build(ctx, f, cfgPath, newLogger(f.Log, stderr), reg); err != nil {
 		return err
 	}
 	fams, err := describe(reg)

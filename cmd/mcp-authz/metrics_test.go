@@ -48,9 +48,9 @@ metrics: {listen: 127.0.0.1:9090}
 			want: []string{"mcp_authz_decisions_total\tunknown\tdecision,reason"},
 			not:  []string{"mcp_authz_router_requests_total"},
 		},
-		{name: "no config", args: []string{"metrics"}, code: 1},
-		{name: "extra argument", args: []string{"metrics", "--config", all, "x"}, code: 1},
-		{name: "missing file", args: []string{"metrics", "--config", dir + "/nope.yaml"}, code: 1},
+		{name: "no config", args: []string{"metrics"}, code: 2},
+		{name: "extra argument", args: []string{"metrics", "--config", all, "x"}, code: 2},
+		{name: "missing file", args: []string{"metrics", "--config", dir + "/nope.yaml"}, code: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

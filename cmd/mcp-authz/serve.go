@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -39,27 +39,42 @@ type startFunc func(ctx context.Context) error
 
 func (f startFunc) Start(ctx context.Context) error { return f(ctx) }
 
+func serveCommand() *cobra.Command {
+	var cfgPath string
+	c := &cobra.Command{
+		Use:   "serve --config FILE",
+		Short: "Run what the configuration enables (authz, gateway, router, metrics) until stopped",
+		Long: `Run every part the configuration enables (authz, gateway, router, metrics,
+kubernetes) until SIGINT or SIGTERM. Servers and policies reload when the file
+(or a policy file it names) changes. Logs go to standard error.
+
+Exit codes: 0 stopped by a signal; 2 a bad command line or configuration, or a
+part that failed.`,
+		Example: `  mcp-authz serve --config dev/mcp-authz.yaml`,
+		Args:    exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags(cmd, "config"); err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfgPath, cmd.ErrOrStderr())
+		},
+	}
+	c.Flags().StringVar(&cfgPath, "config", "", "configuration `FILE`")
+	return c
+}
+
 // serve runs every part the configuration enables until ctx ends.
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "configuration `FILE`")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *cfgPath == "" {
-		return errors.New("usage: mcp-authz serve --config FILE")
-	}
-	f, err := config.Load(*cfgPath)
+func serve(ctx context.Context, cfgPath string, stderr io.Writer) error {
+	f, err := config.Load(cfgPath)
 	if err != nil {
 		return err
 	}
 	log := newLogger(f.Log, stderr)
-	parts, err := build(ctx, f, *cfgPath, log, newMetricsRegistry())
+	parts, err := build(ctx, f, cfgPath, log, newMetricsRegistry())
 	if err != nil {
 		return err
 	}
-	log.Info("mcp-authz starting", "version", versionString(), "config", *cfgPath)
+	log.Info("mcp-authz starting", "version", versionString(), "config", cfgPath)
 	g, ctx := errgroup.WithContext(ctx)
 	for _, p := range parts {
 		g.Go(func() error { return p.Start(ctx) })

@@ -208,7 +208,7 @@ func TestPasswordLogin(t *testing.T) {
 		"groups":             []any{"engineering", "mcp-users"},
 		"resource_access": map[string]any{
 			kube:               map[string]any{"roles": []any{"pods_list", "namespaces_list", "resources_list"}},
-			everything:         map[string]any{"roles": []any{"echo", "get-sum"}},
+			everything:         map[string]any{"roles": []any{"echo", "get-sum", "prompt:simple-prompt", "resource:demo://resource/static/document/features.md"}},
 			"mcp-test/weather": map[string]any{"roles": []any{"get_forecast"}},
 		},
 	}
@@ -275,7 +275,7 @@ func TestTokenExchange(t *testing.T) {
 		wantRoles                        []any
 	}{
 		{name: "basic", audience: kube, scope: "openid profile groups", wantScope: "openid profile groups", wantRoles: []any{"pods_list", "namespaces_list", "resources_list"}},
-		{name: "post, scope of the subject", audience: everything, post: true, wantScope: "openid profile", wantRoles: []any{"echo", "get-sum"}},
+		{name: "post, scope of the subject", audience: everything, post: true, wantScope: "openid profile", wantRoles: []any{"echo", "get-sum", "prompt:simple-prompt", "resource:demo://resource/static/document/features.md"}},
 		{name: "target without roles", audience: "default/mcp-tool", wantScope: "openid profile"},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,82 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// This file holds what reads the processes' output: their log buffer, the
+// panic check, and the lines and metrics a test looks for.
+
+// syncBuffer is a process's output (stdout and stderr, as they come), safe
+// to read while the process writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// goroutineDump matches the start of a Go stack dump.
+var goroutineDump = regexp.MustCompile(`(?m)^goroutine \d+ \[`)
+
+// checkNoPanic stops each process (idempotent) and fails the test if its
+// output holds a panic or a goroutine dump.
+func checkNoPanic(t *testing.T, procs map[string]*proc) {
+	t.Helper()
+	for name, p := range procs {
+		p.stop()
+		out := p.out.String()
+		if strings.Contains(out, "panic:") || goroutineDump.MatchString(out) {
+			t.Errorf("%s panicked:\n%s", name, out)
+		}
+	}
+}
+
+// grep returns the lines of s that contain word.
+func grep(s, word string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, word) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// metric returns the sum of the samples of a metric (all label sets) from
+// a Prometheus text page.
+func metric(page, name string) float64 {
+	var sum float64
+	for _, l := range strings.Split(page, "\n") {
+		rest, ok := strings.CutPrefix(l, name)
+		if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		f := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
+}

@@ -1,0 +1,463 @@
+// Package upstream speaks to one upstream MCP server over Streamable HTTP:
+// it opens sessions (initialize, then initialized), posts messages, reads
+// answers as JSON or server-sent events, opens GET streams, ends sessions,
+// and sends once more on a new session when the server has ended one. It
+// knows nothing of the callers it serves nor of policy: headers, sessions
+// and bodies are given to it.
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcp-authz/mcp-authz/mcpparse"
+)
+
+// Config configures a Client.
+type Config struct {
+	// HTTPClient reaches the servers; nil means http.DefaultClient. A
+	// server with a CA of its own (Target.CACert) is reached through a
+	// clone of its Transport, which must then be an *http.Transport.
+	HTTPClient *http.Client
+	// MaxResponseBytes limits a JSON answer and each event of a streamed
+	// one; 0 means 4 MiB.
+	MaxResponseBytes int64
+	// InitTimeout bounds Open; 0 means 5s.
+	InitTimeout time.Duration
+}
+
+// Client reaches upstream MCP servers; it is safe for concurrent use.
+type Client struct {
+	http    *http.Client
+	max     int64
+	initTTL time.Duration
+	answer  mcpparse.Options
+
+	// mu guards pinned.
+	mu     sync.Mutex
+	pinned map[string]*pinnedClient // by Target.Server
+}
+
+// Target is one server as the Client reaches it.
+type Target struct {
+	// Server names the server (its registration): the connections of a
+	// server with a CA of its own are kept for that server alone.
+	Server string
+	// URL is the server's MCP endpoint.
+	URL string
+	// CACert, when set, is a PEM bundle of the only CAs the server's TLS
+	// certificate may chain to, in place of the system roots; the URL must
+	// then be https. Nil means the roots of Config.HTTPClient (the
+	// system's, by default).
+	CACert []byte
+}
+
+// pinnedClient reaches one server that has a CA of its own.
+type pinnedClient struct {
+	pem    []byte // the CA bundle it trusts, as given
+	client *http.Client
+}
+
+// ErrTLSConfig: a server's own CA cannot be applied, so it is not reached.
+var ErrTLSConfig = errors.New("upstream: server TLS")
+
+// New returns a Client.
+func New(c Config) *Client {
+	if c.HTTPClient == nil {
+		c.HTTPClient = http.DefaultClient
+	}
+	if c.MaxResponseBytes <= 0 {
+		c.MaxResponseBytes = 4 << 20
+	}
+	if c.InitTimeout <= 0 {
+		c.InitTimeout = 5 * time.Second
+	}
+	return &Client{http: c.HTTPClient, max: c.MaxResponseBytes, initTTL: c.InitTimeout, answer: AnswerOptions(c.MaxResponseBytes),
+		pinned: map[string]*pinnedClient{}}
+}
+
+// httpFor returns the client that reaches t: the shared one, or for a
+// server with a CA of its own a client that trusts that CA alone, built
+// on first use and again whenever the CA changes (the old one's idle
+// connections are closed). Such a client never follows a redirect: the
+// server's answer is its own, never another host's, nor plain HTTP.
+func (c *Client) httpFor(t Target) (*http.Client, error) {
+	if len(t.CACert) == 0 {
+		return c.http, nil
+	}
+	if len(t.URL) < len("https://") || !strings.EqualFold(t.URL[:len("https://")], "https://") {
+		return nil, fmt.Errorf("%w: %s: a CA of its own needs an https url", ErrTLSConfig, t.Server)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.pinned[t.Server]; ok && bytes.Equal(p.pem, t.CACert) {
+		return p.client, nil
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(t.CACert) {
+		return nil, fmt.Errorf("%w: %s: the CA bundle holds no PEM certificate", ErrTLSConfig, t.Server)
+	}
+	base := c.http.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	bt, ok := base.(*http.Transport)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s: a CA of its own needs an *http.Transport, not %T", ErrTLSConfig, t.Server, base)
+	}
+	tr := bt.Clone()
+	// A fresh configuration: nothing of the shared one's (no other roots,
+	// no InsecureSkipVerify) carries over.
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	p := &pinnedClient{pem: bytes.Clone(t.CACert), client: &http.Client{
+		Transport: tr,
+		Timeout:   c.http.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}}
+	if old, ok := c.pinned[t.Server]; ok {
+		old.client.CloseIdleConnections()
+	}
+	c.pinned[t.Server] = p
+	return p.client, nil
+}
+
+// do sends req to t.
+func (c *Client) do(t Target, req *http.Request) (*http.Response, error) {
+	hc, err := c.httpFor(t)
+	if err != nil {
+		return nil, err
+	}
+	return hc.Do(req)
+}
+
+// AnswerOptions is how strictly a message from a server is read: within
+// maxBytes, nested as deep as results go, keys compared case-sensitively (a
+// tool's output may hold keys that differ only in case), no duplicates, ids
+// any number (matched by value: a server may answer 7 as 7.0).
+func AnswerOptions(maxBytes int64) mcpparse.Options {
+	return mcpparse.Options{MaxBytes: int(min(maxBytes, 1<<31-1)), MaxDepth: answerDepth, CaseSensitiveKeys: true, AnyNumberID: true}
+}
+
+// answerDepth bounds the nesting of a server's message: results carry JSON
+// schemas and tool output, deeper than requests.
+const answerDepth = 512
+
+// Headers are the per-message headers of a request to a server.
+//
+// With Server set, every request also carries the headers Kuadrant's
+// mcp-gateway sets, so that policies on the server's own route (a Kuadrant
+// AuthPolicy or RateLimitPolicy, reached when the server's URL leads back
+// through the gateway) can key on them: x-mcp-servername (Server),
+// x-mcp-method (Method), and with Name, x-mcp-toolname (tools/call),
+// x-mcp-promptname (prompts/get) or x-mcp-resourceuri (resources/…). Their
+// values are the router's own, never a client's: the router builds every
+// upstream request itself and copies no client header. docs/kuadrant.md
+// ("Keeping Kuadrant's AuthPolicy") says how the deployment keeps anyone
+// else from sending them.
+type Headers struct {
+	Auth    string // Authorization value; "" sends none
+	Session string // Mcp-Session-Id; "" sends none
+	Version string // MCP-Protocol-Version
+	Method  string // Mcp-Method, for a request or notification
+	Name    string // Mcp-Name, for tools/call, prompts/get, resources/read
+	Server  string // x-mcp-servername, the registration (namespace/name)
+}
+
+func (h Headers) set(hd http.Header) {
+	if h.Auth != "" {
+		hd.Set("Authorization", h.Auth)
+	}
+	if h.Session != "" {
+		hd.Set("Mcp-Session-Id", h.Session)
+	}
+	if h.Version != "" {
+		hd.Set("MCP-Protocol-Version", h.Version)
+	}
+	if h.Method != "" {
+		hd.Set("Mcp-Method", h.Method)
+	}
+	if h.Name != "" {
+		hd.Set("Mcp-Name", h.Name)
+	}
+	if h.Server == "" {
+		return
+	}
+	// Keyed in canonical form: Set would canonicalize (allocate) each time.
+	hd["X-Mcp-Servername"] = []string{h.Server}
+	if h.Method != "" {
+		hd["X-Mcp-Method"] = []string{h.Method}
+	}
+	if h.Name == "" {
+		return
+	}
+	switch {
+	case h.Method == "tools/call":
+		hd["X-Mcp-Toolname"] = []string{h.Name}
+	case h.Method == "prompts/get":
+		hd["X-Mcp-Promptname"] = []string{h.Name}
+	case strings.HasPrefix(h.Method, "resources/"):
+		hd["X-Mcp-Resourceuri"] = []string{h.Name}
+	}
+}
+
+// Session is one session with a server: its id ("" for a server that keeps
+// none) and the protocol version it negotiated.
+type Session struct {
+	ID      string
+	Version string
+}
+
+// Errors the Client's methods wrap.
+var (
+	// ErrSessionEnded: the server answered 404, it does not know the session.
+	ErrSessionEnded = errors.New("upstream: session ended")
+	// ErrUnauthorized: the server answered 401.
+	ErrUnauthorized = errors.New("upstream: credentials refused")
+	// ErrAnswer: the server answered with something other than the answer.
+	ErrAnswer = errors.New("upstream: bad answer")
+)
+
+// RPCError is a JSON-RPC error a server answered a request with.
+type RPCError struct {
+	Code int
+}
+
+func (e *RPCError) Error() string { return fmt.Sprintf("upstream: error %d", e.Code) }
+
+// Post sends body to the server t with h and returns its answer unread.
+func (c *Client) Post(ctx context.Context, t Target, h Headers, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("upstream: post: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	h.set(req.Header)
+	resp, err := c.do(t, req)
+	if err != nil {
+		return nil, fmt.Errorf("upstream: post: %w", err)
+	}
+	return resp, nil
+}
+
+// Reopen returns a session in place of old, which the server has ended.
+type Reopen func(ctx context.Context, old Session) (Session, error)
+
+// PostSession posts body on sess; when the server answers 404 (it ended
+// that session) it asks reopen for a new one and posts again, once.
+func (c *Client) PostSession(ctx context.Context, t Target, h Headers, sess Session, body []byte, reopen Reopen) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		h.Session, h.Version = sess.ID, sess.Version
+		resp, err := c.Post(ctx, t, h, body)
+		if err != nil || resp.StatusCode != http.StatusNotFound || sess.ID == "" || attempt > 0 {
+			return resp, err
+		}
+		Drain(resp)
+		if sess, err = reopen(ctx, sess); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Get opens the server's GET stream on h's session.
+func (c *Client) Get(ctx context.Context, t Target, h Headers) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("upstream: get: %w", err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	h.set(req.Header)
+	resp, err := c.do(t, req)
+	if err != nil {
+		return nil, fmt.Errorf("upstream: get: %w", err)
+	}
+	return resp, nil
+}
+
+// Delete ends the session named in h; a server without sessions is left
+// alone.
+func (c *Client) Delete(ctx context.Context, t Target, h Headers) error {
+	if h.Session == "" {
+		return nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, t.URL, nil)
+	if err != nil {
+		return fmt.Errorf("upstream: delete: %w", err)
+	}
+	h.set(req.Header)
+	resp, err := c.do(t, req)
+	if err != nil {
+		return fmt.Errorf("upstream: delete: %w", err)
+	}
+	Drain(resp)
+	return nil
+}
+
+var requestIDs atomic.Int64
+
+// Request sends a request of the Client's own (method, with params, a
+// JSON object) and returns the result of its one answer, read from JSON or
+// SSE, and the answer's headers.
+func (c *Client) Request(ctx context.Context, t Target, h Headers, method string, params []byte) (json.RawMessage, http.Header, error) {
+	id := strconv.AppendInt(nil, requestIDs.Add(1), 10)
+	body := make([]byte, 0, 64+len(method)+len(params))
+	body = append(body, `{"jsonrpc":"2.0","id":`...)
+	body = append(body, id...)
+	body = append(body, `,"method":`...)
+	body = mcpparse.AppendString(body, method)
+	body = append(body, `,"params":`...)
+	body = append(append(body, params...), '}')
+	h.Method = method
+	resp, err := c.Post(ctx, t, h, body)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	if err := StatusError(resp); err != nil {
+		return nil, resp.Header, err
+	}
+	m, err := c.ReadAnswer(resp, id)
+	if err != nil {
+		return nil, resp.Header, fmt.Errorf("upstream: %s: %w", method, err)
+	}
+	if m.Error != nil {
+		f, err := mcpparse.Fields(m.Error, c.answer, "code")
+		if err != nil {
+			return nil, resp.Header, fmt.Errorf("upstream: %s: %w", method, ErrAnswer)
+		}
+		code, _ := mcpparse.Int(f[0].Raw) // Parse checked it is an integer
+		return nil, resp.Header, &RPCError{Code: int(code)}
+	}
+	return m.Result, resp.Header, nil
+}
+
+// StatusError is the error of an answer's HTTP status, nil for 2xx.
+func StatusError(resp *http.Response) error {
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return ErrSessionEnded
+	case resp.StatusCode == http.StatusUnauthorized:
+		return ErrUnauthorized
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		return fmt.Errorf("%w: http %d", ErrAnswer, resp.StatusCode)
+	}
+	return nil
+}
+
+// ReadAnswer reads the answer to id (a response or an error with the same
+// id value) from a JSON or SSE answer, strictly (AnswerOptions); on SSE,
+// the messages before it are skipped.
+func (c *Client) ReadAnswer(resp *http.Response, id []byte) (mcpparse.Message, error) {
+	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	switch ct {
+	case "application/json":
+		b, err := io.ReadAll(io.LimitReader(resp.Body, c.max+1))
+		if err != nil {
+			return mcpparse.Message{}, fmt.Errorf("%w: %w", ErrAnswer, err)
+		}
+		if int64(len(b)) > c.max {
+			return mcpparse.Message{}, fmt.Errorf("%w: answer too large", ErrAnswer)
+		}
+		m, err := mcpparse.Parse(b, c.answer)
+		if err != nil || !IsAnswer(&m) || !SameID(m.ID, id) {
+			return mcpparse.Message{}, fmt.Errorf("%w: not the answer", ErrAnswer)
+		}
+		return m, nil
+	case "text/event-stream":
+		sr := NewSSEReader(resp.Body, c.max)
+		for {
+			data, err := sr.Next()
+			if err != nil {
+				return mcpparse.Message{}, fmt.Errorf("%w: stream ended before the answer: %w", ErrAnswer, err)
+			}
+			if m, err := mcpparse.Parse(data, c.answer); err == nil && IsAnswer(&m) && SameID(m.ID, id) {
+				return m, nil
+			}
+		}
+	default:
+		return mcpparse.Message{}, fmt.Errorf("%w: content type %q", ErrAnswer, ct)
+	}
+}
+
+// IsAnswer reports whether m answers a request: a response, or an error.
+func IsAnswer(m *mcpparse.Message) bool {
+	return m.Kind == mcpparse.KindResponse || m.Kind == mcpparse.KindError
+}
+
+// SameID reports whether two ids have the same value (mcpparse.AppendIDKey).
+func SameID(a, b []byte) bool {
+	var abuf, bbuf [64]byte
+	ka, ok := mcpparse.AppendIDKey(abuf[:0], a)
+	if !ok {
+		return false
+	}
+	kb, ok := mcpparse.AppendIDKey(bbuf[:0], b)
+	return ok && bytes.Equal(ka, kb)
+}
+
+// Open opens a session with the server t: initialize with version and
+// the client's capabilities and clientInfo (JSON objects; nil sends {} and
+// a clientInfo of the router's), then notifications/initialized. Both carry
+// h's Auth and Server; its other fields are Open's own.
+func (c *Client) Open(ctx context.Context, t Target, h Headers, version string, capabilities, clientInfo json.RawMessage) (Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.initTTL)
+	defer cancel()
+	if capabilities == nil {
+		capabilities = json.RawMessage("{}")
+	}
+	if clientInfo == nil {
+		clientInfo = json.RawMessage(`{"name":"mcp-authz-router","version":"0"}`)
+	}
+	p := make([]byte, 0, 80+len(version)+len(capabilities)+len(clientInfo))
+	p = append(p, `{"protocolVersion":`...)
+	p = mcpparse.AppendString(p, version)
+	p = append(p, `,"capabilities":`...)
+	p = append(p, capabilities...)
+	p = append(p, `,"clientInfo":`...)
+	p = append(append(p, clientInfo...), '}')
+	res, hdr, err := c.Request(ctx, t, Headers{Auth: h.Auth, Server: h.Server}, "initialize", p)
+	if err != nil {
+		return Session{}, err
+	}
+	f, err := mcpparse.Fields(res, c.answer, "protocolVersion")
+	if err != nil {
+		return Session{}, fmt.Errorf("upstream: initialize: %w: %w", ErrAnswer, err)
+	}
+	v, err := mcpparse.String(f[0].Raw)
+	if err != nil || v == "" {
+		return Session{}, fmt.Errorf("upstream: initialize: %w: no protocolVersion", ErrAnswer)
+	}
+	s := Session{ID: hdr.Get("Mcp-Session-Id"), Version: v}
+	h = Headers{Auth: h.Auth, Session: s.ID, Version: s.Version, Method: "notifications/initialized", Server: h.Server}
+	resp, err := c.Post(ctx, t, h, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`))
+	if err != nil {
+		return Session{}, err
+	}
+	Drain(resp)
+	if err := StatusError(resp); err != nil {
+		return Session{}, fmt.Errorf("upstream: initialized: %w", err)
+	}
+	return s, nil
+}
+
+// Drain reads a little of an answer nobody needs, so that the connection
+// can be reused, and closes it.
+func Drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+}

@@ -1,0 +1,131 @@
+package upstream
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// roundTripperFunc is an http.RoundTripper that is not an *http.Transport.
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestOwnCA: a server with a CA of its own is reached through a client of
+// its own that trusts that CA alone, kept while the CA stays the same and
+// replaced when it changes; what cannot be done that way is refused, never
+// done with the shared client.
+func TestOwnCA(t *testing.T) {
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://127.0.0.1:1/mcp", http.StatusTemporaryRedirect)
+	}))
+	defer tlsSrv.Close()
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw})
+	otherCA := selfSigned(t) // httptest's servers all share one certificate
+
+	t.Run("refused", func(t *testing.T) {
+		tests := []struct {
+			name   string
+			client *http.Client
+			target Target
+		}{
+			{name: "http url", target: Target{Server: "ns/a", URL: "http://127.0.0.1/mcp", CACert: ca}},
+			{name: "no PEM", target: Target{Server: "ns/a", URL: tlsSrv.URL, CACert: []byte("not a certificate")}},
+			{name: "transport of another kind", client: &http.Client{Transport: roundTripperFunc(http.DefaultTransport.RoundTrip)},
+				target: Target{Server: "ns/a", URL: tlsSrv.URL, CACert: ca}},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				c := New(Config{HTTPClient: tc.client})
+				resp, err := c.Post(t.Context(), tc.target, Headers{}, []byte(`{}`))
+				if !errors.Is(err, ErrTLSConfig) {
+					if resp != nil {
+						resp.Body.Close()
+					}
+					t.Fatalf("Post: %v, want ErrTLSConfig", err)
+				}
+			})
+		}
+	})
+
+	t.Run("pinned", func(t *testing.T) {
+		c := New(Config{})
+		a := Target{Server: "ns/a", URL: tlsSrv.URL, CACert: ca}
+		h1, err := c.httpFor(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h1 == c.http {
+			t.Fatal("a server with its own CA shares the default client")
+		}
+		tr := h1.Transport.(*http.Transport)
+		if tr.TLSClientConfig.InsecureSkipVerify || !tr.TLSClientConfig.RootCAs.Equal(pool(t, ca)) {
+			t.Fatal("the client does not trust exactly the server's CA")
+		}
+		if h2, _ := c.httpFor(Target{Server: "ns/a", URL: tlsSrv.URL, CACert: append([]byte(nil), ca...)}); h2 != h1 {
+			t.Error("the same CA built a new client")
+		}
+		if hb, _ := c.httpFor(Target{Server: "ns/b", URL: tlsSrv.URL, CACert: ca}); hb == h1 {
+			t.Error("two servers share one client")
+		}
+		if h3, _ := c.httpFor(Target{Server: "ns/a", URL: tlsSrv.URL, CACert: otherCA}); h3 == h1 {
+			t.Error("a changed CA kept the old client")
+		}
+
+		// Verified against the CA: the server's redirect is its answer,
+		// not followed (to plain HTTP here).
+		resp, err := c.Post(t.Context(), a, Headers{}, []byte(`{}`))
+		if err != nil {
+			t.Fatalf("Post with the server's CA: %v", err)
+		}
+		Drain(resp)
+		if resp.StatusCode != http.StatusTemporaryRedirect {
+			t.Errorf("status %d, want the redirect itself", resp.StatusCode)
+		}
+		// With another server's CA, the handshake fails.
+		resp, err = c.Post(t.Context(), Target{Server: "ns/a", URL: tlsSrv.URL, CACert: otherCA}, Headers{}, []byte(`{}`))
+		var unknown x509.UnknownAuthorityError
+		if !errors.As(err, &unknown) {
+			if resp != nil {
+				resp.Body.Close()
+			}
+			t.Errorf("Post with another CA: %v, want an unknown authority", err)
+		}
+	})
+}
+
+func pool(t *testing.T, pemBytes []byte) *x509.CertPool {
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("no PEM")
+	}
+	return p
+}
+
+// selfSigned is a CA certificate of its own, as PEM.
+func selfSigned(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "other CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
