@@ -91,12 +91,19 @@ func forbidden(m *mcpparse.Message, reason, detail string) *Decision {
 
 // input is the policy input document of one message.
 func (s *Server) input(c *call, m *mcpparse.Message, srv *registry.Server, name string, tok *exchange.Token) *policy.Input {
-	// One allocation holds the input and its exchange document.
-	doc := &struct {
-		in policy.Input
-		x  exchangeDoc
-	}{}
-	in := &doc.in
+	// With a profile's token, one allocation holds the input and its
+	// exchange document.
+	var in *policy.Input
+	var x *exchangeDoc
+	if tok != nil && tok.Profile != "" {
+		doc := &struct {
+			in policy.Input
+			x  exchangeDoc
+		}{}
+		in, x = &doc.in, &doc.x
+	} else {
+		in = new(policy.Input)
+	}
 	*in = policy.Input{
 		Request: policy.Request{
 			Method:  c.req.Method,
@@ -124,7 +131,7 @@ func (s *Server) input(c *call, m *mcpparse.Message, srv *registry.Server, name 
 	}
 	if tok != nil {
 		in.Token = tok.Claims
-		in.Exchange = doc.x.fill(tok)
+		in.Exchange = x.fill(tok)
 	}
 	return in
 }

@@ -168,9 +168,9 @@ type exchangeDoc struct {
 }
 
 // fill makes x the exchange document of tok and returns it; nil when no
-// profile made tok.
+// profile made tok (or x is nil).
 func (x *exchangeDoc) fill(tok *exchange.Token) *policy.Exchange {
-	if tok == nil || tok.Profile == "" {
+	if x == nil || tok == nil || tok.Profile == "" {
 		return nil
 	}
 	steps := x.steps[:0]
