@@ -336,7 +336,7 @@ func (r *Router) fetch(ctx context.Context, c *call, k *kind, snap *registry.Sna
 		if cursor != "" {
 			params = append(mcpparse.AppendString([]byte(`{"cursor":`), cursor), '}')
 		}
-		h := upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version, Server: srv.Name}
+		h := upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version}
 		raw, _, err := r.up.Request(ctx, target(srv), h, k.method, params)
 		if errors.Is(err, errUpstreamSession) && up.ID != "" && !retried {
 			retried = true

@@ -165,7 +165,7 @@ func (r *Router) sendSession(ctx context.Context, c *call, srv *registry.Server,
 	if err != nil {
 		return nil, err
 	}
-	h := upstream.Headers{Auth: auth, Method: c.msg.Method, Name: name, Server: srv.Name}
+	h := upstream.Headers{Auth: auth, Method: c.msg.Method, Name: name}
 	return r.up.PostSession(ctx, target(srv), h, up, body, func(ctx context.Context, old upstreamSession) (upstreamSession, error) {
 		return r.reinit(ctx, c.sess, srv, auth, old)
 	})
@@ -328,7 +328,7 @@ func (r *Router) relayResponse(w http.ResponseWriter, c *call) {
 		writeError(w, http.StatusOK, nil, codeInternal, "upstream unavailable")
 		return
 	}
-	resp, err := r.up.Post(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version, Server: srv.Name}, body)
+	resp, err := r.up.Post(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version}, body)
 	if err != nil {
 		writeError(w, http.StatusOK, nil, codeInternal, "upstream unavailable")
 		return
@@ -362,7 +362,7 @@ func (r *Router) cancel(w http.ResponseWriter, c *call) {
 	if err != nil {
 		return
 	}
-	resp, err := r.up.Post(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version, Method: c.msg.Method, Server: srv.Name}, c.body)
+	resp, err := r.up.Post(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version, Method: c.msg.Method}, c.body)
 	if err != nil {
 		return
 	}
@@ -386,7 +386,7 @@ func (r *Router) notifyAll(c *call) {
 			if err != nil {
 				return
 			}
-			resp, err := r.up.Post(ctx, target(&srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version, Method: c.msg.Method, Server: srv.Name}, c.body)
+			resp, err := r.up.Post(ctx, target(&srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version, Method: c.msg.Method}, c.body)
 			if err != nil {
 				return
 			}

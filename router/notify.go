@@ -245,7 +245,7 @@ func (r *Router) watchOnce(ctx context.Context, c *call, srv *registry.Server, o
 		return true
 	}
 	for attempt := 0; attempt < 2; attempt++ {
-		resp, err := r.up.Get(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version, Server: srv.Name})
+		resp, err := r.up.Get(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version})
 		if err != nil {
 			return ctx.Err() == nil
 		}

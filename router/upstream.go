@@ -52,7 +52,7 @@ func (r *Router) reinit(ctx context.Context, s *session, srv *registry.Server, a
 		if up, ok := r.upstream.get(key); ok && up != old {
 			return up, nil
 		}
-		up, err := r.up.Open(ctx, target(srv), upstream.Headers{Auth: auth, Server: srv.Name}, s.Version, s.Caps, s.Info)
+		up, err := r.up.Open(ctx, target(srv), upstream.Headers{Auth: auth}, s.Version, s.Caps, s.Info)
 		if err != nil {
 			r.upstreamFailed(srv, "initialize", err)
 			return nil, err
@@ -83,7 +83,7 @@ var errEnded = fmt.Errorf("%w: %w", errCaller, errSessionEnded)
 
 // deleteUpstream ends an upstream session; errors are only logged.
 func (r *Router) deleteUpstream(ctx context.Context, srv *registry.Server, auth string, up upstreamSession) {
-	if err := r.up.Delete(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version, Server: srv.Name}); err != nil {
+	if err := r.up.Delete(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version}); err != nil {
 		r.log.Debug("upstream delete failed", "server", srv.Name, "error", err)
 	}
 }

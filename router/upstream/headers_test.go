@@ -9,7 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestKuadrantHeaders: with Server set, a request carries the headers
+// TestKuadrantHeaders: to a Target with a Server, a request carries the headers
 // Kuadrant's router sets (x-mcp-servername, x-mcp-method, and the name
 // under the header of its method); without it, none of them.
 func TestKuadrantHeaders(t *testing.T) {
@@ -29,42 +29,43 @@ func TestKuadrantHeaders(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		method string // HTTP method
+		server string // the Target's
 		h      Headers
 		want   map[string]string
 	}{
 		{name: "no server", method: http.MethodPost, h: Headers{Method: "tools/call", Name: "pods_list"}, want: map[string]string{}},
-		{name: "tools/call", method: http.MethodPost, h: Headers{Method: "tools/call", Name: "pods_list", Server: server},
+		{name: "tools/call", method: http.MethodPost, server: server, h: Headers{Method: "tools/call", Name: "pods_list"},
 			want: map[string]string{"x-mcp-servername": server, "x-mcp-method": "tools/call", "x-mcp-toolname": "pods_list"}},
-		{name: "prompts/get", method: http.MethodPost, h: Headers{Method: "prompts/get", Name: "greet", Server: server},
+		{name: "prompts/get", method: http.MethodPost, server: server, h: Headers{Method: "prompts/get", Name: "greet"},
 			want: map[string]string{"x-mcp-servername": server, "x-mcp-method": "prompts/get", "x-mcp-promptname": "greet"}},
-		{name: "resources/read", method: http.MethodPost, h: Headers{Method: "resources/read", Name: "k8s://pods/a", Server: server},
+		{name: "resources/read", method: http.MethodPost, server: server, h: Headers{Method: "resources/read", Name: "k8s://pods/a"},
 			want: map[string]string{"x-mcp-servername": server, "x-mcp-method": "resources/read", "x-mcp-resourceuri": "k8s://pods/a"}},
-		{name: "tools/list", method: http.MethodPost, h: Headers{Method: "tools/list", Server: server},
+		{name: "tools/list", method: http.MethodPost, server: server, h: Headers{Method: "tools/list"},
 			want: map[string]string{"x-mcp-servername": server, "x-mcp-method": "tools/list"}},
-		{name: "response", method: http.MethodPost, h: Headers{Server: server},
+		{name: "response", method: http.MethodPost, server: server, h: Headers{},
 			want: map[string]string{"x-mcp-servername": server}},
-		{name: "GET", method: http.MethodGet, h: Headers{Session: "s", Server: server},
+		{name: "GET", method: http.MethodGet, server: server, h: Headers{Session: "s"},
 			want: map[string]string{"x-mcp-servername": server}},
-		{name: "DELETE", method: http.MethodDelete, h: Headers{Session: "s", Server: server},
+		{name: "DELETE", method: http.MethodDelete, server: server, h: Headers{Session: "s"},
 			want: map[string]string{"x-mcp-servername": server}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got = nil
 			switch tc.method {
 			case http.MethodPost:
-				resp, err := c.Post(t.Context(), Target{URL: srv.URL}, tc.h, []byte("{}"))
+				resp, err := c.Post(t.Context(), Target{Server: tc.server, URL: srv.URL}, tc.h, []byte("{}"))
 				if err != nil {
 					t.Fatal(err)
 				}
 				Drain(resp)
 			case http.MethodGet:
-				resp, err := c.Get(t.Context(), Target{URL: srv.URL}, tc.h)
+				resp, err := c.Get(t.Context(), Target{Server: tc.server, URL: srv.URL}, tc.h)
 				if err != nil {
 					t.Fatal(err)
 				}
 				Drain(resp)
 			case http.MethodDelete:
-				if err := c.Delete(t.Context(), Target{URL: srv.URL}, tc.h); err != nil {
+				if err := c.Delete(t.Context(), Target{Server: tc.server, URL: srv.URL}, tc.h); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -159,10 +159,10 @@ const answerDepth = 512
 
 // Headers are the per-message headers of a request to a server.
 //
-// With Server set, every request also carries the headers Kuadrant's
-// mcp-gateway sets, so that policies on the server's own route (a Kuadrant
-// AuthPolicy or RateLimitPolicy, reached when the server's URL leads back
-// through the gateway) can key on them: x-mcp-servername (Server),
+// Every request to a Target with a Server also carries the headers
+// Kuadrant's mcp-gateway sets, so that policies on the server's own route (a
+// Kuadrant AuthPolicy or RateLimitPolicy, reached when the server's URL leads
+// back through the gateway) can key on them: x-mcp-servername (Target.Server),
 // x-mcp-method (Method), and with Name, x-mcp-toolname (tools/call),
 // x-mcp-promptname (prompts/get) or x-mcp-resourceuri (resources/…). Their
 // values are the router's own, never a client's: the router builds every
@@ -175,10 +175,10 @@ type Headers struct {
 	Version string // MCP-Protocol-Version
 	Method  string // Mcp-Method, for a request or notification
 	Name    string // Mcp-Name, for tools/call, prompts/get, resources/read
-	Server  string // x-mcp-servername, the registration (namespace/name)
 }
 
-func (h Headers) set(hd http.Header) {
+// set writes h, and the x-mcp-* headers of a request to server, into hd.
+func (h Headers) set(hd http.Header, server string) {
 	if h.Auth != "" {
 		hd.Set("Authorization", h.Auth)
 	}
@@ -194,11 +194,11 @@ func (h Headers) set(hd http.Header) {
 	if h.Name != "" {
 		hd.Set("Mcp-Name", h.Name)
 	}
-	if h.Server == "" {
+	if server == "" {
 		return
 	}
 	// Keyed in canonical form: Set would canonicalize (allocate) each time.
-	hd["X-Mcp-Servername"] = []string{h.Server}
+	hd["X-Mcp-Servername"] = []string{server}
 	if h.Method != "" {
 		hd["X-Mcp-Method"] = []string{h.Method}
 	}
@@ -247,7 +247,7 @@ func (c *Client) Post(ctx context.Context, t Target, h Headers, body []byte) (*h
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
-	h.set(req.Header)
+	h.set(req.Header, t.Server)
 	resp, err := c.do(t, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: post: %w", err)
@@ -281,7 +281,7 @@ func (c *Client) Get(ctx context.Context, t Target, h Headers) (*http.Response, 
 		return nil, fmt.Errorf("upstream: get: %w", err)
 	}
 	req.Header.Set("Accept", "text/event-stream")
-	h.set(req.Header)
+	h.set(req.Header, t.Server)
 	resp, err := c.do(t, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: get: %w", err)
@@ -299,7 +299,7 @@ func (c *Client) Delete(ctx context.Context, t Target, h Headers) error {
 	if err != nil {
 		return fmt.Errorf("upstream: delete: %w", err)
 	}
-	h.set(req.Header)
+	h.set(req.Header, t.Server)
 	resp, err := c.do(t, req)
 	if err != nil {
 		return fmt.Errorf("upstream: delete: %w", err)
@@ -413,7 +413,7 @@ func SameID(a, b []byte) bool {
 // Open opens a session with the server t: initialize with version and
 // the client's capabilities and clientInfo (JSON objects; nil sends {} and
 // a clientInfo of the router's), then notifications/initialized. Both carry
-// h's Auth and Server; its other fields are Open's own.
+// h's Auth; its other fields are Open's own.
 func (c *Client) Open(ctx context.Context, t Target, h Headers, version string, capabilities, clientInfo json.RawMessage) (Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.initTTL)
 	defer cancel()
@@ -430,7 +430,7 @@ func (c *Client) Open(ctx context.Context, t Target, h Headers, version string, 
 	p = append(p, capabilities...)
 	p = append(p, `,"clientInfo":`...)
 	p = append(append(p, clientInfo...), '}')
-	res, hdr, err := c.Request(ctx, t, Headers{Auth: h.Auth, Server: h.Server}, "initialize", p)
+	res, hdr, err := c.Request(ctx, t, Headers{Auth: h.Auth}, "initialize", p)
 	if err != nil {
 		return Session{}, err
 	}
@@ -443,7 +443,7 @@ func (c *Client) Open(ctx context.Context, t Target, h Headers, version string, 
 		return Session{}, fmt.Errorf("upstream: initialize: %w: no protocolVersion", ErrAnswer)
 	}
 	s := Session{ID: hdr.Get("Mcp-Session-Id"), Version: v}
-	h = Headers{Auth: h.Auth, Session: s.ID, Version: s.Version, Method: "notifications/initialized", Server: h.Server}
+	h = Headers{Auth: h.Auth, Session: s.ID, Version: s.Version, Method: "notifications/initialized"}
 	resp, err := c.Post(ctx, t, h, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`))
 	if err != nil {
 		return Session{}, err
