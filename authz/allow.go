@@ -48,8 +48,10 @@ func (s *Server) allow(c *call, tok *exchange.Token) *Decision {
 	}
 	switch {
 	case tok != nil:
-		d.credential = assertion.CredentialHash("Bearer " + tok.AccessToken)
-		d.setHeader("authorization", "Bearer "+tok.AccessToken)
+		d.exchanged(tok)
+		auth := tok.Authorization()
+		d.credential = assertion.CredentialHash(auth)
+		d.setHeader("authorization", auth)
 	case c.attached:
 		d.Remove = append(d.Remove, "authorization")
 	}

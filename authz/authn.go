@@ -37,6 +37,9 @@ func (s *Server) authenticate(ctx context.Context, c *call) *Decision {
 func (s *Server) unauthorized(r *Request, reason string, invalid bool) *Decision {
 	d := deny(http.StatusUnauthorized, reason, codeUnauthorized)
 	d.Challenge = `Bearer resource_metadata="` + s.metadataURL(r) + `"`
+	if scope := scopeParam(s.cfg.Scopes); scope != "" {
+		d.Challenge += `, scope="` + scope + `"`
+	}
 	if invalid {
 		d.Challenge += `, error="invalid_token"`
 	}

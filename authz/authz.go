@@ -60,6 +60,10 @@ type Config struct {
 	// gateway's host names.
 	AllowedOrigins []string `yaml:"allowedOrigins" json:"allowedOrigins"`
 	AllowedHosts   []string `yaml:"allowedHosts" json:"allowedHosts"`
+	// Scopes are named in the scope parameter of the 401 challenge: the
+	// scopes a client should ask for (MCP authorization). offline_access
+	// is refused: it is never advertised. Empty: no scope parameter.
+	Scopes []string `yaml:"scopes,omitempty" json:"scopes,omitempty"`
 }
 
 // origins is c's Origin and Host allowlist.

@@ -71,7 +71,7 @@ func (s *Server) run(ctx context.Context, c *call) *Decision {
 		if c.attached && c.route == nil {
 			return deny(http.StatusForbidden, ReasonToolDenied, codeForbidden).noServer()
 		}
-		tok, d := s.upstreamToken(ctx, c, c.route)
+		tok, d := s.upstreamToken(ctx, c, c.route, nil)
 		if d != nil {
 			return d
 		}

@@ -24,7 +24,7 @@ func (s *Server) decideMessage(ctx context.Context, c *call, m *mcpparse.Message
 	if c.attached {
 		upstream = c.route
 	}
-	tok, d := s.upstreamToken(ctx, c, upstream)
+	tok, d := s.upstreamToken(ctx, c, upstream, m)
 	if d != nil {
 		d.ID = m.ID
 		if d.Reason == ReasonToolDenied {
@@ -53,6 +53,8 @@ func (s *Server) decideMessage(ctx context.Context, c *call, m *mcpparse.Message
 			}
 			d := forbidden(m, reason, detail)
 			d.cause = cause
+			s.stepUp(d, &c.req, pd)
+			d.exchanged(tok)
 			return d.about(m, srv, name)
 		}
 	}
@@ -91,7 +93,20 @@ func forbidden(m *mcpparse.Message, reason, detail string) *Decision {
 
 // input is the policy input document of one message.
 func (s *Server) input(c *call, m *mcpparse.Message, srv *registry.Server, name string, tok *exchange.Token) *policy.Input {
-	in := &policy.Input{
+	// With a profile's token, one allocation holds the input and its
+	// exchange document.
+	var in *policy.Input
+	var x *exchangeDoc
+	if tok != nil && tok.Profile != "" {
+		doc := &struct {
+			in policy.Input
+			x  exchangeDoc
+		}{}
+		in, x = &doc.in, &doc.x
+	} else {
+		in = new(policy.Input)
+	}
+	*in = policy.Input{
 		Request: policy.Request{
 			Method:  c.req.Method,
 			Path:    c.req.Path,
@@ -119,6 +134,7 @@ func (s *Server) input(c *call, m *mcpparse.Message, srv *registry.Server, name 
 	}
 	if tok != nil {
 		in.Token = tok.Claims
+		in.Exchange = x.fill(tok)
 	}
 	return in
 }

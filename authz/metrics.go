@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -97,6 +98,13 @@ func (s *Server) record(ctx context.Context, d *Decision, elapsed time.Duration)
 	}
 	if d.detail != "" {
 		attrs = append(attrs, slog.String("detail", d.detail))
+	}
+	if d.profile != "" {
+		// The exchange, never a token: each step's grant and endpoint.
+		attrs = append(attrs, slog.String("profile", d.profile), slog.String("target", d.target))
+		for i, st := range d.steps {
+			attrs = append(attrs, slog.String("step"+strconv.Itoa(i+1), st.Grant+" "+st.Endpoint))
+		}
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "decision", attrs...)
 }

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/mcp-authz/mcp-authz/exchange"
@@ -41,6 +42,7 @@ const (
 	ReasonIdPUnavailable   = "idp_unavailable"
 	ReasonExchangeDenied   = "exchange_denied" // log and metric only; the client sees deniedReason
 	ReasonExchangeFailed   = "exchange_failed"
+	ReasonTargetDenied     = "target_denied" // log and metric only; the client sees tool_denied
 	ReasonInternal         = "internal_error"
 )
 
@@ -101,6 +103,14 @@ func deniedReason(method string) string {
 // exchange_denied, goes to the decision log and the metric label only.
 // Anything else is 503: the service is down or misbehaving.
 func exchangeDenial(err error) *Decision {
+	var where string // the failing step of a profile, for the log
+	var se *exchange.StepError
+	if errors.As(err, &se) {
+		where = fmt.Sprintf(" (profile %s, step %d: %s at %s)", se.Profile, se.Step, se.Grant, se.Endpoint)
+		if se.Step == 0 {
+			where = fmt.Sprintf(" (profile %s, final token)", se.Profile)
+		}
+	}
 	var re *exchange.RetrieveError
 	if errors.As(err, &re) {
 		d := deny(http.StatusForbidden, ReasonToolDenied, codeForbidden)
@@ -109,12 +119,17 @@ func exchangeDenial(err error) *Decision {
 		if re.ErrorCode != "" {
 			d.detail += ": " + re.ErrorCode
 		}
+		d.detail += where
 		return d
 	}
+	d := deny(http.StatusServiceUnavailable, ReasonExchangeFailed, codeUnavailable)
 	if errors.Is(err, exchange.ErrUnavailable) {
-		return deny(http.StatusServiceUnavailable, ReasonIdPUnavailable, codeUnavailable)
+		d = deny(http.StatusServiceUnavailable, ReasonIdPUnavailable, codeUnavailable)
 	}
-	return deny(http.StatusServiceUnavailable, ReasonExchangeFailed, codeUnavailable)
+	if where != "" {
+		d.detail = "token service failed" + where
+	}
+	return d
 }
 
 // rpcCode is the JSON-RPC error code of a denial with the given HTTP status.

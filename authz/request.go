@@ -3,6 +3,8 @@ package authz
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/mcp-authz/mcp-authz/exchange"
 )
 
 // ContextExtensionServer is the Envoy context extension (per-route
@@ -112,6 +114,17 @@ type Decision struct {
 	// credential names the Authorization set for server (the router
 	// forwards only that one), if any.
 	credential string
+	// profile, target and steps are the exchange that made (or failed to
+	// make) the upstream token, for the decision log.
+	profile, target string
+	steps           []exchange.StepInfo
+}
+
+// exchanged notes, for the decision log, the exchange that made tok.
+func (d *Decision) exchanged(tok *exchange.Token) {
+	if tok != nil {
+		d.profile, d.target, d.steps = tok.Profile, tok.Target, tok.Steps
+	}
 }
 
 func deny(status int, reason string, code int) *Decision {

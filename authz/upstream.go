@@ -15,29 +15,29 @@ var ErrNoServer = errors.New("authz: no such server")
 
 // UpstreamAuthorization returns the Authorization header value for a call the
 // router makes itself (initialize, lists, notifications, forwarded calls) to
-// server on behalf of the caller whose Authorization header is given: a token
-// exchanged for that server. It never returns the caller's own token, which
-// is minted for the gateway, not for server: with exchange off, or identity
-// off, it returns "" and the router sends no Authorization. (The exchanged
-// token is the caller's own only when its audience is server alone, with
-// exchange's SkipWhenAudienceMatches.) With identity on, a caller token that
-// does not verify is an error.
+// server on behalf of the caller whose Authorization header is given: the
+// server registration's static credential (credentialRef) when it has one,
+// else a token exchanged for that server (its default target's profile). It
+// never returns the caller's own token, which is minted for the gateway, not
+// for server: with no credential and exchange or identity off, it returns ""
+// and the router sends no Authorization. (The exchanged token is the
+// caller's own only when its audience is server alone, with exchange's
+// SkipWhenAudienceMatches.) With identity on, a caller token that does not
+// verify is an error, credential or not.
 func (s *Server) UpstreamAuthorization(ctx context.Context, callerAuthorization, server string) (string, error) {
-	if s.verify == nil {
-		return "", nil
+	var raw string
+	var id *identity.Identity
+	if s.verify != nil {
+		var err error
+		if raw, id, err = s.caller(ctx, callerAuthorization); err != nil {
+			return "", err
+		}
 	}
-	raw, id, err := s.caller(ctx, callerAuthorization)
-	if err != nil {
+	tok, err := s.upstreamFor(ctx, s.reg.Load(), raw, id, server)
+	if err != nil || tok == nil {
 		return "", err
 	}
-	if s.xchg == nil {
-		return "", nil
-	}
-	tok, err := s.exchangeFor(ctx, s.reg.Load(), raw, id, server)
-	if err != nil {
-		return "", err
-	}
-	return "Bearer " + tok.AccessToken, nil
+	return tok.Authorization(), nil
 }
 
 // caller validates an Authorization header value.
@@ -53,34 +53,20 @@ func (s *Server) caller(ctx context.Context, authorization string) (string, *ide
 	return raw, id, nil
 }
 
-// exchangeFor exchanges the caller's token for server, as snap knows it.
-func (s *Server) exchangeFor(ctx context.Context, snap *registry.Snapshot, raw string, id *identity.Identity, server string) (*exchange.Token, error) {
+// upstreamFor is the token for server, as snap knows it, of a request that
+// names no target (lists and the router's own calls: the default target),
+// as upstreamToken makes it; nil when none is sent (id is nil with identity
+// off). A server snap does not hold is ErrNoServer when a token would be
+// exchanged for it.
+func (s *Server) upstreamFor(ctx context.Context, snap *registry.Snapshot, raw string, id *identity.Identity, server string) (*exchange.Token, error) {
+	exchanging := s.xchg != nil && id != nil
 	srv, ok := snap.Server(server)
-	if !ok {
+	switch {
+	case !ok && exchanging:
 		return nil, fmt.Errorf("%w: %q", ErrNoServer, server)
-	}
-	return s.xchg.Exchange(ctx, exchangeRequest(raw, id, srv))
-}
-
-// upstreamToken exchanges the caller's token for srv's audience when
-// exchange and identity are on and srv is not nil; else it returns nil.
-func (s *Server) upstreamToken(ctx context.Context, c *call, srv *registry.Server) (*exchange.Token, *Decision) {
-	if srv == nil || s.xchg == nil || c.caller == nil {
+	case !ok, srv.Credential == nil && !exchanging:
 		return nil, nil
 	}
-	tok, err := s.xchg.Exchange(ctx, exchangeRequest(c.raw, c.caller, srv))
-	if err != nil {
-		return nil, exchangeDenial(err)
-	}
-	return tok, nil
-}
-
-func exchangeRequest(raw string, id *identity.Identity, srv *registry.Server) exchange.Request {
-	return exchange.Request{
-		SubjectToken:    raw,
-		SubjectExpiry:   id.Expiry,
-		SubjectAudience: id.Audience,
-		Audience:        srv.Audience,
-		Scopes:          srv.Scopes,
-	}
+	name, t, _ := srv.Target("")
+	return s.tokenFor(ctx, raw, id, srv, name, t)
 }

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/internal/field"
@@ -17,6 +18,14 @@ func (c Config) Validate() error {
 	}
 	if c.DecisionLogEvery < 0 {
 		errs = append(errs, field.Errorf("decisionLogEvery", "must not be negative, is %d", c.DecisionLogEvery))
+	}
+	for i, sc := range c.Scopes {
+		switch {
+		case sc == "offline_access":
+			errs = append(errs, field.Errorf(fmt.Sprintf("scopes[%d]", i), "offline_access is never advertised"))
+		case !scopeToken(sc):
+			errs = append(errs, field.Errorf(fmt.Sprintf("scopes[%d]", i), "%q is not an RFC 6749 scope token", sc))
+		}
 	}
 	if c.AssertionKeyFile != "" {
 		if _, err := assertion.LoadKey(c.AssertionKeyFile); err != nil {

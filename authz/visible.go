@@ -142,17 +142,17 @@ func (s *Server) visible(ctx context.Context, filter filterer, snap *registry.Sn
 		}
 		srvIn := *in
 		srvIn.MCP.Server = targets[start].Server
-		if s.xchg != nil && id != nil {
-			tok, err := s.exchangeFor(ctx, snap, raw, id, targets[start].Server)
-			var re *exchange.RetrieveError
-			switch {
-			case errors.As(err, &re), errors.Is(err, ErrNoServer):
-				start = end
-				continue
-			case err != nil:
-				return nil, err
-			}
+		tok, err := s.upstreamFor(ctx, snap, raw, id, targets[start].Server)
+		var re *exchange.RetrieveError
+		switch {
+		case errors.As(err, &re), errors.Is(err, ErrNoServer):
+			start = end
+			continue
+		case err != nil:
+			return nil, err
+		case tok != nil:
 			srvIn.Token = tok.Claims
+			srvIn.Exchange = new(exchangeDoc).fill(tok)
 		}
 		copy(out[start:end], filter.Filter(ctx, &srvIn, targets[start:end]))
 		start = end

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -183,7 +184,9 @@ func (f *File) Validate() error {
 		if f.Identity == nil {
 			errs = append(errs, field.Errorf("exchange", "needs identity: the exchanged token is validated against its issuer"))
 		}
+		errs = append(errs, f.checkProfiles()...)
 	}
+	errs = append(errs, f.checkServerProfiles()...)
 	if f.Kubernetes != nil {
 		errs = append(errs, field.Under("kubernetes", f.Kubernetes.Validate()))
 	}
@@ -254,6 +257,22 @@ func (f *File) resolve() {
 	}
 	if f.Exchange != nil {
 		f.Exchange.ClientSecretFile = f.Path(f.Exchange.ClientSecretFile)
+		for name, p := range f.Exchange.Profiles {
+			p.CAFile = f.Path(p.CAFile)
+			if p.Static != nil {
+				st := *p.Static
+				st.SecretFile = f.Path(st.SecretFile)
+				p.Static = &st
+			}
+			p.Steps = slices.Clone(p.Steps)
+			for i := range p.Steps {
+				s := &p.Steps[i]
+				for _, file := range []*string{&s.ClientSecretFile, &s.PrivateKeyFile, &s.FederatedTokenFile, &s.ActorTokenFile} {
+					*file = f.Path(*file)
+				}
+			}
+			f.Exchange.Profiles[name] = p
+		}
 	}
 	if f.Kubernetes != nil {
 		f.Kubernetes.Kubeconfig = f.Path(f.Kubernetes.Kubeconfig)
@@ -267,4 +286,63 @@ func (f *File) Path(p string) string {
 		return p
 	}
 	return filepath.Join(f.Dir, p)
+}
+
+// checkServerProfiles reports servers and targets naming an exchange
+// profile the exchange section does not define, and profiles named with no
+// exchange section at all.
+func (f *File) checkServerProfiles() []error {
+	var errs []error
+	check := func(path, name string) {
+		if name == "" {
+			name = exchange.DefaultProfile
+		}
+		switch {
+		case f.Exchange == nil && name != exchange.DefaultProfile:
+			errs = append(errs, field.Errorf(path, "%q: no exchange section defines profiles", name))
+		case f.Exchange != nil && !f.Exchange.HasProfile(name):
+			if name == exchange.DefaultProfile {
+				errs = append(errs, field.Errorf(path, "no profile named and exchange has no default profile (tokenURL): name one of exchange.profiles"))
+			} else {
+				errs = append(errs, field.Errorf(path, "%q is not a profile of exchange.profiles", name))
+			}
+		}
+	}
+	for i, s := range f.Servers {
+		at := fmt.Sprintf("servers[%d]", i)
+		if s.Targets == nil {
+			check(at+".exchange", s.Exchange)
+			continue
+		}
+		if s.Exchange != "" {
+			errs = append(errs, field.Errorf(at+".exchange", "a server with targets names its profiles per target"))
+		}
+		for _, v := range slices.Sorted(maps.Keys(s.Targets.Values)) {
+			check(at+".targets.values."+v+".exchange", s.Targets.Values[v].Exchange)
+		}
+	}
+	return errs
+}
+
+// checkProfiles refuses a profile whose final token the caller verifier
+// would accept: a token minted for an upstream must never pass as a
+// caller's credential.
+func (f *File) checkProfiles() []error {
+	if f.Identity == nil {
+		return nil
+	}
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(f.Exchange.Profiles)) {
+		e := f.Exchange.Profiles[name].Expect
+		if e == nil {
+			continue
+		}
+		for _, iss := range f.Identity.Issuers {
+			if iss.IssuerURL == e.Issuer && slices.Contains(iss.Audiences, e.Audience) {
+				errs = append(errs, field.Errorf("exchange.profiles."+name+".expect.audience",
+					"%q of %s is also accepted from callers (identity.issuers): a token made for an upstream would pass as a caller's", e.Audience, e.Issuer))
+			}
+		}
+	}
+	return errs
 }

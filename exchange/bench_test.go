@@ -50,7 +50,7 @@ func BenchmarkExchangeMiss(b *testing.B) {
 		b.Fatal(err)
 	}
 	x := newClient(b, s, func(c *Config) { c.CacheSize = -1 })
-	x.verifier = v
+	x.profiles[DefaultProfile].verify = v.VerifyAudience
 	r := request(s)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -452,8 +452,8 @@ func TestNew(t *testing.T) {
 			if err != nil && strings.Contains(err.Error(), "s3cret") {
 				t.Errorf("error %q holds the secret", err)
 			}
-			if err == nil && x.secret != "s3cret" {
-				t.Errorf("secret read as %q", x.secret)
+			if err == nil && defaultSecret(x) != "s3cret" {
+				t.Errorf("secret read as %q", defaultSecret(x))
 			}
 		})
 	}
@@ -495,4 +495,9 @@ func TestPack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// defaultSecret is the client secret of x's default profile.
+func defaultSecret(x *Client) string {
+	return x.profiles[DefaultProfile].steps[0].cred.(*secretCredential).secret
 }

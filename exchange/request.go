@@ -9,8 +9,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"golang.org/x/oauth2"
 )
 
 // maxResponseBytes bounds a token-endpoint answer.
@@ -29,37 +27,69 @@ type response struct {
 	expiresIn time.Duration
 }
 
-// post makes the exchange request and checks the answer's shape.
-func (c *Client) post(ctx context.Context, r Request, scopes []string) (*response, error) {
-	form := url.Values{
-		"grant_type":           {grantType},
-		"subject_token":        {r.SubjectToken},
-		"subject_token_type":   {TokenTypeAccessToken},
-		"requested_token_type": {c.requested},
-		"audience":             {r.Audience},
+// Grant types of the token requests.
+const (
+	grantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+)
+
+// post makes the step's token request with subject (of subjectType) as
+// its input and checks the answer's shape. scopes override the step's own
+// when not nil (the default profile's Request.Scopes).
+func (s *step) post(ctx context.Context, subject, subjectType string, r Request, scopes []string, now time.Time) (*response, error) {
+	if scopes == nil {
+		scopes = s.scopes
+	}
+	form := url.Values{}
+	switch s.grant {
+	case GrantJWTBearer:
+		form.Set("grant_type", grantTypeJWTBearer)
+		form.Set("assertion", subject)
+		if s.audience != "" {
+			form.Set("audience", s.audience)
+		}
+	default:
+		audience := s.audience
+		if audience == "" {
+			audience = r.Audience
+		}
+		form.Set("grant_type", grantType)
+		form.Set("subject_token", subject)
+		form.Set("subject_token_type", subjectType)
+		form.Set("requested_token_type", s.requested)
+		form.Set("audience", audience)
+		if s.actorFile != "" {
+			actor, err := readFile(s.actorFile)
+			if err != nil {
+				return nil, fmt.Errorf("%w: actor token: %w", ErrUnavailable, err)
+			}
+			form.Set("actor_token", actor)
+			form.Set("actor_token_type", s.actorType)
+		}
 	}
 	if len(scopes) > 0 {
 		form.Set("scope", strings.Join(scopes, " "))
 	}
-	if r.Resource != "" {
-		form.Set("resource", r.Resource)
+	resource := s.resource
+	if resource == "" {
+		resource = r.Resource
 	}
-	if c.authStyle == oauth2.AuthStyleInParams {
-		form.Set("client_id", c.clientID)
-		form.Set("client_secret", c.secret)
+	if resource != "" {
+		form.Set("resource", resource)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.tokenURL, strings.NewReader(form.Encode()))
+	h := http.Header{}
+	if err := s.cred.apply(form, h, now); err != nil {
+		return nil, fmt.Errorf("%w: client authentication: %w", ErrUnavailable, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.tokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, fmt.Errorf("%w: building the request", ErrUnavailable)
 	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	if c.authStyle == oauth2.AuthStyleInHeader {
-		// RFC 6749 section 2.3.1: id and secret are form-urlencoded
-		// before they are joined and base64-encoded.
-		req.SetBasicAuth(url.QueryEscape(c.clientID), url.QueryEscape(c.secret))
-	}
-	resp, err := c.client.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, cause(ctx, err))
 	}
@@ -71,7 +101,7 @@ func (c *Client) post(ctx context.Context, r Request, scopes []string) (*respons
 	if len(body) > maxResponseBytes {
 		return nil, fmt.Errorf("%w: answer over %d bytes", ErrUnavailable, maxResponseBytes)
 	}
-	return parse(resp.StatusCode, body, r.SubjectToken, c.requested)
+	return parse(resp.StatusCode, body, subject, s.issued)
 }
 
 // cause is a safe description of a transport error: url.Error carries

@@ -51,6 +51,8 @@ import (
 //	cluster b: issuer domain-b, audience kubernetes (what domain B's jwt-bearer
 //	           grant issues), user "domain-b:<preferred_username>";
 //	           ClusterRoleBinding pod-lister to Group domain-b:cluster-b-viewers.
+//	           Realm B gains user bob.builder, linked to domain A's bob and in
+//	           no group: authenticated at cluster b, refused by its RBAC.
 //
 // Each cluster holds namespace team-<name> with two Pods (objects only:
 // envtest has no kubelet), writes an audit log, and sits behind a recording
@@ -223,6 +225,10 @@ func (d *trustDomains) start() error {
 	if err != nil {
 		return err
 	}
+	// bob of domain A is bob.builder here, in no group: cluster b
+	// authenticates him and its RBAC refuses him.
+	b.Users = append(b.Users, devidp.User{Username: "bob.builder", Password: "bob.builder",
+		FederatedIdentities: map[string]string{realmA: "bob"}})
 	d.caFile = filepath.Join(d.dir, "devidp-ca.pem")
 	s, err := devidp.NewServer(devidp.ServerConfig{Realms: []devidp.Config{a, b}, TLS: &devidp.TLSConfig{CAFile: d.caFile}}, "127.0.0.1:0")
 	if err != nil {

@@ -69,6 +69,11 @@ type Config struct {
 	// RetryInterval is the wait before reconnecting after the API server could not
 	// be reached or the watch stopped; 0 means 5s.
 	RetryInterval time.Duration `yaml:"retryInterval,omitempty" json:"retryInterval,omitempty"`
+	// Profiles are the names of the exchange profiles mcp-authz defines
+	// (exchange.profiles), which an MCPAuthPolicy's tokenExchange.profile may name;
+	// set by the process from its exchange configuration. Empty: a policy naming a
+	// profile is refused.
+	Profiles []string `yaml:"-" json:"-"`
 	// Logger receives the controllers' logs; nil means slog.Default().
 	Logger *slog.Logger `yaml:"-" json:"-"`
 }

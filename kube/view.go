@@ -151,6 +151,7 @@ func (s *Source) compute(in *inputs) *view {
 				c.server.Audience = o.audience
 			}
 			c.server.Scopes = o.scopes
+			c.server.Exchange = o.profile
 		}
 		v.servers = append(v.servers, c.server)
 	}
@@ -455,6 +456,7 @@ func conflict(accepted []candidate, c candidate) (reason, msg string) {
 type exchangeOverride struct {
 	audience string
 	scopes   []string
+	profile  string
 	rank     int
 }
 
@@ -506,16 +508,49 @@ func (s *Source) policies(in *inputs, accepted []candidate, v *view) map[string]
 			inForce.Message = applies
 			v.polStatus[key] = policyStatus{condition(ConditionAccepted, metav1.ConditionTrue, ReasonAccepted, applies, gen), inForce}
 		}
-		if te := p.Spec.TokenExchange; te != nil && (te.Audience != "" || len(te.Scopes) > 0) {
+		if te := p.Spec.TokenExchange; te != nil && (te.Audience != "" || len(te.Scopes) > 0 || te.Profile != "") {
+			refused, why := s.refusedProfile(te.Profile, accepted, servers)
 			for _, name := range servers {
-				if o, ok := overrides[name]; !ok || rank > o.rank {
-					overrides[name] = exchangeOverride{te.Audience, slices.Clone(te.Scopes), rank}
+				if slices.Contains(refused, name) {
+					continue
 				}
+				if o, ok := overrides[name]; !ok || rank > o.rank {
+					overrides[name] = exchangeOverride{te.Audience, slices.Clone(te.Scopes), te.Profile, rank}
+				}
+			}
+			if len(refused) > 0 {
+				// The rules stay in force (they only ever deny more); the
+				// refused servers keep their token as it was.
+				st := v.polStatus[key]
+				st.accepted = condition(ConditionAccepted, metav1.ConditionFalse, ReasonInvalid, why, gen)
+				v.polStatus[key] = st
 			}
 		}
 	}
 	s.prune(pols)
 	return overrides
+}
+
+// refusedProfile lists the servers a policy's tokenExchange.profile cannot
+// apply to, and why: a profile mcp-authz does not define (every server), or
+// servers whose registration's credentialRef is their upstream credential (a
+// server takes one or the other). None when it applies.
+func (s *Source) refusedProfile(profile string, accepted []candidate, servers []string) (refused []string, why string) {
+	if profile == "" {
+		return nil, ""
+	}
+	if !slices.Contains(s.cfg.Profiles, profile) {
+		return servers, fmt.Sprintf("spec.tokenExchange.profile %q is not a profile of mcp-authz's exchange.profiles; the targeted servers keep their token and the rules apply", profile)
+	}
+	for _, c := range accepted {
+		if c.server.Credential != nil && slices.Contains(servers, c.server.Name) {
+			refused = append(refused, c.server.Name)
+		}
+	}
+	if len(refused) == 0 {
+		return nil, ""
+	}
+	return refused, fmt.Sprintf("spec.tokenExchange.profile cannot apply to %s: a registration's credentialRef is its server's upstream credential, and a server takes one or the other; they keep the credentialRef and the rules apply", strings.Join(refused, ", "))
 }
 
 // targets lists the accepted servers a policy applies to, sorted, and the rank of

@@ -212,6 +212,80 @@ func TestComputeAudiencePrecedence(t *testing.T) {
 	}
 }
 
+// TestComputeProfile: a policy's tokenExchange.profile names the targeted
+// servers' exchange profile; one mcp-authz does not define, or one for a
+// server whose registration has a credentialRef, is refused (Accepted False,
+// Invalid, naming why) while its rules stay in force and the servers keep
+// what they had.
+func TestComputeProfile(t *testing.T) {
+	keyed := reg("a", "k", "k_", "rk", 2)
+	keyed.Spec.CredentialRef = &mcpv1.SecretReference{Name: "api-key"}
+	in := newInputs([]mcpv1.MCPServerRegistration{reg("a", "m", "m_", "r", 1), keyed},
+		[]*gwv1.HTTPRoute{rt("a", "r", "s"), rt("a", "rk", "sk")}, []*corev1.Service{svc("a", "s"), svc("a", "sk")})
+	in.secrets = map[types.NamespacedName]*corev1.Secret{{Namespace: "a", Name: "api-key"}: {
+		ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "api-key", Labels: map[string]string{SecretLabel: "true"}},
+		Data:       map[string][]byte{"token": []byte("Bearer key")}}}
+	pol := func(kind, target, profile string) authzv1alpha1.MCPAuthPolicy {
+		group := gatewayGroup
+		if kind == kindMCPServer {
+			group = mcpGroup
+		}
+		return authzv1alpha1.MCPAuthPolicy{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "p", UID: "p", Generation: 1, CreationTimestamp: metav1.NewTime(t0)},
+			Spec: authzv1alpha1.MCPAuthPolicySpec{
+				TargetRef:     authzv1alpha1.PolicyTargetReference{Group: group, Kind: kind, Name: target},
+				Rules:         []authzv1alpha1.Rule{{Name: "r", CEL: "true"}},
+				TokenExchange: &authzv1alpha1.TokenExchange{Profile: profile},
+			},
+		}
+	}
+	tests := []struct {
+		name     string
+		policy   authzv1alpha1.MCPAuthPolicy
+		profiles []string
+		want     map[string]string // server -> Exchange
+		invalid  string            // in the Accepted message; "" Accepted
+	}{
+		{name: "a defined profile", policy: pol(kindMCPServer, "m", "spoke"), profiles: []string{"hub", "spoke"},
+			want: map[string]string{"a/m": "spoke", "a/k": ""}},
+		{name: "an undefined profile", policy: pol(kindMCPServer, "m", "spok"), profiles: []string{"hub", "spoke"},
+			want: map[string]string{"a/m": "", "a/k": ""}, invalid: `spec.tokenExchange.profile "spok" is not a profile of mcp-authz's exchange.profiles`},
+		{name: "no profiles defined", policy: pol(kindMCPServer, "m", "spoke"),
+			want: map[string]string{"a/m": "", "a/k": ""}, invalid: "is not a profile"},
+		{name: "a server with a credentialRef keeps it", policy: pol(kindGateway, "gw", "spoke"), profiles: []string{"spoke"},
+			want: map[string]string{"a/m": "spoke", "a/k": ""}, invalid: "cannot apply to a/k: a registration's credentialRef is its server's upstream credential"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in.policies = []authzv1alpha1.MCPAuthPolicy{tt.policy}
+			v := newSource(t, Config{Profiles: tt.profiles}).compute(in)
+			got := map[string]string{}
+			for _, s := range v.servers {
+				got[s.Name] = s.Exchange
+				if s.Name == "a/k" && s.Credential == nil {
+					t.Error("a/k lost its credential")
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("servers' profiles (-want +got):\n%s", diff)
+			}
+			if _, err := registry.NewSnapshot(v.servers); err != nil {
+				t.Errorf("the view's servers do not make a snapshot: %v", err)
+			}
+			st := v.polStatus[types.NamespacedName{Namespace: "a", Name: "p"}]
+			switch {
+			case tt.invalid == "" && st.accepted.Status != metav1.ConditionTrue:
+				t.Errorf("Accepted %+v, want True", st.accepted)
+			case tt.invalid != "" && (st.accepted.Status != metav1.ConditionFalse || st.accepted.Reason != ReasonInvalid || !strings.Contains(st.accepted.Message, tt.invalid)):
+				t.Errorf("Accepted %+v, want False/Invalid containing %q", st.accepted, tt.invalid)
+			}
+			if st.enforced.Status != metav1.ConditionTrue || len(v.policies) != 1 {
+				t.Errorf("Enforced %+v with %d rules, want the rules in force", st.enforced, len(v.policies))
+			}
+		})
+	}
+}
+
 // BenchmarkCompute measures one full rebuild, what every watch event costs.
 func BenchmarkCompute(b *testing.B) {
 	const n = 500

@@ -29,6 +29,7 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 		cel.Variable("identity", doc),
 		cel.Variable("jwt", doc),
 		cel.Variable("token", doc),
+		cel.Variable("exchange", doc),
 		cel.OptionalTypes(),
 		cel.CrossTypeNumericComparisons(true),
 		cel.ParserExpressionSizeLimit(64<<10),
@@ -115,6 +116,11 @@ func (a *celActivation) ResolveName(name string) (any, bool) {
 			d.celToken = d.celClaims(d.in.Token)
 		}
 		return d.celToken, true
+	case "exchange":
+		if d.celExchange == nil {
+			d.celExchange = celValue(d.exchangeDoc())
+		}
+		return d.celExchange, true
 	}
 	return nil, false
 }

@@ -52,7 +52,7 @@ allow := {"allow": true} if "admins" in input.identity.groups
 		{Server: server, Tool: "pods_exec"},
 	}))
 	// Output:
-	// {Allow:true Reason:allowed Policy:admins-delete}
-	// {Allow:false Reason:admins_only Policy:admins-delete}
+	// {Allow:true Reason:allowed Policy:admins-delete Scopes:[]}
+	// {Allow:false Reason:admins_only Policy:admins-delete Scopes:[]}
 	// [true false false]
 }

@@ -24,6 +24,28 @@ type Input struct {
 	MCP      MCP            `json:"mcp"`
 	Identity map[string]any `json:"identity"` // claims of the validated caller token
 	Token    map[string]any `json:"token"`    // claims of the exchanged token; empty when none
+	// Exchange is how the token was made; nil (an empty object to
+	// policies) when none was.
+	Exchange *Exchange `json:"exchange,omitempty"`
+}
+
+// Exchange describes the making of the upstream token, never a token.
+type Exchange struct {
+	// Profile is the exchange profile ("default" for the top-level keys).
+	Profile string `json:"profile"`
+	// Target is the server's target the token is for ("" for none).
+	Target string `json:"target"`
+	// Steps are the profile's token-endpoint calls, in order; empty for a
+	// static credential.
+	Steps []ExchangeStep `json:"steps"`
+}
+
+// ExchangeStep is one token-endpoint call of a profile.
+type ExchangeStep struct {
+	// Grant is "token-exchange" or "jwt-bearer".
+	Grant string `json:"grant"`
+	// Endpoint is the token URL.
+	Endpoint string `json:"endpoint"`
 }
 
 // Request is the HTTP request that carried the MCP message.
@@ -123,8 +145,10 @@ type doc struct {
 	celRequest, celIdentity, celToken any
 
 	// Rego: the parts reused across Filter targets, and the whole input.
-	regoRequest, regoIdentity, regoToken ast.Value
-	regoInput                            ast.Value
+	celExchange any
+
+	regoRequest, regoIdentity, regoToken, regoExchange ast.Value
+	regoInput                                          ast.Value
 }
 
 func newDoc(in *Input) *doc {
@@ -214,4 +238,17 @@ func claims(c map[string]any) map[string]any {
 		return map[string]any{}
 	}
 	return c
+}
+
+// exchangeDoc is the exchange document as native values; empty when none.
+func (d *doc) exchangeDoc() map[string]any {
+	e := d.in.Exchange
+	if e == nil {
+		return map[string]any{}
+	}
+	steps := make([]any, len(e.Steps))
+	for i, s := range e.Steps {
+		steps[i] = map[string]any{"grant": s.Grant, "endpoint": s.Endpoint}
+	}
+	return map[string]any{"profile": e.Profile, "target": e.Target, "steps": steps}
 }

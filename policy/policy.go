@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 )
@@ -17,6 +18,9 @@ const (
 	ReasonToolDenied  = "tool_denied"  // a policy evaluated to false
 	ReasonPolicyError = "policy_error" // a policy failed to evaluate: denied
 	ReasonNoPolicy    = "no_policy"    // no policy applies: Config.Default decided
+	// ReasonInsufficientScope is a denial that more scopes would turn
+	// into an allow (step-up): Decision.Scopes names them.
+	ReasonInsufficientScope = "insufficient_scope"
 )
 
 // Policy is one named rule, written in exactly one of CEL, Rego or a file.
@@ -38,6 +42,13 @@ type Policy struct {
 	// value is a boolean or an object {"allow": bool, "reason": string}.
 	// Rego only.
 	Query string `yaml:"query,omitempty" json:"query,omitempty"`
+	// StepUpScopes, when set, makes a denial by this policy a step-up:
+	// reason insufficient_scope, and a 403 whose WWW-Authenticate asks for
+	// these scopes. Write the check that a token carries them as a policy
+	// of its own. (A Rego policy may instead return {"allow": false,
+	// "reason": "insufficient_scope", "scopes": [...]}.) offline_access is
+	// refused: it is never asked for.
+	StepUpScopes []string `yaml:"stepUpScopes,omitempty" json:"stepUpScopes,omitempty"`
 }
 
 // Config is a set of policies and what to do when none applies.
@@ -78,6 +89,9 @@ type Decision struct {
 	// Policy names the policy that decided: the one that denied, or the last one
 	// that allowed; "" when Config.Default decided.
 	Policy string
+	// Scopes are the scopes a denial with ReasonInsufficientScope asks for
+	// (step-up); nil otherwise.
+	Scopes []string
 }
 
 // evaluator is one compiled policy.
@@ -89,7 +103,8 @@ type evaluator interface {
 }
 
 type compiled struct {
-	name string
+	name   string
+	stepUp []string // Policy.StepUpScopes
 	evaluator
 }
 
@@ -139,7 +154,10 @@ func Compile(c Config) (*Set, error) {
 		if err != nil {
 			return nil, fmt.Errorf("policy: compile %q: %w", p.Name, err)
 		}
-		cp := compiled{name: p.Name, evaluator: ev}
+		if err := checkScopes(p.StepUpScopes); err != nil {
+			return nil, fmt.Errorf("policy: compile %q: stepUpScopes: %w", p.Name, err)
+		}
+		cp := compiled{name: p.Name, evaluator: ev, stepUp: slices.Clone(p.StepUpScopes)}
 		global, servers, err := scope(p.Servers)
 		if err != nil {
 			return nil, fmt.Errorf("policy: compile %q: %w", p.Name, err)
@@ -267,6 +285,12 @@ func decide(ctx context.Context, ps []compiled, d *doc) Decision {
 		}
 		dec.Policy = p.name
 		if !dec.Allow {
+			if len(p.stepUp) > 0 && dec.Reason != ReasonPolicyError {
+				dec.Reason, dec.Scopes = ReasonInsufficientScope, p.stepUp
+			}
+			if dec.Reason != ReasonInsufficientScope {
+				dec.Scopes = nil
+			}
 			return dec
 		}
 		last = dec
@@ -385,4 +409,32 @@ func (d *doc) setTarget(t *Target, method string) {
 		td.entry["uri"] = t.Resource
 	}
 	d.mcp, d.regoInput = td.m, nil
+}
+
+// checkScopes refuses scopes that are not RFC 6749 scope tokens, and
+// offline_access, which is never asked for.
+func checkScopes(scopes []string) error {
+	for _, sc := range scopes {
+		if sc == "offline_access" {
+			return errors.New("offline_access is never asked for")
+		}
+		if !scopeToken(sc) {
+			return fmt.Errorf("%q is not an RFC 6749 scope token", sc)
+		}
+	}
+	return nil
+}
+
+// scopeToken reports whether s is 1 to 128 of RFC 6749's NQCHAR (%x21 /
+// %x23-5B / %x5D-7E).
+func scopeToken(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }

@@ -264,7 +264,7 @@ func TestDecide(t *testing.T) {
 			tt.policy.Name = "p"
 			s := mustCompile(t, Config{Policies: []Policy{tt.policy}})
 			tt.want.Policy = "p"
-			if got := s.Decide(t.Context(), tt.in); got != tt.want {
+			if got := s.Decide(t.Context(), tt.in); !cmp.Equal(got, tt.want) {
 				t.Errorf("Decide = %+v, want %+v", got, tt.want)
 			}
 		})
@@ -352,7 +352,7 @@ func TestDecideScopes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := mustCompile(t, tt.config)
 			in := &Input{MCP: MCP{Method: "tools/call", Server: tt.server}}
-			if got := s.Decide(t.Context(), in); got != tt.want {
+			if got := s.Decide(t.Context(), in); !cmp.Equal(got, tt.want) {
 				t.Errorf("Decide = %+v, want %+v", got, tt.want)
 			}
 		})
@@ -418,11 +418,11 @@ func TestCompileFiles(t *testing.T) {
 		t.Run(file, func(t *testing.T) {
 			s := mustCompile(t, Config{BaseDir: dir, Policies: []Policy{{Name: "roles", File: file}}})
 			in := toolCall("pods_list", "pods_list")
-			if got, want := s.Decide(t.Context(), in), (Decision{Allow: true, Reason: ReasonAllowed, Policy: "roles"}); got != want {
+			if got, want := s.Decide(t.Context(), in), (Decision{Allow: true, Reason: ReasonAllowed, Policy: "roles"}); !cmp.Equal(got, want) {
 				t.Errorf("pods_list: Decide = %+v, want %+v", got, want)
 			}
 			in = toolCall("pods_delete", "pods_list")
-			if got, want := s.Decide(t.Context(), in), (Decision{Reason: ReasonToolDenied, Policy: "roles"}); got != want {
+			if got, want := s.Decide(t.Context(), in), (Decision{Reason: ReasonToolDenied, Policy: "roles"}); !cmp.Equal(got, want) {
 				t.Errorf("pods_delete: Decide = %+v, want %+v", got, want)
 			}
 		})
@@ -498,7 +498,7 @@ func TestFilter(t *testing.T) {
 func TestEngine(t *testing.T) {
 	var e Engine
 	in := toolCall("x")
-	if got, want := e.Decide(t.Context(), in), (Decision{Reason: ReasonNoPolicy}); got != want {
+	if got, want := e.Decide(t.Context(), in), (Decision{Reason: ReasonNoPolicy}); !cmp.Equal(got, want) {
 		t.Errorf("zero Engine: Decide = %+v, want %+v", got, want)
 	}
 	if got := e.Filter(t.Context(), in, []Target{{Server: kube, Tool: "x"}}); !cmp.Equal(got, []bool{false}) {

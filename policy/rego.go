@@ -113,6 +113,7 @@ func regoDecision(v any) Decision {
 	var (
 		allow  bool
 		reason string
+		scopes []string
 	)
 	switch v := v.(type) {
 	case bool:
@@ -130,6 +131,24 @@ func regoDecision(v any) Decision {
 			}
 			reason = s
 		}
+		if sc, present := v["scopes"]; present {
+			list, ok := sc.([]any)
+			if !ok || allow || len(list) == 0 {
+				return Decision{Reason: ReasonPolicyError}
+			}
+			for _, x := range list {
+				s, ok := x.(string)
+				if !ok || !scopeToken(s) {
+					return Decision{Reason: ReasonPolicyError}
+				}
+				if s != "offline_access" {
+					scopes = append(scopes, s)
+				}
+			}
+			if reason == "" {
+				reason = ReasonInsufficientScope
+			}
+		}
 	default:
 		return Decision{Reason: ReasonPolicyError}
 	}
@@ -140,7 +159,10 @@ func regoDecision(v any) Decision {
 	default:
 		reason = ReasonToolDenied
 	}
-	return Decision{Allow: allow, Reason: reason}
+	if reason != ReasonInsufficientScope {
+		scopes = nil
+	}
+	return Decision{Allow: allow, Reason: reason, Scopes: scopes}
 }
 
 // validReason reports whether a policy-returned reason may serve as a reason
@@ -176,12 +198,14 @@ func (d *doc) regoValue() ast.Value {
 		})
 		d.regoIdentity = ast.LazyObject(claims(d.in.Identity))
 		d.regoToken = ast.LazyObject(claims(d.in.Token))
+		d.regoExchange = ast.LazyObject(d.exchangeDoc())
 	}
 	d.regoInput = ast.LazyObject(map[string]any{
 		"request":  d.regoRequest,
 		"mcp":      d.mcpDoc(),
 		"identity": d.regoIdentity,
 		"token":    d.regoToken,
+		"exchange": d.regoExchange,
 	})
 	return d.regoInput
 }

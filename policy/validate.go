@@ -41,6 +41,11 @@ func (c Config) Validate() error {
 				errs = append(errs, field.Errorf(at(fmt.Sprintf(".servers[%d]", k)), "empty name"))
 			}
 		}
+		for k, sc := range p.StepUpScopes {
+			if err := checkScopes([]string{sc}); err != nil {
+				errs = append(errs, &field.Error{Path: at(fmt.Sprintf(".stepUpScopes[%d]", k)), Err: err})
+			}
+		}
 		errs = append(errs, c.validateSource(p, at))
 	}
 	return errors.Join(errs...)

@@ -4,10 +4,12 @@ package registry
 import (
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Server is one registered MCP server.
@@ -33,14 +35,24 @@ type Server struct {
 	// ResourcePrefixes are the resource URI prefixes the server owns; no two servers may
 	// own overlapping prefixes.
 	ResourcePrefixes []string `yaml:"resourcePrefixes,omitempty" json:"resourcePrefixes,omitempty"`
+	// Exchange names the exchange profile that makes the server's token; "" means the
+	// default profile (exchange's top-level keys). With Targets, it is used for nothing
+	// that names a target: each target names its own.
+	Exchange string `yaml:"exchange,omitempty" json:"exchange,omitempty"`
+	// Targets, when set, picks the profile per call from one tool argument, for a
+	// server that fronts several targets behind one endpoint (kubernetes-mcp-server's
+	// context argument).
+	Targets *Targets `yaml:"targets,omitempty" json:"targets,omitempty"`
 
 	// What an MCPServerRegistration says beyond where the server is (Kuadrant's
 	// credentialRef, caCertSecretRef, userSpecificList, category, hint and tags).
 	// The data plane must honour each one; see docs/kuadrant.md.
 
 	// Credential is a static credential for the upstream: the whole value of the
-	// Authorization header sent to it (Kuadrant's credentialRef). It never prints or
-	// marshals its value. Only the kube source sets it.
+	// Authorization header sent to it (Kuadrant's credentialRef), sent as a static
+	// exchange profile's is, whether callers are identified or not. It excludes
+	// Exchange and Targets. It never prints or marshals its value. Only the kube
+	// source sets it.
 	Credential *Credential `yaml:"-" json:"-"`
 	// CACert is a PEM bundle of the CAs that the upstream's TLS certificate must chain
 	// to, instead of the system roots; it requires an https URL. Only the kube source
@@ -53,6 +65,39 @@ type Server struct {
 	Category []string `yaml:"category,omitempty" json:"category,omitempty"`
 	Hint     string   `yaml:"hint,omitempty" json:"hint,omitempty"`
 	Tags     []string `yaml:"tags,omitempty" json:"tags,omitempty"`
+}
+
+// Targets maps the values of one tool argument to exchange profiles.
+type Targets struct {
+	// Argument is the tools/call argument that names the target, matched as argument
+	// keys are (folded: "Context" and "context" are one). Required.
+	Argument string `yaml:"argument" json:"argument"`
+	// Default is the target of a call without the argument and of every request that
+	// names no tool (lists, initialize); it must be a key of Values. Required.
+	Default string `yaml:"default" json:"default"`
+	// Values maps each allowed value to its target. A value not here is denied like an
+	// unknown tool.
+	Values map[string]Target `yaml:"values" json:"values"`
+}
+
+// Target is one target of a server.
+type Target struct {
+	// Exchange names the exchange profile of the target's token; "" means the default.
+	Exchange string `yaml:"exchange" json:"exchange"`
+}
+
+// Target returns the target named by value (value "" is Default) and its name; ok is
+// false for a value with no target. A server without Targets has one target, "", of its
+// own Exchange.
+func (s *Server) Target(value string) (name string, t Target, ok bool) {
+	if s.Targets == nil {
+		return "", Target{Exchange: s.Exchange}, value == ""
+	}
+	if value == "" {
+		value = s.Targets.Default
+	}
+	t, ok = s.Targets.Values[value]
+	return value, t, ok
 }
 
 // Credential is a static upstream credential. It prints, logs and marshals as where
@@ -151,6 +196,11 @@ func check(s Server) (Server, []problem) {
 		// Never quote the value.
 		add("credential", "%s is not a valid header value", s.Credential.Source())
 	}
+	if s.Credential != nil && (s.Exchange != "" || s.Targets != nil) {
+		// One way to the upstream's Authorization: the registration's own
+		// credential, or the profile's token, never a guess between them.
+		add("credential", "%s and an exchange profile or targets both make the upstream's Authorization: set one", s.Credential.Source())
+	}
 	if len(s.CACert) > 0 {
 		if u, err := url.Parse(s.URL); err == nil && u.Scheme != "https" {
 			add("caCert", "needs an https url")
@@ -177,6 +227,28 @@ func check(s Server) (Server, []problem) {
 	for i, p := range s.ResourcePrefixes {
 		if p == "" {
 			add(fmt.Sprintf("resourcePrefixes[%d]", i), "empty")
+		}
+	}
+	if t := s.Targets; t != nil {
+		c := *t
+		c.Values = maps.Clone(t.Values)
+		s.Targets = &c
+		switch {
+		case t.Argument == "":
+			add("targets.argument", "required: the tool argument that names the target")
+		case !utf8.ValidString(t.Argument) || len(t.Argument) > 128:
+			add("targets.argument", "must be valid UTF-8 of at most 128 bytes")
+		}
+		if len(t.Values) == 0 {
+			add("targets.values", "at least one value is required")
+		}
+		if _, ok := t.Values[t.Default]; !ok {
+			add("targets.default", "%q must be a key of targets.values", t.Default)
+		}
+		for _, v := range slices.Sorted(maps.Keys(t.Values)) {
+			if v == "" {
+				add("targets.values", "an empty value")
+			}
 		}
 	}
 	return s, probs

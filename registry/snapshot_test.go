@@ -28,6 +28,44 @@ func srv(name, prefix string) Server {
 	return Server{Name: name, Prefix: prefix, URL: "http://127.0.0.1:8089/mcp"}
 }
 
+// withTargets maps each value to a profile named after it.
+func withTargets(s Server, argument, def string, values ...string) Server {
+	s.Targets = &Targets{Argument: argument, Default: def, Values: map[string]Target{}}
+	for _, v := range values {
+		s.Targets.Values[v] = Target{Exchange: "p-" + v}
+	}
+	return s
+}
+
+func TestServerTarget(t *testing.T) {
+	plain := srv("ns/a", "a_")
+	plain.Exchange = "hub"
+	multi := withTargets(srv("ns/b", "b_"), "context", "a", "a", "b")
+	tests := []struct {
+		name     string
+		srv      Server
+		value    string
+		target   string
+		exchange string
+		ok       bool
+	}{
+		{"no targets", plain, "", "", "hub", true},
+		{"no targets, a value", plain, "a", "", "", false},
+		{"default", multi, "", "a", "p-a", true},
+		{"mapped", multi, "b", "b", "p-b", true},
+		{"unmapped", multi, "c", "", "", false},
+		{"case differs", multi, "B", "", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name, got, ok := tt.srv.Target(tt.value)
+			if ok != tt.ok || (ok && (name != tt.target || got.Exchange != tt.exchange)) {
+				t.Errorf("Target(%q) = %q, %+v, %v; want %q, %q, %v", tt.value, name, got, ok, tt.target, tt.exchange, tt.ok)
+			}
+		})
+	}
+}
+
 func TestNewSnapshotValidation(t *testing.T) {
 	withHost := func(s Server, h string) Server { s.Hostname = h; return s }
 	withURL := func(s Server, u string) Server { s.URL = u; return s }
@@ -49,6 +87,11 @@ func TestNewSnapshotValidation(t *testing.T) {
 		{name: "dotted object name", servers: []Server{srv("ns/a.b-c", "x_")}},
 		{name: "resource prefixes of one server may nest", servers: []Server{withRes(srv("ns/a", "a_"), "file:///a/", "file:///a/b/", "file:///a/")}},
 
+		{name: "targets", servers: []Server{withTargets(srv("ns/a", "a_"), "context", "a", "a", "b")}},
+		{name: "targets without argument", servers: []Server{withTargets(srv("ns/a", "a_"), "", "a", "a")}, want: []string{"servers[0].targets.argument: required"}},
+		{name: "targets default not a value", servers: []Server{withTargets(srv("ns/a", "a_"), "context", "c", "a", "b")}, want: []string{`servers[0].targets.default: "c" must be a key of targets.values`}},
+		{name: "targets without values", servers: []Server{withTargets(srv("ns/a", "a_"), "context", "a")}, want: []string{"servers[0].targets.values: at least one", `servers[0].targets.default: "a" must be a key`}},
+		{name: "targets with an empty value", servers: []Server{withTargets(srv("ns/a", "a_"), "context", "a", "a", "")}, want: []string{"servers[0].targets.values: an empty value"}},
 		{name: "missing name", servers: []Server{srv("", "a_")}, want: []string{`servers[0].name: "" is required`}},
 		{name: "name without namespace", servers: []Server{srv("kube", "a_")}, want: []string{"must be namespace/name"}},
 		{name: "name with two slashes", servers: []Server{srv("ns/a/b", "a_")}, want: []string{"not a DNS-1123 subdomain"}},
@@ -72,6 +115,8 @@ func TestNewSnapshotValidation(t *testing.T) {
 		{name: "credential", servers: []Server{withCred(srv("ns/a", "a_"), "Bearer ghp_x")}},
 		{name: "credential with a line break is not echoed", servers: []Server{withCred(srv("ns/a", "a_"), "Bearer s3cret\r\nX-Evil: 1")}, want: []string{"servers[0].credential: Secret ns/a key token is not a valid header value"}},
 		{name: "empty credential", servers: []Server{withCred(srv("ns/a", "a_"), "")}, want: []string{"credential: Secret ns/a key token is not a valid"}},
+		{name: "credential and a profile", servers: []Server{func() Server { s := withCred(srv("ns/a", "a_"), "Bearer x"); s.Exchange = "hub"; return s }()}, want: []string{"servers[0].credential: Secret ns/a key token and an exchange profile or targets both make the upstream's Authorization: set one"}},
+		{name: "credential and targets", servers: []Server{withCred(withTargets(srv("ns/a", "a_"), "context", "a", "a"), "Bearer x")}, want: []string{"servers[0].credential: Secret ns/a key token and an exchange profile"}},
 		{name: "credential with trailing newline", servers: []Server{withCred(srv("ns/a", "a_"), "Bearer x\n")}, want: []string{"not a valid header value"}},
 		{name: "ca cert", servers: []Server{withCA(withURL(srv("ns/a", "a_"), "https://h/mcp"), testCA)}},
 		{name: "ca cert on http", servers: []Server{withCA(srv("ns/a", "a_"), testCA)}, want: []string{"servers[0].caCert: needs an https url"}},

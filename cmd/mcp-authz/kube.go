@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
@@ -10,12 +12,14 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/mcp-authz/mcp-authz/config"
+	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/kube"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
-// kubeSource is the controller that feeds reg and pols from the cluster.
-func kubeSource(k *config.Kubernetes, reg *registry.Registry, pols *policies, log *slog.Logger) (*kube.Source, error) {
+// kubeSource is the controller that feeds reg and pols from the cluster;
+// MCPAuthPolicies may name the profiles x defines.
+func kubeSource(k *config.Kubernetes, x *exchange.Config, reg *registry.Registry, pols *policies, log *slog.Logger) (*kube.Source, error) {
 	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
 	var rc *rest.Config
 	var err error
@@ -29,5 +33,8 @@ func kubeSource(k *config.Kubernetes, reg *registry.Registry, pols *policies, lo
 	}
 	c := k.Config
 	c.Logger = log
+	if x != nil {
+		c.Profiles = slices.Sorted(maps.Keys(x.Profiles))
+	}
 	return kube.New(c, rc, reg, pols)
 }

@@ -139,7 +139,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 	parts := []starter{watcher(f, path, reg, pols, metrics, log.With("part", "config"))}
 	ready := func() bool { return true }
 	if f.Kubernetes != nil {
-		src, err := kubeSource(f.Kubernetes, reg, pols, log.With("part", "kubernetes"))
+		src, err := kubeSource(f.Kubernetes, f.Exchange, reg, pols, log.With("part", "kubernetes"))
 		if err != nil {
 			return nil, err
 		}

@@ -123,6 +123,16 @@ type TokenExchange struct {
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
 	Scopes []string `json:"scopes,omitempty"`
+
+	// profile names the exchange profile (mcp-authz's exchange.profiles) that makes
+	// the targeted servers' tokens, such as a chain across trust domains; empty means
+	// the default profile. A profile mcp-authz does not define, or a server whose
+	// registration has a credentialRef (its upstream credential already), is refused:
+	// Accepted False, Invalid, and those servers keep what they had.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Profile string `json:"profile,omitempty"`
 }
 
 // MCPAuthPolicyStatus is what mcp-authz observed.
