@@ -33,17 +33,8 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() {
-  for _ in $(seq 1 200); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "bench: nothing listens on $1" >&2; exit 1
-}
-record() { printf '%s\n' "$*" >>"$out/commands.txt"; }
-cpu() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
-rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# shellcheck source=hack/benchlib.sh
+. hack/benchlib.sh
 
 go build -o bin/benchmcp ./hack/benchmcp
 go build -o bin/benchload ./hack/benchload

@@ -36,17 +36,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() {
-  for _ in $(seq 1 200); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "bench: nothing listens on $1" >&2; exit 1
-}
-# record: the commands of this run, for docs/benchmarks.md. Tokens and
-# session ids appear as $TOKEN and $SESSION, never their values.
-record() { printf '%s\n' "$*" >>"$out/commands.txt"; }
+# shellcheck source=hack/benchlib.sh
+. hack/benchlib.sh
 started=$(date +%s)
 
 # Go benchmarks. The two that run 1,000 sessions or fill 100,000 cache
@@ -200,9 +191,6 @@ done
 echo '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"ev_echo","arguments":{"text":"hello"}}}' >"$tmp/call-front.json"
 echo '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}' >"$tmp/call-direct.json"
 
-# cpu PID: utime+stime in clock ticks. hwm PID: VmHWM in kB.
-cpu() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
-hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 run_hey() { # name n url body sessions-array-name server-pids...
   local name=$1 n=$(( $2 / C )) url=$3 body=$4 p i=0 t0 before=() hey_pids=()
   local -n sids=$5
