@@ -2,6 +2,8 @@ package kube_test
 
 import (
 	"context"
+	"fmt"
+	"github.com/mcp-authz/mcp-authz/registry"
 	"k8s.io/client-go/rest"
 	"net"
 	"os"
@@ -51,10 +53,17 @@ func TestKubernetesMCPServer(t *testing.T) {
 		[]gwv1.HTTPBackendRef{backend("kubernetes-mcp-external", port)}), reg)
 	f.condition(reg, kube.ConditionReady, metav1.ConditionTrue, kube.ReasonRegistered)
 
-	srv, name, ok := f.reg.Load().Resolve("kube_namespaces_list")
-	if !ok || name != "namespaces_list" || srv.Name != f.ns+"/kubernetes-mcp-server" {
-		t.Fatalf("Resolve(kube_namespaces_list) = %+v, %q, %v", srv, name, ok)
-	}
+	// The status is written as the snapshot is stored: wait for the latter.
+	var srv *registry.Server
+	const name = "namespaces_list"
+	eventually(t, 10*time.Second, func() string {
+		s, name, ok := f.reg.Load().Resolve("kube_namespaces_list")
+		if !ok || name != "namespaces_list" || s.Name != f.ns+"/kubernetes-mcp-server" {
+			return fmt.Sprintf("Resolve(kube_namespaces_list) = %+v, %q, %v", s, name, ok)
+		}
+		srv = s
+		return ""
+	})
 	if want := "http://localhost:" + strconv.Itoa(int(port)) + "/mcp"; srv.URL != want {
 		t.Fatalf("URL %q, want %q", srv.URL, want)
 	}
