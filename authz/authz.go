@@ -16,6 +16,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/internal/audit"
 	"github.com/mcp-authz/mcp-authz/internal/expiry"
 	"github.com/mcp-authz/mcp-authz/internal/origin"
 	"github.com/mcp-authz/mcp-authz/policy"
@@ -113,6 +114,8 @@ type Deps struct {
 	Metrics prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Audit writes one audit event per decision; nil writes none.
+	Audit *audit.Writer
 }
 
 // Server decides MCP requests (Decide), answers Envoy (Check, Register,
@@ -130,6 +133,7 @@ type Server struct {
 	sampled sampler
 	seen    *expiry.Cache[[]bool] // Visible's answers
 	origins *origin.Matcher
+	audit   *audit.Writer
 }
 
 // New returns a Server. It validates the configuration once.
@@ -171,5 +175,6 @@ func New(c Config, d Deps) (*Server, error) {
 		metrics: m,
 		sampled: sampler{every: uint64(max(c.DecisionLogEvery, 1))},
 		seen:    expiry.New[[]bool](4096),
+		audit:   d.Audit,
 	}, nil
 }

@@ -19,6 +19,7 @@ import (
 func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 	start := time.Now()
 	d := s.decide(ctx, r)
+	d = s.audited(r, d, time.Since(start))
 	s.record(ctx, d, time.Since(start))
 	return d
 }
@@ -42,6 +43,7 @@ func (s *Server) decide(ctx context.Context, r *Request) *Decision {
 	}
 	c := &call{req: *r}
 	d := s.run(ctx, c)
+	d.caller(c)
 	if d.Allow {
 		s.finish(c, d)
 	}

@@ -107,6 +107,7 @@ type Decision struct {
 	// the assertion.
 	issuer  string
 	subject string
+	client  string    // azp or client_id claim, for the audit trail
 	expiry  time.Time // of the caller's token
 	method  string
 	server  string

@@ -19,6 +19,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/front"
 	"github.com/mcp-authz/mcp-authz/identity"
+	"github.com/mcp-authz/mcp-authz/internal/audit"
 	"github.com/mcp-authz/mcp-authz/internal/field"
 	"github.com/mcp-authz/mcp-authz/kube"
 	"github.com/mcp-authz/mcp-authz/policy"
@@ -45,6 +46,9 @@ type File struct {
 	Metrics *Metrics `yaml:"metrics,omitempty" json:"metrics,omitempty"`
 	// Log configures the process log.
 	Log Log `yaml:"log" json:"log"`
+	// Audit writes the audit trail: one event per decision (authz) and per
+	// upstream call (router). Omitted: no audit trail.
+	Audit *audit.Config `yaml:"audit,omitempty" json:"audit,omitempty"`
 	// Identity validates callers' tokens.
 	Identity *identity.Config `yaml:"identity,omitempty" json:"identity,omitempty"`
 	// Exchange trades callers' tokens for per-server tokens (RFC 8693).
@@ -170,6 +174,9 @@ func (f *File) Validate() error {
 	if f.Gateway != nil {
 		errs = append(errs, field.Under("gateway", f.Gateway.Validate()))
 	}
+	if f.Audit != nil {
+		errs = append(errs, field.Under("audit", f.Audit.Validate()))
+	}
 	if f.Router != nil {
 		errs = append(errs, field.Under("router", f.Router.Validate()))
 		if f.Router.AssertionKeyFile == "" && f.Authz == nil {
@@ -276,6 +283,9 @@ func (f *File) resolve() {
 	}
 	if f.Kubernetes != nil {
 		f.Kubernetes.Kubeconfig = f.Path(f.Kubernetes.Kubeconfig)
+	}
+	if f.Audit != nil && f.Audit.Output != "stdout" && f.Audit.Output != "stderr" {
+		f.Audit.Output = f.Path(f.Audit.Output)
 	}
 }
 

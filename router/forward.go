@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/mcpparse"
@@ -134,7 +135,12 @@ func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, b
 		delete(r.inflight, key)
 		r.mu.Unlock()
 	}()
+	if !r.auditReady(w, c) {
+		return
+	}
+	sent := time.Now()
 	resp, err := r.sendSession(ctx, c, srv, auth, body, name)
+	r.audited(c, srv, name, resp, err, time.Since(sent))
 	if err != nil {
 		if errors.Is(err, errSessionEnded) {
 			writeError(w, http.StatusNotFound, c.msg.ID, codeInvalidRequest, "session not found")

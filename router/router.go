@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/internal/audit"
 	"github.com/mcp-authz/mcp-authz/internal/origin"
 	"github.com/mcp-authz/mcp-authz/internal/resourcemeta"
 	"github.com/mcp-authz/mcp-authz/mcpparse"
@@ -98,6 +99,8 @@ type Config struct {
 	HTTPClient *http.Client `yaml:"-" json:"-"`
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time `yaml:"-" json:"-"`
+	// Audit writes one audit event per completed upstream call; nil none.
+	Audit *audit.Writer `yaml:"-" json:"-"`
 	// AllowedOrigins and AllowedHosts protect the MCP endpoint against DNS
 	// rebinding (see origin.Config), for a router reached without the
 	// front or Envoy checking them: a request whose Origin is present and

@@ -25,6 +25,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/front"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/internal/audit"
 	"github.com/mcp-authz/mcp-authz/registry"
 	"github.com/mcp-authz/mcp-authz/router"
 )
@@ -127,6 +128,13 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 	if f.Authz != nil && key != nil {
 		deps.Signer = assertion.NewSigner(key)
 	}
+	var trail *audit.Writer
+	if f.Audit != nil {
+		if trail, err = audit.New(*f.Audit, audit.Deps{Logger: log.With("part", "audit"), Metrics: metrics}); err != nil {
+			return nil, err
+		}
+		deps.Audit = trail
+	}
 	var authzCfg authz.Config
 	if f.Authz != nil {
 		authzCfg = *f.Authz
@@ -137,6 +145,9 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 	}
 
 	parts := []starter{watcher(f, path, reg, pols, metrics, log.With("part", "config"))}
+	if trail != nil {
+		parts = append(parts, trail)
+	}
 	ready := func() bool { return true }
 	if f.Kubernetes != nil {
 		src, err := kubeSource(f.Kubernetes, f.Exchange, reg, pols, log.With("part", "kubernetes"))
@@ -154,6 +165,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 		if key != nil && rc.AssertionKeyFile == "" {
 			rc.AssertionKey = key
 		}
+		rc.Audit = trail
 		r, err := router.New(rc, reg, az, log.With("part", "router"))
 		if err != nil {
 			return nil, err
