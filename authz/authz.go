@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/identity"
@@ -113,6 +114,8 @@ type Deps struct {
 	Metrics prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Tracer makes the spans of each decision; nil makes none.
+	Tracer trace.TracerProvider
 }
 
 // Server decides MCP requests (Decide), answers Envoy (Check, Register,
@@ -130,6 +133,7 @@ type Server struct {
 	sampled sampler
 	seen    *expiry.Cache[[]bool] // Visible's answers
 	origins *origin.Matcher
+	tracer  trace.Tracer // nil when tracing is off
 }
 
 // New returns a Server. It validates the configuration once.
@@ -158,7 +162,9 @@ func New(c Config, d Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authz: %w", err)
 	}
+	d, tracer := traced(d)
 	return &Server{
+		tracer:  tracer,
 		origins: origins,
 		cfg:     c,
 		reg:     d.Registry,
