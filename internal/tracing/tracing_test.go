@@ -119,8 +119,8 @@ func TestTransport(t *testing.T) {
 		t.Errorf("traceparent %q does not name the client span %s", got[1], want)
 	}
 	for _, kv := range spans[0].Attributes() {
-		if strings.Contains(kv.Value.Emit(), "secret") {
-			t.Errorf("attribute %s = %q carries the query", kv.Key, kv.Value.Emit())
+		if strings.Contains(kv.Value.String(), "secret") {
+			t.Errorf("attribute %s = %q carries the query", kv.Key, kv.Value.String())
 		}
 	}
 }
