@@ -131,6 +131,9 @@ tracing:
 			slices.ContainsFunc(trace, func(s *tracepb.Span) bool { return s.GetName() == checkSpan })
 	})
 	t.Log("\n" + renderTree(trace))
+	for _, r := range kube.requests() {
+		t.Logf("upstream got %s %s", r.method, r.header.Get("Traceparent"))
+	}
 
 	find := func(name string) *tracepb.Span {
 		t.Helper()
