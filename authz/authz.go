@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/identity"
@@ -116,6 +117,8 @@ type Deps struct {
 	Now func() time.Time
 	// Audit writes one audit event per decision; nil writes none.
 	Audit *audit.Writer
+	// Tracer makes the spans of each decision; nil makes none.
+	Tracer trace.TracerProvider
 }
 
 // Server decides MCP requests (Decide), answers Envoy (Check, Register,
@@ -134,6 +137,7 @@ type Server struct {
 	seen    *expiry.Cache[[]bool] // Visible's answers
 	origins *origin.Matcher
 	audit   *audit.Writer
+	tracer  trace.Tracer // nil when tracing is off
 }
 
 // New returns a Server. It validates the configuration once.
@@ -162,7 +166,9 @@ func New(c Config, d Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authz: %w", err)
 	}
+	d, tracer := traced(d)
 	return &Server{
+		tracer:  tracer,
 		origins: origins,
 		cfg:     c,
 		reg:     d.Registry,

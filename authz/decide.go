@@ -18,8 +18,10 @@ import (
 // invalid (400).
 func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 	start := time.Now()
+	ctx, span := s.startCheck(ctx, r)
 	d := s.decide(ctx, r)
 	d = s.audited(r, d, time.Since(start))
+	endCheck(span, d)
 	s.record(ctx, d, time.Since(start))
 	return d
 }
@@ -95,7 +97,9 @@ func (s *Server) run(ctx context.Context, c *call) *Decision {
 		}
 		return s.batch(ctx, c, msgs)
 	}
+	span := s.startSpan(ctx, "mcpparse.Parse")
 	msg, err := mcpparse.Parse(r.Body, opts)
+	endSpan(span, err)
 	if err != nil {
 		return parseDenial(err)
 	}

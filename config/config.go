@@ -21,6 +21,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/audit"
 	"github.com/mcp-authz/mcp-authz/internal/field"
+	"github.com/mcp-authz/mcp-authz/internal/tracing"
 	"github.com/mcp-authz/mcp-authz/kube"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
@@ -49,6 +50,9 @@ type File struct {
 	// Audit writes the audit trail: one event per decision (authz) and per
 	// upstream call (router). Omitted: no audit trail.
 	Audit *audit.Config `yaml:"audit,omitempty" json:"audit,omitempty"`
+	// Tracing exports OpenTelemetry spans over OTLP; absent, nothing is
+	// traced.
+	Tracing *tracing.Config `yaml:"tracing,omitempty" json:"tracing,omitempty"`
 	// Identity validates callers' tokens.
 	Identity *identity.Config `yaml:"identity,omitempty" json:"identity,omitempty"`
 	// Exchange trades callers' tokens for per-server tokens (RFC 8693).
@@ -183,6 +187,9 @@ func (f *File) Validate() error {
 			errs = append(errs, field.Errorf("router.assertionKeyFile", "required when authz does not run in this process: it verifies authz's x-mcp-authz assertion"))
 		}
 	}
+	if f.Tracing != nil {
+		errs = append(errs, field.Under("tracing", f.Tracing.Validate()))
+	}
 	if f.Identity != nil {
 		errs = append(errs, field.Under("identity", f.Identity.Validate()))
 	}
@@ -239,6 +246,7 @@ func (f *File) Unreloaded(next *File) []string {
 		{"router", f.Router, next.Router},
 		{"metrics", f.Metrics, next.Metrics},
 		{"log", f.Log, next.Log},
+		{"tracing", f.Tracing, next.Tracing},
 		{"identity", f.Identity, next.Identity},
 		{"exchange", f.Exchange, next.Exchange},
 		{"kubernetes", f.Kubernetes, next.Kubernetes},

@@ -16,6 +16,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/front"
 	"github.com/mcp-authz/mcp-authz/identity"
+	"github.com/mcp-authz/mcp-authz/internal/tracing"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
 	"github.com/mcp-authz/mcp-authz/router"
@@ -189,6 +190,21 @@ func TestParseErrors(t *testing.T) {
 			name: "unknown key inlined from kube",
 			yaml: "kubernetes:\n  gatewayPort: 8443\n  clusterDomian: x\n",
 			want: []want{{3, "kubernetes.clusterDomian", `^unknown key$`}},
+		},
+		{
+			name: "tracing without TLS beyond loopback",
+			yaml: "tracing:\n  endpoint: collector.observability:4317\n  insecureLoopback: true\n",
+			want: []want{{3, "tracing.insecureLoopback", `not a loopback address`}},
+		},
+		{
+			name: "tracing ratio out of range",
+			yaml: "tracing:\n  endpoint: collector:4317\n  samplingRatio: 2\n",
+			want: []want{{3, "tracing.samplingRatio", `not between 0 and 1`}},
+		},
+		{
+			name: "tracing unknown key",
+			yaml: "tracing:\n  endpoint: collector:4317\n  sampling: 0.5\n",
+			want: []want{{3, "tracing.sampling", `^unknown key$`}},
 		},
 		{
 			name: "a key given twice",
@@ -392,6 +408,8 @@ func TestLoadError(t *testing.T) {
 	}
 }
 
+func ptr[T any](v T) *T { return &v }
+
 func TestParseValid(t *testing.T) {
 	tests := []struct {
 		name string
@@ -405,6 +423,11 @@ func TestParseValid(t *testing.T) {
 			name: "default deny, no policies",
 			yaml: "servers:\n  - name: a/b\n    prefix: b_\n    url: http://127.0.0.1:1/mcp\n",
 			want: &File{Servers: []registry.Server{{Name: "a/b", Prefix: "b_", URL: "http://127.0.0.1:1/mcp"}}},
+		},
+		{
+			name: "tracing",
+			yaml: "tracing:\n  endpoint: https://collector:4318\n  protocol: http/protobuf\n  samplingRatio: 0.25\n",
+			want: &File{Tracing: &tracing.Config{Endpoint: "https://collector:4318", Protocol: tracing.ProtocolHTTP, SamplingRatio: ptr(0.25)}},
 		},
 	}
 	for _, tt := range tests {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcp-authz/mcp-authz/internal/field"
 	"github.com/mcp-authz/mcp-authz/internal/origin"
@@ -123,6 +124,9 @@ type Config struct {
 
 	// Now is the clock (request.time). Default time.Now.
 	Now func() time.Time `yaml:"-" json:"-"`
+	// Tracer makes a server span of each request, the parent of the check
+	// and of the forwarded request; nil makes none.
+	Tracer trace.TracerProvider `yaml:"-" json:"-"`
 
 	// AllowedOrigins and AllowedHosts protect against DNS rebinding (see
 	// origin.Config): a request whose Origin is present and not allowed, or
@@ -253,7 +257,7 @@ func New(c Config, checker Checker, logger *slog.Logger) (*Front, error) {
 // Handler returns the front's HTTP handler. Paths are not cleaned nor
 // redirected (unlike http.ServeMux): as in Envoy, the request target reaches
 // authz and the upstream as the client sent it.
-func (g *Front) Handler() http.Handler { return http.HandlerFunc(g.route) }
+func (g *Front) Handler() http.Handler { return traced(http.HandlerFunc(g.route), g.cfg) }
 
 // route serves the protected-resource metadata itself and sends everything
 // else through the check.

@@ -211,7 +211,9 @@ func (r *Router) fetchCached(ctx context.Context, c *call, k *kind, snap *regist
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.ListTimeout)
 		defer cancel()
 		start := r.now()
+		ctx, span := r.traceUpstream(ctx, k.method, "", srv)
 		res, err := r.fetch(ctx, c, k, snap, srv, key.nested != "", auth)
+		endTrace(span, err)
 		if err != nil {
 			return nil, err
 		}

@@ -113,6 +113,8 @@ func (r *Router) resourceOwner(c *call, uri string) (*registry.Server, bool) {
 func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, body []byte, name string) {
 	ctx, cancel := context.WithTimeout(c.req.Context(), r.cfg.CallTimeout)
 	defer cancel()
+	ctx, span := r.traceUpstream(ctx, c.msg.Method, name, srv)
+	defer endTrace(span, nil)
 	if c.claims.Server != "" && c.claims.Server != srv.Name {
 		writeError(w, http.StatusForbidden, c.msg.ID, codeInvalidRequest, "request did not pass authorization")
 		return

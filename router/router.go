@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
@@ -97,6 +98,9 @@ type Config struct {
 	// HTTPClient reaches the upstream servers; nil means a client without
 	// an overall timeout (calls are bounded by the timeouts above).
 	HTTPClient *http.Client `yaml:"-" json:"-"`
+	// Tracer makes the spans of each request and upstream call; nil makes
+	// none.
+	Tracer trace.TracerProvider `yaml:"-" json:"-"`
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time `yaml:"-" json:"-"`
 	// Audit writes one audit event per completed upstream call; nil none.
@@ -167,6 +171,7 @@ type Router struct {
 	cfg      Config
 	reg      Registry
 	auth     Authorizer
+	tracer   trace.Tracer // nil when tracing is off
 	log      *slog.Logger
 	now      func() time.Time
 	up       *upstream.Client
@@ -248,8 +253,9 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		t.MaxIdleConnsPerHost = 256
 		client = &http.Client{Transport: t}
 	}
+	client, tracer := traceClient(client, c.Tracer)
 	r := &Router{
-		cfg: c, reg: reg, auth: auth, log: logger, now: c.Now,
+		cfg: c, reg: reg, auth: auth, log: logger, now: c.Now, tracer: tracer,
 		up:       upstream.New(upstream.Config{HTTPClient: client, MaxResponseBytes: c.MaxResponseBytes, InitTimeout: c.InitTimeout}),
 		answer:   upstream.AnswerOptions(c.MaxResponseBytes),
 		verifier: assertion.NewVerifier(key),

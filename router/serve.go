@@ -199,6 +199,7 @@ func (r *Router) parse(body []byte) (mcpparse.Message, error) {
 }
 
 func (r *Router) dispatch(w http.ResponseWriter, c *call) {
+	defer r.traceCall(c)()
 	switch c.msg.Method {
 	case "ping":
 		writeJSON(w, http.StatusOK, resultBody(c.msg.ID, []byte("{}")))

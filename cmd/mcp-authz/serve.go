@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -104,8 +105,13 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 	}
 	engine := pols.engine
 
+	tp, flush, err := newTracing(ctx, f)
+	if err != nil {
+		return nil, err
+	}
 	httpClient := &http.Client{Timeout: 10 * time.Second}
-	deps := authz.Deps{Registry: reg, Policy: engine, Logger: log.With("part", "authz"), Metrics: metrics}
+	traceHTTP(httpClient, tp)
+	deps := authz.Deps{Registry: reg, Policy: engine, Logger: log.With("part", "authz"), Metrics: metrics, Tracer: tp}
 	var verifier *identity.Verifier
 	if f.Identity != nil {
 		if verifier, err = identity.New(ctx, *f.Identity, httpClient); err != nil {
@@ -148,6 +154,9 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 	if trail != nil {
 		parts = append(parts, trail)
 	}
+	if flush != nil {
+		parts = append(parts, flush)
+	}
 	ready := func() bool { return true }
 	if f.Kubernetes != nil {
 		src, err := kubeSource(f.Kubernetes, f.Exchange, reg, pols, log.With("part", "kubernetes"))
@@ -162,6 +171,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 	}
 	if f.Router != nil {
 		rc := *f.Router
+		rc.Tracer = tp
 		if key != nil && rc.AssertionKeyFile == "" {
 			rc.AssertionKey = key
 		}
@@ -174,7 +184,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 		parts = append(parts, r)
 	}
 	if f.Gateway != nil {
-		fr, closeFront, err := newFront(f, authzCfg, az, log.With("part", "front"))
+		fr, closeFront, err := newFront(f, authzCfg, az, tp, log.With("part", "front"))
 		if err != nil {
 			return nil, err
 		}
@@ -192,13 +202,15 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 // newFront builds the built-in front. When authz runs in this process and
 // the front names no other address for it, the front calls it in process;
 // otherwise over gRPC, as Envoy does. release closes the gRPC connection.
-func newFront(f *config.File, authzCfg authz.Config, az *authz.Server, log *slog.Logger) (fr *front.Front, release func(), err error) {
+func newFront(f *config.File, authzCfg authz.Config, az *authz.Server, tp trace.TracerProvider, log *slog.Logger) (fr *front.Front, release func(), err error) {
+	gc := *f.Gateway
+	gc.Tracer = tp
 	addr := f.Gateway.Authz
 	if f.Authz != nil {
 		listen := cmp.Or(authzCfg.Listen, "127.0.0.1:9001")
 		if addr == "" || addr == listen {
 			log.Info("front calls authz in process", "authz", listen)
-			fr, err := front.New(*f.Gateway, az, log)
+			fr, err := front.New(gc, az, log)
 			return fr, func() {}, err
 		}
 	}
@@ -207,7 +219,7 @@ func newFront(f *config.File, authzCfg authz.Config, az *authz.Server, log *slog
 	if err != nil {
 		return nil, nil, fmt.Errorf("front: authz %s: %w", addr, err)
 	}
-	fr, err = front.New(*f.Gateway, front.GRPC(authv3.NewAuthorizationClient(conn)), log)
+	fr, err = front.New(gc, front.GRPC(authv3.NewAuthorizationClient(conn)), log)
 	if err != nil {
 		_ = conn.Close()
 		return nil, nil, err

@@ -1,0 +1,69 @@
+package router
+
+import (
+	"context"
+	"net/http"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/mcp-authz/mcp-authz/internal/tracing"
+	"github.com/mcp-authz/mcp-authz/registry"
+)
+
+// traceClient returns client with a transport that makes an HTTP client
+// span of each upstream request and carries its traceparent on, and the
+// router's tracer; client as it is and nil when tracing is off.
+func traceClient(client *http.Client, tp trace.TracerProvider) (*http.Client, trace.Tracer) {
+	t := tracing.Tracer(tp, "github.com/mcp-authz/mcp-authz/router")
+	if t == nil {
+		return client, nil
+	}
+	traced := *client
+	traced.Transport = tracing.Transport(client.Transport, t)
+	return &traced, t
+}
+
+func noEnd() {}
+
+// traceCall starts the server span of one MCP request, a child of the
+// traceparent header (the front's or Envoy's) or, without one, of the
+// message's params._meta.traceparent (SEP-414), and puts it in c's
+// context. The span has the method and the tool or prompt name the
+// caller used (prefixed), never an argument or a token.
+func (r *Router) traceCall(c *call) func() {
+	if r.tracer == nil {
+		return noEnd
+	}
+	ctx := tracing.Propagator.Extract(c.req.Context(), propagation.HeaderCarrier(c.req.Header))
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = tracing.ExtractMeta(ctx, c.msg.Meta)
+	}
+	ctx, span := r.tracer.Start(ctx, tracing.SpanName(c.msg.Method, c.msg.Name),
+		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(tracing.Method(c.msg.Method, c.msg.Name)...))
+	c.req = c.req.WithContext(ctx)
+	return func() { span.End() }
+}
+
+// traceUpstream starts the span of one request to one server: a list
+// fetch or a forwarded call (name unprefixed). nil when tracing is off.
+func (r *Router) traceUpstream(ctx context.Context, method, name string, srv *registry.Server) (context.Context, trace.Span) {
+	if r.tracer == nil {
+		return ctx, nil
+	}
+	kv := append(tracing.Method(method, name), tracing.Server.String(srv.Name))
+	return r.tracer.Start(ctx, tracing.SpanName(method, name)+" "+srv.Name,
+		trace.WithAttributes(kv...))
+}
+
+// endTrace ends a span of traceUpstream, failed when err is not nil (its
+// text is not recorded).
+func endTrace(span trace.Span, err error) {
+	if span == nil {
+		return
+	}
+	if err != nil {
+		tracing.Fail(span, "upstream")
+	}
+	span.End()
+}
