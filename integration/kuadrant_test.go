@@ -120,18 +120,6 @@ func sampleServer(t *testing.T, name, apiKey string, cert *tls.Certificate) (por
 	return port
 }
 
-// waitSample waits up to 20s for cond, polling; the test fails naming what
-// it waited for.
-func waitSample(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("waited 20s for %s", what)
-}
-
 // applySamples creates the objects of Kuadrant's samples
 // (manifests/examples/kuadrant-samples) in their namespace, changed only
 // where this machine needs it: no Istio runs here, so the ServiceEntry is
@@ -240,33 +228,7 @@ func TestKuadrantSamples(t *testing.T) {
 	}
 	roots := writeFile(t, t.TempDir(), "roots.pem", string(public.pem))
 
-	front, authzAddr, routerAddr, metricsAddr := freePort(t), freePort(t), freePort(t), freePort(t)
-	cfg := writeFile(t, t.TempDir(), "mcp-authz.yaml", fmt.Sprintf(`authz:
-  listen: %s
-gateway:
-  listen: %s
-  upstream: http://%s
-  authz: %s
-router:
-  listen: %s
-metrics:
-  listen: %s
-kubernetes:
-  kubeconfig: %s
-  leaderElectionNamespace: default
-  retryInterval: 1s
-  allowExternalNameServices: true
-defaultPolicy: allow
-log:
-  level: debug
-`, authzAddr, front, routerAddr, authzAddr, routerAddr, metricsAddr, cp.kubeconfig))
-	p := start(t, front, []string{"SSL_CERT_FILE=" + roots}, filepath.Join(bin, "mcp-authz"), "serve", "--config", cfg)
-	waitPort(t, routerAddr, p)
-	waitPort(t, metricsAddr, p)
-	waitSample(t, "readyz", func() bool {
-		resp, _ := get(t, "http://"+metricsAddr+"/readyz")
-		return resp.StatusCode == http.StatusOK
-	})
+	front := startKubeStack(t, cp, []string{"SSL_CERT_FILE=" + roots})
 
 	applySamples(t, cp, ports, remotePort, private.pem)
 
@@ -281,7 +243,7 @@ log:
 	}
 	for _, tc := range tests {
 		var ready metav1.Condition
-		waitSample(t, tc.registration+" Ready", func() bool {
+		waitFor(t, tc.registration+" Ready", 20*time.Second, func() bool {
 			c, ok, err := cp.readyCondition(t.Context(), "mcp-samples", tc.registration)
 			if err != nil {
 				t.Fatalf("read registration %s: %v", tc.registration, err)
@@ -294,7 +256,7 @@ log:
 
 	cs := connectAs(t, "http://"+front+"/mcp", "", nil)
 	var tools []*mcp.Tool
-	waitSample(t, "user_whoami listed", func() bool {
+	waitFor(t, "user_whoami listed", 20*time.Second, func() bool {
 		tools = tools[:0]
 		for tool, err := range cs.Tools(t.Context(), nil) {
 			if err != nil {

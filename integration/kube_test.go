@@ -197,34 +197,8 @@ func TestKubeUseCase1(t *testing.T) {
 	}
 	port := runKubernetesMCP(t, k8sMCP, cp)
 
-	front, authzAddr, routerAddr, metricsAddr := freePort(t), freePort(t), freePort(t), freePort(t)
-	cfg := writeFile(t, t.TempDir(), "mcp-authz.yaml", fmt.Sprintf(`authz:
-  listen: %s
-gateway:
-  listen: %s
-  upstream: http://%s
-  authz: %s
-router:
-  listen: %s
-metrics:
-  listen: %s
-kubernetes:
-  kubeconfig: %s
-  leaderElectionNamespace: default
-  retryInterval: 1s
-  allowExternalNameServices: true
-defaultPolicy: allow
-log:
-  level: debug
-`, authzAddr, front, routerAddr, authzAddr, routerAddr, metricsAddr, cp.kubeconfig))
-	p := start(t, front, nil, filepath.Join(bin, "mcp-authz"), "serve", "--config", cfg)
-	waitPort(t, routerAddr, p)
-	waitPort(t, metricsAddr, p)
+	front := startKubeStack(t, cp, nil)
 	endpoint := "http://" + front + "/mcp"
-	waitFor(t, "mcp-authz /readyz", 10*time.Second, func() bool {
-		resp, _ := get(t, "http://"+metricsAddr+"/readyz")
-		return resp.StatusCode == http.StatusOK
-	})
 
 	// Before the registration, authz denies the tool as unknown.
 	expectFront := func(want int) bool {
@@ -334,4 +308,39 @@ log:
 	if _, err := callTool(t, cs, &mcp.CallToolParams{Name: "kube_namespaces_list"}); err == nil {
 		t.Error("kube_namespaces_list succeeded after the registration was deleted")
 	}
+}
+
+// startKubeStack runs one mcp-authz process (front, authz, router) whose
+// registry is the cluster at cp, with env added, and returns the front's
+// address once /readyz says the registrations are in.
+func startKubeStack(t *testing.T, cp *controlPlane, env []string) (front string) {
+	t.Helper()
+	front, authzAddr, routerAddr, metricsAddr := freePort(t), freePort(t), freePort(t), freePort(t)
+	cfg := writeFile(t, t.TempDir(), "mcp-authz.yaml", fmt.Sprintf(`authz:
+  listen: %s
+gateway:
+  listen: %s
+  upstream: http://%s
+  authz: %s
+router:
+  listen: %s
+metrics:
+  listen: %s
+kubernetes:
+  kubeconfig: %s
+  leaderElectionNamespace: default
+  retryInterval: 1s
+  allowExternalNameServices: true
+defaultPolicy: allow
+log:
+  level: debug
+`, authzAddr, front, routerAddr, authzAddr, routerAddr, metricsAddr, cp.kubeconfig))
+	p := start(t, front, env, filepath.Join(bin, "mcp-authz"), "serve", "--config", cfg)
+	waitPort(t, routerAddr, p)
+	waitPort(t, metricsAddr, p)
+	waitFor(t, "mcp-authz /readyz", 10*time.Second, func() bool {
+		resp, _ := get(t, "http://"+metricsAddr+"/readyz")
+		return resp.StatusCode == http.StatusOK
+	})
+	return front
 }
