@@ -135,6 +135,9 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 		deps.Signer = assertion.NewSigner(key)
 	}
 	var trail *audit.Writer
+	if f.Audit == nil {
+		metrics.MustRegister(audit.DroppedCounter())
+	}
 	if f.Audit != nil {
 		if trail, err = audit.New(*f.Audit, audit.Deps{Logger: log.With("part", "audit"), Metrics: metrics}); err != nil {
 			return nil, err

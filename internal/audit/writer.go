@@ -77,10 +77,7 @@ func New(c Config, d Deps) (*Writer, error) {
 		}
 		w.out, w.file = f, f
 	}
-	dropped := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "mcp_authz_audit_dropped_total",
-		Help: "Audit events not written: the queue was full or the output failed.",
-	})
+	dropped := DroppedCounter()
 	r := d.Metrics
 	if r == nil {
 		r = prometheus.NewRegistry()
@@ -181,4 +178,14 @@ func (w *Writer) close() {
 	if w.file != nil {
 		_ = w.file.Close()
 	}
+}
+
+// DroppedCounter is mcp_authz_audit_dropped_total, the count of audit events
+// not written. A process without an audit trail exports it too, at zero, so
+// that an alert on it never reads an absent series.
+func DroppedCounter() prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mcp_authz_audit_dropped_total",
+		Help: "Audit events not written: the queue was full or the output failed.",
+	})
 }
