@@ -2,7 +2,6 @@ package authz
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -76,7 +75,7 @@ func targetOf(h map[string]string, srv *registry.Server, m *mcpparse.Message) (s
 		value, present, ok = argument(m.Arguments, arg)
 	}
 	if header, sent := h["mcp-param-"+strings.ToLower(arg)]; sent {
-		if hv, decoded := headerValue(header); !decoded || !present || hv != value {
+		if hv, decoded := mcpparse.DecodeHeader(header); !decoded || !present || hv != value {
 			d := deny(http.StatusBadRequest, ReasonHeaderMismatch, mcpparse.CodeHeaderMismatch)
 			d.detail = "Mcp-Param header of the target argument differs from the body"
 			return "", registry.Target{}, d
@@ -96,45 +95,19 @@ func targetOf(h map[string]string, srv *registry.Server, m *mcpparse.Message) (s
 	return name, t, nil
 }
 
-// argument reads the string argument whose key folds to name's; ok is
-// false when it is present but not a string (or the arguments do not
-// decode). mcpparse has refused arguments with two keys of one fold.
+// argument reads the string argument whose key folds to name's, from the
+// arguments mcpparse already read (it refused two keys of one fold); ok is
+// false when it is present but not a string.
 func argument(raw json.RawMessage, name string) (value string, present, ok bool) {
-	if len(raw) == 0 {
+	v, found := mcpparse.Argument(raw, name)
+	if !found {
 		return "", false, true
 	}
-	var args map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &args); err != nil {
-		return "", false, false
-	}
-	want := mcpparse.FoldKey(name)
-	for k, v := range args {
-		if mcpparse.FoldKey(k) != want {
-			continue
-		}
-		if err := json.Unmarshal(v, &value); err != nil {
-			return "", true, false
-		}
-		return value, true, true
-	}
-	return "", false, true
-}
-
-// headerValue decodes an Mcp-Param value: as sent, or "=?base64?…?=".
-func headerValue(v string) (string, bool) {
-	inner, ok := strings.CutPrefix(v, "=?base64?")
-	if !ok {
-		return v, true
-	}
-	inner, ok = strings.CutSuffix(inner, "?=")
-	if !ok {
-		return "", false
-	}
-	b, err := base64.StdEncoding.DecodeString(inner)
+	value, err := mcpparse.String(v)
 	if err != nil {
-		return "", false
+		return "", true, false
 	}
-	return string(b), true
+	return value, true, true
 }
 
 func exchangeRequest(raw string, id *identity.Identity, srv *registry.Server, target string, t registry.Target) exchange.Request {
