@@ -360,6 +360,29 @@ func TestChain(t *testing.T) {
 		}
 	})
 
+	t.Run("caFile of the default profile", func(t *testing.T) {
+		def := func(ca string) exchange.Config {
+			return exchange.Config{TokenURL: c.a.TokenURL(), ClientID: "mcp-gateway", ClientSecretFile: secretFile, CAFile: ca}
+		}
+		raw, id := c.login(t, "alice")
+		for _, tt := range []struct {
+			name, ca string
+			want     error
+		}{
+			{"with", c.caFile, nil},
+			{"without", "", exchange.ErrUnavailable},
+		} {
+			x, err := exchange.New(def(tt.ca), nil, c.caller)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = x.Exchange(t.Context(), exchange.Request{SubjectToken: raw, SubjectExpiry: id.Expiry, Audience: kubeServer})
+			if (tt.want == nil && err != nil) || (tt.want != nil && !errors.Is(err, tt.want)) {
+				t.Errorf("Exchange %s caFile: %v, want %v", tt.name, err, tt.want)
+			}
+		}
+	})
+
 	t.Run("federated token file read again when it changes", func(t *testing.T) {
 		// B refuses a client assertion it has seen (jti): the file's first
 		// token is used, so only a re-read token lets this call through.

@@ -19,6 +19,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/expiry"
 	"github.com/mcp-authz/mcp-authz/internal/field"
+	"github.com/mcp-authz/mcp-authz/internal/tlsclient"
 )
 
 // Token types of RFC 8693 section 3.
@@ -99,6 +100,9 @@ type Config struct {
 	// SkipWhenAudienceMatches returns the subject token unchanged when
 	// its aud is exactly the requested audience, alone.
 	SkipWhenAudienceMatches bool `yaml:"skipWhenAudienceMatches" json:"skipWhenAudienceMatches"`
+	// CAFile is a PEM bundle trusted, besides the system roots, for
+	// TokenURL: a token service whose certificate a private CA signed.
+	CAFile string `yaml:"caFile,omitempty" json:"caFile,omitempty"`
 	// Profiles are the named profiles (DNS-1123 labels, not "default")
 	// that servers and targets name (registry's servers[].exchange and
 	// servers[].targets).
@@ -120,7 +124,7 @@ type Config struct {
 // or no profiles at all (then its keys are required).
 func (c Config) hasDefault() bool {
 	return len(c.Profiles) == 0 || c.TokenURL != "" || c.ClientID != "" || c.ClientSecretFile != "" ||
-		c.ClientSecretEnv != "" || c.AuthStyle != "" || len(c.Scopes) > 0 || c.RequestedTokenType != "" || c.SkipWhenAudienceMatches
+		c.ClientSecretEnv != "" || c.AuthStyle != "" || len(c.Scopes) > 0 || c.RequestedTokenType != "" || c.SkipWhenAudienceMatches || c.CAFile != ""
 }
 
 // HasProfile reports whether name is a profile of c: DefaultProfile when
@@ -153,6 +157,11 @@ func (c Config) Validate() error {
 		case "", "basic", "post":
 		default:
 			errs = append(errs, field.Errorf("authStyle", "%q: want basic or post", c.AuthStyle))
+		}
+		if c.CAFile != "" {
+			if _, err := tlsclient.ReadPool(nil, c.CAFile); err != nil {
+				errs = append(errs, field.Under("caFile", err))
+			}
 		}
 	}
 	errs = append(errs, validateProfiles(c.Profiles))

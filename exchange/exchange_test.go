@@ -440,6 +440,8 @@ func TestNew(t *testing.T) {
 		{"no clientID", func(c *Config) { c.ClientID = "" }, false},
 		{"relative tokenURL", func(c *Config) { c.TokenURL = "/token" }, false},
 		{"unknown authStyle", func(c *Config) { c.AuthStyle = "jwt" }, false},
+		{"missing caFile", func(c *Config) { c.CAFile = filepath.Join(dir, "nope") }, false},
+		{"caFile without PEM", func(c *Config) { c.CAFile = good }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

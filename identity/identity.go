@@ -17,6 +17,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 
 	"github.com/mcp-authz/mcp-authz/internal/expiry"
+	"github.com/mcp-authz/mcp-authz/internal/tlsclient"
 )
 
 // Errors returned by Verify, VerifyAudience and BearerToken. Each is wrapped
@@ -105,6 +106,11 @@ type Issuer struct {
 	// DefaultAlgorithms. Allowed: RS256, RS384, RS512, PS256, PS384,
 	// PS512, ES256, ES384, ES512, EdDSA.
 	Algorithms []string `yaml:"algorithms" json:"algorithms"`
+	// CAFile is a PEM bundle trusted, besides the system roots, for this
+	// issuer's discovery and key-set fetches: a provider (Keycloak in the
+	// cluster, say) whose certificate a private CA signed. Relative paths
+	// are read from the configuration file's folder.
+	CAFile string `yaml:"caFile,omitempty" json:"caFile,omitempty"`
 }
 
 // Identity is a verified token. The Verifier shares one Identity between
@@ -156,8 +162,15 @@ func New(ctx context.Context, c Config, client *http.Client) (*Verifier, error) 
 		maxAge:  orDefault(c.KeyMaxAge, DefaultKeyMaxAge),
 		timeout: orDefault(c.Timeout, DefaultTimeout),
 	}
-	for _, ic := range c.Issuers {
-		v.issuers[ic.IssuerURL] = newIssuer(ic, client, v.now, tm)
+	for i, ic := range c.Issuers {
+		cl := client
+		if ic.CAFile != "" {
+			var err error
+			if cl, err = tlsclient.WithCAFile(client, ic.CAFile); err != nil {
+				return nil, fmt.Errorf("identity: issuers[%d].caFile: %w", i, err)
+			}
+		}
+		v.issuers[ic.IssuerURL] = newIssuer(ic, cl, v.now, tm)
 	}
 	return v, nil
 }
