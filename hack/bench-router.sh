@@ -21,7 +21,8 @@
 # Each part gets fresh processes. BENCH_BASE=REV runs the same with
 # bin/mcp-authz as built from REV, in this run (label "base"). Writes
 # $out/router-*.json, *.proc, *.sessions and *.calls26 for
-# hack/benchreport.py. Any error of the build under test fails the run.
+# hack/benchreport.py. Any error of the build under test fails the run (exit
+# 1), once every part has run and written its figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-bin/bench}
@@ -129,7 +130,8 @@ load() {
   if ! wait "$drv"; then
     echo "bench: benchload $name had errors:" >&2; head -c 2000 "$out/router-$name.json" >&2
     # The build under test must get no error; the baseline's are reported.
-    [ "$strict" = 1 ] && exit 1
+    # Either way the other parts still run, so that every figure is there.
+    [ "$strict" = 1 ] && failed=1
   fi
   i=0
   for p in "$@"; do
@@ -141,7 +143,7 @@ load() {
 # the build under test only.
 warm() {
   if ! bin/benchload "$@" >"$out/router-warmup.json" 2>&1 && [ "$strict" = 1 ]; then
-    echo "bench: a warm-up run had errors:" >&2; head -c 2000 "$out/router-warmup.json" >&2; exit 1
+    echo "bench: a warm-up run had errors:" >&2; head -c 2000 "$out/router-warmup.json" >&2; failed=1
   fi
   rm -f "$out/router-warmup.json"
 }
@@ -162,7 +164,7 @@ calls26() {
   got=$((got - now[0])); posts=$((posts - now[1]))
   echo "$got $posts" >"$out/router-$1.calls26"
   if [ "$strict" = 1 ] && [ "$got" != "$4" ]; then
-    echo "bench: $1: the upstream got $got tools/call as 2026-07-28 requests, want $4" >&2; exit 1
+    echo "bench: $1: the upstream got $got tools/call as 2026-07-28 requests, want $4" >&2; failed=1
   fi
 }
 
@@ -246,8 +248,12 @@ scenario2026() {
   stop_all
 }
 
+failed=0
 for entry in "${bins[@]}"; do
   label=${entry%%:*}; bin=${entry#*:}
   strict=0; [ "$label" = new ] && strict=1
   for scenario in $SCENARIOS; do "scenario$scenario" "$label" "$bin"; done
 done
+if [ "$failed" = 1 ]; then
+  echo "bench: the router scenario had errors (above)" >&2; exit 1
+fi

@@ -227,9 +227,15 @@ echo
 # and BENCH_CLIENTS concurrent clients, MCP 2025-11-25 (sessions) and
 # 2026-07-28 (stateless), through the stack vs direct (and the BENCH_BASE
 # build beside it, when set).
-BENCH_OUT="$out" BENCH_C="$C" hack/bench-router.sh
+# Its errors fail the run after the summary (benchreport.py finds them in
+# the runs' reports too), so that the figures are printed beside them.
+router_ok=1
+BENCH_OUT="$out" BENCH_C="$C" hack/bench-router.sh || router_ok=0
 
 echo
 elapsed=$(( $(date +%s) - started ))
 python3 hack/benchreport.py --out "$out" --doc "$doc" --clk-tck "$(getconf CLK_TCK)" --elapsed "$elapsed" \
   --n "$N" --http-n "$HN" --c "$C" --benchtime "$BENCHTIME" --clients "${BENCH_CLIENTS:-4000}"
+if [ "$router_ok" = 0 ]; then
+  echo "bench: the router scenario failed (see above and $out/router-*)" >&2; exit 1
+fi
