@@ -143,7 +143,7 @@ fuzz: ## Run each fuzz target for 60s.
 	$(MAKE) fuzz-short FUZZTIME=60s
 
 .PHONY: bench
-bench: build $(GHZ) $(HEY) $(BENCHSTAT) ## Benchmarks (-benchmem), ghz (real vs no-op ext_authz) and hey (through the stack vs the upstream alone); writes docs/benchmarks.md. BENCH_BASE=REV adds the Go benchmarks of REV beside them.
+bench: build $(GHZ) $(HEY) $(BENCHSTAT) ## Benchmarks (-benchmem), ghz (real vs no-op ext_authz) hey (through the stack vs the upstream alone) and the router scenario (go-sdk clients, MCP 2025-11-25 and 2026-07-28); writes docs/benchmarks.md. BENCH_BASE=REV adds the Go benchmarks of REV beside them.
 	GHZ=$(GHZ) HEY=$(HEY) BENCHSTAT=$(BENCHSTAT) hack/bench.sh
 
 .PHONY: bench-ab
