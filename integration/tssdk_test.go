@@ -17,16 +17,23 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// genServer is a go-sdk v1.8.0 server pinned to one generation: "legacy"
-// keeps sessions and speaks only 2025 revisions; "modern" is stateless and
-// speaks only 2026-07-28. Each tool answers "<gen>:<tool>", each resource
-// "<gen>:<uri>", each prompt a message "<gen>:<prompt>".
+// startGenServer runs a go-sdk v1.8.0 server pinned to one generation:
+// "legacy" keeps sessions and speaks only 2025 revisions; "modern" is
+// stateless and speaks only 2026-07-28. Each tool answers "<gen>:<tool>",
+// each resource and the template <scheme>://items/{id} (scheme: the first
+// URI's) "<gen>:<uri>", each prompt a message "<gen>:<prompt>", a
+// completion "<gen>:<value>"; it accepts subscriptions.
 func startGenServer(t *testing.T, name, gen string, tools, uris, prompts []string) *goServer {
 	t.Helper()
 	opts := &mcp.ServerOptions{SupportedProtocolVersions: []string{"2025-11-25", "2025-06-18", "2025-03-26"}}
 	if gen == "modern" {
 		opts = &mcp.ServerOptions{SupportedProtocolVersions: []string{"2026-07-28"}}
 	}
+	opts.CompletionHandler = func(_ context.Context, req *mcp.CompleteRequest) (*mcp.CompleteResult, error) {
+		return &mcp.CompleteResult{Completion: mcp.CompletionResultDetails{Values: []string{gen + ":" + req.Params.Argument.Value}}}, nil
+	}
+	opts.SubscribeHandler = func(context.Context, *mcp.SubscribeRequest) error { return nil }
+	opts.UnsubscribeHandler = func(context.Context, *mcp.UnsubscribeRequest) error { return nil }
 	s := mcp.NewServer(&mcp.Implementation{Name: name, Version: "1"}, opts)
 	for _, tool := range tools {
 		mcp.AddTool(s, &mcp.Tool{Name: tool, Description: tool + " of " + name},
@@ -42,6 +49,12 @@ func startGenServer(t *testing.T, name, gen string, tools, uris, prompts []strin
 	for _, p := range prompts {
 		s.AddPrompt(&mcp.Prompt{Name: p}, func(context.Context, *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
 			return &mcp.GetPromptResult{Messages: []*mcp.PromptMessage{{Role: "user", Content: &mcp.TextContent{Text: gen + ":" + p}}}}, nil
+		})
+	}
+	if len(uris) > 0 {
+		scheme, _, _ := strings.Cut(uris[0], "://")
+		s.AddResourceTemplate(&mcp.ResourceTemplate{URITemplate: scheme + "://items/{id}", Name: "items"}, func(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: gen + ":" + req.Params.URI}}}, nil
 		})
 	}
 	g := &goServer{name: name}
