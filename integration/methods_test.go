@@ -11,8 +11,12 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // how is what front -> authz -> router does with a message a client sends.
@@ -202,7 +206,9 @@ func decodeRPC(body []byte) (rpcAnswer, bool) {
 // no server hears of it; alice's reaches it), or filters what a list shows,
 // or the router answers by itself and no server hears of it; the ungated
 // rows are the exceptions there are today. Rows marked pending are today's
-// behaviour of what other work is changing.
+// behaviour of what other work is changing. Server-to-client methods are
+// also sent the way they go, by the 2025 server to a go-sdk client, within
+// a call (serverToClient).
 func TestEveryMethod(t *testing.T) {
 	spec := specMethods(t)
 	for k := range spec {
@@ -220,7 +226,7 @@ func TestEveryMethod(t *testing.T) {
 	}
 
 	p := startIdP(t, "")
-	legacy := startGenServer(t, "mcp-test/weather", "legacy", []string{"t1"}, []string{"w://r1"}, []string{"p1"})
+	legacy := startGenServer(t, "mcp-test/weather", "legacy", []string{"t1"}, []string{"w://r1"}, []string{"p1"}, addCallback)
 	modern := startGenServer(t, "mcp-test/kubernetes-mcp", "modern", []string{"t1"}, []string{"k://r1"}, []string{"p1"})
 	servers := []*goServer{legacy, modern}
 	prefix := map[*goServer][2]string{legacy: {"weather_", "w"}, modern: {"kube_", "k"}}
@@ -402,6 +408,10 @@ policies:
 		})
 	}
 
+	t.Run("2025-11-25 server to client", func(t *testing.T) {
+		serverToClient(t, a.front, tokens["alice"])
+	})
+
 	t.Run("2025-11-25 initialize", func(t *testing.T) {
 		since := marks()
 		h := methodHandling["2025-11-25 initialize"]
@@ -413,4 +423,100 @@ policies:
 			t.Errorf("initialize reached servers: %q", got)
 		}
 	})
+}
+
+// addCallback adds the tool "callback" to a 2025 server: during the call it
+// sends its client each server-to-client request of 2025-11-25 (sampling,
+// elicitation, roots, ping) and the notifications a call makes (a log
+// message, progress), and answers with what each request got: the method,
+// or the method and the error.
+func addCallback(s *mcp.Server) {
+	mcp.AddTool(s, &mcp.Tool{Name: "callback"}, func(ctx context.Context, req *mcp.CallToolRequest, _ map[string]any) (*mcp.CallToolResult, any, error) {
+		ss := req.Session
+		var got []string
+		note := func(method string, err error) {
+			if err != nil {
+				method += ": " + err.Error()
+			}
+			got = append(got, method)
+		}
+		_, err := ss.CreateMessage(ctx, &mcp.CreateMessageParams{Messages: []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: "q"}}}, MaxTokens: 1}) //nolint:staticcheck // sampling and roots are deprecated in 2026-07-28, still served to 2025 clients
+		note("sampling/createMessage", err)
+		_, err = ss.Elicit(ctx, &mcp.ElicitParams{Message: "m", RequestedSchema: json.RawMessage(`{"type":"object","properties":{}}`)})
+		note("elicitation/create", err)
+		_, err = ss.ListRoots(ctx, nil) //nolint:staticcheck // sampling and roots are deprecated in 2026-07-28, still served to 2025 clients
+		note("roots/list", err)
+		note("ping", ss.Ping(ctx, nil))
+		note("notifications/message", ss.Log(ctx, &mcp.LoggingMessageParams{Level: "error", Data: "x"})) //nolint:staticcheck // logging is deprecated in 2026-07-28, still served to 2025 clients
+		note("notifications/progress", ss.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: req.Params.GetProgressToken(), Progress: 1}))
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: strings.Join(got, ",")}}}, nil, nil
+	})
+}
+
+// serverToClient: in a 2025-11-25 session, what a server sends its client
+// during a call reaches a go-sdk client through front -> authz -> router:
+// each server-to-client request, relayed on the call's stream (its id
+// wrapped) and its answer relayed back, and the call's notifications. The
+// policy decided the call; what the server sends within it is not decided
+// again. (List changes and resource updates: router TestListChanged*,
+// integration TestProtocol2025. The 2026-07-28 generation has no
+// server-to-client request: MRTR, pending.)
+func serverToClient(t *testing.T, front, token string) {
+	var mu sync.Mutex
+	var heard []string
+	hear := func(m string) {
+		mu.Lock()
+		defer mu.Unlock()
+		heard = append(heard, m)
+	}
+	c := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, &mcp.ClientOptions{
+		CreateMessageHandler: func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) { //nolint:staticcheck // sampling and roots are deprecated in 2026-07-28, still served to 2025 clients
+			hear("sampling/createMessage")
+			return &mcp.CreateMessageResult{Role: "assistant", Model: "m", Content: &mcp.TextContent{Text: "a"}}, nil //nolint:staticcheck // sampling and roots are deprecated in 2026-07-28, still served to 2025 clients
+		},
+		ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			hear("elicitation/create")
+			return &mcp.ElicitResult{Action: "decline"}, nil
+		},
+		LoggingMessageHandler: func(context.Context, *mcp.LoggingMessageRequest) { hear("notifications/message") }, //nolint:staticcheck // logging is deprecated in 2026-07-28, still served to 2025 clients
+		ProgressNotificationHandler: func(context.Context, *mcp.ProgressNotificationClientRequest) {
+			hear("notifications/progress")
+		},
+	})
+	c.AddRoots(&mcp.Root{URI: "file:///work", Name: "work"}) //nolint:staticcheck // sampling and roots are deprecated in 2026-07-28, still served to 2025 clients
+	cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{
+		Endpoint: front, HTTPClient: &http.Client{Transport: bearer{token: token}}, MaxRetries: -1,
+	}, sessionOptions)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer cs.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
+	defer cancel()
+	if err := cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "info"}); err != nil { //nolint:staticcheck // logging is deprecated in 2026-07-28, still served to 2025 clients
+		t.Fatalf("setLevel: %v", err)
+	}
+	p := &mcp.CallToolParams{Name: "weather_callback", Arguments: map[string]any{}}
+	p.SetProgressToken("p1")
+	res, err := cs.CallTool(ctx, p)
+	if err != nil || res.IsError || len(res.Content) != 1 {
+		t.Fatalf("callback: %+v %v", res, err)
+	}
+	all := []string{"sampling/createMessage", "elicitation/create", "roots/list", "ping", "notifications/message", "notifications/progress"}
+	if diff := cmp.Diff(strings.Join(all, ","), res.Content[0].(*mcp.TextContent).Text); diff != "" {
+		t.Errorf("what the server's requests got (-want +got):\n%s", diff)
+	}
+	// The SDK answers roots/list and ping itself; the handlers saw the rest.
+	waitFor(t, "the call's notifications", 5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(heard, "notifications/message") && slices.Contains(heard, "notifications/progress")
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, m := range []string{"sampling/createMessage", "elicitation/create"} {
+		if !slices.Contains(heard, m) {
+			t.Errorf("the client never got %s; it got %q", m, heard)
+		}
+	}
 }

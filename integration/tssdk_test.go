@@ -22,8 +22,8 @@ import (
 // stateless and speaks only 2026-07-28. Each tool answers "<gen>:<tool>",
 // each resource and the template <scheme>://items/{id} (scheme: the first
 // URI's) "<gen>:<uri>", each prompt a message "<gen>:<prompt>", a
-// completion "<gen>:<value>"; it accepts subscriptions.
-func startGenServer(t *testing.T, name, gen string, tools, uris, prompts []string) *goServer {
+// completion "<gen>:<value>"; it accepts subscriptions. more adds to it.
+func startGenServer(t *testing.T, name, gen string, tools, uris, prompts []string, more ...func(*mcp.Server)) *goServer {
 	t.Helper()
 	opts := &mcp.ServerOptions{SupportedProtocolVersions: []string{"2025-11-25", "2025-06-18", "2025-03-26"}}
 	if gen == "modern" {
@@ -56,6 +56,9 @@ func startGenServer(t *testing.T, name, gen string, tools, uris, prompts []strin
 		s.AddResourceTemplate(&mcp.ResourceTemplate{URITemplate: scheme + "://items/{id}", Name: "items"}, func(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: gen + ":" + req.Params.URI}}}, nil
 		})
+	}
+	for _, f := range more {
+		f(s)
 	}
 	g := &goServer{name: name}
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: gen == "modern"})
