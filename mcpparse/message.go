@@ -471,23 +471,26 @@ func validURI(b []byte) bool {
 	return true
 }
 
-// methods are the MCP methods, returned without allocating.
+// methods are the MCP methods, returned without allocating: those of
+// revisions 2025-11-25 and 2026-07-28 with the tasks extension
+// (testdata/methods.txt, TestMethodsOfTheSpec).
 var methods = func() map[string]string {
 	m := make(map[string]string)
 	for _, s := range []string{
-		"initialize", "ping",
+		"initialize", "ping", "server/discover", "subscriptions/listen",
 		"tools/list", "tools/call",
 		"prompts/list", "prompts/get",
 		"resources/list", "resources/templates/list", "resources/read",
 		"resources/subscribe", "resources/unsubscribe",
 		"completion/complete", "logging/setLevel",
 		"sampling/createMessage", "elicitation/create", "roots/list",
-		"tasks/get", "tasks/result", "tasks/list", "tasks/cancel",
+		"tasks/get", "tasks/result", "tasks/list", "tasks/cancel", "tasks/update",
 		"notifications/initialized", "notifications/cancelled", "notifications/progress",
 		"notifications/message", "notifications/roots/list_changed",
 		"notifications/tools/list_changed", "notifications/prompts/list_changed",
 		"notifications/resources/list_changed", "notifications/resources/updated",
 		"notifications/elicitation/complete", "notifications/tasks/status",
+		"notifications/tasks", "notifications/subscriptions/acknowledged",
 	} {
 		m[s] = s
 	}

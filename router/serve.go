@@ -222,7 +222,7 @@ func (r *Router) dispatch(w http.ResponseWriter, c *call) {
 	case "logging/setLevel":
 		r.setLevel(w, c)
 	default:
-		writeError(w, http.StatusOK, c.msg.ID, codeNoMethod, "method not found")
+		writeError(w, noMethodStatus(c), c.msg.ID, codeNoMethod, "method not found")
 	}
 }
 

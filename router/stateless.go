@@ -93,6 +93,17 @@ func (r *Router) statelessRequest(w http.ResponseWriter, c *call) bool {
 	return true
 }
 
+// noMethodStatus is the HTTP status of the -32601 answer to a method the
+// router does not serve: 404 for a stateless request (streamable HTTP,
+// 2026-07-28: a JSON-RPC error body tells it from a legacy server's 404),
+// 200 in a session, as 2025 revisions answer every JSON-RPC error.
+func noMethodStatus(c *call) int {
+	if c.sess != nil && c.sess.stateless() {
+		return http.StatusNotFound
+	}
+	return http.StatusOK
+}
+
 // statelessHeaders checks the headers a stateless request MUST carry:
 // MCP-Protocol-Version equal to its _meta version, Mcp-Method, and Mcp-Name
 // for the methods that name something (their equality with the body is
