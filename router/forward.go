@@ -257,8 +257,10 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 				continue
 			}
 			done = true
-			if res := r.resultFor(c, m.Result); len(res) != len(m.Result) || !bytes.Equal(m.ID, c.msg.ID) {
-				// The client's id as the client spelled it.
+			if res := r.resultFor(c, m.Result); !sameSlice(res, m.Result) || !bytes.Equal(m.ID, c.msg.ID) {
+				// The client's id as the client spelled it, the result as
+				// resultFor made it (a sealed task id may be as long as the
+				// server's: only the same bytes are the same result).
 				data = answerBody(c.msg.ID, res, m.Error)
 			}
 		case mcpparse.KindRequest:
@@ -268,6 +270,10 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 				r.lists.invalidate(srv.Name)
 			}
 			if m.Method == "notifications/resources/updated" && !r.updateAllowed(c.req.Context(), c, srv, &m) {
+				continue
+			}
+			var ok bool
+			if data, ok = r.taskNotification(c, srv, data, &m); !ok {
 				continue
 			}
 		}

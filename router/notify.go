@@ -291,6 +291,10 @@ func (r *Router) relayStream(ctx context.Context, c *call, srv *registry.Server,
 			if m.Method == "notifications/resources/updated" && !r.updateAllowed(ctx, c, srv, &m) {
 				continue
 			}
+			var ok bool
+			if data, ok = r.taskNotification(c, srv, data, &m); !ok {
+				continue
+			}
 		default:
 			continue
 		}
