@@ -9,7 +9,9 @@ import (
 	"testing"
 )
 
-func aead(t *testing.T, seed byte) cipher.AEAD {
+func aead(t *testing.T, seed byte) cipher.AEAD { return aeadKey(t, seed) }
+
+func aeadKey(t testing.TB, seed byte) cipher.AEAD {
 	t.Helper()
 	k := make([]byte, 32)
 	for i := range k {

@@ -47,7 +47,10 @@ allow if {
 	concat("", ["resource:", input.mcp.resource.uri]) in roles
 }
 
+tasks := {"tasks/get", "tasks/update", "tasks/cancel", "tasks/result"}
+
 allow if {
+	input.mcp.method in tasks
 	input.mcp.task.tool != ""
 	audience_is_server
 	some role in [input.mcp.task.tool, concat("", ["tool:", input.mcp.task.tool])]
