@@ -67,7 +67,7 @@ func (r *Router) taskRequest(w http.ResponseWriter, c *call) {
 		writeError(w, http.StatusOK, c.msg.ID, codeNoMethod, "method not found")
 		return
 	}
-	ref, ok := r.openTask(c)
+	ref, ok := r.openTask(c, c.msg.TaskID)
 	if !ok {
 		writeError(w, http.StatusOK, c.msg.ID, codeTaskNotFound, "task not found")
 		return
@@ -83,11 +83,12 @@ func (r *Router) taskRequest(w http.ResponseWriter, c *call) {
 	r.forward(w, c, ref.srv, body, ref.task.Upstream)
 }
 
-// openTask opens the sealed id of a task request: sealed by this router's
-// keys, for this caller, for a server still registered whose prefixed tool
-// is still the one the id routes by.
-func (r *Router) openTask(c *call) (*taskRef, bool) {
-	route, t, err := taskid.Open(r.sealer.aeads, c.msg.TaskID)
+// openTask opens a sealed task id of c's caller (the taskId of a task
+// request, or one a subscription names): sealed by this router's keys, for
+// this caller, for a server still registered whose prefixed tool is still
+// the one the id routes by. ok is false for any other id.
+func (r *Router) openTask(c *call, id string) (*taskRef, bool) {
+	route, t, err := taskid.Open(r.sealer.aeads, id)
 	if err != nil || t.Issuer != c.claims.Issuer || t.Subject != c.claims.Subject {
 		return nil, false
 	}
