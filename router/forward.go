@@ -265,6 +265,7 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 			}
 		case mcpparse.KindRequest:
 			data = mcpparse.Splice(data, m.IDSpan, wrapID(srv.Name, m.ID))
+			data, _ = r.taskMessage(c, srv, data, &m) // a request is never dropped
 		default:
 			if strings.HasSuffix(m.Method, "/list_changed") {
 				r.lists.invalidate(srv.Name)
@@ -273,7 +274,7 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 				continue
 			}
 			var ok bool
-			if data, ok = r.taskNotification(c, srv, data, &m); !ok {
+			if data, ok = r.taskMessage(c, srv, data, &m); !ok {
 				continue
 			}
 		}

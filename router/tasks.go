@@ -225,39 +225,65 @@ func (r *Router) restoreTaskIDs(c *call, result json.RawMessage) json.RawMessage
 // (2025-11-25).
 const relatedTask = "io.modelcontextprotocol/related-task"
 
-// taskNotification is a server's notification about a task, as the client
-// gets it: notifications/tasks/status (2025-11-25) and notifications/tasks
-// (the tasks extension) with the sealed id the caller knows the task by,
-// from this call's task or this replica's record of the caller's tasks. A
-// notification about a task the router cannot name is dropped (ok false):
-// they are optional, and a server's id never reaches a client. Other
-// messages are returned as they are.
-func (r *Router) taskNotification(c *call, srv *registry.Server, data []byte, m *mcpparse.Message) ([]byte, bool) {
-	if m.Method != "notifications/tasks/status" && m.Method != "notifications/tasks" {
+var relatedTaskKey = []byte(relatedTask)
+
+// taskMessage is a message a server sends the client during a call (on the
+// call's stream or the GET stream) with the task ids in it as the client
+// knows them, the sealed id of this call's task or of a task this replica
+// saw the caller create (knownTask):
+//
+//   - notifications/tasks/status (2025-11-25) and notifications/tasks (the
+//     tasks extension) name a task in params.taskId; one about a task the
+//     router cannot name is dropped (ok false): they are optional;
+//   - a request or notification that belongs to a task (2025-11-25: an
+//     elicitation while the task needs input) names it in the related-task
+//     _meta; a task the router cannot name is blanked there ("").
+//
+// A server's own task id never reaches the client. Other messages are
+// returned as they are.
+func (r *Router) taskMessage(c *call, srv *registry.Server, data []byte, m *mcpparse.Message) ([]byte, bool) {
+	status := m.Method == "notifications/tasks/status" || m.Method == "notifications/tasks"
+	if !status && !bytes.Contains(data, relatedTaskKey) {
 		return data, true
 	}
 	pf, err := mcpparse.Fields(data, r.answer, "params")
 	if err != nil || pf[0].Raw == nil || pf[0].Raw[0] != '{' {
-		return nil, false
+		return data, !status
 	}
-	f, err := mcpparse.Fields(pf[0].Raw, r.answer, "taskId")
+	params, start := pf[0].Raw, pf[0].Start
+	if !status {
+		// params._meta[related-task] is the object naming the task.
+		for _, key := range []string{"_meta", relatedTask} {
+			f, err := mcpparse.Fields(params, r.answer, key)
+			if err != nil || f[0].Raw == nil || f[0].Raw[0] != '{' {
+				return data, true
+			}
+			params, start = f[0].Raw, start+f[0].Start
+		}
+	}
+	f, err := mcpparse.Fields(params, r.answer, "taskId")
 	if err != nil || f[0].Raw == nil {
-		return nil, false
+		return data, !status
 	}
 	id, err := mcpparse.String(f[0].Raw)
-	if err != nil {
+	sealed, known := "", false
+	if err == nil {
+		sealed, known = r.knownTask(c, srv, id)
+	}
+	if status && !known {
 		return nil, false
 	}
-	var sealed string
-	if c.task != nil && c.task.srv.Name == srv.Name && c.task.task.Upstream == id {
-		sealed = c.msg.TaskID
-	} else if v, ok := r.tasks.created.get(taskKey(c.claims.Issuer, c.claims.Subject, srv.Name, id)); ok {
-		sealed = v
-	} else {
-		return nil, false
-	}
-	start := pf[0].Start + f[0].Start
+	start += f[0].Start
 	return mcpparse.Splice(data, mcpparse.Span{Start: start, End: start + len(f[0].Raw)}, mcpparse.AppendString(nil, sealed)), true
+}
+
+// knownTask is the sealed id c's caller knows srv's task id by: the task
+// of c, or one this replica saw the caller create.
+func (r *Router) knownTask(c *call, srv *registry.Server, id string) (string, bool) {
+	if c.task != nil && c.task.srv.Name == srv.Name && c.task.task.Upstream == id {
+		return c.msg.TaskID, true
+	}
+	return r.tasks.created.get(taskKey(c.claims.Issuer, c.claims.Subject, srv.Name, id))
 }
 
 // listTasks serves tasks/list of a 2025-11-25 session: the tasks of every

@@ -67,8 +67,9 @@ func tasksServer(t *testing.T, gen string) (*httptest.Server, *tasksLayer) {
 }
 
 // stream answers id with result on an SSE stream, after a status
-// notification about each of tasks.
-func (l *tasksLayer) stream(w http.ResponseWriter, id json.RawMessage, result string, tasks ...string) {
+// notification about each of tasks and an elicitation that belongs to
+// each of related (the related-task _meta of 2025-11-25).
+func (l *tasksLayer) stream(w http.ResponseWriter, id json.RawMessage, result string, tasks []string, related ...string) {
 	notify := "notifications/tasks/status"
 	if l.gen == "modern" {
 		notify = "notifications/tasks"
@@ -76,6 +77,9 @@ func (l *tasksLayer) stream(w http.ResponseWriter, id json.RawMessage, result st
 	w.Header().Set("Content-Type", "text/event-stream")
 	for _, tid := range tasks {
 		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":%q,\"params\":{\"taskId\":%q,\"status\":\"working\",%s}}\n\n", notify, tid, taskTimes)
+	}
+	for i, tid := range related {
+		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"elicitation/create\",\"params\":{\"message\":\"name?\",\"requestedSchema\":{\"type\":\"object\"},\"_meta\":{%q:{\"taskId\":%q}}}}\n\n", 100+i, relatedTask, tid)
 	}
 	fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":%s}\n\n", id, result)
 }
@@ -129,11 +133,12 @@ func (l *tasksLayer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// Notifications about the caller's first task, about the task
 		// being created and about one of another caller, then the answer.
-		l.stream(w, m.ID, res, "up-1", id, "up-foreign")
+		l.stream(w, m.ID, res, []string{"up-1", id, "up-foreign"})
 		return
 	}
 	if l.sse && l.tasks[m.Params.TaskID] && m.Method == "tasks/get" {
-		l.stream(w, m.ID, `{"resultType":"complete","taskId":"`+m.Params.TaskID+`","status":"working",`+taskTimes+`,"ttl":60000}`, m.Params.TaskID, "up-foreign")
+		l.stream(w, m.ID, `{"resultType":"complete","taskId":"`+m.Params.TaskID+`","status":"working",`+taskTimes+`,"ttl":60000}`,
+			[]string{m.Params.TaskID, "up-foreign"}, m.Params.TaskID, "up-foreign")
 		return
 	}
 	if m.Method == "tasks/list" {
@@ -420,7 +425,8 @@ func mustMarshal(t *testing.T, v any) []byte {
 // caller knows them by: the task a task request is about, and a task this
 // replica saw the caller create. One about a task the router has not given
 // the caller (another caller's, or one whose CreateTaskResult has not come
-// yet) is dropped: a server's id never reaches the client.
+// yet) is dropped, and a server request that belongs to such a task names
+// none (related-task _meta): a server's id never reaches the client.
 func TestTasksNotifications(t *testing.T) {
 	for _, gen := range []string{"modern", "legacy"} {
 		t.Run(gen, func(t *testing.T) {
@@ -457,8 +463,23 @@ func TestTasksNotifications(t *testing.T) {
 				r = send(t, e, alice, sid, `{"jsonrpc":"2.0","id":4,"method":"tasks/get","params":{"taskId":"`+second+`"}}`, nil)
 			}
 			events = sseEvents(t, r)
-			if len(events) != 2 || notifiedID(t, events[0]) != second {
-				t.Fatalf("tasks/get stream %s: want the notification about the task, with its sealed id, and the answer", r.body)
+			if len(events) != 4 || notifiedID(t, events[0]) != second {
+				t.Fatalf("tasks/get stream %s: want the notification about the task with its sealed id, two elicitations and the answer", r.body)
+			}
+			// The elicitation of the task names it by its sealed id; the
+			// one of a task the caller does not have names none.
+			for i, want := range []string{second, ""} {
+				var req struct {
+					Params struct {
+						Meta map[string]struct {
+							TaskID *string `json:"taskId"`
+						} `json:"_meta"`
+					} `json:"params"`
+				}
+				_ = json.Unmarshal(mustMarshal(t, events[1+i]), &req)
+				if got := req.Params.Meta[relatedTask].TaskID; got == nil || *got != want {
+					t.Errorf("elicitation %d: related task %v, want %q", i, got, want)
+				}
 			}
 		})
 	}
