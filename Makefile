@@ -94,7 +94,7 @@ FUZZ_TARGETS := ./mcpparse:FuzzParse ./mcpparse:FuzzRoundTrip ./authz:FuzzCheck 
   ./identity:FuzzBearerToken ./identity:FuzzVerify ./identity:FuzzTokenInQuery ./front:FuzzBuildCheck \
   ./internal/assertion:FuzzVerify ./router:FuzzOpenSession ./router:FuzzSSE \
   ./router:FuzzUnwrapID ./router:FuzzIDKey ./policy:FuzzKeycloakTwins ./policy:FuzzFoldAgreement \
-  ./config:FuzzParse
+  ./config:FuzzParse ./internal/taskid:FuzzOpen
 
 ##@ Everyday
 

@@ -78,6 +78,11 @@ type Message struct {
 	// RequestID is params.requestId as sent (notifications/cancelled);
 	// nil if absent.
 	RequestID json.RawMessage
+	// TaskID is params.taskId of the requests of one task (TaskMethod),
+	// decoded; never empty for them, "" for other methods. TaskIDSpan
+	// locates it in the body (the JSON string as sent), as NameSpan does.
+	TaskID     string
+	TaskIDSpan Span
 	// Meta is params._meta as sent; nil if absent.
 	Meta json.RawMessage
 	// Result is the result object of a response, Error the error object

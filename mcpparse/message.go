@@ -12,7 +12,10 @@ type params struct {
 	nameKind, uriKind, argsKind byte   // 0 when absent
 	nameSpan                    Span   // the name as sent
 	cursor, requestID, meta     []byte // as sent; nil when absent
-	ref                         ref    // params.ref (completion/complete)
+	taskID                      []byte // decoded params.taskId
+	taskIDKind                  byte   // 0 when absent
+	taskIDSpan                  Span
+	ref                         ref // params.ref (completion/complete)
 	hasRef                      bool
 }
 
@@ -179,6 +182,9 @@ func response(m *Message, idKind byte, hasParams, hasResult, hasError bool) erro
 // resource, and sets the message's Name, URI and Arguments.
 func target(m *Message, hasParams bool, pr *params) error {
 	var named bool
+	if TaskMethod(m.Method) {
+		return taskTarget(m, hasParams, pr)
+	}
 	switch m.Method {
 	case "tools/call", "prompts/get":
 		named = true
@@ -220,6 +226,38 @@ func target(m *Message, hasParams bool, pr *params) error {
 	}
 	m.Name = string(pr.name)
 	m.NameSpan = pr.nameSpan
+	return nil
+}
+
+// TaskMethod reports whether method is a request about one task, named by
+// params.taskId: tasks/get, tasks/update and tasks/cancel of the tasks
+// extension (SEP-2663), and tasks/result of 2025-11-25.
+func TaskMethod(method string) bool {
+	switch method {
+	case "tasks/get", "tasks/update", "tasks/cancel", "tasks/result":
+		return true
+	}
+	return false
+}
+
+// maxTaskID bounds params.taskId, in bytes: it travels in the Mcp-Name
+// header too.
+const maxTaskID = 4 << 10
+
+// taskTarget checks the params of a TaskMethod request: a non-empty string
+// params.taskId of at most maxTaskID bytes without control characters,
+// which sets TaskID and TaskIDSpan.
+func taskTarget(m *Message, hasParams bool, pr *params) error {
+	if m.Kind != KindRequest {
+		return fmt.Errorf("%w: %s without an id", ErrInvalidRequest, m.Method)
+	}
+	if !hasParams || pr.taskIDKind != '"' {
+		return fmt.Errorf("%w: %s without a string params.taskId", ErrInvalidParams, m.Method)
+	}
+	if len(pr.taskID) > maxTaskID || !validURI(pr.taskID) {
+		return fmt.Errorf("%w: params.taskId empty, longer than %d bytes or with a control character", ErrInvalidParams, maxTaskID)
+	}
+	m.TaskID, m.TaskIDSpan = string(pr.taskID), pr.taskIDSpan
 	return nil
 }
 
@@ -321,6 +359,10 @@ func (p *scanner) params(depth int, pr *params) error {
 			pr.nameSpan = Span{start, p.pos}
 		case "uri":
 			pr.uri, pr.uriKind, err = p.member(depth)
+		case "taskId":
+			start := p.pos
+			pr.taskID, pr.taskIDKind, err = p.member(depth)
+			pr.taskIDSpan = Span{start, p.pos}
 		case "ref":
 			if p.peek() != '{' {
 				return fmt.Errorf("%w: params.ref is not an object", ErrInvalidParams)

@@ -257,17 +257,24 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 				continue
 			}
 			done = true
-			if res := r.resultFor(c, m.Result); len(res) != len(m.Result) || !bytes.Equal(m.ID, c.msg.ID) {
-				// The client's id as the client spelled it.
+			if res := r.resultFor(c, m.Result); !sameSlice(res, m.Result) || !bytes.Equal(m.ID, c.msg.ID) {
+				// The client's id as the client spelled it, the result as
+				// resultFor made it (a sealed task id may be as long as the
+				// server's: only the same bytes are the same result).
 				data = answerBody(c.msg.ID, res, m.Error)
 			}
 		case mcpparse.KindRequest:
 			data = mcpparse.Splice(data, m.IDSpan, wrapID(srv.Name, m.ID))
+			data, _ = r.taskMessage(c, srv, data, &m) // a request is never dropped
 		default:
 			if strings.HasSuffix(m.Method, "/list_changed") {
 				r.lists.invalidate(srv.Name)
 			}
 			if m.Method == "notifications/resources/updated" && !r.updateAllowed(c.req.Context(), c, srv, &m) {
+				continue
+			}
+			var ok bool
+			if data, ok = r.taskMessage(c, srv, data, &m); !ok {
 				continue
 			}
 		}

@@ -284,11 +284,16 @@ func (r *Router) relayStream(ctx context.Context, c *call, srv *registry.Server,
 		switch m.Kind {
 		case mcpparse.KindRequest:
 			data = mcpparse.Splice(data, m.IDSpan, wrapID(srv.Name, m.ID))
+			data, _ = r.taskMessage(c, srv, data, &m) // a request is never dropped
 		case mcpparse.KindNotification:
 			if strings.HasSuffix(m.Method, "/list_changed") {
 				r.lists.invalidate(srv.Name)
 			}
 			if m.Method == "notifications/resources/updated" && !r.updateAllowed(ctx, c, srv, &m) {
+				continue
+			}
+			var ok bool
+			if data, ok = r.taskMessage(c, srv, data, &m); !ok {
 				continue
 			}
 		default:

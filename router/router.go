@@ -183,6 +183,7 @@ type Router struct {
 	upstream *lru[upstreamSession] // (session key, server) -> upstream session, opened on first use
 	ended    *lru[time.Time]       // ended session ids -> their expiry
 	levels   *lru[[]byte]          // session key -> the params of its last logging/setLevel
+	tasks    *taskState            // the tasks this replica saw created (tasks.go)
 	streams  *hub
 	gens     *generations          // which servers speak the stateless revision
 	meta     *resourcemeta.Handler // protected-resource metadata, if served
@@ -265,6 +266,7 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		upstream: newLRU[upstreamSession](c.CacheSize),
 		ended:    newLRU[time.Time](c.CacheSize),
 		levels:   newLRU[[]byte](c.CacheSize),
+		tasks:    newTaskState(c.CacheSize),
 		streams:  newHub(),
 		gens:     newGenerations(),
 		metrics:  newMetrics(),

@@ -26,7 +26,7 @@ const maxRequestBytes = 4 << 20
 var protocolVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26"}
 
 // capabilities is what initialize answers.
-const capabilities = `{"tools":{"listChanged":true},"prompts":{"listChanged":true},"resources":{"listChanged":true,"subscribe":true},"logging":{},"completions":{}}`
+const capabilities = `{"tools":{"listChanged":true},"prompts":{"listChanged":true},"resources":{"listChanged":true,"subscribe":true},"logging":{},"completions":{},"tasks":{"list":{},"cancel":{},"requests":{"tools":{"call":{}}}}}`
 
 // call is one client request the router is serving.
 type call struct {
@@ -39,6 +39,7 @@ type call struct {
 	// or, when claims.Credential names it, the token authz obtained for
 	// claims.Server. Only the latter is ever sent upstream.
 	auth string
+	task *taskRef // the task of a task request, opened (tasks.go)
 }
 
 func (r *Router) serveMCP(w http.ResponseWriter, req *http.Request) {
@@ -221,6 +222,10 @@ func (r *Router) dispatch(w http.ResponseWriter, c *call) {
 		r.complete(w, c)
 	case "logging/setLevel":
 		r.setLevel(w, c)
+	case "tasks/get", "tasks/update", "tasks/cancel", "tasks/result":
+		r.taskRequest(w, c)
+	case "tasks/list":
+		r.listTasks(w, c)
 	default:
 		writeError(w, noMethodStatus(c), c.msg.ID, codeNoMethod, "method not found")
 	}

@@ -171,7 +171,7 @@ func legacyVersion(v string) string {
 
 // discoverCapabilities is what server/discover answers: what the router
 // itself serves of every server (lists aggregated, calls routed).
-const discoverCapabilities = `{"tools":{},"prompts":{},"resources":{}}`
+const discoverCapabilities = `{"tools":{},"prompts":{},"resources":{},"extensions":{"io.modelcontextprotocol/tasks":{}}}`
 
 // discover answers server/discover: the versions the router serves, its
 // capabilities and identity. It is the same for every caller (public).
@@ -254,8 +254,9 @@ func (r *Router) paramsFor(c *call, up upstreamSession, body []byte) []byte {
 }
 
 // resultFor is an upstream's result as the client's revision wants it:
-// with a resultType for a stateless client, as it is otherwise.
+// task ids sealed (taskResult), with a resultType for a stateless client.
 func (r *Router) resultFor(c *call, result json.RawMessage) json.RawMessage {
+	result = r.taskResult(c, result)
 	if result == nil || !c.sess.stateless() {
 		return result
 	}
