@@ -5,6 +5,8 @@
 #   tools/call                           the tool's name, or "tool:" + the tool
 #   prompts/get                          "prompt:" + the prompt
 #   resources/read|subscribe|unsubscribe "resource:" + the uri
+#   logging/setLevel, roots/list_changed any role of the server (the router
+#                                        asks per server of a session)
 #
 # A caller without roles gets nothing, and lists (the router filters them
 # with this policy) show them nothing. Requests for no server (initialize,
@@ -40,6 +42,13 @@ allow if {
 	input.mcp.method in resources
 	audience_is_server
 	concat("", ["resource:", input.mcp.resource.uri]) in roles
+}
+
+# The router passes these to every server of a session, asking per server.
+allow if {
+	input.mcp.method in {"logging/setLevel", "notifications/roots/list_changed"}
+	audience_is_server
+	count(roles) > 0
 }
 
 roles := r if {
