@@ -34,17 +34,16 @@ const (
 	// router: the router answers it itself (a result or an error); no
 	// server hears of it, whoever asks.
 	router
-	// ungated: it reaches servers with no decision of the policy, even for
-	// a caller the policy denies everything. A gap against "the policy
-	// decides every request that reaches a server": listed so that closing
-	// it fails this test and the table is updated.
-	ungated
+	// perServer: the router passes it to every server of the session the
+	// policy allows that method on (mcp.server set, no entry): a 2xx
+	// either way, and no server hears a caller the policy denies.
+	perServer
 	// dropped: a notification accepted (202) and passed to no server.
 	dropped
 )
 
 func (h how) String() string {
-	return [...]string{"?", "decided by the policy", "filtered by the policy", "answered by the router", "ungated", "dropped"}[h]
+	return [...]string{"?", "decided by the policy", "filtered by the policy", "answered by the router", "decided per server it reaches", "dropped"}[h]
 }
 
 // handling is what TestEveryMethod expects of one method of one revision.
@@ -79,9 +78,9 @@ var methodHandling = map[string]handling{
 	"2025-11-25 resources/subscribe":      {how: decided, params: `"uri":"{s}://r1"`},
 	"2025-11-25 resources/unsubscribe":    {how: decided, params: `"uri":"{s}://r1"`},
 	"2025-11-25 completion/complete":      {how: decided, params: `"ref":{"type":"ref/prompt","name":"{p}p1"},"argument":{"name":"a","value":"x"}`},
-	// The level goes to every server that declared logging, on the
-	// caller's upstream session, whatever the policy.
-	"2025-11-25 logging/setLevel": {how: ungated, params: `"level":"info"`},
+	// The level goes to every server that declared logging and the policy
+	// allows logging/setLevel on, on the caller's upstream session.
+	"2025-11-25 logging/setLevel": {how: perServer, params: `"level":"info"`},
 	// Tasks (2025-11-25): not served yet.
 	"2025-11-25 tasks/get":    {how: router, params: `"taskId":"t"`, status: 200, code: -32601, pending: "tasks"},
 	"2025-11-25 tasks/result": {how: router, params: `"taskId":"t"`, status: 200, code: -32601, pending: "tasks"},
@@ -96,7 +95,7 @@ var methodHandling = map[string]handling{
 	// every server the session has an upstream session with.
 	"2025-11-25 notifications/initialized":            {how: dropped, status: 202},
 	"2025-11-25 notifications/cancelled":              {how: dropped, params: `"requestId":424242`, status: 202},
-	"2025-11-25 notifications/roots/list_changed":     {how: ungated},
+	"2025-11-25 notifications/roots/list_changed":     {how: perServer},
 	"2025-11-25 notifications/progress":               {how: dropped, params: `"progressToken":"x","progress":1`, status: 202},
 	"2025-11-25 notifications/message":                {how: dropped, params: `"level":"info","data":"x"`, status: 202},
 	"2025-11-25 notifications/tools/list_changed":     {how: dropped, status: 202},
@@ -204,8 +203,9 @@ func decodeRPC(body []byte) (rpcAnswer, bool) {
 // everything, and checks each is handled as methodHandling says: the
 // policy decides every request that reaches a server (bob's is refused and
 // no server hears of it; alice's reaches it), or filters what a list shows,
-// or the router answers by itself and no server hears of it; the ungated
-// rows are the exceptions there are today. Rows marked pending are today's
+// or the router answers by itself and no server hears of it, or (a method
+// for every server of a session) it reaches just the servers the policy
+// allows it on. Rows marked pending are today's
 // behaviour of what other work is changing. Server-to-client methods are
 // also sent the way they go, by the 2025 server to a go-sdk client, within
 // a call (serverToClient).
@@ -353,7 +353,7 @@ policies:
 					}
 					since := marks()
 					st, ans, body := send(t, caller, revision, sid, method, params)
-					if strings.HasPrefix(method, "notifications/") && h.how != ungated {
+					if strings.HasPrefix(method, "notifications/") && (h.how != perServer || caller == "bob") {
 						time.Sleep(200 * time.Millisecond) // a notification passed on would be by now
 					}
 					got := heard(since)
@@ -395,9 +395,15 @@ policies:
 						if len(got) != 0 {
 							t.Errorf("%s's %s reached servers: %q", caller, method, got)
 						}
-					case ungated:
+					case perServer:
 						if st/100 != 2 {
 							t.Errorf("%s: status %d: %s", caller, st, body)
+						}
+						if caller == "bob" {
+							if len(got) != 0 {
+								t.Errorf("bob's %s reached servers: %q", method, got)
+							}
+							continue
 						}
 						waitFor(t, caller+"'s "+method+" reaching a server", 5*time.Second, func() bool {
 							return slices.ContainsFunc(heard(since), func(s string) bool { return strings.HasSuffix(s, " "+method) })

@@ -409,7 +409,7 @@ func (r *Router) notifyAll(c *call) {
 	ctx, cancel := context.WithTimeout(c.req.Context(), r.cfg.InitTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, srv := range r.reg.Load().Servers() {
+	for _, srv := range r.fanOut(ctx, c, c.msg.Method) {
 		up, ok := r.upstream.get(upstreamKey(c.sess, &srv))
 		if !ok {
 			continue

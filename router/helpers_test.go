@@ -24,7 +24,9 @@ import (
 )
 
 // testAuthz stands in for authz (the consumer interface): it hands each
-// upstream a per-server token and hides tools whose name starts with "secret".
+// upstream a per-server token, hides tools whose name starts with "secret"
+// and denies server-wide methods (logging/setLevel, roots/list_changed) on
+// servers whose name holds "muted".
 type testAuthz struct {
 	mu      sync.Mutex
 	visible int // calls of Visible
@@ -43,7 +45,8 @@ func (a *testAuthz) Visible(_ context.Context, caller string, targets []policy.T
 	a.mu.Unlock()
 	out := make([]bool, len(targets))
 	for i, t := range targets {
-		out[i] = !strings.HasPrefix(t.Tool, "secret") && !strings.Contains(t.Resource, "secret")
+		out[i] = !strings.HasPrefix(t.Tool, "secret") && !strings.Contains(t.Resource, "secret") &&
+			(t.Method == "" || !strings.Contains(t.Server, "muted"))
 	}
 	return out, nil
 }

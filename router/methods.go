@@ -49,7 +49,8 @@ func (r *Router) subscribe(w http.ResponseWriter, c *call) {
 	r.forward(w, c, srv, c.body, "")
 }
 
-// setLevel passes logging/setLevel to every server that declared logging,
+// setLevel passes logging/setLevel to every server that declared logging
+// and the policy allows it on (fanOut),
 // on the caller's session with it (opened now if it was not yet, so that the
 // level holds for later calls), and answers {} once all have answered. A
 // server that fails or refuses is logged and left out: a log level is best
@@ -66,7 +67,7 @@ func (r *Router) setLevel(w http.ResponseWriter, c *call) {
 	ctx, cancel := context.WithTimeout(c.req.Context(), r.cfg.CallTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, srv := range r.reg.Load().Servers() {
+	for _, srv := range r.fanOut(ctx, c, c.msg.Method) {
 		wg.Go(func() {
 			auth, err := r.upstreamAuth(ctx, c.auth, srv.Name)
 			if err != nil {
@@ -90,12 +91,23 @@ func (r *Router) setLevel(w http.ResponseWriter, c *call) {
 }
 
 // applyLevel gives an upstream session just opened the log level its
-// client session set, if any and if the server declared logging; best
-// effort.
+// client session set, if any, if the server declared logging and if the
+// policy allows the caller logging/setLevel on it (as fanOut decides; the
+// caller's credential comes with ctx, set by post); best effort.
 func (r *Router) applyLevel(ctx context.Context, s *session, srv *registry.Server, auth string, up upstreamSession) {
 	params, ok := r.levels.get(s.key())
 	if !ok || !up.Logging {
 		return
+	}
+	if r.auth != nil {
+		caller, ok := ctx.Value(callerAuthKey{}).(string)
+		if !ok {
+			return
+		}
+		vis, err := r.auth.Visible(ctx, caller, []policy.Target{{Server: srv.Name, Method: "logging/setLevel"}})
+		if err != nil || len(vis) != 1 || !vis[0] {
+			return
+		}
 	}
 	h := upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version}
 	if _, _, err := r.up.Request(ctx, target(srv), h, "logging/setLevel", params); err != nil {

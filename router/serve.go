@@ -173,6 +173,11 @@ func (r *Router) post(w http.ResponseWriter, req *http.Request) {
 	if c.sess, ok = r.open(w, req, claims, msg.ID); !ok {
 		return
 	}
+	if _, ok := r.levels.get(c.sess.key()); ok {
+		// The session set a log level: an upstream session opened while
+		// serving this request is given it if the policy allows (applyLevel).
+		c.req = req.WithContext(context.WithValue(req.Context(), callerAuthKey{}, c.auth))
+	}
 	if v := req.Header.Get("MCP-Protocol-Version"); v != "" && !slices.Contains(protocolVersions, v) {
 		writeError(w, http.StatusBadRequest, msg.ID, codeInvalidRequest, "unsupported MCP-Protocol-Version")
 		return

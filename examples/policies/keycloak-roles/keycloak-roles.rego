@@ -7,6 +7,8 @@
 #   resources/read|subscribe|unsubscribe "resource:" + the uri
 #   tasks/get|update|cancel|result       the role of the tool whose call
 #                                        created the task (mcp.task.tool)
+#   logging/setLevel, roots/list_changed any role of the server (the router
+#                                        asks per server of a session)
 #
 # A caller without roles gets nothing, and lists (the router filters them
 # with this policy) show them nothing. Requests for no server (initialize,
@@ -55,6 +57,13 @@ allow if {
 	audience_is_server
 	some role in [input.mcp.task.tool, concat("", ["tool:", input.mcp.task.tool])]
 	role in roles
+}
+
+# The router passes these to every server of a session, asking per server.
+allow if {
+	input.mcp.method in {"logging/setLevel", "notifications/roots/list_changed"}
+	audience_is_server
+	count(roles) > 0
 }
 
 roles := r if {
