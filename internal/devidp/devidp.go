@@ -229,8 +229,13 @@ func (p *Provider) password(r *http.Request) (any, error) {
 	roleClients := user.roleClients()
 	aud := slices.Compact(slices.Sorted(slices.Values(append(slices.Clip(roleClients), p.realm.defaults...))))
 	req := &tokenRequest{principal: user, audience: aud, scopes: scopes, clientID: c.id, roles: roleClients}
-	exp := time.Now().Add(p.realm.lifetime)
-	token, err := op.CreateJWT(r.Context(), p.realm.issuer, req, exp, newUUID(), c, p.store)
+	return p.accessToken(r.Context(), req, c, time.Now())
+}
+
+// accessToken issues the access token of req to client c, valid for the
+// realm's token lifetime from now.
+func (p *Provider) accessToken(ctx context.Context, req *tokenRequest, c *client, now time.Time) (*oidc.AccessTokenResponse, error) {
+	token, err := op.CreateJWT(ctx, p.realm.issuer, req, now.Add(p.realm.lifetime), newUUID(), c, p.store)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +243,7 @@ func (p *Provider) password(r *http.Request) (any, error) {
 		AccessToken: token,
 		TokenType:   oidc.BearerToken,
 		ExpiresIn:   uint64(p.realm.lifetime.Seconds()),
-		Scope:       scopes,
+		Scope:       req.scopes,
 	}, nil
 }
 

@@ -8,7 +8,6 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
 // Token types of identity chaining (RFC 8693 section 3) and ID-JAG.
@@ -189,17 +188,7 @@ func (p *Provider) jwtBearer(r *http.Request) (any, error) {
 		scopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile}
 	}
 	req := &tokenRequest{principal: user, audience: aud, scopes: scopes, clientID: c.id, roles: aud}
-	exp := now.Add(p.realm.lifetime)
-	token, err := op.CreateJWT(r.Context(), p.realm.issuer, req, exp, newUUID(), c, p.store)
-	if err != nil {
-		return nil, err
-	}
-	return &oidc.AccessTokenResponse{
-		AccessToken: token,
-		TokenType:   oidc.BearerToken,
-		ExpiresIn:   uint64(p.realm.lifetime.Seconds()),
-		Scope:       scopes,
-	}, nil
+	return p.accessToken(r.Context(), req, c, now)
 }
 
 // sign makes a JWT of claims with the current key and the given typ header.
