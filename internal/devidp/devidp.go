@@ -28,6 +28,7 @@ import (
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/mcp-authz/mcp-authz/internal/devidp/jwtcheck"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -42,7 +43,7 @@ type Provider struct {
 	realm   *realm
 	store   *storage
 	handler http.Handler
-	replay  *replayCache
+	replay  *jwtcheck.ReplayCache
 	idpKeys map[string]gooidc.KeySet // identity provider alias -> its keys
 	now     func() time.Time
 }
@@ -73,7 +74,7 @@ func New(cfg Config, o Deps) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("devidp: %w", err)
 	}
-	p := &Provider{realm: r, store: &storage{realm: r, persist: o.Keys}, replay: newReplayCache(maxReplayEntries), idpKeys: map[string]gooidc.KeySet{}, now: time.Now}
+	p := &Provider{realm: r, store: &storage{realm: r, persist: o.Keys}, replay: jwtcheck.NewReplayCache(maxReplayEntries), idpKeys: map[string]gooidc.KeySet{}, now: time.Now}
 	if err := p.store.load(); err != nil {
 		return nil, err
 	}

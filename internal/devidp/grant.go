@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/mcp-authz/mcp-authz/internal/devidp/jwtcheck"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
@@ -49,8 +50,8 @@ func (p *Provider) authorizationGrant(r *http.Request) (any, error) {
 	}
 
 	now := p.now()
-	_, subject, err := verifyJWT(r.Context(), p.ownKeys(), f.Get("subject_token"))
-	if err != nil || subject.Issuer != p.realm.issuer || checkTimes(&subject, now, p.realm.lifetime, 0) != nil {
+	_, subject, err := jwtcheck.Verify(r.Context(), p.ownKeys(), f.Get("subject_token"))
+	if err != nil || subject.Issuer != p.realm.issuer || subject.CheckTimes(now, p.realm.lifetime, 0) != nil {
 		return nil, oidc.ErrInvalidRequest().WithDescription("Invalid token")
 	}
 	user := p.realm.bySubject[subject.Subject]
@@ -119,7 +120,7 @@ func (p *Provider) jwtBearer(r *http.Request) (any, error) {
 		return nil, oidc.ErrInvalidRequest().WithDescription("Missing parameter: assertion")
 	}
 	raw := f.Get("assertion")
-	typ, unverified, err := peek(raw)
+	typ, unverified, err := jwtcheck.Peek(raw)
 	if err != nil {
 		return nil, oidc.ErrInvalidGrant().WithDescription("Invalid assertion")
 	}
@@ -133,7 +134,7 @@ func (p *Provider) jwtBearer(r *http.Request) (any, error) {
 	if !slices.Contains(idp.types, normalizeTyp(typ)) {
 		return nil, oidc.ErrInvalidGrant().WithDescription("Assertion typ is not accepted")
 	}
-	payload, a, err := verifyJWT(r.Context(), p.idpKeys[idp.alias], raw)
+	payload, a, err := jwtcheck.Verify(r.Context(), p.idpKeys[idp.alias], raw)
 	if err != nil {
 		return nil, oidc.ErrInvalidGrant().WithDescription("Invalid assertion signature")
 	}
@@ -150,7 +151,7 @@ func (p *Provider) jwtBearer(r *http.Request) (any, error) {
 	case normalizeTyp(typ) == typeIDJAG && a.ClientID != c.id:
 		return nil, oidc.ErrInvalidGrant().WithDescription("Assertion client_id is not the client")
 	}
-	if err := checkTimes(&a, now, idp.maxLifetime, idp.skew); err != nil {
+	if err := a.CheckTimes(now, idp.maxLifetime, idp.skew); err != nil {
 		return nil, oidc.ErrInvalidGrant().WithDescription("Assertion %v", err)
 	}
 	var all map[string]any
@@ -176,7 +177,7 @@ func (p *Provider) jwtBearer(r *http.Request) (any, error) {
 	}
 	slices.Sort(aud)
 	aud = slices.Compact(aud)
-	if err := p.replay.use("grant\x00"+idp.issuer+"\x00"+a.ID, a.Expiry.Time().Add(idp.skew), now); err != nil {
+	if err := p.replay.Use("grant\x00"+idp.issuer+"\x00"+a.ID, a.Expiry.Time().Add(idp.skew), now); err != nil {
 		return nil, oidc.ErrInvalidGrant().WithDescription("Assertion %v", err)
 	}
 

@@ -1,33 +1,9 @@
 package devidp
 
 import (
-	"errors"
 	"testing"
 	"time"
 )
-
-func TestReplayCacheBounded(t *testing.T) {
-	c := newReplayCache(2)
-	now := time.Now()
-	for i, k := range []string{"a", "b"} {
-		if err := c.use(k, now.Add(time.Minute), now); err != nil {
-			t.Fatalf("use %d: %v", i, err)
-		}
-	}
-	if err := c.use("a", now.Add(time.Minute), now); !errors.Is(err, errReplayed) {
-		t.Errorf("replay: %v", err)
-	}
-	if err := c.use("c", now.Add(time.Minute), now); !errors.Is(err, errReplayFull) {
-		t.Errorf("full: %v, want refused", err)
-	}
-	later := now.Add(2 * time.Minute)
-	if err := c.use("c", later.Add(time.Minute), later); err != nil {
-		t.Errorf("after expiry: %v", err)
-	}
-	if len(c.seen) != 1 {
-		t.Errorf("%d entries after pruning, want 1", len(c.seen))
-	}
-}
 
 func TestTrustConfigErrors(t *testing.T) {
 	ok := func() Config {
