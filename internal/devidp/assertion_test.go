@@ -1,70 +1,20 @@
 package devidp
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
+	"github.com/mcp-authz/mcp-authz/internal/jwttest"
 )
-
-// testKey is an RSA key and its public JWKS, for private_key_jwt and for
-// assertions signed by an untrusted party.
-type testKey struct {
-	key *rsa.PrivateKey
-	kid string
-}
-
-func newTestKey(t *testing.T) testKey {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testKey{key: k, kid: newUUID()}
-}
-
-func (k testKey) jwks(t *testing.T) string {
-	t.Helper()
-	b, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.key.PublicKey, KeyID: k.kid, Algorithm: "RS256", Use: "sig"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func (k testKey) sign(t *testing.T, claims map[string]any, typ string) string {
-	t.Helper()
-	opts := &jose.SignerOptions{}
-	if typ != "" {
-		opts = opts.WithType(jose.ContentType(typ))
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: k.key, KeyID: k.kid}}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(claims)
-	jws, err := signer.Sign(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
 
 // TestPrivateKeyJWT authenticates a client with an RFC 7523 client
 // assertion, and refuses bad ones with 401 invalid_client.
 func TestPrivateKeyJWT(t *testing.T) {
 	cfg, _ := devRealm(t)
-	good, wrong := newTestKey(t), newTestKey(t)
-	cfg.Clients = append(cfg.Clients, Client{ID: "agent", JWKS: good.jwks(t)})
+	good, wrong := jwttest.NewKey(t), jwttest.NewKey(t)
+	cfg.Clients = append(cfg.Clients, Client{ID: "agent", JWKS: good.JWKS(t)})
 	p := start(t, cfg)
 	now := time.Now().Unix()
 	assertion := func(mut func(map[string]any)) string {
@@ -72,7 +22,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 		if mut != nil {
 			mut(c)
 		}
-		return good.sign(t, c, "")
+		return good.Sign(t, c, "")
 	}
 	form := func(a string) url.Values {
 		return url.Values{"grant_type": {"client_credentials"},
@@ -91,7 +41,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 	}{
 		{"control: issuer as aud, client_id named", with(form(assertion(func(c map[string]any) { c["aud"] = p.Issuer() })), "client_id", "agent"), "", "", 200},
 		{"control: password grant", with(with(with(form(assertion(nil)), "grant_type", "password"), "username", "alice"), "password", "alice"), "", "", 200},
-		{"wrong key", form(wrong.sign(t, map[string]any{"iss": "agent", "sub": "agent", "aud": p.TokenURL(), "exp": now + 60, "jti": newUUID()}, "")), "", "", 401},
+		{"wrong key", form(wrong.Sign(t, map[string]any{"iss": "agent", "sub": "agent", "aud": p.TokenURL(), "exp": now + 60, "jti": newUUID()}, "")), "", "", 401},
 		{"replayed", form(used), "", "", 401},
 		{"expired", form(assertion(func(c map[string]any) { c["exp"] = now - 1 })), "", "", 401},
 		{"long-lived", form(assertion(func(c map[string]any) { c["exp"] = now + 3600 })), "", "", 401},

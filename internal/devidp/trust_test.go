@@ -3,6 +3,8 @@ package devidp
 import (
 	"testing"
 	"time"
+
+	"github.com/mcp-authz/mcp-authz/internal/jwttest"
 )
 
 func TestTrustConfigErrors(t *testing.T) {
@@ -36,7 +38,7 @@ func TestTrustConfigErrors(t *testing.T) {
 		{"public client asks grants", func(c *Config) {
 			c.Clients = append(c.Clients, Client{ID: "pub", Public: true, AuthorizationGrants: []string{"b"}})
 		}},
-		{"jwks and secret", func(c *Config) { c.Clients[0].JWKS = newTestKey(t).jwks(t) }},
+		{"jwks and secret", func(c *Config) { c.Clients[0].JWKS = jwttest.NewKey(t).JWKS(t) }},
 		{"bad jwks", func(c *Config) { c.Clients = append(c.Clients, Client{ID: "k", JWKS: `{"keys": []}`}) }},
 		{"missing caFile", func(c *Config) { c.IdentityProviders[0].CAFile = "/nonexistent" }},
 	}

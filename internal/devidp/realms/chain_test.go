@@ -20,9 +20,9 @@ import (
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/go-cmp/cmp"
 	"github.com/mcp-authz/mcp-authz/internal/devidp"
+	"github.com/mcp-authz/mcp-authz/internal/jwttest"
 	"golang.org/x/oauth2"
 )
 
@@ -150,60 +150,6 @@ func payload(t *testing.T, raw string) map[string]any {
 	return c
 }
 
-// testKey is an RSA key and its public JWKS, for private_key_jwt and for
-// assertions signed by an untrusted party.
-type testKey struct {
-	key *rsa.PrivateKey
-	kid string
-}
-
-func newTestKey(t *testing.T) testKey {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testKey{key: k, kid: newID()}
-}
-
-func (k testKey) jwks(t *testing.T) string {
-	t.Helper()
-	b, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.key.PublicKey, KeyID: k.kid, Algorithm: "RS256", Use: "sig"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func (k testKey) sign(t *testing.T, claims map[string]any, typ string) string {
-	t.Helper()
-	opts := &jose.SignerOptions{}
-	if typ != "" {
-		opts = opts.WithType(jose.ContentType(typ))
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: k.key, KeyID: k.kid}}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(claims)
-	jws, err := signer.Sign(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
-
-// clientAssertion is a private_key_jwt assertion of client id for aud.
-func (k testKey) clientAssertion(t *testing.T, id, aud string) string {
-	t.Helper()
-	now := time.Now().Unix()
-	return k.sign(t, map[string]any{"iss": id, "sub": id, "aud": aud, "iat": now, "exp": now + 60, "jti": newID()}, "")
-}
-
 // TestIdentityChaining is the good path over HTTPS with the test CA: alice
 // logs in at domain A, the gateway exchanges her token for a JWT
 // authorization grant for domain B (jwt and ID-JAG), presents it at B
@@ -212,8 +158,8 @@ func (k testKey) clientAssertion(t *testing.T, id, aud string) string {
 // roles, verified with go-oidc against B's JWKS.
 func TestIdentityChaining(t *testing.T) {
 	a, b, secret := chainRealms(t)
-	agent := newTestKey(t)
-	b.Clients = append(b.Clients, devidp.Client{ID: "kube-agent", JWKS: agent.jwks(t), JWTAuthorizationGrant: []string{"domain-a"}, GrantAudiences: []string{"kubernetes"}})
+	agent := jwttest.NewKey(t)
+	b.Clients = append(b.Clients, devidp.Client{ID: "kube-agent", JWKS: agent.JWKS(t), JWTAuthorizationGrant: []string{"domain-a"}, GrantAudiences: []string{"kubernetes"}})
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	s := startServer(t, Config{Realms: []devidp.Config{a, b}, TLS: &TLSConfig{CAFile: caFile}}, "")
 	pa, pb := s.Realm("domain-a"), s.Realm("domain-b")
@@ -254,7 +200,7 @@ func TestIdentityChaining(t *testing.T) {
 		{"jwt grant, private_key_jwt", devidp.TokenTypeJWT, "JWT", func(g string) (int, map[string]any) {
 			return post(t, hc, pb.TokenURL(), url.Values{"grant_type": {jwtBearerGrant}, "assertion": {g},
 				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
-				"client_assertion":      {agent.clientAssertion(t, "kube-agent", pb.TokenURL())}}, "", "")
+				"client_assertion":      {agent.ClientAssertion(t, "kube-agent", pb.TokenURL())}}, "", "")
 		}},
 	}
 	for _, tt := range tests {
@@ -324,7 +270,7 @@ func TestJWTBearerRefusals(t *testing.T) {
 	if err != nil || len(jwks) == 0 {
 		t.Fatalf("domain-a keys: %v %v", jwks, err)
 	}
-	keyA := testKey{key: jwks[len(jwks)-1].Key.(*rsa.PrivateKey), kid: jwks[len(jwks)-1].KeyID}
+	keyA := jwttest.Key{Private: jwks[len(jwks)-1].Key.(*rsa.PrivateKey), KID: jwks[len(jwks)-1].KeyID}
 	aliceAtA := uuidFrom("domain-a/user/alice")
 	now := time.Now().Unix()
 	claims := func(mut func(map[string]any)) map[string]any {
@@ -336,9 +282,9 @@ func TestJWTBearerRefusals(t *testing.T) {
 		return c
 	}
 	signA := func(c map[string]any, typ string) string {
-		return keyA.sign(t, c, typ)
+		return keyA.Sign(t, c, typ)
 	}
-	stranger := newTestKey(t)
+	stranger := jwttest.NewKey(t)
 	unsigned := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." +
 		strings.Split(signA(claims(nil), "JWT"), ".")[1] + "."
 	replayed := signA(claims(nil), "JWT")
@@ -360,8 +306,8 @@ func TestJWTBearerRefusals(t *testing.T) {
 	}{
 		{"control: token endpoint as aud", present(signA(claims(func(c map[string]any) { c["aud"] = pb.TokenURL() }), "JWT")), "mcp-gateway", secret, 200, ""},
 		{"replayed (same jti)", present(replayed), "mcp-gateway", secret, 400, "invalid_grant"},
-		{"untrusted issuer", present(stranger.sign(t, claims(func(c map[string]any) { c["iss"] = "https://evil.example/realms/x" }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
-		{"A's issuer, another key", present(stranger.sign(t, claims(nil), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"untrusted issuer", present(stranger.Sign(t, claims(func(c map[string]any) { c["iss"] = "https://evil.example/realms/x" }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"A's issuer, another key", present(stranger.Sign(t, claims(nil), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
 		{"alg none", present(unsigned), "mcp-gateway", secret, 400, "invalid_grant"},
 		{"expired", present(signA(claims(func(c map[string]any) { c["iat"], c["exp"] = now-120, now-60 }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
 		{"without exp", present(signA(claims(func(c map[string]any) { delete(c, "exp") }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
@@ -373,7 +319,7 @@ func TestJWTBearerRefusals(t *testing.T) {
 		{"without jti", present(signA(claims(func(c map[string]any) { delete(c, "jti") }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
 		{"without sub", present(signA(claims(func(c map[string]any) { delete(c, "sub") }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
 		{"wrong typ (an RFC 9068 access token)", present(signA(claims(nil), "at+jwt")), "mcp-gateway", secret, 400, "invalid_grant"},
-		{"no typ", present(stranger.sign(t, claims(nil), "")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"no typ", present(stranger.Sign(t, claims(nil), "")), "mcp-gateway", secret, 400, "invalid_grant"},
 		{"unknown user mapping (unlinked user)", present(signA(claims(func(c map[string]any) { c["preferred_username"] = "bob" }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
 		{"unknown user mapping (no such user)", present(signA(claims(func(c map[string]any) { c["preferred_username"] = "carol" }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
 		{"unknown user mapping (claim missing)", present(signA(claims(func(c map[string]any) { delete(c, "preferred_username") }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
