@@ -9,9 +9,10 @@ import (
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4/jwt"
-	"github.com/mcp-authz/mcp-authz/internal/devidp/jwtcheck"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/mcp-authz/mcp-authz/internal/devidp/jwtcheck"
 )
 
 // maxReplayEntries bounds the memory of used assertion IDs; when it is full

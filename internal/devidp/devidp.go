@@ -28,9 +28,10 @@ import (
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/mcp-authz/mcp-authz/internal/devidp/jwtcheck"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/mcp-authz/mcp-authz/internal/devidp/jwtcheck"
 )
 
 const (

@@ -7,8 +7,9 @@ import (
 	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/mcp-authz/mcp-authz/internal/devidp/jwtcheck"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
+
+	"github.com/mcp-authz/mcp-authz/internal/devidp/jwtcheck"
 )
 
 // Token types of identity chaining (RFC 8693 section 3) and ID-JAG.

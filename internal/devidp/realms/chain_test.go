@@ -21,9 +21,10 @@ import (
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/oauth2"
+
 	"github.com/mcp-authz/mcp-authz/internal/devidp"
 	"github.com/mcp-authz/mcp-authz/internal/jwttest"
-	"golang.org/x/oauth2"
 )
 
 const (
