@@ -137,10 +137,11 @@ conformance: build $(EVERYTHING_SERVER) $(CONFORMANCE_2025_DIR)/$(CONFORMANCE_PK
 	  -suite 2025-11-25=$(CONFORMANCE_2025_DIR) -suite 2026-07-28=$(CONFORMANCE_2026_DIR)
 
 .PHONY: lint
-lint: $(GOLANGCI) ## gofmt, go vet and golangci-lint.
+lint: $(GOLANGCI) ## gofmt, go vet, golangci-lint and package size (at most 1,500 code lines each).
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	$(GOLANGCI) run ./...
+	go run ./hack/pkgsize
 
 .PHONY: fuzz-short
 fuzz-short: ## Run each fuzz target briefly (FUZZTIME, default 1000x executions).

@@ -26,6 +26,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/devidp"
+	"github.com/mcp-authz/mcp-authz/internal/devidp/realms"
 )
 
 const (
@@ -38,7 +39,7 @@ const (
 // and an HTTP client that trusts the test CA and counts token requests
 // per token URL.
 type chain struct {
-	srv    *devidp.Server
+	srv    *realms.Server
 	a, b   *devidp.Provider
 	caFile string
 	client *http.Client
@@ -96,7 +97,7 @@ func newChain(t testing.TB, mod func(a, b *devidp.Config)) *chain {
 		mod(&a, &b)
 	}
 	c.caFile = filepath.Join(t.TempDir(), "ca.pem")
-	c.srv, err = devidp.NewServer(devidp.ServerConfig{Realms: []devidp.Config{a, b}, TLS: &devidp.TLSConfig{CAFile: c.caFile}}, "127.0.0.1:0")
+	c.srv, err = realms.New(realms.Config{Realms: []devidp.Config{a, b}, TLS: &realms.TLSConfig{CAFile: c.caFile}}, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

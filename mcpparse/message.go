@@ -1,6 +1,10 @@
 package mcpparse
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/mcp-authz/mcp-authz/mcpparse/internal/jsonscan"
+)
 
 // maxMethod is the longest method accepted, in bytes.
 const maxMethod = 256
@@ -37,26 +41,26 @@ func (p *scanner) message(depth int) (Message, error) {
 		idKind, paramsKind  byte
 		hasResult, hasError bool
 	)
-	if p.peek() != '{' {
+	if p.Peek() != '{' {
 		return Message{}, fmt.Errorf("%w: message is not an object", ErrInvalidRequest)
 	}
-	empty, err := p.open(depth, '}')
+	empty, err := p.Open(depth, '}')
 	if err != nil {
 		return Message{}, err
 	}
-	ks := p.beginObject()
+	ks := p.BeginObject()
 	for more := !empty; more; {
-		k, err := p.key(&ks)
+		k, err := p.Key(&ks)
 		if err != nil {
 			return Message{}, err
 		}
 		switch string(k) {
 		case "jsonrpc":
 			hasVersion = true
-			if p.peek() != '"' {
+			if p.Peek() != '"' {
 				return Message{}, fmt.Errorf("%w: jsonrpc is not a string", ErrInvalidRequest)
 			}
-			v, err := p.text()
+			v, err := p.Text()
 			if err != nil {
 				return Message{}, err
 			}
@@ -65,62 +69,62 @@ func (p *scanner) message(depth int) (Message, error) {
 			}
 		case "method":
 			hasMeth = true
-			if p.peek() != '"' {
+			if p.Peek() != '"' {
 				return Message{}, fmt.Errorf("%w: method is not a string", ErrInvalidRequest)
 			}
-			if method, err = p.text(); err != nil {
+			if method, err = p.Text(); err != nil {
 				return Message{}, err
 			}
 		case "id":
-			start := p.pos
-			if idKind, err = p.value(depth); err != nil {
+			start := p.Pos
+			if idKind, err = p.Value(depth); err != nil {
 				return Message{}, err
 			}
 			switch idKind {
-			case '"', kindInt, 'n':
-			case kindNumber:
-				if !p.anyNumID {
+			case '"', jsonscan.KindInt, 'n':
+			case jsonscan.KindNumber:
+				if !p.AnyNumberID {
 					return Message{}, fmt.Errorf("%w: id is not a string or an integer", ErrInvalidRequest)
 				}
 			default:
 				return Message{}, fmt.Errorf("%w: id is not a string or an integer", ErrInvalidRequest)
 			}
-			m.ID = p.buf[start:p.pos]
-			m.IDSpan = Span{start, p.pos}
+			m.ID = p.Buf[start:p.Pos]
+			m.IDSpan = Span{start, p.Pos}
 		case "params":
-			if paramsKind = p.peek(); paramsKind != '{' {
+			if paramsKind = p.Peek(); paramsKind != '{' {
 				return Message{}, fmt.Errorf("%w: params is not an object", ErrInvalidParams)
 			}
-			start := p.pos
+			start := p.Pos
 			if err := p.params(depth+1, &pr); err != nil {
 				return Message{}, err
 			}
-			m.Params = p.buf[start:p.pos]
+			m.Params = p.Buf[start:p.Pos]
 		case "result":
 			hasResult = true
-			if p.peek() != '{' {
+			if p.Peek() != '{' {
 				return Message{}, fmt.Errorf("%w: result is not an object", ErrInvalidRequest)
 			}
-			start := p.pos
-			if err := p.object(depth + 1); err != nil {
+			start := p.Pos
+			if err := p.Object(depth + 1); err != nil {
 				return Message{}, err
 			}
-			m.Result = p.buf[start:p.pos]
+			m.Result = p.Buf[start:p.Pos]
 		case "error":
 			hasError = true
-			start := p.pos
+			start := p.Pos
 			if err := p.errorObject(depth + 1); err != nil {
 				return Message{}, err
 			}
-			m.Error = p.buf[start:p.pos]
+			m.Error = p.Buf[start:p.Pos]
 		default:
 			return Message{}, fmt.Errorf("%w: unknown member %.40q", ErrInvalidRequest, k)
 		}
-		if more, err = p.next('}'); err != nil {
+		if more, err = p.Next('}'); err != nil {
 			return Message{}, err
 		}
 	}
-	p.endObject(ks)
+	p.EndObject(ks)
 
 	if !hasVersion {
 		return Message{}, fmt.Errorf("%w: no jsonrpc member", ErrInvalidRequest)
@@ -300,40 +304,24 @@ func completionTarget(m *Message, pr *params) error {
 // ref reads params.ref at depth: type, name and uri; title and other
 // members are read and left.
 func (p *scanner) ref(depth int, r *ref) error {
-	empty, err := p.open(depth, '}')
-	if empty || err != nil {
-		return err
-	}
-	ks := p.beginObject()
-	for more := true; more; {
-		k, err := p.key(&ks)
-		if err != nil {
-			return err
-		}
+	return p.Members(depth, func(k []byte) (err error) {
 		switch string(k) {
 		case "type":
 			r.typ, r.typKind, err = p.member(depth)
 		case "name":
-			start := p.pos
+			start := p.Pos
 			r.name, r.nameKind, err = p.member(depth)
-			r.nameSpan = Span{start, p.pos}
+			r.nameSpan = Span{start, p.Pos}
 		case "uri":
 			r.uri, r.uriKind, err = p.member(depth)
 		default:
-			if m, ok := refMembers[string(fold(k))]; ok && m != string(k) && !p.exact {
+			if m, ok := refMembers[string(jsonscan.Fold(k))]; ok && m != string(k) && !p.Exact {
 				return fmt.Errorf("%w: params.ref member %.40q is %q in another case", ErrInvalidParams, k, m)
 			}
-			_, err = p.value(depth)
+			_, err = p.Value(depth)
 		}
-		if err != nil {
-			return err
-		}
-		if more, err = p.next('}'); err != nil {
-			return err
-		}
-	}
-	p.endObject(ks)
-	return nil
+		return err
+	})
 }
 
 // refMembers maps the folded form of the members of params.ref to their
@@ -342,21 +330,12 @@ var refMembers = map[string]string{"type": "type", "name": "name", "uri": "uri"}
 
 // params reads a params object at depth, noting name, uri and arguments.
 func (p *scanner) params(depth int, pr *params) error {
-	empty, err := p.open(depth, '}')
-	if empty || err != nil {
-		return err
-	}
-	ks := p.beginObject()
-	for more := true; more; {
-		k, err := p.key(&ks)
-		if err != nil {
-			return err
-		}
+	return p.Members(depth, func(k []byte) (err error) {
 		switch string(k) {
 		case "name":
-			start := p.pos
+			start := p.Pos
 			pr.name, pr.nameKind, err = p.member(depth)
-			pr.nameSpan = Span{start, p.pos}
+			pr.nameSpan = Span{start, p.Pos}
 		case "uri":
 			pr.uri, pr.uriKind, err = p.member(depth)
 		case "taskId":
@@ -364,19 +343,19 @@ func (p *scanner) params(depth int, pr *params) error {
 			pr.taskID, pr.taskIDKind, err = p.member(depth)
 			pr.taskIDSpan = Span{start, p.pos}
 		case "ref":
-			if p.peek() != '{' {
+			if p.Peek() != '{' {
 				return fmt.Errorf("%w: params.ref is not an object", ErrInvalidParams)
 			}
 			pr.hasRef = true
 			err = p.ref(depth+1, &pr.ref)
 		case "arguments":
-			start := p.pos
-			pr.argsKind, err = p.value(depth)
-			pr.args = p.buf[start:p.pos]
+			start := p.Pos
+			pr.argsKind, err = p.Value(depth)
+			pr.args = p.Buf[start:p.Pos]
 		case "cursor", "requestId", "_meta":
-			start := p.pos
-			_, err = p.value(depth)
-			v := p.buf[start:p.pos]
+			start := p.Pos
+			_, err = p.Value(depth)
+			v := p.Buf[start:p.Pos]
 			switch string(k) {
 			case "cursor":
 				pr.cursor = v
@@ -386,20 +365,13 @@ func (p *scanner) params(depth int, pr *params) error {
 				pr.meta = v
 			}
 		default:
-			if m, ok := misspelledParam(k); ok && !p.exact {
+			if m, ok := misspelledParam(k); ok && !p.Exact {
 				return fmt.Errorf("%w: params member %.40q is %q in another case", ErrInvalidParams, k, m)
 			}
-			_, err = p.value(depth)
+			_, err = p.Value(depth)
 		}
-		if err != nil {
-			return err
-		}
-		if more, err = p.next('}'); err != nil {
-			return err
-		}
-	}
-	p.endObject(ks)
-	return nil
+		return err
+	})
 }
 
 // paramMembers maps the folded form (FoldKey) of every member the MCP schema
@@ -417,12 +389,12 @@ var paramMembers = func() map[string]string {
 		"stopSequences", "systemPrompt", "task", "taskId", "temperature", "toolChoice",
 		"tools", "total", "ttl", "uri", "url",
 	} {
-		m[string(fold([]byte(s)))] = s
+		m[string(jsonscan.Fold([]byte(s)))] = s
 	}
 	return m
 }()
 
-// maxParamMember bounds the bytes of a key that can fold to a member of
+// maxParamMember bounds the bytes of a key that can jsonscan.Fold to a member of
 // paramMembers: 16 runes of at most 3 bytes (U+212A KELVIN SIGN is 3).
 const maxParamMember = 16 * 3
 
@@ -434,39 +406,39 @@ func misspelledParam(k []byte) (string, bool) {
 		return "", false
 	}
 	var tmp [maxParamMember]byte
-	m, ok := paramMembers[string(appendFold(tmp[:0], k))]
+	m, ok := paramMembers[string(jsonscan.AppendFold(tmp[:0], k))]
 	return m, ok && m != string(k)
 }
 
 // member reads a value and returns it decoded if it is a string.
 func (p *scanner) member(depth int) ([]byte, byte, error) {
-	if p.peek() == '"' {
-		s, err := p.text()
+	if p.Peek() == '"' {
+		s, err := p.Text()
 		return s, '"', err
 	}
-	kind, err := p.value(depth)
+	kind, err := p.Value(depth)
 	return nil, kind, err
 }
 
 // errorObject reads a JSON-RPC error object at depth: an integer code, a
 // string message and optional data, nothing else.
 func (p *scanner) errorObject(depth int) error {
-	if p.peek() != '{' {
+	if p.Peek() != '{' {
 		return fmt.Errorf("%w: error is not an object", ErrInvalidRequest)
 	}
-	empty, err := p.open(depth, '}')
+	empty, err := p.Open(depth, '}')
 	if err != nil {
 		return err
 	}
-	ks := p.beginObject()
+	ks := p.BeginObject()
 	var code, msg byte
 	for more := !empty; more; {
-		k, err := p.key(&ks)
+		k, err := p.Key(&ks)
 		if err != nil {
 			return err
 		}
 		var kind byte
-		if kind, err = p.value(depth); err != nil {
+		if kind, err = p.Value(depth); err != nil {
 			return err
 		}
 		switch string(k) {
@@ -478,12 +450,12 @@ func (p *scanner) errorObject(depth int) error {
 		default:
 			return fmt.Errorf("%w: unknown member %.40q in error", ErrInvalidRequest, k)
 		}
-		if more, err = p.next('}'); err != nil {
+		if more, err = p.Next('}'); err != nil {
 			return err
 		}
 	}
-	p.endObject(ks)
-	if code != kindInt || msg != '"' {
+	p.EndObject(ks)
+	if code != jsonscan.KindInt || msg != '"' {
 		return fmt.Errorf("%w: error without an integer code and a string message", ErrInvalidRequest)
 	}
 	return nil

@@ -186,27 +186,27 @@ func Argument(args []byte, name string) (raw []byte, ok bool) {
 		return nil, false
 	}
 	var p scanner
-	if err := p.init(args, Options{CaseSensitiveKeys: true}); err != nil || p.peek() != '{' {
+	if err := p.init(args, Options{CaseSensitiveKeys: true}); err != nil || p.Peek() != '{' {
 		return nil, false
 	}
-	empty, err := p.open(1, '}')
+	empty, err := p.Open(1, '}')
 	if err != nil {
 		return nil, false
 	}
-	ks := p.beginObject()
+	ks := p.BeginObject()
 	for more := !empty; more; {
-		k, err := p.key(&ks)
+		k, err := p.Key(&ks)
 		if err != nil {
 			return nil, false
 		}
-		start := p.pos
-		if _, err := p.value(1); err != nil {
+		start := p.Pos
+		if _, err := p.Value(1); err != nil {
 			return nil, false
 		}
 		if strings.EqualFold(string(k), name) {
-			return args[start:p.pos], true
+			return args[start:p.Pos], true
 		}
-		if more, err = p.next('}'); err != nil {
+		if more, err = p.Next('}'); err != nil {
 			return nil, false
 		}
 	}

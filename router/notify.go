@@ -149,15 +149,7 @@ func (r *Router) watchRegistry() {
 // expires, and when the caller's token does (claims.CallerExpiry; a caller
 // without one keeps the stream until the session ends).
 func (r *Router) get(w http.ResponseWriter, req *http.Request) {
-	claims, ok := r.trust(w, req, nil)
-	if !ok {
-		return
-	}
-	if claims.Method != "" {
-		writeError(w, http.StatusUnauthorized, nil, codeInvalidRequest, "request did not pass authorization")
-		return
-	}
-	s, ok := r.open(w, req, claims, nil)
+	claims, s, ok := r.openBodyless(w, req)
 	if !ok {
 		return
 	}

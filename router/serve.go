@@ -328,17 +328,25 @@ func (r *Router) upstreamAuth(ctx context.Context, callerAuth, server string) (s
 	return a, nil
 }
 
-// delete ends the session and its upstream sessions.
-func (r *Router) delete(w http.ResponseWriter, req *http.Request) {
+// openBodyless trusts and opens the session of a request without a body
+// (GET, DELETE): its assertion must name no method, as such a request
+// carries no message. It has answered the request when ok is false.
+func (r *Router) openBodyless(w http.ResponseWriter, req *http.Request) (assertion.Claims, *session, bool) {
 	claims, ok := r.trust(w, req, nil)
 	if !ok {
-		return
+		return claims, nil, false
 	}
 	if claims.Method != "" {
 		writeError(w, http.StatusUnauthorized, nil, codeInvalidRequest, "request did not pass authorization")
-		return
+		return claims, nil, false
 	}
 	s, ok := r.open(w, req, claims, nil)
+	return claims, s, ok
+}
+
+// delete ends the session and its upstream sessions.
+func (r *Router) delete(w http.ResponseWriter, req *http.Request) {
+	_, s, ok := r.openBodyless(w, req)
 	if !ok {
 		return
 	}
