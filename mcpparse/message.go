@@ -339,9 +339,9 @@ func (p *scanner) params(depth int, pr *params) error {
 		case "uri":
 			pr.uri, pr.uriKind, err = p.member(depth)
 		case "taskId":
-			start := p.pos
+			start := p.Pos
 			pr.taskID, pr.taskIDKind, err = p.member(depth)
-			pr.taskIDSpan = Span{start, p.pos}
+			pr.taskIDSpan = Span{start, p.Pos}
 		case "ref":
 			if p.Peek() != '{' {
 				return fmt.Errorf("%w: params.ref is not an object", ErrInvalidParams)
