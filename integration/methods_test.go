@@ -81,11 +81,16 @@ var methodHandling = map[string]handling{
 	// The level goes to every server that declared logging and the policy
 	// allows logging/setLevel on, on the caller's upstream session.
 	"2025-11-25 logging/setLevel": {how: perServer, params: `"level":"info"`},
-	// Tasks (2025-11-25): not served yet.
-	"2025-11-25 tasks/get":    {how: router, params: `"taskId":"t"`, status: 200, code: -32601, pending: "tasks"},
-	"2025-11-25 tasks/result": {how: router, params: `"taskId":"t"`, status: 200, code: -32601, pending: "tasks"},
-	"2025-11-25 tasks/list":   {how: router, status: 200, code: -32601, pending: "tasks"},
-	"2025-11-25 tasks/cancel": {how: router, params: `"taskId":"t"`, status: 200, code: -32601, pending: "tasks"},
+	// Tasks: a request naming a task is decided by the policy with the
+	// task its sealed id names (mcp.task; TestTasksThroughStack, with a
+	// server that makes tasks: go-sdk makes none); an id no router sealed
+	// names no task and is refused for anyone (task_denied), reaching no
+	// server. tasks/list goes to each server of the session the policy
+	// allows it on, and answers only the caller's own tasks.
+	"2025-11-25 tasks/get":    {how: router, params: `"taskId":"t"`, status: 403, code: -32003},
+	"2025-11-25 tasks/result": {how: router, params: `"taskId":"t"`, status: 403, code: -32003},
+	"2025-11-25 tasks/list":   {how: perServer},
+	"2025-11-25 tasks/cancel": {how: router, params: `"taskId":"t"`, status: 403, code: -32003},
 	// Server-to-client requests sent by a client.
 	"2025-11-25 sampling/createMessage": {how: router, params: `"messages":[],"maxTokens":1`, status: 200, code: -32601},
 	"2025-11-25 elicitation/create":     {how: router, params: `"message":"m","requestedSchema":{"type":"object"}`, status: 200, code: -32601},
@@ -116,23 +121,24 @@ var methodHandling = map[string]handling{
 	"2026-07-28 resources/read":           {how: decided, params: `"uri":"{s}://r1"`},
 	"2026-07-28 completion/complete":      {how: decided, params: `"ref":{"type":"ref/prompt","name":"{p}p1"},"argument":{"name":"a","value":"x"}`},
 	"2026-07-28 subscriptions/listen":     {how: router, params: `"notifications":{"toolsListChanged":true}`, status: 404, code: -32601, pending: "subscriptions/listen"},
-	"2026-07-28 tasks/get":                {how: router, params: `"taskId":"t"`, status: 404, code: -32601, pending: "tasks"},
-	"2026-07-28 tasks/update":             {how: router, params: `"taskId":"t","inputResponses":{}`, status: 404, code: -32601, pending: "tasks"},
-	"2026-07-28 tasks/cancel":             {how: router, params: `"taskId":"t"`, status: 404, code: -32601, pending: "tasks"},
+	"2026-07-28 tasks/get":                {how: router, params: `"taskId":"t"`, status: 403, code: -32003},
+	"2026-07-28 tasks/update":             {how: router, params: `"taskId":"t","inputResponses":{}`, status: 403, code: -32003},
+	"2026-07-28 tasks/cancel":             {how: router, params: `"taskId":"t"`, status: 403, code: -32003},
 	"2026-07-28 sampling/createMessage":   {how: router, params: `"messages":[],"maxTokens":1`, status: 404, code: -32601, pending: "MRTR"},
 	"2026-07-28 elicitation/create":       {how: router, params: `"message":"m","requestedSchema":{"type":"object"}`, status: 404, code: -32601, pending: "MRTR"},
 	"2026-07-28 roots/list":               {how: router, status: 404, code: -32601, pending: "MRTR"},
-	// Notifications POSTed without a session: refused (400, no
-	// Mcp-Session-Id), whatever the method.
-	"2026-07-28 notifications/cancelled":                  {how: router, params: `"requestId":424242`, status: 400, code: -32600},
-	"2026-07-28 notifications/progress":                   {how: router, params: `"progressToken":"x","progress":1`, status: 400, code: -32600},
-	"2026-07-28 notifications/message":                    {how: router, params: `"level":"info","data":"x"`, status: 400, code: -32600},
-	"2026-07-28 notifications/tools/list_changed":         {how: router, status: 400, code: -32600},
-	"2026-07-28 notifications/prompts/list_changed":       {how: router, status: 400, code: -32600},
-	"2026-07-28 notifications/resources/list_changed":     {how: router, status: 400, code: -32600},
-	"2026-07-28 notifications/resources/updated":          {how: router, params: `"uri":"{s}://r1"`, status: 400, code: -32600},
-	"2026-07-28 notifications/subscriptions/acknowledged": {how: router, status: 400, code: -32600, pending: "subscriptions/listen"},
-	"2026-07-28 notifications/tasks":                      {how: router, params: `"taskId":"t","status":"working"`, status: 400, code: -32600, pending: "tasks"},
+	// Notifications POSTed without a session (2026-07-28): accepted (202)
+	// and passed to no server, whatever the method; a cancel is redundant
+	// there (closing the request's stream cancels it).
+	"2026-07-28 notifications/cancelled":                  {how: dropped, params: `"requestId":424242`, status: 202},
+	"2026-07-28 notifications/progress":                   {how: dropped, params: `"progressToken":"x","progress":1`, status: 202},
+	"2026-07-28 notifications/message":                    {how: dropped, params: `"level":"info","data":"x"`, status: 202},
+	"2026-07-28 notifications/tools/list_changed":         {how: dropped, status: 202},
+	"2026-07-28 notifications/prompts/list_changed":       {how: dropped, status: 202},
+	"2026-07-28 notifications/resources/list_changed":     {how: dropped, status: 202},
+	"2026-07-28 notifications/resources/updated":          {how: dropped, params: `"uri":"{s}://r1"`, status: 202},
+	"2026-07-28 notifications/subscriptions/acknowledged": {how: dropped, status: 202, pending: "subscriptions/listen"},
+	"2026-07-28 notifications/tasks":                      {how: dropped, params: `"taskId":"t","status":"working"`, status: 202, pending: "tasks"},
 }
 
 // methodVariants are requests beyond one per method: a 2026-07-28 retry
@@ -262,8 +268,9 @@ policies:
 			params = strings.TrimSuffix(params, ",")
 			h["Mcp-Method"] = method
 			var named struct {
-				Name string `json:"name"`
-				URI  string `json:"uri"`
+				Name   string `json:"name"`
+				URI    string `json:"uri"`
+				TaskID string `json:"taskId"`
 			}
 			_ = json.Unmarshal([]byte("{"+params+"}"), &named)
 			switch method {
@@ -271,6 +278,8 @@ policies:
 				h["Mcp-Name"] = named.Name
 			case "resources/read":
 				h["Mcp-Name"] = named.URI
+			case "tasks/get", "tasks/update", "tasks/cancel":
+				h["Mcp-Name"] = named.TaskID
 			}
 		}
 		body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q,"params":{%s}}`, id, method, params)

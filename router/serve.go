@@ -16,6 +16,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
 // maxRequestBytes bounds a client's request body.
@@ -163,11 +164,19 @@ func (r *Router) post(w http.ResponseWriter, req *http.Request) {
 	}
 	r.metrics.requests.WithLabelValues(methodLabel(msg.Method)).Inc()
 	c := &call{req: req, claims: claims, body: body, msg: &msg, auth: req.Header.Get("Authorization")}
+	if r.statelessRequest(w, c) {
+		return
+	}
 	if msg.Method == "initialize" && msg.Kind == mcpparse.KindRequest {
 		r.initialize(w, c)
 		return
 	}
-	if r.statelessRequest(w, c) {
+	if msg.Kind == mcpparse.KindNotification && req.Header.Get("Mcp-Session-Id") == "" &&
+		req.Header.Get("MCP-Protocol-Version") >= upstream.Stateless {
+		// A stateless client's notification (2026-07-28): nothing to pass
+		// on. Its notifications/cancelled is redundant: closing the
+		// request's stream cancels it, and that cancels the upstream call.
+		w.WriteHeader(http.StatusAccepted)
 		return
 	}
 	if c.sess, ok = r.open(w, req, claims, msg.ID); !ok {

@@ -37,7 +37,7 @@ const codeUnsupportedVersion = -32022
 // (per caller, server and client capabilities: see statelessSession).
 func (r *Router) statelessRequest(w http.ResponseWriter, c *call) bool {
 	m := c.msg
-	if m.Kind != mcpparse.KindRequest || m.Method == "initialize" {
+	if m.Kind != mcpparse.KindRequest {
 		return false
 	}
 	var version string
@@ -66,7 +66,10 @@ func (r *Router) statelessRequest(w http.ResponseWriter, c *call) bool {
 		writeError(w, http.StatusBadRequest, m.ID, codeInvalidParams, "missing _meta "+upstream.MetaVersion)
 		return true
 	case version == "":
-		return false // a request of a session
+		return false // a request of a session, or a 2025 initialize
+	}
+	if m.Method == "initialize" && !slices.Contains(statelessVersions, version) {
+		return false // an initialize that names a session revision in _meta too
 	}
 	// From here on, Mcp-Session-Id is ignored (streamable HTTP, 2026-07-28).
 	if !slices.Contains(statelessVersions, version) {
@@ -87,6 +90,10 @@ func (r *Router) statelessRequest(w http.ResponseWriter, c *call) bool {
 	switch m.Method {
 	case "server/discover":
 		r.discover(w, c)
+	case "initialize", "ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe":
+		// Removed in 2026-07-28 (sessions, ping and the log level are gone;
+		// subscriptions/listen replaces subscribe): not served statelessly.
+		writeError(w, http.StatusNotFound, m.ID, codeNoMethod, "method not found")
 	default:
 		r.dispatch(w, c)
 	}
@@ -194,6 +201,25 @@ func (r *Router) discover(w http.ResponseWriter, c *call) {
 	writeJSON(w, http.StatusOK, resultBody(c.msg.ID, res))
 }
 
+// privateScope is a resources/read result with its cacheScope (SEP-2549)
+// made "private": the router let this caller read it by policy, which
+// another caller's may not, so no cache shared across authorization
+// contexts may keep it, whatever the server said. A result without one is
+// left as it is (clients assume no caching without ttlMs).
+func (r *Router) privateScope(result json.RawMessage) json.RawMessage {
+	if len(result) < 2 || result[0] != '{' {
+		return result
+	}
+	f, err := mcpparse.Fields(result, r.answer, "cacheScope")
+	if err != nil || f[0].Raw == nil || string(f[0].Raw) == `"private"` {
+		return result
+	}
+	out := make([]byte, 0, len(result)+8)
+	out = append(out, result[:f[0].Start]...)
+	out = append(out, `"private"`...)
+	return append(out, result[f[0].Start+len(f[0].Raw):]...)
+}
+
 // withResultType is result with "resultType":"complete" added when it has
 // none: every result of the stateless revision carries one, and a server of
 // an earlier revision sends none.
@@ -257,6 +283,9 @@ func (r *Router) paramsFor(c *call, up upstreamSession, body []byte) []byte {
 // task ids sealed (taskResult), with a resultType for a stateless client.
 func (r *Router) resultFor(c *call, result json.RawMessage) json.RawMessage {
 	result = r.taskResult(c, result)
+	if c.msg.Method == "resources/read" && r.auth != nil {
+		result = r.privateScope(result)
+	}
 	if result == nil || !c.sess.stateless() {
 		return result
 	}

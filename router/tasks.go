@@ -298,7 +298,7 @@ func (r *Router) listTasks(w http.ResponseWriter, c *call) {
 	}
 	ctx, cancel := context.WithTimeout(c.req.Context(), r.cfg.ListTimeout)
 	defer cancel()
-	servers := r.reg.Load().Servers()
+	servers := r.fanOut(ctx, c, "tasks/list")
 	found := make([][]json.RawMessage, len(servers))
 	var wg sync.WaitGroup
 	for i := range servers {
