@@ -45,7 +45,7 @@ func listenURIs(params []byte, maxBytes int) (uris []string, ok bool) {
 	if params == nil {
 		return nil, false
 	}
-	o := mcpparse.Options{MaxBytes: maxBytes, CaseSensitiveKeys: true}
+	o := mcpparse.Options{MaxBytes: maxBytes}
 	f, err := mcpparse.Fields(params, o, "notifications")
 	if err != nil || f[0].Raw == nil {
 		return nil, false

@@ -221,6 +221,8 @@ func (r *Router) dispatch(w http.ResponseWriter, c *call) {
 		r.complete(w, c)
 	case "logging/setLevel":
 		r.setLevel(w, c)
+	case "subscriptions/listen":
+		r.listen(w, c)
 	default:
 		writeError(w, http.StatusOK, c.msg.ID, codeNoMethod, "method not found")
 	}

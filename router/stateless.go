@@ -159,8 +159,9 @@ func legacyVersion(v string) string {
 }
 
 // discoverCapabilities is what server/discover answers: what the router
-// itself serves of every server (lists aggregated, calls routed).
-const discoverCapabilities = `{"tools":{},"prompts":{},"resources":{}}`
+// itself serves of every server (lists aggregated, calls routed, their
+// changes and resource updates merged by subscriptions/listen).
+const discoverCapabilities = `{"tools":{"listChanged":true},"prompts":{"listChanged":true},"resources":{"listChanged":true,"subscribe":true}}`
 
 // discover answers server/discover: the versions the router serves, its
 // capabilities and identity. It is the same for every caller (public).
