@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"mime"
 	"net/http"
 	"sync"
 	"time"
@@ -359,6 +360,15 @@ func (l *listener) modern(ctx context.Context, srv *registry.Server, auth string
 	if err := upstream.StatusError(resp); err != nil {
 		r.upstreamFailed(srv, "subscriptions/listen", err)
 		return true
+	}
+	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct != "text/event-stream" {
+		// Answered at once, not streamed: it refused the listen (an
+		// error), or has nothing to send (a result). Asking again would
+		// get the same.
+		if m, err := r.up.ReadAnswer(resp, []byte(`"mcp-authz.listen"`)); err != nil || m.Error != nil {
+			r.upstreamFailed(srv, "subscriptions/listen", errUpstreamAnswer)
+		}
+		return false
 	}
 	l.relay(ctx, srv, resp.Body, ready)
 	return ctx.Err() == nil

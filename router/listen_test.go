@@ -576,3 +576,110 @@ func TestListenGoSDKClient(t *testing.T) {
 		t.Fatal("no tools/list_changed")
 	}
 }
+
+// TestListenUpstreamRefuses: a 2026 server that answers subscriptions/listen
+// at once with an error (a hand-written server: go-sdk always streams a
+// listen) is asked once, not again and again, and the stream goes on with
+// the other server.
+func TestListenUpstreamRefuses(t *testing.T) {
+	var mu sync.Mutex
+	n := 0
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		w.Header().Set("Content-Type", "application/json")
+		switch m.Method {
+		case "server/discover":
+			_, _ = w.Write([]byte(`{"jsonrpc":"2.0","id":` + string(m.ID) + `,"result":{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{}}}`))
+		case "subscriptions/listen":
+			mu.Lock()
+			n++
+			mu.Unlock()
+			_, _ = w.Write([]byte(`{"jsonrpc":"2.0","id":` + string(m.ID) + `,"error":{"code":-32601,"message":"no"}}`))
+		default:
+			_, _ = w.Write([]byte(`{"jsonrpc":"2.0","id":` + string(m.ID) + `,"result":{"resultType":"complete","tools":[]}}`))
+		}
+	}))
+	t.Cleanup(refusing.Close)
+	modern := newListenServer(t, "modern", "r://m/")
+	e := newEnv(t, nil,
+		registry.Server{Name: "ns/modern", Prefix: "m_", URL: modern.http.URL, ResourcePrefixes: []string{"r://m/"}},
+		registry.Server{Name: "ns/refusing", Prefix: "r_", URL: refusing.URL},
+	)
+	w := openListen(t.Context(), t, e, "alice", listenBody("1", `{"toolsListChanged":true,"resourceSubscriptions":["r://m/doc"]}`), time.Time{})
+	w.await(t, "notifications/subscriptions/acknowledged")
+	time.Sleep(2500 * time.Millisecond) // past the first two pauses of a retry
+	modern.update(t, "r://m/doc")
+	w.await(t, `"uri":"r://m/doc"`)
+	mu.Lock()
+	defer mu.Unlock()
+	if n != 1 {
+		t.Fatalf("the refusing server was asked %d times", n)
+	}
+}
+
+// TestListenUpstreamRewritten: what a server sends on its listen reaches
+// the client only as the router rebuilds it: a hand-written 2026 server
+// (go-sdk sends none of this) streams an update of a URI the client did
+// not subscribe to, a log message, progress, a request to the client, and
+// a list change and an update with _meta and members of its own; the
+// client gets the list change and the subscribed update, with its own
+// subscription id and nothing else; the other update is counted withheld.
+func TestListenUpstreamRewritten(t *testing.T) {
+	chatty := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		if m.Method != "subscriptions/listen" {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"jsonrpc":"2.0","id":` + string(m.ID) + `,"result":{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{}}}`))
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		meta := `"_meta":{"io.modelcontextprotocol/subscriptionId":` + string(m.ID) + `,"x-upstream":"leak"}`
+		for _, ev := range []string{
+			`{"jsonrpc":"2.0","method":"notifications/subscriptions/acknowledged","params":{` + meta + `,"notifications":{"toolsListChanged":true,"resourceSubscriptions":["r://c/doc"]}}}`,
+			`{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{` + meta + `,"uri":"r://c/other"}}`,
+			`{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"error","data":"leak"}}`,
+			`{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}`,
+			`{"jsonrpc":"2.0","id":9,"method":"sampling/createMessage","params":{"messages":[],"maxTokens":1}}`,
+			`{"jsonrpc":"2.0","method":"notifications/prompts/list_changed","params":{` + meta + `}}`,
+			`{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{` + meta + `}}`,
+			`{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{` + meta + `,"uri":"r://c/doc","title":"leak"}}`,
+		} {
+			_, _ = w.Write([]byte("event: message\ndata: " + ev + "\n\n"))
+		}
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	t.Cleanup(chatty.Close) // after the router's, which ends the stream
+	e := newEnv(t, nil, registry.Server{Name: "ns/chatty", Prefix: "c_", URL: chatty.URL, ResourcePrefixes: []string{"r://c/"}})
+	w := openListen(t.Context(), t, e, "alice", listenBody(`"s"`, `{"toolsListChanged":true,"resourceSubscriptions":["r://c/doc"]}`), time.Time{})
+	w.await(t, "notifications/subscriptions/acknowledged")
+	var got []string
+	for range 2 {
+		ev, open := w.next(5 * time.Second)
+		if !open || ev == "" {
+			t.Fatalf("the stream: %q, then nothing", got)
+		}
+		got = append(got, ev)
+	}
+	want := []string{
+		`{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{"_meta":{"io.modelcontextprotocol/subscriptionId":"s"}}}`,
+		`{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"_meta":{"io.modelcontextprotocol/subscriptionId":"s"},"uri":"r://c/doc"}}`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the client got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if ev, _ := w.next(300 * time.Millisecond); ev != "" {
+		t.Errorf("then %s", ev)
+	}
+	if n := testutil.ToFloat64(e.router.metrics.withheld.WithLabelValues("ns/chatty", "unsubscribed")); n != 1 {
+		t.Errorf("withheld unsubscribed %v, want 1", n)
+	}
+}
