@@ -480,14 +480,17 @@ func TestListenRefused(t *testing.T) {
 }
 
 // TestListenEnds: the stream ends, and every upstream listen, GET stream
-// and session of it is closed, when the caller's token expires (with the
-// graceful-closure result) and when the client goes away.
+// and session of it is closed, when the caller's token expires and when
+// the router shuts down (both with the graceful-closure result), and when
+// the client goes away.
 func TestListenEnds(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		expiry time.Duration // from now; 0: none, the client goes away
+		name     string
+		expiry   time.Duration // from now; 0: none
+		shutdown bool          // the router shuts down; else, without expiry, the client goes away
 	}{
 		{name: "caller token expires", expiry: 2 * time.Second},
+		{name: "router shuts down", shutdown: true},
 		{name: "client disconnects"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -504,18 +507,23 @@ func TestListenEnds(t *testing.T) {
 			if modern.log.opened("subscriptions/listen") != 1 || legacy.log.opened("GET") != 1 {
 				t.Fatalf("upstream listens not open: %q %q", modern.log.all(), legacy.log.all())
 			}
-			if tc.expiry > 0 {
-				before := w.await(t, `"resultType":"complete"`)
+			switch {
+			case tc.expiry > 0 || tc.shutdown:
+				if tc.shutdown {
+					e.router.Close()
+				}
+				before := w.await(t, `{"jsonrpc":"2.0","id":"x","result":{"resultType":"complete","_meta":{"io.modelcontextprotocol/subscriptionId":"x"}}}`)
 				if len(before) != 0 {
 					t.Errorf("before the closure: %q", before)
 				}
-				if d := time.Since(start); d < tc.expiry-500*time.Millisecond || d > tc.expiry+2*time.Second {
+				// The assertion carries the expiry in whole seconds.
+				if d := time.Since(start); tc.expiry > 0 && (d < tc.expiry-time.Second-100*time.Millisecond || d > tc.expiry+2*time.Second) {
 					t.Errorf("closed after %v, the token expired after %v", d, tc.expiry)
 				}
 				if _, open := w.next(2 * time.Second); open {
 					t.Error("the stream is open after the closure")
 				}
-			} else {
+			default:
 				cancel()
 			}
 			waitFor(t, "the upstream listens closed", func() bool {
