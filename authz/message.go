@@ -41,6 +41,11 @@ func (s *Server) decideMessage(ctx context.Context, c *call, m *mcpparse.Message
 			return s.policyDenial(c, m, pd, tok).about(m, srv, name)
 		}
 	}
+	if m.Kind == mcpparse.KindRequest && m.Method == "subscriptions/listen" {
+		if d := s.decideListen(ctx, c, m); d != nil {
+			return d
+		}
+	}
 	return s.allowMessage(c, m, srv, name, tok)
 }
 

@@ -240,6 +240,8 @@ func (r *Router) dispatch(w http.ResponseWriter, c *call) {
 		r.taskRequest(w, c)
 	case "tasks/list":
 		r.listTasks(w, c)
+	case "subscriptions/listen":
+		r.listen(w, c)
 	default:
 		writeError(w, noMethodStatus(c), c.msg.ID, codeNoMethod, "method not found")
 	}

@@ -177,8 +177,9 @@ func legacyVersion(v string) string {
 }
 
 // discoverCapabilities is what server/discover answers: what the router
-// itself serves of every server (lists aggregated, calls routed).
-const discoverCapabilities = `{"tools":{},"prompts":{},"resources":{},"extensions":{"io.modelcontextprotocol/tasks":{}}}`
+// itself serves of every server (lists aggregated, calls routed, their
+// changes and resource updates merged by subscriptions/listen, tasks).
+const discoverCapabilities = `{"tools":{"listChanged":true},"prompts":{"listChanged":true},"resources":{"listChanged":true,"subscribe":true},"extensions":{"io.modelcontextprotocol/tasks":{}}}`
 
 // discover answers server/discover: the versions the router serves, its
 // capabilities and identity. It is the same for every caller (public).
