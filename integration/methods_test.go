@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -120,13 +121,16 @@ var methodHandling = map[string]handling{
 	"2026-07-28 prompts/get":              {how: decided, params: `"name":"{p}p1"`},
 	"2026-07-28 resources/read":           {how: decided, params: `"uri":"{s}://r1"`},
 	"2026-07-28 completion/complete":      {how: decided, params: `"ref":{"type":"ref/prompt","name":"{p}p1"},"argument":{"name":"a","value":"x"}`},
-	"2026-07-28 subscriptions/listen":     {how: router, params: `"notifications":{"toolsListChanged":true}`, status: 404, code: -32601, pending: "subscriptions/listen"},
-	"2026-07-28 tasks/get":                {how: router, params: `"taskId":"t"`, status: 403, code: -32003},
-	"2026-07-28 tasks/update":             {how: router, params: `"taskId":"t","inputResponses":{}`, status: 403, code: -32003},
-	"2026-07-28 tasks/cancel":             {how: router, params: `"taskId":"t"`, status: 403, code: -32003},
-	"2026-07-28 sampling/createMessage":   {how: router, params: `"messages":[],"maxTokens":1`, status: 404, code: -32601, pending: "MRTR"},
-	"2026-07-28 elicitation/create":       {how: router, params: `"message":"m","requestedSchema":{"type":"object"}`, status: 404, code: -32601, pending: "MRTR"},
-	"2026-07-28 roots/list":               {how: router, status: 404, code: -32601, pending: "MRTR"},
+	// A listen for list changes goes to each server the policy allows
+	// subscriptions/listen on; a resource subscription is decided as the
+	// read of its URI (TestListenPerUser).
+	"2026-07-28 subscriptions/listen":   {how: perServer, params: `"notifications":{"toolsListChanged":true}`},
+	"2026-07-28 tasks/get":              {how: router, params: `"taskId":"t"`, status: 403, code: -32003},
+	"2026-07-28 tasks/update":           {how: router, params: `"taskId":"t","inputResponses":{}`, status: 403, code: -32003},
+	"2026-07-28 tasks/cancel":           {how: router, params: `"taskId":"t"`, status: 403, code: -32003},
+	"2026-07-28 sampling/createMessage": {how: router, params: `"messages":[],"maxTokens":1`, status: 404, code: -32601, pending: "MRTR"},
+	"2026-07-28 elicitation/create":     {how: router, params: `"message":"m","requestedSchema":{"type":"object"}`, status: 404, code: -32601, pending: "MRTR"},
+	"2026-07-28 roots/list":             {how: router, status: 404, code: -32601, pending: "MRTR"},
 	// Notifications POSTed without a session (2026-07-28): accepted (202)
 	// and passed to no server, whatever the method; a cancel is redundant
 	// there (closing the request's stream cancels it).
@@ -137,7 +141,7 @@ var methodHandling = map[string]handling{
 	"2026-07-28 notifications/prompts/list_changed":       {how: dropped, status: 202},
 	"2026-07-28 notifications/resources/list_changed":     {how: dropped, status: 202},
 	"2026-07-28 notifications/resources/updated":          {how: dropped, params: `"uri":"{s}://r1"`, status: 202},
-	"2026-07-28 notifications/subscriptions/acknowledged": {how: dropped, status: 202, pending: "subscriptions/listen"},
+	"2026-07-28 notifications/subscriptions/acknowledged": {how: dropped, status: 202},
 	"2026-07-28 notifications/tasks":                      {how: dropped, params: `"taskId":"t","status":"working"`, status: 202, pending: "tasks"},
 }
 
@@ -286,6 +290,9 @@ policies:
 		if strings.HasPrefix(method, "notifications/") {
 			body = fmt.Sprintf(`{"jsonrpc":"2.0","method":%q,"params":{%s}}`, method, params)
 		}
+		if method == "subscriptions/listen" {
+			return firstEvent(ctx, t, a.front, body, h)
+		}
 		resp, b := post(ctx, t, a.front, body, h)
 		ans, _ := decodeRPC(b)
 		if sid == "" && method == "initialize" {
@@ -417,6 +424,13 @@ policies:
 						waitFor(t, caller+"'s "+method+" reaching a server", 5*time.Second, func() bool {
 							return slices.ContainsFunc(heard(since), func(s string) bool { return strings.HasSuffix(s, " "+method) })
 						})
+						if method == "subscriptions/listen" {
+							// The stream closed: the session the listen held
+							// with the 2025 server ends before the next row.
+							waitFor(t, "the listen's 2025 session deleted", 5*time.Second, func() bool {
+								return slices.Contains(heard(since), legacy.name+" DELETE")
+							})
+						}
 					}
 				}
 			}
@@ -534,4 +548,37 @@ func serverToClient(t *testing.T, front, token string) {
 			t.Errorf("the client never got %s; it got %q", m, heard)
 		}
 	}
+}
+
+// firstEvent posts a request answered with a stream that stays open
+// (subscriptions/listen) and returns its status and first SSE message,
+// then closes the stream.
+func firstEvent(ctx context.Context, t *testing.T, u, body string, headers map[string]string) (int, rpcAnswer, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			ans, _ := decodeRPC([]byte(data))
+			return resp.StatusCode, ans, data
+		}
+	}
+	b, _ := io.ReadAll(resp.Body)
+	ans, _ := decodeRPC(b)
+	return resp.StatusCode, ans, string(b)
 }

@@ -248,10 +248,22 @@ func (l *listener) sync(ctx context.Context, started map[string]context.CancelFu
 	servers := l.r.reg.Load().Servers()
 	present := map[string]bool{}
 	n := 0
+	// A listen for list changes alone reaches only the servers the policy
+	// allows subscriptions/listen on (as logging/setLevel: fanOut).
+	var allowed map[string]bool
+	listAllowed := func(name string) bool {
+		if allowed == nil {
+			allowed = map[string]bool{}
+			for _, srv := range l.r.fanOut(ctx, l.c, "subscriptions/listen") {
+				allowed[srv.Name] = true
+			}
+		}
+		return allowed[name]
+	}
 	for i := range servers {
 		srv := servers[i]
 		present[srv.Name] = true
-		if _, ok := started[srv.Name]; ok || !l.wants(srv.Name) {
+		if _, ok := started[srv.Name]; ok || !l.wants(srv.Name, listAllowed) {
 			continue
 		}
 		sctx, cancel := context.WithCancel(ctx)
@@ -281,16 +293,13 @@ func (l *listener) sync(ctx context.Context, started map[string]context.CancelFu
 }
 
 // wants reports whether the filter asks anything of server.
-func (l *listener) wants(server string) bool {
-	if l.kinds[0] || l.kinds[1] || l.kinds[2] {
-		return true
-	}
+func (l *listener) wants(server string, listAllowed func(string) bool) bool {
 	for _, s := range l.owner {
 		if s == server {
-			return true
+			return true // its subscriptions were decided as reads of their URIs
 		}
 	}
-	return false
+	return (l.kinds[0] || l.kinds[1] || l.kinds[2]) && listAllowed(server)
 }
 
 // urisOf lists the subscribed URIs of server.

@@ -7,7 +7,7 @@
 #   resources/read|subscribe|unsubscribe "resource:" + the uri
 #   tasks/get|update|cancel|result       the role of the tool whose call
 #                                        created the task (mcp.task.tool)
-#   logging/setLevel, roots/list_changed, tasks/list
+#   logging/setLevel, roots/list_changed, tasks/list, subscriptions/listen
 #                                        any role of the server (the router
 #                                        asks per server of a session)
 #
@@ -62,7 +62,7 @@ allow if {
 
 # The router passes these to every server of a session, asking per server.
 allow if {
-	input.mcp.method in {"logging/setLevel", "notifications/roots/list_changed", "tasks/list"}
+	input.mcp.method in {"logging/setLevel", "notifications/roots/list_changed", "tasks/list", "subscriptions/listen"}
 	audience_is_server
 	count(roles) > 0
 }
