@@ -39,6 +39,8 @@ type call struct {
 	// or, when claims.Credential names it, the token authz obtained for
 	// claims.Server. Only the latter is ever sent upstream.
 	auth string
+	// input is what a forwarded call keeps for input requests (mrtr.go).
+	input *callInput
 }
 
 func (r *Router) serveMCP(w http.ResponseWriter, req *http.Request) {
