@@ -277,12 +277,16 @@ func (r *Router) resumeInput(ctx context.Context, w http.ResponseWriter, c *call
 		return false
 	}
 	f, err := mcpparse.Fields(c.msg.Params, requestOptions, "requestState", "inputResponses")
-	if err != nil || f[0].Raw == nil || r.modern(ctx, srv, auth) {
+	if err != nil || (f[0].Raw == nil && f[1].Raw == nil) || r.modern(ctx, srv, auth) {
 		return false
 	}
 	refuse := func(msg string) bool {
 		writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, msg)
 		return true
+	}
+	if f[0].Raw == nil {
+		// A server of an earlier revision would ignore them.
+		return refuse("inputResponses without requestState")
 	}
 	text, err := mcpparse.String(f[0].Raw)
 	if err != nil {

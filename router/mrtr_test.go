@@ -617,6 +617,8 @@ func TestInputHeld(t *testing.T) {
 				refused(t, retryRaw(t, e.front.URL, e.key, tc.subject, tc.tool, tc.state), tc.want)
 			})
 		}
+		a := callRaw(t, e.front.URL, e.key, "alice", "up_confirm", callBody(4, "up_confirm", `"inputResponses":{}`))
+		refused(t, a, "inputResponses without requestState")
 		ok(t, retryRaw(t, e.front.URL, e.key, "alice", "up_confirm", state))
 	})
 	t.Run("asked again without inputResponses", func(t *testing.T) {
