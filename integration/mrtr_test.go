@@ -1,5 +1,6 @@
 //go:build integration
 
+//nolint:staticcheck // sampling is deprecated in 2026-07-28 (SEP-2577), still served: this test bridges it.
 package integration
 
 import (

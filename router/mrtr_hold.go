@@ -144,6 +144,7 @@ func (r *Router) abandonCall(srv *registry.Server, auth string, up upstreamSessi
 		if err != nil {
 			return
 		}
+		defer resp.Body.Close()
 		upstream.Drain(resp)
 	}
 }
@@ -163,6 +164,7 @@ func (r *Router) postAnswer(ctx context.Context, srv *registry.Server, auth stri
 	if err != nil {
 		return err
 	}
+	defer resp.Body.Close()
 	defer upstream.Drain(resp)
 	return upstream.StatusError(resp)
 }

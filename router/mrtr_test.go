@@ -1,3 +1,4 @@
+//nolint:staticcheck // sampling and roots are deprecated in 2026-07-28 (SEP-2577), still served: these tests bridge them.
 package router
 
 import (
