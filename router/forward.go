@@ -111,7 +111,7 @@ func (r *Router) resourceOwner(c *call, uri string) (*registry.Server, bool) {
 // otherwise the router asks the Authorizer for one, and sends none when it
 // has none. The caller's own token never goes upstream.
 func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, body []byte, name string) {
-	ctx, cancel := r.callContext(c)
+	ctx, cancel := r.callContext(c, srv)
 	defer cancel()
 	ctx, span := r.traceUpstream(ctx, c.msg.Method, name, srv)
 	defer endTrace(span, nil)

@@ -85,11 +85,12 @@ func newInputs() *inputs {
 	return &inputs{held: map[string]*heldCall{}, waiting: map[string]chan inputAnswer{}}
 }
 
-// callContext is the context of a forwarded call: for a stateless caller's
-// request that may need input, one that the client's HTTP request ending
+// callContext is the context of a call forwarded to srv: for a stateless
+// caller's request that may need input from a server not known to speak
+// the stateless revision, one that the client's HTTP request ending
 // cancels only while the call is not held (see heldCall).
-func (r *Router) callContext(c *call) (context.Context, context.CancelFunc) {
-	if !c.sess.stateless() || !inputMethod(c.msg.Method) {
+func (r *Router) callContext(c *call, srv *registry.Server) (context.Context, context.CancelFunc) {
+	if !c.sess.stateless() || !inputMethod(c.msg.Method) || r.knownModern(srv) {
 		return context.WithTimeout(c.req.Context(), r.cfg.CallTimeout)
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.req.Context()), r.cfg.CallTimeout)
@@ -102,6 +103,15 @@ func (r *Router) callContext(c *call) (context.Context, context.CancelFunc) {
 			cancel()
 		}
 	}
+}
+
+// knownModern reports whether this replica knows srv to speak the
+// stateless revision (see Router.modern), without asking it.
+func (r *Router) knownModern(srv *registry.Server) bool {
+	r.gens.mu.Lock()
+	g, ok := r.gens.m[srv.Name+"\x00"+srv.URL]
+	r.gens.mu.Unlock()
+	return ok && g.modern && r.now().Before(g.until)
 }
 
 // closeAnswer closes an upstream answer, unless its call is now held.
@@ -123,11 +133,14 @@ func (r *Router) inputHook(ctx context.Context, w http.ResponseWriter, c *call, 
 	if !inputMethod(c.msg.Method) {
 		return false
 	}
-	if c.input == nil {
-		c.input = &callInput{}
+	if !c.sess.stateless() {
+		c.input = &callInput{body: body, auth: auth, name: name}
+		return false
 	}
-	c.input.body, c.input.auth, c.input.name = body, auth, name
-	return c.sess.stateless() && r.resumeInput(ctx, w, c, srv, auth, name)
+	if c.input != nil { // the call may be held
+		c.input.auth, c.input.name = auth, name
+	}
+	return r.resumeInput(ctx, w, c, srv, auth, name)
 }
 
 // ---- A 2025 session client, a 2026-07-28 server. ----

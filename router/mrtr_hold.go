@@ -275,8 +275,8 @@ func (r *Router) putBack(h *heldCall) {
 // is answered). The requestState of a request to a 2026-07-28 server is
 // that server's: it is left alone.
 func (r *Router) resumeInput(ctx context.Context, w http.ResponseWriter, c *call, srv *registry.Server, auth, name string) bool {
-	if c.msg.Params == nil {
-		return false
+	if !bytes.Contains(c.msg.Params, []byte("requestState")) && !bytes.Contains(c.msg.Params, []byte("inputResponses")) {
+		return false // neither: no need to read params again
 	}
 	f, err := mcpparse.Fields(c.msg.Params, requestOptions, "requestState", "inputResponses")
 	if err != nil || (f[0].Raw == nil && f[1].Raw == nil) || r.modern(ctx, srv, auth) {
