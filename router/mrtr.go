@@ -88,17 +88,17 @@ func newInputs() *inputs {
 // callContext is the context of a call forwarded to srv: for a stateless
 // caller's request that may need input from a server not known to speak
 // the stateless revision, one that the client's HTTP request ending
-// cancels only while the call is not held (see heldCall).
+// cancels only while that request serves the call (see heldCall).
 func (r *Router) callContext(c *call, srv *registry.Server) (context.Context, context.CancelFunc) {
 	if !c.sess.stateless() || !inputMethod(c.msg.Method) || r.knownModern(srv) {
 		return context.WithTimeout(c.req.Context(), r.cfg.CallTimeout)
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.req.Context()), r.cfg.CallTimeout)
-	h := &heldCall{cancel: cancel}
+	h := &heldCall{cancel: cancel, owner: c}
 	h.detach = context.AfterFunc(c.req.Context(), cancel)
 	c.input = &callInput{held: h}
 	return ctx, func() {
-		if !h.isHeld() {
+		if h.ownedBy(c) {
 			h.detach()
 			cancel()
 		}
@@ -114,9 +114,10 @@ func (r *Router) knownModern(srv *registry.Server) bool {
 	return ok && g.modern && r.now().Before(g.until)
 }
 
-// closeAnswer closes an upstream answer, unless its call is now held.
+// closeAnswer closes an upstream answer, unless its call has been handed
+// over (held, or already taken by the retry).
 func closeAnswer(c *call, resp *http.Response) {
-	if c.input != nil && c.input.held != nil && c.input.held.isHeld() {
+	if c.input != nil && c.input.held != nil && !c.input.held.ownedBy(c) {
 		return
 	}
 	resp.Body.Close()

@@ -45,8 +45,10 @@ type heldCall struct {
 	// abandon tells the server the call is cancelled; nil until held.
 	abandon func()
 
-	mu     sync.Mutex
-	held   bool
+	mu sync.Mutex
+	// owner is the client request serving the call; nil while it is held
+	// (waiting in Router.input for the retry that takes it).
+	owner  *call
 	body   io.Closer           // the upstream answer
 	sr     *upstream.SSEReader // reading body
 	callID json.RawMessage     // the id the call went upstream with
@@ -58,10 +60,11 @@ type heldCall struct {
 	rounds int
 }
 
-func (h *heldCall) isHeld() bool {
+// ownedBy reports whether c's request serves the call: it must end it.
+func (h *heldCall) ownedBy(c *call) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.held
+	return h.owner == c
 }
 
 // end ends the upstream call before its answer: the server is told
@@ -83,7 +86,7 @@ func (h *heldCall) done() {
 	h.cancel()
 	h.mu.Lock()
 	body := h.body
-	h.body, h.held = nil, false
+	h.body = nil
 	h.mu.Unlock()
 	if body != nil {
 		body.Close()
@@ -99,7 +102,7 @@ const inputKey = "mcp-authz"
 // router, an elicitation, sampling or roots request the client declared
 // becomes an InputRequiredResult written to sw and the call is held (see
 // hold), anything else is refused to the server. It reports whether c has
-// been answered; then h may be held or not (the caller ends it if not).
+// been answered: then the call is held, or ended.
 func (r *Router) holdForInput(sw *sseWriter, c *call, srv *registry.Server, h *heldCall, m *mcpparse.Message, sr *upstream.SSEReader, body io.Closer) bool {
 	h.mu.Lock()
 	if h.up.Version == "" {
@@ -126,8 +129,7 @@ func (r *Router) holdForInput(sw *sseWriter, c *call, srv *registry.Server, h *h
 	h.mu.Lock()
 	h.body, h.sr, h.upID, h.ask = body, sr, bytes.Clone(m.ID), append(ask, '}')
 	h.mu.Unlock()
-	r.hold(sw, c, srv, h)
-	if !h.isHeld() {
+	if !r.hold(sw, c, srv, h) {
 		h.end()
 	}
 	return true
@@ -178,21 +180,18 @@ func errorObject(code int, msg string) json.RawMessage {
 // hold holds h for c's retry under a new handle, for InputTimeout, and
 // answers c with h.ask as an InputRequiredResult whose requestState names
 // it. When it cannot (too many rounds, too many held calls), c gets an
-// error and h is not held.
-func (r *Router) hold(sw *sseWriter, c *call, srv *registry.Server, h *heldCall) {
+// error, h stays c's and hold reports false.
+func (r *Router) hold(sw *sseWriter, c *call, srv *registry.Server, h *heldCall) bool {
 	h.mu.Lock()
 	h.rounds++
 	rounds, ask := h.rounds, h.ask
 	h.mu.Unlock()
-	fail := func(msg string) {
-		h.mu.Lock()
-		h.held = false
-		h.mu.Unlock()
+	fail := func(msg string) bool {
 		_ = sw.event(errorBody(c.msg.ID, codeInternal, msg))
+		return false
 	}
 	if rounds > r.cfg.MaxInputRounds {
-		fail(fmt.Sprintf("the server asked for input more than %d times (maxInputRounds)", r.cfg.MaxInputRounds))
-		return
+		return fail(fmt.Sprintf("the server asked for input more than %d times (maxInputRounds)", r.cfg.MaxInputRounds))
 	}
 	st := inputState{
 		Handle: randomID(), Issuer: c.claims.Issuer, Subject: c.claims.Subject, Server: srv.Name,
@@ -200,17 +199,15 @@ func (r *Router) hold(sw *sseWriter, c *call, srv *registry.Server, h *heldCall)
 	}
 	sealed, err := r.sealer.sealBytes(st.marshal(), inputStateAAD)
 	if err != nil {
-		fail("internal error")
-		return
+		return fail("internal error")
 	}
 	r.input.mu.Lock()
 	if len(r.input.held) >= r.cfg.CacheSize {
 		r.input.mu.Unlock()
-		fail("too many calls wait for input on this router: try again later")
-		return
+		return fail("too many calls wait for input on this router: try again later")
 	}
 	h.mu.Lock()
-	h.held, h.bind = true, st
+	h.owner, h.bind = nil, st
 	h.timer = time.AfterFunc(r.cfg.InputTimeout, func() { r.dropHeld(st.Handle) })
 	h.mu.Unlock()
 	r.input.held[st.Handle] = h
@@ -221,6 +218,7 @@ func (r *Router) hold(sw *sseWriter, c *call, srv *registry.Server, h *heldCall)
 	res = append(append(res, ask...), `},"requestState":`...)
 	res = append(mcpparse.AppendString(res, sealed), '}')
 	_ = sw.event(answerBody(c.msg.ID, res, nil))
+	return true
 }
 
 // endHeld ends every call this replica holds (Close).
@@ -328,18 +326,17 @@ func (r *Router) resumeInput(ctx context.Context, w http.ResponseWriter, c *call
 	}
 	sw := startSSE(w, "")
 	c.input = &callInput{held: h, auth: auth, name: name}
+	h.mu.Lock()
+	h.owner = c
+	h.mu.Unlock()
 	h.detach = context.AfterFunc(c.req.Context(), h.cancel)
 	if answer == nil {
 		// Not answered: asked again (SEP-2322, "Error Handling").
-		r.hold(sw, c, srv, h)
-		if !h.isHeld() {
+		if !r.hold(sw, c, srv, h) {
 			h.end()
 		}
 		return true
 	}
-	h.mu.Lock()
-	h.held = false
-	h.mu.Unlock()
 	sent := time.Now()
 	err = r.postAnswer(ctx, srv, auth, h.up, h.upID, answer, nil)
 	if err != nil {
