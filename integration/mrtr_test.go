@@ -208,7 +208,11 @@ policies:
 		retry := func(name string) string {
 			return statelessCall(2, name, `"inputResponses":{"mcp-authz":{"action":"accept","content":{"answer":"ok"}}},"requestState":`+string(first.Result["requestState"]))
 		}
-		tampered := strings.Replace(retry("tool_confirm"), state[:8], strings.ToUpper(state[:8]), 1)
+		other := "A"
+		if state[10] == 'A' {
+			other = "B"
+		}
+		tampered := strings.Replace(retry("tool_confirm"), state, state[:10]+other+state[11:], 1)
 		if _, got := postStateless(t, a.front, alice, "tool_confirm", tampered); got.Error == nil || got.Error.Code != -32602 {
 			t.Errorf("tampered requestState: %+v", got)
 		}
