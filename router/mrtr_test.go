@@ -714,3 +714,48 @@ func TestInputStateEncoding(t *testing.T) {
 		}
 	}
 }
+
+// TestInputAnswerBoundToSession: a 2025 client's answer to an input request
+// the router sent reaches the call waiting for it only from that call's
+// session: another caller, or another session of the same caller, that
+// posts an answer with the same id is answered 202 and changes nothing.
+func TestInputAnswerBoundToSession(t *testing.T) {
+	e := newEnv(t, nil)
+	alice := initRaw(t, e.front.URL, e.key, "alice")
+	s, err := e.router.sealer.open(alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := json.RawMessage(`"` + inputIDPrefix + `x1"`)
+	ch := make(chan inputAnswer, 1)
+	e.router.input.mu.Lock()
+	e.router.input.waiting[inputWaitKey(s, id)] = ch
+	e.router.input.mu.Unlock()
+	answer := `{"jsonrpc":"2.0","id":` + string(id) + `,"result":{"action":"accept","content":{"answer":"forged"}}}`
+	for _, tc := range []struct{ name, subject, sid string }{
+		{"another caller", "bob", initRaw(t, e.front.URL, e.key, "bob")},
+		{"another session", "alice", initRaw(t, e.front.URL, e.key, "alice")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := do(t, e.front.URL, e.key, http.MethodPost, tc.sid, tc.subject, answer, nil); r.status != http.StatusAccepted {
+				t.Fatalf("status %d %s", r.status, r.body)
+			}
+			select {
+			case a := <-ch:
+				t.Fatalf("delivered %s", a.result)
+			default:
+			}
+		})
+	}
+	if r := do(t, e.front.URL, e.key, http.MethodPost, alice, "alice", answer, nil); r.status != http.StatusAccepted {
+		t.Fatalf("status %d %s", r.status, r.body)
+	}
+	select {
+	case a := <-ch:
+		if !strings.Contains(string(a.result), "forged") {
+			t.Errorf("delivered %s", a.result)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the session's own answer was not delivered")
+	}
+}
