@@ -111,7 +111,7 @@ func (r *Router) resourceOwner(c *call, uri string) (*registry.Server, bool) {
 // otherwise the router asks the Authorizer for one, and sends none when it
 // has none. The caller's own token never goes upstream.
 func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, body []byte, name string) {
-	ctx, cancel := context.WithTimeout(c.req.Context(), r.cfg.CallTimeout)
+	ctx, cancel := r.callContext(c, srv)
 	defer cancel()
 	ctx, span := r.traceUpstream(ctx, c.msg.Method, name, srv)
 	defer endTrace(span, nil)
@@ -137,7 +137,7 @@ func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, b
 		delete(r.inflight, key)
 		r.mu.Unlock()
 	}()
-	if !r.auditReady(w, c) {
+	if !r.auditReady(w, c) || r.inputHook(ctx, w, c, srv, auth, body, name) {
 		return
 	}
 	sent := time.Now()
@@ -156,7 +156,7 @@ func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, b
 		writeError(w, http.StatusOK, c.msg.ID, codeInternal, "upstream unavailable")
 		return
 	}
-	defer resp.Body.Close()
+	defer closeAnswer(c, resp)
 	r.relay(w, c, srv, resp)
 }
 
@@ -222,6 +222,10 @@ func (r *Router) relay(w http.ResponseWriter, c *call, srv *registry.Server, res
 			writeError(w, http.StatusOK, id, codeInternal, "upstream answered badly")
 			return
 		}
+		if r.needsInput(c, m.Result) {
+			r.bridgeInput(w, c, srv, nil, m.Result)
+			return
+		}
 		// The client's id as the client spelled it, not as the upstream did.
 		writeJSON(w, http.StatusOK, answerBody(id, r.resultFor(c, m.Result), m.Error))
 	case "text/event-stream":
@@ -257,6 +261,10 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 				continue
 			}
 			done = true
+			if r.needsInput(c, m.Result) {
+				r.bridgeInput(w, c, srv, sw, m.Result)
+				return
+			}
 			if res := r.resultFor(c, m.Result); !sameSlice(res, m.Result) || !bytes.Equal(m.ID, c.msg.ID) {
 				// The client's id as the client spelled it, the result as
 				// resultFor made it (a sealed task id may be as long as the
@@ -264,6 +272,12 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 				data = answerBody(c.msg.ID, res, m.Error)
 			}
 		case mcpparse.KindRequest:
+			if c.holding() {
+				if r.holdForInput(sw, c, srv, c.input.held, &m, sr, resp.Body) {
+					return
+				}
+				continue
+			}
 			data = mcpparse.Splice(data, m.IDSpan, wrapID(srv.Name, m.ID))
 			data, _ = r.taskMessage(c, srv, data, &m) // a request is never dropped
 		default:
@@ -339,6 +353,9 @@ func wrappableID(id json.RawMessage) bool {
 // relayResponse sends the client's answer to a server request back to the
 // server that asked, with the id it used.
 func (r *Router) relayResponse(w http.ResponseWriter, c *call) {
+	if r.inputAnswered(w, c) {
+		return
+	}
 	server, id, ok := unwrapID(c.msg.ID)
 	var srv *registry.Server
 	if ok {

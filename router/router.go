@@ -49,6 +49,16 @@ type Config struct {
 	ListTimeout time.Duration `yaml:"listTimeout" json:"listTimeout"`
 	// CallTimeout bounds one forwarded call, streaming included; 0 means 5m.
 	CallTimeout time.Duration `yaml:"callTimeout" json:"callTimeout"`
+	// MaxInputRounds bounds the InputRequiredResults (MCP 2026-07-28,
+	// SEP-2322) one call may get where the router bridges them between
+	// revisions; past it the call fails with an error saying so. 0 means 10.
+	MaxInputRounds int `yaml:"maxInputRounds" json:"maxInputRounds"`
+	// InputTimeout bounds the wait for a client's input where the router
+	// bridges input requests between revisions: a 2025 client's answers to
+	// the requests the router sends it, and a 2026-07-28 client's retry of a
+	// call it holds with a server of an earlier revision (then cancelled
+	// upstream). 0 means 5m.
+	InputTimeout time.Duration `yaml:"inputTimeout" json:"inputTimeout"`
 	// ListRefresh is how long a server's cached list is served before it is
 	// fetched again (list_changed refreshes it sooner); 0 means 5m.
 	ListRefresh time.Duration `yaml:"listRefresh" json:"listRefresh"`
@@ -186,6 +196,7 @@ type Router struct {
 	tasks    *taskState            // the tasks this replica saw created (tasks.go)
 	streams  *hub
 	gens     *generations          // which servers speak the stateless revision
+	input    *inputs               // calls waiting for input (mrtr.go)
 	meta     *resourcemeta.Handler // protected-resource metadata, if served
 	origins  *origin.Matcher
 	metrics  *metrics
@@ -269,6 +280,7 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		tasks:    newTaskState(c.CacheSize),
 		streams:  newHub(),
 		gens:     newGenerations(),
+		input:    newInputs(),
 		metrics:  newMetrics(),
 		done:     make(chan struct{}),
 		inflight: map[string]*registry.Server{},
@@ -291,6 +303,10 @@ func setDefaults(c *Config) {
 	def(&c.ListRefresh, 5*time.Minute)
 	def(&c.SessionTTL, 24*time.Hour)
 	def(&c.ShutdownTimeout, 10*time.Second)
+	def(&c.InputTimeout, 5*time.Minute)
+	if c.MaxInputRounds <= 0 {
+		c.MaxInputRounds = 10
+	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8081"
 	}
@@ -370,10 +386,11 @@ func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Close ends the GET streams and the registry watch; calls in flight
-// continue. Start calls it when its context ends.
+// Close ends the GET streams, the registry watch and the calls held for a
+// client's input; calls in flight continue. Start calls it when its context ends.
 func (r *Router) Close() {
 	if r.closed.CompareAndSwap(false, true) {
 		close(r.done)
+		r.endHeld()
 	}
 }

@@ -41,6 +41,8 @@ type call struct {
 	// claims.Server. Only the latter is ever sent upstream.
 	auth string
 	task *taskRef // the task of a task request, opened (tasks.go)
+	// input is what a forwarded call keeps for input requests (mrtr.go).
+	input *callInput
 }
 
 func (r *Router) serveMCP(w http.ResponseWriter, req *http.Request) {
