@@ -73,7 +73,7 @@ func TestQueryTokenThroughFront(t *testing.T) {
 		{"grpc", front.GRPC(authv3.NewAuthorizationClient(conn))},
 		{"in process", az},
 	} {
-		fr, err := front.New(front.Config{Upstream: up.URL}, path.checker, nil)
+		fr, err := front.New(front.Config{Upstream: up.URL}, front.Deps{Checker: path.checker})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -39,10 +39,8 @@ type Config struct {
 	SessionKeyFiles []string `yaml:"sessionKeyFiles" json:"sessionKeyFiles"`
 	// AssertionKeyFile holds the key that verifies the x-mcp-authz assertion
 	// authz adds (Ed25519 PEM, private or public, or an HMAC-SHA256 secret).
+	// One of it and Deps.AssertionKey is required.
 	AssertionKeyFile string `yaml:"assertionKeyFile" json:"assertionKeyFile"`
-	// AssertionKey is used when AssertionKeyFile is empty (authz and the
-	// router in one process). One of the two is required.
-	AssertionKey assertion.Key `yaml:"-" json:"-"`
 	// InitTimeout bounds the initialize of each upstream; 0 means 5s.
 	InitTimeout time.Duration `yaml:"initTimeout" json:"initTimeout"`
 	// ListTimeout bounds fetching one server's list; 0 means 10s.
@@ -95,16 +93,6 @@ type Config struct {
 	// ShutdownTimeout bounds the drain of open requests when Start's context
 	// ends; 0 means 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout" json:"shutdownTimeout"`
-	// HTTPClient reaches the upstream servers; nil means a client without
-	// an overall timeout (calls are bounded by the timeouts above).
-	HTTPClient *http.Client `yaml:"-" json:"-"`
-	// Tracer makes the spans of each request and upstream call; nil makes
-	// none.
-	Tracer trace.TracerProvider `yaml:"-" json:"-"`
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time `yaml:"-" json:"-"`
-	// Audit writes one audit event per completed upstream call; nil none.
-	Audit *audit.Writer `yaml:"-" json:"-"`
 	// AllowedOrigins and AllowedHosts protect the MCP endpoint against DNS
 	// rebinding (see origin.Config), for a router reached without the
 	// front or Envoy checking them: a request whose Origin is present and
@@ -113,6 +101,33 @@ type Config struct {
 	// any Host. Give the router the lists given to the front and authz.
 	AllowedOrigins []string `yaml:"allowedOrigins" json:"allowedOrigins"`
 	AllowedHosts   []string `yaml:"allowedHosts" json:"allowedHosts"`
+}
+
+// Deps are the router's runtime dependencies: what a configuration file
+// cannot say.
+type Deps struct {
+	// Registry is the source of registered servers. Required.
+	Registry Registry
+	// Authorizer filters lists and obtains upstream credentials; nil: lists
+	// are unfiltered and upstream calls carry no Authorization (the
+	// caller's own is never passed on).
+	Authorizer Authorizer
+	// AssertionKey verifies the x-mcp-authz assertion when
+	// Config.AssertionKeyFile is empty (authz and the router in one
+	// process).
+	AssertionKey assertion.Key
+	// HTTPClient reaches the upstream servers; nil means a client without
+	// an overall timeout (calls are bounded by Config's timeouts).
+	HTTPClient *http.Client
+	// Tracer makes the spans of each request and upstream call; nil makes
+	// none.
+	Tracer trace.TracerProvider
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Audit writes one audit event per completed upstream call; nil none.
+	Audit *audit.Writer
+	// Logger receives the router's logs; nil discards them.
+	Logger *slog.Logger
 }
 
 // Registry is the source of registered servers.
@@ -169,6 +184,7 @@ type Authorizer interface {
 // filtered.
 type Router struct {
 	cfg      Config
+	audit    *audit.Writer // nil: no audit trail
 	reg      Registry
 	auth     Authorizer
 	tracer   trace.Tracer // nil when tracing is off
@@ -204,13 +220,14 @@ type Router struct {
 	UpstreamFailures atomic.Int64
 }
 
-// New validates c and returns a Router; call Close (or run Start) to
-// release it. auth may be nil: lists are then unfiltered and upstream calls
-// carry no Authorization (the caller's own is never passed on).
-func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router, error) {
-	if reg == nil {
+// New validates c and returns a Router. It starts nothing: Start (or Serve)
+// serves and follows the registry until its context ends; a Router only
+// used through Handler follows it with Watch.
+func New(c Config, d Deps) (*Router, error) {
+	if d.Registry == nil {
 		return nil, errors.New("router: no registry")
 	}
+	logger := d.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -218,7 +235,7 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		return nil, fmt.Errorf("router: %w", err)
 	}
 	setDefaults(&c)
-	key := c.AssertionKey
+	key := d.AssertionKey
 	if c.AssertionKeyFile != "" {
 		k, err := assertion.LoadKey(c.AssertionKeyFile)
 		if err != nil {
@@ -246,16 +263,20 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
-	client := c.HTTPClient
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	client := d.HTTPClient
 	if client == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConns = 1024 // every session's calls go to few hosts
 		t.MaxIdleConnsPerHost = 256
 		client = &http.Client{Transport: t}
 	}
-	client, tracer := traceClient(client, c.Tracer)
+	client, tracer := traceClient(client, d.Tracer)
 	r := &Router{
-		cfg: c, reg: reg, auth: auth, log: logger, now: c.Now, tracer: tracer,
+		cfg: c, audit: d.Audit, reg: d.Registry, auth: d.Authorizer, log: logger, now: now, tracer: tracer,
 		up:       upstream.New(upstream.Config{HTTPClient: client, MaxResponseBytes: c.MaxResponseBytes, InitTimeout: c.InitTimeout}),
 		answer:   upstream.AnswerOptions(c.MaxResponseBytes),
 		verifier: assertion.NewVerifier(key),
@@ -273,7 +294,6 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		meta:     meta,
 		origins:  origins,
 	}
-	go r.watchRegistry()
 	return r, nil
 }
 
@@ -312,9 +332,6 @@ func setDefaults(c *Config) {
 	if c.CacheSize <= 0 {
 		c.CacheSize = 10000
 	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
 }
 
 // Handler serves the MCP endpoint at /mcp.
@@ -338,8 +355,9 @@ func (r *Router) serveMeta(w http.ResponseWriter, req *http.Request) {
 	r.meta.ServeHTTP(w, req)
 }
 
-// Start serves on Listen until ctx ends, then stops taking requests, ends
-// the GET streams and drains the calls in flight for up to ShutdownTimeout.
+// Start serves on Listen, and follows the registry (Watch), until ctx ends,
+// then stops taking requests, ends the GET streams and drains the calls in
+// flight for up to ShutdownTimeout.
 func (r *Router) Start(ctx context.Context) error {
 	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", r.cfg.Listen)
 	if err != nil {
@@ -352,6 +370,7 @@ func (r *Router) Start(ctx context.Context) error {
 func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	srv.RegisterOnShutdown(r.Close)
+	go r.Watch(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	r.log.Info("router listening", "addr", ln.Addr().String())
@@ -368,8 +387,8 @@ func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Close ends the GET streams and the registry watch; calls in flight
-// continue. Start calls it when its context ends.
+// Close ends the GET streams and Watch; calls in flight continue. Start
+// calls it when its context ends.
 func (r *Router) Close() {
 	if r.closed.CompareAndSwap(false, true) {
 		close(r.done)
