@@ -5,7 +5,9 @@
 # front -> authz -> router (bin/mcp-authz, one process) and against the
 # upstreams directly, in the same run:
 #   calls:    BENCH_C clients on their own sessions make BENCH_ROUTER_N
-#             tools/call (throughput, p50/p99, CPU of mcp-authz per call);
+#             tools/call (throughput, p50/p99, CPU of mcp-authz per call),
+#             then one client makes BENCH_ROUTER_N1 (the latency added when
+#             nothing is saturated);
 #   sessions: BENCH_CLIENTS clients at once each initialize, list tools and
 #             call one tool (errors, peak RSS of mcp-authz and of the
 #             upstream process, upstream sessions opened).
@@ -16,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-bin/bench}
 N=${BENCH_ROUTER_N:-20000}
+N1=${BENCH_ROUTER_N1:-3000}
 C=${BENCH_C:-50}
 CLIENTS=${BENCH_CLIENTS:-4000}
 mkdir -p "$out"
@@ -130,6 +133,7 @@ stats() { curl -sf "http://127.0.0.1:${ups_ports[0]}/stats" | python3 -c 'import
 record "bin/benchmcp --tools 20 --listen ADDR1,...,ADDR10  # 10 servers x 22 tools, one process; twice: behind mcp-authz, and direct"
 record "bin/mcp-authz serve --config router.yaml  # front, authz, router; no identity; servers bench/s0..s9, prefix sN_; policy allow-all (cel: 'true')"
 record "bin/benchload -mode call -c $C -n $N -targets URL=TOOL,...  # direct, then through the front; client i calls tool_(i%20) of server i%10"
+record "bin/benchload -mode call -c 1 -n $N1 -targets URL=TOOL,...  # one client, direct then through the front: the latency added when nothing is saturated"
 record "bin/benchload -mode sessions -clients $CLIENTS -ramp 200 -hold 3s -targets ...  # each client: initialize, tools/list, one tools/call (200 at a time), all sessions held at once; fresh processes"
 for entry in "${bins[@]}"; do
   label=${entry%%:*}; bin=${entry#*:}
@@ -144,6 +148,8 @@ for entry in "${bins[@]}"; do
   bin/benchload -mode call -c "$C" -n 2000 -targets "$direct" >/dev/null
   load "$label-direct" -mode call -c "$C" -n "$N" -targets "$direct" -- "$direct_ups"
   load "$label-front" -mode call -c "$C" -n "$N" -targets "$front" -- "$authz_pid" "$front_ups"
+  load "$label-direct1" -mode call -c 1 -n "$N1" -targets "$direct" -- "$direct_ups"
+  load "$label-front1" -mode call -c 1 -n "$N1" -targets "$front" -- "$authz_pid" "$front_ups"
   stop_all
 
   echo "== router scenario ($label): $CLIENTS go-sdk clients at once, each lists tools and calls one"
