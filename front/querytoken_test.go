@@ -41,7 +41,7 @@ func TestQueryTokenThroughFront(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := identity.New(t.Context(), identity.Config{Issuers: []identity.Issuer{{IssuerURL: "http://127.0.0.1:1/realms/mcp", Audiences: []string{"mcp-gateway"}}}}, nil)
+	v, err := identity.New(identity.Config{Issuers: []identity.Issuer{{IssuerURL: "http://127.0.0.1:1/realms/mcp", Audiences: []string{"mcp-gateway"}}}}, identity.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}

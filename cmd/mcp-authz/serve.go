@@ -125,7 +125,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 	deps := authz.Deps{Registry: reg, Policy: engine, Logger: log.With("part", "authz"), Metrics: metrics, Tracer: tp}
 	var verifier *identity.Verifier
 	if f.Identity != nil {
-		if verifier, err = identity.New(ctx, *f.Identity, httpClient); err != nil {
+		if verifier, err = identity.New(*f.Identity, identity.Deps{HTTPClient: httpClient}); err != nil {
 			return nil, err
 		}
 		deps.Verifier = verifier
@@ -134,7 +134,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 		if verifier == nil {
 			return nil, errors.New("config: exchange needs identity: the exchanged token is validated against its issuer")
 		}
-		if deps.Exchanger, err = exchange.New(*f.Exchange, httpClient, verifier); err != nil {
+		if deps.Exchanger, err = exchange.New(*f.Exchange, exchange.Deps{HTTPClient: httpClient, Verifier: verifier}); err != nil {
 			return nil, err
 		}
 	}
