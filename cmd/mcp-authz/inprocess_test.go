@@ -120,3 +120,74 @@ policies:
 		t.Error("the router's listener took a forged assertion")
 	}
 }
+
+// TestServesRouter: the front reaches the router in process only when its
+// upstream is exactly the router's listen address; any other upstream (a
+// path, another host or port, https, credentials) stays on HTTP.
+func TestServesRouter(t *testing.T) {
+	for _, tc := range []struct {
+		name, upstream, listen string
+		want                   bool
+	}{
+		{name: "listen address", upstream: "http://127.0.0.1:9081", listen: "127.0.0.1:9081", want: true},
+		{name: "with a slash", upstream: "http://127.0.0.1:9081/", listen: "127.0.0.1:9081", want: true},
+		{name: "router default listen", upstream: "http://127.0.0.1:8081", listen: "", want: true},
+		{name: "other port", upstream: "http://127.0.0.1:9082", listen: "127.0.0.1:9081"},
+		{name: "other host", upstream: "http://router.internal:9081", listen: "127.0.0.1:9081"},
+		{name: "a path", upstream: "http://127.0.0.1:9081/base", listen: "127.0.0.1:9081"},
+		{name: "https", upstream: "https://127.0.0.1:9081", listen: "127.0.0.1:9081"},
+		{name: "a query", upstream: "http://127.0.0.1:9081?x=1", listen: "127.0.0.1:9081"},
+		{name: "credentials", upstream: "http://u:p@127.0.0.1:9081", listen: "127.0.0.1:9081"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := servesRouter(tc.upstream, tc.listen); got != tc.want {
+				t.Errorf("servesRouter(%q, %q) = %v, want %v", tc.upstream, tc.listen, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestPprofLoopbackOnly: serve --pprof takes a loopback address only, and
+// refuses any other before anything starts.
+func TestPprofLoopbackOnly(t *testing.T) {
+	cfg := write(t, t.TempDir(), "mcp-authz.yaml", "authz: {listen: 127.0.0.1:0}\n")
+	for _, tc := range []struct {
+		name, addr string
+	}{
+		{name: "any address", addr: ":6060"},
+		{name: "all interfaces", addr: "0.0.0.0:6060"},
+		{name: "a host name", addr: "localhost:6060"},
+		{name: "another address", addr: "192.0.2.1:6060"},
+		{name: "no port", addr: "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			if code := run(t.Context(), []string{"serve", "--config", cfg, "--pprof", tc.addr}, io.Discard, &stderr); code != exitError {
+				t.Errorf("exit %d, want %d:\n%s", code, exitError, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "--pprof") {
+				t.Errorf("error does not name --pprof:\n%s", stderr.String())
+			}
+		})
+	}
+	// On loopback, the profiles are served while serve runs.
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	var stderr syncBuffer
+	go func() { done <- run(ctx, []string{"serve", "--config", cfg, "--pprof", addr}, io.Discard, &stderr) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		code, body, err := get(ctx, "http://"+addr+"/debug/pprof/cmdline")
+		if err == nil && code == http.StatusOK && body != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/debug/pprof/cmdline: %d %q %v\n%s", code, body, err, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
