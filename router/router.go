@@ -205,6 +205,7 @@ type Router struct {
 	origins  *origin.Matcher
 	metrics  *metrics
 	inits    singleflight.Group // de-duplicates upstream initializes
+	params   paramMemo          // Mcp-Param headers of the tools called
 	done     chan struct{}      // closed when shutdown starts: GET streams end
 	closed   atomic.Bool
 	parsed   atomic.Int64                // client bodies decoded (parse), for tests
