@@ -77,11 +77,10 @@ func TestInProcessMatchesProxy(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			type result struct {
-				got         seen
-				status      int
-				respHeader  http.Header
-				body        string
-				frontHostIn string
+				got        seen
+				status     int
+				respHeader http.Header
+				body       string
 			}
 			run := func(start func(*testing.T, Config, authv3.AuthorizationClient, *upstream) *httptest.Server) result {
 				up := startUpstream(t, func(w http.ResponseWriter, _ *http.Request) {
