@@ -3,7 +3,7 @@
 // its own session, make -n tools/call in all as fast as they are answered;
 // -mode sessions has -clients clients each initialize, list tools, call one
 // tool (-ramp of them at a time) and hold its session until all have, for
-// -hold: all sessions are open at once. Clients speak -version (2025-11-25,
+// -hold: all sessions are open at once. Clients speak -protocol (2025-11-25,
 // sessions, unless told otherwise). Client i
 // uses target i modulo their number. It prints one JSON object: requests,
 // errors, seconds, and for calls the throughput and the 50th and 99th
@@ -50,7 +50,7 @@ func main() {
 	hold := flag.Duration("hold", 3*time.Second, "how long -mode sessions holds the sessions once all called")
 	ramp := flag.Int("ramp", 200, "clients of -mode sessions that initialize, list and call at once; the rest wait their turn, all hold their sessions together")
 	timeout := flag.Duration("timeout", 5*time.Minute, "bound of the whole run")
-	flag.StringVar(&version, "version", "2025-11-25", "MCP `revision` the clients speak: a revision with sessions (each client on its own session), or \"\" for go-sdk's default (2026-07-28, stateless)")
+	flag.StringVar(&protocol, "protocol", "2025-11-25", "MCP `revision` the clients speak: a revision with sessions (each client on its own session), or \"\" for go-sdk's default (2026-07-28, stateless)")
 	flag.Parse()
 	var ts []target
 	for _, p := range strings.Split(*targets, ",") {
@@ -80,14 +80,14 @@ func main() {
 	}
 }
 
-// version is the -version flag.
-var version string
+// protocol is the -protocol flag.
+var protocol string
 
 func connect(ctx context.Context, hc *http.Client, t target) (*mcp.ClientSession, error) {
 	cl := mcp.NewClient(&mcp.Implementation{Name: "benchload", Version: "1"}, nil)
 	var opts *mcp.ClientSessionOptions
-	if version != "" {
-		opts = &mcp.ClientSessionOptions{ProtocolVersion: version}
+	if protocol != "" {
+		opts = &mcp.ClientSessionOptions{ProtocolVersion: protocol}
 	}
 	return cl.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: t.url, HTTPClient: hc, MaxRetries: -1}, opts)
 }
