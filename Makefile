@@ -92,7 +92,7 @@ FUZZTIME ?= 1000x
 # Fuzz targets: package:Func.
 FUZZ_TARGETS := ./mcpparse:FuzzParse ./mcpparse:FuzzRoundTrip ./authz:FuzzCheck \
   ./identity:FuzzBearerToken ./identity:FuzzVerify ./identity:FuzzTokenInQuery ./front:FuzzBuildCheck \
-  ./internal/assertion:FuzzVerify ./router:FuzzOpenSession ./router:FuzzSSE \
+  ./internal/assertion:FuzzVerify ./internal/assertion:FuzzDecodeWire ./router:FuzzOpenSession ./router:FuzzSSE \
   ./router:FuzzUnwrapID ./router:FuzzIDKey ./policy:FuzzKeycloakTwins ./policy:FuzzFoldAgreement \
   ./config:FuzzParse ./internal/taskid:FuzzOpen
 

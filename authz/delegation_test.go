@@ -121,9 +121,9 @@ func TestDelegation(t *testing.T) {
 	d := newDomains(t)
 	pa, pb := d.a.Realm("domain-a"), d.b.Realm("domain-b")
 	const kube = "mcp-test/kubernetes-mcp"
-	caller, err := identity.New(t.Context(), identity.Config{
+	caller, err := identity.New(identity.Config{
 		Issuers: []identity.Issuer{{IssuerURL: pa.Issuer(), Audiences: []string{"mcp-gateway"}}},
-	}, d.a.Client())
+	}, identity.Deps{HTTPClient: d.a.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestDelegation(t *testing.T) {
 			},
 			Expect: &exchange.Expect{Issuer: pb.Issuer(), Audience: "kubernetes"},
 		},
-	}}, nil, caller)
+	}}, exchange.Deps{Verifier: caller})
 	if err != nil {
 		t.Fatal(err)
 	}

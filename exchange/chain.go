@@ -131,10 +131,9 @@ func newProfile(name string, pc Profile, client *http.Client, now func() time.Ti
 	e := pc.Expect
 	// The final token's own verifier: its issuer is trusted for this
 	// profile's tokens only, never for callers.
-	v, err := identity.New(context.Background(), identity.Config{
+	v, err := identity.New(identity.Config{
 		Issuers: []identity.Issuer{{IssuerURL: e.Issuer, JWKSURL: e.JWKSURL, Audiences: []string{e.Audience}, Algorithms: e.Algorithms}},
-		Now:     now,
-	}, client)
+	}, identity.Deps{HTTPClient: client, Now: now})
 	if err != nil {
 		return nil, fmt.Errorf("expect: %w", err)
 	}

@@ -113,9 +113,9 @@ func newChain(t testing.TB, mod func(a, b *devidp.Config)) *chain {
 	c.a, c.b = c.srv.Realm("domain-a"), c.srv.Realm("domain-b")
 	base := c.srv.Client()
 	c.client = &http.Client{Transport: countingTransport{base.Transport, c}}
-	c.caller, err = identity.New(t.Context(), identity.Config{
+	c.caller, err = identity.New(identity.Config{
 		Issuers: []identity.Issuer{{IssuerURL: c.a.Issuer(), Audiences: []string{"mcp-gateway"}}},
-	}, c.client)
+	}, identity.Deps{HTTPClient: c.client})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func (c *chain) newClient(t testing.TB, profiles map[string]exchange.Profile, mo
 	if mod != nil {
 		mod(&cfg)
 	}
-	x, err := exchange.New(cfg, c.client, c.caller)
+	x, err := exchange.New(cfg, exchange.Deps{HTTPClient: c.client, Verifier: c.caller})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +348,7 @@ func TestChain(t *testing.T) {
 		// for its expected issuer's discovery and keys.
 		withCA, without := c.hub(), c.hub()
 		withCA.CAFile = c.caFile
-		x, err := exchange.New(exchange.Config{Profiles: map[string]exchange.Profile{"with": withCA, "without": without}}, nil, nil)
+		x, err := exchange.New(exchange.Config{Profiles: map[string]exchange.Profile{"with": withCA, "without": without}}, exchange.Deps{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -373,7 +373,7 @@ func TestChain(t *testing.T) {
 			{"with", c.caFile, nil},
 			{"without", "", exchange.ErrUnavailable},
 		} {
-			x, err := exchange.New(def(tt.ca), nil, c.caller)
+			x, err := exchange.New(def(tt.ca), exchange.Deps{Verifier: c.caller})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -623,7 +623,7 @@ func TestStatic(t *testing.T) {
 	x, err := exchange.New(exchange.Config{Profiles: map[string]exchange.Profile{
 		"apikey": {Static: &exchange.Static{SecretFile: file}},
 		"basic":  {Static: &exchange.Static{SecretFile: file, Scheme: "Basic"}},
-	}}, nil, nil)
+	}}, exchange.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}

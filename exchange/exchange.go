@@ -116,8 +116,20 @@ type Config struct {
 	// Timeout bounds one call to a token endpoint, and the validation of
 	// the final token; 0 means DefaultTimeout (5s).
 	Timeout time.Duration `yaml:"timeout" json:"timeout"`
+}
+
+// Deps are the Client's runtime dependencies: what a configuration file
+// cannot say.
+type Deps struct {
+	// HTTPClient reaches the token endpoints (it never follows their
+	// redirects); nil means http.DefaultClient.
+	HTTPClient *http.Client
+	// Verifier validates the default profile's tokens: required when
+	// Config sets the default profile. A named profile's final token is
+	// validated by a verifier of its own Expect.
+	Verifier TokenVerifier
 	// Now is the clock; nil means time.Now.
-	Now func() time.Time `yaml:"-" json:"-"`
+	Now func() time.Time
 }
 
 // hasDefault reports whether c sets the default profile: any of its keys,
@@ -262,9 +274,9 @@ type Client struct {
 }
 
 // New returns a Client. It reads the client secrets and keys now; it makes
-// no network call. v validates the default profile's tokens; a named
-// profile's final token is validated by a verifier of its own Expect.
-func New(c Config, client *http.Client, v TokenVerifier) (*Client, error) {
+// no network call and starts nothing.
+func New(c Config, d Deps) (*Client, error) {
+	client, v := d.HTTPClient, d.Verifier
 	if v == nil && c.hasDefault() {
 		return nil, errors.New("exchange: config: a TokenVerifier is required")
 	}
@@ -275,7 +287,7 @@ func New(c Config, client *http.Client, v TokenVerifier) (*Client, error) {
 		profiles: make(map[string]*profile, len(c.Profiles)+1),
 		skew:     c.ExpirySkew,
 		timeout:  c.Timeout,
-		now:      c.Now,
+		now:      d.Now,
 		cache:    newCache(c.CacheSize),
 		caching:  c.CacheSize >= 0,
 	}

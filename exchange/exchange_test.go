@@ -447,7 +447,7 @@ func TestNew(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := ok
 			tt.mod(&c)
-			x, err := New(c, nil, okVerifier{})
+			x, err := New(c, Deps{Verifier: okVerifier{}})
 			if (err == nil) != tt.ok {
 				t.Fatalf("New() error = %v, want ok %v", err, tt.ok)
 			}
@@ -459,7 +459,7 @@ func TestNew(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(ok, nil, nil); err == nil {
+	if _, err := New(ok, Deps{}); err == nil {
 		t.Error("New() without a TokenVerifier succeeded")
 	}
 }

@@ -7,7 +7,9 @@
 # the upstreams directly, in the same run:
 #   2025: clients and upstreams speak 2025-11-25, with sessions.
 #     calls:    BENCH_C clients on their own sessions make BENCH_ROUTER_N
-#               tools/call (throughput, p50/p99, CPU of mcp-authz per call);
+#               tools/call (throughput, p50/p99, CPU of mcp-authz per call),
+#               then one client makes BENCH_ROUTER_N1 (the latency added
+#               when nothing is saturated);
 #     sessions: BENCH_CLIENTS clients at once each initialize, list tools and
 #               call one tool (errors, peak RSS of mcp-authz and of the
 #               upstream process, upstream sessions opened).
@@ -27,6 +29,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-bin/bench}
 N=${BENCH_ROUTER_N:-20000}
+N1=${BENCH_ROUTER_N1:-3000}
 C=${BENCH_C:-50}
 CLIENTS=${BENCH_CLIENTS:-4000}
 SCENARIOS=${BENCH_ROUTER_SCENARIOS:-2025 2026}
@@ -174,6 +177,7 @@ for scenario in $SCENARIOS; do
   case $scenario in
     2025)
       record "bin/benchload -protocol 2025-11-25 -mode call -c $C -n $N -targets URL=TOOL,...  # direct, then through the front; client i calls tool_(i%20) of server i%10"
+      record "bin/benchload -protocol 2025-11-25 -mode call -c 1 -n $N1 -targets URL=TOOL,...  # one client, direct then through the front: the latency added when nothing is saturated"
       record "bin/benchload -protocol 2025-11-25 -mode sessions -clients $CLIENTS -ramp 200 -hold 3s -targets ...  # each client: initialize, tools/list, one tools/call (200 at a time), all sessions held at once; fresh processes" ;;
     2026)
       record "bin/benchload -protocol 2026-07-28 -mode call -c $C -n $N -targets URL=TOOL,...  # stateless upstreams (-stateless); direct, then through the front"
@@ -195,6 +199,8 @@ scenario2025() {
   warm "${p[@]}" -mode call -c "$C" -n 2000 -targets "$direct"
   load "$label-direct" "${p[@]}" -mode call -c "$C" -n "$N" -targets "$direct" -- "$direct_ups"
   load "$label-front" "${p[@]}" -mode call -c "$C" -n "$N" -targets "$front" -- "$authz_pid" "$front_ups"
+  load "$label-direct1" "${p[@]}" -mode call -c 1 -n "$N1" -targets "$direct" -- "$direct_ups"
+  load "$label-front1" "${p[@]}" -mode call -c 1 -n "$N1" -targets "$front" -- "$authz_pid" "$front_ups"
   stop_all
 
   echo "== router scenario ($label): $CLIENTS MCP 2025-11-25 clients at once, each lists tools and calls one"

@@ -32,14 +32,13 @@ func TestIssuerCAFile(t *testing.T) {
 	private, other := newTLSProvider(t), newTLSProvider(t)
 	clk := newClock(start)
 	client := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	v, err := New(t.Context(), Config{
+	v, err := New(Config{
 		Issuers: []Issuer{
 			{IssuerURL: private.issuer, Audiences: []string{"mcp-gateway"}, CAFile: caFile(t, private)},
 			{IssuerURL: other.issuer, Audiences: []string{"mcp-gateway"}},
 		},
 		Timeout: 2 * time.Second,
-		Now:     clk.Now,
-	}, client)
+	}, Deps{HTTPClient: client, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +77,7 @@ func TestIssuerCAFileRefused(t *testing.T) {
 			if !errors.As(err, &fe) || fe.Path != "issuers[0].caFile" || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Validate() = %v, want an error at issuers[0].caFile containing %q", err, tt.want)
 			}
-			if _, err := New(t.Context(), c, nil); err == nil {
+			if _, err := New(c, Deps{}); err == nil {
 				t.Error("New() accepted the config")
 			}
 		})

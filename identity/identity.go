@@ -87,8 +87,16 @@ type Config struct {
 	// Timeout bounds each discovery or key-set fetch; 0 means
 	// DefaultTimeout (5s).
 	Timeout time.Duration `yaml:"timeout" json:"timeout"`
+}
+
+// Deps are the Verifier's runtime dependencies: what a configuration file
+// cannot say.
+type Deps struct {
+	// HTTPClient fetches discovery documents and key sets; nil means
+	// http.DefaultClient.
+	HTTPClient *http.Client
 	// Now is the clock; nil means time.Now.
-	Now func() time.Time `yaml:"-" json:"-"`
+	Now func() time.Time
 }
 
 // Issuer is one accepted token issuer.
@@ -138,17 +146,18 @@ type Verifier struct {
 // discovery document and key set are fetched on first use and retried
 // after failures, so an identity provider that is down when the process
 // starts makes requests fail with ErrUnavailable until it is back.
-func New(ctx context.Context, c Config, client *http.Client) (*Verifier, error) {
+func New(c Config, d Deps) (*Verifier, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("identity: config: %w", err)
 	}
+	client := d.HTTPClient
 	if client == nil {
 		client = http.DefaultClient
 	}
 	v := &Verifier{
 		issuers: make(map[string]*issuer, len(c.Issuers)),
 		leeway:  orDefault(c.Leeway, DefaultLeeway),
-		now:     c.Now,
+		now:     d.Now,
 		cache:   newCache(c.CacheSize),
 	}
 	if v.leeway < 0 {

@@ -128,9 +128,9 @@ var methodHandling = map[string]handling{
 	"2026-07-28 tasks/get":              {how: router, params: `"taskId":"t"`, status: 403, code: -32003},
 	"2026-07-28 tasks/update":           {how: router, params: `"taskId":"t","inputResponses":{}`, status: 403, code: -32003},
 	"2026-07-28 tasks/cancel":           {how: router, params: `"taskId":"t"`, status: 403, code: -32003},
-	"2026-07-28 sampling/createMessage": {how: router, params: `"messages":[],"maxTokens":1`, status: 404, code: -32601, pending: "MRTR"},
-	"2026-07-28 elicitation/create":     {how: router, params: `"message":"m","requestedSchema":{"type":"object"}`, status: 404, code: -32601, pending: "MRTR"},
-	"2026-07-28 roots/list":             {how: router, status: 404, code: -32601, pending: "MRTR"},
+	"2026-07-28 sampling/createMessage": {how: router, params: `"messages":[],"maxTokens":1`, status: 404, code: -32601},
+	"2026-07-28 elicitation/create":     {how: router, params: `"message":"m","requestedSchema":{"type":"object"}`, status: 404, code: -32601},
+	"2026-07-28 roots/list":             {how: router, status: 404, code: -32601},
 	// Notifications POSTed without a session (2026-07-28): accepted (202)
 	// and passed to no server, whatever the method; a cancel is redundant
 	// there (closing the request's stream cancels it).
@@ -149,7 +149,7 @@ var methodHandling = map[string]handling{
 // of a tools/call with the answers to an InputRequiredResult (MRTR) is
 // authorized like any request.
 var methodVariants = map[string]handling{
-	"2026-07-28 tools/call (MRTR retry)": {how: decided, params: `"name":"{p}t1","arguments":{},"inputResponses":{"q":{"action":"accept","content":{}}},"requestState":"opaque"`, pending: "MRTR"},
+	"2026-07-28 tools/call (MRTR retry)": {how: decided, params: `"name":"{p}t1","arguments":{},"inputResponses":{"q":{"action":"accept","content":{}}},"requestState":"opaque"`},
 }
 
 // specMethods reads mcpparse/testdata/methods.txt: "revision method" ->

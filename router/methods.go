@@ -159,7 +159,7 @@ func (r *Router) checkParams(w http.ResponseWriter, c *call, srv *registry.Serve
 	if !ok && !sent {
 		return true // an unknown tool mirrors nothing; the server answers it
 	}
-	headers, err := paramHeaders(tool)
+	headers, err := r.params.headers(tool)
 	if err == nil {
 		// A header the tool does not declare is refused too: a policy
 		// reading request headers must never see an unchecked one.

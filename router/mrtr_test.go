@@ -633,10 +633,7 @@ func TestInputHeld(t *testing.T) {
 		ok(t, retryRaw(t, e.front.URL, e.key, "alice", "up_confirm", again))
 	})
 	t.Run("another replica", func(t *testing.T) {
-		r2, err := New(Config{AssertionKey: e.key, SessionKeyFiles: []string{e.keyFile}}, e.reg, e.auth, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r2 := newRouter(t, Config{SessionKeyFiles: []string{e.keyFile}}, Deps{Registry: e.reg, Authorizer: e.auth, AssertionKey: e.key})
 		front2 := newServer(t, r2)
 		state := heldRaw(t, e.front.URL, e.key, "alice", 1)
 		refused(t, retryRaw(t, front2, e.key, "alice", "up_confirm", state), "another replica holds it")

@@ -125,12 +125,15 @@ var listChanged = [][]byte{
 	[]byte(`{"jsonrpc":"2.0","method":"notifications/resources/list_changed"}`),
 }
 
-// watchRegistry tells every client that its lists changed when the
-// registry does, and drops the lists of servers that left.
-func (r *Router) watchRegistry() {
+// Watch tells every client that its lists changed when the registry does,
+// and drops the lists of servers that left, until ctx ends or the Router is
+// closed. Start runs it; run it beside Handler when serving without Start.
+func (r *Router) Watch(ctx context.Context) {
 	for {
 		ch := r.reg.Changed()
 		select {
+		case <-ctx.Done():
+			return
 		case <-r.done:
 			return
 		case <-ch:

@@ -39,10 +39,8 @@ type Config struct {
 	SessionKeyFiles []string `yaml:"sessionKeyFiles" json:"sessionKeyFiles"`
 	// AssertionKeyFile holds the key that verifies the x-mcp-authz assertion
 	// authz adds (Ed25519 PEM, private or public, or an HMAC-SHA256 secret).
+	// One of it and Deps.AssertionKey is required.
 	AssertionKeyFile string `yaml:"assertionKeyFile" json:"assertionKeyFile"`
-	// AssertionKey is used when AssertionKeyFile is empty (authz and the
-	// router in one process). One of the two is required.
-	AssertionKey assertion.Key `yaml:"-" json:"-"`
 	// InitTimeout bounds the initialize of each upstream; 0 means 5s.
 	InitTimeout time.Duration `yaml:"initTimeout" json:"initTimeout"`
 	// ListTimeout bounds fetching one server's list; 0 means 10s.
@@ -105,16 +103,6 @@ type Config struct {
 	// ShutdownTimeout bounds the drain of open requests when Start's context
 	// ends; 0 means 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout" json:"shutdownTimeout"`
-	// HTTPClient reaches the upstream servers; nil means a client without
-	// an overall timeout (calls are bounded by the timeouts above).
-	HTTPClient *http.Client `yaml:"-" json:"-"`
-	// Tracer makes the spans of each request and upstream call; nil makes
-	// none.
-	Tracer trace.TracerProvider `yaml:"-" json:"-"`
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time `yaml:"-" json:"-"`
-	// Audit writes one audit event per completed upstream call; nil none.
-	Audit *audit.Writer `yaml:"-" json:"-"`
 	// AllowedOrigins and AllowedHosts protect the MCP endpoint against DNS
 	// rebinding (see origin.Config), for a router reached without the
 	// front or Envoy checking them: a request whose Origin is present and
@@ -123,6 +111,33 @@ type Config struct {
 	// any Host. Give the router the lists given to the front and authz.
 	AllowedOrigins []string `yaml:"allowedOrigins" json:"allowedOrigins"`
 	AllowedHosts   []string `yaml:"allowedHosts" json:"allowedHosts"`
+}
+
+// Deps are the router's runtime dependencies: what a configuration file
+// cannot say.
+type Deps struct {
+	// Registry is the source of registered servers. Required.
+	Registry Registry
+	// Authorizer filters lists and obtains upstream credentials; nil: lists
+	// are unfiltered and upstream calls carry no Authorization (the
+	// caller's own is never passed on).
+	Authorizer Authorizer
+	// AssertionKey verifies the x-mcp-authz assertion when
+	// Config.AssertionKeyFile is empty (authz and the router in one
+	// process).
+	AssertionKey assertion.Key
+	// HTTPClient reaches the upstream servers; nil means a client without
+	// an overall timeout (calls are bounded by Config's timeouts).
+	HTTPClient *http.Client
+	// Tracer makes the spans of each request and upstream call; nil makes
+	// none.
+	Tracer trace.TracerProvider
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Audit writes one audit event per completed upstream call; nil none.
+	Audit *audit.Writer
+	// Logger receives the router's logs; nil discards them.
+	Logger *slog.Logger
 }
 
 // Registry is the source of registered servers.
@@ -179,6 +194,7 @@ type Authorizer interface {
 // filtered.
 type Router struct {
 	cfg      Config
+	audit    *audit.Writer // nil: no audit trail
 	reg      Registry
 	auth     Authorizer
 	tracer   trace.Tracer // nil when tracing is off
@@ -201,6 +217,7 @@ type Router struct {
 	origins  *origin.Matcher
 	metrics  *metrics
 	inits    singleflight.Group // de-duplicates upstream initializes
+	params   paramMemo          // Mcp-Param headers of the tools called
 	done     chan struct{}      // closed when shutdown starts: GET streams end
 	closed   atomic.Bool
 	parsed   atomic.Int64                // client bodies decoded (parse), for tests
@@ -216,13 +233,14 @@ type Router struct {
 	UpstreamFailures atomic.Int64
 }
 
-// New validates c and returns a Router; call Close (or run Start) to
-// release it. auth may be nil: lists are then unfiltered and upstream calls
-// carry no Authorization (the caller's own is never passed on).
-func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router, error) {
-	if reg == nil {
+// New validates c and returns a Router. It starts nothing: Start (or Serve)
+// serves and follows the registry until its context ends; a Router only
+// used through Handler follows it with Watch.
+func New(c Config, d Deps) (*Router, error) {
+	if d.Registry == nil {
 		return nil, errors.New("router: no registry")
 	}
+	logger := d.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -230,7 +248,7 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		return nil, fmt.Errorf("router: %w", err)
 	}
 	setDefaults(&c)
-	key := c.AssertionKey
+	key := d.AssertionKey
 	if c.AssertionKeyFile != "" {
 		k, err := assertion.LoadKey(c.AssertionKeyFile)
 		if err != nil {
@@ -258,16 +276,20 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
-	client := c.HTTPClient
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	client := d.HTTPClient
 	if client == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConns = 1024 // every session's calls go to few hosts
 		t.MaxIdleConnsPerHost = 256
 		client = &http.Client{Transport: t}
 	}
-	client, tracer := traceClient(client, c.Tracer)
+	client, tracer := traceClient(client, d.Tracer)
 	r := &Router{
-		cfg: c, reg: reg, auth: auth, log: logger, now: c.Now, tracer: tracer,
+		cfg: c, audit: d.Audit, reg: d.Registry, auth: d.Authorizer, log: logger, now: now, tracer: tracer,
 		up:       upstream.New(upstream.Config{HTTPClient: client, MaxResponseBytes: c.MaxResponseBytes, InitTimeout: c.InitTimeout}),
 		answer:   upstream.AnswerOptions(c.MaxResponseBytes),
 		verifier: assertion.NewVerifier(key),
@@ -287,7 +309,6 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		meta:     meta,
 		origins:  origins,
 	}
-	go r.watchRegistry()
 	return r, nil
 }
 
@@ -330,9 +351,6 @@ func setDefaults(c *Config) {
 	if c.CacheSize <= 0 {
 		c.CacheSize = 10000
 	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
 }
 
 // Handler serves the MCP endpoint at /mcp.
@@ -356,8 +374,9 @@ func (r *Router) serveMeta(w http.ResponseWriter, req *http.Request) {
 	r.meta.ServeHTTP(w, req)
 }
 
-// Start serves on Listen until ctx ends, then stops taking requests, ends
-// the GET streams and drains the calls in flight for up to ShutdownTimeout.
+// Start serves on Listen, and follows the registry (Watch), until ctx ends,
+// then stops taking requests, ends the GET streams and drains the calls in
+// flight for up to ShutdownTimeout.
 func (r *Router) Start(ctx context.Context) error {
 	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", r.cfg.Listen)
 	if err != nil {
@@ -370,6 +389,7 @@ func (r *Router) Start(ctx context.Context) error {
 func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	srv.RegisterOnShutdown(r.Close)
+	go r.Watch(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	r.log.Info("router listening", "addr", ln.Addr().String())
@@ -386,8 +406,8 @@ func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Close ends the GET streams, the registry watch and the calls held for a
-// client's input; calls in flight continue. Start calls it when its context ends.
+// Close ends the GET streams, Watch and the calls held for a client's
+// input; calls in flight continue. Start calls it when its context ends.
 func (r *Router) Close() {
 	if r.closed.CompareAndSwap(false, true) {
 		close(r.done)

@@ -137,10 +137,7 @@ func TestMixedGenerations(t *testing.T) {
 func TestStatelessPerCaller(t *testing.T) {
 	up, log := generationServer(t, "legacy")
 	e := newEnv(t, nil, registry.Server{Name: "ns/up", Prefix: "up_", URL: up.URL})
-	r2, err := New(Config{AssertionKey: e.key, SessionKeyFiles: []string{writeSessionKey(t, "zz")}}, e.reg, e.auth, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r2 := newRouter(t, Config{SessionKeyFiles: []string{writeSessionKey(t, "zz")}}, Deps{Registry: e.reg, Authorizer: e.auth, AssertionKey: e.key})
 	front2 := newServer(t, r2)
 	sessionOf := map[string]string{}
 	for _, front := range []string{e.front.URL, front2} {
