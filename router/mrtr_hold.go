@@ -107,7 +107,7 @@ func (r *Router) holdForInput(sw *sseWriter, c *call, srv *registry.Server, h *h
 	h.mu.Lock()
 	if h.up.Version == "" {
 		h.up, _ = r.upstream.get(upstreamKey(c.sess, srv))
-		h.callID = bytes.Clone(c.msg.ID)
+		h.callID = bytes.Clone(c.upstreamID())
 		h.abandon = r.abandonCall(srv, c.input.auth, h.up, h.callID)
 	}
 	up := h.up
