@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mcp-authz/mcp-authz/authz"
+	"github.com/mcp-authz/mcp-authz/authz/envoy"
 	"github.com/mcp-authz/mcp-authz/config"
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/front"
@@ -152,6 +153,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 	if err != nil {
 		return nil, err
 	}
+	ext := envoy.New(envoy.Config{Listen: authzCfg.Listen, Logger: deps.Logger}, az)
 
 	parts := []starter{watcher(f, path, reg, pols, metrics, log.With("part", "config"))}
 	if trail != nil {
@@ -170,7 +172,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 		ready = src.Ready
 	}
 	if f.Authz != nil {
-		parts = append(parts, az)
+		parts = append(parts, ext)
 	}
 	if f.Router != nil {
 		rc := *f.Router
@@ -187,7 +189,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 		parts = append(parts, r)
 	}
 	if f.Gateway != nil {
-		fr, closeFront, err := newFront(f, authzCfg, az, tp, log.With("part", "front"))
+		fr, closeFront, err := newFront(f, authzCfg, ext, tp, log.With("part", "front"))
 		if err != nil {
 			return nil, err
 		}
@@ -205,7 +207,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 // newFront builds the built-in front. When authz runs in this process and
 // the front names no other address for it, the front calls it in process;
 // otherwise over gRPC, as Envoy does. release closes the gRPC connection.
-func newFront(f *config.File, authzCfg authz.Config, az *authz.Server, tp trace.TracerProvider, log *slog.Logger) (fr *front.Front, release func(), err error) {
+func newFront(f *config.File, authzCfg authz.Config, az *envoy.Server, tp trace.TracerProvider, log *slog.Logger) (fr *front.Front, release func(), err error) {
 	gc := *f.Gateway
 	gc.Tracer = tp
 	addr := f.Gateway.Authz
