@@ -19,11 +19,6 @@ import (
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 )
 
-// Decider decides one request (*authz.Server).
-type Decider interface {
-	Decide(ctx context.Context, r *authz.Request) *authz.Decision
-}
-
 // Config configures the ext_authz gRPC server.
 type Config struct {
 	// Listen is the gRPC address Start listens on (authz.Config.Listen).
@@ -33,22 +28,24 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Server answers Envoy's Check calls with the decisions of a Decider.
+// Server answers Envoy's Check calls with the decisions of an authz.Server.
 type Server struct {
-	decider Decider
-	listen  string
-	log     *slog.Logger
+	// core is concrete, not an interface: a Request given to an
+	// interface method escapes, and Check would allocate it on the heap.
+	core   *authz.Server
+	listen string
+	log    *slog.Logger
 }
 
-// New returns the ext_authz server of d.
-func New(c Config, d Decider) *Server {
+// New returns the ext_authz server of d (not nil).
+func New(c Config, d *authz.Server) *Server {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:9001"
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{decider: d, listen: c.Listen, log: c.Logger}
+	return &Server{core: d, listen: c.Listen, log: c.Logger}
 }
 
 // Check implements envoy.service.auth.v3.AuthorizationServer. It never
@@ -56,7 +53,7 @@ func New(c Config, d Decider) *Server {
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	h := req.GetAttributes().GetRequest().GetHttp()
 	if h == nil {
-		return response(s.decider.Decide(ctx, nil)), nil
+		return response(s.core.Decide(ctx, nil)), nil
 	}
 	r := authz.Request{
 		Method:            h.GetMethod(),
@@ -73,7 +70,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	// Envoy marks a body it cut at with_request_body.max_request_bytes
 	// (allow_partial_message) with this header.
 	r.BodyTruncated = r.Headers["x-envoy-auth-partial-body"] == "true"
-	return response(s.decider.Decide(ctx, &r)), nil
+	return response(s.core.Decide(ctx, &r)), nil
 }
 
 // headerMap returns the request headers keyed by lower-case name. Envoy sends
