@@ -15,6 +15,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/catalog"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -87,16 +88,16 @@ func (r *Router) resourceOwner(c *call, uri string) (*registry.Server, bool) {
 	if srv, ok := snap.ResolveURI(uri); ok {
 		return srv, true
 	}
-	for _, it := range r.collect(c.req.Context(), c, resourcesKind) {
-		if it.name == uri {
-			return snap.Server(it.server)
+	for _, it := range r.cat.Items(c.req.Context(), catalog.Resources, c.caller(), lister{r, c}) {
+		if it.Name == uri {
+			return snap.Server(it.Server)
 		}
 	}
 	best, owner := -1, ""
-	for _, it := range r.collect(c.req.Context(), c, templatesKind) {
-		lit, _, _ := strings.Cut(it.name, "{")
+	for _, it := range r.cat.Items(c.req.Context(), catalog.Templates, c.caller(), lister{r, c}) {
+		lit, _, _ := strings.Cut(it.Name, "{")
 		if lit != "" && strings.HasPrefix(uri, lit) && len(lit) > best {
-			best, owner = len(lit), it.server
+			best, owner = len(lit), it.Server
 		}
 	}
 	if owner == "" {
@@ -265,7 +266,7 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 			data = mcpparse.Splice(data, m.IDSpan, wrapID(srv.Name, m.ID))
 		default:
 			if strings.HasSuffix(m.Method, "/list_changed") {
-				r.lists.invalidate(srv.Name)
+				r.cat.Invalidate(srv.Name)
 			}
 			if m.Method == "notifications/resources/updated" && !r.updateAllowed(c.req.Context(), c, srv, &m) {
 				continue

@@ -220,18 +220,8 @@ func (r *Router) tool(c *call, srv *registry.Server, name string) (json.RawMessa
 		}
 		auth = a
 	}
-	now := r.now()
-	snap := r.reg.Load()
-	key, l, ok := r.lists.lookup(toolsKind, srv, r.shadowIndex(snap)[srv.Name], authContext(c.claims.Issuer, c.claims.Subject, auth), now)
-	if !ok || !now.Before(l.fresh) {
-		l = r.fetchCached(ctx, c, toolsKind, snap, srv, key, auth)
-	}
-	if l != nil {
-		for _, it := range l.items {
-			if it.name == name {
-				return it.raw, true
-			}
-		}
+	if t, ok := r.cat.Tool(ctx, c.caller(), lister{r, c}, srv, auth, name); ok {
+		return t, true
 	}
 	return json.RawMessage(`{}`), false // declares no header
 }

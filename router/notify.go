@@ -135,7 +135,7 @@ func (r *Router) watchRegistry() {
 			return
 		case <-ch:
 		}
-		r.lists.retain(r.reg.Load())
+		r.cat.Retain(r.reg.Load())
 		for _, n := range listChanged {
 			r.streams.broadcast(n)
 		}
@@ -286,7 +286,7 @@ func (r *Router) relayStream(ctx context.Context, c *call, srv *registry.Server,
 			data = mcpparse.Splice(data, m.IDSpan, wrapID(srv.Name, m.ID))
 		case mcpparse.KindNotification:
 			if strings.HasSuffix(m.Method, "/list_changed") {
-				r.lists.invalidate(srv.Name)
+				r.cat.Invalidate(srv.Name)
 			}
 			if m.Method == "notifications/resources/updated" && !r.updateAllowed(ctx, c, srv, &m) {
 				continue

@@ -23,6 +23,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/catalog"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -179,7 +180,7 @@ type Router struct {
 	verifier *assertion.Verifier
 	sealer   *sealer
 	opened   *lru[*session] // sealed session ids this replica opened -> the session
-	lists    *listCache
+	cat      *catalog.Catalog
 	upstream *lru[upstreamSession] // (session key, server) -> upstream session, opened on first use
 	ended    *lru[time.Time]       // ended session ids -> their expiry
 	levels   *lru[[]byte]          // session key -> the params of its last logging/setLevel
@@ -191,8 +192,7 @@ type Router struct {
 	inits    singleflight.Group // de-duplicates upstream initializes
 	done     chan struct{}      // closed when shutdown starts: GET streams end
 	closed   atomic.Bool
-	parsed   atomic.Int64                // client bodies decoded (parse), for tests
-	shadows  atomic.Pointer[shadowIndex] // of the last snapshot lists were collected from
+	parsed   atomic.Int64 // client bodies decoded (parse), for tests
 
 	// inflight maps (session key, value of the request id) of forwarded
 	// calls to their server, so that the client's notifications/cancelled
@@ -261,7 +261,6 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		verifier: assertion.NewVerifier(key),
 		sealer:   s,
 		opened:   newLRU[*session](c.CacheSize),
-		lists:    newListCache(c.ListCacheBytes),
 		upstream: newLRU[upstreamSession](c.CacheSize),
 		ended:    newLRU[time.Time](c.CacheSize),
 		levels:   newLRU[[]byte](c.CacheSize),
@@ -272,6 +271,15 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		inflight: map[string]*registry.Server{},
 		meta:     meta,
 		origins:  origins,
+	}
+	r.cat, err = catalog.New(catalog.Config{
+		ListTimeout: c.ListTimeout, ListRefresh: c.ListRefresh,
+		MaxListBytes: c.MaxListBytes, MaxListItems: c.MaxListItems,
+		MaxAggregateBytes: c.MaxAggregateBytes, MaxAggregateItems: c.MaxAggregateItems,
+		CacheBytes: c.ListCacheBytes, MaxResponseBytes: c.MaxResponseBytes, PageSize: c.PageSize, Now: c.Now,
+	}, catalog.Deps{Registry: reg, Log: logger, Tracer: tracer, Reporter: reporter{r}})
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
 	}
 	go r.watchRegistry()
 	return r, nil

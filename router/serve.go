@@ -16,6 +16,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/catalog"
 )
 
 // maxRequestBytes bounds a client's request body.
@@ -204,13 +205,13 @@ func (r *Router) dispatch(w http.ResponseWriter, c *call) {
 	case "ping":
 		writeJSON(w, http.StatusOK, resultBody(c.msg.ID, []byte("{}")))
 	case "tools/list":
-		r.list(w, c, toolsKind)
+		r.list(w, c, catalog.Tools)
 	case "prompts/list":
-		r.list(w, c, promptsKind)
+		r.list(w, c, catalog.Prompts)
 	case "resources/list":
-		r.list(w, c, resourcesKind)
+		r.list(w, c, catalog.Resources)
 	case "resources/templates/list":
-		r.list(w, c, templatesKind)
+		r.list(w, c, catalog.Templates)
 	case "tools/call", "prompts/get":
 		r.callNamed(w, c)
 	case "resources/read":

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/catalog"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -83,6 +84,10 @@ func (r *Router) reinit(ctx context.Context, s *session, srv *registry.Server, a
 	}
 	return v.(upstreamSession), nil
 }
+
+// errCaller marks a failure that belongs to the caller (no token for the
+// server, or the server refused it) rather than to the server.
+var errCaller = catalog.ErrCaller
 
 // errEnded is what reinit answers for an ended session: the caller's
 // affair, not the server's (lists are not marked failed for it).
