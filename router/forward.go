@@ -404,7 +404,7 @@ func (r *Router) notifyAll(c *call) {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, srv := range r.reg.Load().Servers() {
-		up, ok := r.upstream.get(upstreamKey(c.sess, &srv))
+		up, ok := r.pool.Get(c.sess.key(), srv.Name)
 		if !ok {
 			continue
 		}

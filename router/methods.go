@@ -90,10 +90,10 @@ func (r *Router) setLevel(w http.ResponseWriter, c *call) {
 }
 
 // applyLevel gives an upstream session just opened the log level its
-// client session set, if any and if the server declared logging; best
+// client session (by key) set, if any and if the server declared logging; best
 // effort.
-func (r *Router) applyLevel(ctx context.Context, s *session, srv *registry.Server, auth string, up upstreamSession) {
-	params, ok := r.levels.get(s.key())
+func (r *Router) applyLevel(ctx context.Context, session string, srv *registry.Server, auth string, up upstreamSession) {
+	params, ok := r.levels.get(session)
 	if !ok || !up.Logging {
 		return
 	}

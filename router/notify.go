@@ -183,7 +183,7 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 	events := st.events
 	servers := r.reg.Load().Servers()
 	for i := range servers {
-		if _, ok := r.upstream.get(upstreamKey(s, &servers[i])); ok {
+		if _, ok := r.pool.Get(s.key(), servers[i].Name); ok {
 			st.watch(&servers[i])
 		}
 	}

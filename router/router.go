@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/internal/audit"
@@ -24,6 +23,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
 	"github.com/mcp-authz/mcp-authz/router/catalog"
+	"github.com/mcp-authz/mcp-authz/router/pool"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -181,16 +181,14 @@ type Router struct {
 	sealer   *sealer
 	opened   *lru[*session] // sealed session ids this replica opened -> the session
 	cat      *catalog.Catalog
-	upstream *lru[upstreamSession] // (session key, server) -> upstream session, opened on first use
-	ended    *lru[time.Time]       // ended session ids -> their expiry
-	levels   *lru[[]byte]          // session key -> the params of its last logging/setLevel
+	pool     *pool.Pool      // (session key, server) -> upstream session, opened on first use
+	ended    *lru[time.Time] // ended session ids -> their expiry
+	levels   *lru[[]byte]    // session key -> the params of its last logging/setLevel
 	streams  *hub
-	gens     *generations          // which servers speak the stateless revision
 	meta     *resourcemeta.Handler // protected-resource metadata, if served
 	origins  *origin.Matcher
 	metrics  *metrics
-	inits    singleflight.Group // de-duplicates upstream initializes
-	done     chan struct{}      // closed when shutdown starts: GET streams end
+	done     chan struct{} // closed when shutdown starts: GET streams end
 	closed   atomic.Bool
 	parsed   atomic.Int64 // client bodies decoded (parse), for tests
 
@@ -261,11 +259,9 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		verifier: assertion.NewVerifier(key),
 		sealer:   s,
 		opened:   newLRU[*session](c.CacheSize),
-		upstream: newLRU[upstreamSession](c.CacheSize),
 		ended:    newLRU[time.Time](c.CacheSize),
 		levels:   newLRU[[]byte](c.CacheSize),
 		streams:  newHub(),
-		gens:     newGenerations(),
 		metrics:  newMetrics(),
 		done:     make(chan struct{}),
 		inflight: map[string]*registry.Server{},
@@ -278,6 +274,13 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		MaxAggregateBytes: c.MaxAggregateBytes, MaxAggregateItems: c.MaxAggregateItems,
 		CacheBytes: c.ListCacheBytes, MaxResponseBytes: c.MaxResponseBytes, PageSize: c.PageSize, Now: c.Now,
 	}, catalog.Deps{Registry: reg, Log: logger, Tracer: tracer, Reporter: reporter{r}})
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	r.pool, err = pool.New(pool.Config{Size: c.CacheSize, InitTimeout: c.InitTimeout, Now: c.Now}, pool.Deps{
+		Client: r.up, Log: logger, Opened: r.upstreamOpened, Failed: r.upstreamFailed,
+		Ended: func(id string) bool { _, ended := r.ended.get(id); return ended },
+	})
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}

@@ -337,9 +337,7 @@ func (r *Router) delete(w http.ResponseWriter, req *http.Request) {
 	r.streams.end(s.key())
 	auth := req.Header.Get("Authorization")
 	for _, srv := range r.reg.Load().Servers() {
-		key := upstreamKey(s, &srv)
-		up, ok := r.upstream.get(key)
-		r.upstream.remove(key)
+		up, ok := r.pool.Take(s.key(), srv.Name)
 		if !ok {
 			continue
 		}

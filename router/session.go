@@ -174,4 +174,3 @@ func newLRU[V any](max int) *lru[V] { return &lru[V]{lrucache.New[V](max)} }
 
 func (c *lru[V]) get(key string) (V, bool) { return c.c.Get(key) }
 func (c *lru[V]) put(key string, v V)      { c.c.Put(key, v) }
-func (c *lru[V]) remove(key string)        { c.c.Remove(key) }
