@@ -334,7 +334,7 @@ func (r *Router) delete(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.ended.put(s.ID, r.sessionExpiry(s))
-	r.streams.end(s.key())
+	r.streams.End(s.key())
 	auth := req.Header.Get("Authorization")
 	for _, srv := range r.reg.Load().Servers() {
 		up, ok := r.pool.Take(s.key(), srv.Name)

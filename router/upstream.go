@@ -51,7 +51,7 @@ func (r *Router) reinit(ctx context.Context, s *session, srv *registry.Server, a
 		return upstreamSession{}, err
 	}
 	if !s.stateless() {
-		r.streams.watch(s.key(), srv) // a stateless caller has no GET stream; watching again is nothing
+		r.streams.Watch(s.key(), srv) // a stateless caller has no GET stream; watching again is nothing
 	}
 	return up, nil
 }

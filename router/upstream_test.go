@@ -224,9 +224,7 @@ func TestLateServer(t *testing.T) {
 		t.Fatalf("%d tools", n)
 	}
 	waitFor(t, "the client's GET stream", func() bool {
-		e.router.streams.mu.Lock()
-		defer e.router.streams.mu.Unlock()
-		return len(e.router.streams.subs) > 0
+		return testutil.ToFloat64(e.router.metrics.streams) > 0 // counted once the stream is in the hub
 	})
 	e.store(
 		registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: a.URL},
