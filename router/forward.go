@@ -88,13 +88,13 @@ func (r *Router) resourceOwner(c *call, uri string) (*registry.Server, bool) {
 	if srv, ok := snap.ResolveURI(uri); ok {
 		return srv, true
 	}
-	for _, it := range r.cat.Items(c.req.Context(), catalog.Resources, c.caller(), lister{r, c}) {
+	for _, it := range r.cat.Items(c.req.Context(), catalog.Resources, c.caller()) {
 		if it.Name == uri {
 			return snap.Server(it.Server)
 		}
 	}
 	best, owner := -1, ""
-	for _, it := range r.cat.Items(c.req.Context(), catalog.Templates, c.caller(), lister{r, c}) {
+	for _, it := range r.cat.Items(c.req.Context(), catalog.Templates, c.caller()) {
 		lit, _, _ := strings.Cut(it.Name, "{")
 		if lit != "" && strings.HasPrefix(uri, lit) && len(lit) > best {
 			best, owner = len(lit), it.Server

@@ -14,7 +14,7 @@ import (
 
 // list answers one of the list methods: aggregated, filtered for the
 // caller by the policy of the method that uses each entry, one page (see
-// catalog.Catalog.AppendPage).
+// catalog.Catalog.Page).
 func (r *Router) list(w http.ResponseWriter, c *call, k *catalog.Kind) {
 	var cursor string
 	if v := nullable(c.msg.Cursor); v != nil {
@@ -24,41 +24,41 @@ func (r *Router) list(w http.ResponseWriter, c *call, k *catalog.Kind) {
 			return
 		}
 	}
-	b := make([]byte, 0, 32+len(c.msg.ID))
-	b = append(append(b, `{"jsonrpc":"2.0","id":`...), c.msg.ID...)
-	b = append(b, `,"result":`...)
-	b, err := r.cat.AppendPage(c.req.Context(), b, k, c.caller(), lister{r, c}, r.auth, cursor, c.sess.stateless())
+	p, err := r.cat.Page(c.req.Context(), k, c.caller(), r.auth, cursor)
 	switch {
 	case errors.Is(err, catalog.ErrCursor):
 		writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "invalid cursor")
+		return
 	case err != nil:
 		writeError(w, http.StatusOK, c.msg.ID, codeInternal, "authorization unavailable")
-	default:
-		writeJSON(w, http.StatusOK, append(b, '}'))
+		return
 	}
+	b := make([]byte, 0, len(c.msg.ID)+p.Size())
+	b = append(append(b, `{"jsonrpc":"2.0","id":`...), c.msg.ID...)
+	b = p.Append(append(b, `,"result":`...), c.sess.stateless())
+	writeJSON(w, http.StatusOK, append(b, '}'))
 }
 
-// caller is c's authorization context, as the catalog keys lists by it.
+// caller is c's authorization context, as the catalog keys lists by it,
+// with its session.
 func (c *call) caller() catalog.Caller {
-	return catalog.Caller{Issuer: c.claims.Issuer, Subject: c.claims.Subject, Expiry: c.claims.CallerExpiry, Authorization: c.auth}
+	return catalog.Caller{Issuer: c.claims.Issuer, Subject: c.claims.Subject, Expiry: c.claims.CallerExpiry, Authorization: c.auth, Session: c.sess}
 }
 
-// lister is the catalog's Source for one call: the credentials the router
-// sends each server for the caller, and the caller's upstream sessions.
-type lister struct {
-	r *Router
-	c *call
-}
+// lister is the catalog's Source: the credentials the router sends each
+// server for a caller, and the caller's upstream sessions (Caller.Session
+// is the call's *session).
+type lister struct{ r *Router }
 
-func (l lister) Credential(ctx context.Context, server string) (string, error) {
-	return l.r.upstreamAuth(ctx, l.c.auth, server)
+func (l lister) Credential(ctx context.Context, caller catalog.Caller, server string) (string, error) {
+	return l.r.upstreamAuth(ctx, caller.Authorization, server)
 }
 
 // Request sends one list request on the call's upstream session with srv;
 // when the upstream has ended that session it opens a new one and sends
 // again, once.
-func (l lister) Request(ctx context.Context, srv *registry.Server, auth, method string, params []byte) (json.RawMessage, string, error) {
-	r, s := l.r, l.c.sess
+func (l lister) Request(ctx context.Context, caller catalog.Caller, srv *registry.Server, auth, method string, params []byte) (json.RawMessage, string, error) {
+	r, s := l.r, caller.Session.(*session)
 	up, err := r.upstreamFor(ctx, s, srv, auth)
 	if err != nil {
 		return nil, "", err

@@ -187,7 +187,7 @@ func (r *Router) tool(c *call, srv *registry.Server, name string) (json.RawMessa
 		}
 		auth = a
 	}
-	if t, ok := r.cat.Tool(ctx, c.caller(), lister{r, c}, srv, auth, name); ok {
+	if t, ok := r.cat.Tool(ctx, c.caller(), srv, auth, name); ok {
 		return t, true
 	}
 	return json.RawMessage(`{}`), false // declares no header

@@ -274,7 +274,7 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		MaxListBytes: c.MaxListBytes, MaxListItems: c.MaxListItems,
 		MaxAggregateBytes: c.MaxAggregateBytes, MaxAggregateItems: c.MaxAggregateItems,
 		CacheBytes: c.ListCacheBytes, MaxResponseBytes: c.MaxResponseBytes, PageSize: c.PageSize, Now: c.Now,
-	}, catalog.Deps{Registry: reg, Log: logger, Tracer: tracer, Reporter: reporter{r}})
+	}, catalog.Deps{Registry: reg, Log: logger, Tracer: tracer, Source: lister{r}, Reporter: reporter{r}})
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}

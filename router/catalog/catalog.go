@@ -5,7 +5,6 @@
 package catalog
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/base64"
@@ -114,7 +113,10 @@ type Deps struct {
 	Log *slog.Logger
 	// Tracer makes a span of each list fetch; nil makes none.
 	Tracer trace.Tracer
-	// Reporter is told what is left out of lists, to count and log it.
+	// Source fetches lists; required.
+	Source Source
+	// Reporter is told what is left out of lists, to count and log it;
+	// required.
 	Reporter Reporter
 }
 
@@ -132,16 +134,16 @@ type Reporter interface {
 	Shadowed(srv *registry.Server, list string, names []string)
 }
 
-// Source is what the catalog needs of the router for one caller's request.
+// Source is what the catalog needs of the router to fetch lists.
 type Source interface {
-	// Credential is the Authorization the router sends server for this
+	// Credential is the Authorization the router sends server for the
 	// caller ("" for none); an error means the caller may not reach it.
-	Credential(ctx context.Context, server string) (string, error)
+	Credential(ctx context.Context, caller Caller, server string) (string, error)
 	// Request sends method with params to srv, authenticated with auth,
 	// on the caller's upstream session with it, and returns the result and
 	// the protocol version of that session. An error wrapping ErrCaller is
 	// the caller's affair, not the server's.
-	Request(ctx context.Context, srv *registry.Server, auth, method string, params []byte) (json.RawMessage, string, error)
+	Request(ctx context.Context, caller Caller, srv *registry.Server, auth, method string, params []byte) (json.RawMessage, string, error)
 }
 
 // Filter is what the catalog asks of authz: which targets the caller may
@@ -157,8 +159,12 @@ type Caller struct {
 	// Expiry bounds how long the lists fetched for the caller are kept;
 	// zero: no bound.
 	Expiry time.Time
-	// Authorization is the header received, as the Filter is given it.
+	// Authorization is the header received, as the Filter and the Source
+	// are given it.
 	Authorization string
+	// Session is the router's own (its client session), handed back to
+	// the Source as it is.
+	Session any
 }
 
 // ErrCaller marks a failure that belongs to the caller (no token for the
@@ -183,6 +189,7 @@ var (
 type Catalog struct {
 	cfg     Config
 	reg     Registry
+	src     Source
 	log     *slog.Logger
 	tracer  trace.Tracer
 	report  Reporter
@@ -193,8 +200,8 @@ type Catalog struct {
 
 // New returns a catalog.
 func New(c Config, d Deps) (*Catalog, error) {
-	if d.Registry == nil || d.Reporter == nil {
-		return nil, errors.New("catalog: a registry and a reporter are required")
+	if d.Registry == nil || d.Source == nil || d.Reporter == nil {
+		return nil, errors.New("catalog: a registry, a source and a reporter are required")
 	}
 	if c.ListTimeout <= 0 || c.ListRefresh <= 0 || c.MaxListBytes <= 0 || c.MaxListItems <= 0 ||
 		c.MaxAggregateBytes <= 0 || c.MaxAggregateItems <= 0 || c.CacheBytes <= 0 || c.MaxResponseBytes <= 0 {
@@ -207,7 +214,7 @@ func New(c Config, d Deps) (*Catalog, error) {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Catalog{
-		cfg: c, reg: d.Registry, log: d.Log, tracer: d.Tracer, report: d.Reporter,
+		cfg: c, reg: d.Registry, src: d.Source, log: d.Log, tracer: d.Tracer, report: d.Reporter,
 		answer: upstream.AnswerOptions(c.MaxResponseBytes),
 		lists:  newListCache(c.CacheBytes),
 	}, nil
@@ -226,8 +233,8 @@ func (c *Catalog) Retain(snap *registry.Snapshot) { c.lists.retain(snap) }
 // A server that fails is left out (its last list of this context is served
 // while its deadline allows); servers whose lists take the aggregate past
 // MaxAggregateBytes or MaxAggregateItems are left out, the largest first.
-func (c *Catalog) Items(ctx context.Context, k *Kind, caller Caller, src Source) []Item {
-	items, _ := c.collect(ctx, k, caller, src)
+func (c *Catalog) Items(ctx context.Context, k *Kind, caller Caller) []Item {
+	items, _ := c.collect(ctx, k, caller)
 	return items
 }
 
@@ -240,7 +247,7 @@ type listMeta struct {
 }
 
 // collect is Items, with the aggregate's listMeta.
-func (c *Catalog) collect(ctx context.Context, k *Kind, caller Caller, src Source) ([]Item, listMeta) {
+func (c *Catalog) collect(ctx context.Context, k *Kind, caller Caller) ([]Item, listMeta) {
 	snap := c.reg.Load()
 	servers := snap.Servers()
 	nested := c.shadowIndex(snap)
@@ -259,7 +266,7 @@ func (c *Catalog) collect(ctx context.Context, k *Kind, caller Caller, src Sourc
 	)
 	for i := range servers {
 		srv := &servers[i]
-		auth, err := src.Credential(ctx, srv.Name)
+		auth, err := c.src.Credential(ctx, caller, srv.Name)
 		if err != nil {
 			// The caller's affair, not the server's: no credential, no list.
 			c.log.Debug("list not fetched for this caller", "server", srv.Name, "list", k.Method)
@@ -279,7 +286,7 @@ func (c *Catalog) collect(ctx context.Context, k *Kind, caller Caller, src Sourc
 	}
 	var wg sync.WaitGroup
 	for _, m := range missing {
-		wg.Go(func() { lists[m.i] = c.fetchCached(ctx, k, caller, src, snap, &servers[m.i], m.key, m.auth) })
+		wg.Go(func() { lists[m.i] = c.fetchCached(ctx, k, caller, snap, &servers[m.i], m.key, m.auth) })
 	}
 	wg.Wait()
 	c.boundAggregate(k, servers, lists)
@@ -348,13 +355,13 @@ func (c *Catalog) boundAggregate(k *Kind, servers []registry.Server, lists []*se
 // (key) and caches it as its ttlMs and the caller token's expiry allow.
 // Concurrent misses of one context share one fetch; different contexts
 // never do.
-func (c *Catalog) fetchCached(ctx context.Context, k *Kind, caller Caller, src Source, snap *registry.Snapshot, srv *registry.Server, key listKey, auth string) *serverList {
+func (c *Catalog) fetchCached(ctx context.Context, k *Kind, caller Caller, snap *registry.Snapshot, srv *registry.Server, key listKey, auth string) *serverList {
 	v, err, _ := c.lists.sf.Do(key.String(), func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ListTimeout)
 		defer cancel()
 		start := c.cfg.Now()
 		ctx, span := tracing.StartUpstream(ctx, c.tracer, k.Method, "", srv.Name)
-		res, err := c.fetch(ctx, k, src, snap, srv, key.nested != "", auth)
+		res, err := c.fetch(ctx, k, caller, snap, srv, key.nested != "", auth)
 		tracing.EndUpstream(span, err)
 		if err != nil {
 			return nil, err
@@ -441,12 +448,12 @@ func (c *Catalog) shadowIndex(snap *registry.Snapshot) map[string]string {
 // Tool is srv's tool name (unprefixed) as listed to the caller with the
 // credential auth: from the cache while fresh, else fetched. ok is false
 // when the list cannot be had or has no such tool.
-func (c *Catalog) Tool(ctx context.Context, caller Caller, src Source, srv *registry.Server, auth, name string) (json.RawMessage, bool) {
+func (c *Catalog) Tool(ctx context.Context, caller Caller, srv *registry.Server, auth, name string) (json.RawMessage, bool) {
 	now := c.cfg.Now()
 	snap := c.reg.Load()
 	key, l, ok := c.lists.lookup(Tools, srv, c.shadowIndex(snap)[srv.Name], authContext(caller.Issuer, caller.Subject, auth), now)
 	if !ok || !now.Before(l.fresh) {
-		l = c.fetchCached(ctx, Tools, caller, src, snap, srv, key, auth)
+		l = c.fetchCached(ctx, Tools, caller, snap, srv, key, auth)
 	}
 	if l != nil {
 		for _, it := range l.items {
@@ -458,17 +465,23 @@ func (c *Catalog) Tool(ctx context.Context, caller Caller, src Source, srv *regi
 	return nil, false
 }
 
-// AppendPage appends to dst the result of one of the list methods for the
-// caller: aggregated, filtered by filter (nil: unfiltered) with the policy
-// of the method that uses each entry, the page at cursor. stateless adds
-// what the stateless revision's results carry (resultType, ttlMs,
-// cacheScope). It fails with ErrCursor or ErrFilter, dst unchanged.
-func (c *Catalog) AppendPage(ctx context.Context, dst []byte, k *Kind, caller Caller, src Source, filter Filter, cursor string, stateless bool) ([]byte, error) {
+// Page is one page of an aggregated list as one caller sees it.
+type Page struct {
+	kind  *Kind
+	items []Item // the page's
+	next  int    // the offset of the next page; 0 when this is the last
+	meta  listMeta
+}
+
+// Page returns the page at cursor of k's list for the caller: aggregated,
+// filtered by filter (nil: unfiltered) with the policy of the method that
+// uses each entry. It fails with ErrCursor or ErrFilter.
+func (c *Catalog) Page(ctx context.Context, k *Kind, caller Caller, filter Filter, cursor string) (Page, error) {
 	offset, ok := decodeCursor(cursor)
 	if !ok {
-		return dst, ErrCursor
+		return Page{}, ErrCursor
 	}
-	items, meta := c.collect(ctx, k, caller, src)
+	items, meta := c.collect(ctx, k, caller)
 	if filter != nil {
 		meta.private = true // filtered for this caller
 	}
@@ -480,7 +493,7 @@ func (c *Catalog) AppendPage(ctx context.Context, dst []byte, k *Kind, caller Ca
 		vis, err := filter.Visible(ctx, caller.Authorization, targets)
 		if err != nil || len(vis) != len(items) {
 			c.log.Warn("list filter failed", "list", k.Method, "error", fmt.Sprint(err))
-			return dst, ErrFilter
+			return Page{}, ErrFilter
 		}
 		kept := items[:0] // collect's slice is this call's own
 		for i, it := range items {
@@ -491,45 +504,55 @@ func (c *Catalog) AppendPage(ctx context.Context, dst []byte, k *Kind, caller Ca
 		items = kept
 	}
 	if offset > len(items) {
-		return dst, ErrCursor
+		return Page{}, ErrCursor
 	}
 	end := len(items)
 	if c.cfg.PageSize > 0 && offset+c.cfg.PageSize < end {
 		end = offset + c.cfg.PageSize
 	}
+	p := Page{kind: k, items: items[offset:end], meta: meta}
+	if end < len(items) {
+		p.next = end
+	}
+	return p, nil
+}
+
+// Size is about the bytes Append adds, at least.
+func (p *Page) Size() int {
 	n := 96
-	for _, it := range items[offset:end] {
+	for _, it := range p.items {
 		n += len(it.Raw) + 1
 	}
-	b := bytes.NewBuffer(slices.Grow(dst, n))
-	b.WriteString(`{"`)
-	b.WriteString(k.Field)
-	b.WriteString(`":[`)
-	for i, it := range items[offset:end] {
+	return n
+}
+
+// Append appends the page as the list method's result object; stateless
+// adds what the stateless revision's results carry (resultType, ttlMs,
+// cacheScope).
+func (p *Page) Append(b []byte, stateless bool) []byte {
+	b = append(append(append(b, `{"`...), p.kind.Field...), `":[`...)
+	for i, it := range p.items {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		b.Write(it.Raw)
+		b = append(b, it.Raw...)
 	}
-	b.WriteByte(']')
-	if end < len(items) {
-		b.WriteString(`,"nextCursor":"`)
-		b.WriteString(encodeCursor(end))
-		b.WriteByte('"')
+	b = append(b, ']')
+	if p.next > 0 {
+		b = append(append(append(b, `,"nextCursor":"`...), encodeCursor(p.next)...), '"')
 	}
 	if stateless {
 		// SEP-2549: the aggregate is fresh as long as its stalest part, and
 		// private when any part is or when it was filtered for the caller.
-		b.WriteString(`,"resultType":"complete","ttlMs":`)
-		b.WriteString(strconv.FormatInt(meta.fresh.Milliseconds(), 10))
-		if meta.private {
-			b.WriteString(`,"cacheScope":"private"`)
+		b = append(b, `,"resultType":"complete","ttlMs":`...)
+		b = strconv.AppendInt(b, p.meta.fresh.Milliseconds(), 10)
+		if p.meta.private {
+			b = append(b, `,"cacheScope":"private"`...)
 		} else {
-			b.WriteString(`,"cacheScope":"public"`)
+			b = append(b, `,"cacheScope":"public"`...)
 		}
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return append(b, '}')
 }
 
 // Cursors are opaque to clients: an offset into the aggregated list.

@@ -62,7 +62,7 @@ func callerError(err error) error {
 // prefixes start with srv's), a tool or prompt whose prefixed name snap
 // resolves to another server is left out: a client could never call it
 // here, and the name is the other server's (reported once per fetch).
-func (c *Catalog) fetch(ctx context.Context, k *Kind, src Source, snap *registry.Snapshot, srv *registry.Server, nested bool, auth string) (fetched, error) {
+func (c *Catalog) fetch(ctx context.Context, k *Kind, caller Caller, snap *registry.Snapshot, srv *registry.Server, nested bool, auth string) (fetched, error) {
 	res := fetched{ttl: -1}
 	var shadowed []string
 	defer func() {
@@ -76,7 +76,7 @@ func (c *Catalog) fetch(ctx context.Context, k *Kind, src Source, snap *registry
 		if cursor != "" {
 			params = append(mcpparse.AppendString([]byte(`{"cursor":`), cursor), '}')
 		}
-		raw, version, err := src.Request(ctx, srv, auth, k.Method, params)
+		raw, version, err := c.src.Request(ctx, caller, srv, auth, k.Method, params)
 		var re *upstream.RPCError
 		if errors.As(err, &re) && re.Code == codeNoMethod {
 			return res, nil // the server has none of this kind
