@@ -3,7 +3,6 @@ package router
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"mime"
@@ -16,6 +15,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
 	"github.com/mcp-authz/mcp-authz/router/catalog"
+	"github.com/mcp-authz/mcp-authz/router/relay"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -237,13 +237,13 @@ func (r *Router) relay(w http.ResponseWriter, c *call, srv *registry.Server, res
 // ids wrapped so the client's answer finds its way back) until the answer.
 // If the stream ends first, the client gets a JSON-RPC error instead.
 func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, resp *http.Response) {
-	sw := startSSE(w, "")
+	sw := relay.Start(w, "")
 	sr := upstream.NewSSEReader(resp.Body, r.cfg.MaxResponseBytes)
 	for {
 		data, err := sr.Next()
 		if err != nil {
 			r.upstreamFailed(srv, c.msg.Method, err)
-			_ = sw.event(errorBody(c.msg.ID, codeInternal, "upstream stream ended before the answer"))
+			_ = sw.Event(errorBody(c.msg.ID, codeInternal, "upstream stream ended before the answer"))
 			return
 		}
 		m, err := mcpparse.Parse(data, r.answer)
@@ -263,7 +263,7 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 				data = answerBody(c.msg.ID, res, m.Error)
 			}
 		case mcpparse.KindRequest:
-			data = mcpparse.Splice(data, m.IDSpan, wrapID(srv.Name, m.ID))
+			data = mcpparse.Splice(data, m.IDSpan, relay.WrapID(srv.Name, m.ID))
 		default:
 			if strings.HasSuffix(m.Method, "/list_changed") {
 				r.cat.Invalidate(srv.Name)
@@ -272,68 +272,16 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 				continue
 			}
 		}
-		if err := sw.event(data); err != nil || done {
+		if err := sw.Event(data); err != nil || done {
 			return
 		}
 	}
 }
 
-// wrappedPrefix marks the ids of server requests relayed to the client.
-const wrappedPrefix = "mcpr."
-
-// wrapID names the server a server-to-client request came from in its id:
-// "mcpr." and the base64url of {"s":server,"i":id}, the id as sent.
-func wrapID(server string, id json.RawMessage) json.RawMessage {
-	w := make([]byte, 0, 16+len(server)+len(id))
-	w = append(w, `{"s":`...)
-	w = mcpparse.AppendString(w, server)
-	w = append(w, `,"i":`...)
-	w = append(append(w, id...), '}')
-	out := make([]byte, 0, 2+len(wrappedPrefix)+base64.RawURLEncoding.EncodedLen(len(w)))
-	out = append(append(out, '"'), wrappedPrefix...)
-	out = base64.RawURLEncoding.AppendEncode(out, w)
-	return append(out, '"')
-}
-
-// unwrapID reads what wrapID wrote, strictly: anything else is refused.
-func unwrapID(id json.RawMessage) (string, json.RawMessage, bool) {
-	s, err := mcpparse.String(id)
-	if err != nil || !strings.HasPrefix(s, wrappedPrefix) {
-		return "", nil, false
-	}
-	b, err := base64.RawURLEncoding.DecodeString(s[len(wrappedPrefix):])
-	if err != nil {
-		return "", nil, false
-	}
-	f, err := mcpparse.Fields(b, requestOptions, "s", "i")
-	if err != nil || f[0].Raw == nil {
-		return "", nil, false
-	}
-	server, err := mcpparse.String(f[0].Raw)
-	if err != nil || server == "" || !wrappableID(f[1].Raw) {
-		return "", nil, false
-	}
-	return server, f[1].Raw, true
-}
-
-// wrappableID reports whether id is what a server may name its request
-// with: a JSON string or an integer.
-func wrappableID(id json.RawMessage) bool {
-	if len(id) == 0 {
-		return false
-	}
-	if id[0] == '"' {
-		_, err := mcpparse.String(id)
-		return err == nil
-	}
-	_, err := mcpparse.Int(id)
-	return err == nil
-}
-
 // relayResponse sends the client's answer to a server request back to the
 // server that asked, with the id it used.
 func (r *Router) relayResponse(w http.ResponseWriter, c *call) {
-	server, id, ok := unwrapID(c.msg.ID)
+	server, id, ok := relay.UnwrapID(c.msg.ID, requestOptions)
 	var srv *registry.Server
 	if ok {
 		srv, ok = r.reg.Load().Server(server)

@@ -10,6 +10,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
 	"github.com/mcp-authz/mcp-authz/router/hub"
+	"github.com/mcp-authz/mcp-authz/router/relay"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -84,7 +85,7 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 			st.Watch(&servers[i])
 		}
 	}
-	sw := startSSE(w, "")
+	sw := relay.Start(w, "")
 	r.metrics.streams.Inc()
 	defer r.metrics.streams.Dec()
 	tick := time.NewTicker(keepAlive)
@@ -101,9 +102,9 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 		case <-expired.C:
 			return
 		case ev := <-events:
-			err = sw.event(ev)
+			err = sw.Event(ev)
 		case <-tick.C:
-			err = sw.comment("keep-alive")
+			err = sw.Comment("keep-alive")
 		}
 		if err != nil {
 			return
@@ -180,7 +181,7 @@ func (r *Router) relayStream(ctx context.Context, c *call, srv *registry.Server,
 		}
 		switch m.Kind {
 		case mcpparse.KindRequest:
-			data = mcpparse.Splice(data, m.IDSpan, wrapID(srv.Name, m.ID))
+			data = mcpparse.Splice(data, m.IDSpan, relay.WrapID(srv.Name, m.ID))
 		case mcpparse.KindNotification:
 			if strings.HasSuffix(m.Method, "/list_changed") {
 				r.cat.Invalidate(srv.Name)
