@@ -9,7 +9,6 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
-	"github.com/mcp-authz/mcp-authz/router/hub"
 	"github.com/mcp-authz/mcp-authz/router/relay"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
@@ -62,7 +61,7 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 	c := &call{req: req, claims: claims, sess: s, auth: req.Header.Get("Authorization")}
 	ctx, cancel := context.WithCancel(req.Context())
 	defer cancel()
-	st := hub.NewStream(s.key())
+	st := relay.NewStream(s.key())
 	st.Relay = func(srv *registry.Server) { r.watchUpstream(ctx, c, srv, st.Events) }
 	r.streams.Add(st)
 	defer r.streams.Remove(st)

@@ -23,8 +23,8 @@ import (
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
 	"github.com/mcp-authz/mcp-authz/router/catalog"
-	"github.com/mcp-authz/mcp-authz/router/hub"
 	"github.com/mcp-authz/mcp-authz/router/pool"
+	"github.com/mcp-authz/mcp-authz/router/relay"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -185,7 +185,7 @@ type Router struct {
 	pool     *pool.Pool      // (session key, server) -> upstream session, opened on first use
 	ended    *lru[time.Time] // ended session ids -> their expiry
 	levels   *lru[[]byte]    // session key -> the params of its last logging/setLevel
-	streams  *hub.Hub
+	streams  *relay.Hub
 	meta     *resourcemeta.Handler // protected-resource metadata, if served
 	origins  *origin.Matcher
 	metrics  *metrics
@@ -262,7 +262,7 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		opened:   newLRU[*session](c.CacheSize),
 		ended:    newLRU[time.Time](c.CacheSize),
 		levels:   newLRU[[]byte](c.CacheSize),
-		streams:  hub.New(),
+		streams:  relay.NewHub(),
 		metrics:  newMetrics(),
 		done:     make(chan struct{}),
 		inflight: map[string]*registry.Server{},

@@ -1,7 +1,8 @@
-// Package relay carries what servers send on to a client: events of a
-// server-sent-events stream, and the ids of the servers' own requests,
-// wrapped with the server's name so that the client's answer finds its
-// way back.
+// Package relay carries what servers send on to clients: the GET streams
+// open on this replica, by client session (Hub), events of a
+// server-sent-events stream (Writer), and the ids of the servers' own
+// requests, wrapped with the server's name so that the client's answer
+// finds its way back (WrapID).
 package relay
 
 import (

@@ -1,7 +1,4 @@
-// Package hub reaches the client GET streams open on one replica, by
-// client session: each stream carries the events for its client and relays
-// the GET streams of the servers its session has upstream sessions with.
-package hub
+package relay
 
 import (
 	"sync"
@@ -9,7 +6,9 @@ import (
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
-// Stream is one open GET stream.
+// Stream is one open GET stream of a client: it carries the events for its
+// client and relays the GET streams of the servers its session has
+// upstream sessions with.
 type Stream struct {
 	session string        // the key of the client session it belongs to
 	Events  chan []byte   // what to send the client
@@ -61,8 +60,8 @@ type Hub struct {
 	subs map[string]map[*Stream]struct{} // session key -> its streams
 }
 
-// New returns a hub without streams.
-func New() *Hub { return &Hub{subs: map[string]map[*Stream]struct{}{}} }
+// NewHub returns a hub without streams.
+func NewHub() *Hub { return &Hub{subs: map[string]map[*Stream]struct{}{}} }
 
 // Add makes st reachable.
 func (h *Hub) Add(st *Stream) {

@@ -1,4 +1,4 @@
-package hub
+package relay
 
 import (
 	"sync"
@@ -11,7 +11,7 @@ import (
 // blocks), End closes the streams of one session only, and Watch relays
 // each server once per stream, never after Stop.
 func TestHub(t *testing.T) {
-	h := New()
+	h := NewHub()
 	var mu sync.Mutex
 	relayed := map[string]int{}
 	relay := func(srv *registry.Server) {
