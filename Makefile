@@ -28,6 +28,11 @@ HELM_VERSION := v3.22.0
 # prereleases 2026-07-28 (pin the newest).
 CONFORMANCE_2025_VERSION := 0.1.16
 CONFORMANCE_2026_VERSION := 0.2.0-alpha.12
+# The TypeScript SDK as a client: @modelcontextprotocol/sdk (1.x, the
+# newest; speaks 2025-11-25 and earlier only) and its successor
+# @modelcontextprotocol/client (2.x, speaks 2026-07-28 too).
+TSSDK_VERSION := 1.32.2
+TSCLIENT_VERSION := 2.4.0
 
 # The release this tree builds; the manifests and the chart name the image
 # ghcr.io/mcp-authz/mcp-authz:$(shell cat VERSION) (a test checks they agree).
@@ -65,6 +70,10 @@ NODE22 := $(INSPECTOR_DIR)/node_modules/.bin/node
 CONFORMANCE_PKG := node_modules/@modelcontextprotocol/conformance/dist/index.js
 CONFORMANCE_2025_DIR := $(CACHE)/conformance-$(CONFORMANCE_2025_VERSION)
 CONFORMANCE_2026_DIR := $(CACHE)/conformance-$(CONFORMANCE_2026_VERSION)
+# Both TypeScript SDK packages in one folder; tests load them from its
+# node_modules (integration/testdata/tsclient.mjs).
+TSSDK_DIR := $(CACHE)/tssdk-$(TSSDK_VERSION)-$(TSCLIENT_VERSION)
+TSSDK := $(TSSDK_DIR)/node_modules
 # go-sdk's conformance server, at the go-sdk version go.mod requires.
 EVERYTHING_SERVER := $(BIN)/everything-server
 
@@ -74,6 +83,7 @@ export MCP_AUTHZ_EVERYTHING := $(EVERYTHING)
 export MCP_AUTHZ_K8S_MCP := $(K8S_MCP)
 export MCP_AUTHZ_INSPECTOR := $(INSPECTOR)
 export MCP_AUTHZ_HELM := $(HELM)
+export MCP_AUTHZ_TSSDK := $(TSSDK)
 
 # A count, not a duration: when a duration runs out while the engine still
 # gathers its baseline coverage (a slow, loaded machine), go test reports
@@ -82,9 +92,9 @@ FUZZTIME ?= 1000x
 # Fuzz targets: package:Func.
 FUZZ_TARGETS := ./mcpparse:FuzzParse ./mcpparse:FuzzRoundTrip ./authz:FuzzCheck \
   ./identity:FuzzBearerToken ./identity:FuzzVerify ./identity:FuzzTokenInQuery ./front:FuzzBuildCheck \
-  ./internal/assertion:FuzzVerify ./router:FuzzOpenSession ./router:FuzzSSE \
+  ./internal/assertion:FuzzVerify ./internal/assertion:FuzzDecodeWire ./router:FuzzOpenSession ./router:FuzzSSE \
   ./router/relay:FuzzUnwrapID ./router:FuzzIDKey ./policy:FuzzKeycloakTwins ./policy:FuzzFoldAgreement \
-  ./config:FuzzParse
+  ./config:FuzzParse ./internal/taskid:FuzzOpen
 
 ##@ Everyday
 
@@ -117,7 +127,7 @@ unit: npm envtest $(INSPECTOR) $(HELM) ## Unit tests (go test ./...), envtest wi
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go test -count=1 ./...
 
 .PHONY: e2e
-e2e: build npm envtest $(INSPECTOR) $(GRPCURL) ## End-to-end tests with real processes (build tag integration).
+e2e: build npm envtest $(INSPECTOR) $(GRPCURL) $(TSSDK)/.installed ## End-to-end tests with real processes (build tag integration).
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" MCP_AUTHZ_GRPCURL=$(GRPCURL) go test -count=1 -tags integration ./integration/...
 
 .PHONY: conformance
@@ -127,10 +137,11 @@ conformance: build $(EVERYTHING_SERVER) $(CONFORMANCE_2025_DIR)/$(CONFORMANCE_PK
 	  -suite 2025-11-25=$(CONFORMANCE_2025_DIR) -suite 2026-07-28=$(CONFORMANCE_2026_DIR)
 
 .PHONY: lint
-lint: $(GOLANGCI) ## gofmt, go vet and golangci-lint.
+lint: $(GOLANGCI) ## gofmt, go vet, golangci-lint and package size (at most 1,500 code lines each).
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	$(GOLANGCI) run ./...
+	go run ./hack/pkgsize
 
 .PHONY: fuzz-short
 fuzz-short: ## Run each fuzz target briefly (FUZZTIME, default 1000x executions).
@@ -143,7 +154,7 @@ fuzz: ## Run each fuzz target for 60s.
 	$(MAKE) fuzz-short FUZZTIME=60s
 
 .PHONY: bench
-bench: build $(GHZ) $(HEY) $(BENCHSTAT) ## Benchmarks (-benchmem), ghz (real vs no-op ext_authz) and hey (through the stack vs the upstream alone); writes docs/benchmarks.md. BENCH_BASE=REV adds the Go benchmarks of REV beside them.
+bench: build $(GHZ) $(HEY) $(BENCHSTAT) ## Benchmarks (-benchmem), ghz (real vs no-op ext_authz) hey (through the stack vs the upstream alone) and the router scenario (go-sdk clients, MCP 2025-11-25 and 2026-07-28); writes docs/benchmarks.md. BENCH_BASE=REV adds the Go benchmarks of REV beside them.
 	GHZ=$(GHZ) HEY=$(HEY) BENCHSTAT=$(BENCHSTAT) hack/bench.sh
 
 .PHONY: bench-ab
@@ -192,7 +203,7 @@ envtest: ## Build once and cache kube-apiserver, kubectl and etcd for envtest, a
 
 
 .PHONY: tools
-tools: $(GOLANGCI) $(HELM) $(GHZ) $(HEY) $(GRPCURL) $(BENCHSTAT) npm $(INSPECTOR) $(CONFORMANCE_2025_DIR)/$(CONFORMANCE_PKG) $(CONFORMANCE_2026_DIR)/$(CONFORMANCE_PKG) envtest ## Install every pinned tool.
+tools: $(GOLANGCI) $(HELM) $(GHZ) $(HEY) $(GRPCURL) $(BENCHSTAT) npm $(INSPECTOR) $(TSSDK)/.installed $(CONFORMANCE_2025_DIR)/$(CONFORMANCE_PKG) $(CONFORMANCE_2026_DIR)/$(CONFORMANCE_PKG) envtest ## Install every pinned tool.
 
 $(GOLANGCI):
 	cd hack/golangci && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
@@ -227,6 +238,15 @@ $(INSPECTOR):
 	cd $(INSPECTOR_DIR) && npm install --no-audit --no-fund --loglevel=error \
 	  node@$(NODE22_VERSION) @modelcontextprotocol/inspector@$(INSPECTOR_VERSION)
 	test -x $@
+
+# A marker written after both packages installed: a folder left by an
+# interrupted install is installed again.
+$(TSSDK)/.installed:
+	mkdir -p $(TSSDK_DIR)
+	cd $(TSSDK_DIR) && npm install --no-audit --no-fund --loglevel=error \
+	  @modelcontextprotocol/sdk@$(TSSDK_VERSION) @modelcontextprotocol/client@$(TSCLIENT_VERSION)
+	test -f $(TSSDK)/@modelcontextprotocol/sdk/package.json && test -f $(TSSDK)/@modelcontextprotocol/client/package.json
+	touch $@
 
 # go build of a package of a dependency module: go.mod pins its version.
 $(EVERYTHING_SERVER): go.mod go.sum

@@ -2,11 +2,10 @@ package authz
 
 import (
 	"net/http"
-	"slices"
 	"time"
 
+	"github.com/mcp-authz/mcp-authz/authz/telemetry"
 	"github.com/mcp-authz/mcp-authz/internal/audit"
-	"github.com/mcp-authz/mcp-authz/mcpparse"
 )
 
 // ReasonAuditUnavailable denies a request whose audit event could not be
@@ -52,62 +51,14 @@ func (s *Server) audited(r *Request, d *Decision, elapsed time.Duration) *Decisi
 // auditEvent is d as an audit event: never a token, and argument names
 // only with audit.argumentNames.
 func (s *Server) auditEvent(r *Request, d *Decision, elapsed time.Duration) *audit.Event {
-	e := &audit.Event{
-		Time:      s.now().UTC(),
-		Kind:      audit.KindDecision,
-		Issuer:    d.issuer,
-		Subject:   d.subject,
-		ClientID:  d.client,
-		Method:    d.method,
-		Server:    d.server,
-		Decision:  "allow",
-		Reason:    d.Reason,
-		Cause:     d.cause,
-		Status:    d.Status,
-		Profile:   d.profile,
-		Target:    d.target,
-		LatencyMS: float64(elapsed.Microseconds()) / 1000,
-	}
-	if !d.Allow {
-		e.Decision = "deny"
-	}
+	var traceID string
+	var names []string
 	if r != nil {
-		e.TraceID = audit.TraceID(r.Headers["traceparent"])
+		traceID = audit.TraceID(r.Headers["traceparent"])
+		if s.audit.ArgumentNames() && (d.method == "tools/call" || d.method == "prompts/get") {
+			names = telemetry.ArgumentNames(r.Body, s.cfg.MaxBodyBytes)
+		}
 	}
-	switch d.method {
-	case "tools/call":
-		e.Tool = d.name
-	case "prompts/get":
-		e.Prompt = d.name
-	case "resources/read", "resources/subscribe", "resources/unsubscribe":
-		e.Resource = d.name
-	default:
-		e.Name = d.name
-	}
-	for _, st := range d.steps {
-		e.Steps = append(e.Steps, audit.Step{Grant: st.Grant, Endpoint: st.Endpoint})
-	}
-	if s.audit.ArgumentNames() && r != nil && (d.method == "tools/call" || d.method == "prompts/get") {
-		e.ArgumentNames = s.argumentNames(r.Body)
-	}
-	return e
-}
-
-// argumentNames are the sorted names of the arguments of a single message
-// (not a batch); nil when there are none or the body does not parse.
-func (s *Server) argumentNames(body []byte) []string {
-	if len(body) == 0 || mcpparse.IsBatch(body) {
-		return nil
-	}
-	o := mcpparse.Options{MaxBytes: s.cfg.MaxBodyBytes}
-	m, err := mcpparse.Parse(body, o)
-	if err != nil || len(m.Arguments) == 0 {
-		return nil
-	}
-	names, err := mcpparse.Names(m.Arguments, o)
-	if err != nil {
-		return nil
-	}
-	slices.Sort(names)
-	return names
+	rec := d.record()
+	return telemetry.AuditEvent(&rec, s.now().UTC(), traceID, names, elapsed)
 }

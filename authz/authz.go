@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/mcp-authz/mcp-authz/authz/telemetry"
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
@@ -132,8 +133,7 @@ type Server struct {
 	signer  *assertion.Signer
 	log     *slog.Logger
 	now     func() time.Time
-	metrics *metrics
-	sampled sampler
+	metrics *telemetry.Recorder
 	seen    *expiry.Cache[[]bool] // Visible's answers
 	origins *origin.Matcher
 	audit   *audit.Writer
@@ -158,7 +158,7 @@ func New(c Config, d Deps) (*Server, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	m, err := newMetrics(d.Metrics)
+	m, err := telemetry.NewRecorder(d.Metrics, d.Logger, c.DecisionLogEvery)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +179,6 @@ func New(c Config, d Deps) (*Server, error) {
 		log:     d.Logger,
 		now:     d.Now,
 		metrics: m,
-		sampled: sampler{every: uint64(max(c.DecisionLogEvery, 1))},
 		seen:    expiry.New[[]bool](4096),
 		audit:   d.Audit,
 	}, nil

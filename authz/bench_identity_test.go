@@ -40,17 +40,16 @@ func BenchmarkCheckIdentity(b *testing.B) {
 	idp.Start()
 	b.Cleanup(idp.Close)
 
-	v, err := identity.New(b.Context(), identity.Config{
+	v, err := identity.New(identity.Config{
 		Issuers: []identity.Issuer{{IssuerURL: p.Issuer(), Audiences: []string{"mcp-gateway"}}},
-	}, idp.Client())
+	}, identity.Deps{HTTPClient: idp.Client()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Setenv("MCP_AUTHZ_BENCH_GATEWAY_SECRET", "gw-secret")
 	var calls countingTransport
 	calls.base = idp.Client().Transport
-	x, err := exchange.New(exchange.Config{TokenURL: p.TokenURL(), ClientID: "mcp-gateway", ClientSecretEnv: "MCP_AUTHZ_BENCH_GATEWAY_SECRET"},
-		&http.Client{Transport: &calls}, v)
+	x, err := exchange.New(exchange.Config{TokenURL: p.TokenURL(), ClientID: "mcp-gateway", ClientSecretEnv: "MCP_AUTHZ_BENCH_GATEWAY_SECRET"}, exchange.Deps{HTTPClient: &http.Client{Transport: &calls}, Verifier: v})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/devidp"
+	"github.com/mcp-authz/mcp-authz/internal/devidp/realms"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
@@ -26,7 +27,7 @@ import (
 // each served over HTTPS by a dev provider of its own (so that B can be
 // stopped alone), and the CA file trusting both.
 type domains struct {
-	a, b   *devidp.Server
+	a, b   *realms.Server
 	stopB  func()
 	caFile string
 }
@@ -44,7 +45,7 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-func serve(t *testing.T, s *devidp.Server) func() {
+func serve(t *testing.T, s *realms.Server) func() {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
 	done := make(chan error, 1)
@@ -80,12 +81,12 @@ func newDomains(t *testing.T) *domains {
 	a.Peers = []devidp.Peer{{Alias: "domain-b", Issuer: "https://" + addrB + "/realms/domain-b"}}
 	caA := filepath.Join(dir, "ca-a.pem")
 	d := &domains{caFile: filepath.Join(dir, "ca.pem")}
-	if d.a, err = devidp.NewServer(devidp.ServerConfig{Realms: []devidp.Config{a}, TLS: &devidp.TLSConfig{CAFile: caA}}, addrA); err != nil {
+	if d.a, err = realms.New(realms.Config{Realms: []devidp.Config{a}, TLS: &realms.TLSConfig{CAFile: caA}}, addrA); err != nil {
 		t.Fatal(err)
 	}
 	serve(t, d.a)
 	b.IdentityProviders[0].Realm, b.IdentityProviders[0].Issuer, b.IdentityProviders[0].CAFile = "", "https://"+addrA+"/realms/domain-a", caA
-	if d.b, err = devidp.NewServer(devidp.ServerConfig{Realms: []devidp.Config{b}, TLS: &devidp.TLSConfig{}}, addrB); err != nil {
+	if d.b, err = realms.New(realms.Config{Realms: []devidp.Config{b}, TLS: &realms.TLSConfig{}}, addrB); err != nil {
 		t.Fatal(err)
 	}
 	d.stopB = serve(t, d.b)
@@ -120,9 +121,9 @@ func TestDelegation(t *testing.T) {
 	d := newDomains(t)
 	pa, pb := d.a.Realm("domain-a"), d.b.Realm("domain-b")
 	const kube = "mcp-test/kubernetes-mcp"
-	caller, err := identity.New(t.Context(), identity.Config{
+	caller, err := identity.New(identity.Config{
 		Issuers: []identity.Issuer{{IssuerURL: pa.Issuer(), Audiences: []string{"mcp-gateway"}}},
-	}, d.a.Client())
+	}, identity.Deps{HTTPClient: d.a.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestDelegation(t *testing.T) {
 			},
 			Expect: &exchange.Expect{Issuer: pb.Issuer(), Audience: "kubernetes"},
 		},
-	}}, nil, caller)
+	}}, exchange.Deps{Verifier: caller})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,9 @@ import (
 
 // decideMessage answers one message.
 func (s *Server) decideMessage(ctx context.Context, c *call, m *mcpparse.Message) *Decision {
+	if m.Kind == mcpparse.KindRequest && mcpparse.TaskMethod(m.Method) {
+		return s.decideTask(ctx, c, m)
+	}
 	srv, name, ok := s.target(c, m)
 	if !ok {
 		return forbidden(m, "", "no such server").about(m, nil, m.Name)
@@ -35,30 +38,40 @@ func (s *Server) decideMessage(ctx context.Context, c *call, m *mcpparse.Message
 	if m.Kind == mcpparse.KindRequest && targeted(m.Method) {
 		pd := s.policy.Decide(ctx, s.input(c, m, srv, name, tok))
 		if !pd.Allow {
-			reason, detail := pd.Reason, pd.Policy
-			var cause string
-			switch reason {
-			case policy.ReasonToolDenied:
-				// A policy said no: named after what was asked for.
-				reason = ""
-			case policy.ReasonNoPolicy:
-				// Not "no policy for this server": that would tell a
-				// caller which servers exist.
-				reason, detail = "", "no policy applies"
-			case policy.ReasonPolicyError:
-				// Nor "policy_error": a policy that fails on a token
-				// without roles for a server (resource_access[server])
-				// would tell the caller that the server exists.
-				reason, cause = "", policy.ReasonPolicyError
-			}
-			d := forbidden(m, reason, detail)
-			d.cause = cause
-			s.stepUp(d, &c.req, pd)
-			d.exchanged(tok)
-			return d.about(m, srv, name)
+			return s.policyDenial(c, m, pd, tok).about(m, srv, name)
+		}
+	}
+	if m.Kind == mcpparse.KindRequest && m.Method == "subscriptions/listen" {
+		if d := s.decideListen(ctx, c, m); d != nil {
+			return d
 		}
 	}
 	return s.allowMessage(c, m, srv, name, tok)
+}
+
+// policyDenial is the 403 of a policy's no to m.
+func (s *Server) policyDenial(c *call, m *mcpparse.Message, pd policy.Decision, tok *exchange.Token) *Decision {
+	reason, detail := pd.Reason, pd.Policy
+	var cause string
+	switch reason {
+	case policy.ReasonToolDenied:
+		// A policy said no: named after what was asked for.
+		reason = ""
+	case policy.ReasonNoPolicy:
+		// Not "no policy for this server": that would tell a
+		// caller which servers exist.
+		reason, detail = "", "no policy applies"
+	case policy.ReasonPolicyError:
+		// Nor "policy_error": a policy that fails on a token
+		// without roles for a server (resource_access[server])
+		// would tell the caller that the server exists.
+		reason, cause = "", policy.ReasonPolicyError
+	}
+	d := forbidden(m, reason, detail)
+	d.cause = cause
+	s.stepUp(d, &c.req, pd)
+	d.exchanged(tok)
+	return d
 }
 
 // noServer notes, for the decision log, a route that names no registered

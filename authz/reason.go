@@ -29,6 +29,7 @@ const (
 	ReasonToolDenied       = "tool_denied"     // tools/call, and what targets no tool, prompt or resource
 	ReasonPromptDenied     = "prompt_denied"   // prompts/get
 	ReasonResourceDenied   = "resource_denied" // resources/read, subscribe, unsubscribe
+	ReasonTaskDenied       = "task_denied"     // tasks/get, update, cancel, result
 	ReasonTokenMissing     = "token_missing"
 	ReasonTokenMalformed   = "token_malformed"
 	ReasonTokenInQuery     = "token_in_query"
@@ -91,6 +92,8 @@ func deniedReason(method string) string {
 		return ReasonPromptDenied
 	case "resources/read", "resources/subscribe", "resources/unsubscribe":
 		return ReasonResourceDenied
+	case "tasks/get", "tasks/update", "tasks/cancel", "tasks/result":
+		return ReasonTaskDenied
 	default:
 		return ReasonToolDenied
 	}

@@ -7,6 +7,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/mcp-authz/mcp-authz/authz/telemetry"
 	"github.com/mcp-authz/mcp-authz/internal/tracing"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
@@ -79,7 +80,7 @@ func TestCheckSpan(t *testing.T) {
 						t.Errorf("span %s attribute %s carries an argument", sp.Name(), kv.Key)
 					}
 				}
-				if sp.Name() == checkSpanName {
+				if sp.Name() == telemetry.CheckSpanName {
 					check = sp
 				}
 			}

@@ -112,6 +112,7 @@ func visibleKey(setVersion, snapVersion uint64, id *identity.Identity, callerAut
 		b = appendField(b, t.Tool)
 		b = appendField(b, t.Prompt)
 		b = appendField(b, t.Resource)
+		b = appendField(b, t.Method)
 	}
 	key := sha256.Sum256(b)
 	if cap(b) <= 1<<20 {

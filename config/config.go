@@ -270,8 +270,14 @@ func (f *File) resolve() {
 			f.Router.SessionKeyFiles[i] = f.Path(p)
 		}
 	}
+	if f.Identity != nil {
+		for i := range f.Identity.Issuers {
+			f.Identity.Issuers[i].CAFile = f.Path(f.Identity.Issuers[i].CAFile)
+		}
+	}
 	if f.Exchange != nil {
 		f.Exchange.ClientSecretFile = f.Path(f.Exchange.ClientSecretFile)
+		f.Exchange.CAFile = f.Path(f.Exchange.CAFile)
 		for name, p := range f.Exchange.Profiles {
 			p.CAFile = f.Path(p.CAFile)
 			if p.Static != nil {

@@ -1,7 +1,10 @@
 package config
 
 import (
+	"encoding/pem"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -455,7 +458,7 @@ func TestParseValid(t *testing.T) {
 func TestRelativePaths(t *testing.T) {
 	dir := t.TempDir()
 	path := write(t, dir, "conf/mcp-authz.yaml", `identity:
-  issuers: [{issuerURL: http://idp.example, audiences: [gw]}]
+  issuers: [{issuerURL: https://idp.example, audiences: [gw], caFile: tls/ca.pem}]
 exchange:
   tokenURL: http://idp.example/token
   clientID: gw
@@ -466,6 +469,9 @@ policies:
 `)
 	write(t, dir, "conf/policies/deny.cel", "mcp.tool.name == 'nothing'\n")
 	write(t, dir, "conf/secrets/gw", "s3cret\n")
+	ca := httptest.NewTLSServer(http.NotFoundHandler())
+	ca.Close()
+	write(t, dir, "conf/tls/ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate().Raw})))
 	// A decoy in the working directory's place must not be read.
 	t.Chdir(t.TempDir())
 
@@ -475,6 +481,12 @@ policies:
 	}
 	if got, want := f.Exchange.ClientSecretFile, filepath.Join(dir, "conf/secrets/gw"); got != want {
 		t.Errorf("clientSecretFile = %q, want %q", got, want)
+	}
+	if got, want := f.Identity.Issuers[0].CAFile, filepath.Join(dir, "conf/tls/ca.pem"); got != want {
+		t.Errorf("identity caFile = %q, want %q", got, want)
+	}
+	if err := f.Validate(); err != nil {
+		t.Errorf("Validate() from another working directory: %v", err)
 	}
 	set, err := f.PolicySet()
 	if err != nil {

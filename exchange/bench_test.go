@@ -41,11 +41,10 @@ func BenchmarkExchangeMiss(b *testing.B) {
 	s.setAnswer(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "issued_token_type": TokenTypeAccessToken, "token_type": "Bearer", "expires_in": 300})
 	})
-	v, err := identity.New(b.Context(), identity.Config{
+	v, err := identity.New(identity.Config{
 		Issuers:   []identity.Issuer{{IssuerURL: s.URL, Audiences: []string{"mcp-gateway"}}},
 		CacheSize: -1,
-		Now:       s.clk.Now,
-	}, s.Client())
+	}, identity.Deps{HTTPClient: s.Client(), Now: s.clk.Now})
 	if err != nil {
 		b.Fatal(err)
 	}

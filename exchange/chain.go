@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/mcp-authz/mcp-authz/identity"
+	"github.com/mcp-authz/mcp-authz/internal/field"
+	"github.com/mcp-authz/mcp-authz/internal/tlsclient"
 )
 
 // profile is a compiled Profile (or the default one).
@@ -46,6 +48,11 @@ func defaultProfile(c Config, client *http.Client, v TokenVerifier) (*profile, e
 	if err != nil {
 		return nil, err
 	}
+	if c.CAFile != "" {
+		if client, err = tlsclient.WithCAFile(client, c.CAFile); err != nil {
+			return nil, &field.Error{Path: "caFile", Err: err}
+		}
+	}
 	requested := c.RequestedTokenType
 	if requested == "" {
 		requested = TokenTypeAccessToken
@@ -74,7 +81,7 @@ func defaultProfile(c Config, client *http.Client, v TokenVerifier) (*profile, e
 func newProfile(name string, pc Profile, client *http.Client, now func() time.Time) (*profile, error) {
 	if pc.CAFile != "" {
 		var err error
-		if client, err = withCA(client, pc.CAFile); err != nil {
+		if client, err = tlsclient.WithCAFile(client, pc.CAFile); err != nil {
 			return nil, fmt.Errorf("caFile: %w", err)
 		}
 	}
@@ -124,10 +131,9 @@ func newProfile(name string, pc Profile, client *http.Client, now func() time.Ti
 	e := pc.Expect
 	// The final token's own verifier: its issuer is trusted for this
 	// profile's tokens only, never for callers.
-	v, err := identity.New(context.Background(), identity.Config{
+	v, err := identity.New(identity.Config{
 		Issuers: []identity.Issuer{{IssuerURL: e.Issuer, JWKSURL: e.JWKSURL, Audiences: []string{e.Audience}, Algorithms: e.Algorithms}},
-		Now:     now,
-	}, client)
+	}, identity.Deps{HTTPClient: client, Now: now})
 	if err != nil {
 		return nil, fmt.Errorf("expect: %w", err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/devidp"
+	"github.com/mcp-authz/mcp-authz/internal/devidp/realms"
 )
 
 const (
@@ -38,7 +39,7 @@ const (
 // and an HTTP client that trusts the test CA and counts token requests
 // per token URL.
 type chain struct {
-	srv    *devidp.Server
+	srv    *realms.Server
 	a, b   *devidp.Provider
 	caFile string
 	client *http.Client
@@ -96,7 +97,7 @@ func newChain(t testing.TB, mod func(a, b *devidp.Config)) *chain {
 		mod(&a, &b)
 	}
 	c.caFile = filepath.Join(t.TempDir(), "ca.pem")
-	c.srv, err = devidp.NewServer(devidp.ServerConfig{Realms: []devidp.Config{a, b}, TLS: &devidp.TLSConfig{CAFile: c.caFile}}, "127.0.0.1:0")
+	c.srv, err = realms.New(realms.Config{Realms: []devidp.Config{a, b}, TLS: &realms.TLSConfig{CAFile: c.caFile}}, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,9 +113,9 @@ func newChain(t testing.TB, mod func(a, b *devidp.Config)) *chain {
 	c.a, c.b = c.srv.Realm("domain-a"), c.srv.Realm("domain-b")
 	base := c.srv.Client()
 	c.client = &http.Client{Transport: countingTransport{base.Transport, c}}
-	c.caller, err = identity.New(t.Context(), identity.Config{
+	c.caller, err = identity.New(identity.Config{
 		Issuers: []identity.Issuer{{IssuerURL: c.a.Issuer(), Audiences: []string{"mcp-gateway"}}},
-	}, c.client)
+	}, identity.Deps{HTTPClient: c.client})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func (c *chain) newClient(t testing.TB, profiles map[string]exchange.Profile, mo
 	if mod != nil {
 		mod(&cfg)
 	}
-	x, err := exchange.New(cfg, c.client, c.caller)
+	x, err := exchange.New(cfg, exchange.Deps{HTTPClient: c.client, Verifier: c.caller})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +348,7 @@ func TestChain(t *testing.T) {
 		// for its expected issuer's discovery and keys.
 		withCA, without := c.hub(), c.hub()
 		withCA.CAFile = c.caFile
-		x, err := exchange.New(exchange.Config{Profiles: map[string]exchange.Profile{"with": withCA, "without": without}}, nil, nil)
+		x, err := exchange.New(exchange.Config{Profiles: map[string]exchange.Profile{"with": withCA, "without": without}}, exchange.Deps{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -357,6 +358,29 @@ func TestChain(t *testing.T) {
 		}
 		if _, err := x.Exchange(t.Context(), exchange.Request{SubjectToken: raw, SubjectExpiry: id.Expiry, Audience: kubeServer, Profile: "without"}); !errors.Is(err, exchange.ErrUnavailable) {
 			t.Errorf("Exchange without caFile: %v, want ErrUnavailable (certificate not trusted)", err)
+		}
+	})
+
+	t.Run("caFile of the default profile", func(t *testing.T) {
+		def := func(ca string) exchange.Config {
+			return exchange.Config{TokenURL: c.a.TokenURL(), ClientID: "mcp-gateway", ClientSecretFile: secretFile, CAFile: ca}
+		}
+		raw, id := c.login(t, "alice")
+		for _, tt := range []struct {
+			name, ca string
+			want     error
+		}{
+			{"with", c.caFile, nil},
+			{"without", "", exchange.ErrUnavailable},
+		} {
+			x, err := exchange.New(def(tt.ca), exchange.Deps{Verifier: c.caller})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = x.Exchange(t.Context(), exchange.Request{SubjectToken: raw, SubjectExpiry: id.Expiry, Audience: kubeServer})
+			if (tt.want == nil && err != nil) || (tt.want != nil && !errors.Is(err, tt.want)) {
+				t.Errorf("Exchange %s caFile: %v, want %v", tt.name, err, tt.want)
+			}
 		}
 	})
 
@@ -599,7 +623,7 @@ func TestStatic(t *testing.T) {
 	x, err := exchange.New(exchange.Config{Profiles: map[string]exchange.Profile{
 		"apikey": {Static: &exchange.Static{SecretFile: file}},
 		"basic":  {Static: &exchange.Static{SecretFile: file, Scheme: "Basic"}},
-	}}, nil, nil)
+	}}, exchange.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}

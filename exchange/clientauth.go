@@ -7,7 +7,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -221,53 +220,4 @@ func readFile(file string) (string, error) {
 		return "", fmt.Errorf("%s: empty", file)
 	}
 	return s, nil
-}
-
-// caPool is base (nil: the system roots) plus the PEM certificates of file.
-func caPool(file string) (*x509.CertPool, error) { return addCA(nil, file) }
-
-func addCA(base *x509.CertPool, file string) (*x509.CertPool, error) {
-	pool := base
-	if pool == nil {
-		var err error
-		if pool, err = x509.SystemCertPool(); err != nil {
-			pool = x509.NewCertPool()
-		}
-	} else {
-		pool = pool.Clone()
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("%s: no PEM certificate", file)
-	}
-	return pool, nil
-}
-
-// withCA returns a copy of client whose transport also trusts caFile's
-// certificates; client's other settings stay.
-func withCA(client *http.Client, caFile string) (*http.Client, error) {
-	var t *http.Transport
-	if base, ok := client.Transport.(*http.Transport); ok {
-		t = base.Clone()
-	} else if client.Transport == nil {
-		t = http.DefaultTransport.(*http.Transport).Clone()
-	} else {
-		return nil, errors.New("caFile: the HTTP client's transport cannot take a CA")
-	}
-	if t.TLSClientConfig == nil {
-		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	} else {
-		t.TLSClientConfig = t.TLSClientConfig.Clone()
-	}
-	pool, err := addCA(t.TLSClientConfig.RootCAs, caFile)
-	if err != nil {
-		return nil, err
-	}
-	t.TLSClientConfig.RootCAs = pool
-	cl := *client
-	cl.Transport = t
-	return &cl, nil
 }

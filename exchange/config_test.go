@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mcp-authz/mcp-authz/internal/field"
@@ -41,7 +40,7 @@ timeout: 2s
 		RequestedTokenType: TokenTypeAccessToken, SkipWhenAudienceMatches: true,
 		CacheSize: 100, ExpirySkew: 10 * time.Second, Timeout: 2 * time.Second,
 	}
-	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Config{}, "Now")); diff != "" {
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("decoded config mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -43,15 +43,14 @@ func TestDevIdP(t *testing.T) {
 	// The provider reads the wall clock; the verifier's clock runs ahead
 	// of it when the test needs the key-refresh interval to have passed.
 	var ahead atomic.Int64
-	v, err := identity.New(t.Context(), identity.Config{
+	v, err := identity.New(identity.Config{
 		Issuers: []identity.Issuer{{IssuerURL: p.Issuer(), Audiences: []string{"mcp-gateway"}}},
-		Now:     func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) },
-	}, srv.Client())
+	}, identity.Deps{HTTPClient: srv.Client(), Now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("MCP_AUTHZ_TEST_GATEWAY_SECRET", "gw-secret")
-	x, err := exchange.New(exchange.Config{TokenURL: p.TokenURL(), ClientID: "mcp-gateway", ClientSecretEnv: "MCP_AUTHZ_TEST_GATEWAY_SECRET"}, srv.Client(), v)
+	x, err := exchange.New(exchange.Config{TokenURL: p.TokenURL(), ClientID: "mcp-gateway", ClientSecretEnv: "MCP_AUTHZ_TEST_GATEWAY_SECRET"}, exchange.Deps{HTTPClient: srv.Client(), Verifier: v})
 	if err != nil {
 		t.Fatal(err)
 	}

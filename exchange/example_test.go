@@ -14,11 +14,10 @@ import (
 // for the server it calls. The verifier also checks every token the
 // service issues: its issuer, signature, expiry and audience.
 func ExampleClient_Exchange() {
-	ctx := context.Background()
 	realm := "https://keycloak.example/realms/mcp"
-	v, err := identity.New(ctx, identity.Config{
+	v, err := identity.New(identity.Config{
 		Issuers: []identity.Issuer{{IssuerURL: realm, Audiences: []string{"mcp-gateway"}}},
-	}, http.DefaultClient)
+	}, identity.Deps{HTTPClient: http.DefaultClient})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -26,7 +25,7 @@ func ExampleClient_Exchange() {
 		TokenURL:        realm + "/protocol/openid-connect/token",
 		ClientID:        "mcp-gateway",
 		ClientSecretEnv: "MCP_GATEWAY_SECRET",
-	}, http.DefaultClient, v)
+	}, exchange.Deps{HTTPClient: http.DefaultClient, Verifier: v})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/expiry"
 	"github.com/mcp-authz/mcp-authz/internal/field"
+	"github.com/mcp-authz/mcp-authz/internal/tlsclient"
 )
 
 // Token types of RFC 8693 section 3.
@@ -99,6 +100,9 @@ type Config struct {
 	// SkipWhenAudienceMatches returns the subject token unchanged when
 	// its aud is exactly the requested audience, alone.
 	SkipWhenAudienceMatches bool `yaml:"skipWhenAudienceMatches" json:"skipWhenAudienceMatches"`
+	// CAFile is a PEM bundle trusted, besides the system roots, for
+	// TokenURL: a token service whose certificate a private CA signed.
+	CAFile string `yaml:"caFile,omitempty" json:"caFile,omitempty"`
 	// Profiles are the named profiles (DNS-1123 labels, not "default")
 	// that servers and targets name (registry's servers[].exchange and
 	// servers[].targets).
@@ -112,15 +116,27 @@ type Config struct {
 	// Timeout bounds one call to a token endpoint, and the validation of
 	// the final token; 0 means DefaultTimeout (5s).
 	Timeout time.Duration `yaml:"timeout" json:"timeout"`
+}
+
+// Deps are the Client's runtime dependencies: what a configuration file
+// cannot say.
+type Deps struct {
+	// HTTPClient reaches the token endpoints (it never follows their
+	// redirects); nil means http.DefaultClient.
+	HTTPClient *http.Client
+	// Verifier validates the default profile's tokens: required when
+	// Config sets the default profile. A named profile's final token is
+	// validated by a verifier of its own Expect.
+	Verifier TokenVerifier
 	// Now is the clock; nil means time.Now.
-	Now func() time.Time `yaml:"-" json:"-"`
+	Now func() time.Time
 }
 
 // hasDefault reports whether c sets the default profile: any of its keys,
 // or no profiles at all (then its keys are required).
 func (c Config) hasDefault() bool {
 	return len(c.Profiles) == 0 || c.TokenURL != "" || c.ClientID != "" || c.ClientSecretFile != "" ||
-		c.ClientSecretEnv != "" || c.AuthStyle != "" || len(c.Scopes) > 0 || c.RequestedTokenType != "" || c.SkipWhenAudienceMatches
+		c.ClientSecretEnv != "" || c.AuthStyle != "" || len(c.Scopes) > 0 || c.RequestedTokenType != "" || c.SkipWhenAudienceMatches || c.CAFile != ""
 }
 
 // HasProfile reports whether name is a profile of c: DefaultProfile when
@@ -153,6 +169,11 @@ func (c Config) Validate() error {
 		case "", "basic", "post":
 		default:
 			errs = append(errs, field.Errorf("authStyle", "%q: want basic or post", c.AuthStyle))
+		}
+		if c.CAFile != "" {
+			if _, err := tlsclient.ReadPool(nil, c.CAFile); err != nil {
+				errs = append(errs, field.Under("caFile", err))
+			}
 		}
 	}
 	errs = append(errs, validateProfiles(c.Profiles))
@@ -253,9 +274,9 @@ type Client struct {
 }
 
 // New returns a Client. It reads the client secrets and keys now; it makes
-// no network call. v validates the default profile's tokens; a named
-// profile's final token is validated by a verifier of its own Expect.
-func New(c Config, client *http.Client, v TokenVerifier) (*Client, error) {
+// no network call and starts nothing.
+func New(c Config, d Deps) (*Client, error) {
+	client, v := d.HTTPClient, d.Verifier
 	if v == nil && c.hasDefault() {
 		return nil, errors.New("exchange: config: a TokenVerifier is required")
 	}
@@ -266,7 +287,7 @@ func New(c Config, client *http.Client, v TokenVerifier) (*Client, error) {
 		profiles: make(map[string]*profile, len(c.Profiles)+1),
 		skew:     c.ExpirySkew,
 		timeout:  c.Timeout,
-		now:      c.Now,
+		now:      d.Now,
 		cache:    newCache(c.CacheSize),
 		caching:  c.CacheSize >= 0,
 	}

@@ -440,12 +440,14 @@ func TestNew(t *testing.T) {
 		{"no clientID", func(c *Config) { c.ClientID = "" }, false},
 		{"relative tokenURL", func(c *Config) { c.TokenURL = "/token" }, false},
 		{"unknown authStyle", func(c *Config) { c.AuthStyle = "jwt" }, false},
+		{"missing caFile", func(c *Config) { c.CAFile = filepath.Join(dir, "nope") }, false},
+		{"caFile without PEM", func(c *Config) { c.CAFile = good }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := ok
 			tt.mod(&c)
-			x, err := New(c, nil, okVerifier{})
+			x, err := New(c, Deps{Verifier: okVerifier{}})
 			if (err == nil) != tt.ok {
 				t.Fatalf("New() error = %v, want ok %v", err, tt.ok)
 			}
@@ -457,7 +459,7 @@ func TestNew(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(ok, nil, nil); err == nil {
+	if _, err := New(ok, Deps{}); err == nil {
 		t.Error("New() without a TokenVerifier succeeded")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/mcp-authz/mcp-authz/internal/field"
+	"github.com/mcp-authz/mcp-authz/internal/tlsclient"
 )
 
 // Grants a Step may make.
@@ -166,7 +167,7 @@ func (p Profile) validate() error {
 		}
 	}
 	if p.CAFile != "" {
-		if _, err := caPool(p.CAFile); err != nil {
+		if _, err := tlsclient.ReadPool(nil, p.CAFile); err != nil {
 			errs = append(errs, field.Under("caFile", err))
 		}
 	}

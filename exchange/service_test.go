@@ -173,10 +173,9 @@ func (s *service) mint(key *rsa.PrivateKey, claims map[string]any) string {
 // Verifier of s's tokens.
 func newClient(t testing.TB, s *service, mod func(*Config)) *Client {
 	t.Helper()
-	v, err := identity.New(t.Context(), identity.Config{
+	v, err := identity.New(identity.Config{
 		Issuers: []identity.Issuer{{IssuerURL: s.URL, Audiences: []string{"mcp-gateway"}}},
-		Now:     s.clk.Now,
-	}, s.Client())
+	}, identity.Deps{HTTPClient: s.Client(), Now: s.clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,12 +187,11 @@ func newClient(t testing.TB, s *service, mod func(*Config)) *Client {
 		TokenURL:         s.URL + "/token",
 		ClientID:         clientID,
 		ClientSecretFile: file,
-		Now:              s.clk.Now,
 	}
 	if mod != nil {
 		mod(&c)
 	}
-	x, err := New(c, s.Client(), v)
+	x, err := New(c, Deps{HTTPClient: s.Client(), Verifier: v, Now: s.clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func Example() {
 			Resource:             "http://127.0.0.1:8080/mcp",
 			AuthorizationServers: []string{"http://127.0.0.1:8180/realms/mcp"},
 		},
-	}, front.GRPC(authv3.NewAuthorizationClient(conn)), slog.Default())
+	}, front.Deps{Checker: front.GRPC(authv3.NewAuthorizationClient(conn)), Logger: slog.Default()})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -59,7 +59,7 @@ type Config struct {
 	Upstream string `yaml:"upstream" json:"upstream"`
 
 	// Authz is the gRPC address of the ext_authz server. The front itself does
-	// not dial it (the caller passes a Checker to New); it is read by the
+	// not dial it (the caller passes a Checker in Deps); it is read by the
 	// binary's wiring, which calls authz in process, without gRPC, when authz
 	// runs in the same process and Authz is empty or names its listen
 	// address. Default: authz.listen, else 127.0.0.1:9001.
@@ -121,12 +121,6 @@ type Config struct {
 	// metadata by the front itself, without authz. Default: not served (those
 	// paths then go through authz to the upstream like any other).
 	ResourceMetadata *ResourceMetadata `yaml:"resourceMetadata,omitempty" json:"resourceMetadata,omitempty"`
-
-	// Now is the clock (request.time). Default time.Now.
-	Now func() time.Time `yaml:"-" json:"-"`
-	// Tracer makes a server span of each request, the parent of the check
-	// and of the forwarded request; nil makes none.
-	Tracer trace.TracerProvider `yaml:"-" json:"-"`
 
 	// AllowedOrigins and AllowedHosts protect against DNS rebinding (see
 	// origin.Config): a request whose Origin is present and not allowed, or
@@ -190,14 +184,40 @@ func (g grpcChecker) Check(ctx context.Context, req *authv3.CheckRequest) (*auth
 	return g.c.Check(ctx, req)
 }
 
+// Deps are the front's runtime dependencies: what a configuration file
+// cannot say.
+type Deps struct {
+	// Checker answers each check. Required.
+	Checker Checker
+	// Upstream, when set, serves the allowed requests in this process
+	// instead of Config.Upstream over HTTP: the router's Handler when the
+	// router runs in the same process. Each request reaches it as the
+	// reverse proxy would send it (hop-by-hop and X-Forwarded-Host headers
+	// dropped, Host kept unless AutoHostRewrite, the OK answer's response
+	// headers added to its answer), and only after an OK answer, exactly as
+	// over HTTP. Config.Upstream must then have no path (it is still
+	// validated and names the upstream's host for AutoHostRewrite).
+	Upstream http.Handler
+	// Logger receives the front's logs; nil discards them.
+	Logger *slog.Logger
+	// Tracer makes a server span of each request, the parent of the check
+	// and of the forwarded request; nil makes none.
+	Tracer trace.TracerProvider
+	// Now is the clock (request.time). Default time.Now.
+	Now func() time.Time
+}
+
 // Front is the built-in front: build the CheckRequest, call authz, apply the answer,
 // proxy. It is safe for concurrent use.
 type Front struct {
 	cfg      Config
 	checker  Checker
 	log      *slog.Logger
+	now      func() time.Time
+	tracer   trace.TracerProvider
 	upstream *url.URL
-	proxy    *httputil.ReverseProxy
+	proxy    *httputil.ReverseProxy // nil when inproc serves
+	inproc   http.Handler           // Deps.Upstream
 	meta     *resourcemeta.Handler
 	origins  *origin.Matcher
 
@@ -205,11 +225,12 @@ type Front struct {
 }
 
 // New validates c, applies its defaults and returns a front that sends its
-// checks to checker.
-func New(c Config, checker Checker, logger *slog.Logger) (*Front, error) {
-	if checker == nil {
+// checks to d.Checker. It starts nothing: Start serves.
+func New(c Config, d Deps) (*Front, error) {
+	if d.Checker == nil {
 		return nil, errors.New("front: no authz checker")
 	}
+	logger := d.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -234,15 +255,22 @@ func New(c Config, checker Checker, logger *slog.Logger) (*Front, error) {
 	if c.BodyTimeout == 0 {
 		c.BodyTimeout = DefaultBodyTimeout
 	}
-	if c.Now == nil {
-		c.Now = time.Now
+	now := d.Now
+	if now == nil {
+		now = time.Now
 	}
 	u, _ := url.Parse(c.Upstream) // Validate parsed it
+	if d.Upstream != nil && u.Path != "" && u.Path != "/" {
+		return nil, fmt.Errorf("front: upstream %s: an upstream served in process takes no path", u.Redacted())
+	}
 	origins, err := origin.New(c.origins())
 	if err != nil {
 		return nil, fmt.Errorf("front: %w", err)
 	}
-	g := &Front{cfg: c, checker: checker, log: logger, upstream: u, origins: origins, shutdownGrace: 5 * time.Second}
+	g := &Front{
+		cfg: c, checker: d.Checker, log: logger, now: now, tracer: d.Tracer, upstream: u, inproc: d.Upstream,
+		origins: origins, shutdownGrace: 5 * time.Second,
+	}
 	if c.ResourceMetadata != nil {
 		m, err := resourcemeta.New(*c.ResourceMetadata)
 		if err != nil {
@@ -250,14 +278,16 @@ func New(c Config, checker Checker, logger *slog.Logger) (*Front, error) {
 		}
 		g.meta = m
 	}
-	g.proxy = g.newProxy()
+	if g.inproc == nil {
+		g.proxy = g.newProxy()
+	}
 	return g, nil
 }
 
 // Handler returns the front's HTTP handler. Paths are not cleaned nor
 // redirected (unlike http.ServeMux): as in Envoy, the request target reaches
 // authz and the upstream as the client sent it.
-func (g *Front) Handler() http.Handler { return traced(http.HandlerFunc(g.route), g.cfg) }
+func (g *Front) Handler() http.Handler { return traced(http.HandlerFunc(g.route), g.tracer) }
 
 // route serves the protected-resource metadata itself and sends everything
 // else through the check.

@@ -147,11 +147,9 @@ func startFrontLog(t *testing.T, c Config, client authv3.AuthorizationClient, up
 func startFrontChecker(t *testing.T, c Config, checker Checker, up *upstream) (*httptest.Server, *logBuffer) {
 	t.Helper()
 	c.Upstream = up.URL
-	if c.Now == nil {
-		c.Now = func() time.Time { return testNow }
-	}
 	logs := &logBuffer{}
-	g, err := New(c, checker, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	g, err := New(c, Deps{Checker: checker, Now: func() time.Time { return testNow },
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +424,7 @@ func TestCheckRequestRawHeaders(t *testing.T) {
 func TestCheckRequestHTTP2(t *testing.T) {
 	up := startUpstream(t, nil)
 	peer, client := startAuthz(t, allow(nil))
-	g, err := New(Config{Upstream: up.URL}, GRPC(client), nil)
+	g, err := New(Config{Upstream: up.URL}, Deps{Checker: GRPC(client)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -913,7 +911,7 @@ func TestStart(t *testing.T) {
 	_ = lis.Close()
 	up := startUpstream(t, nil)
 	peer, client := startAuthz(t, allow(nil))
-	g, err := New(Config{Listen: addr, Upstream: up.URL}, GRPC(client), nil)
+	g, err := New(Config{Listen: addr, Upstream: up.URL}, Deps{Checker: GRPC(client)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -966,7 +964,7 @@ func TestNewErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := New(tc.cfg, GRPC(client), nil); err == nil {
+			if _, err := New(tc.cfg, Deps{Checker: GRPC(client)}); err == nil {
 				t.Errorf("New accepted %+v", tc.cfg)
 			}
 			var fe *field.Error
@@ -975,7 +973,7 @@ func TestNewErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(Config{Upstream: "http://127.0.0.1:1"}, nil, nil); err == nil {
+	if _, err := New(Config{Upstream: "http://127.0.0.1:1"}, Deps{}); err == nil {
 		t.Errorf("New accepted a nil checker")
 	}
 }
@@ -983,7 +981,7 @@ func TestNewErrors(t *testing.T) {
 func TestSlowBody(t *testing.T) {
 	up := startUpstream(t, nil)
 	peer, client := startAuthz(t, allow(nil))
-	g, err := New(Config{Upstream: up.URL, BodyTimeout: 100 * time.Millisecond}, GRPC(client), nil)
+	g, err := New(Config{Upstream: up.URL, BodyTimeout: 100 * time.Millisecond}, Deps{Checker: GRPC(client)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1026,7 +1024,7 @@ func TestStartStopsWithOpenStream(t *testing.T) {
 		<-r.Context().Done() // an SSE stream that never ends by itself
 	})
 	_, client := startAuthz(t, allow(nil))
-	g, err := New(Config{Listen: addr, Upstream: up.URL}, GRPC(client), nil)
+	g, err := New(Config{Listen: addr, Upstream: up.URL}, Deps{Checker: GRPC(client)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -126,7 +125,7 @@ resourceMetadata:
 			ResourceName:           "MCP gateway",
 		},
 	}
-	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Config{}, "Now")); diff != "" {
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
 	}
 	dec = yaml.NewDecoder(strings.NewReader("upstream: http://a\nmaxBodyBytes: 1\n"))

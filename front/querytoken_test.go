@@ -41,7 +41,7 @@ func TestQueryTokenThroughFront(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := identity.New(t.Context(), identity.Config{Issuers: []identity.Issuer{{IssuerURL: "http://127.0.0.1:1/realms/mcp", Audiences: []string{"mcp-gateway"}}}}, nil)
+	v, err := identity.New(identity.Config{Issuers: []identity.Issuer{{IssuerURL: "http://127.0.0.1:1/realms/mcp", Audiences: []string{"mcp-gateway"}}}}, identity.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestQueryTokenThroughFront(t *testing.T) {
 		{"grpc", front.GRPC(authv3.NewAuthorizationClient(conn))},
 		{"in process", az},
 	} {
-		fr, err := front.New(front.Config{Upstream: up.URL}, path.checker, nil)
+		fr, err := front.New(front.Config{Upstream: up.URL}, front.Deps{Checker: path.checker})
 		if err != nil {
 			t.Fatal(err)
 		}

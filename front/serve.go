@@ -19,7 +19,7 @@ import (
 
 // serve handles one request: buffer the body, check, apply, proxy.
 func (g *Front) serve(w http.ResponseWriter, r *http.Request) {
-	in := checkInput{start: g.cfg.Now()}
+	in := checkInput{start: g.now()}
 	id := prepare(r)
 	if !g.bufferBody(w, r, &in) {
 		return
@@ -71,6 +71,10 @@ func (g *Front) serve(w http.ResponseWriter, r *http.Request) {
 		// (ext_authz.proto, validate_mutations); the request is not forwarded.
 		g.log.Warn("authz answer rejected", "request_id", id, "err", err)
 		localReply(w, http.StatusInternalServerError, "", nil)
+		return
+	}
+	if g.inproc != nil {
+		g.handOff(w, r, ok.GetResponseHeadersToAdd())
 		return
 	}
 	if rh := ok.GetResponseHeadersToAdd(); len(rh) > 0 {

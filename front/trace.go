@@ -10,13 +10,13 @@ import (
 	"github.com/mcp-authz/mcp-authz/internal/tracing"
 )
 
-// traced wraps h, when c.Tracer is set, in the front's server span, as
+// traced wraps h, when tp is set, in the front's server span, as
 // Envoy's tracing does: a child of the client's traceparent, if any, and
 // the parent of the check and of the forwarded request, whose traceparent
 // it replaces (so authz reads it from the CheckRequest's headers and the
 // router from the request). No header value or query is recorded.
-func traced(h http.Handler, c Config) http.Handler {
-	t := tracing.Tracer(c.Tracer, "github.com/mcp-authz/mcp-authz/front")
+func traced(h http.Handler, tp trace.TracerProvider) http.Handler {
+	t := tracing.Tracer(tp, "github.com/mcp-authz/mcp-authz/front")
 	if t == nil {
 		return h
 	}

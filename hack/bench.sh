@@ -3,7 +3,8 @@
 # real ext_authz server and, in the same run, a no-op ext_authz server that
 # answers OK without looking; hey (HTTP) through front -> authz -> router ->
 # upstream against the upstream alone; the router scenario of
-# hack/bench-router.sh (10 go-sdk upstreams, calls and 4,000 sessions).
+# hack/bench-router.sh (10 go-sdk upstreams, calls and 4,000 clients, in
+# MCP 2025-11-25 with sessions and in 2026-07-28 stateless).
 # Then one summary, every figure beside
 # its baseline and target, also written to docs/benchmarks.md with the
 # machine and the commands. Loopback only, every load bounded by -n.
@@ -223,11 +224,18 @@ stop "$full_pid" "$upf_pid" "$upd_pid"
 
 echo
 # The router scenario: 10 go-sdk upstreams x 20 tools, no identity, calls
-# and BENCH_CLIENTS concurrent sessions, through the stack vs direct (and
-# the BENCH_BASE build beside it, when set).
-BENCH_OUT="$out" BENCH_C="$C" hack/bench-router.sh
+# and BENCH_CLIENTS concurrent clients, MCP 2025-11-25 (sessions) and
+# 2026-07-28 (stateless), through the stack vs direct (and the BENCH_BASE
+# build beside it, when set).
+# Its errors fail the run after the summary (benchreport.py finds them in
+# the runs' reports too), so that the figures are printed beside them.
+router_ok=1
+BENCH_OUT="$out" BENCH_C="$C" hack/bench-router.sh || router_ok=0
 
 echo
 elapsed=$(( $(date +%s) - started ))
 python3 hack/benchreport.py --out "$out" --doc "$doc" --clk-tck "$(getconf CLK_TCK)" --elapsed "$elapsed" \
   --n "$N" --http-n "$HN" --c "$C" --benchtime "$BENCHTIME" --clients "${BENCH_CLIENTS:-4000}"
+if [ "$router_ok" = 0 ]; then
+  echo "bench: the router scenario failed (see above and $out/router-*)" >&2; exit 1
+fi

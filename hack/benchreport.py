@@ -78,7 +78,8 @@ def hey(out, name, clk):
 
 def router_runs(out, clk):
     """The router scenario (hack/bench-router.sh), per label (new, base):
-    calls through the front and direct, and the many-sessions runs."""
+    calls through the front and direct, and the many-sessions runs, of
+    2025-11-25 (sessions) and of 2026-07-28 (stateless, s26-*)."""
     def load(name):
         try:
             r = json.load(open(f"{out}/router-{name}.json"))
@@ -91,10 +92,13 @@ def router_runs(out, clk):
                 r["procs"].append({"cpu": int(ticks) / clk, "rss": int(kb) / 1024})
         if os.path.exists(f"{out}/router-{name}.sessions"):
             r["sessions"] = int(open(f"{out}/router-{name}.sessions").read())
+        if os.path.exists(f"{out}/router-{name}.calls26"):
+            r["calls26"], r["posts"] = map(int, open(f"{out}/router-{name}.calls26").read().split())
         return r
     res = {}
     for label in ("new", "base"):
-        runs = {k: load(f"{label}-{k}") for k in ("direct", "front", "sess-direct", "sess-front")}
+        runs = {k: load(f"{label}-{k}") for k in ("direct", "front", "direct1", "front1", "sess-direct", "sess-front",
+                                                   "s26-direct", "s26-front", "s26-conc-direct", "s26-conc-front")}
         if any(runs.values()):
             res[label] = runs
     return res
@@ -112,7 +116,7 @@ def router_rows(R, clients):
             ratio = f["rps"] / d["rps"]
             added = f["p50_ms"] - d["p50_ms"]
             cpu = f["procs"][0]["cpu"] / f["requests"] * 1e6 if f["procs"] else None
-            rows.append(("router", f"10 upstreams x 20 tools, tools/call via front+authz+router (req/s){tag}", fmt(f["rps"], "", 0),
+            rows.append(("router", f"2025-11-25 sessions, 10 upstreams x 20 tools, tools/call via front+authz+router (req/s){tag}", fmt(f["rps"], "", 0),
                          f"direct {fmt(d['rps'], '', 0)}", ">= 75% of direct" if new else "measured",
                          f"{fmt(ratio * 100, '%', 0)}" + (f" {'yes' if ratio >= 0.75 else 'NO'}" if new else "")))
             rows.append(("router", f"  p50 added / p99{tag}", f"{fmt(added, ' ms', 2)} / {fmt(f['p99_ms'], ' ms', 1)}",
@@ -122,12 +126,18 @@ def router_rows(R, clients):
                          f"upstream {fmt(f['procs'][1]['cpu'] / f['requests'] * 1e6 if len(f['procs']) > 1 else None, ' µs', 0)}, "
                          f"direct upstream {fmt(d['procs'][0]['cpu'] / d['requests'] * 1e6 if d['procs'] else None, ' µs', 0)}",
                          "< 250 µs" if new else "measured", ("yes" if cpu is not None and cpu < 250 else "NO") if new else "-"))
-            errs = f["errors"] + d["errors"]
+            d1, f1 = r.get("direct1"), r.get("front1")
+            if d1 and f1:
+                added1 = f1["p50_ms"] - d1["p50_ms"]
+                rows.append(("router", f"  p50 added, one client (not saturated){tag}", fmt(added1, " ms", 2),
+                             f"direct p50 {fmt(d1['p50_ms'], ' ms', 2)}",
+                             "< 0.4 ms added" if new else "measured", ("yes" if added1 < 0.4 else "NO") if new else "-"))
+            errs = f["errors"] + d["errors"] + sum(x["errors"] for x in (d1, f1) if x)
             if errs:
                 rows.append(("router", f"  call errors{tag}", str(errs), "-", "0", "NO"))
         if sd and sf:
             up, upd = (sf["procs"][1]["rss"] if len(sf["procs"]) > 1 else None), (sd["procs"][0]["rss"] if sd["procs"] else None)
-            rows.append(("router", f"{clients:,} go-sdk clients list + call one tool: errors{tag}",
+            rows.append(("router", f"{clients:,} 2025-11-25 clients list + call one tool: errors{tag}",
                          f"{sf['errors']}" + (f" ({sf.get('first_error', '')[:60]})" if sf["errors"] else ""),
                          f"direct {sd['errors']}", "0" if new else "measured", ("yes" if sf["errors"] == 0 else "NO") if new else "-"))
             rows.append(("router", f"  mcp-authz peak RSS{tag}", fmt(sf["procs"][0]["rss"] if sf["procs"] else None, " MiB", 0), "-", "measured", "-"))
@@ -138,7 +148,65 @@ def router_rows(R, clients):
             rows.append(("router", f"  upstream sessions opened{tag}", fmt(n, "", 0), f"direct {fmt(nd, '', 0)}",
                          "one per client (+ one lister per server)" if new else "measured",
                          ("yes" if n is not None and nd is not None and n <= nd + 10 else "NO") if new else "-"))
+        rows += router26_rows(r, clients, tag, new)
     return rows
+
+
+def router26_rows(r, clients, tag, new):
+    """Summary rows of the 2026-07-28 (stateless) part of one label's router
+    runs: calls through the front beside direct, then the many callers."""
+    rows = []
+    d, f, cd, cf = r["s26-direct"], r["s26-front"], r["s26-conc-direct"], r["s26-conc-front"]
+    cpu = lambda run, i: run["procs"][i]["cpu"] / run["requests"] * 1e6 if len(run["procs"]) > i and run["requests"] else None
+    rss = lambda run, i: run["procs"][i]["rss"] if run and len(run["procs"]) > i else None
+    if d and f:
+        ratio = f["rps"] / d["rps"] if d["rps"] else None
+        rows.append(("12", f"2026-07-28 stateless, 10 upstreams x 20 tools, tools/call via front+authz+router (req/s){tag}",
+                     fmt(f["rps"], "", 0), f"direct {fmt(d['rps'], '', 0)}", "measured", f"{fmt(ratio and ratio * 100, '%', 0)} of direct"))
+        rows.append(("12", f"  p50 / p99{tag}", f"{fmt(f['p50_ms'], '', 2)} / {fmt(f['p99_ms'], ' ms', 1)}",
+                     f"direct {fmt(d['p50_ms'], '', 2)} / {fmt(d['p99_ms'], ' ms', 1)}", "measured",
+                     f"p50 +{fmt(f['p50_ms'] - d['p50_ms'], ' ms', 2)}"))
+        rows.append(("12", f"  CPU-µs per call in mcp-authz{tag}", fmt(cpu(f, 0), " µs", 0),
+                     f"upstream {fmt(cpu(f, 1), ' µs', 0)}, direct upstream {fmt(cpu(d, 0), ' µs', 0)}", "measured", "-"))
+        n = f.get("calls26")
+        rows.append(("12", f"  calls that reached the upstream as 2026-07-28 tools/call{tag}", fmt(n, "", 0),
+                     f"calls made {fmt(f['requests'], '', 0)}", "all" if new else "measured",
+                     ("yes" if n == f["requests"] else "NO") if new else "-"))
+        per = lambda run: run["posts"] / run["requests"] if "posts" in run and run["requests"] else None
+        rows.append(("12", f"  upstream POSTs per call{tag}", fmt(per(f), "", 2), f"direct {fmt(per(d), '', 2)}", "measured", "-"))
+        if f["errors"] + d["errors"]:
+            rows.append(("12", f"  call errors{tag}", f"{f['errors']} ({cause(f)})",
+                         f"direct {d['errors']}", "0" if new else "measured", "NO" if new else "-"))
+    if cd and cf:
+        rows.append(("12", f"{clients:,} 2026-07-28 callers: discover, list, call; then all call at once: errors{tag}",
+                     f"{cf['errors']}" + (f" ({cause(cf)})" if cf["errors"] else ""),
+                     f"direct {cd['errors']}", "0" if new else "measured", ("yes" if cf["errors"] == 0 else "NO") if new else "-"))
+        rows.append(("12", f"  {clients:,} callers discover, list and call (200 at a time) in{tag}", fmt(cf.get("seconds"), " s", 1),
+                     f"direct {fmt(cd.get('seconds'), ' s', 1)}", "measured", "-"))
+        rows.append(("12", f"  {clients:,} calls at once, all answered in{tag}", fmt(cf.get("burst_seconds"), " s", 2),
+                     f"direct {fmt(cd.get('burst_seconds'), ' s', 2)}", "measured", "-"))
+        rows.append(("12", f"  mcp-authz peak RSS{tag}", fmt(rss(cf, 0), " MiB", 0), "-", "measured", "-"))
+        rows.append(("12", f"  upstream peak RSS{tag}", fmt(rss(cf, 1), " MiB", 0), f"direct {fmt(rss(cd, 0), ' MiB', 0)}", "measured", "-"))
+    return rows
+
+
+def cause(run):
+    """The end of a run's first error, where its cause is ("... Service
+    Unavailable"), short enough for a table cell."""
+    e = run.get("first_error", "")
+    return e if len(e) <= 60 else "..." + e[-57:]
+
+
+def router_problems(R):
+    """What fails the run in the router scenario: an error of the build under
+    test, or a 2026-07-28 call that did not reach the upstream as one."""
+    problems = []
+    for name, r in R.get("new", {}).items():
+        if r and r["errors"]:
+            problems.append(f"router {name}: {r['errors']} errors ({r.get('first_error', '')[:120]})")
+        if r and "calls26" in r and r["mode"] == "call" and r["calls26"] != r["requests"]:
+            problems.append(f"router {name}: {r['calls26']} of {r['requests']} calls reached the upstream as 2026-07-28 tools/call")
+    return problems
 
 
 def bad(*runs):
@@ -208,7 +276,12 @@ def main():
     a = ap.parse_args()
     out, clk = a.out, int(a.clk_tck)
     if a.router_only:
-        print(table(("issue", "figure", "measured", "baseline", "target", "met"), router_rows(router_runs(out, clk), int(a.clients)), left=2))
+        R = router_runs(out, clk)
+        print(table(("issue", "figure", "measured", "baseline", "target", "met"), router_rows(R, int(a.clients)), left=2))
+        for p in router_problems(R):
+            print("bench: " + p, file=sys.stderr)
+        if router_problems(R):
+            sys.exit(1)
         return
     gb = go_benchmarks(f"{out}/go.txt")
     g = lambda pkg, name, unit="ns/op": gb.get((pkg, name), {}).get(unit)
@@ -376,10 +449,14 @@ over the measured run.
 One hack/benchmcp process holds ten go-sdk servers of 22 tools each; another,
 identical, is called directly. mcp-authz runs the front, authz and the
 router in one process, without identity, every tool allowed (CEL `true`).
-hack/benchload drives go-sdk clients: {a.c} on their own sessions make the
-calls (client i calls tool_(i mod 20) of server i mod 10); then, on fresh
-processes, {a.clients} clients at once each initialize, list tools and call
-one tool, and hold their sessions until all have. CPU is utime + stime of
+hack/benchload drives go-sdk clients, twice: pinned to MCP 2025-11-25
+(sessions), then speaking 2026-07-28 (stateless) to stateless upstreams
+(`benchmcp -stateless`). {a.c} clients make the calls (client i calls
+tool_(i mod 20) of server i mod 10); then, on fresh processes, {a.clients}
+clients at once each initialize (2026: discover), list tools and call one
+tool; 2025 clients hold their sessions until all have, 2026 callers then all
+call once more at the same moment. Every 2026 call must reach the upstream
+as a 2026-07-28 `tools/call`, counted there. CPU is utime + stime of
 mcp-authz over the calls; RSS the peak sampled every 100 ms; upstream
 sessions are those the upstream process opened. Rows marked [BENCH_BASE
 build] ran the same with mcp-authz built from BENCH_BASE. The summary above
@@ -419,6 +496,7 @@ port, $TOKEN alice's token from bin/devidp, $SESSION the session id that
     for name, r in (("upstream alone", hd), ("front", hf)):
         if r and (set(r["codes"]) != {"200"} or r["errors"]):
             problems.append(f"hey {name}: answers {r['codes']}, {r['errors']} errors (see {out}/*.log)")
+    problems += router_problems(R)
     for p in problems:
         print("bench: " + p, file=sys.stderr)
     if problems:

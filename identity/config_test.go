@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -38,10 +37,10 @@ timeout: 3s
 		}},
 		Leeway: 10 * time.Second, CacheSize: 500, KeyRefreshInterval: time.Minute, KeyMaxAge: 2 * time.Hour, Timeout: 3 * time.Second,
 	}
-	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Config{}, "Now")); diff != "" {
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("decoded config mismatch (-want +got):\n%s", diff)
 	}
-	if _, err := New(t.Context(), got, nil); err != nil {
+	if _, err := New(got, Deps{}); err != nil {
 		t.Errorf("New(decoded config): %v", err)
 	}
 }

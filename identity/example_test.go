@@ -1,7 +1,6 @@
 package identity_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -14,13 +13,12 @@ import (
 // A Verifier of tokens issued by a Keycloak realm to the gateway. Nothing
 // is fetched until the first token arrives.
 func ExampleVerifier_Verify() {
-	ctx := context.Background()
-	v, err := identity.New(ctx, identity.Config{
+	v, err := identity.New(identity.Config{
 		Issuers: []identity.Issuer{{
 			IssuerURL: "https://keycloak.example/realms/mcp",
 			Audiences: []string{"mcp-gateway"},
 		}},
-	}, &http.Client{Timeout: 5 * time.Second})
+	}, identity.Deps{HTTPClient: &http.Client{Timeout: 5 * time.Second}})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 
 	"github.com/mcp-authz/mcp-authz/internal/expiry"
+	"github.com/mcp-authz/mcp-authz/internal/tlsclient"
 )
 
 // Errors returned by Verify, VerifyAudience and BearerToken. Each is wrapped
@@ -86,8 +87,16 @@ type Config struct {
 	// Timeout bounds each discovery or key-set fetch; 0 means
 	// DefaultTimeout (5s).
 	Timeout time.Duration `yaml:"timeout" json:"timeout"`
+}
+
+// Deps are the Verifier's runtime dependencies: what a configuration file
+// cannot say.
+type Deps struct {
+	// HTTPClient fetches discovery documents and key sets; nil means
+	// http.DefaultClient.
+	HTTPClient *http.Client
 	// Now is the clock; nil means time.Now.
-	Now func() time.Time `yaml:"-" json:"-"`
+	Now func() time.Time
 }
 
 // Issuer is one accepted token issuer.
@@ -105,6 +114,11 @@ type Issuer struct {
 	// DefaultAlgorithms. Allowed: RS256, RS384, RS512, PS256, PS384,
 	// PS512, ES256, ES384, ES512, EdDSA.
 	Algorithms []string `yaml:"algorithms" json:"algorithms"`
+	// CAFile is a PEM bundle trusted, besides the system roots, for this
+	// issuer's discovery and key-set fetches: a provider (Keycloak in the
+	// cluster, say) whose certificate a private CA signed. Relative paths
+	// are read from the configuration file's folder.
+	CAFile string `yaml:"caFile,omitempty" json:"caFile,omitempty"`
 }
 
 // Identity is a verified token. The Verifier shares one Identity between
@@ -132,17 +146,18 @@ type Verifier struct {
 // discovery document and key set are fetched on first use and retried
 // after failures, so an identity provider that is down when the process
 // starts makes requests fail with ErrUnavailable until it is back.
-func New(ctx context.Context, c Config, client *http.Client) (*Verifier, error) {
+func New(c Config, d Deps) (*Verifier, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("identity: config: %w", err)
 	}
+	client := d.HTTPClient
 	if client == nil {
 		client = http.DefaultClient
 	}
 	v := &Verifier{
 		issuers: make(map[string]*issuer, len(c.Issuers)),
 		leeway:  orDefault(c.Leeway, DefaultLeeway),
-		now:     c.Now,
+		now:     d.Now,
 		cache:   newCache(c.CacheSize),
 	}
 	if v.leeway < 0 {
@@ -156,8 +171,15 @@ func New(ctx context.Context, c Config, client *http.Client) (*Verifier, error) 
 		maxAge:  orDefault(c.KeyMaxAge, DefaultKeyMaxAge),
 		timeout: orDefault(c.Timeout, DefaultTimeout),
 	}
-	for _, ic := range c.Issuers {
-		v.issuers[ic.IssuerURL] = newIssuer(ic, client, v.now, tm)
+	for i, ic := range c.Issuers {
+		cl := client
+		if ic.CAFile != "" {
+			var err error
+			if cl, err = tlsclient.WithCAFile(client, ic.CAFile); err != nil {
+				return nil, fmt.Errorf("identity: issuers[%d].caFile: %w", i, err)
+			}
+		}
+		v.issuers[ic.IssuerURL] = newIssuer(ic, cl, v.now, tm)
 	}
 	return v, nil
 }

@@ -25,12 +25,11 @@ func newVerifier(t testing.TB, p *provider, clk *clock, mod func(*Config)) *Veri
 	t.Helper()
 	c := Config{
 		Issuers: []Issuer{{IssuerURL: p.issuer, Audiences: []string{"mcp-gateway"}}},
-		Now:     clk.Now,
 	}
 	if mod != nil {
 		mod(&c)
 	}
-	v, err := New(t.Context(), c, p.Client())
+	v, err := New(c, Deps{HTTPClient: p.Client(), Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,13 +476,12 @@ func TestConcurrentVerify(t *testing.T) {
 func TestMultipleIssuers(t *testing.T) {
 	a, b := newProvider(t), newProvider(t, "b")
 	clk := newClock(start)
-	v, err := New(t.Context(), Config{
+	v, err := New(Config{
 		Issuers: []Issuer{
 			{IssuerURL: a.issuer, Audiences: []string{"aud-a"}},
 			{IssuerURL: b.issuer, Audiences: []string{"aud-b"}, Algorithms: []string{"ES256"}},
 		},
-		Now: clk.Now,
-	}, http.DefaultClient)
+	}, Deps{HTTPClient: http.DefaultClient, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -529,12 +527,12 @@ func TestNewConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := New(t.Context(), Config{Issuers: tt.issuers}, nil); err == nil {
+			if _, err := New(Config{Issuers: tt.issuers}, Deps{}); err == nil {
 				t.Error("New() accepted the config")
 			}
 		})
 	}
-	if _, err := New(t.Context(), Config{Issuers: []Issuer{ok}}, nil); err != nil {
+	if _, err := New(Config{Issuers: []Issuer{ok}}, Deps{}); err != nil {
 		t.Errorf("New() of a valid config: %v", err)
 	}
 }

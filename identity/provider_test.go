@@ -47,6 +47,18 @@ type signingKey struct {
 // default) share their initial keys, generated once per test binary.
 func newProvider(t testing.TB, label ...string) *provider {
 	t.Helper()
+	return startProvider(t, false, label...)
+}
+
+// newTLSProvider starts a provider serving HTTPS with a certificate of
+// httptest's own CA, which no client trusts unless told to.
+func newTLSProvider(t testing.TB) *provider {
+	t.Helper()
+	return startProvider(t, true)
+}
+
+func startProvider(t testing.TB, useTLS bool, label ...string) *provider {
+	t.Helper()
 	p := &provider{keys: map[string]*signingKey{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
@@ -66,13 +78,18 @@ func newProvider(t testing.TB, label ...string) *provider {
 		}
 		writeJSON(w, set)
 	})
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p.down.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
 		mux.ServeHTTP(w, r)
 	}))
+	if useTLS {
+		p.StartTLS()
+	} else {
+		p.Start()
+	}
 	t.Cleanup(p.Close)
 	p.issuer = p.URL
 	l := strings.Join(label, "")

@@ -27,7 +27,7 @@ func randomKid(t testing.TB) string {
 // Real clock: the waits for the next allowed fetch are real.
 func TestRotationAfterUnknownKidFlood(t *testing.T) {
 	p := newProvider(t)
-	v, err := New(t.Context(), Config{Issuers: []Issuer{{IssuerURL: p.issuer, Audiences: []string{"mcp-gateway"}}}}, p.Client())
+	v, err := New(Config{Issuers: []Issuer{{IssuerURL: p.issuer, Audiences: []string{"mcp-gateway"}}}}, Deps{HTTPClient: p.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,10 +96,10 @@ func TestRotationAfterUnknownKidFlood(t *testing.T) {
 // remembered as unknown.
 func TestFetchBeforeArrivalNotTrusted(t *testing.T) {
 	p := newProvider(t)
-	v, err := New(t.Context(), Config{
+	v, err := New(Config{
 		Issuers:            []Issuer{{IssuerURL: p.issuer, Audiences: []string{"mcp-gateway"}}},
 		KeyRefreshInterval: 100 * time.Millisecond,
-	}, p.Client())
+	}, Deps{HTTPClient: p.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}

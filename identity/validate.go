@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/mcp-authz/mcp-authz/internal/field"
+	"github.com/mcp-authz/mcp-authz/internal/tlsclient"
 )
 
 // Validate reports every problem of c, each an *field.Error whose path is
@@ -32,6 +33,11 @@ func (c Config) Validate() error {
 		}
 		if len(ic.Audiences) == 0 || slices.Contains(ic.Audiences, "") {
 			errs = append(errs, field.Errorf(at(".audiences"), "at least one non-empty audience is required"))
+		}
+		if ic.CAFile != "" {
+			if _, err := tlsclient.ReadPool(nil, ic.CAFile); err != nil {
+				errs = append(errs, &field.Error{Path: at(".caFile"), Err: err})
+			}
 		}
 		for k, a := range ic.Algorithms {
 			if !slices.Contains(allowedAlgorithms, a) {

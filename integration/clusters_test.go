@@ -36,6 +36,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/mcp-authz/mcp-authz/internal/devidp"
+	"github.com/mcp-authz/mcp-authz/internal/devidp/realms"
 )
 
 // This file is the package fixture of two trust domains (the delegation
@@ -90,7 +91,7 @@ const (
 
 // trustDomains is the two-domain environment.
 type trustDomains struct {
-	idp    *devidp.Server
+	idp    *realms.Server
 	caFile string // PEM of the provider's test CA (SSL_CERT_FILE for processes)
 	secret string // the mcp-gateway client secret (dev/gateway-secret)
 	a, b   *cluster
@@ -230,7 +231,7 @@ func (d *trustDomains) start() error {
 	b.Users = append(b.Users, devidp.User{Username: "bob.builder", Password: "bob.builder",
 		FederatedIdentities: map[string]string{realmA: "bob"}})
 	d.caFile = filepath.Join(d.dir, "devidp-ca.pem")
-	s, err := devidp.NewServer(devidp.ServerConfig{Realms: []devidp.Config{a, b}, TLS: &devidp.TLSConfig{CAFile: d.caFile}}, "127.0.0.1:0")
+	s, err := realms.New(realms.Config{Realms: []devidp.Config{a, b}, TLS: &realms.TLSConfig{CAFile: d.caFile}}, "127.0.0.1:0")
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,8 @@ func TestKuadrantUseCase2(t *testing.T) {
 	api := d.a.proxy
 	apiMark := api.mark()
 	// mcp-authz reaches the provider over HTTPS: its processes trust the
-	// test CA (mcp-authz has no CA setting of its own; Go reads SSL_CERT_FILE).
+	// test CA through SSL_CERT_FILE (identity.issuers[].caFile and exchange.caFile
+	// are the settings; TestIssuerCAFile and TestChain hold them).
 	t.Setenv("SSL_CERT_FILE", d.caFile)
 	a := startAggregate(t, 1, d.identityConfig(d.a.realm)+fmt.Sprintf(`servers:
   - name: mcp-test/kubernetes-mcp

@@ -37,7 +37,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	src, err := kube.New(kube.Config{Logger: slog.Default()}, rc, &reg, engineSink{engine})
+	src, err := kube.New(kube.Config{}, kube.Deps{RestConfig: rc, Registry: &reg, Policies: engineSink{engine}, Logger: slog.Default()})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -74,8 +74,20 @@ type Config struct {
 	// set by the process from its exchange configuration. Empty: a policy naming a
 	// profile is refused.
 	Profiles []string `yaml:"-" json:"-"`
+}
+
+// Deps are the Source's runtime dependencies: what a configuration file
+// cannot say.
+type Deps struct {
+	// RestConfig reaches the API server. Required.
+	RestConfig *rest.Config
+	// Registry receives the snapshots. Required.
+	Registry *registry.Registry
+	// Policies receives the policies; nil: policy resources only affect
+	// audiences.
+	Policies PolicySink
 	// Logger receives the controllers' logs; nil means slog.Default().
-	Logger *slog.Logger `yaml:"-" json:"-"`
+	Logger *slog.Logger
 }
 
 // Validate reports every problem of c, each an *field.Error whose path is
@@ -123,10 +135,10 @@ type compiledPolicy struct {
 	good       []policy.Policy // the rules of the last generation that compiled
 }
 
-// New returns a Source that stores snapshots into reg and policies into sink
-// (nil: policy resources only affect audiences). rc reaches the API server.
-// Nothing is contacted before Start.
-func New(c Config, rc *rest.Config, reg *registry.Registry, sink PolicySink) (*Source, error) {
+// New returns a Source that stores snapshots into d.Registry and policies
+// into d.Policies. Nothing is contacted, and nothing started, before Start.
+func New(c Config, d Deps) (*Source, error) {
+	rc, reg, sink := d.RestConfig, d.Registry, d.Policies
 	if rc == nil || reg == nil {
 		return nil, errors.New("kube: new: a rest config and a registry are required")
 	}
@@ -139,7 +151,7 @@ func New(c Config, rc *rest.Config, reg *registry.Registry, sink PolicySink) (*S
 	}
 	s := &Source{
 		cfg: c, rest: rc, reg: reg, sink: sink, scheme: sc,
-		log:          c.Logger,
+		log:          d.Logger,
 		compiledByID: map[types.UID]*compiledPolicy{},
 	}
 	if s.log == nil {

@@ -93,13 +93,12 @@ func (f *fixture) startSource(mutate ...func(*kube.Config, *rest.Config)) {
 		Namespaces:              []string{f.ns},
 		LeaderElectionNamespace: f.ns,
 		RetryInterval:           100 * time.Millisecond,
-		Logger:                  slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	rc := rest.CopyConfig(restConfig)
 	for _, m := range mutate {
 		m(&cfg, rc)
 	}
-	src, err := kube.New(cfg, rc, f.reg, f.sink)
+	src, err := kube.New(cfg, kube.Deps{RestConfig: rc, Registry: f.reg, Policies: f.sink, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -593,8 +592,7 @@ func TestEveryReplicaBuilds(t *testing.T) {
 	second := &registry.Registry{}
 	src, err := kube.New(kube.Config{
 		Namespaces: []string{f.ns}, LeaderElectionNamespace: f.ns,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, restConfig, second, nil)
+	}, kube.Deps{RestConfig: restConfig, Registry: second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

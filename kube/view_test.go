@@ -65,7 +65,7 @@ func newInputs(regs []mcpv1.MCPServerRegistration, routes []*gwv1.HTTPRoute, svc
 }
 
 func newSource(t testing.TB, c Config) *Source {
-	s, err := New(c, &rest.Config{}, &registry.Registry{}, nil)
+	s, err := New(c, Deps{RestConfig: &rest.Config{}, Registry: &registry.Registry{}})
 	if err != nil {
 		t.Fatal(err)
 	}

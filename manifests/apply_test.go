@@ -385,8 +385,7 @@ func TestExampleWithShippedRBAC(t *testing.T) {
 	src, err := kube.New(kube.Config{
 		AllowExternalNameServices: true, // the example follows Kuadrant's guide: an ExternalName Service
 		LeaderElectionNamespace:   "mcp-authz",
-		Logger:                    slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, rc, reg, pols)
+	}, kube.Deps{RestConfig: rc, Registry: reg, Policies: pols, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,8 +44,7 @@ func TestKuadrantSamples(t *testing.T) {
 	src, err := kube.New(kube.Config{
 		Namespaces:              []string{"mcp-samples", "mcp-authz"},
 		LeaderElectionNamespace: "mcp-authz", LeaderElectionID: "kuadrant-samples",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, rc, reg, nil)
+	}, kube.Deps{RestConfig: rc, Registry: reg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

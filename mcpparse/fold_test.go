@@ -1,12 +1,9 @@
 package mcpparse
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"testing"
-	"unicode"
-	"unicode/utf8"
 )
 
 func TestFoldKey(t *testing.T) {
@@ -34,28 +31,6 @@ func TestFoldKey(t *testing.T) {
 				t.Errorf("FoldKey(%q) = %q, want %q", tc.key, got, tc.want)
 			}
 		})
-	}
-}
-
-// TestFoldRune checks, for every rune, that foldRune stands for its simple
-// folding orbit: one rune per orbit, of that orbit, and a fixed point.
-func TestFoldRune(t *testing.T) {
-	for r := rune(0); r <= unicode.MaxRune; r++ {
-		if r >= 0xD800 && r <= 0xDFFF {
-			continue
-		}
-		f := foldRune(r)
-		if foldRune(f) != f {
-			t.Fatalf("foldRune(%U) = %U, not a fixed point", r, f)
-		}
-		if !bytes.EqualFold(utf8.AppendRune(nil, r), utf8.AppendRune(nil, f)) {
-			t.Fatalf("foldRune(%U) = %U, outside its orbit", r, f)
-		}
-		for g := unicode.SimpleFold(r); g != r; g = unicode.SimpleFold(g) {
-			if foldRune(g) != f {
-				t.Fatalf("foldRune(%U) = %U, foldRune(%U) = %U: one orbit", r, f, g, foldRune(g))
-			}
-		}
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/mcp-authz/mcp-authz/mcpparse/internal/jsonscan"
 )
 
 // Kind is the kind of a JSON-RPC message.
@@ -78,6 +80,11 @@ type Message struct {
 	// RequestID is params.requestId as sent (notifications/cancelled);
 	// nil if absent.
 	RequestID json.RawMessage
+	// TaskID is params.taskId of the requests of one task (TaskMethod),
+	// decoded; never empty for them, "" for other methods. TaskIDSpan
+	// locates it in the body (the JSON string as sent), as NameSpan does.
+	TaskID     string
+	TaskIDSpan Span
 	// Meta is params._meta as sent; nil if absent.
 	Meta json.RawMessage
 	// Result is the result object of a response, Error the error object
@@ -119,8 +126,8 @@ type Options struct {
 
 // Default limits.
 const (
-	DefaultMaxBytes = 1 << 20
-	DefaultMaxDepth = 64
+	DefaultMaxBytes = jsonscan.DefaultMaxBytes
+	DefaultMaxDepth = jsonscan.DefaultMaxDepth
 )
 
 // Parse decodes one JSON-RPC 2.0 message, strictly. Its errors wrap:
@@ -154,12 +161,12 @@ func Parse(body []byte, o Options) (Message, error) {
 	if err := p.init(body, o); err != nil {
 		return Message{}, err
 	}
-	if p.peek() == '[' {
+	if p.Peek() == '[' {
 		return Message{}, fmt.Errorf("%w: JSON array", ErrBatch)
 	}
 	m, err := p.message(1)
 	if err == nil {
-		err = p.end()
+		err = p.End()
 	}
 	if err != nil {
 		return Message{}, wellFormed(body, err)
@@ -176,7 +183,7 @@ func ParseBatch(body []byte, o Options) ([]Message, error) {
 	if err := p.init(body, o); err != nil {
 		return nil, err
 	}
-	if p.peek() != '[' {
+	if p.Peek() != '[' {
 		m, err := Parse(body, o)
 		if err != nil {
 			return nil, err
@@ -185,7 +192,7 @@ func ParseBatch(body []byte, o Options) ([]Message, error) {
 	}
 	msgs, err := p.batch()
 	if err == nil {
-		err = p.end()
+		err = p.End()
 	}
 	if err != nil {
 		return nil, wellFormed(body, err)
@@ -194,7 +201,7 @@ func ParseBatch(body []byte, o Options) ([]Message, error) {
 }
 
 func (p *scanner) batch() ([]Message, error) {
-	empty, err := p.open(1, ']')
+	empty, err := p.Open(1, ']')
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +215,7 @@ func (p *scanner) batch() ([]Message, error) {
 			return nil, fmt.Errorf("batch element %d: %w", len(msgs), err)
 		}
 		msgs = append(msgs, m)
-		if more, err = p.next(']'); err != nil {
+		if more, err = p.Next(']'); err != nil {
 			return nil, err
 		}
 	}
@@ -231,9 +238,10 @@ func wellFormed(body []byte, err error) error {
 // IsBatch reports whether the first byte of body that is not JSON white
 // space is '[', the start of a batch.
 func IsBatch(body []byte) bool {
-	p := scanner{buf: body}
-	p.ws()
-	return p.peek() == '['
+	var p jsonscan.Scanner
+	p.Buf = body
+	p.WS()
+	return p.Peek() == '['
 }
 
 // ValidName reports whether s is a valid MCP tool or prompt name: 1 to 128

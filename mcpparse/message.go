@@ -1,6 +1,10 @@
 package mcpparse
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/mcp-authz/mcp-authz/mcpparse/internal/jsonscan"
+)
 
 // maxMethod is the longest method accepted, in bytes.
 const maxMethod = 256
@@ -12,7 +16,10 @@ type params struct {
 	nameKind, uriKind, argsKind byte   // 0 when absent
 	nameSpan                    Span   // the name as sent
 	cursor, requestID, meta     []byte // as sent; nil when absent
-	ref                         ref    // params.ref (completion/complete)
+	taskID                      []byte // decoded params.taskId
+	taskIDKind                  byte   // 0 when absent
+	taskIDSpan                  Span
+	ref                         ref // params.ref (completion/complete)
 	hasRef                      bool
 }
 
@@ -34,26 +41,26 @@ func (p *scanner) message(depth int) (Message, error) {
 		idKind, paramsKind  byte
 		hasResult, hasError bool
 	)
-	if p.peek() != '{' {
+	if p.Peek() != '{' {
 		return Message{}, fmt.Errorf("%w: message is not an object", ErrInvalidRequest)
 	}
-	empty, err := p.open(depth, '}')
+	empty, err := p.Open(depth, '}')
 	if err != nil {
 		return Message{}, err
 	}
-	ks := p.beginObject()
+	ks := p.BeginObject()
 	for more := !empty; more; {
-		k, err := p.key(&ks)
+		k, err := p.Key(&ks)
 		if err != nil {
 			return Message{}, err
 		}
 		switch string(k) {
 		case "jsonrpc":
 			hasVersion = true
-			if p.peek() != '"' {
+			if p.Peek() != '"' {
 				return Message{}, fmt.Errorf("%w: jsonrpc is not a string", ErrInvalidRequest)
 			}
-			v, err := p.text()
+			v, err := p.Text()
 			if err != nil {
 				return Message{}, err
 			}
@@ -62,62 +69,62 @@ func (p *scanner) message(depth int) (Message, error) {
 			}
 		case "method":
 			hasMeth = true
-			if p.peek() != '"' {
+			if p.Peek() != '"' {
 				return Message{}, fmt.Errorf("%w: method is not a string", ErrInvalidRequest)
 			}
-			if method, err = p.text(); err != nil {
+			if method, err = p.Text(); err != nil {
 				return Message{}, err
 			}
 		case "id":
-			start := p.pos
-			if idKind, err = p.value(depth); err != nil {
+			start := p.Pos
+			if idKind, err = p.Value(depth); err != nil {
 				return Message{}, err
 			}
 			switch idKind {
-			case '"', kindInt, 'n':
-			case kindNumber:
-				if !p.anyNumID {
+			case '"', jsonscan.KindInt, 'n':
+			case jsonscan.KindNumber:
+				if !p.AnyNumberID {
 					return Message{}, fmt.Errorf("%w: id is not a string or an integer", ErrInvalidRequest)
 				}
 			default:
 				return Message{}, fmt.Errorf("%w: id is not a string or an integer", ErrInvalidRequest)
 			}
-			m.ID = p.buf[start:p.pos]
-			m.IDSpan = Span{start, p.pos}
+			m.ID = p.Buf[start:p.Pos]
+			m.IDSpan = Span{start, p.Pos}
 		case "params":
-			if paramsKind = p.peek(); paramsKind != '{' {
+			if paramsKind = p.Peek(); paramsKind != '{' {
 				return Message{}, fmt.Errorf("%w: params is not an object", ErrInvalidParams)
 			}
-			start := p.pos
+			start := p.Pos
 			if err := p.params(depth+1, &pr); err != nil {
 				return Message{}, err
 			}
-			m.Params = p.buf[start:p.pos]
+			m.Params = p.Buf[start:p.Pos]
 		case "result":
 			hasResult = true
-			if p.peek() != '{' {
+			if p.Peek() != '{' {
 				return Message{}, fmt.Errorf("%w: result is not an object", ErrInvalidRequest)
 			}
-			start := p.pos
-			if err := p.object(depth + 1); err != nil {
+			start := p.Pos
+			if err := p.Object(depth + 1); err != nil {
 				return Message{}, err
 			}
-			m.Result = p.buf[start:p.pos]
+			m.Result = p.Buf[start:p.Pos]
 		case "error":
 			hasError = true
-			start := p.pos
+			start := p.Pos
 			if err := p.errorObject(depth + 1); err != nil {
 				return Message{}, err
 			}
-			m.Error = p.buf[start:p.pos]
+			m.Error = p.Buf[start:p.Pos]
 		default:
 			return Message{}, fmt.Errorf("%w: unknown member %.40q", ErrInvalidRequest, k)
 		}
-		if more, err = p.next('}'); err != nil {
+		if more, err = p.Next('}'); err != nil {
 			return Message{}, err
 		}
 	}
-	p.endObject(ks)
+	p.EndObject(ks)
 
 	if !hasVersion {
 		return Message{}, fmt.Errorf("%w: no jsonrpc member", ErrInvalidRequest)
@@ -179,6 +186,9 @@ func response(m *Message, idKind byte, hasParams, hasResult, hasError bool) erro
 // resource, and sets the message's Name, URI and Arguments.
 func target(m *Message, hasParams bool, pr *params) error {
 	var named bool
+	if TaskMethod(m.Method) {
+		return taskTarget(m, hasParams, pr)
+	}
 	switch m.Method {
 	case "tools/call", "prompts/get":
 		named = true
@@ -223,6 +233,38 @@ func target(m *Message, hasParams bool, pr *params) error {
 	return nil
 }
 
+// TaskMethod reports whether method is a request about one task, named by
+// params.taskId: tasks/get, tasks/update and tasks/cancel of the tasks
+// extension (SEP-2663), and tasks/result of 2025-11-25.
+func TaskMethod(method string) bool {
+	switch method {
+	case "tasks/get", "tasks/update", "tasks/cancel", "tasks/result":
+		return true
+	}
+	return false
+}
+
+// maxTaskID bounds params.taskId, in bytes: it travels in the Mcp-Name
+// header too.
+const maxTaskID = 4 << 10
+
+// taskTarget checks the params of a TaskMethod request: a non-empty string
+// params.taskId of at most maxTaskID bytes without control characters,
+// which sets TaskID and TaskIDSpan.
+func taskTarget(m *Message, hasParams bool, pr *params) error {
+	if m.Kind != KindRequest {
+		return fmt.Errorf("%w: %s without an id", ErrInvalidRequest, m.Method)
+	}
+	if !hasParams || pr.taskIDKind != '"' {
+		return fmt.Errorf("%w: %s without a string params.taskId", ErrInvalidParams, m.Method)
+	}
+	if len(pr.taskID) > maxTaskID || !validURI(pr.taskID) {
+		return fmt.Errorf("%w: params.taskId empty, longer than %d bytes or with a control character", ErrInvalidParams, maxTaskID)
+	}
+	m.TaskID, m.TaskIDSpan = string(pr.taskID), pr.taskIDSpan
+	return nil
+}
+
 // completionTarget checks params.ref of completion/complete: a ref/prompt
 // with a valid name, which sets Name and NameSpan, or a ref/resource with a
 // URI (template), which sets URI. Arguments stays nil: params.argument is
@@ -262,40 +304,24 @@ func completionTarget(m *Message, pr *params) error {
 // ref reads params.ref at depth: type, name and uri; title and other
 // members are read and left.
 func (p *scanner) ref(depth int, r *ref) error {
-	empty, err := p.open(depth, '}')
-	if empty || err != nil {
-		return err
-	}
-	ks := p.beginObject()
-	for more := true; more; {
-		k, err := p.key(&ks)
-		if err != nil {
-			return err
-		}
+	return p.Members(depth, func(k []byte) (err error) {
 		switch string(k) {
 		case "type":
 			r.typ, r.typKind, err = p.member(depth)
 		case "name":
-			start := p.pos
+			start := p.Pos
 			r.name, r.nameKind, err = p.member(depth)
-			r.nameSpan = Span{start, p.pos}
+			r.nameSpan = Span{start, p.Pos}
 		case "uri":
 			r.uri, r.uriKind, err = p.member(depth)
 		default:
-			if m, ok := refMembers[string(fold(k))]; ok && m != string(k) && !p.exact {
+			if m, ok := refMembers[string(jsonscan.Fold(k))]; ok && m != string(k) && !p.Exact {
 				return fmt.Errorf("%w: params.ref member %.40q is %q in another case", ErrInvalidParams, k, m)
 			}
-			_, err = p.value(depth)
+			_, err = p.Value(depth)
 		}
-		if err != nil {
-			return err
-		}
-		if more, err = p.next('}'); err != nil {
-			return err
-		}
-	}
-	p.endObject(ks)
-	return nil
+		return err
+	})
 }
 
 // refMembers maps the folded form of the members of params.ref to their
@@ -304,37 +330,32 @@ var refMembers = map[string]string{"type": "type", "name": "name", "uri": "uri"}
 
 // params reads a params object at depth, noting name, uri and arguments.
 func (p *scanner) params(depth int, pr *params) error {
-	empty, err := p.open(depth, '}')
-	if empty || err != nil {
-		return err
-	}
-	ks := p.beginObject()
-	for more := true; more; {
-		k, err := p.key(&ks)
-		if err != nil {
-			return err
-		}
+	return p.Members(depth, func(k []byte) (err error) {
 		switch string(k) {
 		case "name":
-			start := p.pos
+			start := p.Pos
 			pr.name, pr.nameKind, err = p.member(depth)
-			pr.nameSpan = Span{start, p.pos}
+			pr.nameSpan = Span{start, p.Pos}
 		case "uri":
 			pr.uri, pr.uriKind, err = p.member(depth)
+		case "taskId":
+			start := p.Pos
+			pr.taskID, pr.taskIDKind, err = p.member(depth)
+			pr.taskIDSpan = Span{start, p.Pos}
 		case "ref":
-			if p.peek() != '{' {
+			if p.Peek() != '{' {
 				return fmt.Errorf("%w: params.ref is not an object", ErrInvalidParams)
 			}
 			pr.hasRef = true
 			err = p.ref(depth+1, &pr.ref)
 		case "arguments":
-			start := p.pos
-			pr.argsKind, err = p.value(depth)
-			pr.args = p.buf[start:p.pos]
+			start := p.Pos
+			pr.argsKind, err = p.Value(depth)
+			pr.args = p.Buf[start:p.Pos]
 		case "cursor", "requestId", "_meta":
-			start := p.pos
-			_, err = p.value(depth)
-			v := p.buf[start:p.pos]
+			start := p.Pos
+			_, err = p.Value(depth)
+			v := p.Buf[start:p.Pos]
 			switch string(k) {
 			case "cursor":
 				pr.cursor = v
@@ -344,20 +365,13 @@ func (p *scanner) params(depth int, pr *params) error {
 				pr.meta = v
 			}
 		default:
-			if m, ok := misspelledParam(k); ok && !p.exact {
+			if m, ok := misspelledParam(k); ok && !p.Exact {
 				return fmt.Errorf("%w: params member %.40q is %q in another case", ErrInvalidParams, k, m)
 			}
-			_, err = p.value(depth)
+			_, err = p.Value(depth)
 		}
-		if err != nil {
-			return err
-		}
-		if more, err = p.next('}'); err != nil {
-			return err
-		}
-	}
-	p.endObject(ks)
-	return nil
+		return err
+	})
 }
 
 // paramMembers maps the folded form (FoldKey) of every member the MCP schema
@@ -375,12 +389,12 @@ var paramMembers = func() map[string]string {
 		"stopSequences", "systemPrompt", "task", "taskId", "temperature", "toolChoice",
 		"tools", "total", "ttl", "uri", "url",
 	} {
-		m[string(fold([]byte(s)))] = s
+		m[string(jsonscan.Fold([]byte(s)))] = s
 	}
 	return m
 }()
 
-// maxParamMember bounds the bytes of a key that can fold to a member of
+// maxParamMember bounds the bytes of a key that can jsonscan.Fold to a member of
 // paramMembers: 16 runes of at most 3 bytes (U+212A KELVIN SIGN is 3).
 const maxParamMember = 16 * 3
 
@@ -392,39 +406,39 @@ func misspelledParam(k []byte) (string, bool) {
 		return "", false
 	}
 	var tmp [maxParamMember]byte
-	m, ok := paramMembers[string(appendFold(tmp[:0], k))]
+	m, ok := paramMembers[string(jsonscan.AppendFold(tmp[:0], k))]
 	return m, ok && m != string(k)
 }
 
 // member reads a value and returns it decoded if it is a string.
 func (p *scanner) member(depth int) ([]byte, byte, error) {
-	if p.peek() == '"' {
-		s, err := p.text()
+	if p.Peek() == '"' {
+		s, err := p.Text()
 		return s, '"', err
 	}
-	kind, err := p.value(depth)
+	kind, err := p.Value(depth)
 	return nil, kind, err
 }
 
 // errorObject reads a JSON-RPC error object at depth: an integer code, a
 // string message and optional data, nothing else.
 func (p *scanner) errorObject(depth int) error {
-	if p.peek() != '{' {
+	if p.Peek() != '{' {
 		return fmt.Errorf("%w: error is not an object", ErrInvalidRequest)
 	}
-	empty, err := p.open(depth, '}')
+	empty, err := p.Open(depth, '}')
 	if err != nil {
 		return err
 	}
-	ks := p.beginObject()
+	ks := p.BeginObject()
 	var code, msg byte
 	for more := !empty; more; {
-		k, err := p.key(&ks)
+		k, err := p.Key(&ks)
 		if err != nil {
 			return err
 		}
 		var kind byte
-		if kind, err = p.value(depth); err != nil {
+		if kind, err = p.Value(depth); err != nil {
 			return err
 		}
 		switch string(k) {
@@ -436,12 +450,12 @@ func (p *scanner) errorObject(depth int) error {
 		default:
 			return fmt.Errorf("%w: unknown member %.40q in error", ErrInvalidRequest, k)
 		}
-		if more, err = p.next('}'); err != nil {
+		if more, err = p.Next('}'); err != nil {
 			return err
 		}
 	}
-	p.endObject(ks)
-	if code != kindInt || msg != '"' {
+	p.EndObject(ks)
+	if code != jsonscan.KindInt || msg != '"' {
 		return fmt.Errorf("%w: error without an integer code and a string message", ErrInvalidRequest)
 	}
 	return nil
@@ -471,23 +485,26 @@ func validURI(b []byte) bool {
 	return true
 }
 
-// methods are the MCP methods, returned without allocating.
+// methods are the MCP methods, returned without allocating: those of
+// revisions 2025-11-25 and 2026-07-28 with the tasks extension
+// (testdata/methods.txt, TestMethodsOfTheSpec).
 var methods = func() map[string]string {
 	m := make(map[string]string)
 	for _, s := range []string{
-		"initialize", "ping",
+		"initialize", "ping", "server/discover", "subscriptions/listen",
 		"tools/list", "tools/call",
 		"prompts/list", "prompts/get",
 		"resources/list", "resources/templates/list", "resources/read",
 		"resources/subscribe", "resources/unsubscribe",
 		"completion/complete", "logging/setLevel",
 		"sampling/createMessage", "elicitation/create", "roots/list",
-		"tasks/get", "tasks/result", "tasks/list", "tasks/cancel",
+		"tasks/get", "tasks/result", "tasks/list", "tasks/cancel", "tasks/update",
 		"notifications/initialized", "notifications/cancelled", "notifications/progress",
 		"notifications/message", "notifications/roots/list_changed",
 		"notifications/tools/list_changed", "notifications/prompts/list_changed",
 		"notifications/resources/list_changed", "notifications/resources/updated",
 		"notifications/elicitation/complete", "notifications/tasks/status",
+		"notifications/tasks", "notifications/subscriptions/acknowledged",
 	} {
 		m[s] = s
 	}

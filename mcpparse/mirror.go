@@ -38,12 +38,14 @@ type Mirror struct {
 //   - MCP-Protocol-Version, when sent, equals the version in params._meta
 //     (MetaProtocolVersion) when the body has one;
 //   - Mcp-Method, when sent, equals the method, and Mcp-Name, when sent,
-//     equals the name of tools/call and prompts/get or the URI of
-//     resources/read, subscribe and unsubscribe (other methods' Mcp-Name is
+//     equals the name of tools/call and prompts/get, the URI of
+//     resources/read, subscribe and unsubscribe, or the taskId of
+//     tasks/get, update, cancel and result (other methods' Mcp-Name is
 //     left to their handlers);
 //   - a message of 2026-07-28 or later (by the header, else by _meta) that
-//     has a method must send Mcp-Method, and tools/call, prompts/get and
-//     resources/read must send Mcp-Name.
+//     has a method must send Mcp-Method, and tools/call, prompts/get,
+//     resources/read, tasks/get, tasks/update and tasks/cancel must send
+//     Mcp-Name.
 //
 // Errors wrap ErrHeaderMismatch, or ErrInvalidParams for a _meta whose
 // protocol version is not a string.
@@ -87,6 +89,10 @@ func CheckMirror(h Mirror, m *Message) error {
 		name = m.URI
 	case "resources/subscribe", "resources/unsubscribe":
 		name, required = m.URI, false // 2025 methods: checked only when sent
+	case "tasks/get", "tasks/update", "tasks/cancel":
+		name = m.TaskID // the tasks extension: Mcp-Name is the taskId
+	case "tasks/result":
+		name, required = m.TaskID, false // 2025-11-25 only: checked when sent
 	default:
 		return nil
 	}
@@ -180,27 +186,27 @@ func Argument(args []byte, name string) (raw []byte, ok bool) {
 		return nil, false
 	}
 	var p scanner
-	if err := p.init(args, Options{CaseSensitiveKeys: true}); err != nil || p.peek() != '{' {
+	if err := p.init(args, Options{CaseSensitiveKeys: true}); err != nil || p.Peek() != '{' {
 		return nil, false
 	}
-	empty, err := p.open(1, '}')
+	empty, err := p.Open(1, '}')
 	if err != nil {
 		return nil, false
 	}
-	ks := p.beginObject()
+	ks := p.BeginObject()
 	for more := !empty; more; {
-		k, err := p.key(&ks)
+		k, err := p.Key(&ks)
 		if err != nil {
 			return nil, false
 		}
-		start := p.pos
-		if _, err := p.value(1); err != nil {
+		start := p.Pos
+		if _, err := p.Value(1); err != nil {
 			return nil, false
 		}
 		if strings.EqualFold(string(k), name) {
-			return args[start:p.pos], true
+			return args[start:p.Pos], true
 		}
-		if more, err = p.next('}'); err != nil {
+		if more, err = p.Next('}'); err != nil {
 			return nil, false
 		}
 	}

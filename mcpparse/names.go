@@ -10,30 +10,19 @@ func Names(obj []byte, o Options) ([]string, error) {
 	if err := p.init(obj, o); err != nil {
 		return nil, err
 	}
-	if p.peek() != '{' {
+	if p.Peek() != '{' {
 		return nil, fmt.Errorf("%w: not an object", ErrInvalidRequest)
 	}
-	empty, err := p.open(1, '}')
-	if err != nil {
-		return nil, err
-	}
 	var out []string
-	ks := p.beginObject()
-	for more := !empty; more; {
-		k, err := p.key(&ks)
-		if err != nil {
-			return nil, wellFormed(obj, err)
-		}
+	err := p.Members(1, func(k []byte) error {
 		out = append(out, string(k))
-		if _, err := p.value(1); err != nil {
-			return nil, wellFormed(obj, err)
-		}
-		if more, err = p.next('}'); err != nil {
-			return nil, wellFormed(obj, err)
-		}
+		_, err := p.Value(1)
+		return err
+	})
+	if err != nil {
+		return nil, wellFormed(obj, err)
 	}
-	p.endObject(ks)
-	if err := p.end(); err != nil {
+	if err := p.End(); err != nil {
 		return nil, err
 	}
 	return out, nil

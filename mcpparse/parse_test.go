@@ -547,23 +547,3 @@ func TestKindString(t *testing.T) {
 		}
 	}
 }
-
-// TestPlain8 checks the eight-byte test against the byte table for every
-// pair of byte values, in a few pairs of positions (borrows run upwards).
-func TestPlain8(t *testing.T) {
-	for _, pos := range [][2]int{{0, 1}, {0, 7}, {3, 4}, {6, 7}} {
-		for c1 := range 256 {
-			for c2 := range 256 {
-				b := []byte("aaaaaaaa")
-				b[pos[0]], b[pos[1]] = byte(c1), byte(c2)
-				x := uint64(0)
-				for i := 7; i >= 0; i-- {
-					x = x<<8 | uint64(b[i])
-				}
-				if got, want := plain8(x), plain[c1] && plain[c2]; got != want {
-					t.Fatalf("plain8(%q) = %v, want %v", b, got, want)
-				}
-			}
-		}
-	}
-}

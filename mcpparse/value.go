@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+
+	"github.com/mcp-authz/mcp-authz/mcpparse/internal/jsonscan"
 )
 
 // Field is one member of an object read by Fields.
@@ -27,43 +29,34 @@ func Fields(obj []byte, o Options, names ...string) ([]Field, error) {
 	if err := p.init(obj, o); err != nil {
 		return nil, err
 	}
-	if p.peek() != '{' {
+	if p.Peek() != '{' {
 		return nil, fmt.Errorf("%w: not an object", ErrInvalidRequest)
 	}
 	out := make([]Field, len(names))
-	empty, err := p.open(1, '}')
-	if err != nil {
-		return nil, err
-	}
-	ks := p.beginObject()
-	for more := !empty; more; {
-		k, err := p.key(&ks)
-		if err != nil {
-			return nil, wellFormed(obj, err)
-		}
+	err := p.Members(1, func(k []byte) error {
 		i := -1
 		for j, n := range names {
 			if string(k) == n {
 				i = j
 				break
 			}
-			if !p.exact && bytes.EqualFold(k, []byte(n)) {
-				return nil, fmt.Errorf("%w: member %.40q is %q in another case", ErrInvalidRequest, k, n)
+			if !p.Exact && bytes.EqualFold(k, []byte(n)) {
+				return fmt.Errorf("%w: member %.40q is %q in another case", ErrInvalidRequest, k, n)
 			}
 		}
-		start := p.pos
-		if _, err := p.value(1); err != nil {
-			return nil, wellFormed(obj, err)
+		start := p.Pos
+		if _, err := p.Value(1); err != nil {
+			return err
 		}
 		if i >= 0 {
-			out[i] = Field{Raw: obj[start:p.pos], Start: start}
+			out[i] = Field{Raw: obj[start:p.Pos], Start: start}
 		}
-		if more, err = p.next('}'); err != nil {
-			return nil, wellFormed(obj, err)
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, wellFormed(obj, err)
 	}
-	p.endObject(ks)
-	if err := p.end(); err != nil {
+	if err := p.End(); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -76,25 +69,25 @@ func Elements(arr []byte, o Options) ([]json.RawMessage, error) {
 	if err := p.init(arr, o); err != nil {
 		return nil, err
 	}
-	if p.peek() != '[' {
+	if p.Peek() != '[' {
 		return nil, fmt.Errorf("%w: not an array", ErrInvalidRequest)
 	}
-	empty, err := p.open(1, ']')
+	empty, err := p.Open(1, ']')
 	if err != nil {
 		return nil, err
 	}
 	var out []json.RawMessage
 	for more := !empty; more; {
-		start := p.pos
-		if _, err := p.value(1); err != nil {
+		start := p.Pos
+		if _, err := p.Value(1); err != nil {
 			return nil, wellFormed(arr, err)
 		}
-		out = append(out, arr[start:p.pos])
-		if more, err = p.next(']'); err != nil {
+		out = append(out, arr[start:p.Pos])
+		if more, err = p.Next(']'); err != nil {
 			return nil, wellFormed(arr, err)
 		}
 	}
-	if err := p.end(); err != nil {
+	if err := p.End(); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -107,14 +100,14 @@ func String(raw []byte) (string, error) {
 	if err := p.init(raw, Options{}); err != nil {
 		return "", err
 	}
-	if p.peek() != '"' {
+	if p.Peek() != '"' {
 		return "", fmt.Errorf("%w: not a string", ErrInvalidRequest)
 	}
-	s, err := p.text()
+	s, err := p.Text()
 	if err != nil {
 		return "", err
 	}
-	if err := p.end(); err != nil {
+	if err := p.End(); err != nil {
 		return "", err
 	}
 	return string(s), nil
@@ -127,14 +120,14 @@ func Int(raw []byte) (int64, error) {
 	if err := p.init(raw, Options{}); err != nil {
 		return 0, err
 	}
-	kind, err := p.value(1)
+	kind, err := p.Value(1)
 	if err != nil {
 		return 0, err
 	}
-	if err := p.end(); err != nil {
+	if err := p.End(); err != nil {
 		return 0, err
 	}
-	if kind != kindInt {
+	if kind != jsonscan.KindInt {
 		return 0, fmt.Errorf("%w: not an integer", ErrInvalidRequest)
 	}
 	n, err := strconv.ParseInt(string(bytes.TrimSpace(raw)), 10, 64)
@@ -163,24 +156,24 @@ func AppendIDKey(dst []byte, id []byte) ([]byte, bool) {
 	if p.init(id, Options{}) != nil {
 		return dst, false
 	}
-	start := p.pos
-	if p.peek() == '"' {
-		raw, esc, err := p.str()
-		if err != nil || p.end() != nil {
+	start := p.Pos
+	if p.Peek() == '"' {
+		raw, esc, err := p.Str()
+		if err != nil || p.End() != nil {
 			return dst, false
 		}
 		dst = append(dst, 's')
 		if esc {
-			return unescape(dst, raw), true
+			return jsonscan.Unescape(dst, raw), true
 		}
 		return append(dst, raw...), true
 	}
-	kind, err := p.value(1)
-	if err != nil || (kind != kindInt && kind != kindNumber) {
+	kind, err := p.Value(1)
+	if err != nil || (kind != jsonscan.KindInt && kind != jsonscan.KindNumber) {
 		return dst, false
 	}
-	num := p.buf[start:p.pos]
-	if p.end() != nil {
+	num := p.Buf[start:p.Pos]
+	if p.End() != nil {
 		return dst, false
 	}
 	n, ok := integerID(num)

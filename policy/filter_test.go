@@ -97,3 +97,57 @@ allow if {
 		})
 	}
 }
+
+// TestFilterServerMethods: a method that targets a server alone
+// (logging/setLevel, notifications/roots/list_changed, which the router
+// passes to every server of a session) is evaluated as that method with
+// mcp.server and no entry, by both engines; a Method beside an entry, or
+// one that needs an entry, is never allowed. Targets of both shapes mixed
+// in one call each see their own document.
+func TestFilterServerMethods(t *testing.T) {
+	const other = "a/other"
+	targets := []Target{
+		{Server: kube, Tool: "pods_list"},
+		{Server: kube, Method: "logging/setLevel"},
+		{Server: kube, Tool: "pods_list"},
+		{Server: other, Method: "logging/setLevel"},
+		{Server: kube, Method: "notifications/roots/list_changed"},
+		{Server: kube, Method: "tools/call"},                  // needs a tool
+		{Server: kube, Method: "logging/setLevel", Tool: "x"}, // names two
+	}
+	const cel = `mcp.server == "` + kube + `" && (
+		(mcp.method == "tools/call" && mcp.tool.name == "pods_list") ||
+		(mcp.method in ["logging/setLevel", "notifications/roots/list_changed"] && !has(mcp.tool) && !has(mcp.prompt) && !has(mcp.resource)))`
+	const rego = `package mcp.authz
+
+allow if {
+	input.mcp.server == "` + kube + `"
+	input.mcp.method == "tools/call"
+	input.mcp.tool.name == "pods_list"
+}
+
+allow if {
+	input.mcp.server == "` + kube + `"
+	input.mcp.method in {"logging/setLevel", "notifications/roots/list_changed"}
+	not input.mcp.tool
+	not input.mcp.resource
+}
+`
+	want := []bool{true, true, true, false, true, false, false}
+	for _, tt := range []struct {
+		name   string
+		config Config
+	}{
+		{"cel", Config{Policies: []Policy{{Name: "methods", CEL: cel}}}},
+		{"rego", Config{Policies: []Policy{{Name: "methods", Rego: rego}}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := mustCompile(t, tt.config)
+			in := toolCall("", "pods_list")
+			in.MCP = MCP{Method: "logging/setLevel"}
+			if diff := cmp.Diff(want, s.Filter(t.Context(), in, targets)); diff != "" {
+				t.Errorf("Filter (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

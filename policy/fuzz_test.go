@@ -16,6 +16,9 @@ func FuzzKeycloakTwins(f *testing.F) {
 		`{"mcp":{"method":"tools/call","server":"","tool":{"name":""}},"token":{"aud":"","resource_access":{"":{"roles":[""]}}}}`,
 		`{"mcp":{"method":"tools/call","server":"s"},"token":{}}`,
 		`{"mcp":{"method":"tools/list"},"identity":{"sub":"a"}}`,
+		`{"mcp":{"method":"tasks/get","server":"s","task":{"server":"s","tool":"t","method":"tasks/get"}},"token":{"aud":"s","resource_access":{"s":{"roles":["t"]}}}}`,
+		`{"mcp":{"method":"tasks/cancel","server":"s","task":{"server":"s","tool":"","method":"tasks/cancel"}},"token":{"aud":"s","resource_access":{"s":{"roles":[""]}}}}`,
+		`{"mcp":{"method":"resources/read","server":"s","task":{"server":"s","tool":"t","method":"tasks/get"}},"token":{"aud":"s","resource_access":{"s":{"roles":["t"]}}}}`,
 	} {
 		f.Add([]byte(seed))
 	}

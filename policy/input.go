@@ -60,14 +60,25 @@ type Request struct {
 	Headers map[string]string `json:"headers"`
 }
 
-// MCP is the MCP message; Tool, Prompt and Resource are set for the methods that name one.
+// MCP is the MCP message; Tool, Prompt, Resource and Task are set for the methods that name one.
 type MCP struct {
 	Method    string          `json:"method"`
 	Server    string          `json:"server"` // namespace/name of the target server; "" for none
 	Tool      *Tool           `json:"tool,omitempty"`
 	Prompt    *Prompt         `json:"prompt,omitempty"`
 	Resource  *Resource       `json:"resource,omitempty"`
+	Task      *Task           `json:"task,omitempty"`
 	Arguments json.RawMessage `json:"arguments,omitempty"` // of tools/call and prompts/get
+}
+
+// Task is the task a task request (tasks/get, tasks/update, tasks/cancel,
+// tasks/result) is about: the server running it, the tool whose call created
+// it and the method asked of it. Tool is "" where authz cannot know it (a
+// server's own task id, authz attached to the server's route).
+type Task struct {
+	Server string `json:"server"`
+	Tool   string `json:"tool"` // unprefixed
+	Method string `json:"method"`
 }
 
 // Tool is the tool of a tools/call, as agentgateway's CEL names it.
@@ -209,7 +220,7 @@ func (d *doc) mcpDoc() map[string]any {
 func (d *doc) mcpMap() map[string]any {
 	m := d.in.MCP
 	n := 2
-	for _, set := range []bool{m.Tool != nil, m.Prompt != nil, m.Resource != nil, d.args != nil} {
+	for _, set := range []bool{m.Tool != nil, m.Prompt != nil, m.Resource != nil, m.Task != nil, d.args != nil} {
 		if set {
 			n++
 		}
@@ -225,6 +236,9 @@ func (d *doc) mcpMap() map[string]any {
 	}
 	if m.Resource != nil {
 		out["resource"] = map[string]string{"uri": m.Resource.URI}
+	}
+	if m.Task != nil {
+		out["task"] = map[string]string{"server": m.Task.Server, "tool": m.Task.Tool, "method": m.Task.Method}
 	}
 	if d.argsDone && d.argsErr == nil && d.args != nil {
 		out["arguments"] = d.args

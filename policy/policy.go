@@ -305,11 +305,26 @@ type Target struct {
 	Tool     string // unprefixed tool name: evaluated as tools/call
 	Prompt   string // unprefixed prompt name: evaluated as prompts/get
 	Resource string // a resource's uri, or a template's uriTemplate: evaluated as resources/read
+	// Method is a method that targets Server alone, with no tool, prompt
+	// or resource: logging/setLevel and notifications/roots/list_changed,
+	// which the router passes to every server of a session. Evaluated as
+	// that method with mcp.server only. Set with none of the above.
+	Method string
 }
 
 // method is the MCP method a caller would use t with; "" when t names
 // none or more than one entry.
 func (t *Target) method() string {
+	if t.Method != "" {
+		if t.Tool != "" || t.Prompt != "" || t.Resource != "" {
+			return ""
+		}
+		switch t.Method {
+		case "tools/call", "prompts/get", "resources/read":
+			return "" // each needs its entry
+		}
+		return t.Method
+	}
 	switch {
 	case t.Tool != "" && t.Prompt == "" && t.Resource == "":
 		return "tools/call"
@@ -388,7 +403,7 @@ func (d *doc) setTarget(t *Target, method string) {
 			td.m["tool"] = td.entry
 		case "prompts/get":
 			td.m["prompt"] = td.entry
-		default:
+		case "resources/read":
 			td.m["resource"] = td.entry
 		}
 	} else if td.m["server"] != t.Server {
@@ -403,7 +418,7 @@ func (d *doc) setTarget(t *Target, method string) {
 		td.prompt = Prompt{Name: t.Prompt}
 		mcp.Prompt = &td.prompt
 		td.entry["name"] = t.Prompt
-	default:
+	case "resources/read":
 		td.resource = Resource{URI: t.Resource}
 		mcp.Resource = &td.resource
 		td.entry["uri"] = t.Resource

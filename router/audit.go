@@ -13,7 +13,7 @@ import (
 // event could not be written (the queue is full or the output is failing):
 // with audit.required nothing goes upstream unrecorded.
 func (r *Router) auditReady(w http.ResponseWriter, c *call) bool {
-	a := r.cfg.Audit
+	a := r.audit
 	if a == nil || !a.Required() || a.Ready() {
 		return true
 	}
@@ -25,7 +25,7 @@ func (r *Router) auditReady(w http.ResponseWriter, c *call) bool {
 // the authz assertion), what, the upstream's HTTP status (or why there was
 // none) and the time to its answer's headers. Never a token or an argument.
 func (r *Router) audited(c *call, srv *registry.Server, name string, resp *http.Response, err error, elapsed time.Duration) {
-	a := r.cfg.Audit
+	a := r.audit
 	if a == nil {
 		return
 	}

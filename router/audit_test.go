@@ -46,7 +46,7 @@ func TestAuditUpstreamCall(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = w.Start(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	e, _, _ := twoServers(t, func(c *Config) { c.Audit = w })
+	e, _, _ := twoServersWith(t, func(_ *Config, d *Deps) { d.Audit = w })
 	sid := initRaw(t, e.front.URL, e.key, "alice")
 	const trace = "0af7651916cd43dd8448eb211c80319c"
 	call := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"alpha_echo","arguments":{"text":"argument-value-secret"}}}`
@@ -92,7 +92,7 @@ func TestAuditRequiredRefusesCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	up := record(t, alphaMCP(), false)
-	e := newEnv(t, func(c *Config) { c.Audit = w }, registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: up.URL})
+	e := newEnvWith(t, func(_ *Config, d *Deps) { d.Audit = w }, registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: up.URL})
 	sid := initRaw(t, e.front.URL, e.key, "alice")
 	call := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"alpha_echo","arguments":{"text":"x"}}}`
 	if r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice", call, nil); r.status != http.StatusOK {

@@ -102,11 +102,7 @@ func benchToolsListLatency(b *testing.B, viaAuthz bool) {
 			b.Fatal(err)
 		}
 	}
-	r, err := New(Config{AssertionKey: key}, reg, auth, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(r.Close)
+	r := newRouter(b, Config{}, Deps{Registry: reg, Authorizer: auth, AssertionKey: key})
 	h := r.Handler()
 	sg := assertion.NewSigner(key)
 	post := func(sid, body string) *httptest.ResponseRecorder {
@@ -159,10 +155,7 @@ func BenchmarkToolsCallLatency(b *testing.B) {
 	}
 	reg := &registry.Registry{}
 	reg.Store(snap)
-	r, err := New(Config{AssertionKey: key}, reg, &testAuthz{}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	r := newRouter(b, Config{}, Deps{Registry: reg, Authorizer: &testAuthz{}, AssertionKey: key})
 	front := httptest.NewServer(r.Handler())
 	b.Cleanup(front.Close)
 	b.Cleanup(r.Close)

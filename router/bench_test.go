@@ -40,10 +40,10 @@ func BenchmarkConcurrentSessions(b *testing.B) {
 	}
 	reg := &registry.Registry{}
 	reg.Store(snap)
-	r, err := New(Config{AssertionKey: key, InitTimeout: time.Minute, CallTimeout: time.Minute}, reg, &testAuthz{}, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		b.Fatal(err)
-	}
+	r := newRouter(b, Config{InitTimeout: time.Minute, CallTimeout: time.Minute}, Deps{
+		Registry: reg, Authorizer: &testAuthz{}, AssertionKey: key,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
 	front := httptest.NewServer(r.Handler())
 	b.Cleanup(front.Close)
 	b.Cleanup(r.Close)

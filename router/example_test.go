@@ -24,7 +24,7 @@ func Example() {
 		panic(err)
 	}
 	reg.Store(snap)
-	r, err := router.New(router.Config{AssertionKey: key}, reg, nil, slog.Default())
+	r, err := router.New(router.Config{}, router.Deps{Registry: reg, AssertionKey: key, Logger: slog.Default()})
 	if err != nil {
 		panic(err)
 	}

@@ -112,7 +112,7 @@ func (r *Router) resourceOwner(c *call, uri string) (*registry.Server, bool) {
 // otherwise the router asks the Authorizer for one, and sends none when it
 // has none. The caller's own token never goes upstream.
 func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, body []byte, name string) {
-	ctx, cancel := context.WithTimeout(c.req.Context(), r.cfg.CallTimeout)
+	ctx, cancel := r.callContext(c, srv)
 	defer cancel()
 	ctx, span := r.traceUpstream(ctx, c.msg.Method, name, srv)
 	defer endTrace(span, nil)
@@ -138,7 +138,7 @@ func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, b
 		delete(r.inflight, key)
 		r.mu.Unlock()
 	}()
-	if !r.auditReady(w, c) {
+	if !r.auditReady(w, c) || r.inputHook(ctx, w, c, srv, auth, body, name) {
 		return
 	}
 	sent := time.Now()
@@ -157,7 +157,7 @@ func (r *Router) forward(w http.ResponseWriter, c *call, srv *registry.Server, b
 		writeError(w, http.StatusOK, c.msg.ID, codeInternal, "upstream unavailable")
 		return
 	}
-	defer resp.Body.Close()
+	defer closeAnswer(c, resp)
 	r.relay(w, c, srv, resp)
 }
 
@@ -223,6 +223,10 @@ func (r *Router) relay(w http.ResponseWriter, c *call, srv *registry.Server, res
 			writeError(w, http.StatusOK, id, codeInternal, "upstream answered badly")
 			return
 		}
+		if r.needsInput(c, m.Result) {
+			r.bridgeInput(w, c, srv, nil, m.Result)
+			return
+		}
 		// The client's id as the client spelled it, not as the upstream did.
 		writeJSON(w, http.StatusOK, answerBody(id, r.resultFor(c, m.Result), m.Error))
 	case "text/event-stream":
@@ -258,17 +262,34 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 				continue
 			}
 			done = true
-			if res := r.resultFor(c, m.Result); len(res) != len(m.Result) || !bytes.Equal(m.ID, c.msg.ID) {
-				// The client's id as the client spelled it.
+			if r.needsInput(c, m.Result) {
+				r.bridgeInput(w, c, srv, sw, m.Result)
+				return
+			}
+			if res := r.resultFor(c, m.Result); !sameSlice(res, m.Result) || !bytes.Equal(m.ID, c.msg.ID) {
+				// The client's id as the client spelled it, the result as
+				// resultFor made it (a sealed task id may be as long as the
+				// server's: only the same bytes are the same result).
 				data = answerBody(c.msg.ID, res, m.Error)
 			}
 		case mcpparse.KindRequest:
+			if c.holding() {
+				if r.holdForInput(sw, c, srv, c.input.held, &m, sr, resp.Body) {
+					return
+				}
+				continue
+			}
 			data = mcpparse.Splice(data, m.IDSpan, relay.WrapID(srv.Name, m.ID))
+			data, _ = r.taskMessage(c, srv, data, &m) // a request is never dropped
 		default:
 			if strings.HasSuffix(m.Method, "/list_changed") {
 				r.cat.Invalidate(srv.Name)
 			}
 			if m.Method == "notifications/resources/updated" && !r.updateAllowed(c.req.Context(), c, srv, &m) {
+				continue
+			}
+			var ok bool
+			if data, ok = r.taskMessage(c, srv, data, &m); !ok {
 				continue
 			}
 		}
@@ -281,6 +302,9 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 // relayResponse sends the client's answer to a server request back to the
 // server that asked, with the id it used.
 func (r *Router) relayResponse(w http.ResponseWriter, c *call) {
+	if r.inputAnswered(w, c) {
+		return
+	}
 	server, id, ok := relay.UnwrapID(c.msg.ID, requestOptions)
 	var srv *registry.Server
 	if ok {
@@ -351,7 +375,7 @@ func (r *Router) notifyAll(c *call) {
 	ctx, cancel := context.WithTimeout(c.req.Context(), r.cfg.InitTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, srv := range r.reg.Load().Servers() {
+	for _, srv := range r.fanOut(ctx, c, c.msg.Method) {
 		up, ok := r.pool.Get(c.sess.key(), srv.Name)
 		if !ok {
 			continue

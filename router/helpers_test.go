@@ -24,7 +24,9 @@ import (
 )
 
 // testAuthz stands in for authz (the consumer interface): it hands each
-// upstream a per-server token and hides tools whose name starts with "secret".
+// upstream a per-server token, hides tools whose name starts with "secret"
+// and denies server-wide methods (logging/setLevel, roots/list_changed) on
+// servers whose name holds "muted".
 type testAuthz struct {
 	mu      sync.Mutex
 	visible int // calls of Visible
@@ -43,7 +45,8 @@ func (a *testAuthz) Visible(_ context.Context, caller string, targets []policy.T
 	a.mu.Unlock()
 	out := make([]bool, len(targets))
 	for i, t := range targets {
-		out[i] = !strings.HasPrefix(t.Tool, "secret") && !strings.Contains(t.Resource, "secret")
+		out[i] = !strings.HasPrefix(t.Tool, "secret") && !strings.Contains(t.Resource, "secret") &&
+			(t.Method == "" || !strings.Contains(t.Server, "muted"))
 	}
 	return out, nil
 }
@@ -112,6 +115,17 @@ type env struct {
 
 func newEnv(t *testing.T, mod func(*Config), servers ...registry.Server) *env {
 	t.Helper()
+	return newEnvWith(t, func(c *Config, _ *Deps) {
+		if mod != nil {
+			mod(c)
+		}
+	}, servers...)
+}
+
+// newEnvWith is newEnv whose mod also sets the router's Deps (the clock,
+// the audit trail...).
+func newEnvWith(t *testing.T, mod func(*Config, *Deps), servers ...registry.Server) *env {
+	t.Helper()
 	key, err := assertion.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -119,18 +133,44 @@ func newEnv(t *testing.T, mod func(*Config), servers ...registry.Server) *env {
 	e := &env{t: t, key: key, reg: &registry.Registry{}, auth: &testAuthz{}, servers: map[string]*httptest.Server{}}
 	e.keyFile = writeSessionKey(t, "k1")
 	e.store(servers...)
-	c := Config{AssertionKey: key, SessionKeyFiles: []string{e.keyFile}}
+	c := Config{SessionKeyFiles: []string{e.keyFile}}
+	d := Deps{Registry: e.reg, Authorizer: e.auth, AssertionKey: key, Logger: testLogger(t)}
 	if mod != nil {
-		mod(&c)
+		mod(&c, &d)
 	}
-	e.router, err = New(c, e.reg, e.auth, testLogger(t))
+	e.router = newRouter(t, c, d)
+	watch(t, e.router)
+	e.front = httptest.NewServer(e.router.Handler())
+	t.Cleanup(e.front.Close)
+	t.Cleanup(e.router.Close) // before the server's Close: GET streams end
+	return e
+}
+
+// newRouter is the one place tests build a Router (tests of New's own
+// errors aside): New, closed when the test ends. It starts nothing, as New
+// does not: see watch.
+func newRouter(t testing.TB, c Config, d Deps) *Router {
+	t.Helper()
+	r, err := New(c, d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.front = httptest.NewServer(e.router.Handler())
-	t.Cleanup(e.front.Close)
-	t.Cleanup(e.router.Close)
-	return e
+	t.Cleanup(r.Close)
+	return r
+}
+
+// watch runs r.Watch, as Start does, until the test ends: for a Router
+// served through its Handler.
+func watch(t testing.TB, r *Router) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Watch(t.Context())
+	}()
+	t.Cleanup(func() {
+		r.Close()
+		<-done
+	})
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -295,8 +335,18 @@ func toolNames(t *testing.T, cs *mcp.ClientSession) []string {
 
 // twoServers starts alpha and beta and a router in front of them.
 func twoServers(t *testing.T, mod func(*Config)) (*env, *httptest.Server, *httptest.Server) {
+	t.Helper()
+	return twoServersWith(t, func(c *Config, _ *Deps) {
+		if mod != nil {
+			mod(c)
+		}
+	})
+}
+
+// twoServersWith is twoServers whose mod also sets the router's Deps.
+func twoServersWith(t *testing.T, mod func(*Config, *Deps)) (*env, *httptest.Server, *httptest.Server) {
 	a, b := alphaServer(t), betaServer(t)
-	e := newEnv(t, mod,
+	e := newEnvWith(t, mod,
 		registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: a.URL},
 		registry.Server{Name: "ns/beta", Prefix: "beta_", URL: b.URL},
 	)

@@ -57,7 +57,7 @@ func TestNew(t *testing.T) {
 		{name: "base64 session key", c: Config{AssertionKeyFile: edPub, SessionKeyFiles: []string{b64}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := New(tc.c, &registry.Registry{}, nil, nil)
+			r, err := New(tc.c, Deps{Registry: &registry.Registry{}})
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("New: %v, want error %v", err, tc.wantErr)
 			}
@@ -206,10 +206,7 @@ func TestShutdownDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg.Store(snap)
-	r, err := New(Config{AssertionKey: key}, reg, &testAuthz{}, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRouter(t, Config{}, Deps{Registry: reg, Authorizer: &testAuthz{}, AssertionKey: key, Logger: testLogger(t)})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

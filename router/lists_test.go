@@ -301,7 +301,7 @@ func TestListsTTL(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			up := newPerCaller(t, cacheFor(tt.ttl, "private"))
 			clk := &clock{}
-			e := newEnv(t, func(c *Config) { c.Now, c.ListRefresh = clk.now, tt.refresh },
+			e := newEnvWith(t, func(c *Config, d *Deps) { d.Now, c.ListRefresh = clk.now, tt.refresh },
 				registry.Server{Name: "ns/own", Prefix: "own_", URL: up.srv.URL})
 			e.router.auth = &callerAuthz{}
 			cs, _ := e.client("alice", nil)
@@ -549,9 +549,9 @@ func TestListLimitsConfig(t *testing.T) {
 		{name: "listCacheBytes", mod: func(c *Config) { c.ListCacheBytes = -1 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := Config{AssertionKey: e.key}
+			c := Config{}
 			tc.mod(&c)
-			if _, err := New(c, reg, nil, nil); err == nil || !strings.Contains(err.Error(), tc.name) {
+			if _, err := New(c, Deps{Registry: reg, AssertionKey: e.key}); err == nil || !strings.Contains(err.Error(), tc.name) {
 				t.Errorf("New = %v, want an error naming %s", err, tc.name)
 			}
 		})

@@ -20,14 +20,10 @@ func TestResourceMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := New(Config{AssertionKey: key, ResourceMetadata: &resourcemeta.Metadata{
+	r := newRouter(t, Config{ResourceMetadata: &resourcemeta.Metadata{
 		Resource:             "https://mcp.example.com/mcp",
 		AuthorizationServers: []string{"https://keycloak.example.com/realms/mcp"},
-	}}, &registry.Registry{}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
+	}}, Deps{Registry: &registry.Registry{}, AssertionKey: key})
 	srv := httptest.NewServer(r.Handler())
 	t.Cleanup(srv.Close)
 

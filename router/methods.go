@@ -11,7 +11,6 @@ import (
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
-	"github.com/mcp-authz/mcp-authz/router/catalog"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -49,7 +48,8 @@ func (r *Router) subscribe(w http.ResponseWriter, c *call) {
 	r.forward(w, c, srv, c.body, "")
 }
 
-// setLevel passes logging/setLevel to every server that declared logging,
+// setLevel passes logging/setLevel to every server that declared logging
+// and the policy allows it on (fanOut),
 // on the caller's session with it (opened now if it was not yet, so that the
 // level holds for later calls), and answers {} once all have answered. A
 // server that fails or refuses is logged and left out: a log level is best
@@ -66,7 +66,7 @@ func (r *Router) setLevel(w http.ResponseWriter, c *call) {
 	ctx, cancel := context.WithTimeout(c.req.Context(), r.cfg.CallTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, srv := range r.reg.Load().Servers() {
+	for _, srv := range r.fanOut(ctx, c, c.msg.Method) {
 		wg.Go(func() {
 			auth, err := r.upstreamAuth(ctx, c.auth, srv.Name)
 			if err != nil {
@@ -90,12 +90,23 @@ func (r *Router) setLevel(w http.ResponseWriter, c *call) {
 }
 
 // applyLevel gives an upstream session just opened the log level its
-// client session (by key) set, if any and if the server declared logging; best
-// effort.
+// client session (by key) set, if any, if the server declared logging and
+// if the policy allows the caller logging/setLevel on it (as fanOut decides;
+// the caller's credential comes with ctx, set by post); best effort.
 func (r *Router) applyLevel(ctx context.Context, session string, srv *registry.Server, auth string, up upstreamSession) {
 	params, ok := r.levels.get(session)
 	if !ok || !up.Logging {
 		return
+	}
+	if r.auth != nil {
+		caller, ok := ctx.Value(callerAuthKey{}).(string)
+		if !ok {
+			return
+		}
+		vis, err := r.auth.Visible(ctx, caller, []policy.Target{{Server: srv.Name, Method: "logging/setLevel"}})
+		if err != nil || len(vis) != 1 || !vis[0] {
+			return
+		}
 	}
 	h := upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version}
 	if _, _, err := r.up.Request(ctx, target(srv), h, "logging/setLevel", params); err != nil {
@@ -147,7 +158,7 @@ func (r *Router) checkParams(w http.ResponseWriter, c *call, srv *registry.Serve
 	if !ok && !sent {
 		return true // an unknown tool mirrors nothing; the server answers it
 	}
-	if err := catalog.CheckParams(c.req.Header, c.msg.Arguments, tool); err != nil {
+	if err := r.params.Check(c.req.Header, c.msg.Arguments, tool); err != nil {
 		writeError(w, http.StatusBadRequest, c.msg.ID, codeHeaderMismatch, "Mcp-Param header does not match the arguments")
 		return false
 	}

@@ -13,6 +13,8 @@ type metrics struct {
 	// upstreamSessions counts the upstream sessions this replica opened.
 	upstreamSessions prometheus.Counter
 	streams          prometheus.Gauge
+	// withheld counts resources/updated kept from a subscriptions/listen.
+	withheld *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -40,6 +42,10 @@ func newMetrics() *metrics {
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "mcp_authz_router_streams", Help: "Open client GET streams.",
 		}),
+		withheld: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcp_authz_router_notifications_withheld_total",
+			Help: "notifications/resources/updated kept from a subscriptions/listen stream, by server and reason (denied: the policy does not let the caller read the URI; unsubscribed: the caller did not subscribe to it).",
+		}, []string{"server", "reason"}),
 	}
 }
 
@@ -62,6 +68,7 @@ func (r *Router) Describe(ch chan<- *prometheus.Desc) {
 	r.metrics.sessions.Describe(ch)
 	r.metrics.upstreamSessions.Describe(ch)
 	r.metrics.streams.Describe(ch)
+	r.metrics.withheld.Describe(ch)
 }
 
 // Collect implements prometheus.Collector: register the Router to export
@@ -74,4 +81,5 @@ func (r *Router) Collect(ch chan<- prometheus.Metric) {
 	r.metrics.sessions.Collect(ch)
 	r.metrics.upstreamSessions.Collect(ch)
 	r.metrics.streams.Collect(ch)
+	r.metrics.withheld.Collect(ch)
 }

@@ -22,12 +22,15 @@ var listChanged = [][]byte{
 	[]byte(`{"jsonrpc":"2.0","method":"notifications/resources/list_changed"}`),
 }
 
-// watchRegistry tells every client that its lists changed when the
-// registry does, and drops the lists of servers that left.
-func (r *Router) watchRegistry() {
+// Watch tells every client that its lists changed when the registry does,
+// and drops the lists of servers that left, until ctx ends or the Router is
+// closed. Start runs it; run it beside Handler when serving without Start.
+func (r *Router) Watch(ctx context.Context) {
 	for {
 		ch := r.reg.Changed()
 		select {
+		case <-ctx.Done():
+			return
 		case <-r.done:
 			return
 		case <-ch:
@@ -46,15 +49,7 @@ func (r *Router) watchRegistry() {
 // expires, and when the caller's token does (claims.CallerExpiry; a caller
 // without one keeps the stream until the session ends).
 func (r *Router) get(w http.ResponseWriter, req *http.Request) {
-	claims, ok := r.trust(w, req, nil)
-	if !ok {
-		return
-	}
-	if claims.Method != "" {
-		writeError(w, http.StatusUnauthorized, nil, codeInvalidRequest, "request did not pass authorization")
-		return
-	}
-	s, ok := r.open(w, req, claims, nil)
+	claims, s, ok := r.openBodyless(w, req)
 	if !ok {
 		return
 	}
@@ -181,11 +176,16 @@ func (r *Router) relayStream(ctx context.Context, c *call, srv *registry.Server,
 		switch m.Kind {
 		case mcpparse.KindRequest:
 			data = mcpparse.Splice(data, m.IDSpan, relay.WrapID(srv.Name, m.ID))
+			data, _ = r.taskMessage(c, srv, data, &m) // a request is never dropped
 		case mcpparse.KindNotification:
 			if strings.HasSuffix(m.Method, "/list_changed") {
 				r.cat.Invalidate(srv.Name)
 			}
 			if m.Method == "notifications/resources/updated" && !r.updateAllowed(ctx, c, srv, &m) {
+				continue
+			}
+			var ok bool
+			if data, ok = r.taskMessage(c, srv, data, &m); !ok {
 				continue
 			}
 		default:

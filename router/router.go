@@ -41,16 +41,24 @@ type Config struct {
 	SessionKeyFiles []string `yaml:"sessionKeyFiles" json:"sessionKeyFiles"`
 	// AssertionKeyFile holds the key that verifies the x-mcp-authz assertion
 	// authz adds (Ed25519 PEM, private or public, or an HMAC-SHA256 secret).
+	// One of it and Deps.AssertionKey is required.
 	AssertionKeyFile string `yaml:"assertionKeyFile" json:"assertionKeyFile"`
-	// AssertionKey is used when AssertionKeyFile is empty (authz and the
-	// router in one process). One of the two is required.
-	AssertionKey assertion.Key `yaml:"-" json:"-"`
 	// InitTimeout bounds the initialize of each upstream; 0 means 5s.
 	InitTimeout time.Duration `yaml:"initTimeout" json:"initTimeout"`
 	// ListTimeout bounds fetching one server's list; 0 means 10s.
 	ListTimeout time.Duration `yaml:"listTimeout" json:"listTimeout"`
 	// CallTimeout bounds one forwarded call, streaming included; 0 means 5m.
 	CallTimeout time.Duration `yaml:"callTimeout" json:"callTimeout"`
+	// MaxInputRounds bounds the InputRequiredResults (MCP 2026-07-28,
+	// SEP-2322) one call may get where the router bridges them between
+	// revisions; past it the call fails with an error saying so. 0 means 10.
+	MaxInputRounds int `yaml:"maxInputRounds" json:"maxInputRounds"`
+	// InputTimeout bounds the wait for a client's input where the router
+	// bridges input requests between revisions: a 2025 client's answers to
+	// the requests the router sends it, and a 2026-07-28 client's retry of a
+	// call it holds with a server of an earlier revision (then cancelled
+	// upstream). 0 means 5m.
+	InputTimeout time.Duration `yaml:"inputTimeout" json:"inputTimeout"`
 	// ListRefresh is how long a server's cached list is served before it is
 	// fetched again (list_changed refreshes it sooner); 0 means 5m.
 	ListRefresh time.Duration `yaml:"listRefresh" json:"listRefresh"`
@@ -97,16 +105,6 @@ type Config struct {
 	// ShutdownTimeout bounds the drain of open requests when Start's context
 	// ends; 0 means 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout" json:"shutdownTimeout"`
-	// HTTPClient reaches the upstream servers; nil means a client without
-	// an overall timeout (calls are bounded by the timeouts above).
-	HTTPClient *http.Client `yaml:"-" json:"-"`
-	// Tracer makes the spans of each request and upstream call; nil makes
-	// none.
-	Tracer trace.TracerProvider `yaml:"-" json:"-"`
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time `yaml:"-" json:"-"`
-	// Audit writes one audit event per completed upstream call; nil none.
-	Audit *audit.Writer `yaml:"-" json:"-"`
 	// AllowedOrigins and AllowedHosts protect the MCP endpoint against DNS
 	// rebinding (see origin.Config), for a router reached without the
 	// front or Envoy checking them: a request whose Origin is present and
@@ -115,6 +113,33 @@ type Config struct {
 	// any Host. Give the router the lists given to the front and authz.
 	AllowedOrigins []string `yaml:"allowedOrigins" json:"allowedOrigins"`
 	AllowedHosts   []string `yaml:"allowedHosts" json:"allowedHosts"`
+}
+
+// Deps are the router's runtime dependencies: what a configuration file
+// cannot say.
+type Deps struct {
+	// Registry is the source of registered servers. Required.
+	Registry Registry
+	// Authorizer filters lists and obtains upstream credentials; nil: lists
+	// are unfiltered and upstream calls carry no Authorization (the
+	// caller's own is never passed on).
+	Authorizer Authorizer
+	// AssertionKey verifies the x-mcp-authz assertion when
+	// Config.AssertionKeyFile is empty (authz and the router in one
+	// process).
+	AssertionKey assertion.Key
+	// HTTPClient reaches the upstream servers; nil means a client without
+	// an overall timeout (calls are bounded by Config's timeouts).
+	HTTPClient *http.Client
+	// Tracer makes the spans of each request and upstream call; nil makes
+	// none.
+	Tracer trace.TracerProvider
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Audit writes one audit event per completed upstream call; nil none.
+	Audit *audit.Writer
+	// Logger receives the router's logs; nil discards them.
+	Logger *slog.Logger
 }
 
 // Registry is the source of registered servers.
@@ -171,6 +196,7 @@ type Authorizer interface {
 // filtered.
 type Router struct {
 	cfg      Config
+	audit    *audit.Writer // nil: no audit trail
 	reg      Registry
 	auth     Authorizer
 	tracer   trace.Tracer // nil when tracing is off
@@ -185,11 +211,14 @@ type Router struct {
 	pool     *pool.Pool      // (session key, server) -> upstream session, opened on first use
 	ended    *lru[time.Time] // ended session ids -> their expiry
 	levels   *lru[[]byte]    // session key -> the params of its last logging/setLevel
+	tasks    *taskState      // the tasks this replica saw created (tasks.go)
 	streams  *relay.Hub
+	input    *inputs               // calls waiting for input (mrtr.go)
 	meta     *resourcemeta.Handler // protected-resource metadata, if served
 	origins  *origin.Matcher
 	metrics  *metrics
-	done     chan struct{} // closed when shutdown starts: GET streams end
+	params   catalog.Params // Mcp-Param headers of the tools called
+	done     chan struct{}  // closed when shutdown starts: GET streams end
 	closed   atomic.Bool
 	parsed   atomic.Int64 // client bodies decoded (parse), for tests
 
@@ -203,13 +232,14 @@ type Router struct {
 	UpstreamFailures atomic.Int64
 }
 
-// New validates c and returns a Router; call Close (or run Start) to
-// release it. auth may be nil: lists are then unfiltered and upstream calls
-// carry no Authorization (the caller's own is never passed on).
-func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router, error) {
-	if reg == nil {
+// New validates c and returns a Router. It starts nothing: Start (or Serve)
+// serves and follows the registry until its context ends; a Router only
+// used through Handler follows it with Watch.
+func New(c Config, d Deps) (*Router, error) {
+	if d.Registry == nil {
 		return nil, errors.New("router: no registry")
 	}
+	logger := d.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -217,7 +247,7 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		return nil, fmt.Errorf("router: %w", err)
 	}
 	setDefaults(&c)
-	key := c.AssertionKey
+	key := d.AssertionKey
 	if c.AssertionKeyFile != "" {
 		k, err := assertion.LoadKey(c.AssertionKeyFile)
 		if err != nil {
@@ -245,16 +275,20 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
-	client := c.HTTPClient
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	client := d.HTTPClient
 	if client == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConns = 1024 // every session's calls go to few hosts
 		t.MaxIdleConnsPerHost = 256
 		client = &http.Client{Transport: t}
 	}
-	client, tracer := traceClient(client, c.Tracer)
+	client, tracer := traceClient(client, d.Tracer)
 	r := &Router{
-		cfg: c, reg: reg, auth: auth, log: logger, now: c.Now, tracer: tracer,
+		cfg: c, audit: d.Audit, reg: d.Registry, auth: d.Authorizer, log: logger, now: now, tracer: tracer,
 		up:       upstream.New(upstream.Config{HTTPClient: client, MaxResponseBytes: c.MaxResponseBytes, InitTimeout: c.InitTimeout}),
 		answer:   upstream.AnswerOptions(c.MaxResponseBytes),
 		verifier: assertion.NewVerifier(key),
@@ -262,7 +296,9 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		opened:   newLRU[*session](c.CacheSize),
 		ended:    newLRU[time.Time](c.CacheSize),
 		levels:   newLRU[[]byte](c.CacheSize),
+		tasks:    newTaskState(c.CacheSize),
 		streams:  relay.NewHub(),
+		input:    newInputs(),
 		metrics:  newMetrics(),
 		done:     make(chan struct{}),
 		inflight: map[string]*registry.Server{},
@@ -273,19 +309,18 @@ func New(c Config, reg Registry, auth Authorizer, logger *slog.Logger) (*Router,
 		ListTimeout: c.ListTimeout, ListRefresh: c.ListRefresh,
 		MaxListBytes: c.MaxListBytes, MaxListItems: c.MaxListItems,
 		MaxAggregateBytes: c.MaxAggregateBytes, MaxAggregateItems: c.MaxAggregateItems,
-		CacheBytes: c.ListCacheBytes, MaxResponseBytes: c.MaxResponseBytes, PageSize: c.PageSize, Now: c.Now,
-	}, catalog.Deps{Registry: reg, Log: logger, Tracer: tracer, Source: lister{r}, Reporter: reporter{r}})
+		CacheBytes: c.ListCacheBytes, MaxResponseBytes: c.MaxResponseBytes, PageSize: c.PageSize, Now: now,
+	}, catalog.Deps{Registry: d.Registry, Log: logger, Tracer: tracer, Source: lister{r}, Reporter: reporter{r}})
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
-	r.pool, err = pool.New(pool.Config{Size: c.CacheSize, InitTimeout: c.InitTimeout, Now: c.Now}, pool.Deps{
+	r.pool, err = pool.New(pool.Config{Size: c.CacheSize, InitTimeout: c.InitTimeout, Now: now}, pool.Deps{
 		Client: r.up, Log: logger, Opened: r.upstreamOpened, Failed: r.upstreamFailed,
 		Ended: func(id string) bool { _, ended := r.ended.get(id); return ended },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
-	go r.watchRegistry()
 	return r, nil
 }
 
@@ -301,6 +336,10 @@ func setDefaults(c *Config) {
 	def(&c.ListRefresh, 5*time.Minute)
 	def(&c.SessionTTL, 24*time.Hour)
 	def(&c.ShutdownTimeout, 10*time.Second)
+	def(&c.InputTimeout, 5*time.Minute)
+	if c.MaxInputRounds <= 0 {
+		c.MaxInputRounds = 10
+	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8081"
 	}
@@ -323,9 +362,6 @@ func setDefaults(c *Config) {
 	}
 	if c.CacheSize <= 0 {
 		c.CacheSize = 10000
-	}
-	if c.Now == nil {
-		c.Now = time.Now
 	}
 }
 
@@ -350,8 +386,9 @@ func (r *Router) serveMeta(w http.ResponseWriter, req *http.Request) {
 	r.meta.ServeHTTP(w, req)
 }
 
-// Start serves on Listen until ctx ends, then stops taking requests, ends
-// the GET streams and drains the calls in flight for up to ShutdownTimeout.
+// Start serves on Listen, and follows the registry (Watch), until ctx ends,
+// then stops taking requests, ends the GET streams and drains the calls in
+// flight for up to ShutdownTimeout.
 func (r *Router) Start(ctx context.Context) error {
 	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", r.cfg.Listen)
 	if err != nil {
@@ -364,6 +401,7 @@ func (r *Router) Start(ctx context.Context) error {
 func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	srv.RegisterOnShutdown(r.Close)
+	go r.Watch(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	r.log.Info("router listening", "addr", ln.Addr().String())
@@ -380,10 +418,11 @@ func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Close ends the GET streams and the registry watch; calls in flight
-// continue. Start calls it when its context ends.
+// Close ends the GET streams, Watch and the calls held for a client's
+// input; calls in flight continue. Start calls it when its context ends.
 func (r *Router) Close() {
 	if r.closed.CompareAndSwap(false, true) {
 		close(r.done)
+		r.endHeld()
 	}
 }

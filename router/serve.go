@@ -17,6 +17,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
 	"github.com/mcp-authz/mcp-authz/router/catalog"
+	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
 // maxRequestBytes bounds a client's request body.
@@ -27,7 +28,7 @@ const maxRequestBytes = 4 << 20
 var protocolVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26"}
 
 // capabilities is what initialize answers.
-const capabilities = `{"tools":{"listChanged":true},"prompts":{"listChanged":true},"resources":{"listChanged":true,"subscribe":true},"logging":{},"completions":{}}`
+const capabilities = `{"tools":{"listChanged":true},"prompts":{"listChanged":true},"resources":{"listChanged":true,"subscribe":true},"logging":{},"completions":{},"tasks":{"list":{},"cancel":{},"requests":{"tools":{"call":{}}}}}`
 
 // call is one client request the router is serving.
 type call struct {
@@ -40,6 +41,9 @@ type call struct {
 	// or, when claims.Credential names it, the token authz obtained for
 	// claims.Server. Only the latter is ever sent upstream.
 	auth string
+	task *taskRef // the task of a task request, opened (tasks.go)
+	// input is what a forwarded call keeps for input requests (mrtr.go).
+	input *callInput
 }
 
 func (r *Router) serveMCP(w http.ResponseWriter, req *http.Request) {
@@ -163,15 +167,28 @@ func (r *Router) post(w http.ResponseWriter, req *http.Request) {
 	}
 	r.metrics.requests.WithLabelValues(methodLabel(msg.Method)).Inc()
 	c := &call{req: req, claims: claims, body: body, msg: &msg, auth: req.Header.Get("Authorization")}
+	if r.statelessRequest(w, c) {
+		return
+	}
 	if msg.Method == "initialize" && msg.Kind == mcpparse.KindRequest {
 		r.initialize(w, c)
 		return
 	}
-	if r.statelessRequest(w, c) {
+	if msg.Kind == mcpparse.KindNotification && req.Header.Get("Mcp-Session-Id") == "" &&
+		req.Header.Get("MCP-Protocol-Version") >= upstream.Stateless {
+		// A stateless client's notification (2026-07-28): nothing to pass
+		// on. Its notifications/cancelled is redundant: closing the
+		// request's stream cancels it, and that cancels the upstream call.
+		w.WriteHeader(http.StatusAccepted)
 		return
 	}
 	if c.sess, ok = r.open(w, req, claims, msg.ID); !ok {
 		return
+	}
+	if _, ok := r.levels.get(c.sess.key()); ok {
+		// The session set a log level: an upstream session opened while
+		// serving this request is given it if the policy allows (applyLevel).
+		c.req = req.WithContext(context.WithValue(req.Context(), callerAuthKey{}, c.auth))
 	}
 	if v := req.Header.Get("MCP-Protocol-Version"); v != "" && !slices.Contains(protocolVersions, v) {
 		writeError(w, http.StatusBadRequest, msg.ID, codeInvalidRequest, "unsupported MCP-Protocol-Version")
@@ -222,8 +239,14 @@ func (r *Router) dispatch(w http.ResponseWriter, c *call) {
 		r.complete(w, c)
 	case "logging/setLevel":
 		r.setLevel(w, c)
+	case "tasks/get", "tasks/update", "tasks/cancel", "tasks/result":
+		r.taskRequest(w, c)
+	case "tasks/list":
+		r.listTasks(w, c)
+	case "subscriptions/listen":
+		r.listen(w, c)
 	default:
-		writeError(w, http.StatusOK, c.msg.ID, codeNoMethod, "method not found")
+		writeError(w, noMethodStatus(c), c.msg.ID, codeNoMethod, "method not found")
 	}
 }
 
@@ -319,17 +342,25 @@ func (r *Router) upstreamAuth(ctx context.Context, callerAuth, server string) (s
 	return a, nil
 }
 
-// delete ends the session and its upstream sessions.
-func (r *Router) delete(w http.ResponseWriter, req *http.Request) {
+// openBodyless trusts and opens the session of a request without a body
+// (GET, DELETE): its assertion must name no method, as such a request
+// carries no message. It has answered the request when ok is false.
+func (r *Router) openBodyless(w http.ResponseWriter, req *http.Request) (assertion.Claims, *session, bool) {
 	claims, ok := r.trust(w, req, nil)
 	if !ok {
-		return
+		return claims, nil, false
 	}
 	if claims.Method != "" {
 		writeError(w, http.StatusUnauthorized, nil, codeInvalidRequest, "request did not pass authorization")
-		return
+		return claims, nil, false
 	}
 	s, ok := r.open(w, req, claims, nil)
+	return claims, s, ok
+}
+
+// delete ends the session and its upstream sessions.
+func (r *Router) delete(w http.ResponseWriter, req *http.Request) {
+	_, s, ok := r.openBodyless(w, req)
 	if !ok {
 		return
 	}

@@ -20,11 +20,7 @@ func TestSessionRefused(t *testing.T) {
 	sid := initRaw(t, url, e.key, "alice")
 
 	// A router with another session key seals a session this one must refuse.
-	other, err := New(Config{AssertionKey: e.key, SessionKeyFiles: []string{writeSessionKey(t, "k2")}}, e.reg, e.auth, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(other.Close)
+	other := newRouter(t, Config{SessionKeyFiles: []string{writeSessionKey(t, "k2")}}, Deps{Registry: e.reg, Authorizer: e.auth, AssertionKey: e.key})
 	foreign, err := other.sealer.seal(&session{ID: "x", Issuer: testIssuer, Subject: "alice", Version: "2025-06-18", Issued: now.Unix()})
 	if err != nil {
 		t.Fatal(err)
@@ -126,14 +122,8 @@ func TestSessionRefused(t *testing.T) {
 func TestTwoReplicas(t *testing.T) {
 	e, _, _ := twoServers(t, nil)
 	retired := writeSessionKey(t, "k0")
-	r2, err := New(Config{AssertionKey: e.key, SessionKeyFiles: []string{e.keyFile, retired}}, e.reg, e.auth, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old, err := New(Config{AssertionKey: e.key, SessionKeyFiles: []string{retired}}, e.reg, e.auth, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r2 := newRouter(t, Config{SessionKeyFiles: []string{e.keyFile, retired}}, Deps{Registry: e.reg, Authorizer: e.auth, AssertionKey: e.key})
+	old := newRouter(t, Config{SessionKeyFiles: []string{retired}}, Deps{Registry: e.reg, Authorizer: e.auth, AssertionKey: e.key})
 	oldSID := initRaw(t, newServer(t, old), e.key, "alice")
 	front2 := newServer(t, r2)
 	fronts := []string{e.front.URL, front2}

@@ -37,7 +37,7 @@ const codeUnsupportedVersion = -32022
 // (per caller, server and client capabilities: see statelessSession).
 func (r *Router) statelessRequest(w http.ResponseWriter, c *call) bool {
 	m := c.msg
-	if m.Kind != mcpparse.KindRequest || m.Method == "initialize" {
+	if m.Kind != mcpparse.KindRequest {
 		return false
 	}
 	var version string
@@ -66,7 +66,10 @@ func (r *Router) statelessRequest(w http.ResponseWriter, c *call) bool {
 		writeError(w, http.StatusBadRequest, m.ID, codeInvalidParams, "missing _meta "+upstream.MetaVersion)
 		return true
 	case version == "":
-		return false // a request of a session
+		return false // a request of a session, or a 2025 initialize
+	}
+	if m.Method == "initialize" && !slices.Contains(statelessVersions, version) {
+		return false // an initialize that names a session revision in _meta too
 	}
 	// From here on, Mcp-Session-Id is ignored (streamable HTTP, 2026-07-28).
 	if !slices.Contains(statelessVersions, version) {
@@ -87,10 +90,25 @@ func (r *Router) statelessRequest(w http.ResponseWriter, c *call) bool {
 	switch m.Method {
 	case "server/discover":
 		r.discover(w, c)
+	case "initialize", "ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe":
+		// Removed in 2026-07-28 (sessions, ping and the log level are gone;
+		// subscriptions/listen replaces subscribe): not served statelessly.
+		writeError(w, http.StatusNotFound, m.ID, codeNoMethod, "method not found")
 	default:
 		r.dispatch(w, c)
 	}
 	return true
+}
+
+// noMethodStatus is the HTTP status of the -32601 answer to a method the
+// router does not serve: 404 for a stateless request (streamable HTTP,
+// 2026-07-28: a JSON-RPC error body tells it from a legacy server's 404),
+// 200 in a session, as 2025 revisions answer every JSON-RPC error.
+func noMethodStatus(c *call) int {
+	if c.sess != nil && c.sess.stateless() {
+		return http.StatusNotFound
+	}
+	return http.StatusOK
 }
 
 // statelessHeaders checks the headers a stateless request MUST carry:
@@ -159,8 +177,9 @@ func legacyVersion(v string) string {
 }
 
 // discoverCapabilities is what server/discover answers: what the router
-// itself serves of every server (lists aggregated, calls routed).
-const discoverCapabilities = `{"tools":{},"prompts":{},"resources":{}}`
+// itself serves of every server (lists aggregated, calls routed, their
+// changes and resource updates merged by subscriptions/listen, tasks).
+const discoverCapabilities = `{"tools":{"listChanged":true},"prompts":{"listChanged":true},"resources":{"listChanged":true,"subscribe":true},"extensions":{"io.modelcontextprotocol/tasks":{}}}`
 
 // discover answers server/discover: the versions the router serves, its
 // capabilities and identity. It is the same for every caller (public).
@@ -183,6 +202,25 @@ func (r *Router) discover(w http.ResponseWriter, c *call) {
 	writeJSON(w, http.StatusOK, resultBody(c.msg.ID, res))
 }
 
+// privateScope is a resources/read result with its cacheScope (SEP-2549)
+// made "private": the router let this caller read it by policy, which
+// another caller's may not, so no cache shared across authorization
+// contexts may keep it, whatever the server said. A result without one is
+// left as it is (clients assume no caching without ttlMs).
+func (r *Router) privateScope(result json.RawMessage) json.RawMessage {
+	if len(result) < 2 || result[0] != '{' {
+		return result
+	}
+	f, err := mcpparse.Fields(result, r.answer, "cacheScope")
+	if err != nil || f[0].Raw == nil || string(f[0].Raw) == `"private"` {
+		return result
+	}
+	out := make([]byte, 0, len(result)+8)
+	out = append(out, result[:f[0].Start]...)
+	out = append(out, `"private"`...)
+	return append(out, result[f[0].Start+len(f[0].Raw):]...)
+}
+
 // paramsFor is body with its params rewritten for a server speaking
 // version (up.Version; up.ID "" and the stateless revision: stateless): a
 // stateless server gets the stateless _meta (a session's client's version,
@@ -197,8 +235,12 @@ func (r *Router) paramsFor(c *call, up upstreamSession, body []byte) []byte {
 }
 
 // resultFor is an upstream's result as the client's revision wants it:
-// with a resultType for a stateless client, as it is otherwise.
+// task ids sealed (taskResult), with a resultType for a stateless client.
 func (r *Router) resultFor(c *call, result json.RawMessage) json.RawMessage {
+	result = r.taskResult(c, result)
+	if c.msg.Method == "resources/read" && r.auth != nil {
+		result = r.privateScope(result)
+	}
 	if result == nil || !c.sess.stateless() {
 		return result
 	}

@@ -137,10 +137,7 @@ func TestMixedGenerations(t *testing.T) {
 func TestStatelessPerCaller(t *testing.T) {
 	up, log := generationServer(t, "legacy")
 	e := newEnv(t, nil, registry.Server{Name: "ns/up", Prefix: "up_", URL: up.URL})
-	r2, err := New(Config{AssertionKey: e.key, SessionKeyFiles: []string{writeSessionKey(t, "zz")}}, e.reg, e.auth, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r2 := newRouter(t, Config{SessionKeyFiles: []string{writeSessionKey(t, "zz")}}, Deps{Registry: e.reg, Authorizer: e.auth, AssertionKey: e.key})
 	front2 := newServer(t, r2)
 	sessionOf := map[string]string{}
 	for _, front := range []string{e.front.URL, front2} {
@@ -254,6 +251,12 @@ func TestStatelessRequests(t *testing.T) {
 		{"no Mcp-Method", statelessBody("tools/list", "2026-07-28", ""), statelessHeaders2026("", "", "2026-07-28"), 400, -32020, nil},
 		{"no Mcp-Name", statelessBody("tools/call", "2026-07-28", call), statelessHeaders2026("tools/call", "", "2026-07-28"), 400, -32020, nil},
 		{"version header without _meta", `{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{}}`, statelessHeaders2026("tools/list", "", "2026-07-28"), 400, -32602, nil},
+		// Removed in 2026-07-28: 404 with -32601, as for any unknown method.
+		{"removed initialize", statelessBody("initialize", "2026-07-28", ""), statelessHeaders2026("initialize", "", "2026-07-28"), 404, -32601, nil},
+		{"removed ping", statelessBody("ping", "2026-07-28", ""), statelessHeaders2026("ping", "", "2026-07-28"), 404, -32601, nil},
+		{"removed logging/setLevel", statelessBody("logging/setLevel", "2026-07-28", `"level":"info"`), statelessHeaders2026("logging/setLevel", "", "2026-07-28"), 404, -32601, nil},
+		{"removed resources/subscribe", statelessBody("resources/subscribe", "2026-07-28", `"uri":"x://a"`), statelessHeaders2026("resources/subscribe", "x://a", "2026-07-28"), 404, -32601, nil},
+		{"removed resources/unsubscribe", statelessBody("resources/unsubscribe", "2026-07-28", `"uri":"x://a"`), statelessHeaders2026("resources/unsubscribe", "x://a", "2026-07-28"), 404, -32601, nil},
 		{"list", statelessBody("tools/list", "2026-07-28", ""), statelessHeaders2026("tools/list", "", "2026-07-28"), 200, 0, func(t *testing.T, a rpcAnswer) {
 			// Filtered per caller (secret_x hidden): private, whatever the server said.
 			if string(a.Result["resultType"]) != `"complete"` || string(a.Result["cacheScope"]) != `"private"` || a.Result["ttlMs"] == nil {
@@ -285,5 +288,25 @@ func TestStatelessRequests(t *testing.T) {
 				tc.checkValue(t, a)
 			}
 		})
+	}
+}
+
+// TestStatelessNotification: a stateless client's notification (its
+// notifications/cancelled above all, redundant in 2026-07-28: closing the
+// request's stream cancels it) is accepted with 202 and goes nowhere; one
+// with neither a session nor the 2026 version header is still refused.
+func TestStatelessNotification(t *testing.T) {
+	up, log := generationServer(t, "modern")
+	e := newEnv(t, nil, registry.Server{Name: "ns/up", Prefix: "up_", URL: up.URL})
+	body := `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}`
+	r := do(t, e.front.URL, e.key, http.MethodPost, "", "alice", body, statelessHeaders2026("notifications/cancelled", "", "2026-07-28"))
+	if r.status != http.StatusAccepted || r.body != "" {
+		t.Errorf("stateless notification: %d %q, want 202 and no body", r.status, r.body)
+	}
+	if log.saw("notifications/cancelled") {
+		t.Error("the server heard the notification")
+	}
+	if r := do(t, e.front.URL, e.key, http.MethodPost, "", "alice", body, nil); r.status != http.StatusBadRequest {
+		t.Errorf("notification without session or version: %d, want 400", r.status)
 	}
 }

@@ -40,7 +40,7 @@ func (c Config) Validate() error {
 	}{
 		{"maxListBytes", c.MaxListBytes}, {"maxListItems", int64(c.MaxListItems)},
 		{"maxAggregateBytes", c.MaxAggregateBytes}, {"maxAggregateItems", int64(c.MaxAggregateItems)},
-		{"listCacheBytes", c.ListCacheBytes},
+		{"listCacheBytes", c.ListCacheBytes}, {"maxInputRounds", int64(c.MaxInputRounds)},
 	} {
 		if n.v < 0 {
 			errs = append(errs, field.Errorf(n.key, "must not be negative (0 means the default)"))

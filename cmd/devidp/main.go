@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mcp-authz/mcp-authz/internal/devidp"
+	"github.com/mcp-authz/mcp-authz/internal/devidp/realms"
 )
 
 const usage = `devidp: a Keycloak-shaped OpenID provider for DEVELOPMENT AND TESTS ONLY.
@@ -91,12 +92,12 @@ func serve(ctx context.Context, f flags, log *slog.Logger, stdout io.Writer) err
 	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
 		return fmt.Errorf("--listen %q: a dev provider listens on a loopback IP only", f.listen)
 	}
-	cfg := devidp.ServerConfig{KeysFile: f.keys}
+	cfg := realms.Config{KeysFile: f.keys}
 	switch {
 	case f.tls && (f.tlsCert != "" || f.tlsKey != ""):
 		return errors.New("--tls makes its own certificate: leave out --tls-cert and --tls-key")
 	case f.tls || f.tlsCert != "" || f.tlsKey != "":
-		cfg.TLS = &devidp.TLSConfig{CertFile: f.tlsCert, KeyFile: f.tlsKey, CAFile: f.caOut}
+		cfg.TLS = &realms.TLSConfig{CertFile: f.tlsCert, KeyFile: f.tlsKey, CAFile: f.caOut}
 	case f.caOut != "":
 		return errors.New("--ca-out needs --tls or --tls-cert")
 	}
@@ -110,7 +111,7 @@ func serve(ctx context.Context, f flags, log *slog.Logger, stdout io.Writer) err
 		}
 		cfg.Realms = append(cfg.Realms, rc)
 	}
-	s, err := devidp.NewServer(cfg, f.listen)
+	s, err := realms.New(cfg, f.listen)
 	if err != nil {
 		return err
 	}

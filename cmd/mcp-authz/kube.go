@@ -32,9 +32,8 @@ func kubeSource(k *config.Kubernetes, x *exchange.Config, reg *registry.Registry
 		return nil, fmt.Errorf("kubernetes: %w", err)
 	}
 	c := k.Config
-	c.Logger = log
 	if x != nil {
 		c.Profiles = slices.Sorted(maps.Keys(x.Profiles))
 	}
-	return kube.New(c, rc, reg, pols)
+	return kube.New(c, kube.Deps{RestConfig: rc, Registry: reg, Policies: pols, Logger: log})
 }

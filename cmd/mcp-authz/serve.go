@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -42,7 +43,7 @@ type startFunc func(ctx context.Context) error
 func (f startFunc) Start(ctx context.Context) error { return f(ctx) }
 
 func serveCommand() *cobra.Command {
-	var cfgPath string
+	var cfgPath, pprofAddr string
 	c := &cobra.Command{
 		Use:   "serve --config FILE",
 		Short: "Run what the configuration enables (authz, gateway, router, metrics) until stopped",
@@ -58,15 +59,22 @@ part that failed.`,
 			if err := requireFlags(cmd, "config"); err != nil {
 				return err
 			}
-			return serve(cmd.Context(), cfgPath, cmd.ErrOrStderr())
+			return serve(cmd.Context(), cfgPath, pprofAddr, cmd.ErrOrStderr())
 		},
 	}
 	c.Flags().StringVar(&cfgPath, "config", "", "configuration `FILE`")
+	c.Flags().StringVar(&pprofAddr, "pprof", "", "serve Go's runtime profiles (/debug/pprof/) on this loopback `ADDR` (127.0.0.1:6060); off by default")
 	return c
 }
 
-// serve runs every part the configuration enables until ctx ends.
-func serve(ctx context.Context, cfgPath string, stderr io.Writer) error {
+// serve runs every part the configuration enables until ctx ends, and the
+// runtime profiles on pprofAddr unless it is "".
+func serve(ctx context.Context, cfgPath, pprofAddr string, stderr io.Writer) error {
+	if pprofAddr != "" {
+		if err := loopbackAddr(pprofAddr); err != nil {
+			return err
+		}
+	}
 	f, err := config.Load(cfgPath)
 	if err != nil {
 		return err
@@ -75,6 +83,9 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) error {
 	parts, err := build(ctx, f, cfgPath, log, newMetricsRegistry())
 	if err != nil {
 		return err
+	}
+	if pprofAddr != "" {
+		parts = append(parts, pprofServer(pprofAddr, log.With("part", "pprof")))
 	}
 	log.Info("mcp-authz starting", "version", versionString(), "config", cfgPath)
 	g, ctx := errgroup.WithContext(ctx)
@@ -114,7 +125,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 	deps := authz.Deps{Registry: reg, Policy: engine, Logger: log.With("part", "authz"), Metrics: metrics, Tracer: tp}
 	var verifier *identity.Verifier
 	if f.Identity != nil {
-		if verifier, err = identity.New(ctx, *f.Identity, httpClient); err != nil {
+		if verifier, err = identity.New(*f.Identity, identity.Deps{HTTPClient: httpClient}); err != nil {
 			return nil, err
 		}
 		deps.Verifier = verifier
@@ -123,7 +134,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 		if verifier == nil {
 			return nil, errors.New("config: exchange needs identity: the exchanged token is validated against its issuer")
 		}
-		if deps.Exchanger, err = exchange.New(*f.Exchange, httpClient, verifier); err != nil {
+		if deps.Exchanger, err = exchange.New(*f.Exchange, exchange.Deps{HTTPClient: httpClient, Verifier: verifier}); err != nil {
 			return nil, err
 		}
 	}
@@ -172,22 +183,20 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 	if f.Authz != nil {
 		parts = append(parts, az)
 	}
+	var rt *router.Router
 	if f.Router != nil {
-		rc := *f.Router
-		rc.Tracer = tp
-		if key != nil && rc.AssertionKeyFile == "" {
-			rc.AssertionKey = key
+		rd := router.Deps{Registry: reg, Authorizer: az, Tracer: tp, Audit: trail, Logger: log.With("part", "router")}
+		if key != nil && f.Router.AssertionKeyFile == "" {
+			rd.AssertionKey = key
 		}
-		rc.Audit = trail
-		r, err := router.New(rc, reg, az, log.With("part", "router"))
-		if err != nil {
+		if rt, err = router.New(*f.Router, rd); err != nil {
 			return nil, err
 		}
-		metrics.MustRegister(r)
-		parts = append(parts, r)
+		metrics.MustRegister(rt)
+		parts = append(parts, rt)
 	}
 	if f.Gateway != nil {
-		fr, closeFront, err := newFront(f, authzCfg, az, tp, log.With("part", "front"))
+		fr, closeFront, err := newFront(f, authzCfg, az, rt, tp, log.With("part", "front"))
 		if err != nil {
 			return nil, err
 		}
@@ -204,16 +213,24 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 
 // newFront builds the built-in front. When authz runs in this process and
 // the front names no other address for it, the front calls it in process;
-// otherwise over gRPC, as Envoy does. release closes the gRPC connection.
-func newFront(f *config.File, authzCfg authz.Config, az *authz.Server, tp trace.TracerProvider, log *slog.Logger) (fr *front.Front, release func(), err error) {
+// otherwise over gRPC, as Envoy does. When the router (rt, else nil) runs in
+// this process and the front's upstream is its listen address, the front
+// hands it the allowed requests in process; otherwise over HTTP. release
+// closes the gRPC connection.
+func newFront(f *config.File, authzCfg authz.Config, az *authz.Server, rt *router.Router, tp trace.TracerProvider, log *slog.Logger) (fr *front.Front, release func(), err error) {
 	gc := *f.Gateway
-	gc.Tracer = tp
+	d := front.Deps{Tracer: tp, Logger: log}
+	if rt != nil && servesRouter(gc.Upstream, f.Router.Listen) {
+		log.Info("front forwards to the router in process", "router", gc.Upstream)
+		d.Upstream = rt.Handler()
+	}
 	addr := f.Gateway.Authz
 	if f.Authz != nil {
 		listen := cmp.Or(authzCfg.Listen, "127.0.0.1:9001")
 		if addr == "" || addr == listen {
 			log.Info("front calls authz in process", "authz", listen)
-			fr, err := front.New(gc, az, log)
+			d.Checker = az
+			fr, err := front.New(gc, d)
 			return fr, func() {}, err
 		}
 	}
@@ -222,12 +239,22 @@ func newFront(f *config.File, authzCfg authz.Config, az *authz.Server, tp trace.
 	if err != nil {
 		return nil, nil, fmt.Errorf("front: authz %s: %w", addr, err)
 	}
-	fr, err = front.New(gc, front.GRPC(authv3.NewAuthorizationClient(conn)), log)
+	d.Checker = front.GRPC(authv3.NewAuthorizationClient(conn))
+	fr, err = front.New(gc, d)
 	if err != nil {
 		_ = conn.Close()
 		return nil, nil, err
 	}
 	return fr, func() { _ = conn.Close() }, nil
+}
+
+// servesRouter reports whether the front's upstream URL is the router's
+// listen address (routerListen, "" for its default) with no path: what the
+// front then sends over loopback HTTP, it can hand the router in process.
+func servesRouter(upstream, routerListen string) bool {
+	u, err := url.Parse(upstream)
+	return err == nil && u.Scheme == "http" && u.User == nil && u.RawQuery == "" &&
+		(u.Path == "" || u.Path == "/") && u.Host == cmp.Or(routerListen, "127.0.0.1:8081")
 }
 
 // watcher reloads the servers and policies of the configuration at path,
@@ -305,21 +332,22 @@ func metricsServer(addr string, g prometheus.Gatherer, ready func() bool, log *s
 		}
 		ok(w, r)
 	})
-	return httpServer{srv: &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}, log: log}
+	return httpServer{srv: &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}, log: log, name: "metrics"}
 }
 
 // httpServer runs an http.Server as a part.
 type httpServer struct {
-	srv *http.Server
-	log *slog.Logger
+	srv  *http.Server
+	log  *slog.Logger
+	name string // the part, in its log lines and errors
 }
 
 func (h httpServer) Start(ctx context.Context) error {
 	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", h.srv.Addr)
 	if err != nil {
-		return fmt.Errorf("metrics: listen: %w", err)
+		return fmt.Errorf("%s: listen: %w", h.name, err)
 	}
-	h.log.Info("metrics listening", "addr", lis.Addr().String())
+	h.log.Info(h.name+" listening", "addr", lis.Addr().String())
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

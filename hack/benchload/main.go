@@ -3,10 +3,13 @@
 // its own session, make -n tools/call in all as fast as they are answered;
 // -mode sessions has -clients clients each initialize, list tools, call one
 // tool (-ramp of them at a time) and hold its session until all have, for
-// -hold: all sessions are open at once. Client i
-// uses target i modulo their number. It prints one JSON object: requests,
-// errors, seconds, and for calls the throughput and the 50th and 99th
-// percentile latencies. Benchmark use only.
+// -hold: all sessions are open at once; with -burst, every client then
+// makes one more call, all at the same moment. -protocol is the revision
+// the clients speak: 2025-11-25 (sessions) or 2026-07-28 (stateless, no
+// session; go-sdk's default); a client that ends up on another counts as an
+// error. Client i uses target i modulo their number. It prints one JSON
+// object: requests, errors, seconds, and for calls the throughput and the
+// 50th and 99th percentile latencies. Benchmark use only.
 package main
 
 import (
@@ -30,11 +33,13 @@ type target struct{ url, tool string }
 
 type report struct {
 	Mode       string  `json:"mode"`
+	Protocol   string  `json:"protocol"`
 	Clients    int     `json:"clients"`
 	Requests   int64   `json:"requests"`
 	Errors     int64   `json:"errors"`
 	FirstError string  `json:"first_error,omitempty"`
 	Seconds    float64 `json:"seconds"`
+	BurstSecs  float64 `json:"burst_seconds,omitempty"`
 	RPS        float64 `json:"rps,omitempty"`
 	P50ms      float64 `json:"p50_ms,omitempty"`
 	P99ms      float64 `json:"p99_ms,omitempty"`
@@ -48,8 +53,13 @@ func main() {
 	clients := flag.Int("clients", 4000, "clients of -mode sessions")
 	hold := flag.Duration("hold", 3*time.Second, "how long -mode sessions holds the sessions once all called")
 	ramp := flag.Int("ramp", 200, "clients of -mode sessions that initialize, list and call at once; the rest wait their turn, all hold their sessions together")
+	burst := flag.Bool("burst", false, "-mode sessions: once all have called, every client calls once more, all at once")
+	protocol := flag.String("protocol", "2025-11-25", "MCP `revision` the clients speak: 2025-11-25 (sessions) or 2026-07-28 (stateless)")
 	timeout := flag.Duration("timeout", 5*time.Minute, "bound of the whole run")
 	flag.Parse()
+	if *protocol != "2025-11-25" && *protocol != "2026-07-28" {
+		log.Fatalf("benchload: -protocol %q: want 2025-11-25 or 2026-07-28", *protocol)
+	}
 	var ts []target
 	for _, p := range strings.Split(*targets, ",") {
 		u, tool, ok := strings.Cut(p, "=")
@@ -62,25 +72,45 @@ func main() {
 	defer cancel()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 0, 100000
-	hc := &http.Client{Transport: tr}
+	d := dialer{hc: &http.Client{Transport: tr}, protocol: *protocol}
 	var rep report
 	switch *mode {
 	case "call":
-		rep = calls(ctx, hc, ts, *c, *n)
+		rep = calls(ctx, d, ts, *c, *n)
 	case "sessions":
-		rep = sessions(ctx, hc, ts, *clients, *ramp, *hold)
+		rep = sessions(ctx, d, ts, *clients, *ramp, *hold, *burst)
 	default:
 		log.Fatalf("benchload: unknown mode %q", *mode)
 	}
+	rep.Protocol = *protocol
 	_ = json.NewEncoder(os.Stdout).Encode(rep)
 	if rep.Errors > 0 {
 		os.Exit(1)
 	}
 }
 
-func connect(ctx context.Context, hc *http.Client, t target) (*mcp.ClientSession, error) {
+// dialer connects go-sdk clients speaking one protocol revision.
+type dialer struct {
+	hc       *http.Client
+	protocol string
+}
+
+// connect initializes a session (2025-11-25) or discovers the server
+// (2026-07-28), and fails when the server led the client to another
+// revision: go-sdk falls back to initialize when server/discover fails, and
+// the run would measure the wrong protocol.
+func (d dialer) connect(ctx context.Context, t target) (*mcp.ClientSession, error) {
 	cl := mcp.NewClient(&mcp.Implementation{Name: "benchload", Version: "1"}, nil)
-	return cl.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: t.url, HTTPClient: hc, MaxRetries: -1}, nil)
+	cs, err := cl.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: t.url, HTTPClient: d.hc, MaxRetries: -1},
+		&mcp.ClientSessionOptions{ProtocolVersion: d.protocol})
+	if err != nil {
+		return nil, err
+	}
+	if v := cs.InitializeResult().ProtocolVersion; v != d.protocol {
+		_ = cs.Close()
+		return nil, fmt.Errorf("%s: protocol %s, want %s", t.url, v, d.protocol)
+	}
+	return cs, nil
 }
 
 func call(ctx context.Context, cs *mcp.ClientSession, t target) error {
@@ -111,7 +141,7 @@ func (e *errs) fill(r *report) {
 	}
 }
 
-func calls(ctx context.Context, hc *http.Client, ts []target, c int, n int64) report {
+func calls(ctx context.Context, d dialer, ts []target, c int, n int64) report {
 	var (
 		left = n
 		e    errs
@@ -120,7 +150,7 @@ func calls(ctx context.Context, hc *http.Client, ts []target, c int, n int64) re
 	)
 	css := make([]*mcp.ClientSession, c)
 	for i := range c {
-		cs, err := connect(ctx, hc, ts[i%len(ts)])
+		cs, err := d.connect(ctx, ts[i%len(ts)])
 		if err != nil {
 			log.Fatalf("benchload: connect: %v", err)
 		}
@@ -158,7 +188,7 @@ func calls(ctx context.Context, hc *http.Client, ts []target, c int, n int64) re
 	return r
 }
 
-func sessions(ctx context.Context, hc *http.Client, ts []target, clients, ramp int, hold time.Duration) report {
+func sessions(ctx context.Context, d dialer, ts []target, clients, ramp int, hold time.Duration, burst bool) report {
 	var e errs
 	turn := make(chan struct{}, max(ramp, 1))
 	var requests atomic.Int64
@@ -175,7 +205,7 @@ func sessions(ctx context.Context, hc *http.Client, ts []target, clients, ramp i
 			defer release1()
 			done := sync.OnceFunc(called.Done)
 			defer done()
-			cs, err := connect(ctx, hc, t)
+			cs, err := d.connect(ctx, t)
 			requests.Add(1)
 			if err != nil {
 				e.add(fmt.Errorf("connect: %w", err))
@@ -197,6 +227,13 @@ func sessions(ctx context.Context, hc *http.Client, ts []target, clients, ramp i
 			select {
 			case <-release:
 			case <-ctx.Done():
+				return
+			}
+			if burst {
+				requests.Add(1)
+				if err := call(ctx, cs, t); err != nil {
+					e.add(fmt.Errorf("burst call: %w", err))
+				}
 			}
 		})
 	}
@@ -204,9 +241,16 @@ func sessions(ctx context.Context, hc *http.Client, ts []target, clients, ramp i
 	secs := time.Since(start).Seconds()
 	fmt.Fprintln(os.Stderr, "benchload: all clients called; holding")
 	time.Sleep(hold)
+	released := time.Now()
 	close(release)
 	wg.Wait()
+	if ctx.Err() != nil {
+		e.add(fmt.Errorf("run: %w", ctx.Err()))
+	}
 	r := report{Mode: "sessions", Clients: clients, Requests: requests.Load(), Seconds: secs}
+	if burst {
+		r.BurstSecs = time.Since(released).Seconds()
+	}
 	e.fill(&r)
 	return r
 }

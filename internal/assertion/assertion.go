@@ -3,7 +3,6 @@
 package assertion
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -70,6 +69,13 @@ var b64 = base64.RawURLEncoding
 func BodyHash(body []byte) string {
 	sum := sha256.Sum256(body)
 	return b64.EncodeToString(sum[:])
+}
+
+// hashes reports whether h is BodyHash(body), without allocating.
+func hashes(h string, body []byte) bool {
+	sum := sha256.Sum256(body)
+	var buf [43]byte // base64url of 32 bytes, unpadded
+	return h == string(b64.AppendEncode(buf[:0], sum[:]))
 }
 
 // CredentialHash is the SHA-256 of an Authorization header value, base64url
@@ -145,9 +151,7 @@ func (v *Verifier) Verify(value string, body []byte, now time.Time) (Claims, err
 		return Claims{}, fmt.Errorf("%w: payload encoding", ErrInvalid)
 	}
 	var w wire
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil || dec.More() {
+	if err := decodeWire(payload, &w); err != nil {
 		return Claims{}, fmt.Errorf("%w: payload", ErrInvalid)
 	}
 	if w.BodyHash == "" || w.Expiry <= w.IssuedAt || w.Expiry-w.IssuedAt > int64(Lifetime/time.Second) {
@@ -167,7 +171,7 @@ func (v *Verifier) Verify(value string, body []byte, now time.Time) (Claims, err
 	if !now.Before(c.Expiry) {
 		return Claims{}, ErrExpired
 	}
-	if c.BodyHash != BodyHash(body) {
+	if !hashes(c.BodyHash, body) {
 		return Claims{}, ErrBodyMismatch
 	}
 	return c, nil

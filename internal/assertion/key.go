@@ -11,7 +11,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"hash"
 	"os"
+	"sync"
 )
 
 // MinSecret is the shortest HMAC-SHA256 secret accepted, in bytes.
@@ -83,7 +85,7 @@ func HMACKey(secret []byte) (Key, error) {
 	if len(secret) < MinSecret {
 		return nil, fmt.Errorf("assertion: hmac secret of %d bytes, need at least %d", len(secret), MinSecret)
 	}
-	return hmacKey(bytes.Clone(secret)), nil
+	return newHMACKey(bytes.Clone(secret)), nil
 }
 
 // Ed25519Key returns a key that signs with priv.
@@ -101,22 +103,38 @@ func GenerateKey() (Key, error) {
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("assertion: generate key: %w", err)
 	}
-	return hmacKey(secret), nil
+	return newHMACKey(secret), nil
 }
 
-type hmacKey []byte
+// hmacKey is an HMAC-SHA256 secret, with its keyed hashes kept for reuse
+// (hmac.New hashes the secret each time and allocates six times).
+type hmacKey struct {
+	macs *sync.Pool // of hash.Hash, keyed with the secret
+}
+
+func newHMACKey(secret []byte) hmacKey {
+	return hmacKey{macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, secret) }}}
+}
 
 func (hmacKey) alg() string { return "HS256" }
 
-func (k hmacKey) sign(msg []byte) ([]byte, error) {
-	m := hmac.New(sha256.New, k)
+// mac appends the HMAC of msg to dst.
+func (k hmacKey) mac(dst, msg []byte) []byte {
+	m := k.macs.Get().(hash.Hash)
+	m.Reset()
 	m.Write(msg)
-	return m.Sum(nil), nil
+	dst = m.Sum(dst)
+	k.macs.Put(m)
+	return dst
+}
+
+func (k hmacKey) sign(msg []byte) ([]byte, error) {
+	return k.mac(nil, msg), nil
 }
 
 func (k hmacKey) verify(msg, sig []byte) bool {
-	want, _ := k.sign(msg)
-	return hmac.Equal(want, sig)
+	var buf [sha256.Size]byte
+	return hmac.Equal(k.mac(buf[:0], msg), sig)
 }
 
 type edKey struct {

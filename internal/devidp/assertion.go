@@ -3,120 +3,21 @@ package devidp
 import (
 	"context"
 	"crypto"
-	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
 	"slices"
-	"sync"
-	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/mcp-authz/mcp-authz/internal/devidp/jwtcheck"
 )
 
 // maxReplayEntries bounds the memory of used assertion IDs; when it is full
 // of unexpired entries, new assertions are refused (fail closed).
 const maxReplayEntries = 4096
-
-var signatureAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512, jose.ES256, jose.ES384, jose.ES512, jose.EdDSA}
-
-// replayCache remembers used assertion IDs until they can no longer be
-// presented.
-type replayCache struct {
-	max int
-
-	mu   sync.Mutex
-	seen map[string]time.Time // key -> the end of its validity
-}
-
-func newReplayCache(max int) *replayCache {
-	return &replayCache{max: max, seen: map[string]time.Time{}}
-}
-
-var (
-	errReplayed   = errors.New("already used")
-	errReplayFull = errors.New("too many unexpired assertions")
-)
-
-// use records key as used until `until`; it fails if key is in use already
-// or the cache is full of unexpired entries.
-func (c *replayCache) use(key string, until, now time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if end, ok := c.seen[key]; ok && now.Before(end) {
-		return errReplayed
-	}
-	if len(c.seen) >= c.max {
-		for k, end := range c.seen {
-			if !now.Before(end) {
-				delete(c.seen, k)
-			}
-		}
-		if len(c.seen) >= c.max {
-			return errReplayFull
-		}
-	}
-	c.seen[key] = until
-	return nil
-}
-
-// claims are the registered claims an assertion is checked on, plus the
-// ID-JAG client_id and the scope.
-type claims struct {
-	jwt.Claims
-	ClientID string `json:"client_id"`
-	Scope    string `json:"scope"`
-}
-
-// peek reads an assertion's typ header and claims WITHOUT verifying its
-// signature: only to pick the keys that verify it.
-func peek(raw string) (typ string, c claims, err error) {
-	jws, err := jose.ParseSigned(raw, signatureAlgs)
-	if err != nil {
-		return "", c, err
-	}
-	if len(jws.Signatures) != 1 {
-		return "", c, errors.New("want one signature")
-	}
-	typ, _ = jws.Signatures[0].Protected.ExtraHeaders[jose.HeaderType].(string)
-	err = json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c)
-	return typ, c, err
-}
-
-// verifyJWT checks raw's signature against ks and returns its payload.
-func verifyJWT(ctx context.Context, ks gooidc.KeySet, raw string) ([]byte, claims, error) {
-	var c claims
-	payload, err := ks.VerifySignature(ctx, raw)
-	if err != nil {
-		return nil, c, err
-	}
-	err = json.Unmarshal(payload, &c)
-	return payload, c, err
-}
-
-// checkTimes requires exp and applies it, nbf and iat with skew; exp may be
-// at most maxLifetime ahead.
-func checkTimes(c *claims, now time.Time, maxLifetime, skew time.Duration) error {
-	if c.Expiry == nil {
-		return errors.New("exp is required")
-	}
-	exp := c.Expiry.Time()
-	switch {
-	case !now.Before(exp.Add(skew)):
-		return errors.New("expired")
-	case exp.After(now.Add(maxLifetime + skew)):
-		return errors.New("expires too far in the future")
-	case c.NotBefore != nil && now.Add(skew).Before(c.NotBefore.Time()):
-		return errors.New("not valid yet")
-	case c.IssuedAt != nil && c.IssuedAt.Time().After(now.Add(skew)):
-		return errors.New("issued in the future")
-	}
-	return nil
-}
 
 // forRealm tells whether aud names the realm: its issuer or token endpoint.
 func (r *realm) forRealm(aud jwt.Audience) bool {
@@ -177,7 +78,7 @@ func (p *Provider) authenticate(ctx context.Context, id, secret, assertion, asse
 // section 9): iss = sub = the client, aud = the realm, signed by a key of
 // the client's JWKS, short-lived, with a jti used once.
 func (p *Provider) verifyClientAssertion(ctx context.Context, id, raw string) (*client, error) {
-	_, unverified, err := peek(raw)
+	_, unverified, err := jwtcheck.Peek(raw)
 	if err != nil {
 		return nil, invalidClient("Invalid client assertion")
 	}
@@ -188,7 +89,7 @@ func (p *Provider) verifyClientAssertion(ctx context.Context, id, raw string) (*
 	if c == nil || c.keys == nil {
 		return nil, invalidClient("Invalid client or Invalid client credentials")
 	}
-	_, cl, err := verifyJWT(ctx, &gooidc.StaticKeySet{PublicKeys: c.keys}, raw)
+	_, cl, err := jwtcheck.Verify(ctx, &gooidc.StaticKeySet{PublicKeys: c.keys}, raw)
 	if err != nil {
 		return nil, invalidClient("Invalid client assertion signature")
 	}
@@ -201,10 +102,10 @@ func (p *Provider) verifyClientAssertion(ctx context.Context, id, raw string) (*
 	case cl.ID == "":
 		return nil, invalidClient("Client assertion jti is required")
 	}
-	if err := checkTimes(&cl, now, maxAssertionLifetime, 0); err != nil {
+	if err := cl.CheckTimes(now, maxAssertionLifetime, 0); err != nil {
 		return nil, invalidClient("Client assertion " + err.Error())
 	}
-	if err := p.replay.use("client\x00"+c.id+"\x00"+cl.ID, cl.Expiry.Time(), now); err != nil {
+	if err := p.replay.Use("client\x00"+c.id+"\x00"+cl.ID, cl.Expiry.Time(), now); err != nil {
 		return nil, invalidClient("Client assertion " + err.Error())
 	}
 	return c, nil

@@ -15,17 +15,23 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/mcp-authz/mcp-authz/internal/devidp/jwtcheck"
 )
 
 const (
@@ -38,38 +44,45 @@ type Provider struct {
 	realm   *realm
 	store   *storage
 	handler http.Handler
-	replay  *replayCache
+	replay  *jwtcheck.ReplayCache
 	idpKeys map[string]gooidc.KeySet // identity provider alias -> its keys
 	now     func() time.Time
 }
 
-// New validates cfg and builds the provider with a fresh RSA signing key.
-func New(cfg Config) (*Provider, error) {
-	return newProvider(cfg, options{})
-}
-
-// options are what a Server shares with its realms.
-type options struct {
-	// client fetches identity providers' keys; nil means one trusting the
+// Deps are what a server of several realms (package realms) shares with
+// each; the zero value serves one realm on its own.
+type Deps struct {
+	// Client fetches identity providers' keys; nil means one trusting the
 	// system roots and each provider's CAFile.
-	client *http.Client
-	// keys persists signing keys; nil keeps them in memory.
-	keys *keyFile
+	Client *http.Client
+	// Keys keeps the realm's signing keys across restarts; nil keeps them in
+	// memory.
+	Keys KeyStore
 }
 
-func newProvider(cfg Config, o options) (*Provider, error) {
+// KeyStore keeps realms' signing keys across restarts: RSA private JWKs,
+// oldest first, none for a realm it does not hold. It holds private keys:
+// development only.
+type KeyStore interface {
+	LoadKeys(realm string) ([]jose.JSONWebKey, error)
+	SaveKeys(realm string, keys []jose.JSONWebKey) error
+}
+
+// New validates cfg and builds the provider; its first RSA signing key is
+// fresh unless o.Keys holds the realm's keys.
+func New(cfg Config, o Deps) (*Provider, error) {
 	r, err := compile(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("devidp: %w", err)
 	}
-	p := &Provider{realm: r, store: &storage{realm: r, persist: o.keys}, replay: newReplayCache(maxReplayEntries), idpKeys: map[string]gooidc.KeySet{}, now: time.Now}
+	p := &Provider{realm: r, store: &storage{realm: r, persist: o.Keys}, replay: jwtcheck.NewReplayCache(maxReplayEntries), idpKeys: map[string]gooidc.KeySet{}, now: time.Now}
 	if err := p.store.load(); err != nil {
 		return nil, err
 	}
 	for alias, idp := range r.idps {
-		client := o.client
+		client := o.Client
 		if client == nil || idp.caFile != "" {
-			if client, err = httpClient(o.client, idp.caFile); err != nil {
+			if client, err = httpClient(o.Client, idp.caFile); err != nil {
 				return nil, fmt.Errorf("devidp: identity provider %q: %w", alias, err)
 			}
 		}
@@ -111,7 +124,7 @@ func Listen(cfg Config, addr string) (*Provider, net.Listener, error) {
 		return nil, nil, fmt.Errorf("devidp: listen: %w", err)
 	}
 	cfg.BaseURL = "http://" + ln.Addr().String()
-	p, err := New(cfg)
+	p, err := New(cfg, Deps{})
 	if err != nil {
 		ln.Close()
 		return nil, nil, err
@@ -122,6 +135,9 @@ func Listen(cfg Config, addr string) (*Provider, net.Listener, error) {
 // Handler serves the realm under /realms/<realm>/ and the key rotation at
 // POST /admin/realms/<realm>/rotate-keys (loopback callers only).
 func (p *Provider) Handler() http.Handler { return p.handler }
+
+// Realm is the realm's name.
+func (p *Provider) Realm() string { return p.realm.name }
 
 // Issuer is BaseURL/realms/<realm>.
 func (p *Provider) Issuer() string { return p.realm.issuer }
@@ -215,8 +231,13 @@ func (p *Provider) password(r *http.Request) (any, error) {
 	roleClients := user.roleClients()
 	aud := slices.Compact(slices.Sorted(slices.Values(append(slices.Clip(roleClients), p.realm.defaults...))))
 	req := &tokenRequest{principal: user, audience: aud, scopes: scopes, clientID: c.id, roles: roleClients}
-	exp := time.Now().Add(p.realm.lifetime)
-	token, err := op.CreateJWT(r.Context(), p.realm.issuer, req, exp, newUUID(), c, p.store)
+	return p.accessToken(r.Context(), req, c, time.Now())
+}
+
+// accessToken issues the access token of req to client c, valid for the
+// realm's token lifetime from now.
+func (p *Provider) accessToken(ctx context.Context, req *tokenRequest, c *client, now time.Time) (*oidc.AccessTokenResponse, error) {
+	token, err := op.CreateJWT(ctx, p.realm.issuer, req, now.Add(p.realm.lifetime), newUUID(), c, p.store)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +245,7 @@ func (p *Provider) password(r *http.Request) (any, error) {
 		AccessToken: token,
 		TokenType:   oidc.BearerToken,
 		ExpiresIn:   uint64(p.realm.lifetime.Seconds()),
-		Scope:       scopes,
+		Scope:       req.scopes,
 	}, nil
 }
 
@@ -261,4 +282,30 @@ var supportedClaims = []string{
 
 func equal(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// httpClient trusts the system roots, the roots of base's transport (when
+// base is set) and the PEM certificates of caFile.
+func httpClient(base *http.Client, caFile string) (*http.Client, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if base != nil {
+		if t, ok := base.Transport.(*http.Transport); ok && t.TLSClientConfig != nil && t.TLSClientConfig.RootCAs != nil {
+			pool = t.TLSClientConfig.RootCAs.Clone()
+		}
+	}
+	if caFile != "" {
+		b, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("caFile: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("caFile %s: no PEM certificates", caFile)
+		}
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: t, Timeout: 10 * time.Second}, nil
 }

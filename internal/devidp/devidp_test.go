@@ -480,7 +480,7 @@ func TestConfigErrors(t *testing.T) {
 		return Config{BaseURL: "http://127.0.0.1:1", Clients: []Client{{ID: "gw", Secret: "s", TokenExchange: []string{"srv"}}, {ID: "srv"}, {ID: "cli", Public: true}},
 			Users: []User{{Username: "u", Password: "p", ClientRoles: map[string][]string{"srv": {"r"}}}}}
 	}
-	if _, err := New(ok()); err != nil {
+	if _, err := New(ok(), Deps{}); err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
 	tests := []struct {
@@ -507,7 +507,7 @@ func TestConfigErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := ok()
 			tt.mutate(&c)
-			if _, err := New(c); err == nil {
+			if _, err := New(c, Deps{}); err == nil {
 				t.Error("New accepted an invalid config")
 			}
 		})

@@ -8,7 +8,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/mcp-authz/mcp-authz/internal/devidp/jwtcheck"
 )
 
 // Token types of identity chaining (RFC 8693 section 3) and ID-JAG.
@@ -50,8 +51,8 @@ func (p *Provider) authorizationGrant(r *http.Request) (any, error) {
 	}
 
 	now := p.now()
-	_, subject, err := verifyJWT(r.Context(), p.ownKeys(), f.Get("subject_token"))
-	if err != nil || subject.Issuer != p.realm.issuer || checkTimes(&subject, now, p.realm.lifetime, 0) != nil {
+	_, subject, err := jwtcheck.Verify(r.Context(), p.ownKeys(), f.Get("subject_token"))
+	if err != nil || subject.Issuer != p.realm.issuer || subject.CheckTimes(now, p.realm.lifetime, 0) != nil {
 		return nil, oidc.ErrInvalidRequest().WithDescription("Invalid token")
 	}
 	user := p.realm.bySubject[subject.Subject]
@@ -120,7 +121,7 @@ func (p *Provider) jwtBearer(r *http.Request) (any, error) {
 		return nil, oidc.ErrInvalidRequest().WithDescription("Missing parameter: assertion")
 	}
 	raw := f.Get("assertion")
-	typ, unverified, err := peek(raw)
+	typ, unverified, err := jwtcheck.Peek(raw)
 	if err != nil {
 		return nil, oidc.ErrInvalidGrant().WithDescription("Invalid assertion")
 	}
@@ -134,7 +135,7 @@ func (p *Provider) jwtBearer(r *http.Request) (any, error) {
 	if !slices.Contains(idp.types, normalizeTyp(typ)) {
 		return nil, oidc.ErrInvalidGrant().WithDescription("Assertion typ is not accepted")
 	}
-	payload, a, err := verifyJWT(r.Context(), p.idpKeys[idp.alias], raw)
+	payload, a, err := jwtcheck.Verify(r.Context(), p.idpKeys[idp.alias], raw)
 	if err != nil {
 		return nil, oidc.ErrInvalidGrant().WithDescription("Invalid assertion signature")
 	}
@@ -151,7 +152,7 @@ func (p *Provider) jwtBearer(r *http.Request) (any, error) {
 	case normalizeTyp(typ) == typeIDJAG && a.ClientID != c.id:
 		return nil, oidc.ErrInvalidGrant().WithDescription("Assertion client_id is not the client")
 	}
-	if err := checkTimes(&a, now, idp.maxLifetime, idp.skew); err != nil {
+	if err := a.CheckTimes(now, idp.maxLifetime, idp.skew); err != nil {
 		return nil, oidc.ErrInvalidGrant().WithDescription("Assertion %v", err)
 	}
 	var all map[string]any
@@ -177,7 +178,7 @@ func (p *Provider) jwtBearer(r *http.Request) (any, error) {
 	}
 	slices.Sort(aud)
 	aud = slices.Compact(aud)
-	if err := p.replay.use("grant\x00"+idp.issuer+"\x00"+a.ID, a.Expiry.Time().Add(idp.skew), now); err != nil {
+	if err := p.replay.Use("grant\x00"+idp.issuer+"\x00"+a.ID, a.Expiry.Time().Add(idp.skew), now); err != nil {
 		return nil, oidc.ErrInvalidGrant().WithDescription("Assertion %v", err)
 	}
 
@@ -189,17 +190,7 @@ func (p *Provider) jwtBearer(r *http.Request) (any, error) {
 		scopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile}
 	}
 	req := &tokenRequest{principal: user, audience: aud, scopes: scopes, clientID: c.id, roles: aud}
-	exp := now.Add(p.realm.lifetime)
-	token, err := op.CreateJWT(r.Context(), p.realm.issuer, req, exp, newUUID(), c, p.store)
-	if err != nil {
-		return nil, err
-	}
-	return &oidc.AccessTokenResponse{
-		AccessToken: token,
-		TokenType:   oidc.BearerToken,
-		ExpiresIn:   uint64(p.realm.lifetime.Seconds()),
-		Scope:       scopes,
-	}, nil
+	return p.accessToken(r.Context(), req, c, now)
 }
 
 // sign makes a JWT of claims with the current key and the given typ header.

@@ -27,7 +27,7 @@ var errUnsupported = errors.New("not supported by the dev provider")
 // Nothing is persisted: tokens are self-contained JWTs.
 type storage struct {
 	realm   *realm
-	persist *keyFile // nil: keys live in memory only
+	persist KeyStore // nil: keys live in memory only
 
 	mu   sync.RWMutex
 	keys []*signingKey // last one signs
@@ -43,9 +43,17 @@ var (
 // load takes the realm's keys from the key file, or makes the first one.
 func (s *storage) load() error {
 	if s.persist != nil {
-		keys, err := s.persist.load(s.realm.name)
+		jwks, err := s.persist.LoadKeys(s.realm.name)
 		if err != nil {
-			return err
+			return fmt.Errorf("devidp: keys: %w", err)
+		}
+		var keys []*signingKey
+		for _, k := range jwks {
+			priv, ok := k.Key.(*rsa.PrivateKey)
+			if !ok || k.KeyID == "" || priv.Validate() != nil {
+				return fmt.Errorf("devidp: keys: realm %s: key %q is not an RSA private key", s.realm.name, k.KeyID)
+			}
+			keys = append(keys, &signingKey{id: k.KeyID, key: priv})
 		}
 		if len(keys) > maxKeys {
 			keys = keys[len(keys)-maxKeys:]
@@ -78,8 +86,12 @@ func (s *storage) rotate() (string, error) {
 		keys = keys[len(keys)-maxKeys:]
 	}
 	if s.persist != nil {
-		if err := s.persist.save(s.realm.name, keys); err != nil {
-			return "", err
+		jwks := make([]jose.JSONWebKey, 0, len(keys))
+		for _, k := range keys {
+			jwks = append(jwks, jose.JSONWebKey{Key: k.key, KeyID: k.id, Algorithm: string(jose.RS256), Use: "sig"})
+		}
+		if err := s.persist.SaveKeys(s.realm.name, jwks); err != nil {
+			return "", fmt.Errorf("devidp: keys: %w", err)
 		}
 	}
 	s.keys = keys

@@ -42,6 +42,12 @@ func New(keys [][]byte) (*Sealer, error) {
 	return s, nil
 }
 
+// AEADs returns the sealer's keys as AEADs, the first sealing, for a format
+// of its own that keeps other data beside the nonce (as internal/taskid's
+// ids keep their route in the clear). Such a format needs an additional
+// data of its own, as Seal's callers do.
+func (s *Sealer) AEADs() []cipher.AEAD { return s.aeads }
+
 // Load returns a sealer of the keys in files (see ParseKey), the first
 // sealing; without files, of one random key (what it seals opens only in
 // this process).

@@ -60,8 +60,9 @@ func (k *Kind) target(it *Item) policy.Target {
 	return t
 }
 
-// maxPages bounds how many pages of one upstream list are fetched.
-const maxPages = 100
+// MaxPages bounds how many pages of one upstream list (or of tasks/list) are
+// fetched.
+const MaxPages = 100
 
 // listRetry is how long a server whose list failed is left out (or served
 // from its last list) before it is asked again, so that a dead server does

@@ -71,7 +71,7 @@ func (c *Catalog) fetch(ctx context.Context, k *Kind, caller Caller, snap *regis
 		}
 	}()
 	cursor := ""
-	for range maxPages {
+	for range MaxPages {
 		params := []byte("{}")
 		if cursor != "" {
 			params = append(mcpparse.AppendString([]byte(`{"cursor":`), cursor), '}')

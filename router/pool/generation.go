@@ -61,3 +61,12 @@ func (p *Pool) Modern(ctx context.Context, srv *registry.Server, auth string) bo
 	})
 	return v.(bool)
 }
+
+// KnownModern reports whether this replica knows srv to speak the stateless
+// revision (see Modern), without asking it.
+func (p *Pool) KnownModern(srv *registry.Server) bool {
+	p.gens.mu.Lock()
+	g, ok := p.gens.m[srv.Name+"\x00"+srv.URL]
+	p.gens.mu.Unlock()
+	return ok && g.modern && p.cfg.Now().Before(g.until)
+}

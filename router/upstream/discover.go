@@ -3,10 +3,8 @@ package upstream
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/mcp-authz/mcp-authz/mcpparse"
@@ -148,29 +146,40 @@ func setMeta(params, members []byte, drop ...string) []byte {
 		}
 		return append(out, params[i:]...)
 	}
-	var kept map[string]json.RawMessage
-	if err := json.Unmarshal(f[0].Raw, &kept); err != nil {
+	// The members kept, read in place (no map, no second decoder): the
+	// names, then their values, written back sorted by name.
+	names, err := mcpparse.Names(f[0].Raw, opts)
+	if err != nil {
 		return params
 	}
 	changed := members != nil
-	for _, k := range drop {
-		if _, ok := kept[k]; ok {
-			delete(kept, k)
+	kept := names[:0]
+	for _, k := range names {
+		if slices.Contains(drop, k) {
 			changed = true
+			continue
 		}
+		kept = append(kept, k)
 	}
 	if !changed {
 		return params
 	}
+	slices.Sort(kept)
+	var vals []mcpparse.Field
+	if len(kept) > 0 {
+		if vals, err = mcpparse.Fields(f[0].Raw, opts, kept...); err != nil {
+			return params
+		}
+	}
 	meta := append(make([]byte, 0, len(f[0].Raw)+len(members)), '{')
 	meta = append(meta, members...)
-	for _, k := range slices.Sorted(maps.Keys(kept)) {
+	for i, k := range kept {
 		if len(meta) > 1 {
 			meta = append(meta, ',')
 		}
 		meta = mcpparse.AppendString(meta, k)
 		meta = append(meta, ':')
-		meta = append(meta, kept[k]...)
+		meta = append(meta, vals[i].Raw...)
 	}
 	meta = append(meta, '}')
 	return mcpparse.Splice(params, mcpparse.Span{Start: f[0].Start, End: f[0].Start + len(f[0].Raw)}, meta)

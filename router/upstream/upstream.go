@@ -179,39 +179,35 @@ type Headers struct {
 
 // set writes h, and the x-mcp-* headers of a request to server, into hd.
 func (h Headers) set(hd http.Header, server string) {
-	if h.Auth != "" {
-		hd.Set("Authorization", h.Auth)
+	// Keyed in canonical form (Set would canonicalize, and allocate, each
+	// time), every value one element of one backing array.
+	vals := make([]string, 0, 8)
+	put := func(k, v string) {
+		if v != "" {
+			vals = append(vals, v)
+			hd[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+		}
 	}
-	if h.Session != "" {
-		hd.Set("Mcp-Session-Id", h.Session)
-	}
-	if h.Version != "" {
-		hd.Set("MCP-Protocol-Version", h.Version)
-	}
-	if h.Method != "" {
-		hd.Set("Mcp-Method", h.Method)
-	}
-	if h.Name != "" {
-		hd.Set("Mcp-Name", h.Name)
-	}
+	put("Authorization", h.Auth)
+	put("Mcp-Session-Id", h.Session)
+	put("Mcp-Protocol-Version", h.Version)
+	put("Mcp-Method", h.Method)
+	put("Mcp-Name", h.Name)
 	if server == "" {
 		return
 	}
-	// Keyed in canonical form: Set would canonicalize (allocate) each time.
-	hd["X-Mcp-Servername"] = []string{server}
-	if h.Method != "" {
-		hd["X-Mcp-Method"] = []string{h.Method}
-	}
+	put("X-Mcp-Servername", server)
+	put("X-Mcp-Method", h.Method)
 	if h.Name == "" {
 		return
 	}
 	switch {
 	case h.Method == "tools/call":
-		hd["X-Mcp-Toolname"] = []string{h.Name}
+		put("X-Mcp-Toolname", h.Name)
 	case h.Method == "prompts/get":
-		hd["X-Mcp-Promptname"] = []string{h.Name}
+		put("X-Mcp-Promptname", h.Name)
 	case strings.HasPrefix(h.Method, "resources/"):
-		hd["X-Mcp-Resourceuri"] = []string{h.Name}
+		put("X-Mcp-Resourceuri", h.Name)
 	}
 }
 

@@ -5,6 +5,11 @@
 #   tools/call                           the tool's name, or "tool:" + the tool
 #   prompts/get                          "prompt:" + the prompt
 #   resources/read|subscribe|unsubscribe "resource:" + the uri
+#   tasks/get|update|cancel|result       the role of the tool whose call
+#                                        created the task (mcp.task.tool)
+#   logging/setLevel, roots/list_changed, tasks/list, subscriptions/listen
+#                                        any role of the server (the router
+#                                        asks per server of a session)
 #
 # A caller without roles gets nothing, and lists (the router filters them
 # with this policy) show them nothing. Requests for no server (initialize,
@@ -14,7 +19,10 @@ package mcp.authz
 
 default allow := false
 
-targeted := {"tools/call", "prompts/get", "resources/read", "resources/subscribe", "resources/unsubscribe"}
+targeted := {
+	"tools/call", "prompts/get", "resources/read", "resources/subscribe", "resources/unsubscribe",
+	"tasks/get", "tasks/update", "tasks/cancel", "tasks/result",
+}
 
 resources := {"resources/read", "resources/subscribe", "resources/unsubscribe"}
 
@@ -40,6 +48,23 @@ allow if {
 	input.mcp.method in resources
 	audience_is_server
 	concat("", ["resource:", input.mcp.resource.uri]) in roles
+}
+
+tasks := {"tasks/get", "tasks/update", "tasks/cancel", "tasks/result"}
+
+allow if {
+	input.mcp.method in tasks
+	input.mcp.task.tool != ""
+	audience_is_server
+	some role in [input.mcp.task.tool, concat("", ["tool:", input.mcp.task.tool])]
+	role in roles
+}
+
+# The router passes these to every server of a session, asking per server.
+allow if {
+	input.mcp.method in {"logging/setLevel", "notifications/roots/list_changed", "tasks/list", "subscriptions/listen"}
+	audience_is_server
+	count(roles) > 0
 }
 
 roles := r if {

@@ -71,3 +71,17 @@ test_no_roles_get_nothing if {
 test_other_method_for_a_server_denied if not authz.allow with input as request("completion/complete", {}, alice_all)
 
 test_tools_call_for_no_server_denied if not authz.allow with input as {"mcp": {"method": "tools/call", "server": "", "tool": {"name": "pods_list"}}, "token": alice_all}
+
+task(method, tool) := {"task": {"server": server, "tool": tool, "method": method}}
+
+test_tool_role_allows_its_tasks if {
+	every method in ["tasks/get", "tasks/update", "tasks/cancel", "tasks/result"] {
+		authz.allow with input as request(method, task(method, "pods_list"), alice_all)
+	}
+}
+
+test_tasks_of_another_tool_denied if not authz.allow with input as request("tasks/cancel", task("tasks/cancel", "pods_delete"), alice_all)
+
+test_task_of_unknown_tool_denied if not authz.allow with input as request("tasks/get", task("tasks/get", ""), alice_all)
+
+test_no_roles_get_no_tasks if not authz.allow with input as request("tasks/get", task("tasks/get", "pods_list"), bob)

@@ -1,14 +1,16 @@
-package devidp
+package realms
 
 import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,36 +20,55 @@ import (
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/oauth2"
+
+	"github.com/mcp-authz/mcp-authz/internal/devidp"
+	"github.com/mcp-authz/mcp-authz/internal/jwttest"
 )
 
-const jwtBearerGrant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+const (
+	jwtBearerGrant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	exchangeGrant  = "urn:ietf:params:oauth:grant-type:token-exchange"
+	accessType     = "urn:ietf:params:oauth:token-type:access_token"
+)
+
+// gatewaySecret is the shipped dev/gateway-secret.
+func gatewaySecret(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../../dev/gateway-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// newID is a random identifier (a kid, a jti).
+func newID() string { return rand.Text() }
 
 // chainRealms are dev/realm-a.yaml and dev/realm-b.yaml with short tokens,
 // and the gateway secret.
-func chainRealms(t *testing.T) (a, b Config, secret string) {
+func chainRealms(t *testing.T) (a, b devidp.Config, secret string) {
 	t.Helper()
 	var err error
-	if a, err = LoadConfig("../../dev/realm-a.yaml"); err != nil {
+	if a, err = devidp.LoadConfig("../../../dev/realm-a.yaml"); err != nil {
 		t.Fatal(err)
 	}
-	if b, err = LoadConfig("../../dev/realm-b.yaml"); err != nil {
+	if b, err = devidp.LoadConfig("../../../dev/realm-b.yaml"); err != nil {
 		t.Fatal(err)
 	}
 	a.TokenLifetime, b.TokenLifetime = 5*time.Minute, 5*time.Minute
-	_, secret = devRealm(t)
+	secret = gatewaySecret(t)
 	return a, b, secret
 }
 
 // startServer serves cfg on a loopback port until the test ends.
-func startServer(t *testing.T, cfg ServerConfig, addr string) *Server {
+func startServer(t *testing.T, cfg Config, addr string) *Server {
 	t.Helper()
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	s, err := NewServer(cfg, addr)
+	s, err := New(cfg, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,60 +151,6 @@ func payload(t *testing.T, raw string) map[string]any {
 	return c
 }
 
-// testKey is an RSA key and its public JWKS, for private_key_jwt and for
-// assertions signed by an untrusted party.
-type testKey struct {
-	key *rsa.PrivateKey
-	kid string
-}
-
-func newTestKey(t *testing.T) testKey {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testKey{key: k, kid: newUUID()}
-}
-
-func (k testKey) jwks(t *testing.T) string {
-	t.Helper()
-	b, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.key.PublicKey, KeyID: k.kid, Algorithm: "RS256", Use: "sig"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func (k testKey) sign(t *testing.T, claims map[string]any, typ string) string {
-	t.Helper()
-	opts := &jose.SignerOptions{}
-	if typ != "" {
-		opts = opts.WithType(jose.ContentType(typ))
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: k.key, KeyID: k.kid}}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(claims)
-	jws, err := signer.Sign(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
-
-// clientAssertion is a private_key_jwt assertion of client id for aud.
-func (k testKey) clientAssertion(t *testing.T, id, aud string) string {
-	t.Helper()
-	now := time.Now().Unix()
-	return k.sign(t, map[string]any{"iss": id, "sub": id, "aud": aud, "iat": now, "exp": now + 60, "jti": newUUID()}, "")
-}
-
 // TestIdentityChaining is the good path over HTTPS with the test CA: alice
 // logs in at domain A, the gateway exchanges her token for a JWT
 // authorization grant for domain B (jwt and ID-JAG), presents it at B
@@ -192,10 +159,10 @@ func (k testKey) clientAssertion(t *testing.T, id, aud string) string {
 // roles, verified with go-oidc against B's JWKS.
 func TestIdentityChaining(t *testing.T) {
 	a, b, secret := chainRealms(t)
-	agent := newTestKey(t)
-	b.Clients = append(b.Clients, Client{ID: "kube-agent", JWKS: agent.jwks(t), JWTAuthorizationGrant: []string{"domain-a"}, GrantAudiences: []string{"kubernetes"}})
+	agent := jwttest.NewKey(t)
+	b.Clients = append(b.Clients, devidp.Client{ID: "kube-agent", JWKS: agent.JWKS(t), JWTAuthorizationGrant: []string{"domain-a"}, GrantAudiences: []string{"kubernetes"}})
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	s := startServer(t, ServerConfig{Realms: []Config{a, b}, TLS: &TLSConfig{CAFile: caFile}}, "")
+	s := startServer(t, Config{Realms: []devidp.Config{a, b}, TLS: &TLSConfig{CAFile: caFile}}, "")
 	pa, pb := s.Realm("domain-a"), s.Realm("domain-b")
 	if !strings.HasPrefix(pa.Issuer(), "https://127.0.0.1:") || pb.Issuer() != s.BaseURL()+"/realms/domain-b" {
 		t.Fatalf("issuers %s, %s", pa.Issuer(), pb.Issuer())
@@ -224,17 +191,17 @@ func TestIdentityChaining(t *testing.T) {
 		name, tokenType, wantTyp string
 		present                  func(grant string) (int, map[string]any)
 	}{
-		{"jwt grant, client_secret_basic", TokenTypeJWT, "JWT", func(g string) (int, map[string]any) {
+		{"jwt grant, client_secret_basic", devidp.TokenTypeJWT, "JWT", func(g string) (int, map[string]any) {
 			return post(t, hc, pb.TokenURL(), url.Values{"grant_type": {jwtBearerGrant}, "assertion": {g}}, "mcp-gateway", secret)
 		}},
-		{"ID-JAG, client_secret_post, audience named", TokenTypeIDJAG, "oauth-id-jag+jwt", func(g string) (int, map[string]any) {
+		{"ID-JAG, client_secret_post, audience named", devidp.TokenTypeIDJAG, "oauth-id-jag+jwt", func(g string) (int, map[string]any) {
 			return post(t, hc, pb.TokenURL(), url.Values{"grant_type": {jwtBearerGrant}, "assertion": {g}, "audience": {"kubernetes"},
 				"client_id": {"mcp-gateway"}, "client_secret": {secret}}, "", "")
 		}},
-		{"jwt grant, private_key_jwt", TokenTypeJWT, "JWT", func(g string) (int, map[string]any) {
+		{"jwt grant, private_key_jwt", devidp.TokenTypeJWT, "JWT", func(g string) (int, map[string]any) {
 			return post(t, hc, pb.TokenURL(), url.Values{"grant_type": {jwtBearerGrant}, "assertion": {g},
 				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
-				"client_assertion":      {agent.clientAssertion(t, "kube-agent", pb.TokenURL())}}, "", "")
+				"client_assertion":      {agent.ClientAssertion(t, "kube-agent", pb.TokenURL())}}, "", "")
 		}},
 	}
 	for _, tt := range tests {
@@ -293,29 +260,32 @@ func TestIdentityChaining(t *testing.T) {
 // with an RFC 6749 error, and none yields a token.
 func TestJWTBearerRefusals(t *testing.T) {
 	a, b, secret := chainRealms(t)
-	b.Clients = append(b.Clients, Client{ID: "no-grants", Secret: "x"}, Client{ID: "other-idp", Secret: "y", JWTAuthorizationGrant: []string{"domain-c"}})
-	b.IdentityProviders = append(b.IdentityProviders, IdentityProvider{Alias: "domain-c", Issuer: "https://c.example/realms/c"})
-	s := startServer(t, ServerConfig{Realms: []Config{a, b}, TLS: &TLSConfig{}}, "")
+	b.Clients = append(b.Clients, devidp.Client{ID: "no-grants", Secret: "x"}, devidp.Client{ID: "other-idp", Secret: "y", JWTAuthorizationGrant: []string{"domain-c"}})
+	b.IdentityProviders = append(b.IdentityProviders, devidp.IdentityProvider{Alias: "domain-c", Issuer: "https://c.example/realms/c"})
+	keys := filepath.Join(t.TempDir(), "keys.json")
+	s := startServer(t, Config{Realms: []devidp.Config{a, b}, TLS: &TLSConfig{}, KeysFile: keys}, "")
 	pa, pb := s.Realm("domain-a"), s.Realm("domain-b")
 	hc := caClient(t, s)
+	// A's signing key, read from the key file: assertions A signs itself.
+	jwks, err := (&keyFile{path: keys}).LoadKeys("domain-a")
+	if err != nil || len(jwks) == 0 {
+		t.Fatalf("domain-a keys: %v %v", jwks, err)
+	}
+	keyA := jwttest.Key{Private: jwks[len(jwks)-1].Key.(*rsa.PrivateKey), KID: jwks[len(jwks)-1].KeyID}
 	aliceAtA := uuidFrom("domain-a/user/alice")
 	now := time.Now().Unix()
 	claims := func(mut func(map[string]any)) map[string]any {
 		c := map[string]any{"iss": pa.Issuer(), "sub": aliceAtA, "aud": pb.Issuer(), "iat": now, "exp": now + 60,
-			"jti": newUUID(), "preferred_username": "alice", "client_id": "mcp-gateway"}
+			"jti": newID(), "preferred_username": "alice", "client_id": "mcp-gateway"}
 		if mut != nil {
 			mut(c)
 		}
 		return c
 	}
 	signA := func(c map[string]any, typ string) string {
-		raw, err := pa.store.sign(c, typ)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return raw
+		return keyA.Sign(t, c, typ)
 	}
-	stranger := newTestKey(t)
+	stranger := jwttest.NewKey(t)
 	unsigned := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." +
 		strings.Split(signA(claims(nil), "JWT"), ".")[1] + "."
 	replayed := signA(claims(nil), "JWT")
@@ -337,8 +307,8 @@ func TestJWTBearerRefusals(t *testing.T) {
 	}{
 		{"control: token endpoint as aud", present(signA(claims(func(c map[string]any) { c["aud"] = pb.TokenURL() }), "JWT")), "mcp-gateway", secret, 200, ""},
 		{"replayed (same jti)", present(replayed), "mcp-gateway", secret, 400, "invalid_grant"},
-		{"untrusted issuer", present(stranger.sign(t, claims(func(c map[string]any) { c["iss"] = "https://evil.example/realms/x" }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
-		{"A's issuer, another key", present(stranger.sign(t, claims(nil), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"untrusted issuer", present(stranger.Sign(t, claims(func(c map[string]any) { c["iss"] = "https://evil.example/realms/x" }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"A's issuer, another key", present(stranger.Sign(t, claims(nil), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
 		{"alg none", present(unsigned), "mcp-gateway", secret, 400, "invalid_grant"},
 		{"expired", present(signA(claims(func(c map[string]any) { c["iat"], c["exp"] = now-120, now-60 }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
 		{"without exp", present(signA(claims(func(c map[string]any) { delete(c, "exp") }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
@@ -350,7 +320,7 @@ func TestJWTBearerRefusals(t *testing.T) {
 		{"without jti", present(signA(claims(func(c map[string]any) { delete(c, "jti") }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
 		{"without sub", present(signA(claims(func(c map[string]any) { delete(c, "sub") }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
 		{"wrong typ (an RFC 9068 access token)", present(signA(claims(nil), "at+jwt")), "mcp-gateway", secret, 400, "invalid_grant"},
-		{"no typ", present(stranger.sign(t, claims(nil), "")), "mcp-gateway", secret, 400, "invalid_grant"},
+		{"no typ", present(stranger.Sign(t, claims(nil), "")), "mcp-gateway", secret, 400, "invalid_grant"},
 		{"unknown user mapping (unlinked user)", present(signA(claims(func(c map[string]any) { c["preferred_username"] = "bob" }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
 		{"unknown user mapping (no such user)", present(signA(claims(func(c map[string]any) { c["preferred_username"] = "carol" }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
 		{"unknown user mapping (claim missing)", present(signA(claims(func(c map[string]any) { delete(c, "preferred_username") }), "JWT")), "mcp-gateway", secret, 400, "invalid_grant"},
@@ -386,12 +356,12 @@ func TestJWTBearerRefusals(t *testing.T) {
 // TestAuthorizationGrantRefusals asks domain A for grants it must not give.
 func TestAuthorizationGrantRefusals(t *testing.T) {
 	a, b, secret := chainRealms(t)
-	a.Peers = append(a.Peers, Peer{Alias: "domain-c", Issuer: "https://c.example/realms/c"})
+	a.Peers = append(a.Peers, devidp.Peer{Alias: "domain-c", Issuer: "https://c.example/realms/c"})
 	a.Clients = append(a.Clients,
-		Client{ID: "c-gateway", Secret: "c", AuthorizationGrants: []string{"domain-c"}},
-		Client{ID: "no-grants", Secret: "n", TokenExchange: []string{"mcp-test/kubernetes-mcp"}})
+		devidp.Client{ID: "c-gateway", Secret: "c", AuthorizationGrants: []string{"domain-c"}},
+		devidp.Client{ID: "no-grants", Secret: "n", TokenExchange: []string{"mcp-test/kubernetes-mcp"}})
 	a.DefaultAudiences = append(a.DefaultAudiences, "no-grants")
-	s := startServer(t, ServerConfig{Realms: []Config{a, b}}, "")
+	s := startServer(t, Config{Realms: []devidp.Config{a, b}}, "")
 	pa, pb := s.Realm("domain-a"), s.Realm("domain-b")
 	hc := s.Client()
 	status, body := post(t, hc, pa.TokenURL(), url.Values{"grant_type": {"password"}, "client_id": {"mcp-cli"}, "username": {"alice"}, "password": {"alice"}}, "", "")
@@ -414,20 +384,20 @@ func TestAuthorizationGrantRefusals(t *testing.T) {
 		wantStatus int
 		wantError  string
 	}{
-		{"control: resource names the peer", without(with(grantRequest(alice, TokenTypeJWT, ""), "resource", pb.Issuer()), "audience"), "mcp-gateway", secret, 200, ""},
-		{"client not allowed for that peer", grantRequest(alice, TokenTypeJWT, pb.Issuer()), "c-gateway", "c", 400, "invalid_target"},
-		{"client not allowed any grant", grantRequest(alice, TokenTypeIDJAG, pb.Issuer()), "no-grants", "n", 400, "unauthorized_client"},
-		{"public client", with(grantRequest(alice, TokenTypeJWT, pb.Issuer()), "client_id", "mcp-cli"), "", "", 400, "unauthorized_client"},
-		{"unknown peer", grantRequest(alice, TokenTypeJWT, "https://evil.example/realms/x"), "mcp-gateway", secret, 400, "invalid_target"},
-		{"a client as audience", grantRequest(alice, TokenTypeJWT, "mcp-test/kubernetes-mcp"), "mcp-gateway", secret, 400, "invalid_target"},
-		{"two targets", with(grantRequest(alice, TokenTypeJWT, pb.Issuer()), "resource", pb.Issuer()), "mcp-gateway", secret, 400, "invalid_target"},
-		{"no target", without(grantRequest(alice, TokenTypeJWT, ""), "audience"), "mcp-gateway", secret, 400, "invalid_target"},
-		{"requester not in the subject's aud", grantRequest(alice, TokenTypeJWT, "https://c.example/realms/c"), "c-gateway", "c", 400, "access_denied"},
-		{"subject token of another issuer", grantRequest(atB, TokenTypeJWT, pb.Issuer()), "mcp-gateway", secret, 400, "invalid_request"},
-		{"id_token subject type", with(grantRequest(alice, TokenTypeJWT, pb.Issuer()), "subject_token_type", "urn:ietf:params:oauth:token-type:id_token"), "mcp-gateway", secret, 400, "invalid_request"},
-		{"actor token", with(grantRequest(alice, TokenTypeJWT, pb.Issuer()), "actor_token", alice), "mcp-gateway", secret, 400, "invalid_request"},
-		{"garbage subject", grantRequest("not.a.jwt", TokenTypeJWT, pb.Issuer()), "mcp-gateway", secret, 400, "invalid_request"},
-		{"bad secret", grantRequest(alice, TokenTypeJWT, pb.Issuer()), "mcp-gateway", "wrong", 401, "invalid_client"},
+		{"control: resource names the peer", without(with(grantRequest(alice, devidp.TokenTypeJWT, ""), "resource", pb.Issuer()), "audience"), "mcp-gateway", secret, 200, ""},
+		{"client not allowed for that peer", grantRequest(alice, devidp.TokenTypeJWT, pb.Issuer()), "c-gateway", "c", 400, "invalid_target"},
+		{"client not allowed any grant", grantRequest(alice, devidp.TokenTypeIDJAG, pb.Issuer()), "no-grants", "n", 400, "unauthorized_client"},
+		{"public client", with(grantRequest(alice, devidp.TokenTypeJWT, pb.Issuer()), "client_id", "mcp-cli"), "", "", 400, "unauthorized_client"},
+		{"unknown peer", grantRequest(alice, devidp.TokenTypeJWT, "https://evil.example/realms/x"), "mcp-gateway", secret, 400, "invalid_target"},
+		{"a client as audience", grantRequest(alice, devidp.TokenTypeJWT, "mcp-test/kubernetes-mcp"), "mcp-gateway", secret, 400, "invalid_target"},
+		{"two targets", with(grantRequest(alice, devidp.TokenTypeJWT, pb.Issuer()), "resource", pb.Issuer()), "mcp-gateway", secret, 400, "invalid_target"},
+		{"no target", without(grantRequest(alice, devidp.TokenTypeJWT, ""), "audience"), "mcp-gateway", secret, 400, "invalid_target"},
+		{"requester not in the subject's aud", grantRequest(alice, devidp.TokenTypeJWT, "https://c.example/realms/c"), "c-gateway", "c", 400, "access_denied"},
+		{"subject token of another issuer", grantRequest(atB, devidp.TokenTypeJWT, pb.Issuer()), "mcp-gateway", secret, 400, "invalid_request"},
+		{"id_token subject type", with(grantRequest(alice, devidp.TokenTypeJWT, pb.Issuer()), "subject_token_type", "urn:ietf:params:oauth:token-type:id_token"), "mcp-gateway", secret, 400, "invalid_request"},
+		{"actor token", with(grantRequest(alice, devidp.TokenTypeJWT, pb.Issuer()), "actor_token", alice), "mcp-gateway", secret, 400, "invalid_request"},
+		{"garbage subject", grantRequest("not.a.jwt", devidp.TokenTypeJWT, pb.Issuer()), "mcp-gateway", secret, 400, "invalid_request"},
+		{"bad secret", grantRequest(alice, devidp.TokenTypeJWT, pb.Issuer()), "mcp-gateway", "wrong", 401, "invalid_client"},
 		{"access token for the peer (not a grant)", grantRequest(alice, accessType, pb.Issuer()), "mcp-gateway", secret, 400, "invalid_target"},
 	}
 	for _, tt := range tests {
@@ -446,9 +416,9 @@ func TestAuthorizationGrantRefusals(t *testing.T) {
 	}
 
 	// A grant is no subject token: its aud is the peer, not the requester.
-	_, body = post(t, hc, pa.TokenURL(), grantRequest(alice, TokenTypeJWT, pb.Issuer()), "mcp-gateway", secret)
+	_, body = post(t, hc, pa.TokenURL(), grantRequest(alice, devidp.TokenTypeJWT, pb.Issuer()), "mcp-gateway", secret)
 	grant, _ := body["access_token"].(string)
-	if status, body := post(t, hc, pa.TokenURL(), grantRequest(grant, TokenTypeJWT, pb.Issuer()), "mcp-gateway", secret); status == http.StatusOK {
+	if status, body := post(t, hc, pa.TokenURL(), grantRequest(grant, devidp.TokenTypeJWT, pb.Issuer()), "mcp-gateway", secret); status == http.StatusOK {
 		t.Errorf("a grant exchanged for another grant: %v", body)
 	}
 	// A grant never outlives the token it came from.
@@ -457,69 +427,11 @@ func TestAuthorizationGrantRefusals(t *testing.T) {
 	}
 }
 
-// TestPrivateKeyJWT authenticates a client with an RFC 7523 client
-// assertion, and refuses bad ones with 401 invalid_client.
-func TestPrivateKeyJWT(t *testing.T) {
-	cfg, _ := devRealm(t)
-	good, wrong := newTestKey(t), newTestKey(t)
-	cfg.Clients = append(cfg.Clients, Client{ID: "agent", JWKS: good.jwks(t)})
-	p := start(t, cfg)
-	now := time.Now().Unix()
-	assertion := func(mut func(map[string]any)) string {
-		c := map[string]any{"iss": "agent", "sub": "agent", "aud": p.TokenURL(), "iat": now, "exp": now + 60, "jti": newUUID()}
-		if mut != nil {
-			mut(c)
-		}
-		return good.sign(t, c, "")
-	}
-	form := func(a string) url.Values {
-		return url.Values{"grant_type": {"client_credentials"},
-			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}}
-	}
-	with := func(v url.Values, k, val string) url.Values { v.Set(k, val); return v }
-	used := assertion(nil)
-	if status, body := call(t, p, form(used), "", ""); status != http.StatusOK {
-		t.Fatalf("control: %d %v", status, body)
-	}
-	tests := []struct {
-		name       string
-		form       url.Values
-		id, secret string
-		want       int
-	}{
-		{"control: issuer as aud, client_id named", with(form(assertion(func(c map[string]any) { c["aud"] = p.Issuer() })), "client_id", "agent"), "", "", 200},
-		{"control: password grant", with(with(with(form(assertion(nil)), "grant_type", "password"), "username", "alice"), "password", "alice"), "", "", 200},
-		{"wrong key", form(wrong.sign(t, map[string]any{"iss": "agent", "sub": "agent", "aud": p.TokenURL(), "exp": now + 60, "jti": newUUID()}, "")), "", "", 401},
-		{"replayed", form(used), "", "", 401},
-		{"expired", form(assertion(func(c map[string]any) { c["exp"] = now - 1 })), "", "", 401},
-		{"long-lived", form(assertion(func(c map[string]any) { c["exp"] = now + 3600 })), "", "", 401},
-		{"another audience", form(assertion(func(c map[string]any) { c["aud"] = "https://elsewhere.example/token" })), "", "", 401},
-		{"iss is not sub", form(assertion(func(c map[string]any) { c["sub"] = "mcp-gateway" })), "", "", 401},
-		{"without jti", form(assertion(func(c map[string]any) { delete(c, "jti") })), "", "", 401},
-		{"client_id mismatch", with(form(assertion(nil)), "client_id", "mcp-gateway"), "", "", 401},
-		{"assertion for a secret client", form(assertion(func(c map[string]any) { c["iss"], c["sub"] = "mcp-gateway", "mcp-gateway" })), "", "", 401},
-		{"wrong assertion type", with(form(assertion(nil)), "client_assertion_type", "urn:example"), "", "", 400},
-		{"secret for a key client", url.Values{"grant_type": {"client_credentials"}}, "agent", "", 401},
-		{"assertion and secret", form(assertion(nil)), "agent", "x", 400},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			status, body := call(t, p, tt.form, tt.id, tt.secret)
-			if status != tt.want {
-				t.Errorf("status %d, body %v; want %d", status, body, tt.want)
-			}
-			if tt.want == 401 && (body["error"] != "invalid_client" || body["access_token"] != nil) {
-				t.Errorf("body %v; want invalid_client", body)
-			}
-		})
-	}
-}
-
 // TestServerTLS checks the HTTPS server: only a client trusting its CA
 // reaches it, and discovery names https endpoints.
 func TestServerTLS(t *testing.T) {
 	a, b, _ := chainRealms(t)
-	s := startServer(t, ServerConfig{Realms: []Config{a, b}, TLS: &TLSConfig{}}, "")
+	s := startServer(t, Config{Realms: []devidp.Config{a, b}, TLS: &TLSConfig{}}, "")
 	resp, err := caClient(t, s).Get(s.Realm("domain-b").Issuer() + "/.well-known/openid-configuration")
 	if err != nil {
 		t.Fatal(err)
@@ -553,10 +465,13 @@ func TestServerTLS(t *testing.T) {
 // TestKeysFile keeps the signing keys across a restart: a token issued
 // before verifies after, and a rotation survives too.
 func TestKeysFile(t *testing.T) {
-	cfg, _ := devRealm(t)
+	cfg, err := devidp.LoadConfig("../../../dev/realm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	keys := filepath.Join(t.TempDir(), "keys.json")
 	ctx, cancel := context.WithCancel(t.Context())
-	s1, err := NewServer(ServerConfig{Realms: []Config{cfg}, KeysFile: keys}, "127.0.0.1:0")
+	s1, err := New(Config{Realms: []devidp.Config{cfg}, KeysFile: keys}, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -576,11 +491,24 @@ func TestKeysFile(t *testing.T) {
 		t.Fatalf("keys file: %v, mode %v", err, fi.Mode())
 	}
 
-	s2 := startServer(t, ServerConfig{Realms: []Config{cfg}, KeysFile: keys}, addr)
+	s2 := startServer(t, Config{Realms: []devidp.Config{cfg}, KeysFile: keys}, addr)
 	p := s2.Realm("mcp")
-	verify(t, p, old, "mcp-gateway")
+	rp, err := gooidc.NewProvider(t.Context(), p.Issuer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rp.Verifier(&gooidc.Config{ClientID: "mcp-gateway"}).Verify(t.Context(), old); err != nil {
+		t.Fatalf("a token from before the restart: %v", err)
+	}
 	var jwks struct{ Keys []struct{ Kid string } }
-	getJSON(t, p.Issuer()+"/protocol/openid-connect/certs", &jwks)
+	resp, err := http.Get(p.Issuer() + "/protocol/openid-connect/certs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&jwks); err != nil {
+		t.Fatal(err)
+	}
 	if len(jwks.Keys) != 2 || jwks.Keys[1].Kid != kid(t, old) {
 		t.Errorf("jwks after restart: %+v, want the rotated key and %s", jwks.Keys, kid(t, old))
 	}
@@ -593,76 +521,49 @@ func TestKeysFile(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(`{"mcp": {"keys": [{"kty": "oct", "k": "AAAA", "kid": "x"}]}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewServer(ServerConfig{Realms: []Config{cfg}, KeysFile: bad}, "127.0.0.1:0"); err == nil {
-		t.Error("NewServer accepted a key file without RSA private keys")
+	if _, err := New(Config{Realms: []devidp.Config{cfg}, KeysFile: bad}, "127.0.0.1:0"); err == nil {
+		t.Error("New accepted a key file without RSA private keys")
 	}
 }
 
-func TestReplayCacheBounded(t *testing.T) {
-	c := newReplayCache(2)
-	now := time.Now()
-	for i, k := range []string{"a", "b"} {
-		if err := c.use(k, now.Add(time.Minute), now); err != nil {
-			t.Fatalf("use %d: %v", i, err)
+// login is a password login of user (password = user name) at p.
+func login(t *testing.T, p *devidp.Provider, user string) string {
+	t.Helper()
+	status, body := post(t, http.DefaultClient, p.TokenURL(), url.Values{"grant_type": {"password"}, "client_id": {"mcp-cli"}, "username": {user}, "password": {user}}, "", "")
+	tok, _ := body["access_token"].(string)
+	if status != http.StatusOK || tok == "" {
+		t.Fatalf("login %s: status %d, error %v", user, status, body["error"])
+	}
+	return tok
+}
+
+// kid is a JWT's key id.
+func kid(t *testing.T, raw string) string {
+	t.Helper()
+	k, _ := header(t, raw)["kid"].(string)
+	return k
+}
+
+// pick keeps the named claims of c, an aud string as a one-element list.
+func pick(c map[string]any, names ...string) map[string]any {
+	out := map[string]any{}
+	for _, n := range names {
+		if v, ok := c[n]; ok {
+			out[n] = v
 		}
 	}
-	if err := c.use("a", now.Add(time.Minute), now); !errors.Is(err, errReplayed) {
-		t.Errorf("replay: %v", err)
+	if a, ok := out["aud"].(string); ok {
+		out["aud"] = []any{a}
 	}
-	if err := c.use("c", now.Add(time.Minute), now); !errors.Is(err, errReplayFull) {
-		t.Errorf("full: %v, want refused", err)
-	}
-	later := now.Add(2 * time.Minute)
-	if err := c.use("c", later.Add(time.Minute), later); err != nil {
-		t.Errorf("after expiry: %v", err)
-	}
-	if len(c.seen) != 1 {
-		t.Errorf("%d entries after pruning, want 1", len(c.seen))
-	}
+	return out
 }
 
-func TestTrustConfigErrors(t *testing.T) {
-	ok := func() Config {
-		return Config{BaseURL: "http://127.0.0.1:1",
-			Peers:             []Peer{{Alias: "b", Realm: "b"}},
-			IdentityProviders: []IdentityProvider{{Alias: "c", Issuer: "https://c.example/realms/c", UserClaim: "preferred_username"}},
-			Clients:           []Client{{ID: "gw", Secret: "s", AuthorizationGrants: []string{"b"}, JWTAuthorizationGrant: []string{"c"}, GrantAudiences: []string{"k8s"}}, {ID: "k8s"}},
-			Users:             []User{{Username: "u", Password: "p", FederatedIdentities: map[string]string{"c": "u"}}}}
-	}
-	if _, err := New(ok()); err != nil {
-		t.Fatalf("valid config: %v", err)
-	}
-	tests := []struct {
-		name   string
-		mutate func(*Config)
-	}{
-		{"peer without alias", func(c *Config) { c.Peers[0].Alias = "" }},
-		{"peer with issuer and realm", func(c *Config) { c.Peers[0].Issuer = "https://x.example" }},
-		{"peer is the realm", func(c *Config) { c.Peers[0].Realm = "mcp" }},
-		{"peer issuer not a URL", func(c *Config) { c.Peers[0].Realm, c.Peers[0].Issuer = "", "b" }},
-		{"unknown peer", func(c *Config) { c.Clients[0].AuthorizationGrants = []string{"nope"} }},
-		{"unknown identity provider", func(c *Config) { c.Clients[0].JWTAuthorizationGrant = []string{"nope"} }},
-		{"grant audience not a client", func(c *Config) { c.Clients[0].GrantAudiences = []string{"nope"} }},
-		{"bad user claim", func(c *Config) { c.IdentityProviders[0].UserClaim = "name" }},
-		{"link to unknown provider", func(c *Config) { c.Users[0].FederatedIdentities = map[string]string{"nope": "u"} }},
-		{"two users, one link", func(c *Config) {
-			c.Users = append(c.Users, User{Username: "v", Password: "p", FederatedIdentities: map[string]string{"c": "u"}})
-		}},
-		{"grant lifetime too long", func(c *Config) { c.GrantLifetime = time.Hour }},
-		{"public client asks grants", func(c *Config) {
-			c.Clients = append(c.Clients, Client{ID: "pub", Public: true, AuthorizationGrants: []string{"b"}})
-		}},
-		{"jwks and secret", func(c *Config) { c.Clients[0].JWKS = newTestKey(t).jwks(t) }},
-		{"bad jwks", func(c *Config) { c.Clients = append(c.Clients, Client{ID: "k", JWKS: `{"keys": []}`}) }},
-		{"missing caFile", func(c *Config) { c.IdentityProviders[0].CAFile = "/nonexistent" }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := ok()
-			tt.mutate(&c)
-			if _, err := New(c); err == nil {
-				t.Error("New accepted an invalid config")
-			}
-		})
-	}
+// uuidFrom is the sub devidp derives from a realm and a name (a UUID of
+// version 8 from SHA-256), computed here on its own as the oracle.
+func uuidFrom(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	b := [16]byte(sum[:16])
+	b[6] = b[6]&0x0f | 8<<4
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -1,7 +1,6 @@
-package devidp
+package realms
 
 import (
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,61 +36,47 @@ func (f *keyFile) read() (map[string]jose.JSONWebKeySet, error) {
 	return sets, nil
 }
 
-// load returns the realm's keys, none when the file or the realm is missing.
-func (f *keyFile) load(realm string) ([]*signingKey, error) {
+// LoadKeys returns the realm's keys, none when the file or the realm is
+// missing (devidp.KeyStore).
+func (f *keyFile) LoadKeys(realm string) ([]jose.JSONWebKey, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	sets, err := f.read()
 	if err != nil {
-		return nil, fmt.Errorf("devidp: keys: %w", err)
+		return nil, err
 	}
-	var keys []*signingKey
-	for _, k := range sets[realm].Keys {
-		priv, ok := k.Key.(*rsa.PrivateKey)
-		if !ok || k.KeyID == "" || priv.Validate() != nil {
-			return nil, fmt.Errorf("devidp: keys: %s: realm %s: key %q is not an RSA private key", f.path, realm, k.KeyID)
-		}
-		keys = append(keys, &signingKey{id: k.KeyID, key: priv})
-	}
-	return keys, nil
+	return sets[realm].Keys, nil
 }
 
-// save replaces the realm's keys in the file, written to a temporary file
-// and renamed over it.
-func (f *keyFile) save(realm string, keys []*signingKey) error {
+// SaveKeys replaces the realm's keys in the file, written to a temporary
+// file and renamed over it (devidp.KeyStore).
+func (f *keyFile) SaveKeys(realm string, keys []jose.JSONWebKey) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	sets, err := f.read()
 	if err != nil {
-		return fmt.Errorf("devidp: keys: %w", err)
+		return err
 	}
-	set := jose.JSONWebKeySet{}
-	for _, k := range keys {
-		set.Keys = append(set.Keys, jose.JSONWebKey{Key: k.key, KeyID: k.id, Algorithm: string(jose.RS256), Use: "sig"})
-	}
-	sets[realm] = set
+	sets[realm] = jose.JSONWebKeySet{Keys: keys}
 	b, err := json.MarshalIndent(sets, "", "  ")
 	if err != nil {
-		return fmt.Errorf("devidp: keys: %w", err)
+		return err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(f.path), ".devidp-keys-*")
 	if err != nil {
-		return fmt.Errorf("devidp: keys: %w", err)
+		return err
 	}
 	defer os.Remove(tmp.Name())
 	if err := tmp.Chmod(0o600); err != nil {
 		tmp.Close()
-		return fmt.Errorf("devidp: keys: %w", err)
+		return err
 	}
 	if _, err := tmp.Write(append(b, '\n')); err != nil {
 		tmp.Close()
-		return fmt.Errorf("devidp: keys: %w", err)
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("devidp: keys: %w", err)
+		return err
 	}
-	if err := os.Rename(tmp.Name(), f.path); err != nil {
-		return fmt.Errorf("devidp: keys: %w", err)
-	}
-	return nil
+	return os.Rename(tmp.Name(), f.path)
 }

@@ -1,4 +1,6 @@
-package devidp
+// Package realms serves several devidp realms on one listener, HTTP or
+// HTTPS, as one Keycloak serves several: development and tests only.
+package realms
 
 import (
 	"context"
@@ -17,15 +19,17 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/mcp-authz/mcp-authz/internal/devidp"
 )
 
-// ServerConfig is one listener serving several realms, as one Keycloak
-// serves several: every realm is at BaseURL/realms/<realm>, and a realm
-// names another of the same server by Peer.Realm or IdentityProvider.Realm.
-type ServerConfig struct {
+// Config is one listener serving several realms, as one Keycloak serves
+// several: every realm is at BaseURL/realms/<realm>, and a realm names
+// another of the same server by Peer.Realm or IdentityProvider.Realm.
+type Config struct {
 	// Realms are the realms served; their BaseURL is set by the server.
 	// Realm names must differ.
-	Realms []Config
+	Realms []devidp.Config
 	// TLS, when set, serves HTTPS; nil serves plain HTTP.
 	TLS *TLSConfig
 	// KeysFile keeps every realm's signing keys in one JSON file (mode 0600,
@@ -50,17 +54,17 @@ type TLSConfig struct {
 type Server struct {
 	baseURL string
 	ln      net.Listener
-	realms  map[string]*Provider
-	order   []*Provider // as configured
+	realms  map[string]*devidp.Provider
+	order   []*devidp.Provider // as configured
 	handler http.Handler
 	caPEM   []byte
 	client  *http.Client
 }
 
-// NewServer listens on addr (a loopback address such as "127.0.0.1:0"),
+// New listens on addr (a loopback address such as "127.0.0.1:0"),
 // builds every realm at https://<bound address> (http without TLS) and
 // returns the server; Start serves it.
-func NewServer(cfg ServerConfig, addr string) (*Server, error) {
+func New(cfg Config, addr string) (*Server, error) {
 	if len(cfg.Realms) == 0 {
 		return nil, errors.New("devidp: server: no realms")
 	}
@@ -76,8 +80,8 @@ func NewServer(cfg ServerConfig, addr string) (*Server, error) {
 	return s, nil
 }
 
-func newServer(cfg ServerConfig, ln net.Listener) (*Server, error) {
-	s := &Server{ln: ln, realms: map[string]*Provider{}, baseURL: "http://" + ln.Addr().String()}
+func newServer(cfg Config, ln net.Listener) (*Server, error) {
+	s := &Server{ln: ln, realms: map[string]*devidp.Provider{}, baseURL: "http://" + ln.Addr().String()}
 	if cfg.TLS != nil {
 		cert, caPEM, err := serverCert(*cfg.TLS, ln.Addr())
 		if err != nil {
@@ -92,27 +96,19 @@ func newServer(cfg ServerConfig, ln net.Listener) (*Server, error) {
 		s.ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		s.baseURL = "https://" + ln.Addr().String()
 	}
-	client, err := httpClient(nil, "")
-	if err != nil {
-		return nil, err
-	}
-	if s.caPEM != nil {
-		pool := client.Transport.(*http.Transport).TLSClientConfig.RootCAs
-		pool.AppendCertsFromPEM(s.caPEM)
-	}
-	s.client = client
-	o := options{client: client}
+	s.client = trusting(s.caPEM)
+	o := devidp.Deps{Client: s.client}
 	if cfg.KeysFile != "" {
-		o.keys = &keyFile{path: cfg.KeysFile}
+		o.Keys = &keyFile{path: cfg.KeysFile}
 	}
 	mux := http.NewServeMux()
 	for _, rc := range cfg.Realms {
 		rc.BaseURL = s.baseURL
-		p, err := newProvider(rc, o)
+		p, err := devidp.New(rc, o)
 		if err != nil {
 			return nil, err
 		}
-		name := p.realm.name
+		name := p.Realm()
 		if s.realms[name] != nil {
 			return nil, fmt.Errorf("devidp: realm %q: served twice", name)
 		}
@@ -146,10 +142,10 @@ func (s *Server) Start(ctx context.Context) error {
 
 // Realm is the named realm's provider (Issuer, TokenURL, RotateKeys), nil
 // when the server has no such realm.
-func (s *Server) Realm(name string) *Provider { return s.realms[name] }
+func (s *Server) Realm(name string) *devidp.Provider { return s.realms[name] }
 
 // Realms are the realms' providers, in the configured order.
-func (s *Server) Realms() []*Provider { return slices.Clone(s.order) }
+func (s *Server) Realms() []*devidp.Provider { return slices.Clone(s.order) }
 
 // BaseURL is https://host:port (http without TLS).
 func (s *Server) BaseURL() string { return s.baseURL }
@@ -165,30 +161,17 @@ func (s *Server) CAPEM() []byte { return s.caPEM }
 // Client is an HTTP client that trusts the system roots and CAPEM.
 func (s *Server) Client() *http.Client { return s.client }
 
-// httpClient trusts the system roots, the roots of base's transport (when
-// base is set) and the PEM certificates of caFile.
-func httpClient(base *http.Client, caFile string) (*http.Client, error) {
+// trusting is an HTTP client that trusts the system roots and the PEM
+// certificates of caPEM.
+func trusting(caPEM []byte) *http.Client {
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		pool = x509.NewCertPool()
 	}
-	if base != nil {
-		if t, ok := base.Transport.(*http.Transport); ok && t.TLSClientConfig != nil && t.TLSClientConfig.RootCAs != nil {
-			pool = t.TLSClientConfig.RootCAs.Clone()
-		}
-	}
-	if caFile != "" {
-		b, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("caFile: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("caFile %s: no PEM certificates", caFile)
-		}
-	}
+	pool.AppendCertsFromPEM(caPEM)
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return &http.Client{Transport: t, Timeout: 10 * time.Second}, nil
+	return &http.Client{Transport: t, Timeout: 10 * time.Second}
 }
 
 // serverCert loads the configured certificate or makes a test CA and a

@@ -1,0 +1,164 @@
+package assertion
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"unicode/utf8"
+)
+
+// decodeWire decodes a payload into w as strictly as encoding/json with
+// DisallowUnknownFields and nothing after the object. The compact form the
+// Signer writes (no whitespace, no escapes, each key once, spelled as in
+// wire's tags) is read by hand without reflection or allocation beyond
+// the strings; anything else is left to encoding/json, so the two agree
+// on every payload (FuzzDecodeWire holds that).
+func decodeWire(payload []byte, w *wire) error {
+	if compactWire(payload, w) {
+		return nil
+	}
+	*w = wire{}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(w); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errTrailing
+	}
+	return nil
+}
+
+// errTrailing is a payload with more after its object.
+var errTrailing = errors.New("assertion: data after the payload")
+
+// compactWire reads p when it is in the Signer's compact form: {"k":v,...}
+// with known keys each at most once, string values without escapes, control
+// characters or invalid UTF-8, and integer values in JSON's form that fit
+// an int64. It reports false, leaving w partly set, for anything else.
+func compactWire(p []byte, w *wire) bool {
+	if len(p) < 2 || p[0] != '{' || p[len(p)-1] != '}' {
+		return false
+	}
+	p = p[1 : len(p)-1]
+	var seen uint16
+	for len(p) > 0 {
+		if p[0] != '"' {
+			return false
+		}
+		end := bytes.IndexByte(p[1:], '"')
+		if end < 0 || len(p) < end+3 || p[end+2] != ':' {
+			return false
+		}
+		key := p[1 : end+1]
+		p = p[end+3:]
+		var n int
+		var ok bool
+		switch string(key) {
+		case "method":
+			n, ok = compactString(p, &w.Method)
+			ok = ok && mark(&seen, 0)
+		case "server":
+			n, ok = compactString(p, &w.Server)
+			ok = ok && mark(&seen, 1)
+		case "tool":
+			n, ok = compactString(p, &w.Tool)
+			ok = ok && mark(&seen, 2)
+		case "iss":
+			n, ok = compactString(p, &w.Issuer)
+			ok = ok && mark(&seen, 3)
+		case "sub":
+			n, ok = compactString(p, &w.Subject)
+			ok = ok && mark(&seen, 4)
+		case "cexp":
+			n, ok = compactInt(p, &w.CallerExp)
+			ok = ok && mark(&seen, 5)
+		case "cred":
+			n, ok = compactString(p, &w.Cred)
+			ok = ok && mark(&seen, 6)
+		case "bh":
+			n, ok = compactString(p, &w.BodyHash)
+			ok = ok && mark(&seen, 7)
+		case "iat":
+			n, ok = compactInt(p, &w.IssuedAt)
+			ok = ok && mark(&seen, 8)
+		case "exp":
+			n, ok = compactInt(p, &w.Expiry)
+			ok = ok && mark(&seen, 9)
+		}
+		if !ok {
+			return false
+		}
+		p = p[n:]
+		if len(p) > 0 {
+			if p[0] != ',' || len(p) == 1 {
+				return false
+			}
+			p = p[1:]
+		}
+	}
+	return true
+}
+
+// mark records key i as seen; false when it was already.
+func mark(seen *uint16, i uint) bool {
+	if *seen&(1<<i) != 0 {
+		return false
+	}
+	*seen |= 1 << i
+	return true
+}
+
+// compactString reads a string without escapes at the start of p into s
+// and reports the bytes it took.
+func compactString(p []byte, s *string) (int, bool) {
+	if len(p) < 2 || p[0] != '"' {
+		return 0, false
+	}
+	for i := 1; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '"':
+			v := p[1:i]
+			if !utf8.Valid(v) {
+				return 0, false
+			}
+			*s = string(v)
+			return i + 1, true
+		case c == '\\' || c < 0x20:
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// compactInt reads a JSON integer (no fraction nor exponent) at the start
+// of p into v and reports the bytes it took.
+func compactInt(p []byte, v *int64) (int, bool) {
+	i := 0
+	if i < len(p) && p[i] == '-' {
+		i++
+	}
+	start := i
+	for i < len(p) && p[i] >= '0' && p[i] <= '9' {
+		i++
+	}
+	digits := i - start
+	if digits == 0 || (digits > 1 && p[start] == '0') {
+		return 0, false
+	}
+	if i < len(p) && p[i] != ',' {
+		return 0, false // a fraction, an exponent, or anything else
+	}
+	if digits > 18 {
+		return 0, false // may not fit: left to encoding/json
+	}
+	var n int64
+	for _, c := range p[start:i] {
+		n = n*10 + int64(c-'0')
+	}
+	if start == 1 {
+		n = -n
+	}
+	*v = n
+	return i, true
+}
