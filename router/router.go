@@ -25,6 +25,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/router/catalog"
 	"github.com/mcp-authz/mcp-authz/router/pool"
 	"github.com/mcp-authz/mcp-authz/router/relay"
+	"github.com/mcp-authz/mcp-authz/router/tasks"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -211,7 +212,7 @@ type Router struct {
 	pool     *pool.Pool      // (session key, server) -> upstream session, opened on first use
 	ended    *lru[time.Time] // ended session ids -> their expiry
 	levels   *lru[[]byte]    // session key -> the params of its last logging/setLevel
-	tasks    *taskState      // the tasks this replica saw created (tasks.go)
+	tasks    *tasks.Table    // the task ids of this replica's callers (tasks.go)
 	streams  *relay.Hub
 	input    *inputs               // calls waiting for input (mrtr.go)
 	meta     *resourcemeta.Handler // protected-resource metadata, if served
@@ -296,7 +297,6 @@ func New(c Config, d Deps) (*Router, error) {
 		opened:   newLRU[*session](c.CacheSize),
 		ended:    newLRU[time.Time](c.CacheSize),
 		levels:   newLRU[[]byte](c.CacheSize),
-		tasks:    newTaskState(c.CacheSize),
 		streams:  relay.NewHub(),
 		input:    newInputs(),
 		metrics:  newMetrics(),
@@ -304,6 +304,9 @@ func New(c Config, d Deps) (*Router, error) {
 		inflight: map[string]*registry.Server{},
 		meta:     meta,
 		origins:  origins,
+	}
+	if r.tasks, err = tasks.New(c.CacheSize, s.AEADs()); err != nil {
+		return nil, fmt.Errorf("router: %w", err)
 	}
 	r.cat, err = catalog.New(catalog.Config{
 		ListTimeout: c.ListTimeout, ListRefresh: c.ListRefresh,
