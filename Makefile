@@ -90,7 +90,7 @@ export MCP_AUTHZ_TSSDK := $(TSSDK)
 # "context deadline exceeded" as a failure.
 FUZZTIME ?= 1000x
 # Fuzz targets: package:Func.
-FUZZ_TARGETS := ./mcpparse:FuzzParse ./mcpparse:FuzzRoundTrip ./authz:FuzzCheck \
+FUZZ_TARGETS := ./mcpparse:FuzzParse ./mcpparse:FuzzRoundTrip ./authz/envoy:FuzzCheck \
   ./identity:FuzzBearerToken ./identity:FuzzVerify ./identity:FuzzTokenInQuery ./front:FuzzBuildCheck \
   ./internal/assertion:FuzzVerify ./internal/assertion:FuzzDecodeWire ./router:FuzzOpenSession ./router:FuzzSSE \
   ./router/relay:FuzzUnwrapID ./router:FuzzIDKey ./policy:FuzzKeycloakTwins ./policy:FuzzFoldAgreement \

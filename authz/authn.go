@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/mcp-authz/mcp-authz/identity"
+	"github.com/mcp-authz/mcp-authz/internal/challenge"
+	"github.com/mcp-authz/mcp-authz/internal/resourcemeta"
 )
 
 // authenticate validates the caller's bearer token when identity is on.
@@ -36,13 +38,7 @@ func (s *Server) authenticate(ctx context.Context, c *call) *Decision {
 // unauthorized is a 401 with the RFC 9728 challenge.
 func (s *Server) unauthorized(r *Request, reason string, invalid bool) *Decision {
 	d := deny(http.StatusUnauthorized, reason, codeUnauthorized)
-	d.Challenge = `Bearer resource_metadata="` + s.metadataURL(r) + `"`
-	if scope := scopeParam(s.cfg.Scopes); scope != "" {
-		d.Challenge += `, scope="` + scope + `"`
-	}
-	if invalid {
-		d.Challenge += `, error="invalid_token"`
-	}
+	d.Challenge = challenge.Unauthorized(s.metadataURL(r), s.cfg.Scopes, invalid)
 	return d
 }
 
@@ -53,13 +49,5 @@ func (s *Server) metadataURL(r *Request) string {
 	if s.cfg.ResourceMetadataURL != "" {
 		return s.cfg.ResourceMetadataURL
 	}
-	scheme := r.Scheme
-	if scheme == "" {
-		scheme = "http"
-	}
-	path, _, _ := strings.Cut(r.Path, "?")
-	if path == "/" {
-		path = ""
-	}
-	return scheme + "://" + r.Host + "/.well-known/oauth-protected-resource" + path
+	return resourcemeta.URL(r.Scheme, r.Host, r.Path)
 }

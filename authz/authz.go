@@ -1,7 +1,7 @@
 // Package authz decides every MCP request: who calls, which server and tool
-// they want, and whether they may (Server.Decide, over plain Go types), and
-// serves those decisions as an Envoy external-authorization server
-// (Server.Check, envoy.service.auth.v3.Authorization).
+// they want, and whether they may (Server.Decide, over plain Go types, with
+// no transport). Package authz/envoy serves those decisions as an Envoy
+// external-authorization server (envoy.service.auth.v3.Authorization).
 package authz
 
 import (
@@ -25,10 +25,10 @@ import (
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
-// Config configures the ext_authz server. The zero value listens on
-// 127.0.0.1:9001 and accepts bodies of up to 1 MiB.
+// Config configures the decisions and their ext_authz server. The zero
+// value listens on 127.0.0.1:9001 and accepts bodies of up to 1 MiB.
 type Config struct {
-	// Listen is the gRPC address of the ext_authz server.
+	// Listen is the gRPC address of the ext_authz server (authz/envoy).
 	// Default 127.0.0.1:9001.
 	Listen string `yaml:"listen" json:"listen"`
 	// MaxBodyBytes is the largest request body that is parsed. A larger body,
@@ -122,8 +122,8 @@ type Deps struct {
 	Tracer trace.TracerProvider
 }
 
-// Server decides MCP requests (Decide), answers Envoy (Check, Register,
-// Start) and the router (UpstreamAuthorization, Visible).
+// Server decides MCP requests (Decide, served to Envoy by authz/envoy) and
+// answers the router (UpstreamAuthorization, Visible).
 type Server struct {
 	cfg     Config
 	reg     *registry.Registry
@@ -131,7 +131,6 @@ type Server struct {
 	xchg    Exchanger
 	policy  Decider
 	signer  *assertion.Signer
-	log     *slog.Logger
 	now     func() time.Time
 	metrics *telemetry.Recorder
 	seen    *expiry.Cache[[]bool] // Visible's answers
@@ -176,7 +175,6 @@ func New(c Config, d Deps) (*Server, error) {
 		xchg:    d.Exchanger,
 		policy:  d.Policy,
 		signer:  d.Signer,
-		log:     d.Logger,
 		now:     d.Now,
 		metrics: m,
 		seen:    expiry.New[[]bool](4096),

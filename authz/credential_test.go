@@ -56,10 +56,7 @@ func TestAssertionNamesCredential(t *testing.T) {
 				t.Fatal(err)
 			}
 			body := toolCall("kube_pods_list")
-			resp, err := s.Check(t.Context(), checkRequest("POST", body, map[string]string{"authorization": "Bearer caller-token"}))
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := s.Decide(t.Context(), checkRequest("POST", body, map[string]string{"authorization": "Bearer caller-token"}))
 			set, _ := okHeaders(t, resp)
 			if got := set["authorization"]; got != tc.wantAuth {
 				t.Errorf("authorization = %q, want %q", got, tc.wantAuth)
@@ -138,12 +135,9 @@ func TestRegistrationCredential(t *testing.T) {
 			} {
 				req := checkRequest(r.method, r.body, caller)
 				if r.host != "" {
-					req.Attributes.Request.Http.Host = r.host
+					req.Host = r.host
 				}
-				resp, err := s.Check(t.Context(), req)
-				if err != nil {
-					t.Fatal(err)
-				}
+				resp := s.Decide(t.Context(), req)
 				got, _ := okHeaders(t, resp)
 				if got["authorization"] != r.want {
 					t.Errorf("%s: authorization = %q, want %q", r.name, got["authorization"], r.want)
@@ -176,10 +170,7 @@ func TestRegistrationCredential(t *testing.T) {
 		if up, err := s.UpstreamAuthorization(t.Context(), "Bearer forged", "mcp-test/weather"); err == nil || up != "" {
 			t.Errorf("UpstreamAuthorization = %q, %v; want an error", up, err)
 		}
-		resp, err := s.Check(t.Context(), checkRequest("POST", toolCall("weather_now"), map[string]string{"authorization": "Bearer forged"}))
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := s.Decide(t.Context(), checkRequest("POST", toolCall("weather_now"), map[string]string{"authorization": "Bearer forged"}))
 		if status, _, _ := denial(t, resp); status != http.StatusUnauthorized {
 			t.Errorf("status %d, want 401", status)
 		}

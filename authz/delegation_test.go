@@ -200,10 +200,7 @@ func TestDelegation(t *testing.T) {
 			for k, v := range tt.headers {
 				h[k] = v
 			}
-			resp, err := s.Check(t.Context(), checkRequest("POST", tt.body, h))
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := s.Decide(t.Context(), checkRequest("POST", tt.body, h))
 			if tt.status == 0 {
 				set, _ := okHeaders(t, resp)
 				raw := strings.TrimPrefix(set["authorization"], "Bearer ")
@@ -227,15 +224,9 @@ func TestDelegation(t *testing.T) {
 	}
 
 	t.Run("a domain-B token sent by a client", func(t *testing.T) {
-		resp, err := s.Check(t.Context(), checkRequest("POST", call(`{"context":"b"}`), map[string]string{"authorization": "Bearer " + alice}))
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := s.Decide(t.Context(), checkRequest("POST", call(`{"context":"b"}`), map[string]string{"authorization": "Bearer " + alice}))
 		set, _ := okHeaders(t, resp)
-		resp, err = s.Check(t.Context(), checkRequest("POST", call(`{"context":"b"}`), map[string]string{"authorization": set["authorization"]}))
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp = s.Decide(t.Context(), checkRequest("POST", call(`{"context":"b"}`), map[string]string{"authorization": set["authorization"]}))
 		if status, body, h := denial(t, resp); status != http.StatusUnauthorized || body.Error.Data.Reason != ReasonIssuerUnknown || !strings.Contains(h.Get("www-authenticate"), "resource_metadata=") {
 			t.Errorf("denial %d %s %q, want 401 issuer_unknown with a challenge", status, body.Error.Data.Reason, h.Get("www-authenticate"))
 		}
@@ -272,10 +263,7 @@ func TestDelegation(t *testing.T) {
 		d.stopB()
 		bob := d.login(t, "alice") // a new caller token: nothing cached
 		logs.Reset()
-		resp, err := s.Check(t.Context(), checkRequest("POST", call(`{"context":"b"}`), map[string]string{"authorization": "Bearer " + bob}))
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := s.Decide(t.Context(), checkRequest("POST", call(`{"context":"b"}`), map[string]string{"authorization": "Bearer " + bob}))
 		if status, body, _ := denial(t, resp); status != http.StatusServiceUnavailable || body.Error.Data.Reason != ReasonIdPUnavailable {
 			t.Errorf("denial %d %s, want 503 idp_unavailable", status, body.Error.Data.Reason)
 		}
@@ -283,10 +271,7 @@ func TestDelegation(t *testing.T) {
 			t.Errorf("the log does not name the failing step: %s", logs.String())
 		}
 		// No fallback to another profile: context a still works, b does not.
-		resp, err = s.Check(t.Context(), checkRequest("POST", call(`{"context":"a"}`), map[string]string{"authorization": "Bearer " + bob}))
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp = s.Decide(t.Context(), checkRequest("POST", call(`{"context":"a"}`), map[string]string{"authorization": "Bearer " + bob}))
 		okHeaders(t, resp)
 	})
 }
@@ -309,10 +294,7 @@ func TestStepUp(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := s.Check(t.Context(), checkRequest("POST", tt.body, nil))
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := s.Decide(t.Context(), checkRequest("POST", tt.body, nil))
 			status, body, h := denial(t, resp)
 			if status != http.StatusForbidden || body.Error.Data.Reason != "insufficient_scope" || h.Get("www-authenticate") != tt.challenge {
 				t.Errorf("denial %d %s %q, want 403 insufficient_scope %q", status, body.Error.Data.Reason, h.Get("www-authenticate"), tt.challenge)
@@ -322,10 +304,7 @@ func TestStepUp(t *testing.T) {
 	t.Run("401 names the configured scopes", func(t *testing.T) {
 		s := newTestServer(t, Config{Scopes: []string{"openid", "mcp:tools"}})
 		s.verify = fixedVerifier{}
-		resp, err := s.Check(t.Context(), checkRequest("POST", toolCall("kube_pods_list"), nil))
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := s.Decide(t.Context(), checkRequest("POST", toolCall("kube_pods_list"), nil))
 		status, _, h := denial(t, resp)
 		if want := `Bearer resource_metadata="http://mcp.example.com/.well-known/oauth-protected-resource/mcp", scope="openid mcp:tools"`; status != http.StatusUnauthorized || h.Get("www-authenticate") != want {
 			t.Errorf("denial %d %q, want 401 %q", status, h.Get("www-authenticate"), want)

@@ -61,10 +61,7 @@ func TestCheckExchangeRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := s.Check(t.Context(), checkRequest("POST", toolCall("kube_pods_list"), map[string]string{"authorization": "Bearer caller-token"}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := s.Decide(t.Context(), checkRequest("POST", toolCall("kube_pods_list"), map[string]string{"authorization": "Bearer caller-token"}))
 	set2, _ := okHeaders(t, resp)
 	if got := set2["authorization"]; got != "Bearer exchanged-for-kubernetes" {
 		t.Errorf("authorization = %q", got)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/identity"
+	"github.com/mcp-authz/mcp-authz/internal/challenge"
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
@@ -164,38 +165,5 @@ func (s *Server) stepUp(d *Decision, r *Request, pd policy.Decision) {
 	if pd.Reason != policy.ReasonInsufficientScope {
 		return
 	}
-	d.Challenge = `Bearer error="insufficient_scope"`
-	if scope := scopeParam(pd.Scopes); scope != "" {
-		d.Challenge += `, scope="` + scope + `"`
-	}
-	d.Challenge += `, resource_metadata="` + s.metadataURL(r) + `"`
-}
-
-// scopeParam joins scopes for a challenge, without offline_access (never
-// advertised) and anything that is not a scope token.
-func scopeParam(scopes []string) string {
-	var b strings.Builder
-	for _, sc := range scopes {
-		if sc == "offline_access" || !scopeToken(sc) {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(sc)
-	}
-	return b.String()
-}
-
-// scopeToken reports whether s is an RFC 6749 scope token (NQCHAR).
-func scopeToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
+	d.Challenge = challenge.InsufficientScope(s.metadataURL(r), pd.Scopes)
 }

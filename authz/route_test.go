@@ -10,14 +10,12 @@ import (
 	"testing"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/proto"
 
+	"github.com/mcp-authz/mcp-authz/authz/internal/authztest"
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/policy"
-	"github.com/mcp-authz/mcp-authz/registry"
 )
 
 const callerToken = "caller-token"
@@ -27,21 +25,7 @@ const callerToken = "caller-token"
 // exchanger (nil: exchange off).
 func newTokenServer(t *testing.T, identityOn bool, x Exchanger, d Deps, policies ...policy.Policy) *Server {
 	t.Helper()
-	snap, err := registry.NewSnapshot(testServers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := &registry.Registry{}
-	reg.Store(snap)
-	pc := policy.Config{Policies: policies}
-	if len(policies) == 0 {
-		pc.Default = "allow"
-	}
-	set, err := policy.Compile(pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Registry, d.Policy, d.Exchanger = reg, policy.NewEngine(set), x
+	d.Registry, d.Policy, d.Exchanger = authztest.Registry(t), authztest.Engine(t, policies...), x
 	if identityOn {
 		d.Verifier = fixedVerifier{&identity.Identity{Subject: "alice", Audience: []string{"mcp-gateway"}, Expiry: time.Now().Add(time.Hour)}}
 	}
@@ -78,14 +62,14 @@ func TestCheckUpstreamToken(t *testing.T) {
 	}
 	routes := []struct {
 		name   string
-		attach func(*authv3.CheckRequest)
+		attach func(*Request)
 		server string // "" in front of the router
 	}{
-		{"router", func(*authv3.CheckRequest) {}, ""},
-		{"context extension", func(r *authv3.CheckRequest) {
-			r.Attributes.ContextExtensions = map[string]string{ContextExtensionServer: "mcp-test/kubernetes-mcp"}
+		{"router", func(*Request) {}, ""},
+		{"context extension", func(r *Request) {
+			r.ContextExtensions = map[string]string{ContextExtensionServer: "mcp-test/kubernetes-mcp"}
 		}, "mcp-test/kubernetes-mcp"},
-		{"host", func(r *authv3.CheckRequest) { r.Attributes.Request.Http.Host = "tool.example.com" }, "default/mcp-tool"},
+		{"host", func(r *Request) { r.Host = "tool.example.com" }, "default/mcp-tool"},
 	}
 	modes := []struct {
 		name               string
@@ -112,10 +96,7 @@ func TestCheckUpstreamToken(t *testing.T) {
 					}
 					req := checkRequest(kind.method, body, map[string]string{"authorization": "Bearer " + callerToken})
 					route.attach(req)
-					resp, err := s.Check(t.Context(), req)
-					if err != nil {
-						t.Fatal(err)
-					}
+					resp := s.Decide(t.Context(), req)
 					set, remove := okHeaders(t, resp)
 					auth, setsAuth := set["authorization"]
 					removesAuth := false
@@ -157,10 +138,7 @@ func TestCheckUpstreamToken(t *testing.T) {
 // without a token for it.
 func TestCheckRouteUnknownServer(t *testing.T) {
 	s := newTokenServer(t, true, &recordingExchanger{}, Deps{})
-	unknownTool, err := s.Check(t.Context(), checkRequest("POST", toolCall("nope_pods_list"), map[string]string{"authorization": "Bearer " + callerToken}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	unknownTool := s.Decide(t.Context(), checkRequest("POST", toolCall("nope_pods_list"), map[string]string{"authorization": "Bearer " + callerToken}))
 	for _, tt := range []struct{ name, method, body, id string }{
 		{"tools/call", "POST", toolCall("pods_list"), "1"},
 		{"initialize", "POST", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`, "1"},
@@ -171,17 +149,14 @@ func TestCheckRouteUnknownServer(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			req := checkRequest(tt.method, tt.body, map[string]string{"authorization": "Bearer " + callerToken})
-			req.Attributes.ContextExtensions = map[string]string{ContextExtensionServer: "mcp-test/gone"}
-			resp, err := s.Check(t.Context(), req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			req.ContextExtensions = map[string]string{ContextExtensionServer: "mcp-test/gone"}
+			resp := s.Decide(t.Context(), req)
 			status, body, _ := denial(t, resp)
 			if status != http.StatusForbidden || body.Error.Code != codeForbidden || body.Error.Data.Reason != ReasonToolDenied || string(body.ID) != tt.id {
 				t.Errorf("got %d %d %s id %s, want 403 %d %s id %s", status, body.Error.Code, body.Error.Data.Reason, body.ID, codeForbidden, ReasonToolDenied, tt.id)
 			}
-			if tt.id == "1" && resp.GetDeniedResponse().GetBody() != unknownTool.GetDeniedResponse().GetBody() {
-				t.Errorf("body %s, want an unknown tool's %s", resp.GetDeniedResponse().GetBody(), unknownTool.GetDeniedResponse().GetBody())
+			if tt.id == "1" && !bytes.Equal(resp.Body(), unknownTool.Body()) {
+				t.Errorf("body %s, want an unknown tool's %s", resp.Body(), unknownTool.Body())
 			}
 		})
 	}
@@ -245,27 +220,19 @@ func TestCheckDenialsDoNotEnumerateServers(t *testing.T) {
 		Logger:  slog.New(slog.NewJSONHandler(&logs, nil)),
 	}, policy.Policy{Name: "roles", CEL: `mcp.tool.name in token.resource_access[mcp.server].roles`})
 	auth := map[string]string{"authorization": "Bearer " + callerToken}
-	answer := func(req *authv3.CheckRequest) []byte {
+	answer := func(req *Request) string {
 		t.Helper()
-		resp, err := s.Check(t.Context(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(resp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
+		return wire(s.Decide(t.Context(), req))
 	}
-	onRoute := func(server string, body string) *authv3.CheckRequest {
+	onRoute := func(server string, body string) *Request {
 		r := checkRequest("POST", body, auth)
-		r.Attributes.ContextExtensions = map[string]string{ContextExtensionServer: server}
+		r.ContextExtensions = map[string]string{ContextExtensionServer: server}
 		return r
 	}
 	unknown := answer(checkRequest("POST", toolCall("nope_pods_list"), auth))
 	for _, tt := range []struct {
 		name, cause string
-		req         *authv3.CheckRequest
+		req         *Request
 	}{
 		{"exchange refused", ReasonExchangeDenied, checkRequest("POST", toolCall("kube_pods_list"), auth)},
 		{"exchange refused on the server's route", ReasonExchangeDenied, onRoute("mcp-test/kubernetes-mcp", toolCall("pods_list"))},
@@ -276,7 +243,7 @@ func TestCheckDenialsDoNotEnumerateServers(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			logs.Reset()
-			if got := answer(tt.req); !bytes.Equal(got, unknown) {
+			if got := answer(tt.req); got != unknown {
 				t.Errorf("answer differs from an unknown tool's:\n got %q\nwant %q", got, unknown)
 			}
 			var line map[string]any
@@ -340,11 +307,8 @@ func TestCheckTokenInQuery(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req := checkRequest("POST", toolCall("kube_pods_list"), map[string]string{"authorization": "Bearer " + callerToken})
-			req.Attributes.Request.Http.Path = "/mcp?" + tt.query
-			resp, err := s.Check(t.Context(), req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			req.Path = "/mcp?" + tt.query
+			resp := s.Decide(t.Context(), req)
 			if tt.want == "" {
 				okHeaders(t, resp)
 				return

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/internal/challenge"
 	"github.com/mcp-authz/mcp-authz/internal/field"
 )
 
@@ -23,7 +24,7 @@ func (c Config) Validate() error {
 		switch {
 		case sc == "offline_access":
 			errs = append(errs, field.Errorf(fmt.Sprintf("scopes[%d]", i), "offline_access is never advertised"))
-		case !scopeToken(sc):
+		case !challenge.ScopeToken(sc):
 			errs = append(errs, field.Errorf(fmt.Sprintf("scopes[%d]", i), "%q is not an RFC 6749 scope token", sc))
 		}
 	}

@@ -168,9 +168,9 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Checker answers a CheckRequest: authz in the same process (*authz.Server
-// is one), or authz over gRPC (GRPC). An error, or no answer, is never an
-// allow: the request is answered Config.StatusOnError.
+// Checker answers a CheckRequest: authz in the same process (authz/envoy's
+// *envoy.Server is one), or authz over gRPC (GRPC). An error, or no answer,
+// is never an allow: the request is answered Config.StatusOnError.
 type Checker interface {
 	Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error)
 }

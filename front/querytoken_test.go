@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mcp-authz/mcp-authz/authz"
+	"github.com/mcp-authz/mcp-authz/authz/envoy"
 	"github.com/mcp-authz/mcp-authz/front"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/policy"
@@ -53,8 +54,9 @@ func TestQueryTokenThroughFront(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ext := envoy.New(envoy.Config{}, az)
 	g := grpc.NewServer()
-	az.Register(g)
+	ext.Register(g)
 	go func() { _ = g.Serve(lis) }()
 	t.Cleanup(g.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -71,7 +73,7 @@ func TestQueryTokenThroughFront(t *testing.T) {
 		checker front.Checker
 	}{
 		{"grpc", front.GRPC(authv3.NewAuthorizationClient(conn))},
-		{"in process", az},
+		{"in process", ext},
 	} {
 		fr, err := front.New(front.Config{Upstream: up.URL}, front.Deps{Checker: path.checker})
 		if err != nil {

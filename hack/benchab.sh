@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${BENCH_ROUNDS:-6}
 BENCHTIME=${BENCHTIME:-1s}
 pkgs=("$@")
-[ ${#pkgs[@]} -gt 0 ] || pkgs=(./authz ./mcpparse ./policy ./identity ./exchange ./router ./registry)
+[ ${#pkgs[@]} -gt 0 ] || pkgs=(./authz ./authz/envoy ./mcpparse ./policy ./identity ./exchange ./router ./registry)
 slow='^(BenchmarkConcurrentSessions|BenchmarkCacheMemory)$'
 out=bin/bench
 mkdir -p "$out"

@@ -294,8 +294,8 @@ def main():
 
     # The summary: figure, measured, baseline, target, met.
     S = []
-    v = us(g("authz", "BenchmarkCheck"))
-    allocs = g("authz", "BenchmarkCheck", "allocs/op")
+    v = us(g("authz/envoy", "BenchmarkCheck"))
+    allocs = g("authz/envoy", "BenchmarkCheck", "allocs/op")
     S.append(("2", "authz BenchmarkCheck, 1 KiB tools/call", f"{fmt(v, ' µs')}, {fmt(allocs, ' allocs', 0)}", "-",
               "< 15 µs, < 60 allocs", "n/a" if v is None or allocs is None else ("yes" if v < 15 and allocs < 60 else "NO")))
     noop = ghz(out, "noop")
@@ -308,9 +308,9 @@ def main():
         S.append((issue, label + " (req/s)", fmt(r and r["rps"], "", 0),
                   f"no-op {fmt(noop and noop['rps'], '', 0)}", ">= 70% of no-op" if target else "measured",
                   f"{fmt(ratio and ratio * 100, '%', 0)}" + (f" {verdict(ratio, 0.7, below=False)}" if target else " of no-op")))
-    v = us(g("authz", "BenchmarkCheckIdentity"))
+    v = us(g("authz/envoy", "BenchmarkCheckIdentity"))
     S.append(("3", "authz BenchmarkCheckIdentity (warm key + exchange caches)", fmt(v, " µs"),
-              f"identity off {fmt(us(g('authz', 'BenchmarkCheck')), ' µs')}", "< 25 µs", verdict(v, 25)))
+              f"identity off {fmt(us(g('authz/envoy', 'BenchmarkCheck')), ' µs')}", "< 25 µs", verdict(v, 25)))
     S.append(("3", "exchange BenchmarkExchangeMiss (loopback token service)", fmt(us(g("exchange", "BenchmarkExchangeMiss")), " µs"),
               f"warm {fmt(us(g('exchange', 'BenchmarkExchange')), ' µs')}", "measured", "-"))
     v = g("exchange", "BenchmarkCacheMemory", "MiB/100k")

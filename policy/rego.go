@@ -23,8 +23,15 @@ var noMetrics = metrics.NoOp()
 
 var defaultPackage = ast.MustParseRef("data.mcp.authz")
 
-// regoCapabilities are OPA's built-ins minus those that reach outside the
-// process: a policy decides from its input alone.
+// NewRegoCompiler returns a Rego compiler that allows what a policy may
+// use: OPA's built-ins minus those that reach outside the process (a policy
+// decides from its input alone). The policy test runner (policytest)
+// compiles with it, so that a test sees the policy as Compile does.
+func NewRegoCompiler() *ast.Compiler {
+	return ast.NewCompiler().WithCapabilities(regoCapabilities())
+}
+
+// regoCapabilities are those of NewRegoCompiler.
 var regoCapabilities = sync.OnceValue(func() *ast.Capabilities {
 	c := ast.CapabilitiesForThisVersion()
 	keep := c.Builtins[:0]
@@ -63,7 +70,7 @@ func compileRego(filename, src, query string) (*regoPolicy, error) {
 		}
 		query = DefaultQuery
 	}
-	compiler := ast.NewCompiler().WithCapabilities(regoCapabilities())
+	compiler := NewRegoCompiler()
 	if compiler.Compile(map[string]*ast.Module{filename: mod}); compiler.Failed() {
 		return nil, fmt.Errorf("rego: %w", compiler.Errors)
 	}

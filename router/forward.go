@@ -7,6 +7,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -190,9 +191,31 @@ func (r *Router) sendSession(ctx context.Context, c *call, srv *registry.Server,
 	}
 	h := upstream.Headers{Auth: auth, Method: c.msg.Method, Name: name}
 	body = r.paramsFor(c, up, body)
+	if c.sess.stateless() && up.ID != "" {
+		// The caller's stateless requests share this upstream session
+		// (statelessSession): their ids, each client's own, may collide.
+		body = r.ownID(c, body)
+	}
 	return r.up.PostSession(ctx, target(srv), h, up, body, func(ctx context.Context, old upstreamSession) (upstreamSession, error) {
 		return r.reinit(ctx, c.sess, srv, auth, old)
 	})
+}
+
+// ownID is body with its id replaced by one this router makes, unique in
+// this process, and records it in c.upID; body as it is when it has no id
+// to replace.
+func (r *Router) ownID(c *call, body []byte) []byte {
+	f, err := mcpparse.Fields(body, requestOptions, "id")
+	if err != nil || f[0].Raw == nil {
+		return body
+	}
+	id := strconv.AppendUint([]byte(`"mcp-authz-`), r.nextID.Add(1), 10)
+	id = append(id, '"')
+	c.upID = id
+	out := make([]byte, 0, len(body)+len(id))
+	out = append(out, body[:f[0].Start]...)
+	out = append(out, id...)
+	return append(out, body[f[0].Start+len(f[0].Raw):]...)
 }
 
 // relay writes the upstream's answer to the client: JSON checked and
@@ -217,7 +240,7 @@ func (r *Router) relay(w http.ResponseWriter, c *call, srv *registry.Server, res
 	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	switch ct {
 	case "application/json":
-		m, err := r.up.ReadAnswer(resp, id)
+		m, err := r.up.ReadAnswer(resp, c.upstreamID())
 		if err != nil {
 			r.upstreamFailed(srv, c.msg.Method, err)
 			writeError(w, http.StatusOK, id, codeInternal, "upstream answered badly")
@@ -258,7 +281,7 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 		done := false
 		switch m.Kind {
 		case mcpparse.KindResponse, mcpparse.KindError:
-			if !sameID(m.ID, c.msg.ID) {
+			if !sameID(m.ID, c.upstreamID()) {
 				continue
 			}
 			done = true

@@ -106,7 +106,7 @@ func (r *Router) holdForInput(sw *relay.Writer, c *call, srv *registry.Server, h
 	h.mu.Lock()
 	if h.up.Version == "" {
 		h.up, _ = r.pool.Get(c.sess.key(), srv.Name)
-		h.callID = bytes.Clone(c.msg.ID)
+		h.callID = bytes.Clone(c.upstreamID())
 		h.abandon = r.abandonCall(srv, c.input.auth, h.up, h.callID)
 	}
 	up := h.up

@@ -228,6 +228,9 @@ type Router struct {
 	// reaches it.
 	mu       sync.Mutex
 	inflight map[string]*registry.Server
+	// nextID numbers the ids the router gives requests it sends on an
+	// upstream session that several of a caller's requests share (ownID).
+	nextID atomic.Uint64
 
 	// UpstreamFailures counts list fetches and initializes that failed.
 	UpstreamFailures atomic.Int64

@@ -44,6 +44,18 @@ type call struct {
 	task *taskRef // the task of a task request, opened (tasks.go)
 	// input is what a forwarded call keeps for input requests (mrtr.go).
 	input *callInput
+	// upID is the id the request went upstream with when it is not the
+	// client's (ownID); nil: msg.ID.
+	upID json.RawMessage
+}
+
+// upstreamID is the id c's request went upstream with: the upstream's
+// answer is matched by it, and the client answered with msg.ID.
+func (c *call) upstreamID() json.RawMessage {
+	if c.upID != nil {
+		return c.upID
+	}
+	return c.msg.ID
 }
 
 func (r *Router) serveMCP(w http.ResponseWriter, req *http.Request) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/config"
 	"github.com/mcp-authz/mcp-authz/policy"
+	"github.com/mcp-authz/mcp-authz/policy/policytest"
 )
 
 // maxInputBytes bounds the input document policy eval reads.
@@ -138,7 +139,7 @@ func policyEval(ctx context.Context, cfgPath, inputPath string, stdin io.Reader,
 
 // policyTest runs the Rego tests and CEL cases of a directory.
 func policyTest(ctx context.Context, dir string, stdout io.Writer) error {
-	failed, err := policy.RunTests(ctx, dir, stdout)
+	failed, err := policytest.RunTests(ctx, dir, stdout)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mcp-authz/mcp-authz/authz"
+	"github.com/mcp-authz/mcp-authz/authz/envoy"
 	"github.com/mcp-authz/mcp-authz/config"
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/front"
@@ -163,6 +164,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 	if err != nil {
 		return nil, err
 	}
+	ext := envoy.New(envoy.Config{Listen: authzCfg.Listen, Logger: deps.Logger}, az)
 
 	parts := []starter{watcher(f, path, reg, pols, metrics, log.With("part", "config"))}
 	if trail != nil {
@@ -181,7 +183,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 		ready = src.Ready
 	}
 	if f.Authz != nil {
-		parts = append(parts, az)
+		parts = append(parts, ext)
 	}
 	var rt *router.Router
 	if f.Router != nil {
@@ -196,7 +198,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 		parts = append(parts, rt)
 	}
 	if f.Gateway != nil {
-		fr, closeFront, err := newFront(f, authzCfg, az, rt, tp, log.With("part", "front"))
+		fr, closeFront, err := newFront(f, authzCfg, ext, rt, tp, log.With("part", "front"))
 		if err != nil {
 			return nil, err
 		}
@@ -217,7 +219,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 // this process and the front's upstream is its listen address, the front
 // hands it the allowed requests in process; otherwise over HTTP. release
 // closes the gRPC connection.
-func newFront(f *config.File, authzCfg authz.Config, az *authz.Server, rt *router.Router, tp trace.TracerProvider, log *slog.Logger) (fr *front.Front, release func(), err error) {
+func newFront(f *config.File, authzCfg authz.Config, az *envoy.Server, rt *router.Router, tp trace.TracerProvider, log *slog.Logger) (fr *front.Front, release func(), err error) {
 	gc := *f.Gateway
 	d := front.Deps{Tracer: tp, Logger: log}
 	if rt != nil && servesRouter(gc.Upstream, f.Router.Listen) {

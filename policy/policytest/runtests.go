@@ -1,4 +1,7 @@
-package policy
+// Package policytest runs the tests of a policy directory, as mcp-authz
+// policy test does: the Rego test_ rules of each directory and the cases of
+// every *_test.yaml or cases.yaml file.
+package policytest
 
 import (
 	"bytes"
@@ -15,6 +18,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/tester"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/mcp-authz/mcp-authz/policy"
 )
 
 // CaseFile is a YAML file of policy cases (named *_test.yaml or cases.yaml).
@@ -32,7 +37,7 @@ type Case struct {
 	Policy string `yaml:"policy"`
 	// Expression is an inline CEL expression for this case only.
 	Expression string `yaml:"expression"`
-	// Input is the input document, in the shape of Input.
+	// Input is the input document, in the shape of policy.Input.
 	Input map[string]any `yaml:"input"`
 	// Allow is the expected decision.
 	Allow bool `yaml:"allow"`
@@ -42,7 +47,7 @@ type Case struct {
 
 // RunTests runs the policy tests under dir and prints one PASS, FAIL or ERROR
 // line per test to w, as opa test -v does: the Rego test_ rules of each
-// directory (each directory is compiled on its own, as Compile compiles each
+// directory (each directory is compiled on its own, as policy.Compile compiles each
 // policy on its own) and the cases of every *_test.yaml or cases.yaml file.
 // It returns the number of tests that did not pass; err reports a directory
 // that cannot be read or holds no test.
@@ -136,7 +141,7 @@ func runRegoTests(ctx context.Context, files []string, out *printer) (total, fai
 	if !hasTests {
 		return 0, 0
 	}
-	compiler := ast.NewCompiler().WithCapabilities(regoCapabilities()).WithEnablePrintStatements(true)
+	compiler := policy.NewRegoCompiler().WithEnablePrintStatements(true)
 	ch, err := tester.NewRunner().SetCompiler(compiler).SetModules(mods).SetParallel(1).
 		CapturePrintOutput(true).RunTests(ctx, nil)
 	if err != nil {
@@ -198,13 +203,13 @@ func runCaseFile(ctx context.Context, path string, out *printer) (total, failed 
 		return 1, 1
 	}
 	dir := filepath.Dir(path)
-	sets := map[string]*Set{}
-	set := func(p Policy) (*Set, error) {
+	sets := map[string]*policy.Set{}
+	set := func(p policy.Policy) (*policy.Set, error) {
 		key := p.File + "\x00" + p.CEL
 		if s, ok := sets[key]; ok {
 			return s, nil
 		}
-		s, err := Compile(Config{Policies: []Policy{p}, BaseDir: dir})
+		s, err := policy.Compile(policy.Config{Policies: []policy.Policy{p}, BaseDir: dir})
 		if err == nil {
 			sets[key] = s
 		}
@@ -215,15 +220,15 @@ func runCaseFile(ctx context.Context, path string, out *printer) (total, failed 
 		if name == "" {
 			name = fmt.Sprintf("case %d", i+1)
 		}
-		var ps []Policy
+		var ps []policy.Policy
 		switch {
 		case c.Expression != "":
-			ps = []Policy{{Name: "expression", CEL: c.Expression}}
+			ps = []policy.Policy{{Name: "expression", CEL: c.Expression}}
 		case c.Policy != "":
-			ps = []Policy{{Name: c.Policy, File: c.Policy}}
+			ps = []policy.Policy{{Name: c.Policy, File: c.Policy}}
 		default:
 			for _, f := range cf.Policies {
-				ps = append(ps, Policy{Name: f, File: f})
+				ps = append(ps, policy.Policy{Name: f, File: f})
 			}
 		}
 		if len(ps) == 0 {
@@ -280,11 +285,11 @@ func readCaseFile(path string) (*CaseFile, error) {
 	return &cf, nil
 }
 
-// caseInput converts a YAML input document to an Input.
-func caseInput(m map[string]any) (*Input, error) {
+// caseInput converts a YAML input document to a policy.Input.
+func caseInput(m map[string]any) (*policy.Input, error) {
 	raw, err := json.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
-	return ParseInput(raw)
+	return policy.ParseInput(raw)
 }

@@ -1,10 +1,8 @@
-package authz
+package envoy
 
 import (
-	"encoding/json"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -15,41 +13,31 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/mcp-authz/mcp-authz/authz"
+	"github.com/mcp-authz/mcp-authz/authz/internal/authztest"
 	"github.com/mcp-authz/mcp-authz/policy"
-	"github.com/mcp-authz/mcp-authz/registry"
 )
 
-// testServers is the registry of the tests: Kuadrant's Kubernetes MCP server
-// guide, plus a server attached per route by host.
-var testServers = []registry.Server{
-	{Name: "mcp-test/kubernetes-mcp", Prefix: "kube_", URL: "http://127.0.0.1:8089/mcp"},
-	{Name: "mcp-test/everything", Prefix: "ev_", URL: "http://127.0.0.1:8090/mcp", ResourcePrefixes: []string{"test://"}},
-	{Name: "default/mcp-tool", Prefix: "tool_", URL: "http://127.0.0.1:8091/mcp", Hostname: "tool.example.com"},
+// codeForbidden is authz's JSON-RPC error code of a 403.
+const codeForbidden = -32003
+
+// newTestServer builds the ext_authz server of an authz.Server over
+// authztest.Servers with the given policies (none: allow all).
+func newTestServer(t testing.TB, c authz.Config, policies ...policy.Policy) *Server {
+	t.Helper()
+	return newServer(t, c, authz.Deps{Policy: authztest.Engine(t, policies...)})
 }
 
-// newTestServer builds a Server over testServers with the given policies
-// (none: allow all).
-func newTestServer(t testing.TB, c Config, policies ...policy.Policy) *Server {
+// newServer is the ext_authz server of authz.New(c, d), d's Registry
+// authztest.Registry.
+func newServer(t testing.TB, c authz.Config, d authz.Deps) *Server {
 	t.Helper()
-	snap, err := registry.NewSnapshot(testServers)
+	d.Registry = authztest.Registry(t)
+	s, err := authz.New(c, d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := &registry.Registry{}
-	reg.Store(snap)
-	pc := policy.Config{Policies: policies}
-	if len(policies) == 0 {
-		pc.Default = "allow"
-	}
-	set, err := policy.Compile(pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(c, Deps{Registry: reg, Policy: policy.NewEngine(set)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return New(Config{}, s)
 }
 
 // dial serves s over real gRPC on a loopback port and returns a client.
@@ -74,24 +62,6 @@ func dial(t *testing.T, s *Server) authv3.AuthorizationClient {
 // checkRequest is a CheckRequest as Envoy's ext_authz filter builds it with
 // with_request_body: lower-cased headers, pseudo-headers, the body.
 func checkRequest(method, body string, headers map[string]string) *authv3.CheckRequest {
-	h := map[string]string{
-		":authority":   "mcp.example.com",
-		":method":      method,
-		":path":        "/mcp",
-		":scheme":      "http",
-		"content-type": "application/json",
-		"accept":       "application/json, text/event-stream",
-	}
-	if body != "" {
-		h["content-length"] = strconv.Itoa(len(body))
-	}
-	for k, v := range headers {
-		if v == "" {
-			delete(h, k)
-			continue
-		}
-		h[k] = v
-	}
 	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
 			Method:   method,
@@ -99,31 +69,16 @@ func checkRequest(method, body string, headers map[string]string) *authv3.CheckR
 			Host:     "mcp.example.com",
 			Scheme:   "http",
 			Protocol: "HTTP/1.1",
-			Headers:  h,
+			Headers:  authztest.EnvoyHeaders(method, body, headers),
 			Body:     body,
 		}},
 	}}
 }
 
-func toolCall(name string) string {
-	return `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + name + `","arguments":{}}}`
-}
-
-// rpcError is the JSON-RPC error body of a denial.
-type rpcError struct {
-	JSONRPC string          `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id"`
-	Error   struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-		Data    struct {
-			Reason string `json:"reason"`
-		} `json:"data"`
-	} `json:"error"`
-}
+func toolCall(name string) string { return authztest.ToolCall(name) }
 
 // denial asserts resp is a denial and returns its status and decoded body.
-func denial(t *testing.T, resp *authv3.CheckResponse) (int, rpcError, http.Header) {
+func denial(t *testing.T, resp *authv3.CheckResponse) (int, authztest.RPCError, http.Header) {
 	t.Helper()
 	if resp.GetStatus().GetCode() == int32(code.Code_OK) || resp.GetOkResponse() != nil {
 		t.Fatalf("got OK, want a denial: %v", resp)
@@ -139,14 +94,7 @@ func denial(t *testing.T, resp *authv3.CheckResponse) (int, rpcError, http.Heade
 	if got := h.Get("content-type"); got != "application/json" {
 		t.Errorf("content-type = %q, want application/json", got)
 	}
-	var e rpcError
-	if err := json.Unmarshal([]byte(d.GetBody()), &e); err != nil {
-		t.Fatalf("denial body is not JSON: %v: %q", err, d.GetBody())
-	}
-	if e.JSONRPC != "2.0" {
-		t.Errorf("body jsonrpc = %q", e.JSONRPC)
-	}
-	return int(d.GetStatus().GetCode()), e, h
+	return int(d.GetStatus().GetCode()), authztest.DecodeDenial(t, []byte(d.GetBody())), h
 }
 
 // okHeaders asserts resp is OK and returns the headers it sets and removes.
@@ -177,9 +125,9 @@ func TestCheckAllows(t *testing.T) {
 			name: "tool call by prefix",
 			req:  checkRequest("POST", toolCall("kube_pods_list"), nil),
 			wantSet: map[string]string{
-				HeaderMethod:     "tools/call",
-				HeaderServerName: "mcp-test/kubernetes-mcp",
-				HeaderToolName:   "pods_list",
+				authz.HeaderMethod:     "tools/call",
+				authz.HeaderServerName: "mcp-test/kubernetes-mcp",
+				authz.HeaderToolName:   "pods_list",
 			},
 		},
 		{
@@ -191,27 +139,27 @@ func TestCheckAllows(t *testing.T) {
 				"x-mcp-authz":      "forged",
 			}),
 			wantSet: map[string]string{
-				HeaderMethod:     "tools/call",
-				HeaderServerName: "mcp-test/kubernetes-mcp",
-				HeaderToolName:   "pods_list",
+				authz.HeaderMethod:     "tools/call",
+				authz.HeaderServerName: "mcp-test/kubernetes-mcp",
+				authz.HeaderToolName:   "pods_list",
 			},
 			wantRemove: []string{"x-mcp-authz", "x-mcp-promptname"},
 		},
 		{
 			name:    "initialize targets no server",
 			req:     checkRequest("POST", `{"jsonrpc":"2.0","id":"a","method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`, nil),
-			wantSet: map[string]string{HeaderMethod: "initialize"},
+			wantSet: map[string]string{authz.HeaderMethod: "initialize"},
 		},
 		{
 			name:       "tools/list targets no server and loses a forged server header",
 			req:        checkRequest("POST", `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`, map[string]string{"x-mcp-servername": "mcp-test/kubernetes-mcp"}),
-			wantSet:    map[string]string{HeaderMethod: "tools/list"},
+			wantSet:    map[string]string{authz.HeaderMethod: "tools/list"},
 			wantRemove: []string{"x-mcp-servername"},
 		},
 		{
 			name:    "notification",
 			req:     checkRequest("POST", `{"jsonrpc":"2.0","method":"notifications/initialized"}`, nil),
-			wantSet: map[string]string{HeaderMethod: "notifications/initialized"},
+			wantSet: map[string]string{authz.HeaderMethod: "notifications/initialized"},
 		},
 		{
 			name:    "client answer to a server request",
@@ -221,26 +169,26 @@ func TestCheckAllows(t *testing.T) {
 		{
 			name:    "prompt by prefix",
 			req:     checkRequest("POST", `{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"ev_simple_prompt"}}`, nil),
-			wantSet: map[string]string{HeaderMethod: "prompts/get", HeaderServerName: "mcp-test/everything", HeaderPromptName: "simple_prompt"},
+			wantSet: map[string]string{authz.HeaderMethod: "prompts/get", authz.HeaderServerName: "mcp-test/everything", authz.HeaderPromptName: "simple_prompt"},
 		},
 		{
 			name:    "resource by URI",
 			req:     checkRequest("POST", `{"jsonrpc":"2.0","id":4,"method":"resources/read","params":{"uri":"test://static/resource/1"}}`, nil),
-			wantSet: map[string]string{HeaderMethod: "resources/read", HeaderServerName: "mcp-test/everything", HeaderResourceURI: "test://static/resource/1"},
+			wantSet: map[string]string{authz.HeaderMethod: "resources/read", authz.HeaderServerName: "mcp-test/everything", authz.HeaderResourceURI: "test://static/resource/1"},
 		},
 		{
 			name:    "mirror headers that agree",
 			req:     checkRequest("POST", toolCall("kube_pods_list"), map[string]string{"mcp-method": "tools/call", "mcp-name": "kube_pods_list"}),
-			wantSet: map[string]string{HeaderMethod: "tools/call", HeaderServerName: "mcp-test/kubernetes-mcp", HeaderToolName: "pods_list"},
+			wantSet: map[string]string{authz.HeaderMethod: "tools/call", authz.HeaderServerName: "mcp-test/kubernetes-mcp", authz.HeaderToolName: "pods_list"},
 		},
 		{
 			name: "per route by context extension: the name is unprefixed",
 			req: func() *authv3.CheckRequest {
 				r := checkRequest("POST", toolCall("pods_list"), nil)
-				r.Attributes.ContextExtensions = map[string]string{ContextExtensionServer: "mcp-test/kubernetes-mcp"}
+				r.Attributes.ContextExtensions = map[string]string{authz.ContextExtensionServer: "mcp-test/kubernetes-mcp"}
 				return r
 			}(),
-			wantSet: map[string]string{HeaderMethod: "tools/call", HeaderServerName: "mcp-test/kubernetes-mcp", HeaderToolName: "pods_list"},
+			wantSet: map[string]string{authz.HeaderMethod: "tools/call", authz.HeaderServerName: "mcp-test/kubernetes-mcp", authz.HeaderToolName: "pods_list"},
 			// Identity off: no client credential goes on to the server.
 			wantRemove: []string{"authorization"},
 		},
@@ -251,7 +199,7 @@ func TestCheckAllows(t *testing.T) {
 				r.Attributes.Request.Http.Host = "tool.example.com:8080"
 				return r
 			}(),
-			wantSet:    map[string]string{HeaderMethod: "tools/call", HeaderServerName: "default/mcp-tool", HeaderToolName: "convert_to_markdown"},
+			wantSet:    map[string]string{authz.HeaderMethod: "tools/call", authz.HeaderServerName: "default/mcp-tool", authz.HeaderToolName: "convert_to_markdown"},
 			wantRemove: []string{"authorization"},
 		},
 		{
@@ -260,7 +208,7 @@ func TestCheckAllows(t *testing.T) {
 			wantSet: map[string]string{},
 		},
 	}
-	client := dial(t, newTestServer(t, Config{}))
+	client := dial(t, newTestServer(t, authz.Config{}))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, err := client.Check(t.Context(), tt.req)
@@ -305,32 +253,32 @@ func TestCheckBadInput(t *testing.T) {
 		wantReason string
 		wantID     string
 	}{
-		{"empty body", checkRequest("POST", "", nil), 400, -32700, ReasonBodyMissing, "null"},
-		{"not JSON", checkRequest("POST", "hello", nil), 400, -32700, ReasonParseError, "null"},
-		{"batch while batches are off", checkRequest("POST", `[`+toolCall("kube_pods_list")+`]`, nil), 400, -32600, ReasonBatchRejected, "null"},
-		{"jsonrpc 1.0", checkRequest("POST", `{"jsonrpc":"1.0","id":1,"method":"tools/list"}`, nil), 400, -32600, ReasonInvalidRequest, "null"},
-		{"id that is an object", checkRequest("POST", `{"jsonrpc":"2.0","id":{"a":1},"method":"tools/list"}`, nil), 400, -32600, ReasonInvalidRequest, "null"},
-		{"no method", checkRequest("POST", `{"jsonrpc":"2.0","id":1,"params":{}}`, nil), 400, -32600, ReasonInvalidRequest, "null"},
-		{"tools/call without params.name", checkRequest("POST", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{}}}`, nil), 400, -32602, ReasonInvalidRequest, "null"},
-		{"name with a bad character", checkRequest("POST", toolCall("kube_pods list"), nil), 400, -32602, ReasonInvalidRequest, "null"},
-		{"name longer than 128", checkRequest("POST", toolCall(long), nil), 400, -32602, ReasonInvalidRequest, "null"},
-		{"duplicate name keys", checkRequest("POST", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"kube_pods_list","name":"kube_pods_delete"}}`, nil), 400, -32600, ReasonInvalidRequest, "null"},
-		{"Name instead of name", checkRequest("POST", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"Name":"kube_pods_list"}}`, nil), 400, -32602, ReasonInvalidRequest, "null"},
-		{"body over the limit", checkRequest("POST", toolCall("kube_pods_list")+strings.Repeat(" ", 300), nil), 413, -32600, ReasonBodyTooLarge, "null"},
-		{"body cut by Envoy", checkRequest("POST", toolCall("kube_pods_list")[:40], map[string]string{"x-envoy-auth-partial-body": "true"}), 413, -32600, ReasonBodyTruncated, "null"},
-		{"body shorter than content-length", checkRequest("POST", toolCall("kube_pods_list"), map[string]string{"content-length": "5000"}), 413, -32600, ReasonBodyTruncated, "null"},
-		{"Mcp-Name mismatch", checkRequest("POST", toolCall("kube_pods_list"), map[string]string{"mcp-name": "kube_pods_delete"}), 400, -32020, ReasonHeaderMismatch, "1"},
-		{"Mcp-Method mismatch", checkRequest("POST", toolCall("kube_pods_list"), map[string]string{"mcp-method": "tools/list"}), 400, -32020, ReasonHeaderMismatch, "1"},
-		{"prefix of no registered server", checkRequest("POST", toolCall("nope_pods_list"), nil), 403, codeForbidden, ReasonToolDenied, "1"},
+		{"empty body", checkRequest("POST", "", nil), 400, -32700, authz.ReasonBodyMissing, "null"},
+		{"not JSON", checkRequest("POST", "hello", nil), 400, -32700, authz.ReasonParseError, "null"},
+		{"batch while batches are off", checkRequest("POST", `[`+toolCall("kube_pods_list")+`]`, nil), 400, -32600, authz.ReasonBatchRejected, "null"},
+		{"jsonrpc 1.0", checkRequest("POST", `{"jsonrpc":"1.0","id":1,"method":"tools/list"}`, nil), 400, -32600, authz.ReasonInvalidRequest, "null"},
+		{"id that is an object", checkRequest("POST", `{"jsonrpc":"2.0","id":{"a":1},"method":"tools/list"}`, nil), 400, -32600, authz.ReasonInvalidRequest, "null"},
+		{"no method", checkRequest("POST", `{"jsonrpc":"2.0","id":1,"params":{}}`, nil), 400, -32600, authz.ReasonInvalidRequest, "null"},
+		{"tools/call without params.name", checkRequest("POST", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{}}}`, nil), 400, -32602, authz.ReasonInvalidRequest, "null"},
+		{"name with a bad character", checkRequest("POST", toolCall("kube_pods list"), nil), 400, -32602, authz.ReasonInvalidRequest, "null"},
+		{"name longer than 128", checkRequest("POST", toolCall(long), nil), 400, -32602, authz.ReasonInvalidRequest, "null"},
+		{"duplicate name keys", checkRequest("POST", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"kube_pods_list","name":"kube_pods_delete"}}`, nil), 400, -32600, authz.ReasonInvalidRequest, "null"},
+		{"Name instead of name", checkRequest("POST", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"Name":"kube_pods_list"}}`, nil), 400, -32602, authz.ReasonInvalidRequest, "null"},
+		{"body over the limit", checkRequest("POST", toolCall("kube_pods_list")+strings.Repeat(" ", 300), nil), 413, -32600, authz.ReasonBodyTooLarge, "null"},
+		{"body cut by Envoy", checkRequest("POST", toolCall("kube_pods_list")[:40], map[string]string{"x-envoy-auth-partial-body": "true"}), 413, -32600, authz.ReasonBodyTruncated, "null"},
+		{"body shorter than content-length", checkRequest("POST", toolCall("kube_pods_list"), map[string]string{"content-length": "5000"}), 413, -32600, authz.ReasonBodyTruncated, "null"},
+		{"Mcp-Name mismatch", checkRequest("POST", toolCall("kube_pods_list"), map[string]string{"mcp-name": "kube_pods_delete"}), 400, -32020, authz.ReasonHeaderMismatch, "1"},
+		{"Mcp-Method mismatch", checkRequest("POST", toolCall("kube_pods_list"), map[string]string{"mcp-method": "tools/list"}), 400, -32020, authz.ReasonHeaderMismatch, "1"},
+		{"prefix of no registered server", checkRequest("POST", toolCall("nope_pods_list"), nil), 403, codeForbidden, authz.ReasonToolDenied, "1"},
 		{"per-route server that is not registered", func() *authv3.CheckRequest {
 			r := checkRequest("POST", toolCall("pods_list"), nil)
-			r.Attributes.ContextExtensions = map[string]string{ContextExtensionServer: "mcp-test/gone"}
+			r.Attributes.ContextExtensions = map[string]string{authz.ContextExtensionServer: "mcp-test/gone"}
 			return r
-		}(), 403, codeForbidden, ReasonToolDenied, "1"},
-		{"method PUT", checkRequest("PUT", toolCall("kube_pods_list"), nil), 405, -32600, ReasonInvalidRequest, "null"},
-		{"no http attributes", &authv3.CheckRequest{}, 400, -32600, ReasonInvalidRequest, "null"},
+		}(), 403, codeForbidden, authz.ReasonToolDenied, "1"},
+		{"method PUT", checkRequest("PUT", toolCall("kube_pods_list"), nil), 405, -32600, authz.ReasonInvalidRequest, "null"},
+		{"no http attributes", &authv3.CheckRequest{}, 400, -32600, authz.ReasonInvalidRequest, "null"},
 	}
-	client := dial(t, newTestServer(t, Config{MaxBodyBytes: 256}))
+	client := dial(t, newTestServer(t, authz.Config{MaxBodyBytes: 256}))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, err := client.Check(t.Context(), tt.req)
@@ -357,7 +305,7 @@ func TestCheckBadInput(t *testing.T) {
 // TestCheckSameDenial: an unknown tool and a forbidden one get byte-for-byte
 // the same answer, so denials cannot be used to enumerate tools.
 func TestCheckSameDenial(t *testing.T) {
-	client := dial(t, newTestServer(t, Config{}, policy.Policy{Name: "no-delete", CEL: `mcp.tool.name != "pods_delete"`}))
+	client := dial(t, newTestServer(t, authz.Config{}, policy.Policy{Name: "no-delete", CEL: `mcp.tool.name != "pods_delete"`}))
 	var bodies []string
 	for _, name := range []string{"kube_pods_delete", "nope_pods_list", "kube_"} {
 		resp, err := client.Check(t.Context(), checkRequest("POST", toolCall(name), nil))
@@ -365,8 +313,8 @@ func TestCheckSameDenial(t *testing.T) {
 			t.Fatal(err)
 		}
 		status, body, _ := denial(t, resp)
-		if status != http.StatusForbidden || body.Error.Data.Reason != ReasonToolDenied {
-			t.Errorf("%s: status %d reason %q, want 403 %s", name, status, body.Error.Data.Reason, ReasonToolDenied)
+		if status != http.StatusForbidden || body.Error.Data.Reason != authz.ReasonToolDenied {
+			t.Errorf("%s: status %d reason %q, want 403 %s", name, status, body.Error.Data.Reason, authz.ReasonToolDenied)
 		}
 		bodies = append(bodies, resp.GetDeniedResponse().GetBody())
 	}
@@ -382,7 +330,7 @@ func TestCheckSameDenial(t *testing.T) {
 	okHeaders(t, resp)
 
 	// A server no policy names, under the default deny: the same body again.
-	scoped := dial(t, newTestServer(t, Config{}, policy.Policy{Name: "everything-only", Servers: []string{"mcp-test/everything"}, CEL: "true"}))
+	scoped := dial(t, newTestServer(t, authz.Config{}, policy.Policy{Name: "everything-only", Servers: []string{"mcp-test/everything"}, CEL: "true"}))
 	resp, err = scoped.Check(t.Context(), checkRequest("POST", toolCall("kube_pods_delete"), nil))
 	if err != nil {
 		t.Fatal(err)
@@ -393,7 +341,7 @@ func TestCheckSameDenial(t *testing.T) {
 }
 
 func TestCheckBatch(t *testing.T) {
-	client := dial(t, newTestServer(t, Config{AllowBatch: true}, policy.Policy{Name: "no-delete", CEL: `mcp.tool.name != "pods_delete"`}))
+	client := dial(t, newTestServer(t, authz.Config{AllowBatch: true}, policy.Policy{Name: "no-delete", CEL: `mcp.tool.name != "pods_delete"`}))
 	batch := func(msgs ...string) string { return "[" + strings.Join(msgs, ",") + "]" }
 	t.Run("all allowed, one server", func(t *testing.T) {
 		resp, err := client.Check(t.Context(), checkRequest("POST", batch(toolCall("kube_pods_list"), `{"jsonrpc":"2.0","method":"notifications/initialized"}`), nil))
@@ -401,8 +349,8 @@ func TestCheckBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		set, _ := okHeaders(t, resp)
-		if set[HeaderServerName] != "mcp-test/kubernetes-mcp" {
-			t.Errorf("servername = %q", set[HeaderServerName])
+		if set[authz.HeaderServerName] != "mcp-test/kubernetes-mcp" {
+			t.Errorf("servername = %q", set[authz.HeaderServerName])
 		}
 	})
 	t.Run("one element denied denies the batch", func(t *testing.T) {
@@ -419,8 +367,8 @@ func TestCheckBatch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if status, body, _ := denial(t, resp); status != http.StatusBadRequest || body.Error.Data.Reason != ReasonBatchRejected {
-			t.Errorf("status %d reason %s, want 400 %s", status, body.Error.Data.Reason, ReasonBatchRejected)
+		if status, body, _ := denial(t, resp); status != http.StatusBadRequest || body.Error.Data.Reason != authz.ReasonBatchRejected {
+			t.Errorf("status %d reason %s, want 400 %s", status, body.Error.Data.Reason, authz.ReasonBatchRejected)
 		}
 	})
 	t.Run("malformed element", func(t *testing.T) {
@@ -437,7 +385,7 @@ func TestCheckBatch(t *testing.T) {
 // TestCheckHeaderMap: Envoy with encode_raw_headers sends header_map, where a
 // repeated header appears twice; both forms are read alike.
 func TestCheckHeaderMap(t *testing.T) {
-	client := dial(t, newTestServer(t, Config{}))
+	client := dial(t, newTestServer(t, authz.Config{}))
 	req := checkRequest("POST", toolCall("kube_pods_list"), nil)
 	hm := &corev3.HeaderMap{}
 	for k, v := range req.Attributes.Request.Http.Headers {
@@ -451,7 +399,7 @@ func TestCheckHeaderMap(t *testing.T) {
 		t.Fatal(err)
 	}
 	set, _ := okHeaders(t, resp)
-	if set[HeaderToolName] != "pods_list" {
-		t.Errorf("toolname = %q, want pods_list", set[HeaderToolName])
+	if set[authz.HeaderToolName] != "pods_list" {
+		t.Errorf("toolname = %q, want pods_list", set[authz.HeaderToolName])
 	}
 }

@@ -1,4 +1,4 @@
-package authz
+package envoy
 
 import (
 	"context"
@@ -36,7 +36,7 @@ func (s *Server) Register(g *grpc.Server) {
 
 // Start serves gRPC on Config.Listen until ctx ends, then stops gracefully.
 func (s *Server) Start(ctx context.Context) error {
-	lis, err := new(net.ListenConfig).Listen(ctx, "tcp", s.cfg.Listen)
+	lis, err := new(net.ListenConfig).Listen(ctx, "tcp", s.listen)
 	if err != nil {
 		return fmt.Errorf("authz: listen: %w", err)
 	}

@@ -1,4 +1,4 @@
-package authz
+package envoy
 
 import (
 	"net/http"
@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/code"
 
+	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 )
 
@@ -21,11 +22,11 @@ func FuzzCheck(f *testing.F) {
 	f.Add(`[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, "", "", "", false)
 	f.Add(`{"jsonrpc":"2.0","id":"x","result":{}}`, "", "", "", false)
 	f.Add(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"kube_a","name":"kube_b"}}`, "", "", "", false)
-	s := newTestServer(f, Config{MaxBodyBytes: 4096})
+	s := newTestServer(f, authz.Config{MaxBodyBytes: 4096})
 	f.Fuzz(func(t *testing.T, body, mcpMethod, mcpName, forged string, perRoute bool) {
 		req := checkRequest("POST", body, map[string]string{"mcp-method": mcpMethod, "mcp-name": mcpName, "x-mcp-toolname": forged})
 		if perRoute {
-			req.Attributes.ContextExtensions = map[string]string{ContextExtensionServer: "mcp-test/kubernetes-mcp"}
+			req.Attributes.ContextExtensions = map[string]string{authz.ContextExtensionServer: "mcp-test/kubernetes-mcp"}
 		}
 		resp, err := s.Check(t.Context(), req)
 		if err != nil {
@@ -47,17 +48,17 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("OK for a body mcpparse refuses (%v): %q", err, body)
 		}
 		for _, h := range resp.GetOkResponse().GetHeaders() {
-			if h.GetHeader().GetKey() == HeaderToolName && h.GetHeader().GetValue() == forged && forged != "" && m.Method != "tools/call" {
+			if h.GetHeader().GetKey() == authz.HeaderToolName && h.GetHeader().GetValue() == forged && forged != "" && m.Method != "tools/call" {
 				t.Fatalf("forged x-mcp-toolname %q kept", forged)
 			}
 		}
 		removed := false
 		set := false
 		for _, k := range resp.GetOkResponse().GetHeadersToRemove() {
-			removed = removed || k == HeaderToolName
+			removed = removed || k == authz.HeaderToolName
 		}
 		for _, h := range resp.GetOkResponse().GetHeaders() {
-			set = set || h.GetHeader().GetKey() == HeaderToolName
+			set = set || h.GetHeader().GetKey() == authz.HeaderToolName
 		}
 		if forged != "" && !removed && !set {
 			t.Fatalf("forged x-mcp-toolname neither overwritten nor removed")

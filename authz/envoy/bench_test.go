@@ -1,12 +1,17 @@
-package authz
+package envoy
 
 import (
 	"strings"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/genproto/googleapis/rpc/code"
 
+	"github.com/mcp-authz/mcp-authz/authz"
+	"github.com/mcp-authz/mcp-authz/authz/internal/authztest"
+	"github.com/mcp-authz/mcp-authz/internal/tracing"
 	"github.com/mcp-authz/mcp-authz/policy"
 )
 
@@ -32,11 +37,27 @@ func benchCheck(b *testing.B, s *Server, req *authv3.CheckRequest) {
 // registry lookup, policy (allow by default), headers and assertion-free
 // answer. Identity is off; see the identity benchmarks for the token path.
 func BenchmarkCheck(b *testing.B) {
-	benchCheck(b, newTestServer(b, Config{}), checkRequest("POST", body1KiB, nil))
+	benchCheck(b, newTestServer(b, authz.Config{}), checkRequest("POST", body1KiB, nil))
 }
 
 // BenchmarkCheckCEL adds a CEL tool policy to BenchmarkCheck.
 func BenchmarkCheckCEL(b *testing.B) {
-	s := newTestServer(b, Config{}, policy.Policy{Name: "no-delete", CEL: `mcp.tool.name != "pods_delete"`})
+	s := newTestServer(b, authz.Config{}, policy.Policy{Name: "no-delete", CEL: `mcp.tool.name != "pods_delete"`})
 	benchCheck(b, s, checkRequest("POST", body1KiB, nil))
+}
+
+// BenchmarkCheckTraced is BenchmarkCheck with every request sampled and
+// its spans kept in memory: the cost of tracing on (BenchmarkCheck is off).
+func BenchmarkCheckTraced(b *testing.B) {
+	rec := tracetest.NewInMemoryExporter()
+	tp := tracing.NewProvider(tracing.Config{}, sdktrace.WithSpanProcessor(sdktrace.NewSimpleSpanProcessor(rec)))
+	b.Cleanup(func() { _ = tp.Shutdown(b.Context()) })
+	s := newServer(b, authz.Config{}, authz.Deps{Policy: authztest.Engine(b), Tracer: tp})
+	req := checkRequest("POST", body1KiB, map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
+	b.ResetTimer()
+	benchCheck(b, s, req)
+	b.StopTimer()
+	if len(rec.GetSpans()) == 0 {
+		b.Fatal("no span recorded")
+	}
 }

@@ -1,4 +1,4 @@
-package authz
+package envoy
 
 import (
 	"encoding/json"
@@ -7,11 +7,12 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/mcp-authz/mcp-authz/authz"
+	"github.com/mcp-authz/mcp-authz/authz/internal/authztest"
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/devidp"
 	"github.com/mcp-authz/mcp-authz/policy"
-	"github.com/mcp-authz/mcp-authz/registry"
 )
 
 // BenchmarkCheckIdentity is BenchmarkCheck with the token path on and warm:
@@ -53,22 +54,12 @@ func BenchmarkCheckIdentity(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	snap, err := registry.NewSnapshot(testServers)
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg := &registry.Registry{}
-	reg.Store(snap)
-	set, err := policy.Compile(policy.Config{Policies: []policy.Policy{
-		{Name: "tool-roles", Servers: []string{"*"}, CEL: `mcp.tool.name in token.resource_access[mcp.server].roles`},
-	}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := New(Config{}, Deps{Registry: reg, Policy: policy.NewEngine(set), Verifier: v, Exchanger: x})
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := newServer(b, authz.Config{}, authz.Deps{
+		Policy: authztest.Engine(b, policy.Policy{
+			Name: "tool-roles", Servers: []string{"*"}, CEL: `mcp.tool.name in token.resource_access[mcp.server].roles`,
+		}),
+		Verifier: v, Exchanger: x,
+	})
 
 	resp, err := idp.Client().PostForm(p.TokenURL(), url.Values{"grant_type": {"password"}, "client_id": {"mcp-cli"}, "username": {"alice"}, "password": {"alice"}})
 	if err != nil {

@@ -1,7 +1,11 @@
-package authz
+// Package envoy serves authz decisions as an Envoy external-authorization
+// server (envoy.service.auth.v3.Authorization, gRPC): a CheckRequest becomes
+// an authz.Request, the Decision a CheckResponse.
+package envoy
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -11,21 +15,47 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/code"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 
+	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 )
 
-// This file adapts Decide to Envoy's ext_authz gRPC API
-// (envoy.service.auth.v3.Authorization): a CheckRequest becomes a Request,
-// a Decision a CheckResponse.
+// Config configures the ext_authz gRPC server.
+type Config struct {
+	// Listen is the gRPC address Start listens on (authz.Config.Listen).
+	// Default 127.0.0.1:9001.
+	Listen string
+	// Logger logs the address served; nil logs nothing.
+	Logger *slog.Logger
+}
+
+// Server answers Envoy's Check calls with the decisions of an authz.Server.
+type Server struct {
+	// core is concrete, not an interface: a Request given to an
+	// interface method escapes, and Check would allocate it on the heap.
+	core   *authz.Server
+	listen string
+	log    *slog.Logger
+}
+
+// New returns the ext_authz server of d (not nil).
+func New(c Config, d *authz.Server) *Server {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:9001"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{core: d, listen: c.Listen, log: c.Logger}
+}
 
 // Check implements envoy.service.auth.v3.AuthorizationServer. It never
 // returns an error: every failure is a denial with a reason.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	h := req.GetAttributes().GetRequest().GetHttp()
 	if h == nil {
-		return response(s.Decide(ctx, nil)), nil
+		return response(s.core.Decide(ctx, nil)), nil
 	}
-	r := Request{
+	r := authz.Request{
 		Method:            h.GetMethod(),
 		Path:              h.GetPath(),
 		Host:              h.GetHost(),
@@ -40,7 +70,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	// Envoy marks a body it cut at with_request_body.max_request_bytes
 	// (allow_partial_message) with this header.
 	r.BodyTruncated = r.Headers["x-envoy-auth-partial-body"] == "true"
-	return response(s.Decide(ctx, &r)), nil
+	return response(s.core.Decide(ctx, &r)), nil
 }
 
 // headerMap returns the request headers keyed by lower-case name. Envoy sends
@@ -68,7 +98,7 @@ func headerMap(h *authv3.AttributeContext_HttpRequest) map[string]string {
 
 // response is the CheckResponse of a decision: OK with headers, or a denial
 // that an MCP client understands (HTTP status, JSON-RPC error body).
-func response(d *Decision) *authv3.CheckResponse {
+func response(d *authz.Decision) *authv3.CheckResponse {
 	if d.Allow {
 		return &authv3.CheckResponse{
 			Status: &rpcstatus.Status{Code: int32(code.Code_OK)},
@@ -103,7 +133,7 @@ func response(d *Decision) *authv3.CheckResponse {
 // setHeaders are the headers an OK answer sets: Headers, then the assertion,
 // each replacing the client's header of that name. They share two
 // allocations.
-func setHeaders(d *Decision) []*corev3.HeaderValueOption {
+func setHeaders(d *authz.Decision) []*corev3.HeaderValueOption {
 	n := len(d.Headers)
 	if d.Assertion != "" {
 		n++

@@ -1,4 +1,4 @@
-package policy
+package policytest
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 
 func TestRunTestsExamples(t *testing.T) {
 	var out bytes.Buffer
-	failed, err := RunTests(t.Context(), filepath.Join("..", "examples", "policies"), &out)
+	failed, err := RunTests(t.Context(), filepath.Join("..", "..", "examples", "policies"), &out)
 	t.Log("\n" + out.String())
 	if err != nil {
 		t.Fatalf("RunTests: %v", err)
@@ -130,7 +130,7 @@ func TestRunTestsNoTests(t *testing.T) {
 
 // TestExamplesFormatted keeps the shipped Rego as opa fmt writes it.
 func TestExamplesFormatted(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("..", "examples", "policies", "*", "*.rego"))
+	files, err := filepath.Glob(filepath.Join("..", "..", "examples", "policies", "*", "*.rego"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no Rego examples (%v)", err)
 	}
