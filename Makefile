@@ -93,7 +93,7 @@ FUZZTIME ?= 1000x
 FUZZ_TARGETS := ./mcpparse:FuzzParse ./mcpparse:FuzzRoundTrip ./authz/envoy:FuzzCheck \
   ./identity:FuzzBearerToken ./identity:FuzzVerify ./identity:FuzzTokenInQuery ./front:FuzzBuildCheck \
   ./internal/assertion:FuzzVerify ./internal/assertion:FuzzDecodeWire ./router:FuzzOpenSession ./router:FuzzSSE \
-  ./router:FuzzUnwrapID ./router:FuzzIDKey ./policy:FuzzKeycloakTwins ./policy:FuzzFoldAgreement \
+  ./router/relay:FuzzUnwrapID ./router:FuzzIDKey ./policy:FuzzKeycloakTwins ./policy:FuzzFoldAgreement \
   ./config:FuzzParse ./internal/taskid:FuzzOpen
 
 ##@ Everyday

@@ -3,7 +3,6 @@ package router
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"mime"
@@ -16,6 +15,8 @@ import (
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/catalog"
+	"github.com/mcp-authz/mcp-authz/router/relay"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -88,16 +89,16 @@ func (r *Router) resourceOwner(c *call, uri string) (*registry.Server, bool) {
 	if srv, ok := snap.ResolveURI(uri); ok {
 		return srv, true
 	}
-	for _, it := range r.collect(c.req.Context(), c, resourcesKind) {
-		if it.name == uri {
-			return snap.Server(it.server)
+	for _, it := range r.cat.Items(c.req.Context(), catalog.Resources, c.caller()) {
+		if it.Name == uri {
+			return snap.Server(it.Server)
 		}
 	}
 	best, owner := -1, ""
-	for _, it := range r.collect(c.req.Context(), c, templatesKind) {
-		lit, _, _ := strings.Cut(it.name, "{")
+	for _, it := range r.cat.Items(c.req.Context(), catalog.Templates, c.caller()) {
+		lit, _, _ := strings.Cut(it.Name, "{")
 		if lit != "" && strings.HasPrefix(uri, lit) && len(lit) > best {
-			best, owner = len(lit), it.server
+			best, owner = len(lit), it.Server
 		}
 	}
 	if owner == "" {
@@ -263,13 +264,13 @@ func (r *Router) relay(w http.ResponseWriter, c *call, srv *registry.Server, res
 // ids wrapped so the client's answer finds its way back) until the answer.
 // If the stream ends first, the client gets a JSON-RPC error instead.
 func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, resp *http.Response) {
-	sw := startSSE(w, "")
+	sw := relay.Start(w, "")
 	sr := upstream.NewSSEReader(resp.Body, r.cfg.MaxResponseBytes)
 	for {
 		data, err := sr.Next()
 		if err != nil {
 			r.upstreamFailed(srv, c.msg.Method, err)
-			_ = sw.event(errorBody(c.msg.ID, codeInternal, "upstream stream ended before the answer"))
+			_ = sw.Event(errorBody(c.msg.ID, codeInternal, "upstream stream ended before the answer"))
 			return
 		}
 		m, err := mcpparse.Parse(data, r.answer)
@@ -301,11 +302,11 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 				}
 				continue
 			}
-			data = mcpparse.Splice(data, m.IDSpan, wrapID(srv.Name, m.ID))
+			data = mcpparse.Splice(data, m.IDSpan, relay.WrapID(srv.Name, m.ID))
 			data, _ = r.taskMessage(c, srv, data, &m) // a request is never dropped
 		default:
 			if strings.HasSuffix(m.Method, "/list_changed") {
-				r.lists.invalidate(srv.Name)
+				r.cat.Invalidate(srv.Name)
 			}
 			if m.Method == "notifications/resources/updated" && !r.updateAllowed(c.req.Context(), c, srv, &m) {
 				continue
@@ -315,62 +316,10 @@ func (r *Router) stream(w http.ResponseWriter, c *call, srv *registry.Server, re
 				continue
 			}
 		}
-		if err := sw.event(data); err != nil || done {
+		if err := sw.Event(data); err != nil || done {
 			return
 		}
 	}
-}
-
-// wrappedPrefix marks the ids of server requests relayed to the client.
-const wrappedPrefix = "mcpr."
-
-// wrapID names the server a server-to-client request came from in its id:
-// "mcpr." and the base64url of {"s":server,"i":id}, the id as sent.
-func wrapID(server string, id json.RawMessage) json.RawMessage {
-	w := make([]byte, 0, 16+len(server)+len(id))
-	w = append(w, `{"s":`...)
-	w = mcpparse.AppendString(w, server)
-	w = append(w, `,"i":`...)
-	w = append(append(w, id...), '}')
-	out := make([]byte, 0, 2+len(wrappedPrefix)+base64.RawURLEncoding.EncodedLen(len(w)))
-	out = append(append(out, '"'), wrappedPrefix...)
-	out = base64.RawURLEncoding.AppendEncode(out, w)
-	return append(out, '"')
-}
-
-// unwrapID reads what wrapID wrote, strictly: anything else is refused.
-func unwrapID(id json.RawMessage) (string, json.RawMessage, bool) {
-	s, err := mcpparse.String(id)
-	if err != nil || !strings.HasPrefix(s, wrappedPrefix) {
-		return "", nil, false
-	}
-	b, err := base64.RawURLEncoding.DecodeString(s[len(wrappedPrefix):])
-	if err != nil {
-		return "", nil, false
-	}
-	f, err := mcpparse.Fields(b, requestOptions, "s", "i")
-	if err != nil || f[0].Raw == nil {
-		return "", nil, false
-	}
-	server, err := mcpparse.String(f[0].Raw)
-	if err != nil || server == "" || !wrappableID(f[1].Raw) {
-		return "", nil, false
-	}
-	return server, f[1].Raw, true
-}
-
-// wrappableID reports whether id is what a server may name its request
-// with: a JSON string or an integer.
-func wrappableID(id json.RawMessage) bool {
-	if len(id) == 0 {
-		return false
-	}
-	if id[0] == '"' {
-		_, err := mcpparse.String(id)
-		return err == nil
-	}
-	_, err := mcpparse.Int(id)
-	return err == nil
 }
 
 // relayResponse sends the client's answer to a server request back to the
@@ -379,7 +328,7 @@ func (r *Router) relayResponse(w http.ResponseWriter, c *call) {
 	if r.inputAnswered(w, c) {
 		return
 	}
-	server, id, ok := unwrapID(c.msg.ID)
+	server, id, ok := relay.UnwrapID(c.msg.ID, requestOptions)
 	var srv *registry.Server
 	if ok {
 		srv, ok = r.reg.Load().Server(server)
@@ -450,7 +399,7 @@ func (r *Router) notifyAll(c *call) {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, srv := range r.fanOut(ctx, c, c.msg.Method) {
-		up, ok := r.upstream.get(upstreamKey(c.sess, &srv))
+		up, ok := r.pool.Get(c.sess.key(), srv.Name)
 		if !ok {
 			continue
 		}

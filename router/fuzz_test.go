@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
@@ -57,31 +56,6 @@ func FuzzSSE(f *testing.F) {
 			}
 		}
 	})
-}
-
-// FuzzUnwrapID: ids relayed to clients round-trip, and anything else a
-// client sends back is refused without a panic.
-func FuzzUnwrapID(f *testing.F) {
-	f.Add("ns/a", []byte(`7`), []byte(`"mcpr.e30"`))
-	f.Add("x", []byte(`"abc"`), []byte(`"mcpr.!!"`))
-	f.Fuzz(func(t *testing.T, server string, id, client []byte) {
-		unwrapID(client)
-		if server == "" || !utf8.ValidString(server) || !validID(id) {
-			return
-		}
-		s, got, ok := unwrapID(wrapID(server, id))
-		if !ok || s != server || !sameID(compact(t, got), compact(t, id)) {
-			t.Fatalf("round trip of %q %q: %q %q %v", server, id, s, got, ok)
-		}
-	})
-}
-
-func compact(t *testing.T, b []byte) []byte {
-	var out bytes.Buffer
-	if err := jsonCompact(&out, b); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
 }
 
 // FuzzIDKey: idKey never panics, and what it accepts keeps its value: a

@@ -1,9 +1,7 @@
 package router
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
 	"net/http"
 
 	"github.com/mcp-authz/mcp-authz/mcpparse"
@@ -73,44 +71,3 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 func writeError(w http.ResponseWriter, status int, id json.RawMessage, code int, msg string) {
 	writeJSON(w, status, errorBody(id, code, msg))
 }
-
-// sseWriter writes events to a client and flushes each.
-type sseWriter struct {
-	w http.ResponseWriter
-	f *http.ResponseController
-}
-
-func startSSE(w http.ResponseWriter, sessionID string) *sseWriter {
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	if sessionID != "" {
-		w.Header().Set("Mcp-Session-Id", sessionID)
-	}
-	w.WriteHeader(http.StatusOK)
-	s := &sseWriter{w: w, f: http.NewResponseController(w)}
-	s.f.Flush()
-	return s
-}
-
-func (s *sseWriter) event(data []byte) error {
-	if bytes.ContainsAny(data, "\r\n") {
-		var c bytes.Buffer
-		if err := json.Compact(&c, data); err != nil {
-			return err
-		}
-		data = c.Bytes()
-	}
-	if _, err := fmt.Fprintf(s.w, "event: message\ndata: %s\n\n", data); err != nil {
-		return err
-	}
-	return s.f.Flush()
-}
-
-func (s *sseWriter) comment(text string) error {
-	if _, err := fmt.Fprintf(s.w, ": %s\n\n", text); err != nil {
-		return err
-	}
-	return s.f.Flush()
-}
-
-var jsonCompact = json.Compact

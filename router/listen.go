@@ -12,6 +12,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/relay"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -84,9 +85,9 @@ func (r *Router) listen(w http.ResponseWriter, c *call) {
 	}()
 	// Registry changes reach the client as list_changed (watchRegistry),
 	// and servers registered later are listened to as well.
-	st := newStream("listen." + randomID())
-	r.streams.addStream(st)
-	defer r.streams.remove(st)
+	st := relay.NewStream("listen." + randomID())
+	r.streams.Add(st)
+	defer r.streams.Remove(st)
 	changed := r.reg.Changed()
 	started := map[string]context.CancelFunc{}
 	ready := make(chan struct{}, len(r.reg.Load().Servers())+1)
@@ -112,12 +113,12 @@ wait:
 		defer t.Stop()
 		expired = t.C
 	}
-	sw := startSSE(w, "")
-	if err := sw.event(l.ack()); err != nil {
+	sw := relay.Start(w, "")
+	if err := sw.Event(l.ack()); err != nil {
 		return
 	}
 	if !l.kinds[0] && !l.kinds[1] && !l.kinds[2] && len(l.uris) == 0 {
-		_ = sw.event(l.complete()) // nothing to listen for
+		_ = sw.Event(l.complete()) // nothing to listen for
 		return
 	}
 	tick := time.NewTicker(keepAlive)
@@ -128,22 +129,22 @@ wait:
 		case <-ctx.Done():
 			return
 		case <-r.done:
-			_ = sw.event(l.complete())
+			_ = sw.Event(l.complete())
 			return
 		case <-expired:
-			_ = sw.event(l.complete())
+			_ = sw.Event(l.complete())
 			return
 		case <-changed:
 			changed = r.reg.Changed()
 			l.sync(ctx, started, nil)
-		case ev := <-st.events:
+		case ev := <-st.Events:
 			if k := listKind(ev, r.answer); k >= 0 && l.kinds[k] {
-				err = sw.event(l.notification(listKinds[k], ""))
+				err = sw.Event(l.notification(listKinds[k], ""))
 			}
 		case ev := <-l.events:
-			err = sw.event(ev)
+			err = sw.Event(ev)
 		case <-tick.C:
-			err = sw.comment("keep-alive")
+			err = sw.Comment("keep-alive")
 		}
 		if err != nil {
 			return
@@ -342,7 +343,7 @@ func (l *listener) once(ctx context.Context, srv *registry.Server, ready func())
 	if err != nil {
 		return ctx.Err() == nil
 	}
-	if r.modern(ctx, srv, auth) {
+	if r.pool.Modern(ctx, srv, auth) {
 		return l.modern(ctx, srv, auth, ready)
 	}
 	return l.legacy(ctx, srv, auth, ready)
@@ -466,7 +467,7 @@ func (l *listener) relay(ctx context.Context, srv *registry.Server, body io.Read
 				if m.Method != method {
 					continue
 				}
-				r.lists.invalidate(srv.Name)
+				r.cat.Invalidate(srv.Name)
 				if l.kinds[k] {
 					out = l.notification(method, "")
 				}

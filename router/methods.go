@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -91,11 +90,11 @@ func (r *Router) setLevel(w http.ResponseWriter, c *call) {
 }
 
 // applyLevel gives an upstream session just opened the log level its
-// client session set, if any, if the server declared logging and if the
-// policy allows the caller logging/setLevel on it (as fanOut decides; the
-// caller's credential comes with ctx, set by post); best effort.
-func (r *Router) applyLevel(ctx context.Context, s *session, srv *registry.Server, auth string, up upstreamSession) {
-	params, ok := r.levels.get(s.key())
+// client session (by key) set, if any, if the server declared logging and
+// if the policy allows the caller logging/setLevel on it (as fanOut decides;
+// the caller's credential comes with ctx, set by post); best effort.
+func (r *Router) applyLevel(ctx context.Context, session string, srv *registry.Server, auth string, up upstreamSession) {
+	params, ok := r.levels.get(session)
 	if !ok || !up.Logging {
 		return
 	}
@@ -159,40 +158,7 @@ func (r *Router) checkParams(w http.ResponseWriter, c *call, srv *registry.Serve
 	if !ok && !sent {
 		return true // an unknown tool mirrors nothing; the server answers it
 	}
-	headers, err := r.params.headers(tool)
-	if err == nil {
-		// A header the tool does not declare is refused too: a policy
-		// reading request headers must never see an unchecked one.
-		for k := range c.req.Header {
-			x, ok := strings.CutPrefix(k, mcpparse.ParamHeaderPrefix)
-			if ok && !declared(headers, x) {
-				err = errors.New("undeclared Mcp-Param header")
-			}
-		}
-	}
-	if err == nil {
-		for arg, header := range headers {
-			v := c.req.Header.Values(mcpparse.ParamHeaderPrefix + header)
-			raw, _ := mcpparse.Argument(c.msg.Arguments, arg)
-			if raw != nil {
-				// Exactly this member: Argument ignores case, the schema not.
-				f, ferr := mcpparse.Fields(c.msg.Arguments, mcpparse.Options{CaseSensitiveKeys: true}, arg)
-				if ferr != nil {
-					err = ferr
-					break
-				}
-				raw = f[0].Raw
-			}
-			if len(v) > 1 {
-				err = errors.New("repeated Mcp-Param header")
-				break
-			}
-			if err = mcpparse.CheckParam(strings.Join(v, ""), len(v) == 1, raw); err != nil {
-				break
-			}
-		}
-	}
-	if err != nil {
+	if err := r.params.Check(c.req.Header, c.msg.Arguments, tool); err != nil {
 		writeError(w, http.StatusBadRequest, c.msg.ID, codeHeaderMismatch, "Mcp-Param header does not match the arguments")
 		return false
 	}
@@ -232,51 +198,8 @@ func (r *Router) tool(c *call, srv *registry.Server, name string) (json.RawMessa
 		}
 		auth = a
 	}
-	now := r.now()
-	snap := r.reg.Load()
-	key, l, ok := r.lists.lookup(toolsKind, srv, r.shadowIndex(snap)[srv.Name], authContext(c.claims.Issuer, c.claims.Subject, auth), now)
-	if !ok || !now.Before(l.fresh) {
-		l = r.fetchCached(ctx, c, toolsKind, snap, srv, key, auth)
-	}
-	if l != nil {
-		for _, it := range l.items {
-			if it.name == name {
-				return it.raw, true
-			}
-		}
+	if t, ok := r.cat.Tool(ctx, c.caller(), srv, auth, name); ok {
+		return t, true
 	}
 	return json.RawMessage(`{}`), false // declares no header
-}
-
-// declared reports whether header (any case) is one of headers' values.
-func declared(headers map[string]string, header string) bool {
-	for _, h := range headers {
-		if strings.EqualFold(h, header) {
-			return true
-		}
-	}
-	return false
-}
-
-// paramHeaders maps the top-level arguments a tool marks with x-mcp-header
-// to the header name each is mirrored in (nested ones are not mirrored by
-// this router's check).
-func paramHeaders(tool json.RawMessage) (map[string]string, error) {
-	var t struct {
-		InputSchema struct {
-			Properties map[string]struct {
-				Header *string `json:"x-mcp-header"`
-			} `json:"properties"`
-		} `json:"inputSchema"`
-	}
-	if err := json.Unmarshal(tool, &t); err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for arg, p := range t.InputSchema.Properties {
-		if p.Header != nil && *p.Header != "" {
-			out[arg] = *p.Header
-		}
-	}
-	return out, nil
 }

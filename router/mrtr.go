@@ -37,6 +37,7 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/relay"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -90,7 +91,7 @@ func newInputs() *inputs {
 // the stateless revision, one that the client's HTTP request ending
 // cancels only while that request serves the call (see heldCall).
 func (r *Router) callContext(c *call, srv *registry.Server) (context.Context, context.CancelFunc) {
-	if !c.sess.stateless() || !inputMethod(c.msg.Method) || r.knownModern(srv) {
+	if !c.sess.stateless() || !inputMethod(c.msg.Method) || r.pool.KnownModern(srv) {
 		return context.WithTimeout(c.req.Context(), r.cfg.CallTimeout)
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.req.Context()), r.cfg.CallTimeout)
@@ -103,15 +104,6 @@ func (r *Router) callContext(c *call, srv *registry.Server) (context.Context, co
 			cancel()
 		}
 	}
-}
-
-// knownModern reports whether this replica knows srv to speak the
-// stateless revision (see Router.modern), without asking it.
-func (r *Router) knownModern(srv *registry.Server) bool {
-	r.gens.mu.Lock()
-	g, ok := r.gens.m[srv.Name+"\x00"+srv.URL]
-	r.gens.mu.Unlock()
-	return ok && g.modern && r.now().Before(g.until)
 }
 
 // closeAnswer closes an upstream answer, unless its call has been handed
@@ -174,7 +166,7 @@ func (e errInput) Error() string { return string(e) }
 // bridgeInput serves a 2025 client's call that a 2026-07-28 server answered
 // with result, an InputRequiredResult: it asks the client, retries, and
 // writes the final answer (on sw, started if nil).
-func (r *Router) bridgeInput(w http.ResponseWriter, c *call, srv *registry.Server, sw *sseWriter, result json.RawMessage) {
+func (r *Router) bridgeInput(w http.ResponseWriter, c *call, srv *registry.Server, sw *relay.Writer, result json.RawMessage) {
 	ctx, cancel := context.WithTimeout(c.req.Context(), r.cfg.CallTimeout)
 	defer cancel()
 	if sw == nil {
@@ -182,31 +174,31 @@ func (r *Router) bridgeInput(w http.ResponseWriter, c *call, srv *registry.Serve
 			writeError(w, http.StatusOK, c.msg.ID, codeInternal, "the server needs input from the client, which does not accept text/event-stream")
 			return
 		}
-		sw = startSSE(w, "")
+		sw = relay.Start(w, "")
 	}
 	for round := 1; ; round++ {
 		m, err := r.inputRound(ctx, sw, c, srv, result, round)
 		var ei errInput
 		switch {
 		case errors.As(err, &ei):
-			_ = sw.event(errorBody(c.msg.ID, codeInternal, ei.Error()))
+			_ = sw.Event(errorBody(c.msg.ID, codeInternal, ei.Error()))
 			return
 		case err != nil:
 			r.upstreamFailed(srv, c.msg.Method, err)
-			_ = sw.event(errorBody(c.msg.ID, codeInternal, "upstream unavailable"))
+			_ = sw.Event(errorBody(c.msg.ID, codeInternal, "upstream unavailable"))
 			return
 		case m.Error == nil && r.needsInput(c, m.Result):
 			result = m.Result
 			continue
 		}
-		_ = sw.event(answerBody(c.msg.ID, m.Result, m.Error))
+		_ = sw.Event(answerBody(c.msg.ID, m.Result, m.Error))
 		return
 	}
 }
 
 // inputRound asks the client result's inputRequests, sends the retry and
 // returns the server's answer to it.
-func (r *Router) inputRound(ctx context.Context, sw *sseWriter, c *call, srv *registry.Server, result json.RawMessage, round int) (mcpparse.Message, error) {
+func (r *Router) inputRound(ctx context.Context, sw *relay.Writer, c *call, srv *registry.Server, result json.RawMessage, round int) (mcpparse.Message, error) {
 	if round > r.cfg.MaxInputRounds {
 		return mcpparse.Message{}, errInput(fmt.Sprintf("the server asked for input more than %d times (maxInputRounds)", r.cfg.MaxInputRounds))
 	}
@@ -248,7 +240,7 @@ func (r *Router) inputRound(ctx context.Context, sw *sseWriter, c *call, srv *re
 
 // askClient sends each input request to the client on sw and waits for all
 // the answers (InputTimeout at most): an inputResponses object.
-func (r *Router) askClient(ctx context.Context, sw *sseWriter, c *call, keys []string, reqs []mcpparse.Field) (json.RawMessage, error) {
+func (r *Router) askClient(ctx context.Context, sw *relay.Writer, c *call, keys []string, reqs []mcpparse.Field) (json.RawMessage, error) {
 	type asked struct {
 		key, wait string
 		ch        chan inputAnswer
@@ -284,7 +276,7 @@ func (r *Router) askClient(ctx context.Context, sw *sseWriter, c *call, keys []s
 		if f[1].Raw != nil {
 			msg = append(append(msg, `,"params":`...), f[1].Raw...)
 		}
-		if err := sw.event(append(msg, '}')); err != nil {
+		if err := sw.Event(append(msg, '}')); err != nil {
 			return nil, fmt.Errorf("router: input request: %w", err)
 		}
 	}
@@ -409,7 +401,7 @@ func retryBody(body, id, answers, state []byte) ([]byte, error) {
 
 // retryAnswer reads the server's answer to a retry (id), relaying what
 // comes before it to the client.
-func (r *Router) retryAnswer(ctx context.Context, sw *sseWriter, c *call, srv *registry.Server, resp *http.Response, id []byte) (mcpparse.Message, error) {
+func (r *Router) retryAnswer(ctx context.Context, sw *relay.Writer, c *call, srv *registry.Server, resp *http.Response, id []byte) (mcpparse.Message, error) {
 	if err := upstream.StatusError(resp); err != nil {
 		return mcpparse.Message{}, err
 	}
@@ -434,7 +426,7 @@ func (r *Router) retryAnswer(ctx context.Context, sw *sseWriter, c *call, srv *r
 			continue
 		}
 		if data, ok := r.passEvent(ctx, c, srv, &m, data); ok {
-			if err := sw.event(data); err != nil {
+			if err := sw.Event(data); err != nil {
 				return mcpparse.Message{}, err
 			}
 		}
@@ -445,13 +437,19 @@ func (r *Router) retryAnswer(ctx context.Context, sw *sseWriter, c *call, srv *r
 // during a call (as stream relays them), and whether it gets it.
 func (r *Router) passEvent(ctx context.Context, c *call, srv *registry.Server, m *mcpparse.Message, data []byte) ([]byte, bool) {
 	if m.Kind == mcpparse.KindRequest {
-		return mcpparse.Splice(data, m.IDSpan, wrapID(srv.Name, m.ID)), true
+		return mcpparse.Splice(data, m.IDSpan, relay.WrapID(srv.Name, m.ID)), true
 	}
 	if strings.HasSuffix(m.Method, "/list_changed") {
-		r.lists.invalidate(srv.Name)
+		r.cat.Invalidate(srv.Name)
 	}
 	if m.Method == "notifications/resources/updated" && !r.updateAllowed(ctx, c, srv, m) {
 		return nil, false
 	}
 	return data, true
+}
+
+// emptyJSONObject reports whether obj, a JSON object, has no member.
+func emptyJSONObject(obj []byte) bool {
+	t := bytes.TrimLeft(obj[1:], " \t\r\n")
+	return len(t) > 0 && t[0] == '}'
 }

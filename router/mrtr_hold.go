@@ -17,8 +17,6 @@ package router
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -31,6 +29,7 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/relay"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -103,10 +102,10 @@ const inputKey = "mcp-authz"
 // becomes an InputRequiredResult written to sw and the call is held (see
 // hold), anything else is refused to the server. It reports whether c has
 // been answered: then the call is held, or ended.
-func (r *Router) holdForInput(sw *sseWriter, c *call, srv *registry.Server, h *heldCall, m *mcpparse.Message, sr *upstream.SSEReader, body io.Closer) bool {
+func (r *Router) holdForInput(sw *relay.Writer, c *call, srv *registry.Server, h *heldCall, m *mcpparse.Message, sr *upstream.SSEReader, body io.Closer) bool {
 	h.mu.Lock()
 	if h.up.Version == "" {
-		h.up, _ = r.upstream.get(upstreamKey(c.sess, srv))
+		h.up, _ = r.pool.Get(c.sess.key(), srv.Name)
 		h.callID = bytes.Clone(c.upstreamID())
 		h.abandon = r.abandonCall(srv, c.input.auth, h.up, h.callID)
 	}
@@ -181,13 +180,13 @@ func errorObject(code int, msg string) json.RawMessage {
 // answers c with h.ask as an InputRequiredResult whose requestState names
 // it. When it cannot (too many rounds, too many held calls), c gets an
 // error, h stays c's and hold reports false.
-func (r *Router) hold(sw *sseWriter, c *call, srv *registry.Server, h *heldCall) bool {
+func (r *Router) hold(sw *relay.Writer, c *call, srv *registry.Server, h *heldCall) bool {
 	h.mu.Lock()
 	h.rounds++
 	rounds, ask := h.rounds, h.ask
 	h.mu.Unlock()
 	fail := func(msg string) bool {
-		_ = sw.event(errorBody(c.msg.ID, codeInternal, msg))
+		_ = sw.Event(errorBody(c.msg.ID, codeInternal, msg))
 		return false
 	}
 	if rounds > r.cfg.MaxInputRounds {
@@ -197,7 +196,7 @@ func (r *Router) hold(sw *sseWriter, c *call, srv *registry.Server, h *heldCall)
 		Handle: randomID(), Issuer: c.claims.Issuer, Subject: c.claims.Subject, Server: srv.Name,
 		Method: c.msg.Method, Name: c.input.name, Expires: r.now().Add(r.cfg.InputTimeout).UnixMilli(),
 	}
-	sealed, err := r.sealer.sealBytes(st.marshal(), inputStateAAD)
+	sealed, err := r.sealer.Seal(st.marshal(), inputStateAAD)
 	if err != nil {
 		return fail("internal error")
 	}
@@ -217,7 +216,7 @@ func (r *Router) hold(sw *sseWriter, c *call, srv *registry.Server, h *heldCall)
 	res := append(mcpparse.AppendString([]byte(`{"resultType":"input_required","inputRequests":{`), inputKey), ':')
 	res = append(append(res, ask...), `},"requestState":`...)
 	res = append(mcpparse.AppendString(res, sealed), '}')
-	_ = sw.event(answerBody(c.msg.ID, res, nil))
+	_ = sw.Event(answerBody(c.msg.ID, res, nil))
 	return true
 }
 
@@ -277,7 +276,7 @@ func (r *Router) resumeInput(ctx context.Context, w http.ResponseWriter, c *call
 		return false // neither: no need to read params again
 	}
 	f, err := mcpparse.Fields(c.msg.Params, requestOptions, "requestState", "inputResponses")
-	if err != nil || (f[0].Raw == nil && f[1].Raw == nil) || r.modern(ctx, srv, auth) {
+	if err != nil || (f[0].Raw == nil && f[1].Raw == nil) || r.pool.Modern(ctx, srv, auth) {
 		return false
 	}
 	refuse := func(msg string) bool {
@@ -289,10 +288,10 @@ func (r *Router) resumeInput(ctx context.Context, w http.ResponseWriter, c *call
 		return refuse("inputResponses without requestState")
 	}
 	text, err := mcpparse.String(f[0].Raw)
-	if err != nil {
+	if err != nil || len(text) > maxSessionID {
 		return refuse("invalid requestState")
 	}
-	plain, err := r.sealer.openBytes(text, inputStateAAD)
+	plain, err := r.sealer.Open(text, inputStateAAD)
 	if err != nil {
 		return refuse("invalid requestState")
 	}
@@ -324,7 +323,7 @@ func (r *Router) resumeInput(ctx context.Context, w http.ResponseWriter, c *call
 		r.putBack(h)
 		return refuse("invalid requestState")
 	}
-	sw := startSSE(w, "")
+	sw := relay.Start(w, "")
 	c.input = &callInput{held: h, auth: auth, name: name}
 	h.mu.Lock()
 	h.owner = c
@@ -343,7 +342,7 @@ func (r *Router) resumeInput(ctx context.Context, w http.ResponseWriter, c *call
 		r.audited(c, srv, name, nil, err, time.Since(sent))
 		h.end()
 		r.upstreamFailed(srv, c.msg.Method, err)
-		_ = sw.event(errorBody(c.msg.ID, codeInternal, "upstream unavailable"))
+		_ = sw.Event(errorBody(c.msg.ID, codeInternal, "upstream unavailable"))
 		return true
 	}
 	r.audited(c, srv, name, &http.Response{StatusCode: http.StatusAccepted}, nil, time.Since(sent))
@@ -353,7 +352,7 @@ func (r *Router) resumeInput(ctx context.Context, w http.ResponseWriter, c *call
 
 // relayHeld relays the rest of a resumed call to c: its notifications, its
 // answer (as c's), or the server's next request (the call held again).
-func (r *Router) relayHeld(sw *sseWriter, c *call, srv *registry.Server, h *heldCall) {
+func (r *Router) relayHeld(sw *relay.Writer, c *call, srv *registry.Server, h *heldCall) {
 	ctx := c.req.Context()
 	for {
 		data, err := h.sr.Next()
@@ -362,7 +361,7 @@ func (r *Router) relayHeld(sw *sseWriter, c *call, srv *registry.Server, h *held
 			if ctx.Err() == nil {
 				r.upstreamFailed(srv, c.msg.Method, err)
 			}
-			_ = sw.event(errorBody(c.msg.ID, codeInternal, "upstream stream ended before the answer"))
+			_ = sw.Event(errorBody(c.msg.ID, codeInternal, "upstream stream ended before the answer"))
 			return
 		}
 		m, err := mcpparse.Parse(data, r.answer)
@@ -375,7 +374,7 @@ func (r *Router) relayHeld(sw *sseWriter, c *call, srv *registry.Server, h *held
 				continue
 			}
 			h.done()
-			_ = sw.event(answerBody(c.msg.ID, r.resultFor(c, m.Result), m.Error))
+			_ = sw.Event(answerBody(c.msg.ID, r.resultFor(c, m.Result), m.Error))
 			return
 		case m.Kind == mcpparse.KindRequest:
 			if r.holdForInput(sw, c, srv, h, &m, h.sr, h.body) {
@@ -383,7 +382,7 @@ func (r *Router) relayHeld(sw *sseWriter, c *call, srv *registry.Server, h *held
 			}
 		default:
 			if data, ok := r.passEvent(ctx, c, srv, &m, data); ok {
-				if err := sw.event(data); err != nil {
+				if err := sw.Event(data); err != nil {
 					h.end() // the client went away: the call ends with its request
 					return
 				}
@@ -440,34 +439,4 @@ func unmarshalInputState(b []byte) (inputState, error) {
 		return inputState{}, errInputState
 	}
 	return inputState{Handle: f[0], Issuer: f[1], Subject: f[2], Server: f[3], Method: f[4], Name: f[5], Expires: exp}, nil
-}
-
-// sealBytes seals plain for aad with the first key, as seal does sessions.
-func (s *sealer) sealBytes(plain, aad []byte) (string, error) {
-	a := s.aeads[0]
-	nonce := make([]byte, a.NonceSize(), a.NonceSize()+len(plain)+a.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
-		return "", fmt.Errorf("router: seal: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(a.Seal(nonce, nonce, plain, aad)), nil
-}
-
-// openBytes opens what sealBytes sealed for aad, with any key.
-func (s *sealer) openBytes(text string, aad []byte) ([]byte, error) {
-	if text == "" || len(text) > maxSessionID {
-		return nil, errInputState
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(text)
-	if err != nil {
-		return nil, errInputState
-	}
-	for _, a := range s.aeads {
-		if len(raw) < a.NonceSize()+a.Overhead() {
-			return nil, errInputState
-		}
-		if plain, err := a.Open(nil, raw[:a.NonceSize()], raw[a.NonceSize():], aad); err == nil {
-			return plain, nil
-		}
-	}
-	return nil, errInputState
 }

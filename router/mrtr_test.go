@@ -688,18 +688,18 @@ func TestInputStateEncoding(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := inputState{Handle: "h", Issuer: "i", Subject: "s", Server: "ns/a", Method: "tools/call", Name: "x", Expires: 42}
-	sealed, err := s.sealBytes(st.marshal(), inputStateAAD)
+	sealed, err := s.Seal(st.marshal(), inputStateAAD)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := s.openBytes(sealed, inputStateAAD)
+	plain, err := s.Open(sealed, inputStateAAD)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, err := unmarshalInputState(plain); err != nil || got != st {
 		t.Errorf("round trip: %+v %v", got, err)
 	}
-	if _, err := s.openBytes(sealed, sessionAAD); err == nil {
+	if _, err := s.Open(sealed, sessionAAD); err == nil {
 		t.Error("a requestState opened as a session id")
 	}
 	if _, err := s.open(sealed); err == nil {

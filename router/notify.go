@@ -5,119 +5,16 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/relay"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
 // keepAlive is how often an idle GET stream carries an SSE comment.
 const keepAlive = 25 * time.Second
-
-// stream is one open GET stream.
-type stream struct {
-	session string        // session.key() of the session it belongs to
-	events  chan []byte   // what to send the client
-	ended   chan struct{} // closed when its session ends
-	// relay starts relaying one server's GET stream into events; nil for
-	// a stream that relays none.
-	relay func(*registry.Server)
-
-	mu       sync.Mutex
-	relaying map[string]bool // servers relayed
-	stopped  bool            // no relay starts any more
-	wg       sync.WaitGroup  // the relays running
-}
-
-// watch relays srv's GET stream too, once, unless the stream is stopping.
-func (st *stream) watch(srv *registry.Server) {
-	if st.relay == nil {
-		return
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.stopped || st.relaying[srv.Name] {
-		return
-	}
-	st.relaying[srv.Name] = true
-	st.wg.Go(func() { st.relay(srv) })
-}
-
-// stop starts no more relays and waits for the running ones, which end
-// with the context given to them.
-func (st *stream) stop() {
-	st.mu.Lock()
-	st.stopped = true
-	st.mu.Unlock()
-	st.wg.Wait()
-}
-
-// hub reaches every open GET stream of this replica, by session.
-type hub struct {
-	mu   sync.Mutex
-	subs map[string]map[*stream]struct{} // session key -> its streams
-}
-
-func newHub() *hub { return &hub{subs: map[string]map[*stream]struct{}{}} }
-
-func newStream(session string) *stream {
-	return &stream{session: session, events: make(chan []byte, 64), ended: make(chan struct{}), relaying: map[string]bool{}}
-}
-
-func (h *hub) addStream(st *stream) {
-	session := st.session
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.subs[session] == nil {
-		h.subs[session] = map[*stream]struct{}{}
-	}
-	h.subs[session][st] = struct{}{}
-}
-
-// watch has every GET stream of session relay srv's stream too: the
-// session has just opened an upstream session with srv.
-func (h *hub) watch(session string, srv *registry.Server) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for st := range h.subs[session] {
-		st.watch(srv)
-	}
-}
-
-func (h *hub) remove(st *stream) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.subs[st.session], st)
-	if len(h.subs[st.session]) == 0 {
-		delete(h.subs, st.session)
-	}
-}
-
-// end closes the streams of a session at once.
-func (h *hub) end(session string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for st := range h.subs[session] {
-		close(st.ended)
-	}
-	delete(h.subs, session)
-}
-
-// broadcast offers data to every stream; a stream that is full misses it.
-func (h *hub) broadcast(data []byte) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, streams := range h.subs {
-		for st := range streams {
-			select {
-			case st.events <- data:
-			default:
-			}
-		}
-	}
-}
 
 var listChanged = [][]byte{
 	[]byte(`{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}`),
@@ -138,9 +35,9 @@ func (r *Router) Watch(ctx context.Context) {
 			return
 		case <-ch:
 		}
-		r.lists.retain(r.reg.Load())
+		r.cat.Retain(r.reg.Load())
 		for _, n := range listChanged {
-			r.streams.broadcast(n)
+			r.streams.Broadcast(n)
 		}
 	}
 }
@@ -159,11 +56,11 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 	c := &call{req: req, claims: claims, sess: s, auth: req.Header.Get("Authorization")}
 	ctx, cancel := context.WithCancel(req.Context())
 	defer cancel()
-	st := newStream(s.key())
-	st.relay = func(srv *registry.Server) { r.watchUpstream(ctx, c, srv, st.events) }
-	r.streams.addStream(st)
-	defer r.streams.remove(st)
-	defer st.stop()
+	st := relay.NewStream(s.key())
+	st.Relay = func(srv *registry.Server) { r.watchUpstream(ctx, c, srv, st.Events) }
+	r.streams.Add(st)
+	defer r.streams.Remove(st)
+	defer st.Stop()
 	defer cancel()
 	if r.isEnded(s) { // ended between open and add: end never saw this stream
 		writeError(w, http.StatusNotFound, nil, codeInvalidRequest, "session not found")
@@ -175,14 +72,14 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 	}
 	expired := time.NewTimer(until.Sub(r.now()))
 	defer expired.Stop()
-	events := st.events
+	events := st.Events
 	servers := r.reg.Load().Servers()
 	for i := range servers {
-		if _, ok := r.upstream.get(upstreamKey(s, &servers[i])); ok {
-			st.watch(&servers[i])
+		if _, ok := r.pool.Get(s.key(), servers[i].Name); ok {
+			st.Watch(&servers[i])
 		}
 	}
-	sw := startSSE(w, "")
+	sw := relay.Start(w, "")
 	r.metrics.streams.Inc()
 	defer r.metrics.streams.Dec()
 	tick := time.NewTicker(keepAlive)
@@ -194,14 +91,14 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 			return
 		case <-r.done:
 			return
-		case <-st.ended:
+		case <-st.Ended():
 			return
 		case <-expired.C:
 			return
 		case ev := <-events:
-			err = sw.event(ev)
+			err = sw.Event(ev)
 		case <-tick.C:
-			err = sw.comment("keep-alive")
+			err = sw.Comment("keep-alive")
 		}
 		if err != nil {
 			return
@@ -278,11 +175,11 @@ func (r *Router) relayStream(ctx context.Context, c *call, srv *registry.Server,
 		}
 		switch m.Kind {
 		case mcpparse.KindRequest:
-			data = mcpparse.Splice(data, m.IDSpan, wrapID(srv.Name, m.ID))
+			data = mcpparse.Splice(data, m.IDSpan, relay.WrapID(srv.Name, m.ID))
 			data, _ = r.taskMessage(c, srv, data, &m) // a request is never dropped
 		case mcpparse.KindNotification:
 			if strings.HasSuffix(m.Method, "/list_changed") {
-				r.lists.invalidate(srv.Name)
+				r.cat.Invalidate(srv.Name)
 			}
 			if m.Method == "notifications/resources/updated" && !r.updateAllowed(ctx, c, srv, &m) {
 				continue

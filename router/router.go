@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/internal/audit"
@@ -23,6 +22,10 @@ import (
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/catalog"
+	"github.com/mcp-authz/mcp-authz/router/pool"
+	"github.com/mcp-authz/mcp-authz/router/relay"
+	"github.com/mcp-authz/mcp-authz/router/tasks"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -205,23 +208,20 @@ type Router struct {
 	verifier *assertion.Verifier
 	sealer   *sealer
 	opened   *lru[*session] // sealed session ids this replica opened -> the session
-	lists    *listCache
-	upstream *lru[upstreamSession] // (session key, server) -> upstream session, opened on first use
-	ended    *lru[time.Time]       // ended session ids -> their expiry
-	levels   *lru[[]byte]          // session key -> the params of its last logging/setLevel
-	tasks    *taskState            // the tasks this replica saw created (tasks.go)
-	streams  *hub
-	gens     *generations          // which servers speak the stateless revision
+	cat      *catalog.Catalog
+	pool     *pool.Pool      // (session key, server) -> upstream session, opened on first use
+	ended    *lru[time.Time] // ended session ids -> their expiry
+	levels   *lru[[]byte]    // session key -> the params of its last logging/setLevel
+	tasks    *tasks.Table    // the task ids of this replica's callers (tasks.go)
+	streams  *relay.Hub
 	input    *inputs               // calls waiting for input (mrtr.go)
 	meta     *resourcemeta.Handler // protected-resource metadata, if served
 	origins  *origin.Matcher
 	metrics  *metrics
-	inits    singleflight.Group // de-duplicates upstream initializes
-	params   paramMemo          // Mcp-Param headers of the tools called
-	done     chan struct{}      // closed when shutdown starts: GET streams end
+	params   catalog.Params // Mcp-Param headers of the tools called
+	done     chan struct{}  // closed when shutdown starts: GET streams end
 	closed   atomic.Bool
-	parsed   atomic.Int64                // client bodies decoded (parse), for tests
-	shadows  atomic.Pointer[shadowIndex] // of the last snapshot lists were collected from
+	parsed   atomic.Int64 // client bodies decoded (parse), for tests
 
 	// inflight maps (session key, value of the request id) of forwarded
 	// calls to their server, so that the client's notifications/cancelled
@@ -298,19 +298,34 @@ func New(c Config, d Deps) (*Router, error) {
 		verifier: assertion.NewVerifier(key),
 		sealer:   s,
 		opened:   newLRU[*session](c.CacheSize),
-		lists:    newListCache(c.ListCacheBytes),
-		upstream: newLRU[upstreamSession](c.CacheSize),
 		ended:    newLRU[time.Time](c.CacheSize),
 		levels:   newLRU[[]byte](c.CacheSize),
-		tasks:    newTaskState(c.CacheSize),
-		streams:  newHub(),
-		gens:     newGenerations(),
+		streams:  relay.NewHub(),
 		input:    newInputs(),
 		metrics:  newMetrics(),
 		done:     make(chan struct{}),
 		inflight: map[string]*registry.Server{},
 		meta:     meta,
 		origins:  origins,
+	}
+	if r.tasks, err = tasks.New(c.CacheSize, s.AEADs()); err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	r.cat, err = catalog.New(catalog.Config{
+		ListTimeout: c.ListTimeout, ListRefresh: c.ListRefresh,
+		MaxListBytes: c.MaxListBytes, MaxListItems: c.MaxListItems,
+		MaxAggregateBytes: c.MaxAggregateBytes, MaxAggregateItems: c.MaxAggregateItems,
+		CacheBytes: c.ListCacheBytes, MaxResponseBytes: c.MaxResponseBytes, PageSize: c.PageSize, Now: now,
+	}, catalog.Deps{Registry: d.Registry, Log: logger, Tracer: tracer, Source: lister{r}, Reporter: reporter{r}})
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	r.pool, err = pool.New(pool.Config{Size: c.CacheSize, InitTimeout: c.InitTimeout, Now: now}, pool.Deps{
+		Client: r.up, Log: logger, Opened: r.upstreamOpened, Failed: r.upstreamFailed,
+		Ended: func(id string) bool { _, ended := r.ended.get(id); return ended },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
 	}
 	return r, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/catalog"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -233,13 +234,13 @@ func (r *Router) dispatch(w http.ResponseWriter, c *call) {
 	case "ping":
 		writeJSON(w, http.StatusOK, resultBody(c.msg.ID, []byte("{}")))
 	case "tools/list":
-		r.list(w, c, toolsKind)
+		r.list(w, c, catalog.Tools)
 	case "prompts/list":
-		r.list(w, c, promptsKind)
+		r.list(w, c, catalog.Prompts)
 	case "resources/list":
-		r.list(w, c, resourcesKind)
+		r.list(w, c, catalog.Resources)
 	case "resources/templates/list":
-		r.list(w, c, templatesKind)
+		r.list(w, c, catalog.Templates)
 	case "tools/call", "prompts/get":
 		r.callNamed(w, c)
 	case "resources/read":
@@ -376,12 +377,10 @@ func (r *Router) delete(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.ended.put(s.ID, r.sessionExpiry(s))
-	r.streams.end(s.key())
+	r.streams.End(s.key())
 	auth := req.Header.Get("Authorization")
 	for _, srv := range r.reg.Load().Servers() {
-		key := upstreamKey(s, &srv)
-		up, ok := r.upstream.get(key)
-		r.upstream.remove(key)
+		up, ok := r.pool.Take(s.key(), srv.Name)
 		if !ok {
 			continue
 		}

@@ -2,18 +2,14 @@ package router
 
 import (
 	"bytes"
-	"container/list"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
-	"sync"
+
+	lrucache "github.com/mcp-authz/mcp-authz/internal/lru"
+	"github.com/mcp-authz/mcp-authz/internal/seal"
 )
 
 // session is what a client's Mcp-Session-Id carries, sealed: any replica
@@ -125,147 +121,56 @@ var sessionAAD = []byte("mcp-authz/router/session/v2")
 // maxSessionID bounds the Mcp-Session-Id a client may present.
 const maxSessionID = 16 << 10
 
-// sealer seals session ids with the first key and opens them with any.
-type sealer struct{ aeads []cipher.AEAD }
+// sealer seals session ids (see seal.Sealer: the first key seals, any
+// opens). Other records sealed with it need an AAD of their own, as
+// sessionAAD binds session ids: Seal(plain, aad) and Open(text, aad).
+type sealer struct{ *seal.Sealer }
 
 func loadSealer(files []string) (*sealer, error) {
-	var keys [][]byte
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("router: session key: %w", err)
-		}
-		k, err := parseSessionKey(data)
-		if err != nil {
-			return nil, fmt.Errorf("router: session key %s: %w", f, err)
-		}
-		keys = append(keys, k)
+	s, err := seal.Load(files)
+	if err != nil {
+		return nil, fmt.Errorf("router: session ids: %w", err)
 	}
-	if len(keys) == 0 {
-		k := make([]byte, 32)
-		if _, err := rand.Read(k); err != nil {
-			return nil, fmt.Errorf("router: session key: %w", err)
-		}
-		keys = append(keys, k)
-	}
-	return newSealer(keys)
-}
-
-// parseSessionKey accepts 32 bytes, raw or base64 (standard or URL).
-func parseSessionKey(data []byte) ([]byte, error) {
-	text := bytes.TrimSpace(data)
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if k, err := enc.DecodeString(string(text)); err == nil && len(k) == 32 {
-			return k, nil
-		}
-	}
-	if len(data) == 32 {
-		return data, nil
-	}
-	return nil, errors.New("want 32 bytes, raw or base64")
+	return &sealer{s}, nil
 }
 
 func newSealer(keys [][]byte) (*sealer, error) {
-	s := &sealer{}
-	for _, k := range keys {
-		block, err := aes.NewCipher(k)
-		if err != nil {
-			return nil, fmt.Errorf("router: session key: %w", err)
-		}
-		a, err := cipher.NewGCM(block)
-		if err != nil {
-			return nil, fmt.Errorf("router: session key: %w", err)
-		}
-		s.aeads = append(s.aeads, a)
+	s, err := seal.New(keys)
+	if err != nil {
+		return nil, fmt.Errorf("router: session ids: %w", err)
 	}
-	return s, nil
+	return &sealer{s}, nil
 }
 
 func (s *sealer) seal(v *session) (string, error) {
-	plain := v.marshal()
-	a := s.aeads[0]
-	nonce := make([]byte, a.NonceSize(), a.NonceSize()+len(plain)+a.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
+	id, err := s.Seal(v.marshal(), sessionAAD)
+	if err != nil {
 		return "", fmt.Errorf("router: seal session: %w", err)
 	}
-	return base64.RawURLEncoding.EncodeToString(a.Seal(nonce, nonce, plain, sessionAAD)), nil
+	return id, nil
 }
 
 func (s *sealer) open(id string) (*session, error) {
 	if id == "" || len(id) > maxSessionID {
 		return nil, errSession
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(id)
+	plain, err := s.Open(id, sessionAAD)
 	if err != nil {
 		return nil, errSession
 	}
-	for _, a := range s.aeads {
-		if len(raw) < a.NonceSize()+a.Overhead() {
-			return nil, errSession
-		}
-		plain, err := a.Open(nil, raw[:a.NonceSize()], raw[a.NonceSize():], sessionAAD)
-		if err != nil {
-			continue
-		}
-		v, err := unmarshalSession(plain)
-		if err != nil {
-			return nil, err
-		}
-		v.key() // before any goroutine reads it
-		return v, nil
+	v, err := unmarshalSession(plain)
+	if err != nil {
+		return nil, err
 	}
-	return nil, errSession
+	v.key() // before any goroutine reads it
+	return v, nil
 }
 
-// lru is a bounded map that forgets the least recently used entry.
-type lru[V any] struct {
-	max int
-	mu  sync.Mutex
-	ll  *list.List
-	m   map[string]*list.Element
-}
+// lru is a bounded map that forgets the least recently used entry (see
+// lru.Cache).
+type lru[V any] struct{ c *lrucache.Cache[V] }
 
-type lruEntry[V any] struct {
-	key string
-	val V
-}
+func newLRU[V any](max int) *lru[V] { return &lru[V]{lrucache.New[V](max)} }
 
-func newLRU[V any](max int) *lru[V] {
-	return &lru[V]{max: max, ll: list.New(), m: map[string]*list.Element{}}
-}
-
-func (c *lru[V]) get(key string) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.m[key]; ok {
-		c.ll.MoveToFront(e)
-		return e.Value.(*lruEntry[V]).val, true
-	}
-	var zero V
-	return zero, false
-}
-
-func (c *lru[V]) put(key string, v V) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.m[key]; ok {
-		e.Value.(*lruEntry[V]).val = v
-		c.ll.MoveToFront(e)
-		return
-	}
-	c.m[key] = c.ll.PushFront(&lruEntry[V]{key: key, val: v})
-	if c.ll.Len() > c.max {
-		old := c.ll.Back()
-		c.ll.Remove(old)
-		delete(c.m, old.Value.(*lruEntry[V]).key)
-	}
-}
-
-func (c *lru[V]) remove(key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.m[key]; ok {
-		c.ll.Remove(e)
-		delete(c.m, key)
-	}
-}
+func (c *lru[V]) get(key string) (V, bool) { return c.c.Get(key) }
+func (c *lru[V]) put(key string, v V)      { c.c.Put(key, v) }

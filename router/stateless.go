@@ -221,63 +221,17 @@ func (r *Router) privateScope(result json.RawMessage) json.RawMessage {
 	return append(out, result[f[0].Start+len(f[0].Raw):]...)
 }
 
-// withResultType is result with "resultType":"complete" added when it has
-// none: every result of the stateless revision carries one, and a server of
-// an earlier revision sends none.
-func (r *Router) withResultType(result json.RawMessage) json.RawMessage {
-	if len(result) < 2 || result[0] != '{' {
-		return result
-	}
-	f, err := mcpparse.Fields(result, r.answer, "resultType")
-	if err != nil || f[0].Raw != nil {
-		return result
-	}
-	out := make([]byte, 0, len(result)+24)
-	out = append(out, `{"resultType":"complete"`...)
-	if !emptyJSONObject(result) {
-		out = append(out, ',')
-	}
-	return append(out, result[1:]...)
-}
-
-// emptyJSONObject reports whether obj, a JSON object, has no member.
-func emptyJSONObject(obj []byte) bool {
-	t := bytes.TrimLeft(obj[1:], " \t\r\n")
-	return len(t) > 0 && t[0] == '}'
-}
-
 // paramsFor is body with its params rewritten for a server speaking
 // version (up.Version; up.ID "" and the stateless revision: stateless): a
 // stateless server gets the stateless _meta (a session's client's version,
 // capabilities and clientInfo) unless the client sent it, a server of an
-// earlier revision never sees it.
+// earlier revision never sees it (see upstream.RewriteParams).
 func (r *Router) paramsFor(c *call, up upstreamSession, body []byte) []byte {
 	modern := up.ID == "" && up.Version >= upstream.Stateless
 	if modern == c.sess.stateless() {
 		return body
 	}
-	f, err := mcpparse.Fields(body, requestOptions, "params")
-	if err != nil {
-		return body
-	}
-	var p []byte
-	if modern {
-		p = upstream.StatelessParams(nullable(f[0].Raw), c.sess.Info, c.sess.Caps)
-	} else {
-		if f[0].Raw == nil {
-			return body
-		}
-		p = upstream.StripStateless(f[0].Raw)
-	}
-	if f[0].Raw == nil {
-		// No params: add them as the last member.
-		i := bytes.LastIndexByte(body, '}')
-		out := make([]byte, 0, len(body)+len(p)+12)
-		out = append(append(out, body[:i]...), `,"params":`...)
-		out = append(append(out, p...), body[i:]...)
-		return out
-	}
-	return mcpparse.Splice(body, mcpparse.Span{Start: f[0].Start, End: f[0].Start + len(f[0].Raw)}, p)
+	return upstream.RewriteParams(body, requestOptions, modern, c.sess.Info, c.sess.Caps)
 }
 
 // resultFor is an upstream's result as the client's revision wants it:
@@ -290,5 +244,5 @@ func (r *Router) resultFor(c *call, result json.RawMessage) json.RawMessage {
 	if result == nil || !c.sess.stateless() {
 		return result
 	}
-	return r.withResultType(result)
+	return upstream.WithResultType(result, r.answer)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/internal/taskid"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/tasks"
 )
 
 // tasksLayer is the part of a tasks-capable server that go-sdk v1.8.0
@@ -67,19 +68,19 @@ func tasksServer(t *testing.T, gen string) (*httptest.Server, *tasksLayer) {
 }
 
 // stream answers id with result on an SSE stream, after a status
-// notification about each of tasks and an elicitation that belongs to
+// notification about each of ids and an elicitation that belongs to
 // each of related (the related-task _meta of 2025-11-25).
-func (l *tasksLayer) stream(w http.ResponseWriter, id json.RawMessage, result string, tasks []string, related ...string) {
+func (l *tasksLayer) stream(w http.ResponseWriter, id json.RawMessage, result string, ids []string, related ...string) {
 	notify := "notifications/tasks/status"
 	if l.gen == "modern" {
 		notify = "notifications/tasks"
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
-	for _, tid := range tasks {
+	for _, tid := range ids {
 		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":%q,\"params\":{\"taskId\":%q,\"status\":\"working\",%s}}\n\n", notify, tid, taskTimes)
 	}
 	for i, tid := range related {
-		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"elicitation/create\",\"params\":{\"message\":\"name?\",\"requestedSchema\":{\"type\":\"object\"},\"_meta\":{%q:{\"taskId\":%q}}}}\n\n", 100+i, relatedTask, tid)
+		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"elicitation/create\",\"params\":{\"message\":\"name?\",\"requestedSchema\":{\"type\":\"object\"},\"_meta\":{%q:{\"taskId\":%q}}}}\n\n", 100+i, tasks.RelatedTask, tid)
 	}
 	fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":%s}\n\n", id, result)
 }
@@ -404,7 +405,7 @@ func sealWithOtherKey(t *testing.T, id string) string {
 		t.Fatal(err)
 	}
 	route, _ := taskid.RouteOf(id)
-	v, err := taskid.Seal(s.aeads[0], route, taskid.Task{Issuer: testIssuer, Subject: "alice", Server: "ns/tasks", Tool: "job", Upstream: "up-1"})
+	v, err := taskid.Seal(s.AEADs()[0], route, taskid.Task{Issuer: testIssuer, Subject: "alice", Server: "ns/tasks", Tool: "job", Upstream: "up-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +478,7 @@ func TestTasksNotifications(t *testing.T) {
 					} `json:"params"`
 				}
 				_ = json.Unmarshal(mustMarshal(t, events[1+i]), &req)
-				if got := req.Params.Meta[relatedTask].TaskID; got == nil || *got != want {
+				if got := req.Params.Meta[tasks.RelatedTask].TaskID; got == nil || *got != want {
 					t.Errorf("elicitation %d: related task %v, want %q", i, got, want)
 				}
 			}

@@ -48,22 +48,9 @@ func (r *Router) traceCall(c *call) func() {
 // traceUpstream starts the span of one request to one server: a list
 // fetch or a forwarded call (name unprefixed). nil when tracing is off.
 func (r *Router) traceUpstream(ctx context.Context, method, name string, srv *registry.Server) (context.Context, trace.Span) {
-	if r.tracer == nil {
-		return ctx, nil
-	}
-	kv := append(tracing.Method(method, name), tracing.Server.String(srv.Name))
-	return r.tracer.Start(ctx, tracing.SpanName(method, name)+" "+srv.Name,
-		trace.WithAttributes(kv...))
+	return tracing.StartUpstream(ctx, r.tracer, method, name, srv.Name)
 }
 
 // endTrace ends a span of traceUpstream, failed when err is not nil (its
 // text is not recorded).
-func endTrace(span trace.Span, err error) {
-	if span == nil {
-		return
-	}
-	if err != nil {
-		tracing.Fail(span, "upstream")
-	}
-	span.End()
-}
+func endTrace(span trace.Span, err error) { tracing.EndUpstream(span, err) }

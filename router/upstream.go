@@ -2,9 +2,12 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/catalog"
+	"github.com/mcp-authz/mcp-authz/router/pool"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -17,72 +20,52 @@ var (
 	errUpstreamAnswer       = upstream.ErrAnswer
 )
 
-// target is srv as the upstream client reaches it: at its URL, trusting
-// its own CA alone when it has one.
-func target(srv *registry.Server) upstream.Target {
-	return upstream.Target{Server: srv.Name, URL: srv.URL, CACert: srv.CACert}
-}
+// target is srv as the upstream client reaches it (see pool.Target).
+func target(srv *registry.Server) upstream.Target { return pool.Target(srv) }
 
 // upstreamFor returns the caller's session with srv, opened by this replica
-// on first use and cached by (session, server): each replica opens its own,
-// and only with the servers the session uses.
+// on first use and kept by (session, server) in the pool: each replica
+// opens its own, and only with the servers the session uses.
 func (r *Router) upstreamFor(ctx context.Context, s *session, srv *registry.Server, auth string) (upstreamSession, error) {
-	if up, ok := r.upstream.get(upstreamKey(s, srv)); ok {
+	if up, ok := r.pool.Get(s.key(), srv.Name); ok {
 		return up, nil
 	}
-	if r.modern(ctx, srv, auth) {
+	if r.pool.Modern(ctx, srv, auth) {
 		// A stateless server: no session, every request says it all.
 		return upstreamSession{Version: upstream.Stateless}, nil
 	}
 	return r.reinit(ctx, s, srv, auth, upstreamSession{})
 }
 
-// upstreamKey names the session's upstream session with srv.
-func upstreamKey(s *session, srv *registry.Server) string {
-	return s.key() + "\x00" + srv.Name
-}
-
 // reinit opens a new session with srv in place of old (the zero session:
-// none yet); concurrent requests for the same (session, server) share one
-// initialize. An ended session (DELETE on this replica) is never given a
-// new upstream session, not even by a request that was in flight when it
-// ended.
+// none yet; see pool.Pool.Open); the session's GET streams relay the
+// server's from then on. An ended or expired session gets none (errEnded).
 func (r *Router) reinit(ctx context.Context, s *session, srv *registry.Server, auth string, old upstreamSession) (upstreamSession, error) {
-	key := upstreamKey(s, srv)
-	v, err, _ := r.inits.Do(key+"\x00"+old.ID, func() (any, error) {
-		if r.isEnded(s) || !r.now().Before(r.sessionExpiry(s)) {
-			return nil, errEnded
-		}
-		if up, ok := r.upstream.get(key); ok && up != old {
-			return up, nil
-		}
-		up, err := r.up.Open(ctx, target(srv), upstream.Headers{Auth: auth}, legacyVersion(s.Version), s.Caps, s.Info)
-		if err != nil {
-			r.upstreamFailed(srv, "initialize", err)
-			return nil, err
-		}
-		r.metrics.upstreamSessions.Inc()
-		r.applyLevel(ctx, s, srv, auth, up)
-		r.upstream.put(key, up)
-		if !s.stateless() {
-			r.streams.watch(s.key(), srv) // a stateless caller has no GET stream
-		}
-		// delete marks the session ended before it clears this cache: if it
-		// ended meanwhile, the session just opened is ended here.
-		if r.isEnded(s) {
-			r.upstream.remove(key)
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.InitTimeout)
-			defer cancel()
-			r.deleteUpstream(dctx, srv, auth, up)
-			return nil, errEnded
-		}
-		return up, nil
-	})
+	up, err := r.pool.Open(ctx, pool.Owner{
+		ID: s.ID, Key: s.key(), Version: legacyVersion(s.Version), Caps: s.Caps, Info: s.Info, Expiry: r.sessionExpiry(s),
+	}, srv, auth, old)
+	if errors.Is(err, pool.ErrEnded) {
+		return upstreamSession{}, errEnded
+	}
 	if err != nil {
 		return upstreamSession{}, err
 	}
-	return v.(upstreamSession), nil
+	if !s.stateless() {
+		r.streams.Watch(s.key(), srv) // a stateless caller has no GET stream; watching again is nothing
+	}
+	return up, nil
 }
+
+// upstreamOpened counts an upstream session just opened and gives it the log level
+// its client session set, before any other request has it.
+func (r *Router) upstreamOpened(ctx context.Context, o *pool.Owner, srv *registry.Server, auth string, up upstreamSession) {
+	r.metrics.upstreamSessions.Inc()
+	r.applyLevel(ctx, o.Key, srv, auth, up)
+}
+
+// errCaller marks a failure that belongs to the caller (no token for the
+// server, or the server refused it) rather than to the server.
+var errCaller = catalog.ErrCaller
 
 // errEnded is what reinit answers for an ended session: the caller's
 // affair, not the server's (lists are not marked failed for it).
@@ -90,7 +73,5 @@ var errEnded = fmt.Errorf("%w: %w", errCaller, errSessionEnded)
 
 // deleteUpstream ends an upstream session; errors are only logged.
 func (r *Router) deleteUpstream(ctx context.Context, srv *registry.Server, auth string, up upstreamSession) {
-	if err := r.up.Delete(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version}); err != nil {
-		r.log.Debug("upstream delete failed", "server", srv.Name, "error", err)
-	}
+	r.pool.Delete(ctx, srv, auth, up)
 }

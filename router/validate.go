@@ -8,6 +8,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/internal/field"
 	"github.com/mcp-authz/mcp-authz/internal/origin"
+	"github.com/mcp-authz/mcp-authz/internal/seal"
 )
 
 // Validate reports every problem of c, each an *field.Error whose path is
@@ -24,7 +25,7 @@ func (c Config) Validate() error {
 			errs = append(errs, &field.Error{Path: path, Err: err})
 			continue
 		}
-		if _, err := parseSessionKey(data); err != nil {
+		if _, err := seal.ParseKey(data); err != nil {
 			errs = append(errs, &field.Error{Path: path, Err: fmt.Errorf("%s: %w", f, err)})
 		}
 	}

@@ -63,6 +63,29 @@ func Fail(span trace.Span, reason string) {
 	span.SetStatus(codes.Error, reason)
 }
 
+// StartUpstream starts the span of one request the router makes to one
+// registered server (a list fetch or a forwarded call, name unprefixed);
+// a nil span when t is nil (tracing off).
+func StartUpstream(ctx context.Context, t trace.Tracer, method, name, server string) (context.Context, trace.Span) {
+	if t == nil {
+		return ctx, nil
+	}
+	kv := append(Method(method, name), Server.String(server))
+	return t.Start(ctx, SpanName(method, name)+" "+server, trace.WithAttributes(kv...))
+}
+
+// EndUpstream ends a span of StartUpstream (nil: none), failed when err is
+// not nil (its text is not recorded).
+func EndUpstream(span trace.Span, err error) {
+	if span == nil {
+		return
+	}
+	if err != nil {
+		Fail(span, "upstream")
+	}
+	span.End()
+}
+
 // Extract returns ctx with the remote span context of the W3C traceparent
 // in headers (keyed by lower-case name, as authz.Request has them).
 func Extract(ctx context.Context, headers map[string]string) context.Context {

@@ -1,4 +1,4 @@
-package router
+package pool
 
 import (
 	"context"
@@ -28,36 +28,45 @@ type generation struct {
 
 func newGenerations() *generations { return &generations{m: map[string]generation{}} }
 
-// modern reports whether srv speaks the stateless revision, asking it with
+// Modern reports whether srv speaks the stateless revision, asking it with
 // server/discover (auth is the Authorization the router sends it for the
 // caller) when this replica does not know. A server that cannot be reached
 // counts as one of an earlier revision for this request, and is asked
 // again on the next.
-func (r *Router) modern(ctx context.Context, srv *registry.Server, auth string) bool {
+func (p *Pool) Modern(ctx context.Context, srv *registry.Server, auth string) bool {
 	key := srv.Name + "\x00" + srv.URL
-	now := r.now()
-	r.gens.mu.Lock()
-	g, ok := r.gens.m[key]
-	r.gens.mu.Unlock()
+	now := p.cfg.Now()
+	p.gens.mu.Lock()
+	g, ok := p.gens.m[key]
+	p.gens.mu.Unlock()
 	if ok && now.Before(g.until) {
 		return g.modern
 	}
-	v, _, _ := r.inits.Do("discover\x00"+key, func() (any, error) {
-		_, err := r.up.Discover(ctx, target(srv), auth, nil, nil)
+	v, _, _ := p.inits.Do("discover\x00"+key, func() (any, error) {
+		_, err := p.client.Discover(ctx, Target(srv), auth, nil, nil)
 		switch {
 		case err == nil:
 		case errors.Is(err, upstream.ErrLegacy):
 		default:
-			r.log.Debug("server/discover failed", "server", srv.Name, "error", err.Error())
+			p.log.Debug("server/discover failed", "server", srv.Name, "error", err.Error())
 			return false, nil // not remembered
 		}
-		r.gens.mu.Lock()
-		if len(r.gens.m) > 4096 {
-			clear(r.gens.m) // servers come and go: never unbounded
+		p.gens.mu.Lock()
+		if len(p.gens.m) > 4096 {
+			clear(p.gens.m) // servers come and go: never unbounded
 		}
-		r.gens.m[key] = generation{modern: err == nil, until: now.Add(generationTTL)}
-		r.gens.mu.Unlock()
+		p.gens.m[key] = generation{modern: err == nil, until: now.Add(generationTTL)}
+		p.gens.mu.Unlock()
 		return err == nil, nil
 	})
 	return v.(bool)
+}
+
+// KnownModern reports whether this replica knows srv to speak the stateless
+// revision (see Modern), without asking it.
+func (p *Pool) KnownModern(srv *registry.Server) bool {
+	p.gens.mu.Lock()
+	g, ok := p.gens.m[srv.Name+"\x00"+srv.URL]
+	p.gens.mu.Unlock()
+	return ok && g.modern && p.cfg.Now().Before(g.until)
 }

@@ -1,4 +1,4 @@
-package router
+package catalog
 
 import (
 	"container/list"
@@ -17,7 +17,7 @@ import (
 // context fetched it.
 type serverList struct {
 	server string // registration name
-	items  []item
+	items  []Item
 	bytes  int64     // the items' JSON, as the client sees it
 	fresh  time.Time // served without asking the server until then
 	// until is the entry's deadline: between fresh and until the list is
@@ -48,7 +48,7 @@ type listCache struct {
 
 // listKey names one server's list of one kind for one authorization context.
 type listKey struct {
-	kind                *kind
+	kind                *Kind
 	server, url, prefix string
 	// nested are the other servers' prefixes that start with prefix
 	// (shadowIndex): the names a list may keep depend on them.
@@ -59,7 +59,7 @@ type listKey struct {
 
 // String is the key for singleflight.
 func (k *listKey) String() string {
-	return k.kind.method + "\x00" + k.server + "\x00" + k.url + "\x00" + k.prefix + "\x00" + k.nested + "\x00" +
+	return k.kind.Method + "\x00" + k.server + "\x00" + k.url + "\x00" + k.prefix + "\x00" + k.nested + "\x00" +
 		strconv.FormatUint(k.gen, 10) + "\x00" + string(k.context[:])
 }
 
@@ -97,7 +97,7 @@ func newListCache(maxBytes int64) *listCache {
 // lookup returns the key of k's list of srv for an authorization context,
 // where nested are the prefixes that shadow some of srv's names, and the
 // list under it unless it has passed its deadline.
-func (c *listCache) lookup(k *kind, srv *registry.Server, nested string, context [32]byte, now time.Time) (listKey, *serverList, bool) {
+func (c *listCache) lookup(k *Kind, srv *registry.Server, nested string, context [32]byte, now time.Time) (listKey, *serverList, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	key := listKey{kind: k, server: srv.Name, url: srv.URL, prefix: srv.Prefix, nested: nested, gen: c.gen[srv.Name], context: context}
@@ -132,7 +132,7 @@ func (c *listCache) getLocked(key listKey, now time.Time) (*serverList, bool) {
 func (c *listCache) put(key listKey, l *serverList) {
 	cost := int64(entryOverhead) + l.bytes + int64(len(l.items))*itemOverhead
 	for _, it := range l.items {
-		cost += int64(len(it.name))
+		cost += int64(len(it.Name))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
