@@ -88,11 +88,14 @@ func (f *forecastServer) saw(s string) bool {
 	return slices.Contains(f.got, s)
 }
 
-// protocolPolicy allows tools by role, and prompts and resources (and so
-// their completions and subscriptions) unless named secret.
+// protocolPolicy allows tools by role, prompts and resources (and so
+// their completions and subscriptions) unless named secret, and a log level
+// on the weather server only (logging/setLevel is decided per server it
+// reaches).
 const protocolPolicy = `policies:
   - name: protocol
     cel: >-
+      mcp.method == "logging/setLevel" ? mcp.server == "mcp-test/weather" :
       mcp.method == "tools/call" ? mcp.tool.name in token.resource_access[mcp.server].roles :
       has(mcp.prompt) ? !mcp.prompt.name.startsWith("secret") :
       has(mcp.resource) ? !mcp.resource.uri.contains("secret") : false
