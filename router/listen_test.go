@@ -16,6 +16,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/listen"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -299,7 +300,7 @@ func TestListenMerge(t *testing.T) {
 	w := openListen(t.Context(), t, e, "alice", listenBody(`"L1"`, `{"toolsListChanged":true,"resourceSubscriptions":["r://m/doc","r://l/doc"]}`), time.Time{})
 	first, _ := w.next(10 * time.Second)
 	ack := decodeEvent(t, first)
-	if ack.Method != "notifications/subscriptions/acknowledged" || ack.Params.Meta[metaSubscriptionID] != "L1" ||
+	if ack.Method != "notifications/subscriptions/acknowledged" || ack.Params.Meta[listen.MetaSubscriptionID] != "L1" ||
 		string(ack.Params.Notifications) != `{"toolsListChanged":true,"resourceSubscriptions":["r://m/doc","r://l/doc"]}` {
 		t.Fatalf("first event %s", first)
 	}
@@ -315,7 +316,7 @@ func TestListenMerge(t *testing.T) {
 	check := func(ev string, method, uri string) {
 		t.Helper()
 		m := decodeEvent(t, ev)
-		if m.Method != method || m.Params.URI != uri || m.Params.Meta[metaSubscriptionID] != "L1" || len(m.Params.Meta) != 1 || m.ID != nil {
+		if m.Method != method || m.Params.URI != uri || m.Params.Meta[listen.MetaSubscriptionID] != "L1" || len(m.Params.Meta) != 1 || m.ID != nil {
 			t.Errorf("event %s, want %s %s with subscriptionId L1 alone", ev, method, uri)
 		}
 		got = append(got, ev)
@@ -327,7 +328,7 @@ func TestListenMerge(t *testing.T) {
 	}{{"2026 server", modern, "r://m/doc"}, {"2025 server", legacy, "r://l/doc"}} {
 		tc.server.update(t, tc.uri)
 		before := w.await(t, `"uri":"`+tc.uri+`"`)
-		check(`{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"_meta":{"`+metaSubscriptionID+`":"L1"},"uri":"`+tc.uri+`"}}`, "notifications/resources/updated", tc.uri)
+		check(`{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"_meta":{"`+listen.MetaSubscriptionID+`":"L1"},"uri":"`+tc.uri+`"}}`, "notifications/resources/updated", tc.uri)
 		if len(before) != 0 {
 			t.Errorf("%s: before the update: %q", tc.name, before)
 		}
@@ -432,7 +433,7 @@ func TestListenRefused(t *testing.T) {
 		{name: "no filter", body: `{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`, status: 200, code: codeInvalidParams},
 		{name: "a flag not a boolean", body: listenBody("1", `{"toolsListChanged":"yes"}`), status: 200, code: codeInvalidParams},
 		{name: "subscriptions not strings", body: listenBody("1", `{"resourceSubscriptions":[{"uri":"r://m/doc"}]}`), status: 200, code: codeInvalidParams},
-		{name: "too many subscriptions", body: listenBody("1", `{"resourceSubscriptions":["r://m/doc"`+strings.Repeat(`,"r://m/doc"`, maxListenURIs)+`]}`), status: 200, code: codeInvalidParams},
+		{name: "too many subscriptions", body: listenBody("1", `{"resourceSubscriptions":["r://m/doc"`+strings.Repeat(`,"r://m/doc"`, listen.MaxURIs)+`]}`), status: 200, code: codeInvalidParams},
 		{name: "assertion for another body", body: listenBody("1", `{"toolsListChanged":true}`), mod: func(e *env, r *http.Request) {
 			v, _ := assertion.NewSigner(e.key).Sign(assertion.Claims{Method: "subscriptions/listen", Issuer: testIssuer, Subject: "alice",
 				BodyHash: assertion.BodyHash([]byte(listenBody("1", `{"toolsListChanged":true,"resourceSubscriptions":["r://m/secret"]}`)))})
