@@ -72,7 +72,7 @@ func TestParseInputRequired(t *testing.T) {
 		{"not an object", `[]`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if in, err := ParseInputRequired(json.RawMessage(tc.result), opts); err != errMalformed {
+			if in, err := ParseInputRequired(json.RawMessage(tc.result), opts); !errors.Is(err, errMalformed) {
 				t.Errorf("got %+v, %v", in, err)
 			}
 		})
