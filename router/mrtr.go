@@ -32,75 +32,39 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/mrtr"
 	"github.com/mcp-authz/mcp-authz/router/relay"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
-
-// inputMethod reports whether method may be answered with an
-// InputRequiredResult (SEP-2322, "Supported Requests").
-func inputMethod(method string) bool {
-	return method == "tools/call" || method == "prompts/get" || method == "resources/read"
-}
-
-// inputCapability is the client capability an input request needs, "" for
-// a method that is not one of them.
-func inputCapability(method string) string {
-	switch method {
-	case "elicitation/create":
-		return "elicitation"
-	case "sampling/createMessage":
-		return "sampling"
-	case "roots/list":
-		return "roots"
-	}
-	return ""
-}
 
 // callInput is what a call forwarded upstream keeps for input requests.
 type callInput struct {
 	// held is the lifetime of a stateless caller's upstream call, which
 	// outlives the client's HTTP request while it waits for the retry.
-	held *heldCall
+	held *mrtr.Held
 	// What forward sent upstream (before paramsFor), for bridgeInput's
 	// retries.
 	body       []byte
 	auth, name string
 }
 
-// inputs is what this replica holds for input requests.
-type inputs struct {
-	mu sync.Mutex
-	// held are the upstream calls of stateless callers waiting for the
-	// retry, by the handle sealed in requestState.
-	held map[string]*heldCall
-	// waiting are the answers bridgeInput waits for, by inputWaitKey.
-	waiting map[string]chan inputAnswer
-}
-
-func newInputs() *inputs {
-	return &inputs{held: map[string]*heldCall{}, waiting: map[string]chan inputAnswer{}}
-}
-
 // callContext is the context of a call forwarded to srv: for a stateless
 // caller's request that may need input from a server not known to speak
 // the stateless revision, one that the client's HTTP request ending
-// cancels only while that request serves the call (see heldCall).
+// cancels only while that request serves the call (see mrtr.Held).
 func (r *Router) callContext(c *call, srv *registry.Server) (context.Context, context.CancelFunc) {
-	if !c.sess.stateless() || !inputMethod(c.msg.Method) || r.pool.KnownModern(srv) {
+	if !c.sess.stateless() || !mrtr.Method(c.msg.Method) || r.pool.KnownModern(srv) {
 		return context.WithTimeout(c.req.Context(), r.cfg.CallTimeout)
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.req.Context()), r.cfg.CallTimeout)
-	h := &heldCall{cancel: cancel, owner: c}
-	h.detach = context.AfterFunc(c.req.Context(), cancel)
+	h := mrtr.NewHeld(c.req.Context(), cancel, c)
 	c.input = &callInput{held: h}
 	return ctx, func() {
-		if h.ownedBy(c) {
-			h.detach()
+		if h.OwnedBy(c) {
+			h.Detach()
 			cancel()
 		}
 	}
@@ -109,7 +73,7 @@ func (r *Router) callContext(c *call, srv *registry.Server) (context.Context, co
 // closeAnswer closes an upstream answer, unless its call has been handed
 // over (held, or already taken by the retry).
 func closeAnswer(c *call, resp *http.Response) {
-	if c.input != nil && c.input.held != nil && !c.input.held.ownedBy(c) {
+	if c.input != nil && c.input.held != nil && !c.input.held.OwnedBy(c) {
 		return
 	}
 	resp.Body.Close()
@@ -123,7 +87,7 @@ func (c *call) holding() bool { return c.input != nil && c.input.held != nil }
 // bridgeInput's retries and held calls' answers), and resumes a held call
 // when the request is the retry of one (it then answers and reports true).
 func (r *Router) inputHook(ctx context.Context, w http.ResponseWriter, c *call, srv *registry.Server, auth string, body []byte, name string) bool {
-	if !inputMethod(c.msg.Method) {
+	if !mrtr.Method(c.msg.Method) {
 		return false
 	}
 	if !c.sess.stateless() {
@@ -149,20 +113,6 @@ func (r *Router) needsInput(c *call, result json.RawMessage) bool {
 	return err == nil && string(f[0].Raw) == `"input_required"`
 }
 
-// inputAnswer is a client's answer to an input request: its result or its
-// error, as sent.
-type inputAnswer struct {
-	result, err json.RawMessage
-}
-
-// inputIDPrefix marks the ids of the router's own requests to a client.
-const inputIDPrefix = "mcpa-input."
-
-// errInput is what makes bridgeInput give up; its text reaches the client.
-type errInput string
-
-func (e errInput) Error() string { return string(e) }
-
 // bridgeInput serves a 2025 client's call that a 2026-07-28 server answered
 // with result, an InputRequiredResult: it asks the client, retries, and
 // writes the final answer (on sw, started if nil).
@@ -178,7 +128,7 @@ func (r *Router) bridgeInput(w http.ResponseWriter, c *call, srv *registry.Serve
 	}
 	for round := 1; ; round++ {
 		m, err := r.inputRound(ctx, sw, c, srv, result, round)
-		var ei errInput
+		var ei mrtr.Error
 		switch {
 		case errors.As(err, &ei):
 			_ = sw.Event(errorBody(c.msg.ID, codeInternal, ei.Error()))
@@ -200,33 +150,18 @@ func (r *Router) bridgeInput(w http.ResponseWriter, c *call, srv *registry.Serve
 // returns the server's answer to it.
 func (r *Router) inputRound(ctx context.Context, sw *relay.Writer, c *call, srv *registry.Server, result json.RawMessage, round int) (mcpparse.Message, error) {
 	if round > r.cfg.MaxInputRounds {
-		return mcpparse.Message{}, errInput(fmt.Sprintf("the server asked for input more than %d times (maxInputRounds)", r.cfg.MaxInputRounds))
+		return mcpparse.Message{}, mrtr.Error(fmt.Sprintf("the server asked for input more than %d times (maxInputRounds)", r.cfg.MaxInputRounds))
 	}
-	f, err := mcpparse.Fields(result, r.answer, "inputRequests", "requestState")
-	if err != nil || (f[0].Raw == nil && f[1].Raw == nil) {
-		return mcpparse.Message{}, errInput("the server answered a malformed InputRequiredResult")
+	in, err := mrtr.ParseInputRequired(result, r.answer)
+	if err != nil {
+		return mcpparse.Message{}, err
 	}
-	var reqs []mcpparse.Field
-	var keys []string
-	if f[0].Raw != nil {
-		if keys, err = mcpparse.Names(f[0].Raw, r.answer); err != nil {
-			return mcpparse.Message{}, errInput("the server answered a malformed InputRequiredResult")
-		}
-		if reqs, err = mcpparse.Fields(f[0].Raw, r.answer, keys...); err != nil {
-			return mcpparse.Message{}, errInput("the server answered a malformed InputRequiredResult")
-		}
-	}
-	if f[1].Raw != nil {
-		if _, err := mcpparse.String(f[1].Raw); err != nil {
-			return mcpparse.Message{}, errInput("the server answered a malformed InputRequiredResult")
-		}
-	}
-	answers, err := r.askClient(ctx, sw, c, keys, reqs)
+	answers, err := r.askClient(ctx, sw, c, in)
 	if err != nil {
 		return mcpparse.Message{}, err
 	}
 	retryID := mcpparse.AppendString(nil, "mcp-authz.retry."+strconv.Itoa(round))
-	body, err := retryBody(c.input.body, retryID, answers, f[1].Raw)
+	body, err := mrtr.RetryBody(c.input.body, retryID, answers, in.State, requestOptions)
 	if err != nil {
 		return mcpparse.Message{}, err
 	}
@@ -238,69 +173,30 @@ func (r *Router) inputRound(ctx context.Context, sw *relay.Writer, c *call, srv 
 	return r.retryAnswer(ctx, sw, c, srv, resp, retryID)
 }
 
-// askClient sends each input request to the client on sw and waits for all
-// the answers (InputTimeout at most): an inputResponses object.
-func (r *Router) askClient(ctx context.Context, sw *relay.Writer, c *call, keys []string, reqs []mcpparse.Field) (json.RawMessage, error) {
-	type asked struct {
-		key, wait string
-		ch        chan inputAnswer
-	}
-	var all []asked
-	defer func() {
-		r.input.mu.Lock()
-		for _, a := range all {
-			delete(r.input.waiting, a.wait)
+// askClient sends each of in's input requests to the client on sw and
+// waits for all the answers (InputTimeout at most): an inputResponses
+// object.
+func (r *Router) askClient(ctx context.Context, sw *relay.Writer, c *call, in mrtr.InputRequired) (json.RawMessage, error) {
+	var waits []string
+	defer func() { r.input.Forget(waits...) }()
+	chans := make([]<-chan mrtr.Answer, 0, len(in.Keys))
+	for _, req := range in.Requests {
+		method, methodJSON, params, err := mrtr.ParseRequest(req, r.answer)
+		if err != nil {
+			return nil, err
 		}
-		r.input.mu.Unlock()
-	}()
-	for i, key := range keys {
-		f, err := mcpparse.Fields(reqs[i].Raw, r.answer, "method", "params")
-		if err != nil || f[0].Raw == nil {
-			return nil, errInput("the server answered a malformed InputRequiredResult")
+		if !mrtr.ClientDeclared(c.sess.Caps, requestOptions, mrtr.Capability(method)) {
+			return nil, mrtr.Error("the server asked for " + method + ", a capability the client did not declare")
 		}
-		method, err := mcpparse.String(f[0].Raw)
-		if err != nil || inputCapability(method) == "" {
-			return nil, errInput("the server asked for input with a method other than elicitation/create, sampling/createMessage or roots/list")
-		}
-		if !clientDeclared(c.sess.Caps, inputCapability(method)) {
-			return nil, errInput("the server asked for " + method + ", a capability the client did not declare")
-		}
-		id := mcpparse.AppendString(nil, inputIDPrefix+randomID())
-		a := asked{key: key, wait: inputWaitKey(c.sess, id), ch: make(chan inputAnswer, 1)}
-		r.input.mu.Lock()
-		r.input.waiting[a.wait] = a.ch
-		r.input.mu.Unlock()
-		all = append(all, a)
-		msg := append([]byte(`{"jsonrpc":"2.0","id":`), id...)
-		msg = append(append(msg, `,"method":`...), f[0].Raw...)
-		if f[1].Raw != nil {
-			msg = append(append(msg, `,"params":`...), f[1].Raw...)
-		}
-		if err := sw.Event(append(msg, '}')); err != nil {
+		id := mcpparse.AppendString(nil, mrtr.IDPrefix+randomID())
+		wait := inputWaitKey(c.sess, id)
+		chans = append(chans, r.input.Wait(wait))
+		waits = append(waits, wait)
+		if err := sw.Event(mrtr.Request(id, methodJSON, params)); err != nil {
 			return nil, fmt.Errorf("router: input request: %w", err)
 		}
 	}
-	timeout := time.NewTimer(r.cfg.InputTimeout)
-	defer timeout.Stop()
-	out := []byte{'{'}
-	for i, a := range all {
-		var ans inputAnswer
-		select {
-		case ans = <-a.ch:
-		case <-timeout.C:
-			return nil, errInput("the client did not answer the server's input request in time (inputTimeout)")
-		case <-ctx.Done():
-			return nil, errInput("the call ended while waiting for the client's input")
-		}
-		if ans.err != nil {
-			return nil, errInput("the client answered the server's " + strconv.Quote(a.key) + " input request with an error")
-		}
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = append(append(mcpparse.AppendString(out, a.key), ':'), ans.result...)
-	}
-	return append(out, '}'), nil
+	return mrtr.Collect(ctx, r.cfg.InputTimeout, in.Keys, chans)
 }
 
 // inputWaitKey names an answer bridgeInput waits for: the session (so the
@@ -314,38 +210,21 @@ func inputWaitKey(s *session, id json.RawMessage) string {
 // requests: it reports whether the answer was one (answered 202).
 func (r *Router) inputAnswered(w http.ResponseWriter, c *call) bool {
 	s, err := mcpparse.String(c.msg.ID)
-	if err != nil || !strings.HasPrefix(s, inputIDPrefix) {
+	if err != nil || !strings.HasPrefix(s, mrtr.IDPrefix) {
 		return false
 	}
 	w.WriteHeader(http.StatusAccepted)
-	ans := inputAnswer{result: bytes.Clone(c.msg.Result), err: bytes.Clone(c.msg.Error)}
-	if ans.result == nil && ans.err == nil {
+	ans := mrtr.Answer{Result: bytes.Clone(c.msg.Result), Err: bytes.Clone(c.msg.Error)}
+	if ans.Result == nil && ans.Err == nil {
 		return true
 	}
-	if ans.result != nil {
-		if _, err := mcpparse.Fields(ans.result, requestOptions); err != nil {
-			ans = inputAnswer{err: json.RawMessage(`{}`)} // not an object: an error
+	if ans.Result != nil {
+		if _, err := mcpparse.Fields(ans.Result, requestOptions); err != nil {
+			ans = mrtr.Answer{Err: json.RawMessage(`{}`)} // not an object: an error
 		}
 	}
-	r.input.mu.Lock()
-	ch, ok := r.input.waiting[inputWaitKey(c.sess, c.msg.ID)]
-	r.input.mu.Unlock()
-	if ok {
-		select {
-		case ch <- ans:
-		default: // answered twice: the first counts
-		}
-	}
+	r.input.Deliver(inputWaitKey(c.sess, c.msg.ID), ans)
 	return true
-}
-
-// clientDeclared reports whether caps, a client's capabilities, has member name.
-func clientDeclared(caps json.RawMessage, name string) bool {
-	if caps == nil {
-		return false
-	}
-	f, err := mcpparse.Fields(caps, requestOptions, name)
-	return err == nil && f[0].Raw != nil && string(f[0].Raw) != "null"
 }
 
 // acceptsSSE reports whether the client accepts an SSE answer.
@@ -358,45 +237,6 @@ func acceptsSSE(req *http.Request) bool {
 		}
 	}
 	return false
-}
-
-// retryBody is body (a request) with id in place of its id and params
-// carrying inputResponses and requestState (state, a JSON string, or nil).
-func retryBody(body, id, answers, state []byte) ([]byte, error) {
-	f, err := mcpparse.Fields(body, requestOptions, "id", "params")
-	if err != nil || f[0].Raw == nil || f[1].Raw == nil {
-		return nil, errInput("the call cannot be retried")
-	}
-	params := f[1].Raw
-	if pf, err := mcpparse.Fields(params, requestOptions, "inputResponses", "requestState"); err != nil || pf[0].Raw != nil || pf[1].Raw != nil {
-		return nil, errInput("the request carries inputResponses or requestState, which its protocol revision does not have")
-	}
-	i := bytes.IndexByte(params, '{') + 1
-	p := make([]byte, 0, len(params)+len(answers)+len(state)+40)
-	p = append(append(append(p, params[:i]...), `"inputResponses":`...), answers...)
-	if state != nil {
-		p = append(append(p, `,"requestState":`...), state...)
-	}
-	if !emptyJSONObject(params) {
-		p = append(p, ',')
-	}
-	p = append(p, params[i:]...)
-	// The later span first: the earlier's offset stays true.
-	spans := []struct {
-		s mcpparse.Span
-		v []byte
-	}{
-		{mcpparse.Span{Start: f[0].Start, End: f[0].Start + len(f[0].Raw)}, id},
-		{mcpparse.Span{Start: f[1].Start, End: f[1].Start + len(f[1].Raw)}, p},
-	}
-	if spans[0].s.Start < spans[1].s.Start {
-		spans[0], spans[1] = spans[1], spans[0]
-	}
-	out := bytes.Clone(body)
-	for _, s := range spans {
-		out = mcpparse.Splice(out, s.s, s.v)
-	}
-	return out, nil
 }
 
 // retryAnswer reads the server's answer to a retry (id), relaying what
@@ -446,10 +286,4 @@ func (r *Router) passEvent(ctx context.Context, c *call, srv *registry.Server, m
 		return nil, false
 	}
 	return data, true
-}
-
-// emptyJSONObject reports whether obj, a JSON object, has no member.
-func emptyJSONObject(obj []byte) bool {
-	t := bytes.TrimLeft(obj[1:], " \t\r\n")
-	return len(t) > 0 && t[0] == '}'
 }

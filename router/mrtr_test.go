@@ -21,6 +21,7 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/mrtr"
 )
 
 // wireLog records what a server received and answered, byte for byte.
@@ -552,7 +553,7 @@ func heldRaw(t *testing.T, url string, key assertion.Key, subject string, id int
 	_ = json.Unmarshal(a.Result["inputRequests"], &reqs)
 	var state string
 	_ = json.Unmarshal(a.Result["requestState"], &state)
-	if string(a.Result["resultType"]) != `"input_required"` || reqs[inputKey].Method != "elicitation/create" || state == "" {
+	if string(a.Result["resultType"]) != `"input_required"` || reqs[mrtr.InputKey].Method != "elicitation/create" || state == "" {
 		t.Fatalf("first answer %+v", a)
 	}
 	return state
@@ -561,7 +562,7 @@ func heldRaw(t *testing.T, url string, key assertion.Key, subject string, id int
 // retryRaw is the retry of a held up_confirm call (answer "ok") as subject.
 func retryRaw(t *testing.T, url string, key assertion.Key, subject, name, state string) rawResult {
 	t.Helper()
-	more := `"inputResponses":{"` + inputKey + `":{"action":"accept","content":{"answer":"ok"}}},"requestState":` + string(mustJSON(t, state))
+	more := `"inputResponses":{"` + mrtr.InputKey + `":{"action":"accept","content":{"answer":"ok"}}},"requestState":` + string(mustJSON(t, state))
 	return callRaw(t, url, key, subject, name, callBody(9, name, more))
 }
 
@@ -681,23 +682,21 @@ func waitUntil(t *testing.T, cond func() bool) {
 	t.Fatal("timed out")
 }
 
-// TestInputStateEncoding: requestState opens only as what it was sealed as.
-func TestInputStateEncoding(t *testing.T) {
+// TestInputStateSeparateFromSessions: a requestState never opens as a
+// session id or a session, nor a session id as a requestState (the
+// encoding itself is held by mrtr's TestState).
+func TestInputStateSeparateFromSessions(t *testing.T) {
 	s, err := newSealer([][]byte{bytes.Repeat([]byte{1}, 32)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := inputState{Handle: "h", Issuer: "i", Subject: "s", Server: "ns/a", Method: "tools/call", Name: "x", Expires: 42}
-	sealed, err := s.Seal(st.marshal(), inputStateAAD)
+	st := mrtr.State{Handle: "h", Issuer: "i", Subject: "s", Server: "ns/a", Method: "tools/call", Name: "x", Expires: 42}
+	sealed, err := mrtr.Seal(s, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := s.Open(sealed, inputStateAAD)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := unmarshalInputState(plain); err != nil || got != st {
-		t.Errorf("round trip: %+v %v", got, err)
+	if got, err := mrtr.Open(s, sealed); err != nil || got != st {
+		t.Fatalf("round trip: %+v %v", got, err)
 	}
 	if _, err := s.Open(sealed, sessionAAD); err == nil {
 		t.Error("a requestState opened as a session id")
@@ -705,10 +704,12 @@ func TestInputStateEncoding(t *testing.T) {
 	if _, err := s.open(sealed); err == nil {
 		t.Error("a requestState opened as a session")
 	}
-	for _, b := range [][]byte{nil, {2}, append(st.marshal(), 0), st.marshal()[:5]} {
-		if _, err := unmarshalInputState(b); err == nil {
-			t.Errorf("decoded %x", b)
-		}
+	sid, err := s.seal(&session{Issuer: "i", Subject: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mrtr.Open(s, sid); err == nil {
+		t.Error("a session id opened as a requestState")
 	}
 }
 
@@ -723,11 +724,8 @@ func TestInputAnswerBoundToSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := json.RawMessage(`"` + inputIDPrefix + `x1"`)
-	ch := make(chan inputAnswer, 1)
-	e.router.input.mu.Lock()
-	e.router.input.waiting[inputWaitKey(s, id)] = ch
-	e.router.input.mu.Unlock()
+	id := json.RawMessage(`"` + mrtr.IDPrefix + `x1"`)
+	ch := e.router.input.Wait(inputWaitKey(s, id))
 	answer := `{"jsonrpc":"2.0","id":` + string(id) + `,"result":{"action":"accept","content":{"answer":"forged"}}}`
 	for _, tc := range []struct{ name, subject, sid string }{
 		{"another caller", "bob", initRaw(t, e.front.URL, e.key, "bob")},
@@ -739,7 +737,7 @@ func TestInputAnswerBoundToSession(t *testing.T) {
 			}
 			select {
 			case a := <-ch:
-				t.Fatalf("delivered %s", a.result)
+				t.Fatalf("delivered %s", a.Result)
 			default:
 			}
 		})
@@ -749,8 +747,8 @@ func TestInputAnswerBoundToSession(t *testing.T) {
 	}
 	select {
 	case a := <-ch:
-		if !strings.Contains(string(a.result), "forged") {
-			t.Errorf("delivered %s", a.result)
+		if !strings.Contains(string(a.Result), "forged") {
+			t.Errorf("delivered %s", a.Result)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the session's own answer was not delivered")

@@ -23,6 +23,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
 	"github.com/mcp-authz/mcp-authz/router/catalog"
+	"github.com/mcp-authz/mcp-authz/router/mrtr"
 	"github.com/mcp-authz/mcp-authz/router/pool"
 	"github.com/mcp-authz/mcp-authz/router/relay"
 	"github.com/mcp-authz/mcp-authz/router/tasks"
@@ -214,7 +215,7 @@ type Router struct {
 	levels   *lru[[]byte]    // session key -> the params of its last logging/setLevel
 	tasks    *tasks.Table    // the task ids of this replica's callers (tasks.go)
 	streams  *relay.Hub
-	input    *inputs               // calls waiting for input (mrtr.go)
+	input    *mrtr.Table           // calls waiting for input (mrtr.go)
 	meta     *resourcemeta.Handler // protected-resource metadata, if served
 	origins  *origin.Matcher
 	metrics  *metrics
@@ -301,7 +302,7 @@ func New(c Config, d Deps) (*Router, error) {
 		ended:    newLRU[time.Time](c.CacheSize),
 		levels:   newLRU[[]byte](c.CacheSize),
 		streams:  relay.NewHub(),
-		input:    newInputs(),
+		input:    mrtr.NewTable(c.InputTimeout, c.CacheSize),
 		metrics:  newMetrics(),
 		done:     make(chan struct{}),
 		inflight: map[string]*registry.Server{},
@@ -429,6 +430,6 @@ func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 func (r *Router) Close() {
 	if r.closed.CompareAndSwap(false, true) {
 		close(r.done)
-		r.endHeld()
+		r.input.EndAll()
 	}
 }
