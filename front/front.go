@@ -16,6 +16,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/internal/field"
 	"github.com/mcp-authz/mcp-authz/internal/origin"
 	"github.com/mcp-authz/mcp-authz/internal/resourcemeta"
@@ -187,8 +188,14 @@ func (g grpcChecker) Check(ctx context.Context, req *authv3.CheckRequest) (*auth
 // Deps are the front's runtime dependencies: what a configuration file
 // cannot say.
 type Deps struct {
-	// Checker answers each check. Required.
+	// Checker answers each check over the Envoy API. Required unless Authz
+	// is set.
 	Checker Checker
+	// Authz, when set, decides each request in this process instead of
+	// Checker: the front hands it the authz.Request that authz/envoy would
+	// make of the CheckRequest, and applies the Decision as it applies the
+	// CheckResponse authz/envoy would make of it, without building either.
+	Authz *authz.Server
 	// Upstream, when set, serves the allowed requests in this process
 	// instead of Config.Upstream over HTTP: the router's Handler when the
 	// router runs in the same process. Each request reaches it as the
@@ -212,6 +219,7 @@ type Deps struct {
 type Front struct {
 	cfg      Config
 	checker  Checker
+	authz    *authz.Server // Deps.Authz
 	log      *slog.Logger
 	now      func() time.Time
 	tracer   trace.TracerProvider
@@ -227,7 +235,7 @@ type Front struct {
 // New validates c, applies its defaults and returns a front that sends its
 // checks to d.Checker. It starts nothing: Start serves.
 func New(c Config, d Deps) (*Front, error) {
-	if d.Checker == nil {
+	if d.Checker == nil && d.Authz == nil {
 		return nil, errors.New("front: no authz checker")
 	}
 	logger := d.Logger
@@ -268,7 +276,7 @@ func New(c Config, d Deps) (*Front, error) {
 		return nil, fmt.Errorf("front: %w", err)
 	}
 	g := &Front{
-		cfg: c, checker: d.Checker, log: logger, now: now, tracer: d.Tracer, upstream: u, inproc: d.Upstream,
+		cfg: c, checker: d.Checker, authz: d.Authz, log: logger, now: now, tracer: d.Tracer, upstream: u, inproc: d.Upstream,
 		origins: origins, shutdownGrace: 5 * time.Second,
 	}
 	if c.ResourceMetadata != nil {
