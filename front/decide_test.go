@@ -339,3 +339,57 @@ func startFrontGRPC(t *testing.T, az *authz.Server, upstream string) string {
 	t.Cleanup(s.Close)
 	return s.URL
 }
+
+// BenchmarkFrontAuthz is one allowed tools/call through the front's handler
+// (no network: the upstream is served in process) with authz in the same
+// process, called through the Envoy API (authz/envoy as the Checker: a
+// CheckRequest built and a CheckResponse applied) and directly (Deps.Authz).
+func BenchmarkFrontAuthz(b *testing.B) {
+	snap, err := registry.NewSnapshot([]registry.Server{{Name: "mcp-test/kubernetes-mcp", Prefix: "kube_", URL: "http://127.0.0.1:1/mcp"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := &registry.Registry{}
+	reg.Store(snap)
+	set, err := policy.Compile(policy.Config{Default: "allow"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, err := assertion.GenerateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	az, err := authz.New(authz.Config{}, authz.Deps{Registry: reg, Policy: policy.NewEngine(set), Signer: assertion.NewSigner(key)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	body := []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"kube_pods_list","arguments":{"namespace":"default"}}}`)
+	for _, bc := range []struct {
+		name string
+		deps front.Deps
+	}{
+		{"envoy", front.Deps{Checker: envoy.New(envoy.Config{}, az), Upstream: up}},
+		{"decide", front.Deps{Authz: az, Upstream: up}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			fr, err := front.New(front.Config{Upstream: "http://127.0.0.1:8081"}, bc.deps)
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := fr.Handler()
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodPost, "http://mcp.example.com/mcp", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Accept", "application/json, text/event-stream")
+				req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != http.StatusOK {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+			}
+		})
+	}
+}
