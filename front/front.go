@@ -27,7 +27,11 @@ import (
 // the authz server over gRPC, and the CheckResponse is applied the way Envoy
 // applies it before the request is reverse-proxied to the upstream. The
 // Envoy documentation each behaviour follows is cited beside the code; the
-// versioned pages (v1.40, matching go-control-plane v1.40) are:
+// versioned pages (v1.40, matching go-control-plane v1.40) are listed below.
+// When authz runs in the same process (Deps.Authz), the front hands it the
+// authz.Request authz/envoy would make of that CheckRequest and applies the
+// Decision as it would apply authz/envoy's CheckResponse (decide.go), with
+// neither message built. The pages:
 //
 //   - filter: https://www.envoyproxy.io/docs/envoy/v1.40.0/configuration/http/http_filters/ext_authz_filter
 //   - filter API: https://www.envoyproxy.io/docs/envoy/v1.40.0/api-v3/extensions/filters/http/ext_authz/v3/ext_authz.proto
@@ -60,10 +64,11 @@ type Config struct {
 	Upstream string `yaml:"upstream" json:"upstream"`
 
 	// Authz is the gRPC address of the ext_authz server. The front itself does
-	// not dial it (the caller passes a Checker in Deps); it is read by the
-	// binary's wiring, which calls authz in process, without gRPC, when authz
-	// runs in the same process and Authz is empty or names its listen
-	// address. Default: authz.listen, else 127.0.0.1:9001.
+	// not dial it (the caller passes a Checker, or the authz server itself,
+	// in Deps); it is read by the binary's wiring, which calls authz in
+	// process (Deps.Authz: no gRPC, no CheckRequest) when authz runs in the
+	// same process and Authz is empty or names its listen address. Default:
+	// authz.listen, else 127.0.0.1:9001.
 	Authz string `yaml:"authz" json:"authz"`
 
 	// MaxRequestBytes is Envoy's with_request_body.max_request_bytes: how much
