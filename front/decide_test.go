@@ -2,6 +2,7 @@ package front_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -391,5 +392,71 @@ func BenchmarkFrontAuthz(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestDecideTimeout: when authz does not decide within Config.Timeout (here
+// its identity provider hangs), the front answers status_on_error with no
+// body and forwards nothing, in process as over gRPC.
+func TestDecideTimeout(t *testing.T) {
+	stop := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	t.Cleanup(hang.Close)
+	t.Cleanup(func() { close(stop) }) // runs first
+	v, err := identity.New(identity.Config{Issuers: []identity.Issuer{{IssuerURL: hang.URL + "/realms/mcp", Audiences: []string{"mcp-gateway"}}}}, identity.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &registry.Registry{}
+	snap, err := registry.NewSnapshot(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Store(snap)
+	set, err := policy.Compile(policy.Config{Default: "allow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	az, err := authz.New(authz.Config{}, authz.Deps{Registry: reg, Policy: policy.NewEngine(set), Verifier: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := &recordingUpstream{}
+	upSrv := httptest.NewServer(up)
+	t.Cleanup(upSrv.Close)
+	fr, err := front.New(front.Config{Upstream: upSrv.URL, Timeout: 100 * time.Millisecond}, front.Deps{Authz: az})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(fr.Handler())
+	t.Cleanup(srv.Close)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	// A token of the hanging issuer: verifying it waits for its keys.
+	claims := base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"` + hang.URL + `/realms/mcp","aud":"mcp-gateway","exp":4102444800}`))
+	req.Header.Set("Authorization", "Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6ImsifQ."+claims+".c2ln")
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || len(b) != 0 {
+		t.Errorf("got %d %q, want 503 and no body", resp.StatusCode, b)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("answered after %s, not at the front's timeout", d)
+	}
+	if r, _ := up.take(); r != nil {
+		t.Error("a request authz did not decide in time reached the upstream")
 	}
 }
