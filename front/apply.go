@@ -130,13 +130,22 @@ func mutation(o *corev3.HeaderValueOption) (k, v string, skip bool, err error) {
 	if strings.HasPrefix(k, ":") {
 		return "", "", true, nil
 	}
-	if !httpguts.ValidHeaderFieldName(k) {
-		return "", "", false, fmt.Errorf("invalid header name %q", k)
-	}
-	if !httpguts.ValidHeaderFieldValue(v) {
-		return "", "", false, fmt.Errorf("invalid value for header %q", k)
+	if err := validHeader(k, v); err != nil {
+		return "", "", false, err
 	}
 	return http.CanonicalHeaderKey(k), v, false, nil
+}
+
+// validHeader reports why header k: v cannot be set on a request, if it
+// cannot.
+func validHeader(k, v string) error {
+	if !httpguts.ValidHeaderFieldName(k) {
+		return fmt.Errorf("invalid header name %q", k)
+	}
+	if !httpguts.ValidHeaderFieldValue(v) {
+		return fmt.Errorf("invalid value for header %q", k)
+	}
+	return nil
 }
 
 // applyResponseHeaders applies header mutations to a response (a local reply,

@@ -16,6 +16,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/internal/field"
 	"github.com/mcp-authz/mcp-authz/internal/origin"
 	"github.com/mcp-authz/mcp-authz/internal/resourcemeta"
@@ -26,7 +27,11 @@ import (
 // the authz server over gRPC, and the CheckResponse is applied the way Envoy
 // applies it before the request is reverse-proxied to the upstream. The
 // Envoy documentation each behaviour follows is cited beside the code; the
-// versioned pages (v1.40, matching go-control-plane v1.40) are:
+// versioned pages (v1.40, matching go-control-plane v1.40) are listed below.
+// When authz runs in the same process (Deps.Authz), the front hands it the
+// authz.Request authz/envoy would make of that CheckRequest and applies the
+// Decision as it would apply authz/envoy's CheckResponse (decide.go), with
+// neither message built. The pages:
 //
 //   - filter: https://www.envoyproxy.io/docs/envoy/v1.40.0/configuration/http/http_filters/ext_authz_filter
 //   - filter API: https://www.envoyproxy.io/docs/envoy/v1.40.0/api-v3/extensions/filters/http/ext_authz/v3/ext_authz.proto
@@ -59,10 +64,11 @@ type Config struct {
 	Upstream string `yaml:"upstream" json:"upstream"`
 
 	// Authz is the gRPC address of the ext_authz server. The front itself does
-	// not dial it (the caller passes a Checker in Deps); it is read by the
-	// binary's wiring, which calls authz in process, without gRPC, when authz
-	// runs in the same process and Authz is empty or names its listen
-	// address. Default: authz.listen, else 127.0.0.1:9001.
+	// not dial it (the caller passes a Checker, or the authz server itself,
+	// in Deps); it is read by the binary's wiring, which calls authz in
+	// process (Deps.Authz: no gRPC, no CheckRequest) when authz runs in the
+	// same process and Authz is empty or names its listen address. Default:
+	// authz.listen, else 127.0.0.1:9001.
 	Authz string `yaml:"authz" json:"authz"`
 
 	// MaxRequestBytes is Envoy's with_request_body.max_request_bytes: how much
@@ -187,8 +193,14 @@ func (g grpcChecker) Check(ctx context.Context, req *authv3.CheckRequest) (*auth
 // Deps are the front's runtime dependencies: what a configuration file
 // cannot say.
 type Deps struct {
-	// Checker answers each check. Required.
+	// Checker answers each check over the Envoy API. Required unless Authz
+	// is set.
 	Checker Checker
+	// Authz, when set, decides each request in this process instead of
+	// Checker: the front hands it the authz.Request that authz/envoy would
+	// make of the CheckRequest, and applies the Decision as it applies the
+	// CheckResponse authz/envoy would make of it, without building either.
+	Authz *authz.Server
 	// Upstream, when set, serves the allowed requests in this process
 	// instead of Config.Upstream over HTTP: the router's Handler when the
 	// router runs in the same process. Each request reaches it as the
@@ -212,6 +224,7 @@ type Deps struct {
 type Front struct {
 	cfg      Config
 	checker  Checker
+	authz    *authz.Server // Deps.Authz
 	log      *slog.Logger
 	now      func() time.Time
 	tracer   trace.TracerProvider
@@ -227,7 +240,7 @@ type Front struct {
 // New validates c, applies its defaults and returns a front that sends its
 // checks to d.Checker. It starts nothing: Start serves.
 func New(c Config, d Deps) (*Front, error) {
-	if d.Checker == nil {
+	if d.Checker == nil && d.Authz == nil {
 		return nil, errors.New("front: no authz checker")
 	}
 	logger := d.Logger
@@ -268,7 +281,7 @@ func New(c Config, d Deps) (*Front, error) {
 		return nil, fmt.Errorf("front: %w", err)
 	}
 	g := &Front{
-		cfg: c, checker: d.Checker, log: logger, now: now, tracer: d.Tracer, upstream: u, inproc: d.Upstream,
+		cfg: c, checker: d.Checker, authz: d.Authz, log: logger, now: now, tracer: d.Tracer, upstream: u, inproc: d.Upstream,
 		origins: origins, shutdownGrace: 5 * time.Second,
 	}
 	if c.ResourceMetadata != nil {

@@ -25,6 +25,11 @@ func (g *Front) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if g.authz != nil {
+		g.decide(w, r, id, in)
+		return
+	}
+
 	// The check: an error, a timeout or no answer is never an allow
 	// (failure_mode_allow: false), and is answered status_on_error with no
 	// body (ext_authz.proto, failure_mode_allow and status_on_error).
@@ -73,11 +78,17 @@ func (g *Front) serve(w http.ResponseWriter, r *http.Request) {
 		localReply(w, http.StatusInternalServerError, "", nil)
 		return
 	}
+	g.forward(w, r, ok.GetResponseHeadersToAdd())
+}
+
+// forward sends an allowed request upstream, in process or over HTTP, and
+// applies rh (the OK answer's response_headers_to_add) to the answer.
+func (g *Front) forward(w http.ResponseWriter, r *http.Request, rh []*corev3.HeaderValueOption) {
 	if g.inproc != nil {
-		g.handOff(w, r, ok.GetResponseHeadersToAdd())
+		g.handOff(w, r, rh)
 		return
 	}
-	if rh := ok.GetResponseHeadersToAdd(); len(rh) > 0 {
+	if len(rh) > 0 {
 		r = r.WithContext(context.WithValue(r.Context(), responseHeadersKey{}, rh))
 	}
 	g.proxy.ServeHTTP(w, r)

@@ -33,9 +33,18 @@ type session struct {
 // nothing kept for one caller is ever found with another's.
 func (s *session) key() string {
 	if s.scope == "" {
-		s.scope = s.ID + "\x00" + strconv.Itoa(len(s.Issuer)) + ":" + s.Issuer + s.Subject
+		s.scope = string(appendKey([]byte(s.ID), s.Issuer, s.Subject))
 	}
 	return s.scope
+}
+
+// appendKey appends to id what follows it in session.key: the caller.
+func appendKey(id []byte, issuer, subject string) []byte {
+	id = append(id, 0)
+	id = strconv.AppendInt(id, int64(len(issuer)), 10)
+	id = append(id, ':')
+	id = append(id, issuer...)
+	return append(id, subject...)
 }
 
 // belongsTo reports whether the session is the caller's: the same subject

@@ -1,9 +1,9 @@
 package router
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -146,20 +146,33 @@ func unsupportedVersion(w http.ResponseWriter, id json.RawMessage, requested str
 // with other capabilities never get a session initialized with these.
 func (r *Router) statelessSession(c *call, version string, caps, info json.RawMessage) *session {
 	h := sha256.New()
-	for _, b := range [][]byte{[]byte(version), caps, info} {
-		h.Write([]byte{byte(len(b) >> 24), byte(len(b) >> 16), byte(len(b) >> 8), byte(len(b))})
+	var n [4]byte
+	for _, b := range [...][]byte{[]byte(version), caps, info} {
+		binary.BigEndian.PutUint32(n[:], uint32(len(b)))
+		h.Write(n[:])
 		h.Write(b)
 	}
+	var sum [sha256.Size]byte
 	s := &session{
-		ID:      "stateless." + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18]),
 		Issuer:  c.claims.Issuer,
 		Subject: c.claims.Subject,
 		Version: version,
 		Issued:  r.now().Unix(),
-		Caps:    bytes.Clone(caps),
-		Info:    bytes.Clone(info),
 	}
-	s.key()
+	// The id is the start of the key (session.key), sharing its memory;
+	// caps and info, copied out of the request, share one buffer.
+	id := base64.RawURLEncoding.AppendEncode([]byte("stateless."), h.Sum(sum[:0])[:18])
+	key := string(appendKey(id, s.Issuer, s.Subject))
+	s.ID, s.scope = key[:len(id)], key
+	if len(caps)+len(info) > 0 {
+		buf := append(append(make([]byte, 0, len(caps)+len(info)), caps...), info...)
+		if len(caps) > 0 {
+			s.Caps = buf[:len(caps):len(caps)]
+		}
+		if len(info) > 0 {
+			s.Info = buf[len(caps):]
+		}
+	}
 	return s
 }
 

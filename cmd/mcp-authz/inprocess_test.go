@@ -42,7 +42,8 @@ func (f forger) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // TestServeInProcess: with the front, authz and the router in one process,
-// the front hands allowed requests to the router in process, and a client
+// the front calls authz in process (authz.Server.Decide) and hands allowed
+// requests to the router in process, and a client
 // that sends its own x-mcp-authz assertion gains nothing by it: a call the
 // policy denies is denied and never reaches the server, an allowed call
 // runs on authz's own assertion (the client's is replaced), and the same
@@ -103,6 +104,9 @@ policies:
 	defer cs.Close()
 	if !strings.Contains(stderr.String(), "front forwards to the router in process") {
 		t.Fatalf("the front does not hand requests to the router in process:\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "front calls authz in process") {
+		t.Fatalf("the front does not call authz in process:\n%s", stderr.String())
 	}
 
 	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo_say", Arguments: map[string]any{"text": "hello"}})

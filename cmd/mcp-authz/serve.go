@@ -198,7 +198,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 		parts = append(parts, rt)
 	}
 	if f.Gateway != nil {
-		fr, closeFront, err := newFront(f, authzCfg, ext, rt, tp, log.With("part", "front"))
+		fr, closeFront, err := newFront(f, authzCfg, az, rt, tp, log.With("part", "front"))
 		if err != nil {
 			return nil, err
 		}
@@ -219,7 +219,7 @@ func build(ctx context.Context, f *config.File, path string, log *slog.Logger, m
 // this process and the front's upstream is its listen address, the front
 // hands it the allowed requests in process; otherwise over HTTP. release
 // closes the gRPC connection.
-func newFront(f *config.File, authzCfg authz.Config, az *envoy.Server, rt *router.Router, tp trace.TracerProvider, log *slog.Logger) (fr *front.Front, release func(), err error) {
+func newFront(f *config.File, authzCfg authz.Config, az *authz.Server, rt *router.Router, tp trace.TracerProvider, log *slog.Logger) (fr *front.Front, release func(), err error) {
 	gc := *f.Gateway
 	d := front.Deps{Tracer: tp, Logger: log}
 	if rt != nil && servesRouter(gc.Upstream, f.Router.Listen) {
@@ -231,7 +231,7 @@ func newFront(f *config.File, authzCfg authz.Config, az *envoy.Server, rt *route
 		listen := cmp.Or(authzCfg.Listen, "127.0.0.1:9001")
 		if addr == "" || addr == listen {
 			log.Info("front calls authz in process", "authz", listen)
-			d.Checker = az
+			d.Authz = az
 			fr, err := front.New(gc, d)
 			return fr, func() {}, err
 		}

@@ -177,29 +177,37 @@ type Headers struct {
 	Name    string // Mcp-Name, for tools/call, prompts/get, resources/read
 }
 
-// set writes h, and the x-mcp-* headers of a request to server, into hd.
-func (h Headers) set(hd http.Header, server string) {
-	// Keyed in canonical form (Set would canonicalize, and allocate, each
-	// time), every value one element of one backing array.
-	vals := make([]string, 0, 8)
+// maxHeaders is how many headers set writes at most.
+const maxHeaders = 10
+
+// header returns a request's header map holding h, the x-mcp-* headers of a
+// request to server, and accept and contentType unless "".
+func (h Headers) header(server, accept, contentType string) http.Header {
+	// Sized once for every header; keyed in canonical form (Set would
+	// canonicalize, and allocate, each time), every value one element of one
+	// backing array.
+	hd := make(http.Header, maxHeaders)
+	vals := make([]string, 0, maxHeaders)
 	put := func(k, v string) {
 		if v != "" {
 			vals = append(vals, v)
 			hd[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 		}
 	}
+	put("Content-Type", contentType)
+	put("Accept", accept)
 	put("Authorization", h.Auth)
 	put("Mcp-Session-Id", h.Session)
 	put("Mcp-Protocol-Version", h.Version)
 	put("Mcp-Method", h.Method)
 	put("Mcp-Name", h.Name)
 	if server == "" {
-		return
+		return hd
 	}
 	put("X-Mcp-Servername", server)
 	put("X-Mcp-Method", h.Method)
 	if h.Name == "" {
-		return
+		return hd
 	}
 	switch {
 	case h.Method == "tools/call":
@@ -209,6 +217,7 @@ func (h Headers) set(hd http.Header, server string) {
 	case strings.HasPrefix(h.Method, "resources/"):
 		put("X-Mcp-Resourceuri", h.Name)
 	}
+	return hd
 }
 
 // Session is one session with a server: its id ("" for a server that keeps
@@ -243,9 +252,7 @@ func (c *Client) Post(ctx context.Context, t Target, h Headers, body []byte) (*h
 	if err != nil {
 		return nil, fmt.Errorf("upstream: post: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	h.set(req.Header, t.Server)
+	req.Header = h.header(t.Server, "application/json, text/event-stream", "application/json")
 	resp, err := c.do(t, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: post: %w", err)
@@ -278,8 +285,7 @@ func (c *Client) Get(ctx context.Context, t Target, h Headers) (*http.Response, 
 	if err != nil {
 		return nil, fmt.Errorf("upstream: get: %w", err)
 	}
-	req.Header.Set("Accept", "text/event-stream")
-	h.set(req.Header, t.Server)
+	req.Header = h.header(t.Server, "text/event-stream", "")
 	resp, err := c.do(t, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: get: %w", err)
@@ -297,7 +303,7 @@ func (c *Client) Delete(ctx context.Context, t Target, h Headers) error {
 	if err != nil {
 		return fmt.Errorf("upstream: delete: %w", err)
 	}
-	h.set(req.Header, t.Server)
+	req.Header = h.header(t.Server, "", "")
 	resp, err := c.do(t, req)
 	if err != nil {
 		return fmt.Errorf("upstream: delete: %w", err)
