@@ -8,6 +8,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
 	"github.com/mcp-authz/mcp-authz/router/listen"
+	"github.com/mcp-authz/mcp-authz/router/relay"
 )
 
 // codeForbidden is the JSON-RPC code of a refusal by policy, as authz's.
@@ -39,7 +40,7 @@ func (r *Router) listen(w http.ResponseWriter, c *call) {
 		Answer:           r.answer,
 		InitTimeout:      r.cfg.InitTimeout,
 		MaxResponseBytes: r.cfg.MaxResponseBytes,
-		KeepAlive:        keepAlive,
+		KeepAlive:        relay.KeepAlive,
 		Now:              r.now,
 		Done:             r.done,
 		Key:              "listen." + randomID(),

@@ -215,6 +215,7 @@ type Router struct {
 	levels   *lru[[]byte]    // session key -> the params of its last logging/setLevel
 	tasks    *tasks.Table    // the task ids of this replica's callers (tasks.go)
 	streams  *relay.Hub
+	watcher  *relay.Watcher        // serves GET streams (notify.go)
 	input    *mrtr.Table           // calls waiting for input (mrtr.go)
 	meta     *resourcemeta.Handler // protected-resource metadata, if served
 	origins  *origin.Matcher
@@ -321,6 +322,7 @@ func New(c Config, d Deps) (*Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
+	r.watcher = &relay.Watcher{Up: r.up, Lists: r.cat, Answer: r.answer, MaxBytes: r.cfg.MaxResponseBytes, Done: r.done, Open: r.metrics.streams}
 	r.pool, err = pool.New(pool.Config{Size: c.CacheSize, InitTimeout: c.InitTimeout, Now: now}, pool.Deps{
 		Client: r.up, Log: logger, Opened: r.upstreamOpened, Failed: r.upstreamFailed,
 		Ended: func(id string) bool { _, ended := r.ended.get(id); return ended },

@@ -1,8 +1,9 @@
 // Package relay carries what servers send on to clients: the GET streams
-// open on this replica, by client session (Hub), events of a
-// server-sent-events stream (Writer), and the ids of the servers' own
-// requests, wrapped with the server's name so that the client's answer
-// finds its way back (WrapID).
+// open on this replica, by client session (Hub), served to the clients with
+// the servers' GET streams relayed into them (Watcher, asking the router
+// what it decides through Session), events of a server-sent-events stream
+// (Writer), and the ids of the servers' own requests, wrapped with the
+// server's name so that the client's answer finds its way back (WrapID).
 package relay
 
 import (
