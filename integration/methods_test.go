@@ -112,7 +112,7 @@ var methodHandling = map[string]handling{
 	"2025-11-25 notifications/resources/list_changed": {how: dropped, status: 202},
 	"2025-11-25 notifications/resources/updated":      {how: dropped, params: `"uri":"{s}://r1"`, status: 202},
 	"2025-11-25 notifications/elicitation/complete":   {how: dropped, params: `"elicitationId":"e"`, status: 202},
-	"2025-11-25 notifications/tasks/status":           {how: dropped, params: `"taskId":"t","status":"working"`, status: 202, pending: "tasks"},
+	"2025-11-25 notifications/tasks/status":           {how: dropped, params: `"taskId":"t","status":"working"`, status: 202},
 
 	// 2026-07-28, stateless.
 	"2026-07-28 server/discover":          {how: router, status: 200},
@@ -145,7 +145,7 @@ var methodHandling = map[string]handling{
 	"2026-07-28 notifications/resources/list_changed":     {how: dropped, status: 202},
 	"2026-07-28 notifications/resources/updated":          {how: dropped, params: `"uri":"{s}://r1"`, status: 202},
 	"2026-07-28 notifications/subscriptions/acknowledged": {how: dropped, status: 202},
-	"2026-07-28 notifications/tasks":                      {how: dropped, params: `"taskId":"t","status":"working"`, status: 202, pending: "tasks"},
+	"2026-07-28 notifications/tasks":                      {how: dropped, params: `"taskId":"t","status":"working"`, status: 202},
 }
 
 // methodVariants are requests beyond one per method: a 2026-07-28 retry
