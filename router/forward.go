@@ -232,6 +232,18 @@ func (r *Router) relay(w http.ResponseWriter, c *call, srv *registry.Server, res
 	case resp.StatusCode == http.StatusAccepted && c.msg.Kind != mcpparse.KindRequest:
 		w.WriteHeader(http.StatusAccepted)
 		return
+	case resp.StatusCode == http.StatusTooManyRequests:
+		// The server's own route limits this caller (a Kuadrant
+		// RateLimitPolicy, say): the client is told so, and when to come
+		// back, rather than of a failed server.
+		if v := resp.Header.Get("Retry-After"); v != "" && len(v) <= 64 {
+			w.Header().Set("Retry-After", v)
+		}
+		writeError(w, http.StatusTooManyRequests, id, codeRateLimited, "rate limited by the server's route")
+		return
+	case resp.StatusCode == http.StatusForbidden:
+		writeError(w, http.StatusForbidden, id, codeForbidden, "refused by the server's route")
+		return
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		r.upstreamFailed(srv, c.msg.Method, errors.New(resp.Status))
 		writeError(w, http.StatusOK, id, codeInternal, "upstream error")

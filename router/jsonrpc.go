@@ -44,6 +44,12 @@ const (
 	codeInvalidParams  = mcpparse.CodeInvalidParams
 	codeInternal       = mcpparse.CodeInternalError
 	codeHeaderMismatch = mcpparse.CodeHeaderMismatch
+	// codeForbidden is a refusal, by policy or by a server's route, as
+	// authz's.
+	codeForbidden = -32003
+	// codeRateLimited is a server's route limiting the caller (HTTP 429),
+	// in the implementation-defined server-error range.
+	codeRateLimited = -32000
 )
 
 // errorBody is a JSON-RPC error answer to id (null when unknown), the id

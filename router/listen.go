@@ -11,9 +11,6 @@ import (
 	"github.com/mcp-authz/mcp-authz/router/relay"
 )
 
-// codeForbidden is the JSON-RPC code of a refusal by policy, as authz's.
-const codeForbidden = -32003
-
 // listen serves subscriptions/listen (package listen) on a stateless
 // request: a filter that is not what the revision defines is refused; so is
 // the whole request when one of its resource subscriptions names a URI no
