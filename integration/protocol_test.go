@@ -90,12 +90,12 @@ func (f *forecastServer) saw(s string) bool {
 
 // protocolPolicy allows tools by role, prompts and resources (and so
 // their completions and subscriptions) unless named secret, and a log level
-// on the weather server only (logging/setLevel is decided per server it
+// on the two servers of the test (logging/setLevel is decided per server it
 // reaches).
 const protocolPolicy = `policies:
   - name: protocol
     cel: >-
-      mcp.method == "logging/setLevel" ? mcp.server == "mcp-test/weather" :
+      mcp.method == "logging/setLevel" ? mcp.server in ["mcp-test/weather", "mcp-test/everything"] :
       mcp.method == "tools/call" ? mcp.tool.name in token.resource_access[mcp.server].roles :
       has(mcp.prompt) ? !mcp.prompt.name.startsWith("secret") :
       has(mcp.resource) ? !mcp.resource.uri.contains("secret") : false
