@@ -1,7 +1,6 @@
 package catalog
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/textproto"
 	"strings"
@@ -104,22 +103,58 @@ func (p *Params) headers(tool []byte) (map[string]string, error) {
 }
 
 // paramHeaders maps the top-level arguments a tool marks with x-mcp-header
-// to the header name each is mirrored in.
+// to the header name each is mirrored in. Keys are matched exactly, as the
+// server wrote them (no case folding), and a definition mcpparse refuses (a
+// duplicate key, bad JSON) or an x-mcp-header that is not a string is an
+// error: the call it would check is refused.
 func paramHeaders(tool []byte) (map[string]string, error) {
-	var t struct {
-		InputSchema struct {
-			Properties map[string]struct {
-				Header *string `json:"x-mcp-header"`
-			} `json:"properties"`
-		} `json:"inputSchema"`
+	exact := mcpparse.Options{CaseSensitiveKeys: true}
+	// member is obj's member name; nil when obj or the member is absent
+	// or null. An obj that is not an object is an error.
+	member := func(obj []byte, name string) ([]byte, error) {
+		if obj == nil || string(obj) == "null" {
+			return nil, nil
+		}
+		f, err := mcpparse.Fields(obj, exact, name)
+		if err != nil {
+			return nil, err
+		}
+		return f[0].Raw, nil
 	}
-	if err := json.Unmarshal(tool, &t); err != nil {
+	schema, err := member(tool, "inputSchema")
+	if err != nil {
+		return nil, err
+	}
+	props, err := member(schema, "properties")
+	if err != nil {
+		return nil, err
+	}
+	if props == nil || string(props) == "null" {
+		return map[string]string{}, nil
+	}
+	args, err := mcpparse.Names(props, exact)
+	if err != nil {
 		return nil, err
 	}
 	out := map[string]string{}
-	for arg, p := range t.InputSchema.Properties {
-		if p.Header != nil && *p.Header != "" {
-			out[arg] = *p.Header
+	for _, arg := range args {
+		prop, err := member(props, arg)
+		if err != nil {
+			return nil, err
+		}
+		h, err := member(prop, "x-mcp-header")
+		if err != nil {
+			return nil, err
+		}
+		if h == nil {
+			continue
+		}
+		name, err := mcpparse.String(h)
+		if err != nil {
+			return nil, fmt.Errorf("x-mcp-header of %q: %w", arg, err)
+		}
+		if name != "" {
+			out[arg] = name
 		}
 	}
 	return out, nil

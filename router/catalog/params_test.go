@@ -71,6 +71,12 @@ func TestParamMemo(t *testing.T) {
 		{name: "same name, other header", tool: `{"name":"t","inputSchema":{"properties":{"region":{"type":"string","x-mcp-header":"Zone"}}}}`, want: map[string]string{"region": "Zone"}},
 		{name: "same name, none", tool: `{"name":"t","inputSchema":{"properties":{"region":{"type":"string"}}}}`, want: map[string]string{}},
 		{name: "unreadable", tool: `{"name":"t","inputSchema":[]}`, err: true},
+		// Keys are the server's, exactly: a key spelled in another case is
+		// another key (encoding/json would have read both as these).
+		{name: "keys in another case", tool: `{"name":"t","InputSchema":{"properties":{"region":{"x-mcp-header":"Region"}}},"inputSchema":{"properties":{"zone":{"X-MCP-Header":"Zone"}}}}`, want: map[string]string{}},
+		{name: "a duplicate key", tool: `{"name":"t","inputSchema":{"properties":{"region":{"x-mcp-header":"Region","x-mcp-header":"Zone"}}}}`, err: true},
+		{name: "a header that is no string", tool: `{"name":"t","inputSchema":{"properties":{"region":{"x-mcp-header":7}}}}`, err: true},
+		{name: "null schema", tool: `{"name":"t","inputSchema":null}`, want: map[string]string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for range 2 { // computed, then remembered
