@@ -4,17 +4,10 @@ package integration
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -30,62 +23,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/mcp-authz/mcp-authz/internal/tlstest"
 )
-
-// sampleCA is a certificate authority made for one test.
-type sampleCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newSampleCA(t *testing.T, name string) *sampleCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &sampleCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// serverCert issues a server certificate for the DNS names or IPs given.
-func (ca *sampleCA) serverCert(t *testing.T, hosts ...string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: hosts[0]},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
 
 // sampleServer is a go-sdk MCP server on loopback with one tool, whoami,
 // that answers with the server's name; over TLS with cert when given; when
@@ -218,19 +158,19 @@ func applySamples(t *testing.T, cp *controlPlane, ports map[string]int, remotePo
 // roots, so a call that succeeds verified it against caCertSecretRef.
 func TestKuadrantSamples(t *testing.T) {
 	cp := startControlPlane(t)
-	public, private := newSampleCA(t, "public test CA"), newSampleCA(t, "tls-server CA")
-	remoteCert, tlsCert := public.serverCert(t, "localhost"), private.serverCert(t, "127.0.0.1")
+	public, private := tlstest.NewCA(t, "public test CA"), tlstest.NewCA(t, "tls-server CA")
+	remoteCert, tlsCert := public.ServerCert(t, "localhost"), private.ServerCert(t, "127.0.0.1")
 	remotePort := sampleServer(t, "remote", "", &remoteCert)
 	ports := map[string]int{
 		"api-key-server":  sampleServer(t, "api-key", "Bearer test-api-key", nil),
 		"tls-server":      sampleServer(t, "tls", "", &tlsCert),
 		"per-user-server": sampleServer(t, "per-user", "", nil),
 	}
-	roots := writeFile(t, t.TempDir(), "roots.pem", string(public.pem))
+	roots := writeFile(t, t.TempDir(), "roots.pem", string(public.PEM))
 
 	front := startKubeStack(t, cp, []string{"SSL_CERT_FILE=" + roots})
 
-	applySamples(t, cp, ports, remotePort, private.pem)
+	applySamples(t, cp, ports, remotePort, private.PEM)
 
 	tests := []struct {
 		name, registration, tool, answer string

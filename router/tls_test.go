@@ -1,15 +1,7 @@
 package router
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -18,64 +10,16 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcp-authz/mcp-authz/internal/tlstest"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// serverCert issues a server certificate for 127.0.0.1.
-func (ca *testCA) serverCert(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 // serveTLS serves s over TLS on loopback with a certificate of ca.
-func serveTLS(t *testing.T, s *mcp.Server, ca *testCA) *httptest.Server {
+func serveTLS(t *testing.T, s *mcp.Server, ca *tlstest.CA) *httptest.Server {
 	t.Helper()
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
 	srv := httptest.NewUnstartedServer(h)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.serverCert(t)}, MinVersion: tls.VersionTLS12}
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.ServerCert(t, "127.0.0.1")}, MinVersion: tls.VersionTLS12}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv
@@ -87,7 +31,7 @@ func serveTLS(t *testing.T, s *mcp.Server, ca *testCA) *httptest.Server {
 // roots do not hold the test CA), it fails closed: left out of the list,
 // its calls answered with an error. A changed CA applies at once.
 func TestUpstreamOwnCA(t *testing.T) {
-	good, wrong := newTestCA(t, "good CA"), newTestCA(t, "wrong CA")
+	good, wrong := tlstest.NewCA(t, "good CA"), tlstest.NewCA(t, "wrong CA")
 	tlsSrv := serveTLS(t, alphaMCP(), good)
 	plain := betaServer(t)
 	reg := func(ca []byte) []registry.Server {
@@ -96,17 +40,17 @@ func TestUpstreamOwnCA(t *testing.T) {
 			{Name: "ns/beta", Prefix: "beta_", URL: plain.URL},
 		}
 	}
-	e := newEnv(t, func(c *Config) { c.ListRefresh = time.Millisecond }, reg(good.pem)...)
+	e := newEnv(t, func(c *Config) { c.ListRefresh = time.Millisecond }, reg(good.PEM)...)
 	tests := []struct {
 		name string
 		ca   []byte
 		ok   bool
 	}{
-		{name: "own CA", ca: good.pem, ok: true},
-		{name: "wrong CA", ca: wrong.pem, ok: false},
+		{name: "own CA", ca: good.PEM, ok: true},
+		{name: "wrong CA", ca: wrong.PEM, ok: false},
 		{name: "no CA: system roots", ca: nil, ok: false},
-		{name: "both, one right", ca: append(slices.Clone(wrong.pem), good.pem...), ok: true},
-		{name: "own CA again", ca: good.pem, ok: true},
+		{name: "both, one right", ca: append(slices.Clone(wrong.PEM), good.PEM...), ok: true},
+		{name: "own CA again", ca: good.PEM, ok: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

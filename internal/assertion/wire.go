@@ -52,41 +52,42 @@ func compactWire(p []byte, w *wire) bool {
 		}
 		key := p[1 : end+1]
 		p = p[end+3:]
-		var n int
-		var ok bool
+		// The field key names and its bit in seen: a string or an int64.
+		var str *string
+		var num *int64
+		var bit uint
 		switch string(key) {
 		case "method":
-			n, ok = compactString(p, &w.Method)
-			ok = ok && mark(&seen, 0)
+			str, bit = &w.Method, 0
 		case "server":
-			n, ok = compactString(p, &w.Server)
-			ok = ok && mark(&seen, 1)
+			str, bit = &w.Server, 1
 		case "tool":
-			n, ok = compactString(p, &w.Tool)
-			ok = ok && mark(&seen, 2)
+			str, bit = &w.Tool, 2
 		case "iss":
-			n, ok = compactString(p, &w.Issuer)
-			ok = ok && mark(&seen, 3)
+			str, bit = &w.Issuer, 3
 		case "sub":
-			n, ok = compactString(p, &w.Subject)
-			ok = ok && mark(&seen, 4)
+			str, bit = &w.Subject, 4
 		case "cexp":
-			n, ok = compactInt(p, &w.CallerExp)
-			ok = ok && mark(&seen, 5)
+			num, bit = &w.CallerExp, 5
 		case "cred":
-			n, ok = compactString(p, &w.Cred)
-			ok = ok && mark(&seen, 6)
+			str, bit = &w.Cred, 6
 		case "bh":
-			n, ok = compactString(p, &w.BodyHash)
-			ok = ok && mark(&seen, 7)
+			str, bit = &w.BodyHash, 7
 		case "iat":
-			n, ok = compactInt(p, &w.IssuedAt)
-			ok = ok && mark(&seen, 8)
+			num, bit = &w.IssuedAt, 8
 		case "exp":
-			n, ok = compactInt(p, &w.Expiry)
-			ok = ok && mark(&seen, 9)
+			num, bit = &w.Expiry, 9
+		default:
+			return false
 		}
-		if !ok {
+		var n int
+		var ok bool
+		if str != nil {
+			n, ok = compactString(p, str)
+		} else {
+			n, ok = compactInt(p, num)
+		}
+		if !ok || !mark(&seen, bit) {
 			return false
 		}
 		p = p[n:]

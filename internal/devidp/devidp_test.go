@@ -17,6 +17,8 @@ import (
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"github.com/google/go-cmp/cmp"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/mcp-authz/mcp-authz/internal/jwttest"
 )
 
 const (
@@ -123,20 +125,6 @@ func kid(t *testing.T, raw string) string {
 	return h.Kid
 }
 
-// pick keeps the named claims; aud always as a list.
-func pick(c map[string]any, names ...string) map[string]any {
-	out := map[string]any{}
-	for _, n := range names {
-		if v, ok := c[n]; ok {
-			out[n] = v
-		}
-	}
-	if a, ok := out["aud"].(string); ok {
-		out["aud"] = []any{a}
-	}
-	return out
-}
-
 func getJSON(t *testing.T, u string, v any) {
 	t.Helper()
 	resp, err := http.Get(u)
@@ -212,7 +200,7 @@ func TestPasswordLogin(t *testing.T) {
 			"mcp-test/weather": map[string]any{"roles": []any{"get_forecast"}},
 		},
 	}
-	if diff := cmp.Diff(want, pick(claims, "iss", "sub", "aud", "azp", "typ", "scope", "preferred_username", "name", "given_name", "family_name", "groups", "resource_access")); diff != "" {
+	if diff := cmp.Diff(want, jwttest.Pick(claims, "iss", "sub", "aud", "azp", "typ", "scope", "preferred_username", "name", "given_name", "family_name", "groups", "resource_access")); diff != "" {
 		t.Errorf("claims (-want +got):\n%s", diff)
 	}
 	if jti, _ := claims["jti"].(string); len(jti) != 36 {
@@ -258,7 +246,7 @@ func TestClientCredentials(t *testing.T) {
 		}
 		c := verify(t, p, body["access_token"].(string), "mcp-gateway")
 		want := map[string]any{"aud": []any{"mcp-gateway"}, "azp": "mcp-gateway", "preferred_username": "service-account-mcp-gateway"}
-		if diff := cmp.Diff(want, pick(c, "aud", "azp", "preferred_username", "resource_access")); diff != "" {
+		if diff := cmp.Diff(want, jwttest.Pick(c, "aud", "azp", "preferred_username", "resource_access")); diff != "" {
 			t.Errorf("basic=%v (-want +got):\n%s", basic, diff)
 		}
 	}
@@ -292,7 +280,7 @@ func TestTokenExchange(t *testing.T) {
 			}
 			status, body := call(t, p, form, id, secret)
 			if status != http.StatusOK || body["issued_token_type"] != accessType || body["token_type"] != "Bearer" {
-				t.Fatalf("status %d, body %v", status, pick(body, "error", "error_description", "issued_token_type", "token_type"))
+				t.Fatalf("status %d, body %v", status, jwttest.Pick(body, "error", "error_description", "issued_token_type", "token_type"))
 			}
 			c := verify(t, p, body["access_token"].(string), tt.audience)
 			want := map[string]any{
@@ -302,7 +290,7 @@ func TestTokenExchange(t *testing.T) {
 			if tt.wantRoles != nil {
 				want["resource_access"] = map[string]any{tt.audience: map[string]any{"roles": tt.wantRoles}}
 			}
-			if diff := cmp.Diff(want, pick(c, "aud", "azp", "sub", "scope", "preferred_username", "groups", "resource_access")); diff != "" {
+			if diff := cmp.Diff(want, jwttest.Pick(c, "aud", "azp", "sub", "scope", "preferred_username", "groups", "resource_access")); diff != "" {
 				t.Errorf("exchanged claims (-want +got):\n%s", diff)
 			}
 		})

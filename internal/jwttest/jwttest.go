@@ -6,7 +6,9 @@ package jwttest
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,4 +74,49 @@ func (k Key) ClientAssertion(t testing.TB, id, aud string) string {
 	t.Helper()
 	now := time.Now().Unix()
 	return k.Sign(t, map[string]any{"iss": id, "sub": id, "aud": aud, "iat": now, "exp": now + 60, "jti": rand.Text()}, "")
+}
+
+// Header decodes a JWT's JOSE header without verifying it.
+func Header(t testing.TB, raw string) map[string]any {
+	t.Helper()
+	return part(t, raw, 0)
+}
+
+// Claims decodes a JWT's claims without verifying it (for tests that check
+// what was issued; verify with go-oidc where it matters).
+func Claims(t testing.TB, raw string) map[string]any {
+	t.Helper()
+	return part(t, raw, 1)
+}
+
+// part decodes the i-th dot-separated part of a compact JWS as a JSON object.
+func part(t testing.TB, raw string, i int) map[string]any {
+	t.Helper()
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		t.Fatalf("jwttest: not a compact JWS: %d parts", len(parts))
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// Pick keeps the named claims of c, an aud string as a one-element list.
+func Pick(c map[string]any, names ...string) map[string]any {
+	out := map[string]any{}
+	for _, n := range names {
+		if v, ok := c[n]; ok {
+			out[n] = v
+		}
+	}
+	if a, ok := out["aud"].(string); ok {
+		out["aud"] = []any{a}
+	}
+	return out
 }

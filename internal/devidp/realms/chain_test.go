@@ -122,35 +122,6 @@ func grantRequest(subject, tokenType, audience string) url.Values {
 		"requested_token_type": {tokenType}, "audience": {audience}}
 }
 
-// header decodes a JWT's JOSE header.
-func header(t *testing.T, raw string) map[string]any {
-	t.Helper()
-	b, err := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h map[string]any
-	if err := json.Unmarshal(b, &h); err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
-
-// payload decodes a JWT's claims without verifying it (the test checks
-// what was issued; verification is done with go-oidc where it matters).
-func payload(t *testing.T, raw string) map[string]any {
-	t.Helper()
-	b, err := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c map[string]any
-	if err := json.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // TestIdentityChaining is the good path over HTTPS with the test CA: alice
 // logs in at domain A, the gateway exchanges her token for a JWT
 // authorization grant for domain B (jwt and ID-JAG), presents it at B
@@ -179,7 +150,7 @@ func TestIdentityChaining(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	aliceAtA := payload(t, tok.AccessToken)["sub"]
+	aliceAtA := jwttest.Claims(t, tok.AccessToken)["sub"]
 
 	rp, err := gooidc.NewProvider(gooidc.ClientContext(t.Context(), hc), pb.Issuer())
 	if err != nil {
@@ -209,24 +180,24 @@ func TestIdentityChaining(t *testing.T) {
 			status, body := post(t, hc, pa.TokenURL(), grantRequest(tok.AccessToken, tt.tokenType, pb.Issuer()), "mcp-gateway", secret)
 			grant, _ := body["access_token"].(string)
 			if status != http.StatusOK || grant == "" || body["issued_token_type"] != tt.tokenType || body["token_type"] != "N_A" {
-				t.Fatalf("grant at A: %d %v", status, pick(body, "error", "error_description", "issued_token_type", "token_type"))
+				t.Fatalf("grant at A: %d %v", status, jwttest.Pick(body, "error", "error_description", "issued_token_type", "token_type"))
 			}
 			if exp, _ := body["expires_in"].(float64); exp <= 0 || exp > 60 {
 				t.Errorf("grant expires_in %v, want (0, 60]", body["expires_in"])
 			}
-			if h := header(t, grant); h["typ"] != tt.wantTyp || h["alg"] != "RS256" {
+			if h := jwttest.Header(t, grant); h["typ"] != tt.wantTyp || h["alg"] != "RS256" {
 				t.Errorf("grant header %v", h)
 			}
-			g := payload(t, grant)
+			g := jwttest.Claims(t, grant)
 			want := map[string]any{"iss": pa.Issuer(), "sub": aliceAtA, "aud": []any{pb.Issuer()}, "client_id": "mcp-gateway", "preferred_username": "alice"}
-			if diff := cmp.Diff(want, pick(g, "iss", "sub", "aud", "client_id", "preferred_username")); diff != "" {
+			if diff := cmp.Diff(want, jwttest.Pick(g, "iss", "sub", "aud", "client_id", "preferred_username")); diff != "" {
 				t.Errorf("grant claims (-want +got):\n%s", diff)
 			}
 
 			status, body = tt.present(grant)
 			access, _ := body["access_token"].(string)
 			if status != http.StatusOK || access == "" || body["token_type"] != "Bearer" {
-				t.Fatalf("jwt-bearer at B: %d %v", status, pick(body, "error", "error_description"))
+				t.Fatalf("jwt-bearer at B: %d %v", status, jwttest.Pick(body, "error", "error_description"))
 			}
 			idt, err := kube.Verify(t.Context(), access)
 			if err != nil {
@@ -241,7 +212,7 @@ func TestIdentityChaining(t *testing.T) {
 				"preferred_username": "alice.liddell", "groups": []any{"cluster-b-viewers"},
 				"resource_access": map[string]any{"kubernetes": map[string]any{"roles": []any{"view"}}},
 			}
-			if diff := cmp.Diff(want, pick(c, "iss", "sub", "aud", "preferred_username", "groups", "resource_access")); diff != "" {
+			if diff := cmp.Diff(want, jwttest.Pick(c, "iss", "sub", "aud", "preferred_username", "groups", "resource_access")); diff != "" {
 				t.Errorf("B's token (-want +got):\n%s", diff)
 			}
 			if got := idt.Expiry.Sub(idt.IssuedAt); got != 5*time.Minute {
@@ -422,7 +393,7 @@ func TestAuthorizationGrantRefusals(t *testing.T) {
 		t.Errorf("a grant exchanged for another grant: %v", body)
 	}
 	// A grant never outlives the token it came from.
-	if exp, sub := payload(t, grant)["exp"].(float64), payload(t, alice)["exp"].(float64); exp > sub {
+	if exp, sub := jwttest.Claims(t, grant)["exp"].(float64), jwttest.Claims(t, alice)["exp"].(float64); exp > sub {
 		t.Errorf("grant exp %v after the subject's %v", exp, sub)
 	}
 }
@@ -540,22 +511,8 @@ func login(t *testing.T, p *devidp.Provider, user string) string {
 // kid is a JWT's key id.
 func kid(t *testing.T, raw string) string {
 	t.Helper()
-	k, _ := header(t, raw)["kid"].(string)
+	k, _ := jwttest.Header(t, raw)["kid"].(string)
 	return k
-}
-
-// pick keeps the named claims of c, an aud string as a one-element list.
-func pick(c map[string]any, names ...string) map[string]any {
-	out := map[string]any{}
-	for _, n := range names {
-		if v, ok := c[n]; ok {
-			out[n] = v
-		}
-	}
-	if a, ok := out["aud"].(string); ok {
-		out["aud"] = []any{a}
-	}
-	return out
 }
 
 // uuidFrom is the sub devidp derives from a realm and a name (a UUID of
