@@ -103,12 +103,7 @@ func applyOK(r *http.Request, ok *authv3.OkHttpResponse) error {
 		}
 		a.apply(r.Header, k, v)
 	}
-	for _, k := range ok.GetHeadersToRemove() {
-		if strings.HasPrefix(k, ":") || strings.EqualFold(k, "host") {
-			continue
-		}
-		r.Header.Del(k)
-	}
+	removeHeaders(r.Header, ok.GetHeadersToRemove())
 	if len(ok.GetQueryParametersToSet()) > 0 || len(ok.GetQueryParametersToRemove()) > 0 {
 		q, err := editQuery(r.URL.RawQuery, ok.GetQueryParametersToSet(), ok.GetQueryParametersToRemove())
 		if err != nil {
@@ -127,13 +122,31 @@ func mutation(o *corev3.HeaderValueOption) (k, v string, skip bool, err error) {
 	if raw := o.GetHeader().GetRawValue(); len(raw) > 0 {
 		v = string(raw)
 	}
+	k, skip, err = headerName(k, v)
+	return k, v, skip, err
+}
+
+// headerName returns the canonical name of header k: v to set, whether it
+// is a pseudo-header (left alone), or why it is invalid.
+func headerName(k, v string) (ck string, skip bool, err error) {
 	if strings.HasPrefix(k, ":") {
-		return "", "", true, nil
+		return "", true, nil
 	}
 	if err := validHeader(k, v); err != nil {
-		return "", "", false, err
+		return "", false, err
 	}
-	return http.CanonicalHeaderKey(k), v, false, nil
+	return http.CanonicalHeaderKey(k), false, nil
+}
+
+// removeHeaders removes the request headers named in names, except
+// pseudo-headers and Host, which are never removed.
+func removeHeaders(h http.Header, names []string) {
+	for _, k := range names {
+		if strings.HasPrefix(k, ":") || strings.EqualFold(k, "host") {
+			continue
+		}
+		h.Del(k)
+	}
 }
 
 // validHeader reports why header k: v cannot be set on a request, if it

@@ -107,6 +107,11 @@ func (g *Front) buildCheck(r *http.Request, id string, in checkInput) *authv3.Ch
 
 // fillHeaders sets http.headers (or http.header_map).
 func (g *Front) fillHeaders(hr *authv3.AttributeContext_HttpRequest, r *http.Request, in checkInput) {
+	if !g.cfg.EncodeRawHeaders {
+		hr.Headers = g.headers(r, hr.Path, hr.Method, hr.Scheme, in)
+		return
+	}
+	// Raw values are bytes: no merging, no UTF-8 replacement.
 	hop := hopByHop(r.Header)
 	partial := ""
 	if in.hasBody {
@@ -118,49 +123,23 @@ func (g *Front) fillHeaders(hr *authv3.AttributeContext_HttpRequest, r *http.Req
 		{":method", hr.Method},
 		{":scheme", hr.Scheme},
 	}
-	if g.cfg.EncodeRawHeaders {
-		// Raw values are bytes: no merging, no UTF-8 replacement.
-		hm := &corev3.HeaderMap{Headers: make([]*corev3.HeaderValue, 0, len(pseudo)+len(r.Header)+1)}
-		for _, p := range pseudo {
-			hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: p[0], RawValue: []byte(p[1])})
-		}
-		for k, vs := range r.Header {
-			lk := lower(k)
-			if skipHeader(lk, hop) {
-				continue
-			}
-			for _, v := range vs {
-				hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: lk, RawValue: []byte(v)})
-			}
-		}
-		if partial != "" {
-			hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: partialBodyHeader, RawValue: []byte(partial)})
-		}
-		hr.HeaderMap = hm
-		return
-	}
-	h := make(map[string]string, len(pseudo)+len(r.Header)+1)
+	hm := &corev3.HeaderMap{Headers: make([]*corev3.HeaderValue, 0, len(pseudo)+len(r.Header)+1)}
 	for _, p := range pseudo {
-		h[p[0]] = sanitize(p[1])
+		hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: p[0], RawValue: []byte(p[1])})
 	}
 	for k, vs := range r.Header {
 		lk := lower(k)
-		if skipHeader(lk, hop) || len(vs) == 0 {
+		if skipHeader(lk, hop) {
 			continue
 		}
-		v := vs[0]
-		if len(vs) > 1 {
-			v = strings.Join(vs, ",")
+		for _, v := range vs {
+			hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: lk, RawValue: []byte(v)})
 		}
-		if prior, ok := h[lk]; ok { // two spellings of one name
-			v = prior + "," + v
-		}
-		h[lk] = sanitize(v)
 	}
 	if partial != "" {
-		h[partialBodyHeader] = partial
+		hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: partialBodyHeader, RawValue: []byte(partial)})
 	}
-	hr.Headers = h
+	hr.HeaderMap = hm
 }
 
 // commonLower maps the canonical spelling of headers most MCP requests carry

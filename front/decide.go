@@ -85,7 +85,8 @@ func (g *Front) request(r *http.Request, in checkInput) authz.Request {
 }
 
 // headers is the header map of the CheckRequest as authz/envoy reads it:
-// http.headers, or, with EncodeRawHeaders, header_map joined per name.
+// http.headers (buildCheck sends this very map), or, with EncodeRawHeaders,
+// header_map joined per name.
 func (g *Front) headers(r *http.Request, path, method, scheme string, in checkInput) map[string]string {
 	hop := hopByHop(r.Header)
 	raw := g.cfg.EncodeRawHeaders
@@ -133,21 +134,14 @@ func applyDecision(r *http.Request, d *authz.Decision) error {
 		} else if v == "" {
 			break
 		}
-		if strings.HasPrefix(k, ":") {
-			continue
-		}
-		if err := validHeader(k, v); err != nil {
+		ck, skip, err := headerName(k, v)
+		if err != nil {
 			return err
 		}
-		if ck := http.CanonicalHeaderKey(k); ck != "Host" {
-			r.Header[ck] = []string{v}
+		if !skip && ck != "Host" {
+			actSet.apply(r.Header, ck, v)
 		}
 	}
-	for _, k := range d.Remove {
-		if strings.HasPrefix(k, ":") || strings.EqualFold(k, "host") {
-			continue
-		}
-		r.Header.Del(k)
-	}
+	removeHeaders(r.Header, d.Remove)
 	return nil
 }

@@ -194,7 +194,7 @@ func (g grpcChecker) Check(ctx context.Context, req *authv3.CheckRequest) (*auth
 // cannot say.
 type Deps struct {
 	// Checker answers each check over the Envoy API. Required unless Authz
-	// is set.
+	// is set; New refuses both.
 	Checker Checker
 	// Authz, when set, decides each request in this process instead of
 	// Checker: the front hands it the authz.Request that authz/envoy would
@@ -242,6 +242,9 @@ type Front struct {
 func New(c Config, d Deps) (*Front, error) {
 	if d.Checker == nil && d.Authz == nil {
 		return nil, errors.New("front: no authz checker")
+	}
+	if d.Checker != nil && d.Authz != nil {
+		return nil, errors.New("front: both an authz checker and an in-process authz: set one")
 	}
 	logger := d.Logger
 	if logger == nil {

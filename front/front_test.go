@@ -26,6 +26,7 @@ import (
 	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/internal/field"
 )
 
@@ -975,6 +976,10 @@ func TestNewErrors(t *testing.T) {
 	}
 	if _, err := New(Config{Upstream: "http://127.0.0.1:1"}, Deps{}); err == nil {
 		t.Errorf("New accepted a nil checker")
+	}
+	// The in-process authz would silently win over the checker.
+	if _, err := New(Config{Upstream: "http://127.0.0.1:1"}, Deps{Checker: GRPC(client), Authz: &authz.Server{}}); err == nil {
+		t.Errorf("New accepted both a checker and an in-process authz")
 	}
 }
 
