@@ -228,10 +228,7 @@ func (r *Router) privateScope(result json.RawMessage) json.RawMessage {
 	if err != nil || f[0].Raw == nil || string(f[0].Raw) == `"private"` {
 		return result
 	}
-	out := make([]byte, 0, len(result)+8)
-	out = append(out, result[:f[0].Start]...)
-	out = append(out, `"private"`...)
-	return append(out, result[f[0].Start+len(f[0].Raw):]...)
+	return mcpparse.Splice(result, mcpparse.Span{Start: f[0].Start, End: f[0].Start + len(f[0].Raw)}, []byte(`"private"`))
 }
 
 // paramsFor is body with its params rewritten for a server speaking
