@@ -212,10 +212,7 @@ func (r *Router) ownID(c *call, body []byte) []byte {
 	id := strconv.AppendUint([]byte(`"mcp-authz-`), r.nextID.Add(1), 10)
 	id = append(id, '"')
 	c.upID = id
-	out := make([]byte, 0, len(body)+len(id))
-	out = append(out, body[:f[0].Start]...)
-	out = append(out, id...)
-	return append(out, body[f[0].Start+len(f[0].Raw):]...)
+	return mcpparse.Splice(body, mcpparse.Span{Start: f[0].Start, End: f[0].Start + len(f[0].Raw)}, id)
 }
 
 // relay writes the upstream's answer to the client: JSON checked and

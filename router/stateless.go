@@ -218,21 +218,42 @@ func (r *Router) discover(w http.ResponseWriter, c *call) {
 // privateScope is a resources/read result with its cacheScope (SEP-2549)
 // made "private": the router let this caller read it by policy, which
 // another caller's may not, so no cache shared across authorization
-// contexts may keep it, whatever the server said. A result without one is
-// left as it is (clients assume no caching without ttlMs).
+// contexts may keep it, whatever the server said. Every member that is
+// cacheScope once folded is made so: a client decoding with encoding/json
+// reads "cachescope" as cacheScope. A result without one is left as it is
+// (clients assume no caching without ttlMs).
 func (r *Router) privateScope(result json.RawMessage) json.RawMessage {
 	if len(result) < 2 || result[0] != '{' {
 		return result
 	}
-	f, err := mcpparse.Fields(result, r.answer, "cacheScope")
-	if err != nil || f[0].Raw == nil || string(f[0].Raw) == `"private"` {
+	names, err := mcpparse.Names(result, r.answer)
+	if err != nil {
+		return result // read with r.answer already: cannot happen
+	}
+	var scopes []string
+	for _, n := range names {
+		if mcpparse.FoldKey(n) == foldedCacheScope {
+			scopes = append(scopes, n)
+		}
+	}
+	if len(scopes) == 0 {
 		return result
 	}
-	out := make([]byte, 0, len(result)+8)
-	out = append(out, result[:f[0].Start]...)
-	out = append(out, `"private"`...)
-	return append(out, result[f[0].Start+len(f[0].Raw):]...)
+	f, err := mcpparse.Fields(result, r.answer, scopes...)
+	if err != nil {
+		return result
+	}
+	// Back to front, so that the offsets before each splice hold.
+	for i := len(f) - 1; i >= 0; i-- {
+		if string(f[i].Raw) != `"private"` {
+			result = mcpparse.Splice(result, mcpparse.Span{Start: f[i].Start, End: f[i].Start + len(f[i].Raw)}, []byte(`"private"`))
+		}
+	}
+	return result
 }
+
+// foldedCacheScope is cacheScope as mcpparse.FoldKey folds it.
+var foldedCacheScope = mcpparse.FoldKey("cacheScope")
 
 // paramsFor is body with its params rewritten for a server speaking
 // version (up.Version; up.ID "" and the stateless revision: stateless): a
