@@ -140,56 +140,80 @@ func benchToolsListLatency(b *testing.B, viaAuthz bool) {
 	reportLatency(b, lat)
 }
 
-// BenchmarkToolsCallLatency calls one tool straight on the upstream and
-// through the router, the go-sdk client over loopback HTTP both times, in
-// one run, and reports the percentiles of each call.
+// BenchmarkToolsCallLatency calls one tool with the go-sdk client over
+// loopback HTTP, in one run: straight on the upstream ("direct"), straight
+// on it with the signing transport that stands in for authz ("signed": the
+// benchmark's own cost, not the router's) and through the router
+// ("router"), and reports the percentiles of each call. The unsuffixed
+// cases speak 2025-11-25 end to end; the "-2026" ones speak 2026-07-28 to a
+// stateless upstream of that revision. The router adds router − signed.
 func BenchmarkToolsCallLatency(b *testing.B) {
-	up := serve(b, benchBeta(), true)
 	key, err := assertion.GenerateKey()
 	if err != nil {
 		b.Fatal(err)
 	}
-	snap, err := registry.NewSnapshot([]registry.Server{{Name: "ns/beta", Prefix: "beta_", URL: up.URL}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg := &registry.Registry{}
-	reg.Store(snap)
-	r := newRouter(b, Config{}, Deps{Registry: reg, Authorizer: &testAuthz{}, AssertionKey: key})
-	front := httptest.NewServer(r.Handler())
-	b.Cleanup(front.Close)
-	b.Cleanup(r.Close)
-	for _, tc := range []struct {
-		name, url, tool string
-		rt              http.RoundTripper
-	}{
-		{name: "direct", url: up.URL, tool: "add", rt: http.DefaultTransport},
-		{name: "router", url: front.URL + "/mcp", tool: "beta_add", rt: &signer{base: http.DefaultTransport, s: assertion.NewSigner(key), subject: "alice"}},
-	} {
-		b.Run(tc.name, func(b *testing.B) {
-			c := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
-			cs, err := c.Connect(b.Context(), &mcp.StreamableClientTransport{
-				Endpoint: tc.url, HTTPClient: &http.Client{Transport: tc.rt}, DisableStandaloneSSE: true,
-			}, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer cs.Close()
-			p := &mcp.CallToolParams{Name: tc.tool, Arguments: map[string]any{"a": 1, "b": 2}}
-			var lat []time.Duration
-			b.ReportAllocs()
-			for b.Loop() {
-				t0 := time.Now()
-				res, err := cs.CallTool(b.Context(), p)
-				lat = append(lat, time.Since(t0))
+	for _, gen := range []struct{ suffix, version string }{{"", "2025-11-25"}, {"-2026", "2026-07-28"}} {
+		up := serveGeneration(b, benchBeta(gen.version), gen.version)
+		snap, err := registry.NewSnapshot([]registry.Server{{Name: "ns/beta", Prefix: "beta_", URL: up.URL}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		reg := &registry.Registry{}
+		reg.Store(snap)
+		r := newRouter(b, Config{}, Deps{Registry: reg, Authorizer: &testAuthz{}, AssertionKey: key})
+		front := httptest.NewServer(r.Handler())
+		b.Cleanup(front.Close)
+		b.Cleanup(r.Close)
+		sign := func() http.RoundTripper {
+			return &signer{base: http.DefaultTransport, s: assertion.NewSigner(key), subject: "alice"}
+		}
+		for _, tc := range []struct {
+			name, url, tool string
+			rt              http.RoundTripper
+		}{
+			{name: "direct", url: up.URL, tool: "add", rt: http.DefaultTransport},
+			{name: "signed", url: up.URL, tool: "add", rt: sign()},
+			{name: "router", url: front.URL + "/mcp", tool: "beta_add", rt: sign()},
+		} {
+			b.Run(tc.name+gen.suffix, func(b *testing.B) {
+				c := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+				cs, err := c.Connect(b.Context(), &mcp.StreamableClientTransport{
+					Endpoint: tc.url, HTTPClient: &http.Client{Transport: tc.rt}, DisableStandaloneSSE: true,
+				}, &mcp.ClientSessionOptions{ProtocolVersion: gen.version})
 				if err != nil {
 					b.Fatal(err)
 				}
-				if res.IsError || len(res.Content) != 1 {
-					b.Fatalf("call: %+v", res)
+				defer cs.Close()
+				if v := cs.InitializeResult().ProtocolVersion; v != gen.version {
+					b.Fatalf("negotiated %s, want %s", v, gen.version)
 				}
-			}
-			reportLatency(b, lat)
-		})
+				p := &mcp.CallToolParams{Name: tc.tool, Arguments: map[string]any{"a": 1, "b": 2}}
+				var lat []time.Duration
+				b.ReportAllocs()
+				for b.Loop() {
+					t0 := time.Now()
+					res, err := cs.CallTool(b.Context(), p)
+					lat = append(lat, time.Since(t0))
+					if err != nil {
+						b.Fatal(err)
+					}
+					if res.IsError || len(res.Content) != 1 {
+						b.Fatalf("call: %+v", res)
+					}
+				}
+				reportLatency(b, lat)
+			})
+		}
 	}
+}
+
+// serveGeneration serves s over streamable HTTP with JSON answers, speaking
+// only version: a 2026-07-28 server is stateless.
+func serveGeneration(b *testing.B, s *mcp.Server, version string) *httptest.Server {
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{
+		JSONResponse: true, Stateless: version >= "2026",
+	})
+	srv := httptest.NewServer(h)
+	b.Cleanup(srv.Close)
+	return srv
 }

@@ -122,8 +122,10 @@ func BenchmarkConcurrentSessions(b *testing.B) {
 	b.ReportMetric(sessions, "sessions/op")
 }
 
-func benchBeta() *mcp.Server {
-	s := mcp.NewServer(&mcp.Implementation{Name: "beta", Version: "1"}, nil)
+// benchBeta is a go-sdk server with one tool, "add", speaking the given
+// protocol versions (the SDK's defaults when none).
+func benchBeta(versions ...string) *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "beta", Version: "1"}, &mcp.ServerOptions{SupportedProtocolVersions: versions})
 	mcp.AddTool(s, &mcp.Tool{Name: "add"}, func(ctx context.Context, req *mcp.CallToolRequest, in addIn) (*mcp.CallToolResult, any, error) {
 		return text(fmt.Sprint(in.A + in.B)), nil, nil
 	})

@@ -130,9 +130,10 @@ type Deps struct {
 	// Config.AssertionKeyFile is empty (authz and the router in one
 	// process).
 	AssertionKey assertion.Key
-	// HTTPClient reaches the upstream servers; nil means a client without
-	// an overall timeout (calls are bounded by Config's timeouts).
-	HTTPClient *http.Client
+	// Transport reaches the upstream servers; nil means a clone of
+	// http.DefaultTransport keeping more idle connections. Calls are bounded
+	// by Config's timeouts; a server's redirect is never followed.
+	Transport http.RoundTripper
 	// Tracer makes the spans of each request and upstream call; nil makes
 	// none.
 	Tracer trace.TracerProvider
@@ -285,17 +286,17 @@ func New(c Config, d Deps) (*Router, error) {
 	if now == nil {
 		now = time.Now
 	}
-	client := d.HTTPClient
-	if client == nil {
+	transport := d.Transport
+	if transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConns = 1024 // every session's calls go to few hosts
 		t.MaxIdleConnsPerHost = 256
-		client = &http.Client{Transport: t}
+		transport = t
 	}
-	client, tracer := traceClient(client, d.Tracer)
+	wrap, tracer := traceTransport(d.Tracer)
 	r := &Router{
 		cfg: c, audit: d.Audit, reg: d.Registry, auth: d.Authorizer, log: logger, now: now, tracer: tracer,
-		up:       upstream.New(upstream.Config{HTTPClient: client, MaxResponseBytes: c.MaxResponseBytes, InitTimeout: c.InitTimeout}),
+		up:       upstream.New(upstream.Config{Transport: transport, WrapTransport: wrap, MaxResponseBytes: c.MaxResponseBytes, InitTimeout: c.InitTimeout}),
 		answer:   upstream.AnswerOptions(c.MaxResponseBytes),
 		verifier: assertion.NewVerifier(key),
 		sealer:   s,

@@ -11,17 +11,15 @@ import (
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
-// traceClient returns client with a transport that makes an HTTP client
-// span of each upstream request and carries its traceparent on, and the
-// router's tracer; client as it is and nil when tracing is off.
-func traceClient(client *http.Client, tp trace.TracerProvider) (*http.Client, trace.Tracer) {
+// traceTransport returns what wraps a transport to make an HTTP client
+// span of each upstream request and carry its traceparent on, and the
+// router's tracer; nil and nil when tracing is off.
+func traceTransport(tp trace.TracerProvider) (func(http.RoundTripper) http.RoundTripper, trace.Tracer) {
 	t := tracing.Tracer(tp, "github.com/mcp-authz/mcp-authz/router")
 	if t == nil {
-		return client, nil
+		return nil, nil
 	}
-	traced := *client
-	traced.Transport = tracing.Transport(client.Transport, t)
-	return &traced, t
+	return func(rt http.RoundTripper) http.RoundTripper { return tracing.Transport(rt, t) }, t
 }
 
 func noEnd() {}

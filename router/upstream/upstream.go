@@ -17,6 +17,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,10 +29,16 @@ import (
 
 // Config configures a Client.
 type Config struct {
-	// HTTPClient reaches the servers; nil means http.DefaultClient. A
+	// Transport reaches the servers; nil means http.DefaultTransport. A
 	// server with a CA of its own (Target.CACert) is reached through a
-	// clone of its Transport, which must then be an *http.Transport.
-	HTTPClient *http.Client
+	// clone of it, which must then be an *http.Transport. No redirect is
+	// ever followed: a server's answer is its own, never another URL's, so
+	// a 3xx comes back as the answer (and the credential minted for the
+	// server goes nowhere else).
+	Transport http.RoundTripper
+	// WrapTransport, when set, wraps every transport the Client sends
+	// through, the shared one and each server's own (tracing does).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 	// MaxResponseBytes limits a JSON answer and each event of a streamed
 	// one; 0 means 4 MiB.
 	MaxResponseBytes int64
@@ -41,14 +48,16 @@ type Config struct {
 
 // Client reaches upstream MCP servers; it is safe for concurrent use.
 type Client struct {
-	http    *http.Client
+	base    http.RoundTripper // Config.Transport, unwrapped
+	rt      http.RoundTripper // base, wrapped
+	wrap    func(http.RoundTripper) http.RoundTripper
 	max     int64
 	initTTL time.Duration
 	answer  mcpparse.Options
 
 	// mu guards pinned.
 	mu     sync.Mutex
-	pinned map[string]*pinnedClient // by Target.Server
+	pinned map[string]*pinnedTransport // by Target.Server
 }
 
 // Target is one server as the Client reaches it.
@@ -65,10 +74,11 @@ type Target struct {
 	CACert []byte
 }
 
-// pinnedClient reaches one server that has a CA of its own.
-type pinnedClient struct {
-	pem    []byte // the CA bundle it trusts, as given
-	client *http.Client
+// pinnedTransport reaches one server that has a CA of its own.
+type pinnedTransport struct {
+	pem []byte            // the CA bundle it trusts, as given
+	tr  *http.Transport   // its own
+	rt  http.RoundTripper // tr, wrapped
 }
 
 // ErrTLSConfig: a server's own CA cannot be applied, so it is not reached.
@@ -76,8 +86,8 @@ var ErrTLSConfig = errors.New("upstream: server TLS")
 
 // New returns a Client.
 func New(c Config) *Client {
-	if c.HTTPClient == nil {
-		c.HTTPClient = http.DefaultClient
+	if c.Transport == nil {
+		c.Transport = http.DefaultTransport
 	}
 	if c.MaxResponseBytes <= 0 {
 		c.MaxResponseBytes = 4 << 20
@@ -85,18 +95,20 @@ func New(c Config) *Client {
 	if c.InitTimeout <= 0 {
 		c.InitTimeout = 5 * time.Second
 	}
-	return &Client{http: c.HTTPClient, max: c.MaxResponseBytes, initTTL: c.InitTimeout, answer: AnswerOptions(c.MaxResponseBytes),
-		pinned: map[string]*pinnedClient{}}
+	if c.WrapTransport == nil {
+		c.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return rt }
+	}
+	return &Client{base: c.Transport, rt: c.WrapTransport(c.Transport), wrap: c.WrapTransport, max: c.MaxResponseBytes, initTTL: c.InitTimeout, answer: AnswerOptions(c.MaxResponseBytes),
+		pinned: map[string]*pinnedTransport{}}
 }
 
-// httpFor returns the client that reaches t: the shared one, or for a
-// server with a CA of its own a client that trusts that CA alone, built
-// on first use and again whenever the CA changes (the old one's idle
-// connections are closed). Such a client never follows a redirect: the
-// server's answer is its own, never another host's, nor plain HTTP.
-func (c *Client) httpFor(t Target) (*http.Client, error) {
+// transportFor returns the transport that reaches t: the shared one, or
+// for a server with a CA of its own one that trusts that CA alone, built on
+// first use and again whenever the CA changes (the old one's idle
+// connections are closed).
+func (c *Client) transportFor(t Target) (http.RoundTripper, error) {
 	if len(t.CACert) == 0 {
-		return c.http, nil
+		return c.rt, nil
 	}
 	if len(t.URL) < len("https://") || !strings.EqualFold(t.URL[:len("https://")], "https://") {
 		return nil, fmt.Errorf("%w: %s: a CA of its own needs an https url", ErrTLSConfig, t.Server)
@@ -104,45 +116,40 @@ func (c *Client) httpFor(t Target) (*http.Client, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p, ok := c.pinned[t.Server]; ok && bytes.Equal(p.pem, t.CACert) {
-		return p.client, nil
+		return p.rt, nil
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(t.CACert) {
 		return nil, fmt.Errorf("%w: %s: the CA bundle holds no PEM certificate", ErrTLSConfig, t.Server)
 	}
-	base := c.http.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	bt, ok := base.(*http.Transport)
+	bt, ok := c.base.(*http.Transport)
 	if !ok {
-		return nil, fmt.Errorf("%w: %s: a CA of its own needs an *http.Transport, not %T", ErrTLSConfig, t.Server, base)
+		return nil, fmt.Errorf("%w: %s: a CA of its own needs an *http.Transport, not %T", ErrTLSConfig, t.Server, c.base)
 	}
 	tr := bt.Clone()
 	// A fresh configuration: nothing of the shared one's (no other roots,
 	// no InsecureSkipVerify) carries over.
 	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	p := &pinnedClient{pem: bytes.Clone(t.CACert), client: &http.Client{
-		Transport: tr,
-		Timeout:   c.http.Timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}}
+	p := &pinnedTransport{pem: bytes.Clone(t.CACert), tr: tr, rt: c.wrap(tr)}
 	if old, ok := c.pinned[t.Server]; ok {
-		old.client.CloseIdleConnections()
+		old.tr.CloseIdleConnections()
 	}
 	c.pinned[t.Server] = p
-	return p.client, nil
+	return p.rt, nil
 }
 
-// do sends req to t.
+// do sends req to t in one round trip: no redirect is followed, and
+// nothing of http.Client's (cookies, header copies for redirects) is spent.
 func (c *Client) do(t Target, req *http.Request) (*http.Response, error) {
-	hc, err := c.httpFor(t)
+	rt, err := c.transportFor(t)
 	if err != nil {
 		return nil, err
 	}
-	return hc.Do(req)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		return nil, &url.Error{Op: req.Method, URL: req.URL.Redacted(), Err: err}
+	}
+	return resp, nil
 }
 
 // AnswerOptions is how strictly a message from a server is read: within

@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -35,17 +36,17 @@ func TestOwnCA(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		tests := []struct {
 			name   string
-			client *http.Client
+			rt     http.RoundTripper
 			target Target
 		}{
 			{name: "http url", target: Target{Server: "ns/a", URL: "http://127.0.0.1/mcp", CACert: ca}},
 			{name: "no PEM", target: Target{Server: "ns/a", URL: tlsSrv.URL, CACert: []byte("not a certificate")}},
-			{name: "transport of another kind", client: &http.Client{Transport: roundTripperFunc(http.DefaultTransport.RoundTrip)},
+			{name: "transport of another kind", rt: roundTripperFunc(http.DefaultTransport.RoundTrip),
 				target: Target{Server: "ns/a", URL: tlsSrv.URL, CACert: ca}},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				c := New(Config{HTTPClient: tc.client})
+				c := New(Config{Transport: tc.rt})
 				resp, err := c.Post(t.Context(), tc.target, Headers{}, []byte(`{}`))
 				if !errors.Is(err, ErrTLSConfig) {
 					if resp != nil {
@@ -60,24 +61,24 @@ func TestOwnCA(t *testing.T) {
 	t.Run("pinned", func(t *testing.T) {
 		c := New(Config{})
 		a := Target{Server: "ns/a", URL: tlsSrv.URL, CACert: ca}
-		h1, err := c.httpFor(a)
+		h1, err := c.transportFor(a)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if h1 == c.http {
-			t.Fatal("a server with its own CA shares the default client")
+		if h1 == c.rt {
+			t.Fatal("a server with its own CA shares the default transport")
 		}
-		tr := h1.Transport.(*http.Transport)
+		tr := c.pinned["ns/a"].tr
 		if tr.TLSClientConfig.InsecureSkipVerify || !tr.TLSClientConfig.RootCAs.Equal(pool(t, ca)) {
 			t.Fatal("the client does not trust exactly the server's CA")
 		}
-		if h2, _ := c.httpFor(Target{Server: "ns/a", URL: tlsSrv.URL, CACert: append([]byte(nil), ca...)}); h2 != h1 {
+		if h2, _ := c.transportFor(Target{Server: "ns/a", URL: tlsSrv.URL, CACert: append([]byte(nil), ca...)}); h2 != h1 {
 			t.Error("the same CA built a new client")
 		}
-		if hb, _ := c.httpFor(Target{Server: "ns/b", URL: tlsSrv.URL, CACert: ca}); hb == h1 {
+		if hb, _ := c.transportFor(Target{Server: "ns/b", URL: tlsSrv.URL, CACert: ca}); hb == h1 {
 			t.Error("two servers share one client")
 		}
-		if h3, _ := c.httpFor(Target{Server: "ns/a", URL: tlsSrv.URL, CACert: otherCA}); h3 == h1 {
+		if h3, _ := c.transportFor(Target{Server: "ns/a", URL: tlsSrv.URL, CACert: otherCA}); h3 == h1 {
 			t.Error("a changed CA kept the old client")
 		}
 
@@ -128,4 +129,71 @@ func selfSigned(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// TestNoRedirect: a server's redirect is its answer. The request, with the
+// credential minted for that server, never goes to the URL it names, on
+// the same host or another.
+func TestNoRedirect(t *testing.T) {
+	var reached atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+	}))
+	defer other.Close()
+	for _, status := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/moved" {
+					reached.Add(1)
+					return
+				}
+				to := other.URL + "/mcp"
+				if status == http.StatusTemporaryRedirect {
+					to = "/moved" // the same host
+				}
+				http.Redirect(w, r, to, status)
+			}))
+			defer srv.Close()
+			c := New(Config{})
+			resp, err := c.Post(t.Context(), Target{Server: "ns/a", URL: srv.URL + "/mcp"}, Headers{Auth: "Bearer for-a"}, []byte(`{}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			Drain(resp)
+			if resp.StatusCode != status {
+				t.Errorf("status %d, want the redirect itself (%d)", resp.StatusCode, status)
+			}
+			if n := reached.Load(); n != 0 {
+				t.Fatalf("the redirect was followed %d times", n)
+			}
+		})
+	}
+}
+
+// TestWrapTransport: the wrapper (tracing's) is on every request, also to a
+// server with a CA of its own, which is still reached through a transport
+// that trusts that CA alone.
+func TestWrapTransport(t *testing.T) {
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer tlsSrv.Close()
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer plain.Close()
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw})
+	var wrapped atomic.Int32
+	c := New(Config{WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			wrapped.Add(1)
+			return rt.RoundTrip(r)
+		})
+	}})
+	for i, target := range []Target{{Server: "ns/plain", URL: plain.URL}, {Server: "ns/tls", URL: tlsSrv.URL, CACert: ca}} {
+		resp, err := c.Post(t.Context(), target, Headers{}, []byte(`{}`))
+		if err != nil {
+			t.Fatalf("%s: %v", target.Server, err)
+		}
+		Drain(resp)
+		if n := wrapped.Load(); n != int32(i+1) {
+			t.Fatalf("%s: %d requests wrapped, want %d", target.Server, n, i+1)
+		}
+	}
 }
