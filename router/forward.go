@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -246,7 +245,7 @@ func (r *Router) relay(w http.ResponseWriter, c *call, srv *registry.Server, res
 		writeError(w, http.StatusOK, id, codeInternal, "upstream error")
 		return
 	}
-	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	ct := upstream.MediaType(resp.Header)
 	switch ct {
 	case "application/json":
 		m, err := r.up.ReadAnswer(resp, c.upstreamID())

@@ -245,7 +245,7 @@ func (r *Router) retryAnswer(ctx context.Context, sw *relay.Writer, c *call, srv
 	if err := upstream.StatusError(resp); err != nil {
 		return mcpparse.Message{}, err
 	}
-	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	ct := upstream.MediaType(resp.Header)
 	if ct != "text/event-stream" {
 		return r.up.ReadAnswer(resp, id)
 	}

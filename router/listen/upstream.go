@@ -3,7 +3,6 @@ package listen
 import (
 	"context"
 	"io"
-	"mime"
 	"net/http"
 	"sync"
 	"time"
@@ -143,7 +142,7 @@ func (s *Stream) modern(ctx context.Context, srv *registry.Server, auth string, 
 		cfg.Router.Failed(srv, "subscriptions/listen", err)
 		return true
 	}
-	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct != "text/event-stream" {
+	if ct := upstream.MediaType(resp.Header); ct != "text/event-stream" {
 		// Answered at once, not streamed: it refused the listen (an
 		// error), or has nothing to send (a result). Asking again would
 		// get the same.

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -381,15 +380,11 @@ func (e *statusError) Unwrap() error { return ErrAnswer }
 // id value) from a JSON or SSE answer, strictly (AnswerOptions); on SSE,
 // the messages before it are skipped.
 func (c *Client) ReadAnswer(resp *http.Response, id []byte) (mcpparse.Message, error) {
-	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	switch ct {
+	switch ct := MediaType(resp.Header); ct {
 	case "application/json":
-		b, err := io.ReadAll(io.LimitReader(resp.Body, c.max+1))
+		b, err := readBody(resp, c.max)
 		if err != nil {
 			return mcpparse.Message{}, fmt.Errorf("%w: %w", ErrAnswer, err)
-		}
-		if int64(len(b)) > c.max {
-			return mcpparse.Message{}, fmt.Errorf("%w: answer too large", ErrAnswer)
 		}
 		m, err := mcpparse.Parse(b, c.answer)
 		if err != nil || !IsAnswer(&m) || !SameID(m.ID, id) {
@@ -485,4 +480,43 @@ func (c *Client) Open(ctx context.Context, t Target, h Headers, version string, 
 func Drain(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
+}
+
+// MediaType is h's Content-Type without its parameters, in lower case:
+// what mime.ParseMediaType would return for a valid one, without its
+// allocations. A malformed one reads as itself and matches nothing.
+func MediaType(h http.Header) string {
+	v := h.Get("Content-Type")
+	if i := strings.IndexByte(v, ';'); i >= 0 {
+		v = v[:i]
+	}
+	v = strings.TrimSpace(v)
+	for i := range len(v) {
+		if 'A' <= v[i] && v[i] <= 'Z' {
+			return strings.ToLower(v)
+		}
+	}
+	return v
+}
+
+// errTooLarge: an answer over the Client's MaxResponseBytes.
+var errTooLarge = errors.New("answer too large")
+
+// readBody reads resp's body, at most max bytes: into one buffer of its
+// length when the server said it.
+func readBody(resp *http.Response, max int64) ([]byte, error) {
+	if n := resp.ContentLength; n > max {
+		return nil, errTooLarge
+	} else if n >= 0 {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err == nil && int64(len(b)) > max {
+		err = errTooLarge
+	}
+	return b, err
 }
