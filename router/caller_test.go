@@ -20,6 +20,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/session"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -107,14 +108,14 @@ func TestSessionBoundToIssuer(t *testing.T) {
 		t.Errorf("owner after the other issuer's DELETE: %d %s", r.status, r.body)
 	}
 	// A session sealed before sessions named their issuer binds no issuer.
-	legacy, err := e.router.sealer.seal(&session{ID: "legacy", Subject: "alice", Version: "2025-06-18", Issued: time.Now().Unix()})
+	legacy, err := session.Seal(e.router.sealer, &session.Record{ID: "legacy", Subject: "alice", Version: "2025-06-18", Issued: time.Now().Unix()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r := do(t, url, e.key, http.MethodPost, legacy, "alice", listBody, nil); r.status != http.StatusNotFound {
 		t.Errorf("session without an issuer, caller with one: %d", r.status)
 	}
-	if got, want := (&session{ID: "x", Issuer: "a", Subject: "bc"}).key(), (&session{ID: "x", Issuer: "ab", Subject: "c"}).key(); got == want {
+	if got, want := (&session.Record{ID: "x", Issuer: "a", Subject: "bc"}).Key(), (&session.Record{ID: "x", Issuer: "ab", Subject: "c"}).Key(); got == want {
 		t.Errorf("keys of different callers collide: %q", got)
 	}
 }
@@ -216,37 +217,6 @@ func TestIDRefused(t *testing.T) {
 			}
 			if n := up.count(before, func(s seen) bool { return s.rpc == "tools/call" }); n != 0 {
 				t.Errorf("the upstream ran %d calls", n)
-			}
-		})
-	}
-}
-
-func TestIDKey(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		a, b string
-		same bool
-	}{
-		{name: "escape", a: `"\u0061"`, b: `"a"`, same: true},
-		{name: "escaped slash", a: `"a\/b"`, b: `"a/b"`, same: true},
-		{name: "fraction zero", a: `1.0`, b: `1`, same: true},
-		{name: "exponent", a: `1e2`, b: `100`, same: true},
-		{name: "negative exponent", a: `1000e-3`, b: `1`, same: true},
-		{name: "negative zero", a: `-0`, b: `0`, same: true},
-		{name: "zero with exponent", a: `0e-999`, b: `0`, same: true},
-		{name: "negative", a: `-12.00`, b: `-12`, same: true},
-		{name: "string and number", a: `"1"`, b: `1`},
-		{name: "different strings", a: `"a"`, b: `"b"`},
-		{name: "case", a: `"A"`, b: `"a"`},
-		{name: "different numbers", a: `1`, b: `2`},
-		{name: "sign", a: `-1`, b: `1`},
-		{name: "fraction", a: `1.5`, b: `1.5`},
-		{name: "null", a: `null`, b: `null`},
-		{name: "empty", a: ``, b: ``},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := sameID(json.RawMessage(tc.a), json.RawMessage(tc.b)); got != tc.same {
-				t.Errorf("sameID(%s, %s) = %v, want %v", tc.a, tc.b, got, tc.same)
 			}
 		})
 	}
@@ -398,7 +368,7 @@ func TestEndedSessionNotReopened(t *testing.T) {
 	up := record(t, alphaMCP(), true)
 	e := newEnv(t, nil, registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: up.URL})
 	sid := initRaw(t, e.front.URL, e.key, "alice")
-	s, err := e.router.sealer.open(sid)
+	s, err := session.Open(e.router.sealer, sid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,12 +379,12 @@ func TestEndedSessionNotReopened(t *testing.T) {
 	mark := len(up.requests())
 	// What a request opened before the DELETE would do next: the upstream
 	// answered 404 (its session was deleted), so it asks for a new one.
-	if _, err := e.router.reinit(t.Context(), s, srv, "Bearer up-ns/alpha", upstreamSession{}); !errors.Is(err, errSessionEnded) {
+	if _, err := e.router.fwd.Reinit(t.Context(), s, srv, "Bearer up-ns/alpha", upstream.Session{}); !errors.Is(err, session.ErrEnded) {
 		t.Errorf("reinit of an ended session: %v", err)
 	}
 	// An expired session, likewise.
-	expired := &session{ID: "old", Issuer: testIssuer, Subject: "alice", Version: "2025-06-18", Issued: time.Now().Add(-25 * time.Hour).Unix()}
-	if _, err := e.router.reinit(t.Context(), expired, srv, "Bearer up-ns/alpha", upstreamSession{}); !errors.Is(err, errSessionEnded) {
+	expired := &session.Record{ID: "old", Issuer: testIssuer, Subject: "alice", Version: "2025-06-18", Issued: time.Now().Add(-25 * time.Hour).Unix()}
+	if _, err := e.router.fwd.Reinit(t.Context(), expired, srv, "Bearer up-ns/alpha", upstream.Session{}); !errors.Is(err, session.ErrEnded) {
 		t.Errorf("reinit of an expired session: %v", err)
 	}
 	if n := up.count(mark, func(s seen) bool { return s.rpc == "initialize" }); n != 0 {
@@ -506,8 +476,7 @@ func TestNoTokenPassthrough(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := record(t, alphaMCP(), false)
-			e := newEnv(t, nil, registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: up.URL})
-			e.router.auth = tc.auth
+			e := newEnvWith(t, func(_ *Config, d *Deps) { d.Authorizer = tc.auth }, registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: up.URL})
 			cs, _ := e.client("alice", &mcp.ClientOptions{
 				ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
 					return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"answer": "yes"}}, nil
@@ -533,9 +502,7 @@ func TestNoTokenPassthrough(t *testing.T) {
 				})
 			}()
 			waitFor(t, "the call in flight", func() bool {
-				e.router.mu.Lock()
-				defer e.router.mu.Unlock()
-				return len(e.router.inflight) == 1
+				return e.router.fwd.InFlight() == 1
 			})
 			for _, n := range []string{
 				`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c1"}}`,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/session"
 )
 
 // signedFor signs body as authz does for a call it resolved: the server
@@ -148,7 +149,7 @@ func TestOpenSessionCached(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("opening a cached session id allocates %v times, want 0", n)
 	}
-	other, err := e.router.sealer.seal(&session{ID: "x", Issuer: testIssuer, Subject: "alice", Version: "2025-06-18", Issued: first.Issued})
+	other, err := session.Seal(e.router.sealer, &session.Record{ID: "x", Issuer: testIssuer, Subject: "alice", Version: "2025-06-18", Issued: first.Issued})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,32 +158,5 @@ func TestOpenSessionCached(t *testing.T) {
 	}
 	if _, err := e.router.openSession(sid[:len(sid)-2] + "AA"); err == nil {
 		t.Error("a forged id opened")
-	}
-}
-
-// TestSessionEncoding: a session survives sealing whole, and nothing but
-// the encoding's own bytes decodes.
-func TestSessionEncoding(t *testing.T) {
-	s := &session{ID: "id", Issuer: "https://idp", Subject: "alice", Version: "2025-06-18", Issued: -5,
-		Caps: []byte(`{"elicitation":{}}`), Info: []byte(`{"name":"c"}`)}
-	b := s.marshal()
-	got, err := unmarshalSession(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.ID != s.ID || got.Issuer != s.Issuer || got.Subject != s.Subject || got.Version != s.Version ||
-		got.Issued != s.Issued || string(got.Caps) != string(s.Caps) || string(got.Info) != string(s.Info) {
-		t.Errorf("round trip: %+v, want %+v", got, s)
-	}
-	for i := range b {
-		if _, err := unmarshalSession(b[:i]); err == nil {
-			t.Errorf("a prefix of %d bytes decoded", i)
-		}
-	}
-	if _, err := unmarshalSession(append(b, 0)); err == nil {
-		t.Error("trailing bytes decoded")
-	}
-	if _, err := unmarshalSession([]byte(`{"i":"a","v":"2025-06-18"}`)); err == nil {
-		t.Error("the former JSON encoding decoded")
 	}
 }

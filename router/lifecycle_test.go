@@ -167,8 +167,7 @@ func (*failingAuthz) Visible(context.Context, string, []policy.Target) ([]bool, 
 
 // TestFilterFails: when the filter cannot decide, every list fails closed.
 func TestFilterFails(t *testing.T) {
-	e, _, _ := twoServers(t, nil)
-	e.router.auth = &failingAuthz{}
+	e, _, _ := twoServersWith(t, func(_ *Config, d *Deps) { d.Authorizer = &failingAuthz{} })
 	sid := initRaw(t, e.front.URL, e.key, "alice")
 	for _, tc := range []struct{ name, body, entry string }{
 		{name: "tools", body: listBody, entry: "alpha_echo"},
@@ -266,9 +265,7 @@ func TestCancel(t *testing.T) {
 			`{"jsonrpc":"2.0","id":"call-1","method":"tools/call","params":{"name":"wait_wait","arguments":{"text":""}}}`, nil)
 	}()
 	waitFor(t, "the call in flight", func() bool {
-		e.router.mu.Lock()
-		defer e.router.mu.Unlock()
-		return len(e.router.inflight) == 1
+		return e.router.fwd.InFlight() == 1
 	})
 	r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice",
 		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"call-1","reason":"user"}}`, nil)
@@ -325,8 +322,7 @@ func (a *pickyAuthz) UpstreamAuthorization(ctx context.Context, caller, server s
 // TestCallerFailureNotCached: a caller who may not reach a server does not
 // hide it from the next caller.
 func TestCallerFailureNotCached(t *testing.T) {
-	e, _, _ := twoServers(t, nil)
-	e.router.auth = &pickyAuthz{}
+	e, _, _ := twoServersWith(t, func(_ *Config, d *Deps) { d.Authorizer = &pickyAuthz{} })
 	bob, _ := e.client("bob", nil)
 	if got := strings.Join(toolNames(t, bob), ","); strings.Contains(got, "beta_") || !strings.Contains(got, "alpha_echo") {
 		t.Errorf("bob sees %s", got)

@@ -16,6 +16,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/forward"
 	"github.com/mcp-authz/mcp-authz/router/listen"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
@@ -167,12 +168,11 @@ func (a *revocableAuthz) Visible(ctx context.Context, caller string, targets []p
 // routed by the lists).
 func listenEnv(t *testing.T) (*env, *listenServer, *listenServer, *revocableAuthz) {
 	modern, legacy := newListenServer(t, "modern", "r://m/"), newListenServer(t, "legacy", "r://l/")
-	e := newEnv(t, func(c *Config) { c.InitTimeout = 3 * time.Second },
+	auth := &revocableAuthz{}
+	e := newEnvWith(t, func(c *Config, d *Deps) { c.InitTimeout, d.Authorizer = 3*time.Second, auth },
 		registry.Server{Name: "ns/modern", Prefix: "m_", URL: modern.http.URL, ResourcePrefixes: []string{"r://m/"}},
 		registry.Server{Name: "ns/legacy", Prefix: "l_", URL: legacy.http.URL},
 	)
-	auth := &revocableAuthz{}
-	e.router.auth = auth
 	return e, modern, legacy, auth
 }
 
@@ -427,18 +427,18 @@ func TestListenRefused(t *testing.T) {
 		status int
 		code   int
 	}{
-		{name: "a resource the caller may not read", body: listenBody("1", `{"toolsListChanged":true,"resourceSubscriptions":["r://m/doc","r://m/secret"]}`), status: 403, code: codeForbidden},
-		{name: "a 2025 server's resource the caller may not read", body: listenBody("1", `{"resourceSubscriptions":["r://l/secret"]}`), status: 403, code: codeForbidden},
-		{name: "a resource no server has", body: listenBody("1", `{"resourceSubscriptions":["r://x/doc"]}`), status: 403, code: codeForbidden},
-		{name: "no filter", body: `{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`, status: 200, code: codeInvalidParams},
-		{name: "a flag not a boolean", body: listenBody("1", `{"toolsListChanged":"yes"}`), status: 200, code: codeInvalidParams},
-		{name: "subscriptions not strings", body: listenBody("1", `{"resourceSubscriptions":[{"uri":"r://m/doc"}]}`), status: 200, code: codeInvalidParams},
-		{name: "too many subscriptions", body: listenBody("1", `{"resourceSubscriptions":["r://m/doc"`+strings.Repeat(`,"r://m/doc"`, listen.MaxURIs)+`]}`), status: 200, code: codeInvalidParams},
+		{name: "a resource the caller may not read", body: listenBody("1", `{"toolsListChanged":true,"resourceSubscriptions":["r://m/doc","r://m/secret"]}`), status: 403, code: forward.CodeForbidden},
+		{name: "a 2025 server's resource the caller may not read", body: listenBody("1", `{"resourceSubscriptions":["r://l/secret"]}`), status: 403, code: forward.CodeForbidden},
+		{name: "a resource no server has", body: listenBody("1", `{"resourceSubscriptions":["r://x/doc"]}`), status: 403, code: forward.CodeForbidden},
+		{name: "no filter", body: `{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`, status: 200, code: forward.CodeInvalidParams},
+		{name: "a flag not a boolean", body: listenBody("1", `{"toolsListChanged":"yes"}`), status: 200, code: forward.CodeInvalidParams},
+		{name: "subscriptions not strings", body: listenBody("1", `{"resourceSubscriptions":[{"uri":"r://m/doc"}]}`), status: 200, code: forward.CodeInvalidParams},
+		{name: "too many subscriptions", body: listenBody("1", `{"resourceSubscriptions":["r://m/doc"`+strings.Repeat(`,"r://m/doc"`, listen.MaxURIs)+`]}`), status: 200, code: forward.CodeInvalidParams},
 		{name: "assertion for another body", body: listenBody("1", `{"toolsListChanged":true}`), mod: func(e *env, r *http.Request) {
 			v, _ := assertion.NewSigner(e.key).Sign(assertion.Claims{Method: "subscriptions/listen", Issuer: testIssuer, Subject: "alice",
 				BodyHash: assertion.BodyHash([]byte(listenBody("1", `{"toolsListChanged":true,"resourceSubscriptions":["r://m/secret"]}`)))})
 			r.Header.Set(assertion.Header, v)
-		}, status: 401, code: codeInvalidRequest},
+		}, status: 401, code: forward.CodeInvalidRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, modern, legacy, _ := listenEnv(t)
@@ -474,7 +474,7 @@ func TestListenRefused(t *testing.T) {
 		e, _, _, _ := listenEnv(t)
 		sid := initRaw(t, e.front.URL, e.key, "alice")
 		r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice", `{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"toolsListChanged":true}}}`, nil)
-		if a := decodeAnswer(t, r); a.Error == nil || a.Error.Code != codeNoMethod {
+		if a := decodeAnswer(t, r); a.Error == nil || a.Error.Code != forward.CodeNoMethod {
 			t.Fatalf("answer %d %s", r.status, r.body)
 		}
 	})

@@ -9,57 +9,54 @@ import (
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
 	"github.com/mcp-authz/mcp-authz/router/catalog"
+	"github.com/mcp-authz/mcp-authz/router/forward"
+	"github.com/mcp-authz/mcp-authz/router/pool"
+	"github.com/mcp-authz/mcp-authz/router/session"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
 // list answers one of the list methods: aggregated, filtered for the
 // caller by the policy of the method that uses each entry, one page (see
 // catalog.Catalog.Page).
-func (r *Router) list(w http.ResponseWriter, c *call, k *catalog.Kind) {
+func (r *Router) list(w http.ResponseWriter, c *forward.Call, k *catalog.Kind) {
 	var cursor string
-	if v := nullable(c.msg.Cursor); v != nil {
+	if v := nullable(c.Msg.Cursor); v != nil {
 		var err error
 		if cursor, err = mcpparse.String(v); err != nil {
-			writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "invalid params")
+			forward.WriteError(w, http.StatusOK, c.Msg.ID, forward.CodeInvalidParams, "invalid params")
 			return
 		}
 	}
-	p, err := r.cat.Page(c.req.Context(), k, c.caller(), r.auth, cursor)
+	p, err := r.cat.Page(c.Req.Context(), k, c.Caller(), r.auth, cursor)
 	switch {
 	case errors.Is(err, catalog.ErrCursor):
-		writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, "invalid cursor")
+		forward.WriteError(w, http.StatusOK, c.Msg.ID, forward.CodeInvalidParams, "invalid cursor")
 		return
 	case err != nil:
-		writeError(w, http.StatusOK, c.msg.ID, codeInternal, "authorization unavailable")
+		forward.WriteError(w, http.StatusOK, c.Msg.ID, forward.CodeInternal, "authorization unavailable")
 		return
 	}
-	b := make([]byte, 0, len(c.msg.ID)+p.Size())
-	b = append(append(b, `{"jsonrpc":"2.0","id":`...), c.msg.ID...)
-	b = p.Append(append(b, `,"result":`...), c.sess.stateless())
-	writeJSON(w, http.StatusOK, append(b, '}'))
-}
-
-// caller is c's authorization context, as the catalog keys lists by it,
-// with its session.
-func (c *call) caller() catalog.Caller {
-	return catalog.Caller{Issuer: c.claims.Issuer, Subject: c.claims.Subject, Expiry: c.claims.CallerExpiry, Authorization: c.auth, Session: c.sess}
+	b := make([]byte, 0, len(c.Msg.ID)+p.Size())
+	b = append(append(b, `{"jsonrpc":"2.0","id":`...), c.Msg.ID...)
+	b = p.Append(append(b, `,"result":`...), c.Sess.Stateless())
+	forward.WriteJSON(w, http.StatusOK, append(b, '}'))
 }
 
 // lister is the catalog's Source: the credentials the router sends each
 // server for a caller, and the caller's upstream sessions (Caller.Session
-// is the call's *session).
+// is the call's *session.Record).
 type lister struct{ r *Router }
 
 func (l lister) Credential(ctx context.Context, caller catalog.Caller, server string) (string, error) {
-	return l.r.upstreamAuth(ctx, caller.Authorization, server)
+	return l.r.fwd.UpstreamAuth(ctx, caller.Authorization, server)
 }
 
 // Request sends one list request on the call's upstream session with srv;
 // when the upstream has ended that session it opens a new one and sends
 // again, once.
 func (l lister) Request(ctx context.Context, caller catalog.Caller, srv *registry.Server, auth, method string, params []byte) (json.RawMessage, string, error) {
-	r, s := l.r, caller.Session.(*session)
-	up, err := r.upstreamFor(ctx, s, srv, auth)
+	r, s := l.r, caller.Session.(*session.Record)
+	up, err := r.fwd.UpstreamFor(ctx, s, srv, auth)
 	if err != nil {
 		return nil, "", err
 	}
@@ -69,9 +66,9 @@ func (l lister) Request(ctx context.Context, caller catalog.Caller, srv *registr
 			p = upstream.StatelessParams(params, s.Info, s.Caps)
 		}
 		h := upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version}
-		raw, _, err := r.up.Request(ctx, target(srv), h, method, p)
-		if errors.Is(err, errUpstreamSession) && up.ID != "" && !retried {
-			if up, err = r.reinit(ctx, s, srv, auth, up); err != nil {
+		raw, _, err := r.up.Request(ctx, pool.Target(srv), h, method, p)
+		if errors.Is(err, upstream.ErrSessionEnded) && up.ID != "" && !retried {
+			if up, err = r.fwd.Reinit(ctx, s, srv, auth, up); err != nil {
 				return nil, "", err
 			}
 			continue

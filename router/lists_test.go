@@ -188,8 +188,7 @@ func TestListsPerCaller(t *testing.T) {
 	for _, scope := range []string{"public", "private"} {
 		t.Run("cacheScope="+scope, func(t *testing.T) {
 			up := newPerCaller(t, cacheFor(time.Minute, scope))
-			e := newEnv(t, nil, registry.Server{Name: "ns/own", Prefix: "own_", URL: up.srv.URL})
-			e.router.auth = &callerAuthz{}
+			e := newEnvWith(t, func(_ *Config, d *Deps) { d.Authorizer = &callerAuthz{} }, registry.Server{Name: "ns/own", Prefix: "own_", URL: up.srv.URL})
 			alice, _ := e.client("alice", nil)
 			bob, _ := e.client("bob", nil)
 			for _, step := range []struct {
@@ -228,9 +227,8 @@ func cmpStrings(want, got []string) string {
 // resources by URI and templates by uriTemplate.
 func TestListsFilterTargets(t *testing.T) {
 	up := newPerCaller(t, nil)
-	e := newEnv(t, nil, registry.Server{Name: "ns/own", Prefix: "own_", URL: up.srv.URL})
 	a := &callerAuthz{}
-	e.router.auth = a
+	e := newEnvWith(t, func(_ *Config, d *Deps) { d.Authorizer = a }, registry.Server{Name: "ns/own", Prefix: "own_", URL: up.srv.URL})
 	cs, _ := e.client("alice", nil)
 	for _, tc := range []struct {
 		name string
@@ -301,9 +299,8 @@ func TestListsTTL(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			up := newPerCaller(t, cacheFor(tt.ttl, "private"))
 			clk := &clock{}
-			e := newEnvWith(t, func(c *Config, d *Deps) { d.Now, c.ListRefresh = clk.now, tt.refresh },
+			e := newEnvWith(t, func(c *Config, d *Deps) { d.Now, c.ListRefresh, d.Authorizer = clk.now, tt.refresh, &callerAuthz{} },
 				registry.Server{Name: "ns/own", Prefix: "own_", URL: up.srv.URL})
-			e.router.auth = &callerAuthz{}
 			cs, _ := e.client("alice", nil)
 			for i, want := range tt.want {
 				if i > 0 {
@@ -324,8 +321,7 @@ func TestListsTTL(t *testing.T) {
 // caller's stream, drops every caller's cached lists of that server.
 func TestListChangedEveryContext(t *testing.T) {
 	up := newPerCaller(t, cacheFor(time.Hour, "private"))
-	e := newEnv(t, nil, registry.Server{Name: "ns/own", Prefix: "own_", URL: up.srv.URL})
-	e.router.auth = &callerAuthz{}
+	e := newEnvWith(t, func(_ *Config, d *Deps) { d.Authorizer = &callerAuthz{} }, registry.Server{Name: "ns/own", Prefix: "own_", URL: up.srv.URL})
 	changed := make(chan struct{}, 8)
 	alice, _ := e.client("alice", &mcp.ClientOptions{ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
 		changed <- struct{}{}

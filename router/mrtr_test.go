@@ -21,7 +21,9 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/forward"
 	"github.com/mcp-authz/mcp-authz/router/mrtr"
+	"github.com/mcp-authz/mcp-authz/router/session"
 )
 
 // wireLog records what a server received and answered, byte for byte.
@@ -593,7 +595,7 @@ func TestInputHeld(t *testing.T) {
 	}
 	refused := func(t *testing.T, a rawResult, want string) {
 		t.Helper()
-		if a.Error == nil || a.Error.Code != codeInvalidParams || !strings.Contains(a.Error.Message, want) {
+		if a.Error == nil || a.Error.Code != forward.CodeInvalidParams || !strings.Contains(a.Error.Message, want) {
 			t.Fatalf("answered %+v, want -32602 %q", a, want)
 		}
 	}
@@ -682,37 +684,6 @@ func waitUntil(t *testing.T, cond func() bool) {
 	t.Fatal("timed out")
 }
 
-// TestInputStateSeparateFromSessions: a requestState never opens as a
-// session id or a session, nor a session id as a requestState (the
-// encoding itself is held by mrtr's TestState).
-func TestInputStateSeparateFromSessions(t *testing.T) {
-	s, err := newSealer([][]byte{bytes.Repeat([]byte{1}, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := mrtr.State{Handle: "h", Issuer: "i", Subject: "s", Server: "ns/a", Method: "tools/call", Name: "x", Expires: 42}
-	sealed, err := mrtr.Seal(s, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := mrtr.Open(s, sealed); err != nil || got != st {
-		t.Fatalf("round trip: %+v %v", got, err)
-	}
-	if _, err := s.Open(sealed, sessionAAD); err == nil {
-		t.Error("a requestState opened as a session id")
-	}
-	if _, err := s.open(sealed); err == nil {
-		t.Error("a requestState opened as a session")
-	}
-	sid, err := s.seal(&session{Issuer: "i", Subject: "s"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := mrtr.Open(s, sid); err == nil {
-		t.Error("a session id opened as a requestState")
-	}
-}
-
 // TestInputAnswerBoundToSession: a 2025 client's answer to an input request
 // the router sent reaches the call waiting for it only from that call's
 // session: another caller, or another session of the same caller, that
@@ -720,12 +691,12 @@ func TestInputStateSeparateFromSessions(t *testing.T) {
 func TestInputAnswerBoundToSession(t *testing.T) {
 	e := newEnv(t, nil)
 	alice := initRaw(t, e.front.URL, e.key, "alice")
-	s, err := e.router.sealer.open(alice)
+	s, err := session.Open(e.router.sealer, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := json.RawMessage(`"` + mrtr.IDPrefix + `x1"`)
-	ch := e.router.input.Wait(inputWaitKey(s, id))
+	ch := e.router.input.Wait(mrtr.WaitKey(s.Key(), id))
 	answer := `{"jsonrpc":"2.0","id":` + string(id) + `,"result":{"action":"accept","content":{"answer":"forged"}}}`
 	for _, tc := range []struct{ name, subject, sid string }{
 		{"another caller", "bob", initRaw(t, e.front.URL, e.key, "bob")},

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/forward"
 )
 
 // TestUnknownMethod: a method the router does not serve is -32601 in both
@@ -32,7 +33,7 @@ func TestUnknownMethod(t *testing.T) {
 			if r.status != tc.status {
 				t.Errorf("status %d, want %d: %s", r.status, tc.status, r.body)
 			}
-			if a := decodeAnswer(t, r); a.Error == nil || a.Error.Code != codeNoMethod {
+			if a := decodeAnswer(t, r); a.Error == nil || a.Error.Code != forward.CodeNoMethod {
 				t.Errorf("want error -32601: %s", r.body)
 			}
 		})

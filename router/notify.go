@@ -7,7 +7,9 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/forward"
 	"github.com/mcp-authz/mcp-authz/router/relay"
+	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
 var listChanged = [][]byte{
@@ -48,20 +50,20 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
-	g := &getSession{r: r, c: &call{req: req, claims: claims, sess: s, auth: req.Header.Get("Authorization")}}
+	g := &getSession{r: r, c: &forward.Call{Req: req, Claims: claims, Sess: s, Auth: req.Header.Get("Authorization")}}
 	ctx, cancel := context.WithCancel(req.Context())
 	defer cancel()
-	st := relay.NewStream(s.key())
+	st := relay.NewStream(s.Key())
 	st.Relay = func(srv *registry.Server) { r.watcher.Watch(ctx, g, srv, st.Events) }
 	r.streams.Add(st)
 	defer r.streams.Remove(st)
 	defer st.Stop()
 	defer cancel()
 	if r.isEnded(s) { // ended between open and add: end never saw this stream
-		writeError(w, http.StatusNotFound, nil, codeInvalidRequest, "session not found")
+		forward.WriteError(w, http.StatusNotFound, nil, forward.CodeInvalidRequest, "session not found")
 		return
 	}
-	until := r.sessionExpiry(s)
+	until := s.Expiry(r.cfg.SessionTTL)
 	if e := claims.CallerExpiry; !e.IsZero() && e.Before(until) {
 		until = e
 	}
@@ -69,7 +71,7 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 	defer expired.Stop()
 	servers := r.reg.Load().Servers()
 	for i := range servers {
-		if _, ok := r.pool.Get(s.key(), servers[i].Name); ok {
+		if _, ok := r.pool.Get(s.Key(), servers[i].Name); ok {
 			st.Watch(&servers[i])
 		}
 	}
@@ -80,26 +82,26 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 // needs of the router (relay.Session).
 type getSession struct {
 	r *Router
-	c *call
+	c *forward.Call
 }
 
-func (g *getSession) Connect(ctx context.Context, srv *registry.Server) (string, upstreamSession, error) {
-	auth, err := g.r.upstreamAuth(ctx, g.c.auth, srv.Name)
+func (g *getSession) Connect(ctx context.Context, srv *registry.Server) (string, upstream.Session, error) {
+	auth, err := g.r.fwd.UpstreamAuth(ctx, g.c.Auth, srv.Name)
 	if err != nil {
-		return "", upstreamSession{}, err
+		return "", upstream.Session{}, err
 	}
-	up, err := g.r.upstreamFor(ctx, g.c.sess, srv, auth)
+	up, err := g.r.fwd.UpstreamFor(ctx, g.c.Sess, srv, auth)
 	return auth, up, err
 }
 
-func (g *getSession) Reconnect(ctx context.Context, srv *registry.Server, auth string, old upstreamSession) (upstreamSession, error) {
-	return g.r.reinit(ctx, g.c.sess, srv, auth, old)
+func (g *getSession) Reconnect(ctx context.Context, srv *registry.Server, auth string, old upstream.Session) (upstream.Session, error) {
+	return g.r.fwd.Reinit(ctx, g.c.Sess, srv, auth, old)
 }
 
 func (g *getSession) UpdateAllowed(ctx context.Context, srv *registry.Server, m *mcpparse.Message) bool {
-	return g.r.updateAllowed(ctx, g.c, srv, m)
+	return g.r.fwd.UpdateAllowed(ctx, g.c, srv, m)
 }
 
 func (g *getSession) TaskMessage(srv *registry.Server, data []byte, m *mcpparse.Message) ([]byte, bool) {
-	return g.r.taskMessage(g.c, srv, data, m)
+	return g.r.fwd.TaskMessage(g.c, srv, data, m)
 }

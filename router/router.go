@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,13 +18,16 @@ import (
 	"github.com/mcp-authz/mcp-authz/internal/audit"
 	"github.com/mcp-authz/mcp-authz/internal/origin"
 	"github.com/mcp-authz/mcp-authz/internal/resourcemeta"
+	"github.com/mcp-authz/mcp-authz/internal/seal"
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
 	"github.com/mcp-authz/mcp-authz/router/catalog"
+	"github.com/mcp-authz/mcp-authz/router/forward"
 	"github.com/mcp-authz/mcp-authz/router/mrtr"
 	"github.com/mcp-authz/mcp-authz/router/pool"
 	"github.com/mcp-authz/mcp-authz/router/relay"
+	"github.com/mcp-authz/mcp-authz/router/session"
 	"github.com/mcp-authz/mcp-authz/router/tasks"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
@@ -199,7 +201,6 @@ type Authorizer interface {
 // filtered.
 type Router struct {
 	cfg      Config
-	audit    *audit.Writer // nil: no audit trail
 	reg      Registry
 	auth     Authorizer
 	tracer   trace.Tracer // nil when tracing is off
@@ -208,16 +209,16 @@ type Router struct {
 	up       *upstream.Client
 	answer   mcpparse.Options // how an upstream's messages are read
 	verifier *assertion.Verifier
-	sealer   *sealer
-	opened   *lru[*session] // sealed session ids this replica opened -> the session
+	sealer   *seal.Sealer          // seals session ids (session.Seal), requestStates and task ids
+	opened   *lru[*session.Record] // sealed session ids this replica opened -> the session
 	cat      *catalog.Catalog
-	pool     *pool.Pool      // (session key, server) -> upstream session, opened on first use
-	ended    *lru[time.Time] // ended session ids -> their expiry
-	levels   *lru[[]byte]    // session key -> the params of its last logging/setLevel
-	tasks    *tasks.Table    // the task ids of this replica's callers (tasks.go)
+	pool     *pool.Pool         // (session key, server) -> upstream session, opened on first use
+	fwd      *forward.Forwarder // forwards calls to one server
+	ended    *lru[time.Time]    // ended session ids -> their expiry
+	levels   *lru[[]byte]       // session key -> the params of its last logging/setLevel
 	streams  *relay.Hub
 	watcher  *relay.Watcher        // serves GET streams (notify.go)
-	input    *mrtr.Table           // calls waiting for input (mrtr.go)
+	input    *mrtr.Table           // calls waiting for input (forward's mrtr.go)
 	meta     *resourcemeta.Handler // protected-resource metadata, if served
 	origins  *origin.Matcher
 	metrics  *metrics
@@ -225,15 +226,6 @@ type Router struct {
 	done     chan struct{}  // closed when shutdown starts: GET streams end
 	closed   atomic.Bool
 	parsed   atomic.Int64 // client bodies decoded (parse), for tests
-
-	// inflight maps (session key, value of the request id) of forwarded
-	// calls to their server, so that the client's notifications/cancelled
-	// reaches it.
-	mu       sync.Mutex
-	inflight map[string]*registry.Server
-	// nextID numbers the ids the router gives requests it sends on an
-	// upstream session that several of a caller's requests share (ownID).
-	nextID atomic.Uint64
 
 	// UpstreamFailures counts list fetches and initializes that failed.
 	UpstreamFailures atomic.Int64
@@ -265,9 +257,9 @@ func New(c Config, d Deps) (*Router, error) {
 	if key == nil {
 		return nil, errors.New("router: an assertion key is required (assertionKeyFile)")
 	}
-	s, err := loadSealer(c.SessionKeyFiles)
+	s, err := seal.Load(c.SessionKeyFiles)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("router: session ids: %w", err)
 	}
 	if len(c.SessionKeyFiles) == 0 {
 		logger.Warn("no sessionKeyFiles: session ids are sealed with a random key and valid only in this process")
@@ -295,23 +287,23 @@ func New(c Config, d Deps) (*Router, error) {
 	}
 	wrap, tracer := traceTransport(d.Tracer)
 	r := &Router{
-		cfg: c, audit: d.Audit, reg: d.Registry, auth: d.Authorizer, log: logger, now: now, tracer: tracer,
+		cfg: c, reg: d.Registry, auth: d.Authorizer, log: logger, now: now, tracer: tracer,
 		up:       upstream.New(upstream.Config{Transport: transport, WrapTransport: wrap, MaxResponseBytes: c.MaxResponseBytes, InitTimeout: c.InitTimeout}),
 		answer:   upstream.AnswerOptions(c.MaxResponseBytes),
 		verifier: assertion.NewVerifier(key),
 		sealer:   s,
-		opened:   newLRU[*session](c.CacheSize),
+		opened:   newLRU[*session.Record](c.CacheSize),
 		ended:    newLRU[time.Time](c.CacheSize),
 		levels:   newLRU[[]byte](c.CacheSize),
 		streams:  relay.NewHub(),
 		input:    mrtr.NewTable(c.InputTimeout, c.CacheSize),
 		metrics:  newMetrics(),
 		done:     make(chan struct{}),
-		inflight: map[string]*registry.Server{},
 		meta:     meta,
 		origins:  origins,
 	}
-	if r.tasks, err = tasks.New(c.CacheSize, s.AEADs()); err != nil {
+	taskIDs, err := tasks.New(c.CacheSize, s.AEADs())
+	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
 	r.cat, err = catalog.New(catalog.Config{
@@ -331,6 +323,14 @@ func New(c Config, d Deps) (*Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
+	r.fwd = forward.New(forward.Config{
+		CallTimeout: c.CallTimeout, InitTimeout: c.InitTimeout, ListTimeout: c.ListTimeout, InputTimeout: c.InputTimeout,
+		MaxInputRounds: c.MaxInputRounds, MaxResponseBytes: c.MaxResponseBytes, SessionTTL: c.SessionTTL,
+	}, forward.Deps{
+		Registry: d.Registry, Authorizer: d.Authorizer, Upstream: r.up, Answer: r.answer, Sealer: s,
+		Catalog: r.cat, Pool: r.pool, Streams: r.streams, Tasks: taskIDs, Input: r.input,
+		Audit: d.Audit, Tracer: tracer, Log: logger, Now: now, Failed: r.upstreamFailed,
+	})
 	return r, nil
 }
 

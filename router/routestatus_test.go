@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/forward"
 )
 
 // TestRouteRefusals: a server's own route that rate-limits (429, a
@@ -41,8 +42,8 @@ func TestRouteRefusals(t *testing.T) {
 		code       int
 		retryAfter string
 	}{
-		{"limited", http.StatusTooManyRequests, codeRateLimited, "7"},
-		{"refused", http.StatusForbidden, codeForbidden, ""},
+		{"limited", http.StatusTooManyRequests, forward.CodeRateLimited, "7"},
+		{"refused", http.StatusForbidden, forward.CodeForbidden, ""},
 		{"who", http.StatusOK, 0, ""},
 	} {
 		t.Run(tc.tool, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/router/session"
 )
 
 const listBody = `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
@@ -21,7 +22,7 @@ func TestSessionRefused(t *testing.T) {
 
 	// A router with another session key seals a session this one must refuse.
 	other := newRouter(t, Config{SessionKeyFiles: []string{writeSessionKey(t, "k2")}}, Deps{Registry: e.reg, Authorizer: e.auth, AssertionKey: e.key})
-	foreign, err := other.sealer.seal(&session{ID: "x", Issuer: testIssuer, Subject: "alice", Version: "2025-06-18", Issued: now.Unix()})
+	foreign, err := session.Seal(other.sealer, &session.Record{ID: "x", Issuer: testIssuer, Subject: "alice", Version: "2025-06-18", Issued: now.Unix()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +30,7 @@ func TestSessionRefused(t *testing.T) {
 	if r := do(t, url, e.key, http.MethodDelete, ended, "alice", "", nil); r.status != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", r.status, r.body)
 	}
-	expired, err := e.router.sealer.seal(&session{ID: "old", Issuer: testIssuer, Subject: "alice", Version: "2025-06-18", Issued: now.Add(-2 * time.Hour).Unix()})
+	expired, err := session.Seal(e.router.sealer, &session.Record{ID: "old", Issuer: testIssuer, Subject: "alice", Version: "2025-06-18", Issued: now.Add(-2 * time.Hour).Unix()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,10 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/internal/seal"
 	"github.com/mcp-authz/mcp-authz/internal/taskid"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/forward"
 	"github.com/mcp-authz/mcp-authz/router/tasks"
 )
 
@@ -314,16 +316,16 @@ func TestTasksStateless(t *testing.T) {
 		status int
 		code   int
 	}{
-		{name: "another caller's id", claims: assertion.Claims{Subject: "bob"}, id: id, status: http.StatusOK, code: codeTaskNotFound},
-		{name: "same subject of another issuer", claims: assertion.Claims{Issuer: "https://idp.test/realms/b", Subject: "alice"}, id: id, status: http.StatusOK, code: codeTaskNotFound},
-		{name: "tampered id", claims: alice, id: string(tampered), status: http.StatusOK, code: codeTaskNotFound},
-		{name: "rerouted id", claims: alice, id: rerouted, status: http.StatusOK, code: codeTaskNotFound},
-		{name: "the server's own id", claims: alice, id: "up-1", status: http.StatusOK, code: codeTaskNotFound},
-		{name: "an id of a router with other keys", claims: alice, id: sealWithOtherKey(t, id), status: http.StatusOK, code: codeTaskNotFound},
-		{name: "authz decided for another tool", claims: assertion.Claims{Subject: "alice", Server: "ns/tasks", Tool: "echo"}, id: id, status: http.StatusForbidden, code: codeInvalidRequest},
-		{name: "authz decided for another server", claims: assertion.Claims{Subject: "alice", Server: "ns/other", Tool: "job"}, id: id, status: http.StatusForbidden, code: codeInvalidRequest},
-		{name: "Mcp-Name of another task", claims: alice, id: id, mod: headers2026("tasks/get", otherTool), status: http.StatusBadRequest, code: codeHeaderMismatch},
-		{name: "Mcp-Name absent", claims: alice, id: id, mod: headers2026("tasks/get", ""), status: http.StatusBadRequest, code: codeHeaderMismatch},
+		{name: "another caller's id", claims: assertion.Claims{Subject: "bob"}, id: id, status: http.StatusOK, code: forward.CodeTaskNotFound},
+		{name: "same subject of another issuer", claims: assertion.Claims{Issuer: "https://idp.test/realms/b", Subject: "alice"}, id: id, status: http.StatusOK, code: forward.CodeTaskNotFound},
+		{name: "tampered id", claims: alice, id: string(tampered), status: http.StatusOK, code: forward.CodeTaskNotFound},
+		{name: "rerouted id", claims: alice, id: rerouted, status: http.StatusOK, code: forward.CodeTaskNotFound},
+		{name: "the server's own id", claims: alice, id: "up-1", status: http.StatusOK, code: forward.CodeTaskNotFound},
+		{name: "an id of a router with other keys", claims: alice, id: sealWithOtherKey(t, id), status: http.StatusOK, code: forward.CodeTaskNotFound},
+		{name: "authz decided for another tool", claims: assertion.Claims{Subject: "alice", Server: "ns/tasks", Tool: "echo"}, id: id, status: http.StatusForbidden, code: forward.CodeInvalidRequest},
+		{name: "authz decided for another server", claims: assertion.Claims{Subject: "alice", Server: "ns/other", Tool: "job"}, id: id, status: http.StatusForbidden, code: forward.CodeInvalidRequest},
+		{name: "Mcp-Name of another task", claims: alice, id: id, mod: headers2026("tasks/get", otherTool), status: http.StatusBadRequest, code: forward.CodeHeaderMismatch},
+		{name: "Mcp-Name absent", claims: alice, id: id, mod: headers2026("tasks/get", ""), status: http.StatusBadRequest, code: forward.CodeHeaderMismatch},
 	}
 	for _, tt := range attacks {
 		t.Run(tt.name, func(t *testing.T) {
@@ -350,7 +352,7 @@ func TestTasksStateless(t *testing.T) {
 				p = `"cursor":"x"`
 			}
 			r := send(t, e, alice, "", statelessTask(method, p), headers2026(method, id))
-			if a := readTaskAnswer(t, r); a.Error == nil || a.Error.Code != codeNoMethod {
+			if a := readTaskAnswer(t, r); a.Error == nil || a.Error.Code != forward.CodeNoMethod {
 				t.Errorf("%s: %d %s, want -32601", method, r.status, r.body)
 			}
 		}
@@ -360,14 +362,14 @@ func TestTasksStateless(t *testing.T) {
 		e.store(servers[1])
 		before := len(layer.requests())
 		r := send(t, e, alice, "", statelessTask("tasks/get", `"taskId":"`+id+`"`), headers2026("tasks/get", id))
-		if a := readTaskAnswer(t, r); a.Error == nil || a.Error.Code != codeTaskNotFound {
+		if a := readTaskAnswer(t, r); a.Error == nil || a.Error.Code != forward.CodeTaskNotFound {
 			t.Fatalf("%d %s, want -32602", r.status, r.body)
 		}
 		// Registered again under another prefix: the id routes by t_job,
 		// which no longer names it.
 		e.store(registry.Server{Name: "ns/tasks", Prefix: "u_", URL: up.URL}, servers[1])
 		r = send(t, e, alice, "", statelessTask("tasks/get", `"taskId":"`+id+`"`), headers2026("tasks/get", id))
-		if a := readTaskAnswer(t, r); a.Error == nil || a.Error.Code != codeTaskNotFound {
+		if a := readTaskAnswer(t, r); a.Error == nil || a.Error.Code != forward.CodeTaskNotFound {
 			t.Fatalf("%d %s, want -32602", r.status, r.body)
 		}
 		if got := layer.requests()[before:]; len(got) != 0 {
@@ -400,7 +402,7 @@ func reroute(t *testing.T, id, name string) string {
 // the router does not hold.
 func sealWithOtherKey(t *testing.T, id string) string {
 	t.Helper()
-	s, err := newSealer([][]byte{bytes.Repeat([]byte{7}, 32)})
+	s, err := seal.New([][]byte{bytes.Repeat([]byte{7}, 32)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -632,7 +634,7 @@ func TestTasksSession(t *testing.T) {
 		}
 		before := len(layer.requests())
 		r := send(t, e, bob, bobSid, `{"jsonrpc":"2.0","id":4,"method":"tasks/get","params":{"taskId":"`+id+`"}}`, nil)
-		if !strings.Contains(r.body, fmt.Sprint(codeTaskNotFound)) {
+		if !strings.Contains(r.body, fmt.Sprint(forward.CodeTaskNotFound)) {
 			t.Fatalf("bob's tasks/get of alice's task: %d %s", r.status, r.body)
 		}
 		for _, got := range layer.requests()[before:] {

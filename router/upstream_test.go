@@ -17,6 +17,7 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/forward"
 )
 
 // badServer is a fake MCP server: a real one cannot be made to misbehave on
@@ -37,7 +38,7 @@ func badServer(t *testing.T) *httptest.Server {
 		}
 		answer := func(result string) {
 			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write(resultBody(m.ID, []byte(result)))
+			_, _ = w.Write(forward.ResultBody(m.ID, []byte(result)))
 		}
 		switch m.Method {
 		case "initialize":
@@ -57,7 +58,7 @@ func badServer(t *testing.T) *httptest.Server {
 		case "tools/call":
 		default:
 			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write(errorBody(m.ID, codeNoMethod, "method not found"))
+			_, _ = w.Write(forward.ErrorBody(m.ID, forward.CodeNoMethod, "method not found"))
 			return
 		}
 		switch m.Name { // no name: no tool answers
@@ -69,7 +70,7 @@ func badServer(t *testing.T) *httptest.Server {
 			_, _ = w.Write([]byte(`{"hello":"world"}`))
 		case "wrongid":
 			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write(resultBody(json.RawMessage(`"other"`), []byte(`{"content":[]}`)))
+			_, _ = w.Write(forward.ResultBody(json.RawMessage(`"other"`), []byte(`{"content":[]}`)))
 		case "http500":
 			w.WriteHeader(http.StatusInternalServerError)
 		case "slow":

@@ -15,6 +15,25 @@ type Answer struct {
 	Result, Err json.RawMessage
 }
 
+// WaitKey names an answer awaited from a session (by its key: so its
+// caller) to the input request id, by the id's value (idKey).
+func WaitKey(session string, id json.RawMessage) string {
+	k, _ := idKey(id)
+	return session + "\x00" + k
+}
+
+// idKey is the value of an id, so that ids spelled differently compare
+// equal: "s" and the decoded string, or "n" and the integer in decimal
+// (see mcpparse.AppendIDKey). ok is false for anything else.
+func idKey(id json.RawMessage) (key string, ok bool) {
+	var buf [64]byte
+	k, ok := mcpparse.AppendIDKey(buf[:0], id)
+	return string(k), ok
+}
+
+// maxSafeID bounds integer ids: 2^53-1 (see mcpparse.AppendIDKey).
+const maxSafeID = 1<<53 - 1
+
 // Wait registers the answer awaited under key (naming the session and the
 // request's id) and returns where it arrives; Forget ends the wait.
 func (t *Table) Wait(key string) <-chan Answer {

@@ -1,4 +1,4 @@
-package router
+package forward
 
 import (
 	"errors"
@@ -7,54 +7,56 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/internal/audit"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/session"
+	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
 // auditReady refuses a call, 503, when the audit trail is required and its
 // event could not be written (the queue is full or the output is failing):
 // with audit.required nothing goes upstream unrecorded.
-func (r *Router) auditReady(w http.ResponseWriter, c *call) bool {
-	a := r.audit
+func (fw *Forwarder) auditReady(w http.ResponseWriter, c *Call) bool {
+	a := fw.audit
 	if a == nil || !a.Required() || a.Ready() {
 		return true
 	}
-	writeError(w, http.StatusServiceUnavailable, c.msg.ID, codeInternal, "audit trail unavailable")
+	WriteError(w, http.StatusServiceUnavailable, c.Msg.ID, CodeInternal, "audit trail unavailable")
 	return false
 }
 
 // audited writes the audit event of one completed upstream call: who (from
 // the authz assertion), what, the upstream's HTTP status (or why there was
 // none) and the time to its answer's headers. Never a token or an argument.
-func (r *Router) audited(c *call, srv *registry.Server, name string, resp *http.Response, err error, elapsed time.Duration) {
-	a := r.audit
+func (fw *Forwarder) audited(c *Call, srv *registry.Server, name string, resp *http.Response, err error, elapsed time.Duration) {
+	a := fw.audit
 	if a == nil {
 		return
 	}
 	e := &audit.Event{
-		Time:      r.now().UTC(),
+		Time:      fw.now().UTC(),
 		Kind:      audit.KindUpstream,
-		TraceID:   audit.TraceID(c.req.Header.Get("traceparent")),
-		Issuer:    c.claims.Issuer,
-		Subject:   c.claims.Subject,
-		Method:    c.msg.Method,
+		TraceID:   audit.TraceID(c.Req.Header.Get("traceparent")),
+		Issuer:    c.Claims.Issuer,
+		Subject:   c.Claims.Subject,
+		Method:    c.Msg.Method,
 		Server:    srv.Name,
 		LatencyMS: float64(elapsed.Microseconds()) / 1000,
 	}
-	switch c.msg.Method {
+	switch c.Msg.Method {
 	case "tools/call":
 		e.Tool = name
 	case "prompts/get":
 		e.Prompt = name
 	case "resources/read", "resources/subscribe", "resources/unsubscribe":
-		e.Resource = c.msg.URI
+		e.Resource = c.Msg.URI
 	default:
 		e.Name = name
 	}
 	switch {
 	case err == nil:
 		e.Status = resp.StatusCode
-	case errors.Is(err, errSessionEnded):
+	case errors.Is(err, session.ErrEnded):
 		e.Error = "session_ended"
-	case errors.Is(err, errUpstreamUnauthorized):
+	case errors.Is(err, upstream.ErrUnauthorized):
 		e.Error = "upstream_unauthorized"
 	default:
 		e.Error = "upstream_unavailable"

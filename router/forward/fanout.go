@@ -1,4 +1,4 @@
-package router
+package forward
 
 import (
 	"context"
@@ -7,28 +7,24 @@ import (
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
-// callerAuthKey is the context key of the caller's Authorization value,
-// set only for requests of a session that set a log level (applyLevel).
-type callerAuthKey struct{}
-
-// fanOut returns the servers a request the router passes to every server
+// FanOut returns the servers a request the router passes to every server
 // of a session (logging/setLevel, notifications/roots/list_changed) may
 // reach: those for which the policy allows method with mcp.server alone, as
 // Authorizer.Visible decides a policy.Target with Method. authz decides the
 // request itself before the router sees it, with no server; this is the
 // decision per server it would reach. Any failure reaches none.
-func (r *Router) fanOut(ctx context.Context, c *call, method string) []registry.Server {
-	servers := r.reg.Load().Servers()
-	if r.auth == nil || len(servers) == 0 {
+func (fw *Forwarder) FanOut(ctx context.Context, c *Call, method string) []registry.Server {
+	servers := fw.reg.Load().Servers()
+	if fw.auth == nil || len(servers) == 0 {
 		return servers
 	}
 	targets := make([]policy.Target, len(servers))
 	for i := range servers {
 		targets[i] = policy.Target{Server: servers[i].Name, Method: method}
 	}
-	vis, err := r.auth.Visible(ctx, c.auth, targets)
+	vis, err := fw.auth.Visible(ctx, c.Auth, targets)
 	if err != nil || len(vis) != len(servers) {
-		r.log.Info("router: "+method+" reaches no server", "reason", "policy unavailable")
+		fw.log.Info("router: "+method+" reaches no server", "reason", "policy unavailable")
 		return nil
 	}
 	allowed := servers[:0:0]

@@ -1,4 +1,4 @@
-package router
+package forward
 
 // A 2026-07-28 client and a server of an earlier revision: the server's
 // requests during a call become InputRequiredResults and the upstream call
@@ -22,6 +22,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/registry"
 	"github.com/mcp-authz/mcp-authz/router/mrtr"
 	"github.com/mcp-authz/mcp-authz/router/relay"
+	"github.com/mcp-authz/mcp-authz/router/session"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -31,35 +32,35 @@ import (
 // becomes an InputRequiredResult written to sw and the call is held (see
 // hold), anything else is refused to the server. It reports whether c has
 // been answered: then the call is held, or ended.
-func (r *Router) holdForInput(sw *relay.Writer, c *call, srv *registry.Server, h *mrtr.Held, m *mcpparse.Message, sr *upstream.SSEReader, body io.Closer) bool {
-	up := h.Start(func() (upstreamSession, json.RawMessage, func()) {
-		up, _ := r.pool.Get(c.sess.key(), srv.Name)
+func (fw *Forwarder) holdForInput(sw *relay.Writer, c *Call, srv *registry.Server, h *mrtr.Held, m *mcpparse.Message, sr *upstream.SSEReader, body io.Closer) bool {
+	up := h.Start(func() (upstream.Session, json.RawMessage, func()) {
+		up, _ := fw.pool.Get(c.Sess.Key(), srv.Name)
 		callID := bytes.Clone(c.upstreamID())
-		return up, callID, r.abandonCall(srv, c.input.auth, up, callID)
+		return up, callID, fw.abandonCall(srv, c.input.auth, up, callID)
 	})
 	switch capability := mrtr.Capability(m.Method); {
 	case m.Method == "ping":
-		r.answerServer(c, srv, up, m.ID, json.RawMessage(`{}`), nil)
+		fw.answerServer(c, srv, up, m.ID, json.RawMessage(`{}`), nil)
 		return false
-	case capability == "" || !mrtr.ClientDeclared(c.sess.Caps, requestOptions, capability):
-		r.answerServer(c, srv, up, m.ID, nil, errorObject(codeNoMethod, "method not found"))
+	case capability == "" || !mrtr.ClientDeclared(c.Sess.Caps, RequestOptions, capability):
+		fw.answerServer(c, srv, up, m.ID, nil, errorObject(CodeNoMethod, "method not found"))
 		return false
 	}
 	h.Await(body, sr, bytes.Clone(m.ID), mrtr.Ask(m.Method, m.Params))
-	if !r.hold(sw, c, srv, h) {
+	if !fw.hold(sw, c, srv, h) {
 		h.End()
 	}
 	return true
 }
 
 // abandonCall returns what tells srv that the call id on up is cancelled.
-func (r *Router) abandonCall(srv *registry.Server, auth string, up upstreamSession, id json.RawMessage) func() {
+func (fw *Forwarder) abandonCall(srv *registry.Server, auth string, up upstream.Session, id json.RawMessage) func() {
 	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.InitTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), fw.cfg.InitTimeout)
 		defer cancel()
 		body := append([]byte(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":`), id...)
 		body = append(body, `,"reason":"the client did not resume the call"}}`...)
-		resp, err := r.up.Post(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version, Method: "notifications/cancelled"}, body)
+		resp, err := fw.up.Post(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version, Method: "notifications/cancelled"}, body)
 		if err != nil {
 			return
 		}
@@ -69,17 +70,17 @@ func (r *Router) abandonCall(srv *registry.Server, auth string, up upstreamSessi
 }
 
 // answerServer answers a server's request id on up; a failure is logged.
-func (r *Router) answerServer(c *call, srv *registry.Server, up upstreamSession, id, result, rpcErr json.RawMessage) {
-	ctx, cancel := context.WithTimeout(c.req.Context(), r.cfg.InitTimeout)
+func (fw *Forwarder) answerServer(c *Call, srv *registry.Server, up upstream.Session, id, result, rpcErr json.RawMessage) {
+	ctx, cancel := context.WithTimeout(c.Req.Context(), fw.cfg.InitTimeout)
 	defer cancel()
-	if err := r.postAnswer(ctx, srv, c.input.auth, up, id, result, rpcErr); err != nil {
-		r.log.Debug("answer to a server request failed", "server", srv.Name, "error", err.Error())
+	if err := fw.postAnswer(ctx, srv, c.input.auth, up, id, result, rpcErr); err != nil {
+		fw.log.Debug("answer to a server request failed", "server", srv.Name, "error", err.Error())
 	}
 }
 
 // postAnswer answers the server's request id with result or rpcErr on up.
-func (r *Router) postAnswer(ctx context.Context, srv *registry.Server, auth string, up upstreamSession, id, result, rpcErr json.RawMessage) error {
-	resp, err := r.up.Post(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version}, answerBody(id, result, rpcErr))
+func (fw *Forwarder) postAnswer(ctx context.Context, srv *registry.Server, auth string, up upstream.Session, id, result, rpcErr json.RawMessage) error {
+	resp, err := fw.up.Post(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version}, AnswerBody(id, result, rpcErr))
 	if err != nil {
 		return err
 	}
@@ -98,27 +99,27 @@ func errorObject(code int, msg string) json.RawMessage {
 // answers c with h's ask as an InputRequiredResult whose requestState names
 // it. When it cannot (too many rounds, too many held calls), c gets an
 // error, h stays c's and hold reports false.
-func (r *Router) hold(sw *relay.Writer, c *call, srv *registry.Server, h *mrtr.Held) bool {
+func (fw *Forwarder) hold(sw *relay.Writer, c *Call, srv *registry.Server, h *mrtr.Held) bool {
 	rounds, ask := h.Round()
 	fail := func(msg string) bool {
-		_ = sw.Event(errorBody(c.msg.ID, codeInternal, msg))
+		_ = sw.Event(ErrorBody(c.Msg.ID, CodeInternal, msg))
 		return false
 	}
-	if rounds > r.cfg.MaxInputRounds {
-		return fail(fmt.Sprintf("the server asked for input more than %d times (maxInputRounds)", r.cfg.MaxInputRounds))
+	if rounds > fw.cfg.MaxInputRounds {
+		return fail(fmt.Sprintf("the server asked for input more than %d times (maxInputRounds)", fw.cfg.MaxInputRounds))
 	}
 	st := mrtr.State{
-		Handle: randomID(), Issuer: c.claims.Issuer, Subject: c.claims.Subject, Server: srv.Name,
-		Method: c.msg.Method, Name: c.input.name, Expires: r.now().Add(r.cfg.InputTimeout).UnixMilli(),
+		Handle: session.RandomID(), Issuer: c.Claims.Issuer, Subject: c.Claims.Subject, Server: srv.Name,
+		Method: c.Msg.Method, Name: c.input.name, Expires: fw.now().Add(fw.cfg.InputTimeout).UnixMilli(),
 	}
-	sealed, err := mrtr.Seal(r.sealer, st)
+	sealed, err := mrtr.Seal(fw.sealer, st)
 	if err != nil {
 		return fail("internal error")
 	}
-	if !r.input.Hold(h, st) {
+	if !fw.input.Hold(h, st) {
 		return fail("too many calls wait for input on this router: try again later")
 	}
-	_ = sw.Event(answerBody(c.msg.ID, mrtr.Result(ask, sealed), nil))
+	_ = sw.Event(AnswerBody(c.Msg.ID, mrtr.Result(ask, sealed), nil))
 	return true
 }
 
@@ -127,16 +128,16 @@ func (r *Router) hold(sw *relay.Writer, c *call, srv *registry.Server, h *mrtr.H
 // relays the rest of the call. It reports whether c was such a retry (and
 // is answered). The requestState of a request to a 2026-07-28 server is
 // that server's: it is left alone.
-func (r *Router) resumeInput(ctx context.Context, w http.ResponseWriter, c *call, srv *registry.Server, auth, name string) bool {
-	if !bytes.Contains(c.msg.Params, []byte("requestState")) && !bytes.Contains(c.msg.Params, []byte("inputResponses")) {
+func (fw *Forwarder) resumeInput(ctx context.Context, w http.ResponseWriter, c *Call, srv *registry.Server, auth, name string) bool {
+	if !bytes.Contains(c.Msg.Params, []byte("requestState")) && !bytes.Contains(c.Msg.Params, []byte("inputResponses")) {
 		return false // neither: no need to read params again
 	}
-	f, err := mcpparse.Fields(c.msg.Params, requestOptions, "requestState", "inputResponses")
-	if err != nil || (f[0].Raw == nil && f[1].Raw == nil) || r.pool.Modern(ctx, srv, auth) {
+	f, err := mcpparse.Fields(c.Msg.Params, RequestOptions, "requestState", "inputResponses")
+	if err != nil || (f[0].Raw == nil && f[1].Raw == nil) || fw.pool.Modern(ctx, srv, auth) {
 		return false
 	}
 	refuse := func(msg string) bool {
-		writeError(w, http.StatusOK, c.msg.ID, codeInvalidParams, msg)
+		WriteError(w, http.StatusOK, c.Msg.ID, CodeInvalidParams, msg)
 		return true
 	}
 	if f[0].Raw == nil {
@@ -144,24 +145,24 @@ func (r *Router) resumeInput(ctx context.Context, w http.ResponseWriter, c *call
 		return refuse("inputResponses without requestState")
 	}
 	text, err := mcpparse.String(f[0].Raw)
-	if err != nil || len(text) > maxSessionID {
+	if err != nil || len(text) > session.MaxID {
 		return refuse("invalid requestState")
 	}
-	st, err := mrtr.Open(r.sealer, text)
-	if err != nil || st.Issuer != c.claims.Issuer || st.Subject != c.claims.Subject || st.Server != srv.Name || st.Method != c.msg.Method || st.Name != name {
+	st, err := mrtr.Open(fw.sealer, text)
+	if err != nil || st.Issuer != c.Claims.Issuer || st.Subject != c.Claims.Subject || st.Server != srv.Name || st.Method != c.Msg.Method || st.Name != name {
 		// Tampered, another caller's, or another call's: one answer for all.
 		return refuse("invalid requestState")
 	}
-	if !r.now().Before(time.UnixMilli(st.Expires)) {
+	if !fw.now().Before(time.UnixMilli(st.Expires)) {
 		return refuse("requestState expired (inputTimeout): call again without it")
 	}
 	var answer json.RawMessage
 	if f[1].Raw != nil {
-		if answer, err = mrtr.ParseResponses(f[1].Raw, requestOptions); err != nil {
+		if answer, err = mrtr.ParseResponses(f[1].Raw, RequestOptions); err != nil {
 			return refuse(err.Error())
 		}
 	}
-	h, err := r.input.Take(st)
+	h, err := fw.input.Take(st)
 	switch {
 	case errors.Is(err, mrtr.ErrNotHeld):
 		return refuse("the call this requestState continues is not held by this router replica (it ended, timed out, or another replica holds it): call again without it")
@@ -170,45 +171,45 @@ func (r *Router) resumeInput(ctx context.Context, w http.ResponseWriter, c *call
 	}
 	sw := relay.Start(w, "")
 	c.input = &callInput{held: h, auth: auth, name: name}
-	h.Resume(c.req.Context(), c)
+	h.Resume(c.Req.Context(), c)
 	if answer == nil {
 		// Not answered: asked again (SEP-2322, "Error Handling").
-		if !r.hold(sw, c, srv, h) {
+		if !fw.hold(sw, c, srv, h) {
 			h.End()
 		}
 		return true
 	}
 	sent := time.Now()
 	up, upID := h.Pending()
-	err = r.postAnswer(ctx, srv, auth, up, upID, answer, nil)
+	err = fw.postAnswer(ctx, srv, auth, up, upID, answer, nil)
 	if err != nil {
-		r.audited(c, srv, name, nil, err, time.Since(sent))
+		fw.audited(c, srv, name, nil, err, time.Since(sent))
 		h.End()
-		r.upstreamFailed(srv, c.msg.Method, err)
-		_ = sw.Event(errorBody(c.msg.ID, codeInternal, "upstream unavailable"))
+		fw.failed(srv, c.Msg.Method, err)
+		_ = sw.Event(ErrorBody(c.Msg.ID, CodeInternal, "upstream unavailable"))
 		return true
 	}
-	r.audited(c, srv, name, &http.Response{StatusCode: http.StatusAccepted}, nil, time.Since(sent))
-	r.relayHeld(sw, c, srv, h)
+	fw.audited(c, srv, name, &http.Response{StatusCode: http.StatusAccepted}, nil, time.Since(sent))
+	fw.relayHeld(sw, c, srv, h)
 	return true
 }
 
 // relayHeld relays the rest of a resumed call to c: its notifications, its
 // answer (as c's), or the server's next request (the call held again).
-func (r *Router) relayHeld(sw *relay.Writer, c *call, srv *registry.Server, h *mrtr.Held) {
-	ctx := c.req.Context()
+func (fw *Forwarder) relayHeld(sw *relay.Writer, c *Call, srv *registry.Server, h *mrtr.Held) {
+	ctx := c.Req.Context()
 	sr, body, callID := h.Answer()
 	for {
 		data, err := sr.Next()
 		if err != nil {
 			h.End()
 			if ctx.Err() == nil {
-				r.upstreamFailed(srv, c.msg.Method, err)
+				fw.failed(srv, c.Msg.Method, err)
 			}
-			_ = sw.Event(errorBody(c.msg.ID, codeInternal, "upstream stream ended before the answer"))
+			_ = sw.Event(ErrorBody(c.Msg.ID, CodeInternal, "upstream stream ended before the answer"))
 			return
 		}
-		m, err := mcpparse.Parse(data, r.answer)
+		m, err := mcpparse.Parse(data, fw.answer)
 		if err != nil {
 			continue
 		}
@@ -218,14 +219,14 @@ func (r *Router) relayHeld(sw *relay.Writer, c *call, srv *registry.Server, h *m
 				continue
 			}
 			h.Done()
-			_ = sw.Event(answerBody(c.msg.ID, r.resultFor(c, m.Result), m.Error))
+			_ = sw.Event(AnswerBody(c.Msg.ID, fw.resultFor(c, m.Result), m.Error))
 			return
 		case m.Kind == mcpparse.KindRequest:
-			if r.holdForInput(sw, c, srv, h, &m, sr, body) {
+			if fw.holdForInput(sw, c, srv, h, &m, sr, body) {
 				return
 			}
 		default:
-			if data, ok := r.passEvent(ctx, c, srv, &m, data); ok {
+			if data, ok := fw.passEvent(ctx, c, srv, &m, data); ok {
 				if err := sw.Event(data); err != nil {
 					h.End() // the client went away: the call ends with its request
 					return

@@ -1,4 +1,4 @@
-package router
+package forward
 
 // Multi round-trip requests (SEP-2322, MCP 2026-07-28) across generations.
 //
@@ -37,6 +37,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/registry"
 	"github.com/mcp-authz/mcp-authz/router/mrtr"
 	"github.com/mcp-authz/mcp-authz/router/relay"
+	"github.com/mcp-authz/mcp-authz/router/session"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
@@ -55,12 +56,12 @@ type callInput struct {
 // caller's request that may need input from a server not known to speak
 // the stateless revision, one that the client's HTTP request ending
 // cancels only while that request serves the call (see mrtr.Held).
-func (r *Router) callContext(c *call, srv *registry.Server) (context.Context, context.CancelFunc) {
-	if !c.sess.stateless() || !mrtr.Method(c.msg.Method) || r.pool.KnownModern(srv) {
-		return context.WithTimeout(c.req.Context(), r.cfg.CallTimeout)
+func (fw *Forwarder) callContext(c *Call, srv *registry.Server) (context.Context, context.CancelFunc) {
+	if !c.Sess.Stateless() || !mrtr.Method(c.Msg.Method) || fw.pool.KnownModern(srv) {
+		return context.WithTimeout(c.Req.Context(), fw.cfg.CallTimeout)
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.req.Context()), r.cfg.CallTimeout)
-	h := mrtr.NewHeld(c.req.Context(), cancel, c)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Req.Context()), fw.cfg.CallTimeout)
+	h := mrtr.NewHeld(c.Req.Context(), cancel, c)
 	c.input = &callInput{held: h}
 	return ctx, func() {
 		if h.OwnedBy(c) {
@@ -72,7 +73,7 @@ func (r *Router) callContext(c *call, srv *registry.Server) (context.Context, co
 
 // closeAnswer closes an upstream answer, unless its call has been handed
 // over (held, or already taken by the retry).
-func closeAnswer(c *call, resp *http.Response) {
+func closeAnswer(c *Call, resp *http.Response) {
 	if c.input != nil && c.input.held != nil && !c.input.held.OwnedBy(c) {
 		return
 	}
@@ -81,23 +82,23 @@ func closeAnswer(c *call, resp *http.Response) {
 
 // holding reports whether c is a call whose server's requests are held for
 // the client's retry: a stateless caller's (see holdForInput).
-func (c *call) holding() bool { return c.input != nil && c.input.held != nil }
+func (c *Call) holding() bool { return c.input != nil && c.input.held != nil }
 
 // inputHook runs before a call goes upstream: it keeps what is sent (for
 // bridgeInput's retries and held calls' answers), and resumes a held call
 // when the request is the retry of one (it then answers and reports true).
-func (r *Router) inputHook(ctx context.Context, w http.ResponseWriter, c *call, srv *registry.Server, auth string, body []byte, name string) bool {
-	if !mrtr.Method(c.msg.Method) {
+func (fw *Forwarder) inputHook(ctx context.Context, w http.ResponseWriter, c *Call, srv *registry.Server, auth string, body []byte, name string) bool {
+	if !mrtr.Method(c.Msg.Method) {
 		return false
 	}
-	if !c.sess.stateless() {
+	if !c.Sess.Stateless() {
 		c.input = &callInput{body: body, auth: auth, name: name}
 		return false
 	}
 	if c.input != nil { // the call may be held
 		c.input.auth, c.input.name = auth, name
 	}
-	return r.resumeInput(ctx, w, c, srv, auth, name)
+	return fw.resumeInput(ctx, w, c, srv, auth, name)
 }
 
 // ---- A 2025 session client, a 2026-07-28 server. ----
@@ -105,125 +106,118 @@ func (r *Router) inputHook(ctx context.Context, w http.ResponseWriter, c *call, 
 // needsInput reports whether result, a server's answer to c, is an
 // InputRequiredResult the router answers itself: c's client speaks a
 // revision without them.
-func (r *Router) needsInput(c *call, result json.RawMessage) bool {
-	if c.sess.stateless() || c.input == nil || c.input.body == nil || !bytes.Contains(result, []byte(`"input_required"`)) {
+func (fw *Forwarder) needsInput(c *Call, result json.RawMessage) bool {
+	if c.Sess.Stateless() || c.input == nil || c.input.body == nil || !bytes.Contains(result, []byte(`"input_required"`)) {
 		return false
 	}
-	f, err := mcpparse.Fields(result, r.answer, "resultType")
+	f, err := mcpparse.Fields(result, fw.answer, "resultType")
 	return err == nil && string(f[0].Raw) == `"input_required"`
 }
 
 // bridgeInput serves a 2025 client's call that a 2026-07-28 server answered
 // with result, an InputRequiredResult: it asks the client, retries, and
 // writes the final answer (on sw, started if nil).
-func (r *Router) bridgeInput(w http.ResponseWriter, c *call, srv *registry.Server, sw *relay.Writer, result json.RawMessage) {
-	ctx, cancel := context.WithTimeout(c.req.Context(), r.cfg.CallTimeout)
+func (fw *Forwarder) bridgeInput(w http.ResponseWriter, c *Call, srv *registry.Server, sw *relay.Writer, result json.RawMessage) {
+	ctx, cancel := context.WithTimeout(c.Req.Context(), fw.cfg.CallTimeout)
 	defer cancel()
 	if sw == nil {
-		if !acceptsSSE(c.req) {
-			writeError(w, http.StatusOK, c.msg.ID, codeInternal, "the server needs input from the client, which does not accept text/event-stream")
+		if !acceptsSSE(c.Req) {
+			WriteError(w, http.StatusOK, c.Msg.ID, CodeInternal, "the server needs input from the client, which does not accept text/event-stream")
 			return
 		}
 		sw = relay.Start(w, "")
 	}
 	for round := 1; ; round++ {
-		m, err := r.inputRound(ctx, sw, c, srv, result, round)
+		m, err := fw.inputRound(ctx, sw, c, srv, result, round)
 		var ei mrtr.Error
 		switch {
 		case errors.As(err, &ei):
-			_ = sw.Event(errorBody(c.msg.ID, codeInternal, ei.Error()))
+			_ = sw.Event(ErrorBody(c.Msg.ID, CodeInternal, ei.Error()))
 			return
 		case err != nil:
-			r.upstreamFailed(srv, c.msg.Method, err)
-			_ = sw.Event(errorBody(c.msg.ID, codeInternal, "upstream unavailable"))
+			fw.failed(srv, c.Msg.Method, err)
+			_ = sw.Event(ErrorBody(c.Msg.ID, CodeInternal, "upstream unavailable"))
 			return
-		case m.Error == nil && r.needsInput(c, m.Result):
+		case m.Error == nil && fw.needsInput(c, m.Result):
 			result = m.Result
 			continue
 		}
-		_ = sw.Event(answerBody(c.msg.ID, m.Result, m.Error))
+		_ = sw.Event(AnswerBody(c.Msg.ID, m.Result, m.Error))
 		return
 	}
 }
 
 // inputRound asks the client result's inputRequests, sends the retry and
 // returns the server's answer to it.
-func (r *Router) inputRound(ctx context.Context, sw *relay.Writer, c *call, srv *registry.Server, result json.RawMessage, round int) (mcpparse.Message, error) {
-	if round > r.cfg.MaxInputRounds {
-		return mcpparse.Message{}, mrtr.Error(fmt.Sprintf("the server asked for input more than %d times (maxInputRounds)", r.cfg.MaxInputRounds))
+func (fw *Forwarder) inputRound(ctx context.Context, sw *relay.Writer, c *Call, srv *registry.Server, result json.RawMessage, round int) (mcpparse.Message, error) {
+	if round > fw.cfg.MaxInputRounds {
+		return mcpparse.Message{}, mrtr.Error(fmt.Sprintf("the server asked for input more than %d times (maxInputRounds)", fw.cfg.MaxInputRounds))
 	}
-	in, err := mrtr.ParseInputRequired(result, r.answer)
+	in, err := mrtr.ParseInputRequired(result, fw.answer)
 	if err != nil {
 		return mcpparse.Message{}, err
 	}
-	answers, err := r.askClient(ctx, sw, c, in)
+	answers, err := fw.askClient(ctx, sw, c, in)
 	if err != nil {
 		return mcpparse.Message{}, err
 	}
 	retryID := mcpparse.AppendString(nil, "mcp-authz.retry."+strconv.Itoa(round))
-	body, err := mrtr.RetryBody(c.input.body, retryID, answers, in.State, requestOptions)
+	body, err := mrtr.RetryBody(c.input.body, retryID, answers, in.State, RequestOptions)
 	if err != nil {
 		return mcpparse.Message{}, err
 	}
-	resp, err := r.sendSession(ctx, c, srv, c.input.auth, body, c.input.name)
+	resp, err := fw.sendSession(ctx, c, srv, c.input.auth, body, c.input.name)
 	if err != nil {
 		return mcpparse.Message{}, err
 	}
 	defer resp.Body.Close()
-	return r.retryAnswer(ctx, sw, c, srv, resp, retryID)
+	return fw.retryAnswer(ctx, sw, c, srv, resp, retryID)
 }
 
 // askClient sends each of in's input requests to the client on sw and
 // waits for all the answers (InputTimeout at most): an inputResponses
 // object.
-func (r *Router) askClient(ctx context.Context, sw *relay.Writer, c *call, in mrtr.InputRequired) (json.RawMessage, error) {
+func (fw *Forwarder) askClient(ctx context.Context, sw *relay.Writer, c *Call, in mrtr.InputRequired) (json.RawMessage, error) {
 	var waits []string
-	defer func() { r.input.Forget(waits...) }()
+	defer func() { fw.input.Forget(waits...) }()
 	chans := make([]<-chan mrtr.Answer, 0, len(in.Keys))
 	for _, req := range in.Requests {
-		method, methodJSON, params, err := mrtr.ParseRequest(req, r.answer)
+		method, methodJSON, params, err := mrtr.ParseRequest(req, fw.answer)
 		if err != nil {
 			return nil, err
 		}
-		if !mrtr.ClientDeclared(c.sess.Caps, requestOptions, mrtr.Capability(method)) {
+		if !mrtr.ClientDeclared(c.Sess.Caps, RequestOptions, mrtr.Capability(method)) {
 			return nil, mrtr.Error("the server asked for " + method + ", a capability the client did not declare")
 		}
-		id := mcpparse.AppendString(nil, mrtr.IDPrefix+randomID())
-		wait := inputWaitKey(c.sess, id)
-		chans = append(chans, r.input.Wait(wait))
+		id := mcpparse.AppendString(nil, mrtr.IDPrefix+session.RandomID())
+		wait := mrtr.WaitKey(c.Sess.Key(), id)
+		chans = append(chans, fw.input.Wait(wait))
 		waits = append(waits, wait)
 		if err := sw.Event(mrtr.Request(id, methodJSON, params)); err != nil {
 			return nil, fmt.Errorf("router: input request: %w", err)
 		}
 	}
-	return mrtr.Collect(ctx, r.cfg.InputTimeout, in.Keys, chans)
-}
-
-// inputWaitKey names an answer bridgeInput waits for: the session (so the
-// caller) and the id's value.
-func inputWaitKey(s *session, id json.RawMessage) string {
-	k, _ := idKey(id)
-	return s.key() + "\x00" + k
+	return mrtr.Collect(ctx, fw.cfg.InputTimeout, in.Keys, chans)
 }
 
 // inputAnswered takes a client's answer to one of the router's own input
 // requests: it reports whether the answer was one (answered 202).
-func (r *Router) inputAnswered(w http.ResponseWriter, c *call) bool {
-	s, err := mcpparse.String(c.msg.ID)
+func (fw *Forwarder) inputAnswered(w http.ResponseWriter, c *Call) bool {
+	s, err := mcpparse.String(c.Msg.ID)
 	if err != nil || !strings.HasPrefix(s, mrtr.IDPrefix) {
 		return false
 	}
 	w.WriteHeader(http.StatusAccepted)
-	ans := mrtr.Answer{Result: bytes.Clone(c.msg.Result), Err: bytes.Clone(c.msg.Error)}
+	ans := mrtr.Answer{Result: bytes.Clone(c.Msg.Result), Err: bytes.Clone(c.Msg.Error)}
 	if ans.Result == nil && ans.Err == nil {
 		return true
 	}
 	if ans.Result != nil {
-		if _, err := mcpparse.Fields(ans.Result, requestOptions); err != nil {
+		if _, err := mcpparse.Fields(ans.Result, RequestOptions); err != nil {
 			ans = mrtr.Answer{Err: json.RawMessage(`{}`)} // not an object: an error
 		}
 	}
-	r.input.Deliver(inputWaitKey(c.sess, c.msg.ID), ans)
+	fw.input.Deliver(mrtr.WaitKey(c.Sess.Key(), c.Msg.ID), ans)
 	return true
 }
 
@@ -241,21 +235,21 @@ func acceptsSSE(req *http.Request) bool {
 
 // retryAnswer reads the server's answer to a retry (id), relaying what
 // comes before it to the client.
-func (r *Router) retryAnswer(ctx context.Context, sw *relay.Writer, c *call, srv *registry.Server, resp *http.Response, id []byte) (mcpparse.Message, error) {
+func (fw *Forwarder) retryAnswer(ctx context.Context, sw *relay.Writer, c *Call, srv *registry.Server, resp *http.Response, id []byte) (mcpparse.Message, error) {
 	if err := upstream.StatusError(resp); err != nil {
 		return mcpparse.Message{}, err
 	}
 	ct := upstream.MediaType(resp.Header)
 	if ct != "text/event-stream" {
-		return r.up.ReadAnswer(resp, id)
+		return fw.up.ReadAnswer(resp, id)
 	}
-	sr := upstream.NewSSEReader(resp.Body, r.cfg.MaxResponseBytes)
+	sr := upstream.NewSSEReader(resp.Body, fw.cfg.MaxResponseBytes)
 	for {
 		data, err := sr.Next()
 		if err != nil {
-			return mcpparse.Message{}, fmt.Errorf("%w: stream ended before the answer: %w", errUpstreamAnswer, err)
+			return mcpparse.Message{}, fmt.Errorf("%w: stream ended before the answer: %w", upstream.ErrAnswer, err)
 		}
-		m, err := mcpparse.Parse(data, r.answer)
+		m, err := mcpparse.Parse(data, fw.answer)
 		if err != nil {
 			continue
 		}
@@ -265,7 +259,7 @@ func (r *Router) retryAnswer(ctx context.Context, sw *relay.Writer, c *call, srv
 			}
 			continue
 		}
-		if data, ok := r.passEvent(ctx, c, srv, &m, data); ok {
+		if data, ok := fw.passEvent(ctx, c, srv, &m, data); ok {
 			if err := sw.Event(data); err != nil {
 				return mcpparse.Message{}, err
 			}
@@ -275,14 +269,14 @@ func (r *Router) retryAnswer(ctx context.Context, sw *relay.Writer, c *call, srv
 
 // passEvent is what the client gets of a server's request or notification
 // during a call (as stream relays them), and whether it gets it.
-func (r *Router) passEvent(ctx context.Context, c *call, srv *registry.Server, m *mcpparse.Message, data []byte) ([]byte, bool) {
+func (fw *Forwarder) passEvent(ctx context.Context, c *Call, srv *registry.Server, m *mcpparse.Message, data []byte) ([]byte, bool) {
 	if m.Kind == mcpparse.KindRequest {
 		return mcpparse.Splice(data, m.IDSpan, relay.WrapID(srv.Name, m.ID)), true
 	}
 	if strings.HasSuffix(m.Method, "/list_changed") {
-		r.cat.Invalidate(srv.Name)
+		fw.cat.Invalidate(srv.Name)
 	}
-	if m.Method == "notifications/resources/updated" && !r.updateAllowed(ctx, c, srv, m) {
+	if m.Method == "notifications/resources/updated" && !fw.UpdateAllowed(ctx, c, srv, m) {
 		return nil, false
 	}
 	return data, true

@@ -1,4 +1,4 @@
-package router
+package forward
 
 import (
 	"context"
@@ -37,12 +37,12 @@ import (
 // task, and may miss its own created through another replica.
 
 // taskOwner is who c's tasks belong to.
-func (c *call) taskOwner() tasks.Caller {
-	return tasks.Caller{Issuer: c.claims.Issuer, Subject: c.claims.Subject}
+func (c *Call) taskOwner() tasks.Caller {
+	return tasks.Caller{Issuer: c.Claims.Issuer, Subject: c.Claims.Subject}
 }
 
-// codeTaskNotFound is what the tasks extension answers for an unknown task.
-const codeTaskNotFound = codeInvalidParams
+// CodeTaskNotFound is what the tasks extension answers for an unknown task.
+const CodeTaskNotFound = CodeInvalidParams
 
 // taskRef is the task a call is about, opened from its sealed id.
 type taskRef struct {
@@ -50,39 +50,39 @@ type taskRef struct {
 	task taskid.Task
 }
 
-// taskRequest serves tasks/get, tasks/update, tasks/cancel and tasks/result.
-func (r *Router) taskRequest(w http.ResponseWriter, c *call) {
-	if c.msg.Method == "tasks/result" && c.sess.stateless() {
+// TaskRequest serves tasks/get, tasks/update, tasks/cancel and tasks/result.
+func (fw *Forwarder) TaskRequest(w http.ResponseWriter, c *Call) {
+	if c.Msg.Method == "tasks/result" && c.Sess.Stateless() {
 		// Removed by the tasks extension: tasks/get carries the result.
-		writeError(w, http.StatusOK, c.msg.ID, codeNoMethod, "method not found")
+		WriteError(w, http.StatusOK, c.Msg.ID, CodeNoMethod, "method not found")
 		return
 	}
-	ref, ok := r.openTask(c, c.msg.TaskID)
+	ref, ok := fw.openTask(c, c.Msg.TaskID)
 	if !ok {
-		writeError(w, http.StatusOK, c.msg.ID, codeTaskNotFound, "task not found")
+		WriteError(w, http.StatusOK, c.Msg.ID, CodeTaskNotFound, "task not found")
 		return
 	}
-	if c.claims.Server != "" && (c.claims.Server != ref.task.Server || c.claims.Tool != ref.task.Tool) {
+	if c.Claims.Server != "" && (c.Claims.Server != ref.task.Server || c.Claims.Tool != ref.task.Tool) {
 		// authz decided for another server or tool than the id was sealed
 		// for: a forged route, or a broken assertion.
-		writeError(w, http.StatusForbidden, c.msg.ID, codeInvalidRequest, "request did not pass authorization")
+		WriteError(w, http.StatusForbidden, c.Msg.ID, CodeInvalidRequest, "request did not pass authorization")
 		return
 	}
 	c.task = ref
-	body := mcpparse.Splice(c.body, c.msg.TaskIDSpan, mcpparse.AppendString(nil, ref.task.Upstream))
-	r.forward(w, c, ref.srv, body, ref.task.Upstream)
+	body := mcpparse.Splice(c.Body, c.Msg.TaskIDSpan, mcpparse.AppendString(nil, ref.task.Upstream))
+	fw.Forward(w, c, ref.srv, body, ref.task.Upstream)
 }
 
 // openTask opens a sealed task id of c's caller (the taskId of a task
 // request, or one a subscription names): sealed by this router's keys, for
 // this caller, for a server still registered whose prefixed tool is still
 // the one the id routes by. ok is false for any other id.
-func (r *Router) openTask(c *call, id string) (*taskRef, bool) {
-	route, t, ok := r.tasks.Open(c.taskOwner(), id)
+func (fw *Forwarder) openTask(c *Call, id string) (*taskRef, bool) {
+	route, t, ok := fw.tasks.Open(c.taskOwner(), id)
 	if !ok {
 		return nil, false
 	}
-	srv, tool, ok := r.reg.Load().Resolve(route.Name)
+	srv, tool, ok := fw.reg.Load().Resolve(route.Name)
 	if !ok || srv.Name != t.Server || tool != t.Tool {
 		return nil, false
 	}
@@ -93,83 +93,83 @@ func (r *Router) openTask(c *call, id string) (*taskRef, bool) {
 // the CreateTaskResult of a tools/call gets a newly sealed id (sealNew),
 // the answer to a task request the id the client sent. A result that is
 // neither is returned as it is.
-func (r *Router) taskResult(c *call, result json.RawMessage) json.RawMessage {
+func (fw *Forwarder) taskResult(c *Call, result json.RawMessage) json.RawMessage {
 	switch {
-	case c.msg.Method == "tools/call":
-		return tasks.Created(result, r.answer, func(id string) string { return r.sealNew(c, id) })
+	case c.Msg.Method == "tools/call":
+		return tasks.Created(result, fw.answer, func(id string) string { return fw.sealNew(c, id) })
 	case c.task != nil:
-		return tasks.Restore(result, r.answer, c.task.task.Upstream, c.msg.TaskID)
+		return tasks.Restore(result, fw.answer, c.task.task.Upstream, c.Msg.TaskID)
 	}
 	return result
 }
 
 // sealNew seals the server's id of a task the call's tool just created and
 // remembers it; "" when it cannot.
-func (r *Router) sealNew(c *call, upstreamID string) string {
-	snap := r.reg.Load()
-	srv, tool, ok := snap.Resolve(c.msg.Name)
-	if c.claims.Server != "" {
-		srv, ok = snap.Server(c.claims.Server)
-		tool = c.claims.Tool
+func (fw *Forwarder) sealNew(c *Call, upstreamID string) string {
+	snap := fw.reg.Load()
+	srv, tool, ok := snap.Resolve(c.Msg.Name)
+	if c.Claims.Server != "" {
+		srv, ok = snap.Server(c.Claims.Server)
+		tool = c.Claims.Tool
 	}
 	if !ok || tool == "" {
 		return ""
 	}
-	route := taskid.Route{Name: c.msg.Name}
+	route := taskid.Route{Name: c.Msg.Name}
 	if srv.Targets != nil {
-		if arg, found := mcpparse.Argument(c.msg.Arguments, srv.Targets.Argument); found {
+		if arg, found := mcpparse.Argument(c.Msg.Arguments, srv.Targets.Argument); found {
 			route.Target, _ = mcpparse.String(arg)
 		}
 	}
-	t := taskid.Task{Issuer: c.claims.Issuer, Subject: c.claims.Subject, Server: srv.Name, Tool: tool, Upstream: upstreamID, Issued: r.now().Unix()}
-	id, err := r.tasks.Seal(route, t)
+	t := taskid.Task{Issuer: c.Claims.Issuer, Subject: c.Claims.Subject, Server: srv.Name, Tool: tool, Upstream: upstreamID, Issued: fw.now().Unix()}
+	id, err := fw.tasks.Seal(route, t)
 	if err != nil {
-		r.log.Warn("task id not sealed", "server", srv.Name, "tool", tool, "error", err.Error())
+		fw.log.Warn("task id not sealed", "server", srv.Name, "tool", tool, "error", err.Error())
 		return ""
 	}
 	return id
 }
 
-// taskMessage is a message a server sends the client during a call (on the
+// TaskMessage is a message a server sends the client during a call (on the
 // call's stream or the GET stream) with the task ids in it as the client
 // knows them (tasks.Message), the sealed id of this call's task or of a
 // task this replica saw the caller create (knownTask); ok false drops it.
 // A server's own task id never reaches the client.
-func (r *Router) taskMessage(c *call, srv *registry.Server, data []byte, m *mcpparse.Message) ([]byte, bool) {
-	return tasks.Message(data, m.Method, r.answer, func(id string) (string, bool) { return r.knownTask(c, srv, id) })
+func (fw *Forwarder) TaskMessage(c *Call, srv *registry.Server, data []byte, m *mcpparse.Message) ([]byte, bool) {
+	return tasks.Message(data, m.Method, fw.answer, func(id string) (string, bool) { return fw.knownTask(c, srv, id) })
 }
 
 // knownTask is the sealed id c's caller knows srv's task id by: the task
 // of c, or one this replica saw the caller create.
-func (r *Router) knownTask(c *call, srv *registry.Server, id string) (string, bool) {
+func (fw *Forwarder) knownTask(c *Call, srv *registry.Server, id string) (string, bool) {
 	if c.task != nil && c.task.srv.Name == srv.Name && c.task.task.Upstream == id {
-		return c.msg.TaskID, true
+		return c.Msg.TaskID, true
 	}
-	return r.tasks.Known(c.taskOwner(), srv.Name, id)
+	return fw.tasks.Known(c.taskOwner(), srv.Name, id)
 }
 
-// listTasks serves tasks/list of a 2025-11-25 session: the tasks of every
+// ListTasks serves tasks/list of a 2025-11-25 session: the tasks of every
 // server the session has an upstream session with on this replica, those
 // this replica saw the caller create, with their sealed ids, in one page.
 // A server that fails is left out, as from any aggregated list.
-func (r *Router) listTasks(w http.ResponseWriter, c *call) {
-	if c.sess.stateless() {
+func (fw *Forwarder) ListTasks(w http.ResponseWriter, c *Call) {
+	if c.Sess.Stateless() {
 		// The tasks extension has none: a server cannot scope it.
-		writeError(w, http.StatusOK, c.msg.ID, codeNoMethod, "method not found")
+		WriteError(w, http.StatusOK, c.Msg.ID, CodeNoMethod, "method not found")
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.req.Context(), r.cfg.ListTimeout)
+	ctx, cancel := context.WithTimeout(c.Req.Context(), fw.cfg.ListTimeout)
 	defer cancel()
-	servers := r.fanOut(ctx, c, "tasks/list")
+	servers := fw.FanOut(ctx, c, "tasks/list")
 	found := make([][]json.RawMessage, len(servers))
 	var wg sync.WaitGroup
 	for i := range servers {
 		srv := &servers[i]
-		up, ok := r.pool.Get(c.sess.key(), srv.Name)
+		up, ok := fw.pool.Get(c.Sess.Key(), srv.Name)
 		if !ok {
 			continue
 		}
-		wg.Go(func() { found[i] = r.upstreamTasks(ctx, c, srv, up) })
+		wg.Go(func() { found[i] = fw.upstreamTasks(ctx, c, srv, up) })
 	}
 	wg.Wait()
 	out := []byte(`{"tasks":[`)
@@ -184,13 +184,13 @@ func (r *Router) listTasks(w http.ResponseWriter, c *call) {
 		}
 	}
 	out = append(out, "]}"...)
-	writeJSON(w, http.StatusOK, resultBody(c.msg.ID, out))
+	WriteJSON(w, http.StatusOK, ResultBody(c.Msg.ID, out))
 }
 
 // upstreamTasks lists srv's tasks in up and returns those of the caller,
 // with their sealed ids.
-func (r *Router) upstreamTasks(ctx context.Context, c *call, srv *registry.Server, up upstreamSession) []json.RawMessage {
-	auth, err := r.upstreamAuth(ctx, c.auth, srv.Name)
+func (fw *Forwarder) upstreamTasks(ctx context.Context, c *Call, srv *registry.Server, up upstream.Session) []json.RawMessage {
+	auth, err := fw.UpstreamAuth(ctx, c.Auth, srv.Name)
 	if err != nil {
 		return nil
 	}
@@ -201,13 +201,13 @@ func (r *Router) upstreamTasks(ctx context.Context, c *call, srv *registry.Serve
 		if cursor != "" {
 			params = append(mcpparse.AppendString([]byte(`{"cursor":`), cursor), '}')
 		}
-		raw, _, err := r.up.Request(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version}, "tasks/list", params)
+		raw, _, err := fw.up.Request(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version}, "tasks/list", params)
 		if err != nil {
-			r.log.Debug("upstream tasks/list failed", "server", srv.Name, "error", err.Error())
+			fw.log.Debug("upstream tasks/list failed", "server", srv.Name, "error", err.Error())
 			return out
 		}
-		page, next, err := tasks.ListPage(raw, r.answer, func(id string) (string, bool) {
-			return r.tasks.Known(c.taskOwner(), srv.Name, id) // not one this replica gave the caller: left out
+		page, next, err := tasks.ListPage(raw, fw.answer, func(id string) (string, bool) {
+			return fw.tasks.Known(c.taskOwner(), srv.Name, id) // not one this replica gave the caller: left out
 		})
 		if err != nil {
 			return out

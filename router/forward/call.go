@@ -1,0 +1,64 @@
+package forward
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/mcpparse"
+	"github.com/mcp-authz/mcp-authz/router/catalog"
+	"github.com/mcp-authz/mcp-authz/router/session"
+)
+
+// Call is one client request the router is serving.
+type Call struct {
+	Req    *http.Request
+	Claims assertion.Claims
+	Body   []byte
+	Msg    *mcpparse.Message // the body, decoded once
+	Sess   *session.Record
+	// Auth is the Authorization header received: the caller's own token,
+	// or, when Claims.Credential names it, the token authz obtained for
+	// Claims.Server. Only the latter is ever sent upstream.
+	Auth string
+	task *taskRef // the task of a task request, opened (tasks.go)
+	// input is what a forwarded call keeps for input requests (mrtr.go).
+	input *callInput
+	// upID is the id the request went upstream with when it is not the
+	// client's (ownID); nil: Msg.ID.
+	upID json.RawMessage
+}
+
+// upstreamID is the id c's request went upstream with: the upstream's
+// answer is matched by it, and the client answered with msg.ID.
+func (c *Call) upstreamID() json.RawMessage {
+	if c.upID != nil {
+		return c.upID
+	}
+	return c.Msg.ID
+}
+
+// Version is the protocol version of the call: the MCP-Protocol-Version
+// header, else the one of params._meta, else the session's.
+func (c *Call) Version() string {
+	if v := c.Req.Header.Get("Mcp-Protocol-Version"); v != "" {
+		return v
+	}
+	if c.Msg.Meta != nil {
+		if f, err := mcpparse.Fields(c.Msg.Meta, RequestOptions, mcpparse.MetaProtocolVersion); err == nil && f[0].Raw != nil {
+			if v, err := mcpparse.String(f[0].Raw); err == nil {
+				return v
+			}
+		}
+	}
+	if c.Sess != nil {
+		return c.Sess.Version
+	}
+	return ""
+}
+
+// Caller is c's authorization context, as the catalog keys lists by it,
+// with its session.
+func (c *Call) Caller() catalog.Caller {
+	return catalog.Caller{Issuer: c.Claims.Issuer, Subject: c.Claims.Subject, Expiry: c.Claims.CallerExpiry, Authorization: c.Auth, Session: c.Sess}
+}
