@@ -32,7 +32,7 @@ type upLog struct {
 
 func (l *upLog) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get("Mcp-Method")
+		key := r.Header.Get("X-Mcp-Method") // Mcp-Method goes to 2026 servers only
 		if r.Method != http.MethodPost {
 			key = r.Method
 		}

@@ -95,10 +95,30 @@ func (r *Router) isEnded(s *session.Record) bool {
 	return ended
 }
 
+// readBody reads req's body, at most max bytes: into one buffer of its
+// length when the client said it (a body shorter than it said is
+// an error), else growing as it comes.
+func readBody(w http.ResponseWriter, req *http.Request, max int64) ([]byte, error) {
+	body := http.MaxBytesReader(w, req.Body, max)
+	if n := req.ContentLength; n >= 0 && n <= max {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return io.ReadAll(body)
+}
+
 func (r *Router) post(w http.ResponseWriter, req *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, forward.MaxRequestBytes))
-	if err != nil {
+	body, err := readBody(w, req, forward.MaxRequestBytes)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
 		forward.WriteError(w, http.StatusRequestEntityTooLarge, nil, forward.CodeInvalidRequest, "request too large")
+		return
+	case err != nil:
+		forward.WriteError(w, http.StatusBadRequest, nil, forward.CodeInvalidRequest, "request body cut short")
 		return
 	}
 	claims, ok := r.trust(w, req, body)

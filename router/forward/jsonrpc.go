@@ -59,8 +59,13 @@ func AnswerBody(id, result, rpcErr json.RawMessage) []byte {
 	return mcpparse.AppendResponse(make([]byte, 0, 32+len(id)+len(result)+len(rpcErr)), id, result, rpcErr)
 }
 
+// jsonType is the Content-Type of every JSON answer: one slice, never
+// written to, shared by all rather than one allocated per answer.
+var jsonType = []string{"application/json"}
+
+// WriteJSON answers with status and body as application/json.
 func WriteJSON(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonType
 	w.WriteHeader(status)
 	_, _ = w.Write(body) // the client went away: nothing to do
 }

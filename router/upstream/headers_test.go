@@ -75,3 +75,39 @@ func TestKuadrantHeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestRevisionHeaders: Mcp-Method and Mcp-Name go to a 2026-07-28 server
+// and to one whose revision is not known yet, never to a 2025 session.
+func TestRevisionHeaders(t *testing.T) {
+	var got http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(srv.Close)
+	c := New(Config{})
+	for _, tc := range []struct {
+		name, version string
+		want          bool
+	}{
+		{name: "2026-07-28", version: Stateless, want: true},
+		{name: "not known yet", version: "", want: true},
+		{name: "2025-11-25", version: "2025-11-25", want: false},
+		{name: "2025-03-26", version: "2025-03-26", want: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := c.Post(t.Context(), Target{Server: "ns/a", URL: srv.URL}, Headers{Version: tc.version, Method: "tools/call", Name: "add"}, []byte("{}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			Drain(resp)
+			method, name := got.Get("Mcp-Method"), got.Get("Mcp-Name")
+			if tc.want && (method != "tools/call" || name != "add") || !tc.want && (method != "" || name != "") {
+				t.Errorf("Mcp-Method %q, Mcp-Name %q; want them sent: %v", method, name, tc.want)
+			}
+			if got.Get("X-Mcp-Method") != "tools/call" || got.Get("X-Mcp-Toolname") != "add" || got.Get("Mcp-Protocol-Version") != tc.version {
+				t.Errorf("headers %v", got)
+			}
+		})
+	}
+}

@@ -183,21 +183,24 @@ type Headers struct {
 	Name    string // Mcp-Name, for tools/call, prompts/get, resources/read
 }
 
-// maxHeaders is how many headers set writes at most.
+// maxHeaders is how many headers header writes at most.
 const maxHeaders = 10
 
 // header returns a request's header map holding h, the x-mcp-* headers of a
-// request to server, and accept and contentType unless "".
+// request to server, and accept and contentType unless "". Mcp-Method and
+// Mcp-Name (SEP-2243) go only to a server of the revision that defines
+// them, or of one not known yet: a 2025 server is sent its own revision's.
 func (h Headers) header(server, accept, contentType string) http.Header {
-	// Sized once for every header; keyed in canonical form (Set would
-	// canonicalize, and allocate, each time), every value one element of one
-	// backing array.
-	hd := make(http.Header, maxHeaders)
-	vals := make([]string, 0, maxHeaders)
+	// Gathered first, so that the map is made once at its size (a map of
+	// up to eight entries costs half the allocations of a larger one) and
+	// every value is one element of one backing array; keyed in canonical
+	// form (Set would canonicalize, and allocate, each time).
+	var kv [maxHeaders][2]string
+	n := 0
 	put := func(k, v string) {
 		if v != "" {
-			vals = append(vals, v)
-			hd[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+			kv[n] = [2]string{k, v}
+			n++
 		}
 	}
 	put("Content-Type", contentType)
@@ -205,23 +208,28 @@ func (h Headers) header(server, accept, contentType string) http.Header {
 	put("Authorization", h.Auth)
 	put("Mcp-Session-Id", h.Session)
 	put("Mcp-Protocol-Version", h.Version)
-	put("Mcp-Method", h.Method)
-	put("Mcp-Name", h.Name)
-	if server == "" {
-		return hd
+	if h.Version == "" || h.Version >= Stateless {
+		put("Mcp-Method", h.Method)
+		put("Mcp-Name", h.Name)
 	}
-	put("X-Mcp-Servername", server)
-	put("X-Mcp-Method", h.Method)
-	if h.Name == "" {
-		return hd
+	if server != "" {
+		put("X-Mcp-Servername", server)
+		put("X-Mcp-Method", h.Method)
+		switch {
+		case h.Name == "":
+		case h.Method == "tools/call":
+			put("X-Mcp-Toolname", h.Name)
+		case h.Method == "prompts/get":
+			put("X-Mcp-Promptname", h.Name)
+		case strings.HasPrefix(h.Method, "resources/"):
+			put("X-Mcp-Resourceuri", h.Name)
+		}
 	}
-	switch {
-	case h.Method == "tools/call":
-		put("X-Mcp-Toolname", h.Name)
-	case h.Method == "prompts/get":
-		put("X-Mcp-Promptname", h.Name)
-	case strings.HasPrefix(h.Method, "resources/"):
-		put("X-Mcp-Resourceuri", h.Name)
+	hd := make(http.Header, n)
+	vals := make([]string, n)
+	for i, e := range kv[:n] {
+		vals[i] = e[1]
+		hd[e[0]] = vals[i : i+1 : i+1]
 	}
 	return hd
 }
