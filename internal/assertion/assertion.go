@@ -150,8 +150,8 @@ func (v *Verifier) Verify(value string, body []byte, now time.Time) (Claims, err
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: payload encoding", ErrInvalid)
 	}
-	var w wire
-	if err := decodeWire(payload, &w); err != nil {
+	w, err := decodeWire(payload)
+	if err != nil {
 		return Claims{}, fmt.Errorf("%w: payload", ErrInvalid)
 	}
 	if w.BodyHash == "" || w.Expiry <= w.IssuedAt || w.Expiry-w.IssuedAt > int64(Lifetime/time.Second) {

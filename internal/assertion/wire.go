@@ -4,29 +4,31 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"unicode/utf8"
 )
 
-// decodeWire decodes a payload into w as strictly as encoding/json with
+// decodeWire decodes a payload as strictly as encoding/json with
 // DisallowUnknownFields and nothing after the object. The compact form the
 // Signer writes (no whitespace, no escapes, each key once, spelled as in
-// wire's tags) is read by hand without reflection or allocation beyond
-// the strings; anything else is left to encoding/json, so the two agree
-// on every payload (FuzzDecodeWire holds that).
-func decodeWire(payload []byte, w *wire) error {
-	if compactWire(payload, w) {
-		return nil
+// wire's tags) is read by hand without reflection, its strings sharing one
+// copy of the payload; anything else is left to encoding/json, so the two
+// agree on every payload (FuzzDecodeWire holds that).
+func decodeWire(payload []byte) (wire, error) {
+	var w wire
+	if compactWire(string(payload), &w) {
+		return w, nil
 	}
-	*w = wire{}
+	var slow wire
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(w); err != nil {
-		return err
+	if err := dec.Decode(&slow); err != nil {
+		return wire{}, err
 	}
 	if dec.More() {
-		return errTrailing
+		return wire{}, errTrailing
 	}
-	return nil
+	return slow, nil
 }
 
 // errTrailing is a payload with more after its object.
@@ -36,7 +38,7 @@ var errTrailing = errors.New("assertion: data after the payload")
 // with known keys each at most once, string values without escapes, control
 // characters or invalid UTF-8, and integer values in JSON's form that fit
 // an int64. It reports false, leaving w partly set, for anything else.
-func compactWire(p []byte, w *wire) bool {
+func compactWire(p string, w *wire) bool {
 	if len(p) < 2 || p[0] != '{' || p[len(p)-1] != '}' {
 		return false
 	}
@@ -46,7 +48,7 @@ func compactWire(p []byte, w *wire) bool {
 		if p[0] != '"' {
 			return false
 		}
-		end := bytes.IndexByte(p[1:], '"')
+		end := strings.IndexByte(p[1:], '"')
 		if end < 0 || len(p) < end+3 || p[end+2] != ':' {
 			return false
 		}
@@ -56,7 +58,7 @@ func compactWire(p []byte, w *wire) bool {
 		var str *string
 		var num *int64
 		var bit uint
-		switch string(key) {
+		switch key {
 		case "method":
 			str, bit = &w.Method, 0
 		case "server":
@@ -112,7 +114,7 @@ func mark(seen *uint16, i uint) bool {
 
 // compactString reads a string without escapes at the start of p into s
 // and reports the bytes it took.
-func compactString(p []byte, s *string) (int, bool) {
+func compactString(p string, s *string) (int, bool) {
 	if len(p) < 2 || p[0] != '"' {
 		return 0, false
 	}
@@ -120,10 +122,10 @@ func compactString(p []byte, s *string) (int, bool) {
 		switch c := p[i]; {
 		case c == '"':
 			v := p[1:i]
-			if !utf8.Valid(v) {
+			if !utf8.ValidString(v) {
 				return 0, false
 			}
-			*s = string(v)
+			*s = v
 			return i + 1, true
 		case c == '\\' || c < 0x20:
 			return 0, false
@@ -134,7 +136,7 @@ func compactString(p []byte, s *string) (int, bool) {
 
 // compactInt reads a JSON integer (no fraction nor exponent) at the start
 // of p into v and reports the bytes it took.
-func compactInt(p []byte, v *int64) (int, bool) {
+func compactInt(p string, v *int64) (int, bool) {
 	i := 0
 	if i < len(p) && p[i] == '-' {
 		i++

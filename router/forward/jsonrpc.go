@@ -56,7 +56,7 @@ func ResultBody(id json.RawMessage, result []byte) []byte {
 // AnswerBody is a JSON-RPC response to id with result or error, the id
 // written exactly as given.
 func AnswerBody(id, result, rpcErr json.RawMessage) []byte {
-	return mcpparse.AppendResponse(make([]byte, 0, 32+len(id)+len(result)+len(rpcErr)), id, result, rpcErr)
+	return mcpparse.AppendResponse(make([]byte, 0, len(`{"jsonrpc":"2.0","id":null,"result":}`)+len(id)+len(result)+len(rpcErr)), id, result, rpcErr)
 }
 
 // jsonType is the Content-Type of every JSON answer: one slice, never
