@@ -110,15 +110,20 @@ func readBody(w http.ResponseWriter, req *http.Request, max int64) ([]byte, erro
 	return io.ReadAll(body)
 }
 
-func (r *Router) post(w http.ResponseWriter, req *http.Request) {
-	body, err := readBody(w, req, forward.MaxRequestBytes)
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
+// badBody answers a request whose body could not be read: 413 when it was
+// over the limit, else 400.
+func badBody(w http.ResponseWriter, err error) {
+	if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
 		forward.WriteError(w, http.StatusRequestEntityTooLarge, nil, forward.CodeInvalidRequest, "request too large")
 		return
-	case err != nil:
-		forward.WriteError(w, http.StatusBadRequest, nil, forward.CodeInvalidRequest, "request body cut short")
+	}
+	forward.WriteError(w, http.StatusBadRequest, nil, forward.CodeInvalidRequest, "request body cut short")
+}
+
+func (r *Router) post(w http.ResponseWriter, req *http.Request) {
+	body, err := readBody(w, req, forward.MaxRequestBytes)
+	if err != nil {
+		badBody(w, err)
 		return
 	}
 	claims, ok := r.trust(w, req, body)
