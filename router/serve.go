@@ -162,7 +162,7 @@ func (r *Router) post(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.metrics.requests.WithLabelValues(methodLabel(msg.Method)).Inc()
-	c := &forward.Call{Req: req, Claims: claims, Body: body, Msg: &msg, Auth: req.Header.Get("Authorization")}
+	c := &forward.Call{Req: req, Claims: claims, Body: body, Msg: msg, Auth: req.Header.Get("Authorization")}
 	if r.statelessRequest(w, c) {
 		return
 	}

@@ -35,7 +35,7 @@ const codeUnsupportedVersion = -32022
 // earlier revision, the router holds an upstream session for the caller
 // (per caller, server and client capabilities: see session.NewStateless).
 func (r *Router) statelessRequest(w http.ResponseWriter, c *forward.Call) bool {
-	m := c.Msg
+	m := &c.Msg
 	if m.Kind != mcpparse.KindRequest {
 		return false
 	}

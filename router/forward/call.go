@@ -15,7 +15,7 @@ type Call struct {
 	Req    *http.Request
 	Claims assertion.Claims
 	Body   []byte
-	Msg    *mcpparse.Message // the body, decoded once
+	Msg    mcpparse.Message // the body, decoded once
 	Sess   *session.Record
 	// Auth is the Authorization header received: the caller's own token,
 	// or, when Claims.Credential names it, the token authz obtained for
