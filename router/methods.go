@@ -91,8 +91,9 @@ func (r *Router) setLevel(w http.ResponseWriter, c *forward.Call) {
 	forward.WriteJSON(w, http.StatusOK, forward.ResultBody(c.Msg.ID, []byte("{}")))
 }
 
-// callerAuthKey is the context key of the caller's Authorization value,
-// set only for requests of a session that set a log level (applyLevel).
+// callerAuthKey is the context key of the caller's Authorization value, for
+// applyLevel: set on a POST of a session that set a log level, and on every
+// GET stream (a level may be set while it is open).
 type callerAuthKey struct{}
 
 // upstreamOpened counts an upstream session just opened and gives it the log level
@@ -105,7 +106,7 @@ func (r *Router) upstreamOpened(ctx context.Context, o *pool.Owner, srv *registr
 // applyLevel gives an upstream session just opened the log level its
 // client session (by key) set, if any, if the server declared logging and
 // if the policy allows the caller logging/setLevel on it (as Forwarder.FanOut decides;
-// the caller's credential comes with ctx, set by post); best effort.
+// the caller's credential comes with ctx, set by post and get); best effort.
 func (r *Router) applyLevel(ctx context.Context, session string, srv *registry.Server, auth string, up upstream.Session) {
 	params, ok := r.levels.get(session)
 	if !ok || !up.Logging {

@@ -51,7 +51,10 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	g := &getSession{r: r, c: &forward.Call{Req: req, Claims: claims, Sess: s, Auth: req.Header.Get("Authorization")}}
-	ctx, cancel := context.WithCancel(req.Context())
+	// An upstream session the stream opens (Connect, Reconnect), now or
+	// after the client sets a log level, is given that level where the
+	// policy lets the caller set it (applyLevel decides with this).
+	ctx, cancel := context.WithCancel(context.WithValue(req.Context(), callerAuthKey{}, g.c.Auth))
 	defer cancel()
 	st := relay.NewStream(s.Key())
 	st.Relay = func(srv *registry.Server) { r.watcher.Watch(ctx, g, srv, st.Events) }

@@ -172,17 +172,18 @@ type Authorizer interface {
 //
 // It speaks raw JSON-RPC to the upstreams rather than through the go-sdk
 // client: forwarding must stream each answer through as it comes (progress,
-// elicitation, sampling) and resume upstream sessions named in a sealed
-// session id, which the go-sdk client does not do.
+// elicitation, sampling) and send on upstream sessions it holds per client
+// session and server, which the go-sdk client does not do.
 //
 // What is per replica and what is not: the sealed session id carries the
-// upstream sessions opened at initialize, so any replica serves them. An
-// upstream session opened later (a server registered after initialize, or a
-// new session after the upstream answered 404) cannot be written back into
-// the client's id: each replica opens its own and caches it by (session,
-// server) in a bounded LRU. Sessions, and everything a replica keeps for
-// one (upstream sessions, calls in flight, GET streams), belong to the
-// caller's (issuer, subject). A session ended with DELETE is refused by the
+// caller and the client's capabilities and clientInfo, never an upstream
+// session (none is opened at initialize, and one opened later cannot be
+// written back into the client's id): each replica opens its own with a
+// server on first use and caches it by (session, server) in a bounded LRU.
+// A client's answer to a server request goes back only over such a session
+// (forward.Forwarder.RelayResponse). Sessions, and everything a replica
+// keeps for one (upstream sessions, calls in flight, GET streams), belong
+// to the caller's (issuer, subject). A session ended with DELETE is refused by the
 // replica that ended it, which closes its GET streams at once and never
 // opens an upstream session for it again (its upstream sessions are gone
 // everywhere); another replica refuses it only once SessionTTL has passed.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
@@ -253,8 +254,15 @@ func negotiate(requested string) string {
 	return session.Versions[0]
 }
 
-// maxClientInit bounds what of the client's initialize the session keeps.
+// maxClientInit bounds a client's capabilities and clientInfo together
+// (the bytes of their JSON as sent): its session carries them sealed in its
+// id and each upstream initialize sends them. Larger ones are refused
+// (-32602), at initialize and on a stateless request alike, never cut.
 const maxClientInit = 2 << 10
+
+// clientInitTooLarge is the refusal of capabilities and clientInfo over
+// maxClientInit.
+var clientInitTooLarge = "capabilities and clientInfo over " + strconv.Itoa(maxClientInit) + " bytes together"
 
 func (r *Router) initialize(w http.ResponseWriter, c *forward.Call) {
 	var f []mcpparse.Field
@@ -271,10 +279,8 @@ func (r *Router) initialize(w http.ResponseWriter, c *forward.Call) {
 	}
 	caps, info := nullable(f[1].Raw), nullable(f[2].Raw)
 	if len(caps)+len(info) > maxClientInit {
-		info = nil
-		if len(caps) > maxClientInit {
-			caps = nil
-		}
+		forward.WriteError(w, http.StatusOK, c.Msg.ID, forward.CodeInvalidParams, "invalid initialize params: "+clientInitTooLarge)
+		return
 	}
 	// Upstream sessions are opened on first use, per server: none now.
 	s := &session.Record{

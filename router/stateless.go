@@ -80,10 +80,8 @@ func (r *Router) statelessRequest(w http.ResponseWriter, c *forward.Call) bool {
 		return true
 	}
 	if len(caps)+len(info) > maxClientInit {
-		info = nil
-		if len(caps) > maxClientInit {
-			caps = nil
-		}
+		forward.WriteError(w, http.StatusBadRequest, m.ID, forward.CodeInvalidParams, "invalid params._meta: "+clientInitTooLarge)
+		return true
 	}
 	c.Sess = session.NewStateless(c.Claims.Issuer, c.Claims.Subject, version, r.now(), caps, info)
 	switch m.Method {

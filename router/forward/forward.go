@@ -245,7 +245,12 @@ func (fw *Forwarder) stream(w http.ResponseWriter, c *Call, srv *registry.Server
 }
 
 // RelayResponse sends the client's answer to a server request back to the
-// server that asked, with the id it used.
+// server that asked, with the id it used, on the upstream session it asked
+// on: one the caller's session already has on this replica. The id is the
+// client's to write, so it may name any server: without such a session no
+// server waits for the answer here, and none is contacted (no session is
+// opened, no credential obtained for it); the answer is dropped (202), as
+// one naming no server is.
 func (fw *Forwarder) RelayResponse(w http.ResponseWriter, c *Call) {
 	if fw.inputAnswered(w, c) {
 		return
@@ -254,6 +259,10 @@ func (fw *Forwarder) RelayResponse(w http.ResponseWriter, c *Call) {
 	var srv *registry.Server
 	if ok {
 		srv, ok = fw.reg.Load().Server(server)
+	}
+	var up upstream.Session
+	if ok {
+		up, ok = fw.pool.Get(c.Sess.Key(), srv.Name)
 	}
 	if !ok {
 		w.WriteHeader(http.StatusAccepted) // nobody waits for it
@@ -265,11 +274,6 @@ func (fw *Forwarder) RelayResponse(w http.ResponseWriter, c *Call) {
 	auth, err := fw.UpstreamAuth(ctx, c.Auth, srv.Name)
 	if err != nil {
 		WriteError(w, http.StatusOK, nil, CodeInternal, "upstream authorization unavailable")
-		return
-	}
-	up, err := fw.UpstreamFor(ctx, c.Sess, srv, auth)
-	if err != nil {
-		WriteError(w, http.StatusOK, nil, CodeInternal, "upstream unavailable")
 		return
 	}
 	resp, err := fw.up.Post(ctx, target(srv), upstream.Headers{Auth: auth, Session: up.ID, Version: up.Version}, body)
