@@ -168,7 +168,7 @@ func TestResponseOnlyOverExistingSession(t *testing.T) {
 			}
 			req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/mcp", strings.NewReader(body))
 			c := &Call{Req: req, Claims: assertion.Claims{Issuer: tc.sess.Issuer, Subject: tc.sess.Subject}, Body: []byte(body),
-				Msg: &msg, Sess: tc.sess, Auth: "Bearer caller-" + tc.sess.Subject}
+				Msg: msg, Sess: tc.sess, Auth: "Bearer caller-" + tc.sess.Subject}
 			fromAsked, fromNever, tokens := asked.count(), never.count(), auth.count()
 			w := httptest.NewRecorder()
 			tc.fw.RelayResponse(w, c)
