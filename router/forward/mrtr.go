@@ -142,7 +142,8 @@ func (fw *Forwarder) bridgeInput(w http.ResponseWriter, c *Call, srv *registry.S
 			result = m.Result
 			continue
 		}
-		_ = sw.Event(AnswerBody(c.Msg.ID, m.Result, m.Error))
+		// The final answer as any other: task ids sealed, a read private.
+		_ = sw.Event(AnswerBody(c.Msg.ID, fw.resultFor(c, m.Result), m.Error))
 		return
 	}
 }
