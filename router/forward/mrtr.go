@@ -269,10 +269,13 @@ func (fw *Forwarder) retryAnswer(ctx context.Context, sw *relay.Writer, c *Call,
 }
 
 // passEvent is what the client gets of a server's request or notification
-// during a call (as stream relays them), and whether it gets it.
+// during a call (as stream relays them: ids wrapped, task ids as the client
+// knows them), and whether it gets it.
 func (fw *Forwarder) passEvent(ctx context.Context, c *Call, srv *registry.Server, m *mcpparse.Message, data []byte) ([]byte, bool) {
 	if m.Kind == mcpparse.KindRequest {
-		return mcpparse.Splice(data, m.IDSpan, relay.WrapID(srv.Name, m.ID)), true
+		data = mcpparse.Splice(data, m.IDSpan, relay.WrapID(srv.Name, m.ID))
+		data, _ = fw.TaskMessage(c, srv, data, m) // a request is never dropped
+		return data, true
 	}
 	if strings.HasSuffix(m.Method, "/list_changed") {
 		fw.cat.Invalidate(srv.Name)
@@ -280,5 +283,5 @@ func (fw *Forwarder) passEvent(ctx context.Context, c *Call, srv *registry.Serve
 	if m.Method == "notifications/resources/updated" && !fw.UpdateAllowed(ctx, c, srv, m) {
 		return nil, false
 	}
-	return data, true
+	return fw.TaskMessage(c, srv, data, m)
 }

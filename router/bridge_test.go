@@ -1,0 +1,101 @@
+package router
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcp-authz/mcp-authz/registry"
+)
+
+// teeTransport keeps every response body the client reads.
+type teeTransport struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	got  bytes.Buffer
+}
+
+func (t *teeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.TeeReader(resp.Body, t), resp.Body}
+	return resp, nil
+}
+
+func (t *teeTransport) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.got.Write(b)
+}
+
+func (t *teeTransport) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.got.String()
+}
+
+// TestBridgedRetryTaskIDs: what a 2026-07-28 server sends before its answer
+// to the router's retry of a bridged call (a 2025 client's, see
+// bridgeInput) reaches the client as on any call's stream: a status
+// notification about a task the caller does not know is dropped, and the
+// server's own task id never reaches the client.
+//
+// go-sdk v1.8.0 cannot send a task status notification: the retry is
+// answered by a layer in front of the real 2026-07-28 server (inputServer's),
+// which serves everything else.
+func TestBridgedRetryTaskIDs(t *testing.T) {
+	up, _ := inputServer(t, "modern")
+	layer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !bytes.Contains(body, []byte(`"inputResponses"`)) {
+			req, _ := http.NewRequestWithContext(r.Context(), r.Method, up.URL+r.URL.Path, bytes.NewReader(body))
+			req.Header = r.Header.Clone()
+			resp, err := http.DefaultTransport.RoundTrip(req)
+			if err != nil {
+				w.WriteHeader(http.StatusBadGateway)
+				return
+			}
+			defer resp.Body.Close()
+			for k, v := range resp.Header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(resp.StatusCode)
+			_, _ = io.Copy(w, resp.Body)
+			return
+		}
+		var m struct {
+			ID json.RawMessage `json:"id"`
+		}
+		_ = json.Unmarshal(body, &m)
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tasks/status\",\"params\":{\"taskId\":\"up-secret\",\"status\":\"working\",%s}}\n\n", taskTimes)
+		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"done\"}]}}\n\n", m.ID)
+	}))
+	t.Cleanup(layer.Close)
+	e := newEnv(t, nil, registry.Server{Name: "ns/up", Prefix: "up_", URL: layer.URL})
+	tee := &teeTransport{}
+	cs, _ := e.client("alice", (&inputClient{}).options(true), func(tr *mcp.StreamableClientTransport) {
+		tee.base = tr.HTTPClient.Transport
+		tr.HTTPClient = &http.Client{Transport: tee}
+	})
+	got, err := callText(t, cs, "up_confirm", "sure?")
+	if err != nil || got != "done" {
+		t.Fatalf("call: %q %v", got, err)
+	}
+	if s := tee.String(); strings.Contains(s, "up-secret") {
+		t.Errorf("the server's own task id reached the client:\n%s", s)
+	}
+}
