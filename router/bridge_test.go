@@ -2,6 +2,7 @@ package router
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/tasks"
 )
 
 // teeTransport keeps every response body the client reads.
@@ -97,5 +99,33 @@ func TestBridgedRetryTaskIDs(t *testing.T) {
 	}
 	if s := tee.String(); strings.Contains(s, "up-secret") {
 		t.Errorf("the server's own task id reached the client:\n%s", s)
+	}
+}
+
+// TestHeldAskTaskIDs: when a 2026-07-28 client's call to a server of an
+// earlier revision is held for input (holdForInput), the server's request
+// becomes the client's inputRequests with the task id of its related-task
+// _meta as the client knows it (here none: blanked), never the server's own.
+func TestHeldAskTaskIDs(t *testing.T) {
+	s := mcp.NewServer(&mcp.Implementation{Name: "legacy", Version: "1"}, &mcp.ServerOptions{SupportedProtocolVersions: []string{"2025-11-25"}})
+	mcp.AddTool(s, &mcp.Tool{Name: "related"}, func(ctx context.Context, req *mcp.CallToolRequest, _ echoIn) (*mcp.CallToolResult, any, error) {
+		_, err := req.Session.Elicit(ctx, &mcp.ElicitParams{
+			Meta:    mcp.Meta{tasks.RelatedTask: map[string]any{"taskId": "up-secret"}},
+			Message: "name?", RequestedSchema: answerSchema,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return text("done"), nil, nil
+	})
+	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	t.Cleanup(up.Close)
+	e := newEnv(t, nil, registry.Server{Name: "ns/up", Prefix: "up_", URL: up.URL})
+	a := callRaw(t, e.front.URL, e.key, "alice", "up_related", callBody(1, "up_related", ""))
+	if string(a.Result["resultType"]) != `"input_required"` || !strings.Contains(string(a.Result["inputRequests"]), "name?") {
+		t.Fatalf("answer %+v", a)
+	}
+	if s := string(a.Result["inputRequests"]); strings.Contains(s, "up-secret") {
+		t.Errorf("the server's own task id reached the client: %s", s)
 	}
 }
