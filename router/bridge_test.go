@@ -129,3 +129,34 @@ func TestHeldAskTaskIDs(t *testing.T) {
 		t.Errorf("the server's own task id reached the client: %s", s)
 	}
 }
+
+// TestBridgedAskTaskIDs: a 2026-07-28 server's input request that a 2025
+// client is asked (bridgeInput) carries the task id of its related-task
+// _meta as the client knows it (here none: blanked), never the server's own.
+func TestBridgedAskTaskIDs(t *testing.T) {
+	s := mcp.NewServer(&mcp.Implementation{Name: "modern", Version: "1"}, &mcp.ServerOptions{SupportedProtocolVersions: []string{"2026-07-28"}})
+	mcp.AddTool(s, &mcp.Tool{Name: "related"}, func(_ context.Context, req *mcp.CallToolRequest, _ echoIn) (*mcp.CallToolResult, any, error) {
+		if _, ok := req.Params.InputResponses["name"]; ok {
+			return text("done"), nil, nil
+		}
+		return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{"name": &mcp.ElicitParams{
+			Meta:    mcp.Meta{tasks.RelatedTask: map[string]any{"taskId": "up-secret"}},
+			Message: "name?", RequestedSchema: answerSchema,
+		}}}, nil, nil
+	})
+	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: true}))
+	t.Cleanup(up.Close)
+	e := newEnv(t, nil, registry.Server{Name: "ns/up", Prefix: "up_", URL: up.URL})
+	tee := &teeTransport{}
+	cs, _ := e.client("alice", (&inputClient{}).options(true), func(tr *mcp.StreamableClientTransport) {
+		tee.base = tr.HTTPClient.Transport
+		tr.HTTPClient = &http.Client{Transport: tee}
+	})
+	got, err := callText(t, cs, "up_related", "")
+	if err != nil || got != "done" {
+		t.Fatalf("call: %q %v", got, err)
+	}
+	if s := tee.String(); !strings.Contains(s, "name?") || strings.Contains(s, "up-secret") {
+		t.Errorf("the client was not asked, or got the server's own task id:\n%s", s)
+	}
+}

@@ -158,7 +158,7 @@ func (fw *Forwarder) inputRound(ctx context.Context, sw *relay.Writer, c *Call, 
 	if err != nil {
 		return mcpparse.Message{}, err
 	}
-	answers, err := fw.askClient(ctx, sw, c, in)
+	answers, err := fw.askClient(ctx, sw, c, srv, in)
 	if err != nil {
 		return mcpparse.Message{}, err
 	}
@@ -175,10 +175,10 @@ func (fw *Forwarder) inputRound(ctx context.Context, sw *relay.Writer, c *Call, 
 	return fw.retryAnswer(ctx, sw, c, srv, resp, retryID)
 }
 
-// askClient sends each of in's input requests to the client on sw and
+// askClient sends each of in's input requests (srv's) to the client on sw and
 // waits for all the answers (InputTimeout at most): an inputResponses
 // object.
-func (fw *Forwarder) askClient(ctx context.Context, sw *relay.Writer, c *Call, in mrtr.InputRequired) (json.RawMessage, error) {
+func (fw *Forwarder) askClient(ctx context.Context, sw *relay.Writer, c *Call, srv *registry.Server, in mrtr.InputRequired) (json.RawMessage, error) {
 	var waits []string
 	defer func() { fw.input.Forget(waits...) }()
 	chans := make([]<-chan mrtr.Answer, 0, len(in.Keys))
@@ -194,7 +194,9 @@ func (fw *Forwarder) askClient(ctx context.Context, sw *relay.Writer, c *Call, i
 		wait := mrtr.WaitKey(c.Sess.Key(), id)
 		chans = append(chans, fw.input.Wait(wait))
 		waits = append(waits, wait)
-		if err := sw.Event(mrtr.Request(id, methodJSON, params)); err != nil {
+		// Its related-task id as the client knows it, as on a stream.
+		ask, _ := fw.TaskMessage(c, srv, mrtr.Request(id, methodJSON, params), &mcpparse.Message{Method: method})
+		if err := sw.Event(ask); err != nil {
 			return nil, fmt.Errorf("router: input request: %w", err)
 		}
 	}
