@@ -2,7 +2,9 @@
 // server: it picks the credential, sends the request on the caller's
 // upstream session, and relays or streams the answer back, bridging input
 // requests (multi round-trip requests) and task ids between the client and
-// the server.
+// the server. It also passes the requests that reach every server of a
+// session (NotifyAll, ListTasks) and makes the per-server policy decisions
+// they and the router's fan-outs need (FanOut, UpdateAllowed).
 package forward
 
 import (

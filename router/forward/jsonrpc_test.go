@@ -5,7 +5,10 @@ import (
 	"testing"
 )
 
-func TestIDKey(t *testing.T) {
+// TestSameID: an upstream's answer is matched to its call by the value of
+// the id, however either spelled it (sameID, that is upstream.SameID: the
+// test belongs in router/upstream).
+func TestSameID(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		a, b string

@@ -142,7 +142,8 @@ func (fw *Forwarder) bridgeInput(w http.ResponseWriter, c *Call, srv *registry.S
 			result = m.Result
 			continue
 		}
-		_ = sw.Event(AnswerBody(c.Msg.ID, m.Result, m.Error))
+		// The final answer as any other: task ids sealed, a read private.
+		_ = sw.Event(AnswerBody(c.Msg.ID, fw.resultFor(c, m.Result), m.Error))
 		return
 	}
 }
@@ -157,7 +158,7 @@ func (fw *Forwarder) inputRound(ctx context.Context, sw *relay.Writer, c *Call, 
 	if err != nil {
 		return mcpparse.Message{}, err
 	}
-	answers, err := fw.askClient(ctx, sw, c, in)
+	answers, err := fw.askClient(ctx, sw, c, srv, in)
 	if err != nil {
 		return mcpparse.Message{}, err
 	}
@@ -174,10 +175,10 @@ func (fw *Forwarder) inputRound(ctx context.Context, sw *relay.Writer, c *Call, 
 	return fw.retryAnswer(ctx, sw, c, srv, resp, retryID)
 }
 
-// askClient sends each of in's input requests to the client on sw and
+// askClient sends each of in's input requests (srv's) to the client on sw and
 // waits for all the answers (InputTimeout at most): an inputResponses
 // object.
-func (fw *Forwarder) askClient(ctx context.Context, sw *relay.Writer, c *Call, in mrtr.InputRequired) (json.RawMessage, error) {
+func (fw *Forwarder) askClient(ctx context.Context, sw *relay.Writer, c *Call, srv *registry.Server, in mrtr.InputRequired) (json.RawMessage, error) {
 	var waits []string
 	defer func() { fw.input.Forget(waits...) }()
 	chans := make([]<-chan mrtr.Answer, 0, len(in.Keys))
@@ -193,7 +194,9 @@ func (fw *Forwarder) askClient(ctx context.Context, sw *relay.Writer, c *Call, i
 		wait := mrtr.WaitKey(c.Sess.Key(), id)
 		chans = append(chans, fw.input.Wait(wait))
 		waits = append(waits, wait)
-		if err := sw.Event(mrtr.Request(id, methodJSON, params)); err != nil {
+		// Its related-task id as the client knows it, as on a stream.
+		ask, _ := fw.TaskMessage(c, srv, mrtr.Request(id, methodJSON, params), &mcpparse.Message{Method: method})
+		if err := sw.Event(ask); err != nil {
 			return nil, fmt.Errorf("router: input request: %w", err)
 		}
 	}
@@ -268,10 +271,13 @@ func (fw *Forwarder) retryAnswer(ctx context.Context, sw *relay.Writer, c *Call,
 }
 
 // passEvent is what the client gets of a server's request or notification
-// during a call (as stream relays them), and whether it gets it.
+// during a call (as stream relays them: ids wrapped, task ids as the client
+// knows them), and whether it gets it.
 func (fw *Forwarder) passEvent(ctx context.Context, c *Call, srv *registry.Server, m *mcpparse.Message, data []byte) ([]byte, bool) {
 	if m.Kind == mcpparse.KindRequest {
-		return mcpparse.Splice(data, m.IDSpan, relay.WrapID(srv.Name, m.ID)), true
+		data = mcpparse.Splice(data, m.IDSpan, relay.WrapID(srv.Name, m.ID))
+		data, _ = fw.TaskMessage(c, srv, data, m) // a request is never dropped
+		return data, true
 	}
 	if strings.HasSuffix(m.Method, "/list_changed") {
 		fw.cat.Invalidate(srv.Name)
@@ -279,5 +285,5 @@ func (fw *Forwarder) passEvent(ctx context.Context, c *Call, srv *registry.Serve
 	if m.Method == "notifications/resources/updated" && !fw.UpdateAllowed(ctx, c, srv, m) {
 		return nil, false
 	}
-	return data, true
+	return fw.TaskMessage(c, srv, data, m)
 }

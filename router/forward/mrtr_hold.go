@@ -46,7 +46,10 @@ func (fw *Forwarder) holdForInput(sw *relay.Writer, c *Call, srv *registry.Serve
 		fw.answerServer(c, srv, up, m.ID, nil, errorObject(CodeNoMethod, "method not found"))
 		return false
 	}
-	h.Await(body, sr, bytes.Clone(m.ID), mrtr.Ask(m.Method, m.Params))
+	// The ask is shaped as a message: its related-task id as the client
+	// knows it (TaskMessage), as on a stream; a request is never dropped.
+	ask, _ := fw.TaskMessage(c, srv, mrtr.Ask(m.Method, m.Params), m)
+	h.Await(body, sr, bytes.Clone(m.ID), ask)
 	if !fw.hold(sw, c, srv, h) {
 		h.End()
 	}

@@ -40,7 +40,8 @@ type Record struct {
 // Key names the session in this replica's maps (upstream sessions, calls in
 // flight, GET streams): its random id and the caller it belongs to, so that
 // nothing kept for one caller is ever found with another's. Call it once
-// before goroutines share the record (Open and New do).
+// before goroutines share the record (Open and NewStateless do; a Record
+// made otherwise, as initialize makes one, needs the call).
 func (s *Record) Key() string {
 	if s.scope == "" {
 		s.scope = string(appendKey([]byte(s.ID), s.Issuer, s.Subject))
@@ -195,9 +196,9 @@ func unmarshal(b []byte) (*Record, error) {
 
 var (
 	// ErrUnknown is a session id that does not open as a session.
-	ErrUnknown = errors.New("router: unknown session")
+	ErrUnknown = errors.New("session: unknown session")
 	// ErrEnded is a session ended (DELETE) or expired.
-	ErrEnded = errors.New("router: session ended")
+	ErrEnded = errors.New("session: session ended")
 )
 
 // aad binds sealed ids to their use.
@@ -218,7 +219,7 @@ type Sealer interface {
 func Seal(s Sealer, v *Record) (string, error) {
 	id, err := s.Seal(v.marshal(), aad)
 	if err != nil {
-		return "", fmt.Errorf("router: seal session: %w", err)
+		return "", fmt.Errorf("session: seal: %w", err)
 	}
 	return id, nil
 }
