@@ -107,18 +107,27 @@ func (s *Signer) Sign(c Claims) (string, error) {
 	if !c.CallerExpiry.IsZero() {
 		w.CallerExp = c.CallerExpiry.Unix()
 	}
-	payload, err := json.Marshal(w)
+	var scratch [384]byte
+	payload, ok := appendWire(scratch[:0], &w)
+	if !ok {
+		var err error
+		if payload, err = json.Marshal(w); err != nil {
+			return "", fmt.Errorf("assertion: sign: %w", err)
+		}
+	}
+	out := make([]byte, 0, b64.EncodedLen(len(payload))+1+b64.EncodedLen(maxSignature))
+	out = b64.AppendEncode(out, payload)
+	sig, err := s.key.sign(signedMessage(s.key, out))
 	if err != nil {
 		return "", fmt.Errorf("assertion: sign: %w", err)
 	}
-	buf := make([]byte, b64.EncodedLen(len(payload)))
-	b64.Encode(buf, payload)
-	sig, err := s.key.sign(signedMessage(s.key, buf))
-	if err != nil {
-		return "", fmt.Errorf("assertion: sign: %w", err)
-	}
-	return string(buf) + "." + b64.EncodeToString(sig), nil
+	out = append(out, '.')
+	return string(b64.AppendEncode(out, sig)), nil
 }
+
+// maxSignature is the longest signature of a Key: Ed25519's and HMAC-SHA256's
+// are 64 and 32 bytes.
+const maxSignature = 64
 
 // Verifier checks assertions with one key.
 type Verifier struct{ key Key }

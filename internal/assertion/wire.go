@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -164,4 +165,60 @@ func compactInt(p string, v *int64) (int, bool) {
 	}
 	*v = n
 	return i, true
+}
+
+// appendWire appends w in the compact form compactWire reads, keys in
+// wire's order and omitempty as its tags say; false, with dst as it was,
+// when a string is not plain (a quote, a backslash, a control character or
+// invalid UTF-8): the Signer then leaves it to encoding/json.
+func appendWire(dst []byte, w *wire) ([]byte, bool) {
+	start := len(dst)
+	ok := true
+	str := func(key, v string, omitEmpty bool) {
+		if omitEmpty && v == "" {
+			return
+		}
+		if !plain(v) {
+			ok = false
+		}
+		dst = append(dst, ',', '"')
+		dst = append(dst, key...)
+		dst = append(dst, '"', ':', '"')
+		dst = append(dst, v...)
+		dst = append(dst, '"')
+	}
+	num := func(key string, v int64, omitEmpty bool) {
+		if omitEmpty && v == 0 {
+			return
+		}
+		dst = append(dst, ',', '"')
+		dst = append(dst, key...)
+		dst = append(dst, '"', ':')
+		dst = strconv.AppendInt(dst, v, 10)
+	}
+	str("method", w.Method, false)
+	str("server", w.Server, true)
+	str("tool", w.Tool, true)
+	str("iss", w.Issuer, true)
+	str("sub", w.Subject, true)
+	num("cexp", w.CallerExp, true)
+	str("cred", w.Cred, true)
+	str("bh", w.BodyHash, false)
+	num("iat", w.IssuedAt, false)
+	num("exp", w.Expiry, false)
+	if !ok {
+		return dst[:start], false
+	}
+	dst[start] = '{' // the first member's comma
+	return append(dst, '}'), true
+}
+
+// plain reports whether s can be written as a JSON string as it is.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' || c < 0x20 {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
 }

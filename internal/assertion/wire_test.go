@@ -83,3 +83,55 @@ func mustHMAC(t testing.TB) Key {
 	k, _ := hmacPair(t)
 	return k
 }
+
+// FuzzAppendWire: what appendWire writes is JSON that encoding/json reads
+// back as the same claims and the compact reader takes as they are; what it
+// refuses has a string that is not plain.
+func FuzzAppendWire(f *testing.F) {
+	f.Add("tools/call", "ns/a", "x", "https://idp/realms/a", "alice", "cred", "bh", int64(5), int64(1), int64(2))
+	f.Add("", "", "", "", "", "", "", int64(0), int64(0), int64(0))
+	f.Add(`a"b`, "\\", "\x01", "é", "<&>", "\u2028", "\xff", int64(-1), int64(-9007199254740993), int64(1<<62))
+	f.Fuzz(func(t *testing.T, method, server, tool, iss, sub, cred, bh string, cexp, iat, exp int64) {
+		w := wire{Method: method, Server: server, Tool: tool, Issuer: iss, Subject: sub, CallerExp: cexp, Cred: cred, BodyHash: bh, IssuedAt: iat, Expiry: exp}
+		out, ok := appendWire([]byte("prefix"), &w)
+		if string(out[:6]) != "prefix" {
+			t.Fatalf("appendWire changed what was before: %q", out)
+		}
+		if !ok {
+			if len(out) != 6 {
+				t.Fatalf("refused but wrote %q", out)
+			}
+			for _, s := range []string{method, server, tool, iss, sub, cred, bh} {
+				if !plain(s) {
+					return
+				}
+			}
+			t.Fatalf("refused %+v, every string plain", w)
+		}
+		payload := out[6:]
+		var slow wire
+		dec := json.NewDecoder(bytes.NewReader(payload))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&slow); err != nil || dec.More() {
+			t.Fatalf("%s: encoding/json: %v", payload, err)
+		}
+		if slow != w {
+			t.Fatalf("%s: encoding/json reads %+v, want %+v", payload, slow, w)
+		}
+		var fast wire
+		if !compactWire(string(payload), &fast) && plainInts(w) {
+			t.Fatalf("%s: the compact reader does not take it", payload)
+		}
+	})
+}
+
+// plainInts: every integer of w is one the compact reader takes (at most 18
+// digits); larger ones are left to encoding/json, which is fine.
+func plainInts(w wire) bool {
+	for _, v := range []int64{w.CallerExp, w.IssuedAt, w.Expiry} {
+		if v >= 1e18 || v <= -1e18 {
+			return false
+		}
+	}
+	return true
+}
