@@ -1015,6 +1015,43 @@ func TestSlowBody(t *testing.T) {
 	}
 }
 
+// TestShortBody: a body that ends before its Content-Length is refused
+// with 400, and nothing of it reaches authz or the upstream.
+func TestShortBody(t *testing.T) {
+	up := startUpstream(t, nil)
+	peer, client := startAuthz(t, allow(nil))
+	g, err := New(Config{Upstream: up.URL}, Deps{Checker: GRPC(client)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(g.Handler())
+	t.Cleanup(front.Close)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(front.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	// Promise ten bytes, send two, and stop writing.
+	if _, err := io.WriteString(conn, "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{}"); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("status %d, want 400", resp.StatusCode)
+	}
+	if len(peer.requests()) != 0 || len(up.seen()) != 0 {
+		t.Errorf("a short body reached authz or the upstream")
+	}
+}
+
 func TestStartStopsWithOpenStream(t *testing.T) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

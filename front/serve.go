@@ -116,7 +116,7 @@ func (g *Front) bufferBody(w http.ResponseWriter, r *http.Request, in *checkInpu
 	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(g.cfg.BodyTimeout))
-	buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	buf, err := readBody(r, limit)
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			refuseBody(w, http.StatusRequestTimeout, "request timeout")
@@ -142,6 +142,20 @@ func (g *Front) bufferBody(w http.ResponseWriter, r *http.Request, in *checkInpu
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
 	return true
+}
+
+// readBody reads r's body up to limit+1 bytes (one more tells a body over
+// the limit): into one buffer of its length when the client said one within
+// the limit, a body shorter than it said being an error.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if n := r.ContentLength; n >= 0 && n <= limit {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	return io.ReadAll(io.LimitReader(r.Body, limit+1))
 }
 
 // refuseBody answers a request whose body will not be read to its end, and
