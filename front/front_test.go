@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
+
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
@@ -139,16 +141,16 @@ func startFront(t *testing.T, c Config, client authv3.AuthorizationClient, up *u
 }
 
 // startFrontLog is startFront, also returning what the front logs.
-func startFrontLog(t *testing.T, c Config, client authv3.AuthorizationClient, up *upstream) (*httptest.Server, *logBuffer) {
+func startFrontLog(t *testing.T, c Config, client authv3.AuthorizationClient, up *upstream) (*httptest.Server, *syncbuf.Buffer) {
 	t.Helper()
 	return startFrontChecker(t, c, GRPC(client), up)
 }
 
 // startFrontChecker is startFrontLog with any Checker: authz in process.
-func startFrontChecker(t *testing.T, c Config, checker Checker, up *upstream) (*httptest.Server, *logBuffer) {
+func startFrontChecker(t *testing.T, c Config, checker Checker, up *upstream) (*httptest.Server, *syncbuf.Buffer) {
 	t.Helper()
 	c.Upstream = up.URL
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	g, err := New(c, Deps{Checker: checker, Now: func() time.Time { return testNow },
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
@@ -157,24 +159,6 @@ func startFrontChecker(t *testing.T, c Config, checker Checker, up *upstream) (*
 	s := httptest.NewServer(g.Handler())
 	t.Cleanup(s.Close)
 	return s, logs
-}
-
-// logBuffer collects log output written from server goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func do(t *testing.T, req *http.Request) (*http.Response, string) {

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
+
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -418,24 +420,6 @@ func (ls *listServer) served() int {
 	return ls.pages
 }
 
-// syncBuffer is a bytes.Buffer for a logger written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestListLimits: an upstream whose list runs past a per-server bound (in
 // pages each well under maxResponseBytes) is left out whole, and no more of
 // it is read; servers that take the aggregate past its bound are left out,
@@ -499,7 +483,7 @@ func TestListLimits(t *testing.T) {
 				regs = append(regs, registry.Server{Name: name, Prefix: strings.TrimPrefix(name, "ns/") + "_", URL: ls.srv.URL})
 			}
 			e := newEnv(t, tt.cfg, regs...)
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			e.router.log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			cs, _ := e.client("alice", nil)
 			names := toolNames(t, cs)
