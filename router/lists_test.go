@@ -63,6 +63,7 @@ type perCaller struct {
 	lists   map[string]int         // list requests by Authorization
 	opts    *mcp.ServerOptions
 	srv     *httptest.Server
+	streams streamWatch // GET streams opened, by Authorization
 }
 
 func newPerCaller(t *testing.T, opts *mcp.ServerOptions) *perCaller {
@@ -70,7 +71,7 @@ func newPerCaller(t *testing.T, opts *mcp.ServerOptions) *perCaller {
 	h := mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
 		return p.server(r.Header.Get("Authorization"))
 	}, nil)
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.srv = httptest.NewServer(p.streams.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
 			body, _ := io.ReadAll(r.Body)
 			var m struct {
@@ -85,7 +86,7 @@ func newPerCaller(t *testing.T, opts *mcp.ServerOptions) *perCaller {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		h.ServeHTTP(w, r)
-	}))
+	})))
 	t.Cleanup(p.srv.Close)
 	return p
 }
@@ -332,12 +333,7 @@ func TestListChangedEveryContext(t *testing.T) {
 	toolNames(t, alice)
 	toolNames(t, bob)
 	// Let the router's upstream stream for alice be registered upstream.
-	waitFor(t, "alice's upstream session", func() bool {
-		up.mu.Lock()
-		defer up.mu.Unlock()
-		return up.servers["Bearer up-alice-ns/own"] != nil
-	})
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, "alice's upstream GET stream", func() bool { return up.streams.count("Bearer up-alice-ns/own") > 0 })
 	for _, sub := range []string{"alice", "bob"} {
 		mcp.AddTool(up.server("Bearer up-"+sub+"-ns/own"), &mcp.Tool{Name: "fresh_" + sub}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
 			return text("fresh"), nil, nil
