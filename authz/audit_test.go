@@ -9,11 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
-
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/audit"
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 	"github.com/mcp-authz/mcp-authz/policy"
 )
 

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
-
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
@@ -30,6 +28,7 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/internal/field"
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 )
 
 // authzPeer is a real gRPC envoy.service.auth.v3.Authorization server on

@@ -7,9 +7,8 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
-
 	"github.com/mcp-authz/mcp-authz/internal/audit"
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 

@@ -11,10 +11,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
-
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 	"github.com/mcp-authz/mcp-authz/registry"
 	"github.com/mcp-authz/mcp-authz/router/tasks"
 )

@@ -15,11 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
-
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
 )

@@ -11,11 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
-
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 )
 
 // forger adds an x-mcp-authz assertion of its own to every request: signed

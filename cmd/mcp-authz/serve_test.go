@@ -15,11 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
-
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-authz/mcp-authz/config"
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 )
 
 // freeAddr returns a loopback address that was free a moment ago.
