@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/audit"
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 	"github.com/mcp-authz/mcp-authz/policy"
 )
 
@@ -22,24 +22,6 @@ const (
 	auditMinted  = "minted-secret-token-xyz"
 	auditArgText = "argument-value-never-logged"
 )
-
-// syncBuffer is the audit output of these tests.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
-}
 
 // profileExchanger answers as exchange.Client does for a two-step profile:
 // a token whose Steps name grants and endpoints; it refuses the audience
@@ -62,9 +44,9 @@ func (x profileExchanger) Exchange(_ context.Context, r exchange.Request) (*exch
 
 // auditedServer is a Server whose decisions go to an audit writer; the
 // writer runs until the test ends.
-func auditedServer(t *testing.T, c audit.Config, v Verifier) (*Server, *audit.Writer, *syncBuffer) {
+func auditedServer(t *testing.T, c audit.Config, v Verifier) (*Server, *audit.Writer, *syncbuf.Buffer) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	w, err := audit.New(c, audit.Deps{Stdout: out})
 	if err != nil {
 		t.Fatal(err)
@@ -79,11 +61,11 @@ func auditedServer(t *testing.T, c audit.Config, v Verifier) (*Server, *audit.Wr
 }
 
 // events waits until the output holds n events and returns them.
-func events(t *testing.T, out *syncBuffer, n int) ([]map[string]any, []byte) {
+func events(t *testing.T, out *syncbuf.Buffer, n int) ([]map[string]any, []byte) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		b := out.bytes()
+		b := out.Bytes()
 		lines := bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
 		if len(b) > 0 && len(lines) >= n {
 			var evs []map[string]any
@@ -235,7 +217,7 @@ func TestAuditRequired(t *testing.T) {
 	for _, required := range []bool{true, false} {
 		t.Run(map[bool]string{true: "required", false: "best effort"}[required], func(t *testing.T) {
 			// Buffer 1 and no Start: the first event fills the queue.
-			w, err := audit.New(audit.Config{Required: required, Buffer: 1}, audit.Deps{Stdout: &syncBuffer{}})
+			w, err := audit.New(audit.Config{Required: required, Buffer: 1}, audit.Deps{Stdout: &syncbuf.Buffer{}})
 			if err != nil {
 				t.Fatal(err)
 			}

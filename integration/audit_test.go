@@ -61,12 +61,7 @@ servers:
 
 	var decision, upstream map[string]any
 	var data []byte
-	deadline := time.Now().Add(10 * time.Second)
-	for decision == nil || upstream == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("no decision and upstream event for the tools/call in 10s:\n%s", data)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !until(time.Now().Add(10*time.Second), func() bool {
 		var err error
 		if data, err = os.ReadFile(trail); err != nil {
 			t.Fatal(err)
@@ -87,6 +82,9 @@ servers:
 				upstream = e
 			}
 		}
+		return decision != nil && upstream != nil
+	}) {
+		t.Fatalf("no decision and upstream event for the tools/call in 10s:\n%s", data)
 	}
 	t.Logf("decision event: %s", mustJSON(t, decision))
 	t.Logf("upstream event: %s", mustJSON(t, upstream))

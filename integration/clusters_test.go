@@ -738,19 +738,13 @@ func (d *trustDomains) kubeconfig(dir string, clusters ...*cluster) (string, err
 	return p, os.WriteFile(p, []byte(b.String()), 0o600)
 }
 
-// apiRecorder is a TLS reverse proxy in front of an API server that keeps
-// the bearer token of every request (in memory, for the test to inspect).
+// apiRecorder is a TLS reverse proxy in front of an API server that
+// records every request (in memory, for the test to read the bearer tokens
+// it was sent).
 type apiRecorder struct {
-	url  string
-	srv  *httptest.Server
-	mu   sync.Mutex
-	seen []apiRequest
-}
-
-// apiRequest is one request an API server was sent through the proxy.
-type apiRequest struct {
-	method, path string
-	token        string // the bearer token, "" without one
+	recording
+	url string
+	srv *httptest.Server
 }
 
 func startAPIRecorder(target string, caPEM []byte) (*apiRecorder, error) {
@@ -764,13 +758,7 @@ func startAPIRecorder(target string, caPEM []byte) (*apiRecorder, error) {
 		FlushInterval: -1,
 	}
 	r := &apiRecorder{}
-	r.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		tok, _ := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
-		r.mu.Lock()
-		r.seen = append(r.seen, apiRequest{method: req.Method, path: req.URL.Path, token: tok})
-		r.mu.Unlock()
-		rp.ServeHTTP(w, req)
-	}))
+	r.srv = httptest.NewTLSServer(r.record(rp))
 	r.url = r.srv.URL
 	return r, nil
 }
@@ -781,25 +769,17 @@ func (r *apiRecorder) caData() string {
 }
 
 // mark is the number of requests so far, for since.
-func (r *apiRecorder) mark() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.seen)
-}
+func (r *apiRecorder) mark() int { return len(r.requests()) }
 
 // since returns the requests after mark.
-func (r *apiRecorder) since(mark int) []apiRequest {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.seen[mark:])
-}
+func (r *apiRecorder) since(mark int) []request { return r.requests()[mark:] }
 
 // tokensSince are the distinct bearer tokens sent after mark.
 func (r *apiRecorder) tokensSince(mark int) []string {
 	var out []string
 	for _, s := range r.since(mark) {
-		if s.token != "" && !slices.Contains(out, s.token) {
-			out = append(out, s.token)
+		if tok, _ := strings.CutPrefix(s.authorization(), "Bearer "); tok != "" && !slices.Contains(out, tok) {
+			out = append(out, tok)
 		}
 	}
 	return out

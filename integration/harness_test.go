@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 )
 
 // bin holds the binaries built once for the whole run.
@@ -60,7 +62,7 @@ func freePort(t *testing.T) string {
 // proc is a process a test started; it is stopped by PID at cleanup.
 type proc struct {
 	cmd *exec.Cmd
-	out *syncBuffer
+	out *syncbuf.Buffer
 }
 
 // start runs a process, waits until addr accepts connections and stops it
@@ -69,7 +71,7 @@ func start(t *testing.T, addr string, env []string, name string, args ...string)
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -3,35 +3,15 @@
 package integration
 
 import (
-	"bytes"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 )
 
-// This file holds what reads the processes' output: their log buffer, the
-// panic check, and the lines and metrics a test looks for.
-
-// syncBuffer is a process's output (stdout and stderr, as they come), safe
-// to read while the process writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// This file holds what reads the processes' output (a syncbuf.Buffer each,
+// stdout and stderr as they come): the panic check, and the lines and
+// metrics a test looks for.
 
 // goroutineDump matches the start of a Go stack dump.
 var goroutineDump = regexp.MustCompile(`(?m)^goroutine \d+ \[`)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -71,14 +70,7 @@ func startForecastServer(t *testing.T) *forecastServer {
 		})
 	}
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return f.srv }, nil)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = hs.Serve(lis) }()
-	t.Cleanup(func() { _ = hs.Close() })
-	f.url = "http://" + lis.Addr().String() + "/mcp"
+	f.url = "http://" + serve(t, "", h).Addr + "/mcp"
 	return f
 }
 
@@ -141,18 +133,15 @@ func TestProtocol2025(t *testing.T) {
 	})
 	seen := func(what string, list *[]string, match func(string) bool) {
 		t.Helper()
-		for range 200 {
+		if !until(time.Now().Add(5*time.Second), func() bool {
 			mu.Lock()
-			ok := slices.ContainsFunc(*list, match)
-			mu.Unlock()
-			if ok {
-				return
-			}
-			time.Sleep(25 * time.Millisecond)
+			defer mu.Unlock()
+			return slices.ContainsFunc(*list, match)
+		}) {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("%s never arrived; got %q", what, *list)
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		t.Fatalf("%s never arrived; got %q", what, *list)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*callTimeout)
 	defer cancel()
@@ -208,19 +197,16 @@ func TestProtocol2025(t *testing.T) {
 		if err := alice.Subscribe(ctx, &mcp.SubscribeParams{URI: "w://secret"}); err == nil || weather.saw("subscribe w://secret") {
 			t.Errorf("subscription to a URI the policy denies: %v", err)
 		}
-		// The GET stream relays the server's once open: send until one arrives.
-		for i := 0; ; i++ {
+		// The GET stream relays the server's once open: send until one
+		// arrives (seen below fails the test if none ever does).
+		until(time.Now().Add(5*time.Second), func() bool {
 			if err := weather.srv.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: "w://watched"}); err != nil {
 				t.Fatal(err)
 			}
 			mu.Lock()
-			n := len(updates)
-			mu.Unlock()
-			if n > 0 || i == 200 {
-				break
-			}
-			time.Sleep(25 * time.Millisecond)
-		}
+			defer mu.Unlock()
+			return len(updates) > 0
+		})
 		seen("the update of w://watched", &updates, func(s string) bool { return s == "w://watched" })
 		if err := alice.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: "w://watched"}); err != nil || !weather.saw("unsubscribe w://watched") {
 			t.Errorf("unsubscribe: %v", err)

@@ -124,12 +124,9 @@ func TestQuickstart(t *testing.T) {
 	// make run, from the root, as a newcomer types it; not the make that
 	// may be running this test.
 	run := start(t, "", []string{"MAKEFLAGS=", "MFLAGS=", "MAKELEVEL=", "MAKEOVERRIDES="}, "make", "-C", root, "run")
-	deadline := time.Now().Add(5 * time.Minute)
-	for !strings.Contains(run.out.String(), "Walk through it from another shell") {
-		if run.cmd.ProcessState != nil || time.Now().After(deadline) {
-			t.Fatalf("make run did not start:\n%s", run.out.String())
-		}
-		time.Sleep(200 * time.Millisecond)
+	started := func() bool { return strings.Contains(run.out.String(), "Walk through it from another shell") }
+	if !until(time.Now().Add(5*time.Minute), func() bool { return started() || run.cmd.ProcessState != nil }) || !started() {
+		t.Fatalf("make run did not start:\n%s", run.out.String())
 	}
 	t.Cleanup(func() {
 		run.stop()
@@ -215,19 +212,14 @@ func lockQuickstart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Minute)
-	for {
+	if !until(time.Now().Add(10*time.Minute), func() bool {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
+		if err != nil && !errors.Is(err, syscall.EWOULDBLOCK) {
 			t.Fatalf("lock %s: %v", path, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("another quick-start test has held %s for 10 minutes", path)
-		}
-		time.Sleep(time.Second)
+		return err == nil
+	}) {
+		t.Fatalf("another quick-start test has held %s for 10 minutes", path)
 	}
 	t.Cleanup(func() {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)

@@ -5,39 +5,27 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"sync"
 	"testing"
 
 	"github.com/mcp-authz/mcp-authz/internal/audit"
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
-type auditOut struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (o *auditOut) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.Write(p)
-}
-
-func (o *auditOut) lines() [][]byte {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	b := bytes.TrimSuffix(o.buf.Bytes(), []byte("\n"))
+// auditLines is the audit output so far, one JSON event a line.
+func auditLines(out *syncbuf.Buffer) [][]byte {
+	b := bytes.TrimSuffix(out.Bytes(), []byte("\n"))
 	if len(b) == 0 {
 		return nil
 	}
-	return bytes.Split(bytes.Clone(b), []byte("\n"))
+	return bytes.Split(b, []byte("\n"))
 }
 
 // TestAuditUpstreamCall: a tools/call forwarded to a real go-sdk server is
 // one upstream event with its status, latency, caller and the trace id of
 // the traceparent the request came with; no token and no argument value.
 func TestAuditUpstreamCall(t *testing.T) {
-	out := &auditOut{}
+	out := &syncbuf.Buffer{}
 	w, err := audit.New(audit.Config{}, audit.Deps{Stdout: out})
 	if err != nil {
 		t.Fatal(err)
@@ -56,8 +44,8 @@ func TestAuditUpstreamCall(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("call: %d %s", r.status, r.body)
 	}
-	waitFor(t, "the upstream event", func() bool { return len(out.lines()) == 1 })
-	line := out.lines()[0]
+	waitFor(t, "the upstream event", func() bool { return len(auditLines(out)) == 1 })
+	line := auditLines(out)[0]
 	var ev map[string]any
 	if err := json.Unmarshal(line, &ev); err != nil {
 		t.Fatal(err)
@@ -87,7 +75,7 @@ func TestAuditUpstreamCall(t *testing.T) {
 func TestAuditRequiredRefusesCall(t *testing.T) {
 	// Buffer 1 and no Start (a writer that cannot keep up): one event
 	// fills the queue.
-	w, err := audit.New(audit.Config{Required: true, Buffer: 1}, audit.Deps{Stdout: &auditOut{}})
+	w, err := audit.New(audit.Config{Required: true, Buffer: 1}, audit.Deps{Stdout: &syncbuf.Buffer{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,11 +9,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 	"github.com/mcp-authz/mcp-authz/registry"
 	"github.com/mcp-authz/mcp-authz/router/tasks"
 )
@@ -21,8 +21,7 @@ import (
 // teeTransport keeps every response body the client reads.
 type teeTransport struct {
 	base http.RoundTripper
-	mu   sync.Mutex
-	got  bytes.Buffer
+	got  syncbuf.Buffer
 }
 
 func (t *teeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -33,20 +32,8 @@ func (t *teeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.Body = struct {
 		io.Reader
 		io.Closer
-	}{io.TeeReader(resp.Body, t), resp.Body}
+	}{io.TeeReader(resp.Body, &t.got), resp.Body}
 	return resp, nil
-}
-
-func (t *teeTransport) Write(b []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.got.Write(b)
-}
-
-func (t *teeTransport) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.got.String()
 }
 
 // TestBridgedRetryTaskIDs: what a 2026-07-28 server sends before its answer
@@ -97,7 +84,7 @@ func TestBridgedRetryTaskIDs(t *testing.T) {
 	if err != nil || got != "done" {
 		t.Fatalf("call: %q %v", got, err)
 	}
-	if s := tee.String(); strings.Contains(s, "up-secret") {
+	if s := tee.got.String(); strings.Contains(s, "up-secret") {
 		t.Errorf("the server's own task id reached the client:\n%s", s)
 	}
 }
@@ -156,7 +143,7 @@ func TestBridgedAskTaskIDs(t *testing.T) {
 	if err != nil || got != "done" {
 		t.Fatalf("call: %q %v", got, err)
 	}
-	if s := tee.String(); !strings.Contains(s, "name?") || strings.Contains(s, "up-secret") {
+	if s := tee.got.String(); !strings.Contains(s, "name?") || strings.Contains(s, "up-secret") {
 		t.Errorf("the client was not asked, or got the server's own task id:\n%s", s)
 	}
 }

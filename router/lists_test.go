@@ -18,6 +18,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
@@ -61,6 +62,7 @@ type perCaller struct {
 	lists   map[string]int         // list requests by Authorization
 	opts    *mcp.ServerOptions
 	srv     *httptest.Server
+	streams streamWatch // GET streams opened, by Authorization
 }
 
 func newPerCaller(t *testing.T, opts *mcp.ServerOptions) *perCaller {
@@ -68,7 +70,7 @@ func newPerCaller(t *testing.T, opts *mcp.ServerOptions) *perCaller {
 	h := mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
 		return p.server(r.Header.Get("Authorization"))
 	}, nil)
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.srv = httptest.NewServer(p.streams.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
 			body, _ := io.ReadAll(r.Body)
 			var m struct {
@@ -83,7 +85,7 @@ func newPerCaller(t *testing.T, opts *mcp.ServerOptions) *perCaller {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		h.ServeHTTP(w, r)
-	}))
+	})))
 	t.Cleanup(p.srv.Close)
 	return p
 }
@@ -330,12 +332,7 @@ func TestListChangedEveryContext(t *testing.T) {
 	toolNames(t, alice)
 	toolNames(t, bob)
 	// Let the router's upstream stream for alice be registered upstream.
-	waitFor(t, "alice's upstream session", func() bool {
-		up.mu.Lock()
-		defer up.mu.Unlock()
-		return up.servers["Bearer up-alice-ns/own"] != nil
-	})
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, "alice's upstream GET stream", func() bool { return up.streams.count("Bearer up-alice-ns/own") > 0 })
 	for _, sub := range []string{"alice", "bob"} {
 		mcp.AddTool(up.server("Bearer up-"+sub+"-ns/own"), &mcp.Tool{Name: "fresh_" + sub}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
 			return text("fresh"), nil, nil
@@ -418,24 +415,6 @@ func (ls *listServer) served() int {
 	return ls.pages
 }
 
-// syncBuffer is a bytes.Buffer for a logger written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestListLimits: an upstream whose list runs past a per-server bound (in
 // pages each well under maxResponseBytes) is left out whole, and no more of
 // it is read; servers that take the aggregate past its bound are left out,
@@ -499,7 +478,7 @@ func TestListLimits(t *testing.T) {
 				regs = append(regs, registry.Server{Name: name, Prefix: strings.TrimPrefix(name, "ns/") + "_", URL: ls.srv.URL})
 			}
 			e := newEnv(t, tt.cfg, regs...)
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			e.router.log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			cs, _ := e.client("alice", nil)
 			names := toolNames(t, cs)

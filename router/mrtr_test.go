@@ -524,7 +524,7 @@ func TestInputBridgeLimits(t *testing.T) {
 		}, `answered the server's "confirm" input request with an error`, 1},
 		{"timeout", "up_confirm", func(ic *inputClient) *mcp.ClientOptions {
 			ic.answer = func(string) (*mcp.ElicitResult, error) {
-				time.Sleep(time.Second)
+				time.Sleep(time.Second) // the client answers late: past inputTimeout is what is under test
 				return &mcp.ElicitResult{Action: "decline"}, nil
 			}
 			return ic.options(true)
@@ -655,7 +655,7 @@ func TestInputHeld(t *testing.T) {
 		if a.Error == nil || !strings.Contains(a.Error.Message, "more than 3 times (maxInputRounds)") {
 			t.Fatalf("answered %+v", a)
 		}
-		waitUntil(t, func() bool { return slices.Contains(log.cancelled(), "forever") })
+		waitFor(t, "the upstream's cancellation of forever", func() bool { return slices.Contains(log.cancelled(), "forever") })
 	})
 }
 
@@ -667,21 +667,11 @@ func TestInputHeldLate(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.InputTimeout = 200 * time.Millisecond },
 		registry.Server{Name: "ns/up", Prefix: "up_", URL: up.URL})
 	state := heldRaw(t, e.front.URL, e.key, "alice", 1)
-	waitUntil(t, func() bool { return slices.Contains(log.cancelled(), "confirm") })
+	waitFor(t, "the upstream's cancellation of confirm", func() bool { return slices.Contains(log.cancelled(), "confirm") })
 	a := retryRaw(t, e.front.URL, e.key, "alice", "up_confirm", state)
 	if a.Error == nil || !strings.Contains(a.Error.Message, "requestState expired") {
 		t.Errorf("late retry answered %+v", a)
 	}
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatal("timed out")
 }
 
 // TestInputAnswerBoundToSession: a 2025 client's answer to an input request

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -66,15 +65,12 @@ func TestListAndCall(t *testing.T) {
 		}
 		// The client runs notification handlers asynchronously: wait for them.
 		var got []string
-		for range 200 {
+		waitFor(t, "three progress notifications", func() bool {
 			mu.Lock()
+			defer mu.Unlock()
 			got = slices.Clone(progress)
-			mu.Unlock()
-			if len(got) == 3 {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return len(got) >= 3
+		})
 		if diff := cmp.Diff([]string{"step 1", "step 2", "step 3"}, got); diff != "" {
 			t.Errorf("progress (-want +got):\n%s", diff)
 		}

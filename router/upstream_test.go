@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -252,14 +253,8 @@ func TestLateServer(t *testing.T) {
 // tools/list_changed on its GET stream, and the next list shows it.
 func TestUpstreamListChanged(t *testing.T) {
 	s := alphaMCP()
-	var gets atomic.Int32
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet {
-			gets.Add(1)
-		}
-		h.ServeHTTP(w, r)
-	}))
+	var streams streamWatch
+	up := httptest.NewServer(streams.wrap(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)))
 	t.Cleanup(up.Close)
 	e := newEnv(t, nil, registry.Server{Name: "ns/alpha", Prefix: "alpha_", URL: up.URL})
 	changed := make(chan struct{}, 8)
@@ -269,8 +264,7 @@ func TestUpstreamListChanged(t *testing.T) {
 	if n := len(toolNames(t, cs)); n != 4 {
 		t.Fatalf("%d tools", n)
 	}
-	waitFor(t, "the router's upstream GET stream", func() bool { return gets.Load() > 0 })
-	time.Sleep(50 * time.Millisecond) // the upstream registers the stream after the GET arrives
+	waitFor(t, "the router's upstream GET stream", func() bool { return streams.count("Bearer up-ns/alpha") > 0 })
 	mcp.AddTool(s, &mcp.Tool{Name: "fresh"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
 		return text("fresh"), nil, nil
 	})
@@ -303,17 +297,66 @@ func TestPagination(t *testing.T) {
 	}
 }
 
-// waitFor polls cond for up to 5s.
+// waitFor polls cond for up to 5s; the test fails, naming what it waited
+// for, if cond does not hold by then.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	for range 500 {
 		if cond() {
 			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // the polling interval
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
+
+// streamWatch counts, by Authorization, the GET streams an upstream go-sdk
+// handler has opened. The handler writes a stream's 200 while it holds the
+// stream and keeps holding it until the stream is registered for delivery,
+// so a notification sent once the count has risen is delivered on it.
+type streamWatch struct {
+	mu     sync.Mutex
+	opened map[string]int
+}
+
+// wrap returns h with its GET streams counted.
+func (sw *streamWatch) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			w = &streamOpen{ResponseWriter: w, sw: sw, auth: r.Header.Get("Authorization")}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// count is how many GET streams sent with auth have been opened.
+func (sw *streamWatch) count(auth string) int {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return sw.opened[auth]
+}
+
+// streamOpen is the ResponseWriter of one GET: its 200 counts the stream.
+type streamOpen struct {
+	http.ResponseWriter
+	sw   *streamWatch
+	auth string
+}
+
+func (s *streamOpen) WriteHeader(code int) {
+	if code == http.StatusOK {
+		s.sw.mu.Lock()
+		if s.sw.opened == nil {
+			s.sw.opened = map[string]int{}
+		}
+		s.sw.opened[s.auth]++
+		s.sw.mu.Unlock()
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController flush the stream.
+func (s *streamOpen) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // TestUpstreamHangs: a server that never answers initialize is left out
 // after InitTimeout; the session and the other server work.

@@ -14,6 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 )
 
 // forger adds an x-mcp-authz assertion of its own to every request: signed
@@ -71,7 +72,7 @@ policies:
     cel: 'mcp.method != "tools/call" || mcp.tool.name != "forbidden"'
 `, authzAddr, gatewayAddr, routerAddr, routerAddr, up.URL))
 	ctx, cancel := context.WithCancel(t.Context())
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"serve", "--config", cfg}, io.Discard, &stderr) }()
 	defer func() {
@@ -178,7 +179,7 @@ func TestPprofLoopbackOnly(t *testing.T) {
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan int, 1)
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	go func() { done <- run(ctx, []string{"serve", "--config", cfg, "--pprof", addr}, io.Discard, &stderr) }()
 	defer func() {
 		cancel()

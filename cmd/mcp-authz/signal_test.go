@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 )
 
 // TestMain runs main itself when the test binary is started as mcp-authz
@@ -28,7 +30,7 @@ func TestSIGTERM(t *testing.T) {
 	cfg := write(t, t.TempDir(), "mcp-authz.yaml", fmt.Sprintf("authz: {listen: %q}\nmetrics: {listen: %q}\n", authzAddr, metricsAddr))
 	cmd := exec.Command(os.Args[0], "serve", "--config", cfg)
 	cmd.Env = append(os.Environ(), "MCP_AUTHZ_TEST_MAIN=1")
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
