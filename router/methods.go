@@ -149,6 +149,9 @@ func (r *Router) checkParams(w http.ResponseWriter, c *forward.Call, srv *regist
 	if !ok && !sent {
 		return true // an unknown tool mirrors nothing; the server answers it
 	}
+	if ok {
+		c.Tool = tool // forward mirrors the same definition upstream
+	}
 	if err := r.params.Check(c.Req.Header, c.Msg.Arguments, tool); err != nil {
 		forward.WriteError(w, http.StatusBadRequest, c.Msg.ID, forward.CodeHeaderMismatch, "Mcp-Param header does not match the arguments")
 		return false
