@@ -15,6 +15,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcp-authz/mcp-authz/internal/audit"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -240,7 +241,8 @@ func TestParamHeadersRefusedTwice(t *testing.T) {
 		return &c
 	})
 	addRegional(s, true)
-	e := newEnv(t, nil, registry.Server{Name: "ns/m", Prefix: "m_", URL: up.URL})
+	w, out := auditTo(t)
+	e := newEnvWith(t, func(_ *Config, d *Deps) { d.Audit = w }, registry.Server{Name: "ns/m", Prefix: "m_", URL: up.URL})
 	body := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"m_regional","arguments":{"region":"us","zone":"z1"},` +
 		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}`
 	r := do(t, e.front.URL, e.key, http.MethodPost, "", "alice", body, func(req *http.Request) {
@@ -268,6 +270,29 @@ func TestParamHeadersRefusedTwice(t *testing.T) {
 	if n := e.router.UpstreamFailures.Load(); n != 0 {
 		t.Errorf("%d upstream failures", n)
 	}
+	waitFor(t, "the upstream event", func() bool { return len(out.lines()) == 1 })
+	var ev struct {
+		Status int    `json:"status"`
+		Error  string `json:"error"`
+	}
+	if err := json.Unmarshal(out.lines()[0], &ev); err != nil || ev.Status != http.StatusBadRequest || ev.Error != "" {
+		t.Errorf("audit event %s (%v), want status 400 and no error", out.lines()[0], err)
+	}
+}
+
+// auditTo is an audit trail written to the returned output, stopped
+// when the test ends.
+func auditTo(t *testing.T) (*audit.Writer, *auditOut) {
+	out := &auditOut{}
+	w, err := audit.New(audit.Config{}, audit.Deps{Stdout: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Start(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return w, out
 }
 
 // TestParamHeadersHostileSchema: a server whose listed definition marks an
@@ -322,7 +347,8 @@ func TestParamHeadersHostileSchema(t *testing.T) {
 // before anything is sent.
 func TestParamHeadersUnmirrorable(t *testing.T) {
 	up, log, _ := paramServer(t, "modern", nil)
-	e := newEnv(t, nil, registry.Server{Name: "ns/m", Prefix: "m_", URL: up.URL})
+	w, out := auditTo(t)
+	e := newEnvWith(t, func(_ *Config, d *Deps) { d.Audit = w }, registry.Server{Name: "ns/m", Prefix: "m_", URL: up.URL})
 	cs := connectAs(t, e.front.URL, e.key, "alice", "2025-11-25")
 	for _, arg := range []any{1.5, map[string]any{"a": "b"}, []any{"us"}} {
 		_, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "m_regional", Arguments: map[string]any{"region": arg}})
@@ -333,6 +359,12 @@ func TestParamHeadersUnmirrorable(t *testing.T) {
 	}
 	if calls := log.get(); len(calls) != 0 {
 		t.Errorf("the server got %d tools/call", len(calls))
+	}
+	waitFor(t, "the upstream events", func() bool { return len(out.lines()) == 3 })
+	for _, line := range out.lines() {
+		if !strings.Contains(string(line), `"error":"params_unmirrorable"`) {
+			t.Errorf("audit event %s, want error params_unmirrorable", line)
+		}
 	}
 }
 
