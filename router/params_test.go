@@ -319,26 +319,30 @@ func TestParamHeadersHostileSchema(t *testing.T) {
 		{name: "one header twice", schema: `{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"},"zone":{"type":"string","x-mcp-header":"REGION"}}}`},
 		{name: "too many", schema: many},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			up, log, _ := paramServer(t, "modern", func(tool *mcp.Tool) *mcp.Tool {
-				c := *tool
-				c.InputSchema = json.RawMessage(tc.schema)
-				return &c
+		for _, client := range []string{"2025-11-25", "2026-07-28"} {
+			t.Run(tc.name+", "+client, func(t *testing.T) {
+				up, log, _ := paramServer(t, "modern", func(tool *mcp.Tool) *mcp.Tool {
+					c := *tool
+					c.InputSchema = json.RawMessage(tc.schema)
+					return &c
+				})
+				e := newEnv(t, nil, registry.Server{Name: "ns/m", Prefix: "m_", URL: up.URL})
+				// Not listed first: a 2026 go-sdk client leaves such a
+				// tool out of its list, and calls it all the same.
+				cs := connectAs(t, e.front.URL, e.key, "alice", client)
+				_, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "m_regional", Arguments: map[string]any{"region": "us"}})
+				var we *jsonrpc.Error
+				if !errors.As(err, &we) || we.Code != -32603 || !strings.Contains(we.Message, "x-mcp-header") {
+					t.Errorf("call: %v, want the definition refused", err)
+				}
+				if calls := log.get(); len(calls) != 0 {
+					t.Errorf("the server got %d tools/call", len(calls))
+				}
+				if n := e.router.UpstreamFailures.Load(); n == 0 {
+					t.Error("a definition the router cannot honour is not counted as the server's failure")
+				}
 			})
-			e := newEnv(t, nil, registry.Server{Name: "ns/m", Prefix: "m_", URL: up.URL})
-			cs := connectAs(t, e.front.URL, e.key, "alice", "2025-11-25")
-			_, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "m_regional", Arguments: map[string]any{"region": "us"}})
-			var we *jsonrpc.Error
-			if !errors.As(err, &we) || we.Code != -32603 || !strings.Contains(we.Message, "x-mcp-header") {
-				t.Errorf("call: %v, want the definition refused", err)
-			}
-			if calls := log.get(); len(calls) != 0 {
-				t.Errorf("the server got %d tools/call", len(calls))
-			}
-			if n := e.router.UpstreamFailures.Load(); n == 0 {
-				t.Error("a definition the router cannot honour is not counted as the server's failure")
-			}
-		})
+		}
 	}
 }
 
