@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
@@ -277,4 +278,47 @@ func TestMirror(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzMirror: whatever the tool definition and the arguments, every header
+// Mirror makes has a token for a name and a value of visible ASCII and
+// inner spaces only (no CR, LF or other control: nothing can be smuggled
+// into the request), at most upstream.MaxParams of them, and Check accepts
+// them for the same arguments.
+func FuzzMirror(f *testing.F) {
+	f.Add(`{"properties":{"region":{"type":"string","x-mcp-header":"Region"}}}`, `{"region":"us"}`)
+	f.Add(`{"properties":{"loc":{"properties":{"z":{"x-mcp-header":"Zone"}}}}}`, `{"loc":{"z":"a\r\nb"}}`)
+	f.Add(`{"properties":{"n":{"x-mcp-header":"N"},"b":{"x-mcp-header":"B"}}}`, `{"n":-7,"b":true}`)
+	f.Add(`{"properties":{"r":{"x-mcp-head\u0065r":"R\r\nX: 1"}}}`, `{"r":" padded "}`)
+	f.Fuzz(func(t *testing.T, schema, args string) {
+		tool := []byte(`{"name":"t","inputSchema":` + schema + `}`)
+		body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":` + args + `}}`)
+		m, err := mcpparse.Parse(body, mcpparse.Options{})
+		if err != nil {
+			return // the router never forwards it
+		}
+		var p Params
+		got, err := p.Mirror(body, tool)
+		if err != nil {
+			return
+		}
+		if len(got) > upstream.MaxParams {
+			t.Fatalf("%d headers", len(got))
+		}
+		h := http.Header{}
+		for _, hp := range got {
+			if !strings.HasPrefix(hp.Name, mcpparse.ParamHeaderPrefix) || !httpguts.ValidHeaderFieldName(hp.Name) {
+				t.Fatalf("header name %q", hp.Name)
+			}
+			for i := range len(hp.Value) {
+				if c := hp.Value[i]; c < 0x20 || c > 0x7e {
+					t.Fatalf("header %s value %q holds %#x", hp.Name, hp.Value, c)
+				}
+			}
+			h.Add(hp.Name, hp.Value)
+		}
+		if err := p.Check(h, m.Arguments, tool); err != nil {
+			t.Fatalf("Check of what Mirror made (%v): %v", got, err)
+		}
+	})
 }
