@@ -125,6 +125,61 @@ func DecodeHeader(v string) (string, bool) {
 	return string(b), true
 }
 
+// EncodeHeader is v as a header that mirrors the body carries it, the
+// inverse of DecodeHeader: as it is when it is plain visible ASCII (spaces
+// inside), else its =?base64?…?= form: when it is empty, starts or ends
+// with a space, holds a control character (tab, CR and LF included) or a
+// byte beyond ASCII, or looks like the base64 form itself. No CR or LF ever
+// reaches a header through it.
+func EncodeHeader(v string) string {
+	if !plainHeader(v) {
+		return "=?base64?" + base64.StdEncoding.EncodeToString([]byte(v)) + "?="
+	}
+	return v
+}
+
+// plainHeader reports whether v may be a header value as it is.
+func plainHeader(v string) bool {
+	if v == "" || v[0] == ' ' || v[len(v)-1] == ' ' {
+		// An empty value is sent encoded: some proxies drop empty headers,
+		// and go-sdk reads one as absent.
+		return false
+	}
+	for i := range len(v) {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return !strings.HasPrefix(v, "=?base64?") || !strings.HasSuffix(v, "?=")
+}
+
+// ParamValue is the Mcp-Param header value that mirrors arg, an argument
+// as sent (one JSON value): a string as it is, a boolean as true or false,
+// an integer within ±(2^53-1) in decimal, then encoded (EncodeHeader). Any
+// other value (null, a fraction, an object) cannot be mirrored: the error
+// wraps ErrInvalidParams.
+func ParamValue(arg []byte) (string, error) {
+	if len(arg) > 0 {
+		switch arg[0] {
+		case '"':
+			s, err := String(arg)
+			if err != nil {
+				return "", fmt.Errorf("%w: argument marked x-mcp-header: %w", ErrInvalidParams, err)
+			}
+			return EncodeHeader(s), nil
+		case 't', 'f':
+			if v := string(arg); v == "true" || v == "false" {
+				return v, nil
+			}
+		default:
+			if n, err := Int(arg); err == nil && n <= maxSafe && n >= -maxSafe {
+				return strconv.FormatInt(n, 10), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("%w: an argument marked x-mcp-header must be a string, a boolean or an integer within ±(2^53-1)", ErrInvalidParams)
+}
+
 // ParamHeaderPrefix starts the header that mirrors a tool argument marked
 // x-mcp-header: Mcp-Param-{Name}.
 const ParamHeaderPrefix = "Mcp-Param-"

@@ -185,3 +185,63 @@ func TestCheckMirrorEscapedMeta(t *testing.T) {
 		t.Fatalf("CheckMirror: %v, want a missing Mcp-Method", err)
 	}
 }
+
+// TestParamValue: (ParamValue, EncodeHeader) an argument becomes its header
+// value as SEP-2243 encodes it (the spec's own examples), anything that is
+// not plain visible ASCII in base64 so that no CR, LF or control character
+// reaches a header, and every value it makes is one CheckParam accepts for
+// that argument.
+func TestParamValue(t *testing.T) {
+	tests := []struct {
+		name, arg, want string
+		err             bool
+	}{
+		{name: "plain", arg: `"us-west1"`, want: "us-west1"},
+		{name: "inner space", arg: `"a b"`, want: "a b"},
+		{name: "non-ASCII", arg: `"Hello, 世界"`, want: "=?base64?SGVsbG8sIOS4lueVjA==?="},
+		{name: "padded", arg: `" padded "`, want: "=?base64?IHBhZGRlZCA=?="},
+		{name: "newline", arg: `"line1\nline2"`, want: "=?base64?bGluZTEKbGluZTI=?="},
+		{name: "CRLF injection", arg: `"us\r\nX-Evil: 1"`, want: "=?base64?dXMNClgtRXZpbDogMQ==?="},
+		{name: "tab", arg: `"a\tb"`, want: "=?base64?YQli?="},
+		{name: "DEL", arg: `"a\u007f"`, want: "=?base64?YX8=?="},
+		{name: "NUL", arg: `"a\u0000"`, want: "=?base64?YQA=?="},
+		{name: "sentinel", arg: `"=?base64?literal?="`, want: "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?="},
+		{name: "empty", arg: `""`, want: "=?base64??="},
+		{name: "escaped", arg: `"\u0075s"`, want: "us"},
+		{name: "true", arg: `true`, want: "true"},
+		{name: "false", arg: `false`, want: "false"},
+		{name: "integer", arg: `-7`, want: "-7"},
+		{name: "largest safe", arg: `9007199254740991`, want: "9007199254740991"},
+		{name: "beyond safe", arg: `9007199254740992`, err: true},
+		{name: "fraction", arg: `1.5`, err: true},
+		{name: "exponent", arg: `1e2`, err: true},
+		{name: "null", arg: `null`, err: true},
+		{name: "object", arg: `{"a":1}`, err: true},
+		{name: "array", arg: `["us"]`, err: true},
+		{name: "lone surrogate", arg: `"\ud800"`, err: true},
+		{name: "nothing", arg: ``, err: true},
+		{name: "not JSON", arg: `tru`, err: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParamValue([]byte(tt.arg))
+			if tt.err {
+				if !errors.Is(err, ErrInvalidParams) {
+					t.Fatalf("ParamValue = %q, %v; want an ErrInvalidParams", got, err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ParamValue = %q, %v; want %q", got, err, tt.want)
+			}
+			for i := range len(got) {
+				if got[i] < 0x20 || got[i] > 0x7e {
+					t.Fatalf("header value %q holds byte %#x", got, got[i])
+				}
+			}
+			if err := CheckParam(got, true, []byte(tt.arg)); err != nil {
+				t.Errorf("CheckParam(%q, %s) = %v", got, tt.arg, err)
+			}
+		})
+	}
+}

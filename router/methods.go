@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
+	"github.com/mcp-authz/mcp-authz/router/catalog"
 	"github.com/mcp-authz/mcp-authz/router/forward"
 	"github.com/mcp-authz/mcp-authz/router/pool"
 	"github.com/mcp-authz/mcp-authz/router/upstream"
@@ -133,7 +135,9 @@ func (r *Router) applyLevel(ctx context.Context, session string, srv *registry.S
 // caller's tools list of srv): on 2026-07-28 requests, and on any request
 // that sends one. It answers 400 with -32020 and reports false on a
 // mismatch; a list that cannot be had refuses the call too, as a header
-// that cannot be checked is not let through.
+// that cannot be checked is not let through. A definition whose marks
+// cannot be honoured (catalog.ErrToolDefinition) is the server's failure,
+// answered as forward answers it.
 func (r *Router) checkParams(w http.ResponseWriter, c *forward.Call, srv *registry.Server, name string) bool {
 	var sent bool
 	for k := range c.Req.Header {
@@ -149,7 +153,15 @@ func (r *Router) checkParams(w http.ResponseWriter, c *forward.Call, srv *regist
 	if !ok && !sent {
 		return true // an unknown tool mirrors nothing; the server answers it
 	}
+	if ok {
+		c.Tool = tool // forward mirrors the same definition upstream
+	}
 	if err := r.params.Check(c.Req.Header, c.Msg.Arguments, tool); err != nil {
+		if errors.Is(err, catalog.ErrToolDefinition) {
+			r.upstreamFailed(srv, c.Msg.Method, err)
+			forward.WriteError(w, http.StatusOK, c.Msg.ID, forward.CodeInternal, "the server's definition of this tool has an x-mcp-header the router cannot send")
+			return false
+		}
 		forward.WriteError(w, http.StatusBadRequest, c.Msg.ID, forward.CodeHeaderMismatch, "Mcp-Param header does not match the arguments")
 		return false
 	}

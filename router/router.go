@@ -223,8 +223,8 @@ type Router struct {
 	meta     *resourcemeta.Handler // protected-resource metadata, if served
 	origins  *origin.Matcher
 	metrics  *metrics
-	params   catalog.Params // Mcp-Param headers of the tools called
-	done     chan struct{}  // closed when shutdown starts: GET streams end
+	params   *catalog.Params // Mcp-Param headers of the tools called: checked here, sent by fwd
+	done     chan struct{}   // closed when shutdown starts: GET streams end
 	closed   atomic.Bool
 	parsed   atomic.Int64 // client bodies decoded (parse), for tests
 
@@ -299,6 +299,7 @@ func New(c Config, d Deps) (*Router, error) {
 		streams:  relay.NewHub(),
 		input:    mrtr.NewTable(c.InputTimeout, c.CacheSize),
 		metrics:  newMetrics(),
+		params:   &catalog.Params{},
 		done:     make(chan struct{}),
 		meta:     meta,
 		origins:  origins,
@@ -329,7 +330,7 @@ func New(c Config, d Deps) (*Router, error) {
 		MaxInputRounds: c.MaxInputRounds, MaxResponseBytes: c.MaxResponseBytes, SessionTTL: c.SessionTTL,
 	}, forward.Deps{
 		Registry: d.Registry, Authorizer: d.Authorizer, Upstream: r.up, Answer: r.answer, Sealer: s,
-		Catalog: r.cat, Pool: r.pool, Streams: r.streams, Tasks: taskIDs, Input: r.input,
+		Catalog: r.cat, Params: r.params, Pool: r.pool, Streams: r.streams, Tasks: taskIDs, Input: r.input,
 		Audit: d.Audit, Tracer: tracer, Log: logger, Now: now, Failed: r.upstreamFailed,
 	})
 	return r, nil

@@ -450,10 +450,22 @@ func (c *Catalog) shadowIndex(snap *registry.Snapshot) map[string]string {
 // credential auth: from the cache while fresh, else fetched. ok is false
 // when the list cannot be had or has no such tool.
 func (c *Catalog) Tool(ctx context.Context, caller Caller, srv *registry.Server, auth, name string) (json.RawMessage, bool) {
+	return c.tool(ctx, caller, srv, auth, name, false)
+}
+
+// RefreshTool is Tool with srv's list fetched again for this authorization
+// context, however fresh the cached one: for a call the server refused
+// because its tool's definition changed since (SEP-2243's HeaderMismatch).
+// Other contexts' lists are left as they are.
+func (c *Catalog) RefreshTool(ctx context.Context, caller Caller, srv *registry.Server, auth, name string) (json.RawMessage, bool) {
+	return c.tool(ctx, caller, srv, auth, name, true)
+}
+
+func (c *Catalog) tool(ctx context.Context, caller Caller, srv *registry.Server, auth, name string, refresh bool) (json.RawMessage, bool) {
 	now := c.cfg.Now()
 	snap := c.reg.Load()
 	key, l, ok := c.lists.lookup(Tools, srv, c.shadowIndex(snap)[srv.Name], authContext(caller.Issuer, caller.Subject, auth), now)
-	if !ok || !now.Before(l.fresh) {
+	if refresh || !ok || !now.Before(l.fresh) {
 		l = c.fetchCached(ctx, Tools, caller, snap, srv, key, auth)
 	}
 	if l != nil {

@@ -58,6 +58,10 @@ func (fw *Forwarder) audited(c *Call, srv *registry.Server, name string, resp *h
 		e.Error = "session_ended"
 	case errors.Is(err, upstream.ErrUnauthorized):
 		e.Error = "upstream_unauthorized"
+	case errors.Is(err, errParamMismatch):
+		e.Status = http.StatusBadRequest // refused twice, HeaderMismatch
+	case errors.As(err, new(*mirrorError)):
+		e.Error = "params_unmirrorable" // nothing was sent
 	default:
 		e.Error = "upstream_unavailable"
 	}

@@ -21,6 +21,10 @@ type Call struct {
 	// or, when Claims.Credential names it, the token authz obtained for
 	// Claims.Server. Only the latter is ever sent upstream.
 	Auth string
+	// Tool is the definition of the tool a tools/call calls, as the
+	// router read it from the caller's list for this call (its check of
+	// the client's Mcp-Param headers); nil when it did not read it.
+	Tool json.RawMessage
 	task *taskRef // the task of a task request, opened (tasks.go)
 	// input is what a forwarded call keeps for input requests (mrtr.go).
 	input *callInput

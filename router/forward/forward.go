@@ -67,6 +67,10 @@ func (fw *Forwarder) Forward(w http.ResponseWriter, c *Call, srv *registry.Serve
 			WriteError(w, http.StatusUnauthorized, c.Msg.ID, CodeInvalidRequest, "upstream requires authorization")
 			return
 		}
+		if status, code, msg, ok := fw.paramRefusal(c, srv, err); ok {
+			WriteError(w, status, c.Msg.ID, code, msg)
+			return
+		}
 		fw.failed(srv, c.Msg.Method, err)
 		WriteError(w, http.StatusOK, c.Msg.ID, CodeInternal, "upstream unavailable")
 		return
@@ -97,6 +101,11 @@ func (c *Call) Vouched(srv *registry.Server) bool {
 
 // sendSession sends body on the caller's session with srv; when the
 // upstream has ended that session it opens a new one and sends again, once.
+// A tools/call to a server of the stateless revision carries the Mcp-Param
+// headers of its tool (params.go); when the server refuses them
+// (HeaderMismatch: its definition changed since the router read it), the
+// router reads the caller's list of srv again and sends once more
+// (SEP-2243's client behaviour); a second refusal is errParamMismatch.
 func (fw *Forwarder) sendSession(ctx context.Context, c *Call, srv *registry.Server, auth string, body []byte, name string) (*http.Response, error) {
 	up, err := fw.UpstreamFor(ctx, c.Sess, srv, auth)
 	if err != nil {
@@ -109,9 +118,25 @@ func (fw *Forwarder) sendSession(ctx context.Context, c *Call, srv *registry.Ser
 		// (session.NewStateless): their ids, each client's own, may collide.
 		body = fw.ownID(c, body)
 	}
-	return fw.up.PostSession(ctx, target(srv), h, up, body, func(ctx context.Context, old upstream.Session) (upstream.Session, error) {
+	reopen := func(ctx context.Context, old upstream.Session) (upstream.Session, error) {
 		return fw.Reinit(ctx, c.Sess, srv, auth, old)
-	})
+	}
+	if !mirrors(c, up) {
+		return fw.up.PostSession(ctx, target(srv), h, up, body, reopen)
+	}
+	for refresh := false; ; refresh = true {
+		if h.Params, err = fw.paramHeaders(ctx, c, srv, auth, name, body, refresh); err != nil {
+			return nil, err
+		}
+		resp, err := fw.up.PostSession(ctx, target(srv), h, up, body, reopen)
+		if err != nil || !fw.headerMismatch(resp) {
+			return resp, err
+		}
+		upstream.Drain(resp)
+		if refresh {
+			return nil, errParamMismatch
+		}
+	}
 }
 
 // ownID is body with its id replaced by one this router makes, unique in

@@ -54,7 +54,7 @@ type Authorizer interface {
 }
 
 // Deps are what a Forwarder shares with the rest of the router. All are
-// required but Authorizer, Audit and Tracer.
+// required but Authorizer, Params, Audit and Tracer.
 type Deps struct {
 	Registry   Registry
 	Authorizer Authorizer // nil: no upstream credentials, nothing filtered
@@ -62,6 +62,7 @@ type Deps struct {
 	Answer     mcpparse.Options // how an upstream's messages are read
 	Sealer     *seal.Sealer
 	Catalog    *catalog.Catalog
+	Params     *catalog.Params // Mcp-Param headers, shared with the router's check; nil: its own
 	Pool       *pool.Pool
 	Streams    *relay.Hub
 	Tasks      *tasks.Table
@@ -87,6 +88,7 @@ type Forwarder struct {
 	answer  mcpparse.Options
 	sealer  *seal.Sealer
 	cat     *catalog.Catalog
+	params  *catalog.Params
 	pool    *pool.Pool // (session key, server) -> upstream session, opened on first use
 	streams *relay.Hub
 	tasks   *tasks.Table // the task ids of this replica's callers (tasks.go)
@@ -105,9 +107,12 @@ type Forwarder struct {
 
 // New returns a Forwarder of c and d.
 func New(c Config, d Deps) *Forwarder {
+	if d.Params == nil {
+		d.Params = &catalog.Params{}
+	}
 	return &Forwarder{
 		cfg: c, audit: d.Audit, reg: d.Registry, auth: d.Authorizer, tracer: d.Tracer, log: d.Log, now: d.Now,
-		up: d.Upstream, answer: d.Answer, sealer: d.Sealer, cat: d.Catalog, pool: d.Pool, streams: d.Streams,
+		up: d.Upstream, answer: d.Answer, sealer: d.Sealer, cat: d.Catalog, params: d.Params, pool: d.Pool, streams: d.Streams,
 		tasks: d.Tasks, input: d.Input, failed: d.Failed,
 		inflight: map[string]*registry.Server{},
 	}

@@ -135,6 +135,10 @@ func (fw *Forwarder) bridgeInput(w http.ResponseWriter, c *Call, srv *registry.S
 			_ = sw.Event(ErrorBody(c.Msg.ID, CodeInternal, ei.Error()))
 			return
 		case err != nil:
+			if _, code, msg, ok := fw.paramRefusal(c, srv, err); ok {
+				_ = sw.Event(ErrorBody(c.Msg.ID, code, msg))
+				return
+			}
 			fw.failed(srv, c.Msg.Method, err)
 			_ = sw.Event(ErrorBody(c.Msg.ID, CodeInternal, "upstream unavailable"))
 			return

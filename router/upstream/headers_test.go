@@ -111,3 +111,68 @@ func TestRevisionHeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestParamHeaders: Headers.Params go to a server of the stateless
+// revision only (never to a 2025 session, nor to a server whose revision is
+// not known yet), each once as given; more than MaxParams is refused and
+// nothing is sent.
+func TestParamHeaders(t *testing.T) {
+	var got http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(srv.Close)
+	c := New(Config{})
+	params := []Param{{Name: "Mcp-Param-Region", Value: "us"}, {Name: "Mcp-Param-Text", Value: "=?base64?IHBhZGRlZCA=?="}}
+	many := make([]Param, MaxParams+1)
+	for i := range many {
+		many[i] = Param{Name: "Mcp-Param-P" + strings.Repeat("x", i), Value: "v"}
+	}
+	for _, tc := range []struct {
+		name, version string
+		params        []Param
+		want          map[string][]string
+		refused       bool
+	}{
+		{name: "2026-07-28", version: Stateless, params: params, want: map[string][]string{"Mcp-Param-Region": {"us"}, "Mcp-Param-Text": {"=?base64?IHBhZGRlZCA=?="}}},
+		{name: "as many as allowed", version: Stateless, params: many[:MaxParams], want: func() map[string][]string {
+			m := map[string][]string{}
+			for _, p := range many[:MaxParams] {
+				m[p.Name] = []string{"v"}
+			}
+			return m
+		}()},
+		{name: "2025-11-25", version: "2025-11-25", params: params, want: map[string][]string{}},
+		{name: "not known yet", version: "", params: params, want: map[string][]string{}},
+		{name: "too many", version: Stateless, params: many, refused: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got = nil
+			resp, err := c.Post(t.Context(), Target{Server: "ns/a", URL: srv.URL}, Headers{Version: tc.version, Method: "tools/call", Name: "add", Params: tc.params}, []byte("{}"))
+			if tc.refused {
+				if err == nil {
+					Drain(resp)
+					t.Fatal("Post sent more than MaxParams Mcp-Param headers")
+				}
+				if got != nil {
+					t.Fatal("a refused request reached the server")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			Drain(resp)
+			sent := map[string][]string{}
+			for k, v := range got {
+				if strings.HasPrefix(k, "Mcp-Param-") {
+					sent[k] = v
+				}
+			}
+			if diff := cmp.Diff(tc.want, sent); diff != "" {
+				t.Errorf("Mcp-Param headers (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -181,10 +181,23 @@ type Headers struct {
 	Version string // MCP-Protocol-Version
 	Method  string // Mcp-Method, for a request or notification
 	Name    string // Mcp-Name, for tools/call, prompts/get, resources/read
+	// Params are the Mcp-Param-{Name} headers of a tools/call (SEP-2243),
+	// at most MaxParams, sent to a server of the stateless revision only.
+	Params []Param
 }
 
+// Param is one Mcp-Param-{Name} header: Name in full and canonical form
+// (textproto.CanonicalMIMEHeaderKey), Value encoded
+// (mcpparse.EncodeHeader). Both are the router's own, made from the body it
+// sends and the server's tool definition: never a client's header.
+type Param struct{ Name, Value string }
+
+// MaxParams bounds the Mcp-Param headers of one request: a tool definition
+// that marks more arguments with x-mcp-header is refused.
+const MaxParams = 32
+
 // maxHeaders is how many headers header writes at most.
-const maxHeaders = 10
+const maxHeaders = 10 + MaxParams
 
 // header returns a request's header map holding h, the x-mcp-* headers of a
 // request to server, and accept and contentType unless "". Mcp-Method and
@@ -211,6 +224,11 @@ func (h Headers) header(server, accept, contentType string) http.Header {
 	if h.Version == "" || h.Version >= Stateless {
 		put("Mcp-Method", h.Method)
 		put("Mcp-Name", h.Name)
+	}
+	if h.Version >= Stateless {
+		for _, p := range h.Params[:min(len(h.Params), MaxParams)] { // Post refuses more
+			put(p.Name, p.Value)
+		}
 	}
 	if server != "" {
 		put("X-Mcp-Servername", server)
@@ -262,6 +280,9 @@ func (e *RPCError) Error() string { return fmt.Sprintf("upstream: error %d", e.C
 
 // Post sends body to the server t with h and returns its answer unread.
 func (c *Client) Post(ctx context.Context, t Target, h Headers, body []byte) (*http.Response, error) {
+	if len(h.Params) > MaxParams {
+		return nil, fmt.Errorf("upstream: post: %d Mcp-Param headers, at most %d", len(h.Params), MaxParams)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("upstream: post: %w", err)
