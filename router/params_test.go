@@ -16,6 +16,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-authz/mcp-authz/internal/audit"
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -270,20 +271,20 @@ func TestParamHeadersRefusedTwice(t *testing.T) {
 	if n := e.router.UpstreamFailures.Load(); n != 0 {
 		t.Errorf("%d upstream failures", n)
 	}
-	waitFor(t, "the upstream event", func() bool { return len(out.lines()) == 1 })
+	waitFor(t, "the upstream event", func() bool { return len(auditLines(out)) == 1 })
 	var ev struct {
 		Status int    `json:"status"`
 		Error  string `json:"error"`
 	}
-	if err := json.Unmarshal(out.lines()[0], &ev); err != nil || ev.Status != http.StatusBadRequest || ev.Error != "" {
-		t.Errorf("audit event %s (%v), want status 400 and no error", out.lines()[0], err)
+	if err := json.Unmarshal(auditLines(out)[0], &ev); err != nil || ev.Status != http.StatusBadRequest || ev.Error != "" {
+		t.Errorf("audit event %s (%v), want status 400 and no error", auditLines(out)[0], err)
 	}
 }
 
 // auditTo is an audit trail written to the returned output, stopped
 // when the test ends.
-func auditTo(t *testing.T) (*audit.Writer, *auditOut) {
-	out := &auditOut{}
+func auditTo(t *testing.T) (*audit.Writer, *syncbuf.Buffer) {
+	out := &syncbuf.Buffer{}
 	w, err := audit.New(audit.Config{}, audit.Deps{Stdout: out})
 	if err != nil {
 		t.Fatal(err)
@@ -364,8 +365,8 @@ func TestParamHeadersUnmirrorable(t *testing.T) {
 	if calls := log.get(); len(calls) != 0 {
 		t.Errorf("the server got %d tools/call", len(calls))
 	}
-	waitFor(t, "the upstream events", func() bool { return len(out.lines()) == 3 })
-	for _, line := range out.lines() {
+	waitFor(t, "the upstream events", func() bool { return len(auditLines(out)) == 3 })
+	for _, line := range auditLines(out) {
 		if !strings.Contains(string(line), `"error":"params_unmirrorable"`) {
 			t.Errorf("audit event %s, want error params_unmirrorable", line)
 		}
