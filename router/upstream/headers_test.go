@@ -176,3 +176,28 @@ func TestParamHeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestNameEncoded: an Mcp-Name a header cannot carry as it is (a URI
+// beyond ASCII, say) goes in its =?base64?…?= form; a plain one as it is.
+func TestNameEncoded(t *testing.T) {
+	var got http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(srv.Close)
+	c := New(Config{})
+	for _, tc := range []struct{ name, want string }{
+		{name: "file:///r/plain.txt", want: "file:///r/plain.txt"},
+		{name: "file:///r/\u00e9t\u00e9.txt", want: "=?base64?ZmlsZTovLy9yL8OpdMOpLnR4dA==?="},
+	} {
+		resp, err := c.Post(t.Context(), Target{Server: "ns/a", URL: srv.URL}, Headers{Version: Stateless, Method: "resources/read", Name: tc.name}, []byte("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		Drain(resp)
+		if v := got.Get("Mcp-Name"); v != tc.want {
+			t.Errorf("Mcp-Name %q, want %q", v, tc.want)
+		}
+	}
+}

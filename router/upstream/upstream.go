@@ -223,7 +223,10 @@ func (h Headers) header(server, accept, contentType string) http.Header {
 	put("Mcp-Protocol-Version", h.Version)
 	if h.Version == "" || h.Version >= Stateless {
 		put("Mcp-Method", h.Method)
-		put("Mcp-Name", h.Name)
+		if h.Name != "" {
+			// A URI may hold what a header cannot carry as it is.
+			put("Mcp-Name", mcpparse.EncodeHeader(h.Name))
+		}
 	}
 	if h.Version >= Stateless {
 		for _, p := range h.Params[:min(len(h.Params), MaxParams)] { // Post refuses more
