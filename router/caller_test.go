@@ -501,8 +501,16 @@ func TestNoTokenPassthrough(t *testing.T) {
 					r.Header.Set(assertion.Header, v)
 				})
 			}()
-			waitFor(t, "the call in flight", func() bool {
-				return e.router.fwd.InFlight() == 1
+			// In flight, and on the upstream: a notification that came before
+			// the session's upstream session was open would reach no server.
+			waitFor(t, "the call at the upstream", func() bool {
+				calls := 0
+				for _, s := range up.requests() {
+					if s.rpc == "tools/call" {
+						calls++
+					}
+				}
+				return e.router.fwd.InFlight() == 1 && calls == 2 // alpha_ask's, then this one
 			})
 			for _, n := range []string{
 				`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c1"}}`,

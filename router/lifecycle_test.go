@@ -249,9 +249,10 @@ func TestShutdownDrains(t *testing.T) {
 // TestCancel: the client's notifications/cancelled reaches the upstream
 // running the call.
 func TestCancel(t *testing.T) {
-	cancelled := make(chan struct{})
+	started, cancelled := make(chan struct{}), make(chan struct{})
 	s := mcp.NewServer(&mcp.Implementation{Name: "wait", Version: "1"}, nil)
 	mcp.AddTool(s, &mcp.Tool{Name: "wait"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		close(started)
 		<-ctx.Done()
 		close(cancelled)
 		return nil, nil, ctx.Err()
@@ -264,9 +265,16 @@ func TestCancel(t *testing.T) {
 		done <- do(t, e.front.URL, e.key, http.MethodPost, sid, "alice",
 			`{"jsonrpc":"2.0","id":"call-1","method":"tools/call","params":{"name":"wait_wait","arguments":{"text":""}}}`, nil)
 	}()
-	waitFor(t, "the call in flight", func() bool {
-		return e.router.fwd.InFlight() == 1
-	})
+	// In flight, and at the upstream: a cancellation that came before the
+	// session's upstream session was open would reach no server.
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call did not reach the upstream")
+	}
+	if n := e.router.fwd.InFlight(); n != 1 {
+		t.Fatalf("%d calls in flight, want 1", n)
+	}
 	r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice",
 		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"call-1","reason":"user"}}`, nil)
 	if r.status != http.StatusAccepted {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -341,6 +342,12 @@ func TestParamHeadersHostileSchema(t *testing.T) {
 				}
 				if n := e.router.UpstreamFailures.Load(); n == 0 {
 					t.Error("a definition the router cannot honour is not counted as the server's failure")
+				}
+				// SEP-2243: a client MUST leave such a tool out of
+				// tools/list; the router does for its clients (a 2025
+				// go-sdk client would list it, a 2026 one drops it itself).
+				if names := toolNames(t, cs); slices.Contains(names, "m_regional") {
+					t.Errorf("tools/list %q holds the tool whose definition is invalid", names)
 				}
 			})
 		}

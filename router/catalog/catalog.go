@@ -74,6 +74,11 @@ type Item struct {
 	Server string          // registration name
 	Name   string          // as the server names it (tools, prompts) or its URI
 	Raw    json.RawMessage // as the client sees it: prefixed
+	// Unlisted: a tool whose x-mcp-header marks break SEP-2243's rules.
+	// A client MUST leave such a tool out of tools/list, so it is never
+	// served in a list; it is kept so that a call to it is refused with
+	// the reason (ErrToolDefinition), not forwarded without its headers.
+	Unlisted bool
 }
 
 // Config bounds and times the catalog. The router fills every field (its
@@ -301,7 +306,11 @@ func (c *Catalog) collect(ctx context.Context, k *Kind, caller Caller) ([]Item, 
 	meta := listMeta{fresh: c.cfg.ListRefresh}
 	for _, l := range lists {
 		if l != nil {
-			out = append(out, l.items...)
+			for _, it := range l.items {
+				if !it.Unlisted {
+					out = append(out, it)
+				}
+			}
 			meta.fresh = min(meta.fresh, max(l.fresh.Sub(now), 0))
 			meta.private = meta.private || l.private
 		}

@@ -104,6 +104,13 @@ func (c *Catalog) fetch(ctx context.Context, k *Kind, caller Caller, snap *regis
 				c.log.Warn("upstream item skipped", "server", srv.Name, "list", k.Method)
 				continue
 			}
+			if k == Tools && mayMark(raw) {
+				if _, err := paramBindings(raw); err != nil {
+					it.Unlisted = true
+					c.log.Warn("upstream tool left out of tools/list: its x-mcp-header marks are invalid",
+						"server", srv.Name, "tool", it.Name, "error", err)
+				}
+			}
 			if nested && k.prefix {
 				if owner, _, ok := snap.Resolve(srv.Prefix + it.Name); ok && owner.Name != srv.Name {
 					shadowed = append(shadowed, it.Name)
