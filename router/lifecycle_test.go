@@ -288,6 +288,57 @@ func TestCancel(t *testing.T) {
 	<-done
 }
 
+// TestCancelBeforeUpstream: a client's notifications/cancelled that comes
+// while its call is still opening the session's upstream session ends the
+// call there: the call never reaches the server, the client's request
+// returns at once, and no failure is counted against the server.
+func TestCancelBeforeUpstream(t *testing.T) {
+	var calls atomic.Int32
+	release := make(chan struct{})
+	s := mcp.NewServer(&mcp.Implementation{Name: "slowinit", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "t"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		calls.Add(1)
+		return text("t"), nil, nil
+	})
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.Header.Get("Mcp-Session-Id") == "" {
+			select { // the server is slow to open a session
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(up.Close)
+	defer close(release)
+	e := newEnv(t, func(c *Config) { c.InitTimeout = time.Minute }, registry.Server{Name: "ns/slow", Prefix: "s_", URL: up.URL})
+	sid := initRaw(t, e.front.URL, e.key, "alice")
+	done := make(chan raw, 1)
+	go func() {
+		done <- do(t, e.front.URL, e.key, http.MethodPost, sid, "alice",
+			`{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"s_t","arguments":{"text":""}}}`, nil)
+	}()
+	waitFor(t, "the call in flight", func() bool { return e.router.fwd.InFlight() == 1 })
+	r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice",
+		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c1"}}`, nil)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("cancel: %d %s", r.status, r.body)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cancelled call still waits for the upstream session")
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("the server ran the cancelled call %d times", n)
+	}
+	if n := e.router.UpstreamFailures.Load(); n != 0 {
+		t.Errorf("%d upstream failures counted for a cancelled call", n)
+	}
+}
+
 // TestRootsChanged: the client's roots/list_changed reaches the upstreams.
 func TestRootsChanged(t *testing.T) {
 	got := make(chan struct{}, 4)

@@ -312,7 +312,13 @@ func nullable(raw json.RawMessage) json.RawMessage {
 	return raw
 }
 
+// upstreamFailed counts and logs a failure of srv's. A request whose own
+// context was cancelled (its client cancelled it or went away) is not one.
 func (r *Router) upstreamFailed(srv *registry.Server, op string, err error) {
+	if errors.Is(err, context.Canceled) {
+		r.log.Debug("upstream request cancelled", "server", srv.Name, "op", op)
+		return
+	}
 	r.UpstreamFailures.Add(1)
 	r.metrics.failures.WithLabelValues(srv.Name, methodLabel(op)).Inc()
 	r.log.Warn("upstream failed", "server", srv.Name, "op", op, "error", err.Error())

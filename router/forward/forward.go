@@ -45,7 +45,7 @@ func (fw *Forwarder) Forward(w http.ResponseWriter, c *Call, srv *registry.Serve
 	}
 	key := inflightKey(c.Sess, c.Msg.ID) // post refused requests without a valid id
 	fw.mu.Lock()
-	fw.inflight[key] = srv
+	fw.inflight[key] = inflightCall{srv, cancel}
 	fw.mu.Unlock()
 	defer func() {
 		fw.mu.Lock()
@@ -69,6 +69,12 @@ func (fw *Forwarder) Forward(w http.ResponseWriter, c *Call, srv *registry.Serve
 		}
 		if status, code, msg, ok := fw.paramRefusal(c, srv, err); ok {
 			WriteError(w, status, c.Msg.ID, code, msg)
+			return
+		}
+		if errors.Is(ctx.Err(), context.Canceled) {
+			// The client cancelled the call or went away: not the
+			// server's failure, and the client reads no answer.
+			WriteError(w, http.StatusOK, c.Msg.ID, CodeInternal, "request cancelled")
 			return
 		}
 		fw.failed(srv, c.Msg.Method, err)
@@ -320,18 +326,24 @@ func (fw *Forwarder) Cancel(w http.ResponseWriter, c *Call) {
 		return
 	}
 	fw.mu.Lock()
-	srv := fw.inflight[inflightKey(c.Sess, c.Msg.RequestID)]
+	call, ok := fw.inflight[inflightKey(c.Sess, c.Msg.RequestID)]
 	fw.mu.Unlock()
-	if srv == nil {
+	if !ok {
 		return
+	}
+	// The call's own context ends whatever happens below: a call still
+	// opening its upstream session never goes, and one the server keeps
+	// working on without an answer (it need send none) does not hold the
+	// router until CallTimeout.
+	defer call.cancel()
+	srv := call.srv
+	up, ok := fw.pool.Get(c.Sess.Key(), srv.Name)
+	if !ok {
+		return // not at the server yet: ending the call's context is all
 	}
 	ctx, cancel := context.WithTimeout(c.Req.Context(), fw.cfg.InitTimeout)
 	defer cancel()
 	auth, err := fw.UpstreamAuth(ctx, c.Auth, srv.Name)
-	if err != nil {
-		return
-	}
-	up, err := fw.UpstreamFor(ctx, c.Sess, srv, auth)
 	if err != nil {
 		return
 	}

@@ -96,10 +96,10 @@ type Forwarder struct {
 	failed  func(srv *registry.Server, op string, err error)
 
 	// inflight maps (session key, value of the request id) of forwarded
-	// calls to their server, so that the client's notifications/cancelled
-	// reaches it.
+	// calls to their server and the cancel of their context, so that the
+	// client's notifications/cancelled reaches the server and ends the call.
 	mu       sync.Mutex
-	inflight map[string]*registry.Server
+	inflight map[string]inflightCall
 	// nextID numbers the ids the router gives requests it sends on an
 	// upstream session that several of a caller's requests share (ownID).
 	nextID atomic.Uint64
@@ -114,8 +114,14 @@ func New(c Config, d Deps) *Forwarder {
 		cfg: c, audit: d.Audit, reg: d.Registry, auth: d.Authorizer, tracer: d.Tracer, log: d.Log, now: d.Now,
 		up: d.Upstream, answer: d.Answer, sealer: d.Sealer, cat: d.Catalog, params: d.Params, pool: d.Pool, streams: d.Streams,
 		tasks: d.Tasks, input: d.Input, failed: d.Failed,
-		inflight: map[string]*registry.Server{},
+		inflight: map[string]inflightCall{},
 	}
+}
+
+// inflightCall is a forwarded call in flight.
+type inflightCall struct {
+	srv    *registry.Server
+	cancel context.CancelFunc // its context's
 }
 
 // InFlight is the number of forwarded calls in flight.
