@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -48,6 +49,7 @@ type defsServer struct {
 	mu     sync.Mutex
 	lists  map[string]string // inputSchema listed, by Authorization
 	listed map[string]int    // tools/list requests, by Authorization
+	broken bool              // tools/list fails (500)
 }
 
 func newDefsServer(t *testing.T) *defsServer {
@@ -80,7 +82,12 @@ func newDefsServer(t *testing.T) *defsServer {
 		if r.Header.Get("Mcp-Method") == "tools/list" {
 			d.mu.Lock()
 			d.listed[r.Header.Get("Authorization")]++
+			broken := d.broken
 			d.mu.Unlock()
+			if broken {
+				http.Error(w, "down", http.StatusInternalServerError)
+				return
+			}
 		}
 		h.ServeHTTP(w, r)
 	}))
@@ -115,12 +122,24 @@ func upAuth(subject string) string { return "Bearer up-" + subject + "-ns/m" }
 
 const meta2026 = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}`
 
-// callRegional sends a 2026-07-28 tools/call of m_regional with arguments (a
-// JSON object) and the Mcp-Param headers params, as subject.
+// callRegional sends a 2026-07-28 tools/call of m_regional with arguments
+// (a JSON object) and the Mcp-Param headers params, as subject.
 func callRegional(t *testing.T, e *env, subject, arguments string, params map[string]string) raw {
 	t.Helper()
+	return callRegionalUntil(t, e, subject, arguments, params, time.Time{})
+}
+
+// callRegionalUntil is callRegional for a caller whose token expires at
+// expiry (zero: no expiry).
+func callRegionalUntil(t *testing.T, e *env, subject, arguments string, params map[string]string, expiry time.Time) raw {
+	t.Helper()
 	body := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"m_regional","arguments":` + arguments + `,` + meta2026 + `}}`
+	v, err := assertion.NewSigner(e.key).Sign(assertion.Claims{Method: "tools/call", Issuer: testIssuer, Subject: subject, CallerExpiry: expiry, BodyHash: assertion.BodyHash([]byte(body))})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return do(t, e.front.URL, e.key, http.MethodPost, "", subject, body, func(req *http.Request) {
+		req.Header.Set(assertion.Header, v)
 		req.Header.Set("MCP-Protocol-Version", "2026-07-28")
 		req.Header.Set("Mcp-Method", "tools/call")
 		req.Header.Set("Mcp-Name", "m_regional")
@@ -148,7 +167,7 @@ func listRaw(t *testing.T, e *env, subject string) []string {
 	if err := json.Unmarshal([]byte(r.body), &got); err != nil || r.status != http.StatusOK || got.Result.TTLMs == nil {
 		t.Fatalf("tools/list: %d %s (%v)", r.status, r.body, err)
 	}
-	if *got.Result.TTLMs != 0 {
+	if len(got.Result.Tools) > 0 && *got.Result.TTLMs != 0 {
 		t.Errorf("tools/list ttlMs %d, want the upstream's 0", *got.Result.TTLMs)
 	}
 	var names []string
@@ -371,5 +390,62 @@ func TestDefinitionUnlisted(t *testing.T) {
 	}
 	if calls := up.log.get(); len(calls) != 0 {
 		t.Errorf("tools/call upstream %+v, want none", calls)
+	}
+}
+
+// TestDefinitionNotServed: a list the router holds past its ttlMs only for
+// its callers' definitions is never served: when the server's next list
+// fails, the client's tools/list leaves the server's tools out (as when
+// nothing is held). Until the list is asked again (listRetry) a call whose
+// headers need the tool's definition is refused, as before: the failed
+// fetch leaves the tool unknown for that while, and nothing is sent.
+func TestDefinitionNotServed(t *testing.T) {
+	up := newDefsServer(t)
+	e := newEnvWith(t, func(_ *Config, d *Deps) { d.Authorizer = &callerAuthz{} }, registry.Server{Name: "ns/m", Prefix: "m_", URL: up.url})
+	if names := listRaw(t, e, "alice"); len(names) != 1 {
+		t.Fatalf("tools/list %q, want m_regional", names)
+	}
+	up.mu.Lock()
+	up.broken = true
+	up.mu.Unlock()
+	if names := listRaw(t, e, "alice"); len(names) != 0 {
+		t.Errorf("tools/list %q while the server's list fails, want none (the held one is stale)", names)
+	}
+	got := outcomeOf(t, callRegional(t, e, "alice", `{"region":"us"}`, map[string]string{"Region": "us"}))
+	if want := (outcome{Status: http.StatusBadRequest, Code: -32020}); got != want {
+		t.Errorf("call: %+v, want %+v", got, want)
+	}
+	if calls := up.log.get(); len(calls) != 0 {
+		t.Errorf("tools/call upstream %+v, want none", calls)
+	}
+}
+
+// TestDefinitionCallerExpiry: the definition held for a caller is not used
+// past the expiry of the token it was read for: a call with a renewed token
+// has the list read again.
+func TestDefinitionCallerExpiry(t *testing.T) {
+	up := newDefsServer(t)
+	clk := &clock{}
+	e := newEnvWith(t, func(c *Config, d *Deps) { d.Now, c.ListRefresh, d.Authorizer = clk.now, time.Minute, &callerAuthz{} },
+		registry.Server{Name: "ns/m", Prefix: "m_", URL: up.url})
+	args, params := `{"region":"us"}`, map[string]string{"Region": "us"}
+	want := outcome{Status: http.StatusOK, Text: "us|"}
+	for i, step := range []struct {
+		advance time.Duration
+		expiry  time.Duration // of the caller's token, from now
+		lists   int
+	}{
+		{expiry: 2 * time.Second, lists: 1},
+		{expiry: 2 * time.Second, lists: 1},
+		{advance: 3 * time.Second, expiry: time.Hour, lists: 2},
+		{expiry: time.Hour, lists: 2},
+	} {
+		clk.advance(step.advance)
+		if got := outcomeOf(t, callRegionalUntil(t, e, "alice", args, params, clk.now().Add(step.expiry))); got != want {
+			t.Errorf("call %d: %+v, want %+v", i, got, want)
+		}
+		if n := up.listCount(upAuth("alice")); n != step.lists {
+			t.Errorf("call %d: upstream tools/list requests %d, want %d", i, n, step.lists)
+		}
 	}
 }
