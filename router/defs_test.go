@@ -292,7 +292,7 @@ func TestDefinitionHeld(t *testing.T) {
 		t.Run(client, func(t *testing.T) {
 			up := newDefsServer(t)
 			clk := &clock{}
-			e := newEnvWith(t, func(c *Config, d *Deps) { d.Now, c.ListRefresh, d.Authorizer = clk.now, 10 * time.Second, &callerAuthz{} },
+			e := newEnvWith(t, func(c *Config, d *Deps) { d.Now, c.ListRefresh, d.Authorizer = clk.now, 10*time.Second, &callerAuthz{} },
 				registry.Server{Name: "ns/m", Prefix: "m_", URL: up.url})
 			cs := connectAs(t, e.front.URL, e.key, "alice", client)
 			lists := func(want int, when string) {
