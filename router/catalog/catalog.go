@@ -87,7 +87,8 @@ type Config struct {
 	// ListTimeout bounds fetching one server's list.
 	ListTimeout time.Duration
 	// ListRefresh is how long a server's cached list is served before it
-	// is fetched again.
+	// is fetched again, and how long a tools list's definitions are read
+	// for its context's calls past its ttlMs (Definition).
 	ListRefresh time.Duration
 	// MaxListBytes and MaxListItems bound one server's list of one kind;
 	// MaxAggregateBytes and MaxAggregateItems one aggregated list (see
@@ -189,9 +190,11 @@ var (
 // caller (a SHA-256 of it; no token is kept), so an upstream that answers
 // each caller differently never has one caller's entries served to another.
 // A list is served for ListRefresh, or the upstream's ttlMs if shorter,
-// never past the caller token's expiry; Invalidate (list_changed) drops
-// every context's lists of a server. Page filters each list per caller,
-// every kind with the policy of the method that uses its entries.
+// never past the caller token's expiry (a tools list's definitions are
+// read for that context's calls for ListRefresh, see Definition);
+// Invalidate (list_changed) drops every context's lists of a server. Page
+// filters each list per caller, every kind with the policy of the method
+// that uses its entries.
 type Catalog struct {
 	cfg     Config
 	reg     Registry
