@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,13 +148,16 @@ func benchToolsListLatency(b *testing.B, viaAuthz bool) {
 // ("router"), and reports the percentiles of each call. The unsuffixed
 // cases speak 2025-11-25 end to end; the "-2026" ones speak 2026-07-28 to a
 // stateless upstream of that revision. The router adds router − signed.
+// upstream-POSTs/op counts the requests the upstream got per call, the
+// router's own (lists, initialize) included.
 func BenchmarkToolsCallLatency(b *testing.B) {
 	key, err := assertion.GenerateKey()
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, gen := range []struct{ suffix, version string }{{"", "2025-11-25"}, {"-2026", "2026-07-28"}} {
-		up := serveGeneration(b, benchBeta(gen.version), gen.version)
+		var posts atomic.Int64
+		up := serveGeneration(b, benchBeta(gen.version), gen.version, &posts)
 		snap, err := registry.NewSnapshot([]registry.Server{{Name: "ns/beta", Prefix: "beta_", URL: up.URL}})
 		if err != nil {
 			b.Fatal(err)
@@ -190,6 +194,7 @@ func BenchmarkToolsCallLatency(b *testing.B) {
 				p := &mcp.CallToolParams{Name: tc.tool, Arguments: map[string]any{"a": 1, "b": 2}}
 				var lat []time.Duration
 				b.ReportAllocs()
+				posts.Store(0)
 				for b.Loop() {
 					t0 := time.Now()
 					res, err := cs.CallTool(b.Context(), p)
@@ -202,18 +207,25 @@ func BenchmarkToolsCallLatency(b *testing.B) {
 					}
 				}
 				reportLatency(b, lat)
+				b.ReportMetric(float64(posts.Load())/float64(len(lat)), "upstream-POSTs/op")
 			})
 		}
 	}
 }
 
 // serveGeneration serves s over streamable HTTP with JSON answers, speaking
-// only version: a 2026-07-28 server is stateless.
-func serveGeneration(b *testing.B, s *mcp.Server, version string) *httptest.Server {
+// only version: a 2026-07-28 server is stateless. posts counts the POSTs
+// it gets.
+func serveGeneration(b *testing.B, s *mcp.Server, version string, posts *atomic.Int64) *httptest.Server {
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{
 		JSONResponse: true, Stateless: version >= "2026",
 	})
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			posts.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
 	b.Cleanup(srv.Close)
 	return srv
 }

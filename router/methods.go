@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"sync"
 
-	"github.com/mcp-authz/mcp-authz/mcpparse"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
 	"github.com/mcp-authz/mcp-authz/router/catalog"
@@ -133,30 +131,33 @@ func (r *Router) applyLevel(ctx context.Context, session string, srv *registry.S
 // checkParams checks a tools/call's Mcp-Param-{Name} headers against the
 // arguments the tool marks with x-mcp-header in its inputSchema (from the
 // caller's tools list of srv): on 2026-07-28 requests, and on any request
-// that sends one. It answers 400 with -32020 and reports false on a
-// mismatch; a list that cannot be had refuses the call too, as a header
+// that sends one (Call.ChecksParams). The definition is the one the
+// catalog holds for this caller, stale or not (catalog.Definition); when
+// the headers do not match a stale one it is read anew and checked once
+// more, so that a client that listed the tools since is not refused for
+// the router's older copy. It answers 400 with -32020 and reports false on
+// a mismatch; a list that cannot be had refuses the call too, as a header
 // that cannot be checked is not let through. A definition whose marks
 // cannot be honoured (catalog.ErrToolDefinition) is the server's failure,
 // answered as forward answers it.
 func (r *Router) checkParams(w http.ResponseWriter, c *forward.Call, srv *registry.Server, name string) bool {
-	var sent bool
-	for k := range c.Req.Header {
-		if strings.HasPrefix(k, mcpparse.ParamHeaderPrefix) {
-			sent = true
-			break
-		}
-	}
-	if !sent && c.Version() < mcpparse.Version2026 {
+	if !c.ChecksParams() {
 		return true
 	}
-	tool, ok := r.tool(c, srv, name)
+	sent := c.SentParams()
+	tool, stale, ok := r.tool(c, srv, name, false)
+	err := r.params.Check(c.Req.Header, c.Msg.Arguments, tool)
+	if stale && (err != nil || !ok && sent) {
+		tool, _, ok = r.tool(c, srv, name, true)
+		err = r.params.Check(c.Req.Header, c.Msg.Arguments, tool)
+	}
 	if !ok && !sent {
 		return true // an unknown tool mirrors nothing; the server answers it
 	}
 	if ok {
 		c.Tool = tool // forward mirrors the same definition upstream
 	}
-	if err := r.params.Check(c.Req.Header, c.Msg.Arguments, tool); err != nil {
+	if err != nil {
 		if errors.Is(err, catalog.ErrToolDefinition) {
 			r.upstreamFailed(srv, c.Msg.Method, err)
 			forward.WriteError(w, http.StatusOK, c.Msg.ID, forward.CodeInternal, "the server's definition of this tool has an x-mcp-header the router cannot send")
@@ -169,21 +170,28 @@ func (r *Router) checkParams(w http.ResponseWriter, c *forward.Call, srv *regist
 }
 
 // tool is srv's tool name (unprefixed) as listed to the caller: from the
-// list of srv's tools fetched for this caller with the credential of this
-// call when authz vouched for it (the Authorization received is then srv's
-// token, not the caller's), else with the one the Authorizer gives.
-func (r *Router) tool(c *forward.Call, srv *registry.Server, name string) (json.RawMessage, bool) {
+// list of srv's tools the catalog holds for this caller with the
+// credential of this call when authz vouched for it (the Authorization
+// received is then srv's token, not the caller's), else with the one the
+// Authorizer gives; read anew when refresh. stale: the catalog's copy is
+// past its ttlMs. A tool the list does not have declares no header.
+func (r *Router) tool(c *forward.Call, srv *registry.Server, name string, refresh bool) (tool json.RawMessage, stale, ok bool) {
 	ctx := c.Req.Context()
 	auth := c.Auth
 	if !c.Vouched(srv) {
 		a, err := r.fwd.UpstreamAuth(ctx, c.Auth, srv.Name)
 		if err != nil {
-			return json.RawMessage(`{}`), false
+			return json.RawMessage(`{}`), false, false
 		}
 		auth = a
 	}
-	if t, ok := r.cat.Tool(ctx, c.Caller(), srv, auth, name); ok {
-		return t, true
+	if refresh {
+		tool, ok = r.cat.RefreshTool(ctx, c.Caller(), srv, auth, name)
+	} else {
+		tool, stale, ok = r.cat.Definition(ctx, c.Caller(), srv, auth, name)
 	}
-	return json.RawMessage(`{}`), false // declares no header
+	if !ok {
+		return json.RawMessage(`{}`), stale, false // declares no header
+	}
+	return tool, stale, true
 }

@@ -64,7 +64,9 @@ type Config struct {
 	// upstream). 0 means 5m.
 	InputTimeout time.Duration `yaml:"inputTimeout" json:"inputTimeout"`
 	// ListRefresh is how long a server's cached list is served before it is
-	// fetched again (list_changed refreshes it sooner); 0 means 5m.
+	// fetched again (list_changed refreshes it sooner), and the longest a
+	// caller's tool definitions are used past their ttlMs for its calls'
+	// Mcp-Param headers (catalog.Definition); 0 means 5m.
 	ListRefresh time.Duration `yaml:"listRefresh" json:"listRefresh"`
 	// SessionTTL is how long a session id stays valid after initialize;
 	// 0 means 24h.
@@ -195,11 +197,12 @@ type Authorizer interface {
 // router sends that server for the caller (a SHA-256 of it; no token is
 // kept), so an upstream that answers each caller differently never has one
 // caller's entries served to another. A list is served for ListRefresh, or
-// the upstream's ttlMs if shorter, never past the caller token's expiry;
-// list_changed from a server drops every context's lists of it. Each list is
-// then filtered per caller by Authorizer.Visible, every kind with the policy
-// of the method that uses its entries. With no Authorizer, lists are not
-// filtered.
+// the upstream's ttlMs if shorter, never past the caller token's expiry (a
+// context's own tool definitions are used for its calls' Mcp-Param headers
+// past ttlMs, for ListRefresh at most); list_changed from a server drops
+// every context's lists of it. Each list is then filtered per caller by
+// Authorizer.Visible, every kind with the policy of the method that uses
+// its entries. With no Authorizer, lists are not filtered.
 type Router struct {
 	cfg      Config
 	reg      Registry

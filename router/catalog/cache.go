@@ -20,10 +20,15 @@ type serverList struct {
 	items  []Item
 	bytes  int64     // the items' JSON, as the client sees it
 	fresh  time.Time // served without asking the server until then
-	// until is the entry's deadline: between fresh and until the list is
-	// served only while a refresh fails. Never past the upstream's ttlMs
-	// nor the caller token's expiry.
+	// until is the deadline for serving the list: between fresh and until
+	// it is served only while a refresh fails. Never past the upstream's
+	// ttlMs nor the caller token's expiry.
 	until time.Time
+	// defs is the deadline for reading its tool definitions for this
+	// authorization context's own calls (Catalog.Definition), however
+	// stale the list is for serving: ListRefresh after it was fetched,
+	// never past the caller token's expiry. Zero: none.
+	defs time.Time
 	// private: the server's list was not cacheScope "public".
 	private bool
 }
@@ -96,7 +101,7 @@ func newListCache(maxBytes int64) *listCache {
 
 // lookup returns the key of k's list of srv for an authorization context,
 // where nested are the prefixes that shadow some of srv's names, and the
-// list under it unless it has passed its deadline.
+// list under it unless it has passed its deadline (as get).
 func (c *listCache) lookup(k *Kind, srv *registry.Server, nested string, context [32]byte, now time.Time) (listKey, *serverList, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -105,7 +110,8 @@ func (c *listCache) lookup(k *Kind, srv *registry.Server, nested string, context
 	return key, l, ok
 }
 
-// get returns the list under key unless it has passed its deadline.
+// get returns the list under key unless it has passed its deadline (the
+// later of until and defs: check until before serving it).
 func (c *listCache) get(key listKey, now time.Time) (*serverList, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -118,7 +124,7 @@ func (c *listCache) getLocked(key listKey, now time.Time) (*serverList, bool) {
 		return nil, false
 	}
 	ce := e.Value.(*cacheEntry)
-	if !now.Before(ce.l.until) {
+	if !now.Before(ce.l.until) && !now.Before(ce.l.defs) {
 		c.remove(e)
 		return nil, false
 	}

@@ -87,7 +87,8 @@ type Config struct {
 	// ListTimeout bounds fetching one server's list.
 	ListTimeout time.Duration
 	// ListRefresh is how long a server's cached list is served before it
-	// is fetched again.
+	// is fetched again, and how long a tools list's definitions are read
+	// for its context's calls past its ttlMs (Definition).
 	ListRefresh time.Duration
 	// MaxListBytes and MaxListItems bound one server's list of one kind;
 	// MaxAggregateBytes and MaxAggregateItems one aggregated list (see
@@ -189,9 +190,11 @@ var (
 // caller (a SHA-256 of it; no token is kept), so an upstream that answers
 // each caller differently never has one caller's entries served to another.
 // A list is served for ListRefresh, or the upstream's ttlMs if shorter,
-// never past the caller token's expiry; Invalidate (list_changed) drops
-// every context's lists of a server. Page filters each list per caller,
-// every kind with the policy of the method that uses its entries.
+// never past the caller token's expiry (a tools list's definitions are
+// read for that context's calls for ListRefresh, see Definition);
+// Invalidate (list_changed) drops every context's lists of a server. Page
+// filters each list per caller, every kind with the policy of the method
+// that uses its entries.
 type Catalog struct {
 	cfg     Config
 	reg     Registry
@@ -384,15 +387,26 @@ func (c *Catalog) fetchCached(ctx context.Context, k *Kind, caller Caller, snap 
 			l.fresh = start.Add(min(res.ttl, c.cfg.ListRefresh))
 			l.until = start.Add(res.ttl)
 		}
-		if exp := caller.Expiry; !exp.IsZero() && exp.Before(l.until) {
-			l.until = exp
+		if k == Tools {
+			// Its definitions stay readable for this context's own calls
+			// (Definition) for ListRefresh, whatever its ttlMs: that
+			// governs serving it (SEP-2549), not the Mcp-Param check.
+			l.defs = start.Add(c.cfg.ListRefresh)
+		}
+		if exp := caller.Expiry; !exp.IsZero() {
+			if exp.Before(l.until) {
+				l.until = exp
+			}
+			if exp.Before(l.defs) {
+				l.defs = exp
+			}
 		}
 		if l.until.Before(l.fresh) {
 			l.fresh = l.until
 		}
 		// A cacheScope "private" list needs nothing more: every list is
 		// kept for its own authorization context only, public or not.
-		if l.until.After(start) {
+		if l.until.After(start) || l.defs.After(start) {
 			c.lists.put(key, l)
 		}
 		return l, nil
@@ -401,8 +415,7 @@ func (c *Catalog) fetchCached(ctx context.Context, k *Kind, caller Caller, snap 
 		// This caller may not reach the server: that says nothing of the
 		// server, so nothing is cached; its last list is still served.
 		c.log.Debug("list not fetched for this caller", "server", srv.Name, "list", k.Method)
-		l, _ := c.lists.get(key, c.cfg.Now())
-		return l
+		return c.servable(key)
 	}
 	if err != nil {
 		c.report.Failed(srv, k.Method, err)
@@ -410,7 +423,7 @@ func (c *Catalog) fetchCached(ctx context.Context, k *Kind, caller Caller, snap 
 		// its deadline allows, else nothing.
 		now := c.cfg.Now()
 		retry := now.Add(min(listRetry, c.cfg.ListRefresh))
-		old, _ := c.lists.get(key, now)
+		old := c.servable(key)
 		marker := &serverList{server: srv.Name, fresh: retry, until: retry}
 		if old != nil && !old.until.Before(retry) {
 			marker.items, marker.bytes = old.items, old.bytes
@@ -455,28 +468,53 @@ func (c *Catalog) shadowIndex(snap *registry.Snapshot) map[string]string {
 	return nested
 }
 
-// Tool is srv's tool name (unprefixed) as listed to the caller with the
-// credential auth: from the cache while fresh, else fetched. ok is false
-// when the list cannot be had or has no such tool.
-func (c *Catalog) Tool(ctx context.Context, caller Caller, srv *registry.Server, auth, name string) (json.RawMessage, bool) {
-	return c.tool(ctx, caller, srv, auth, name, false)
+// servable is the list under key while it may be served (until), else nil.
+func (c *Catalog) servable(key listKey) *serverList {
+	now := c.cfg.Now()
+	if l, _ := c.lists.get(key, now); l != nil && now.Before(l.until) {
+		return l
+	}
+	return nil
 }
 
-// RefreshTool is Tool with srv's list fetched again for this authorization
-// context, however fresh the cached one: for a call the server refused
-// because its tool's definition changed since (SEP-2243's HeaderMismatch).
-// Other contexts' lists are left as they are.
-func (c *Catalog) RefreshTool(ctx context.Context, caller Caller, srv *registry.Server, auth, name string) (json.RawMessage, bool) {
-	return c.tool(ctx, caller, srv, auth, name, true)
-}
-
-func (c *Catalog) tool(ctx context.Context, caller Caller, srv *registry.Server, auth, name string, refresh bool) (json.RawMessage, bool) {
+// Definition is srv's tool name (unprefixed) as this authorization context
+// (the caller, with the credential auth) last read srv's list: for the
+// Mcp-Param check and mirror of its own calls (SEP-2243: a client works
+// from the definition it has, and reads it again on HeaderMismatch). The
+// list is used while fresh, and past its ttlMs while ListRefresh since it
+// was read allows (stale is then true: the caller may refresh it with
+// RefreshTool); else it is fetched. Never another context's. ok is false
+// when the list cannot be had or has no such tool. A tool left out of
+// tools/list (Item.Unlisted) is returned all the same, so that a call to it
+// is refused with the reason.
+func (c *Catalog) Definition(ctx context.Context, caller Caller, srv *registry.Server, auth, name string) (tool json.RawMessage, stale, ok bool) {
 	now := c.cfg.Now()
 	snap := c.reg.Load()
-	key, l, ok := c.lists.lookup(Tools, srv, c.shadowIndex(snap)[srv.Name], authContext(caller.Issuer, caller.Subject, auth), now)
-	if refresh || !ok || !now.Before(l.fresh) {
+	key, l, held := c.lists.lookup(Tools, srv, c.shadowIndex(snap)[srv.Name], authContext(caller.Issuer, caller.Subject, auth), now)
+	switch {
+	case held && now.Before(l.fresh):
+	case held && now.Before(l.defs):
+		stale = true
+	default:
 		l = c.fetchCached(ctx, Tools, caller, snap, srv, key, auth)
 	}
+	tool, ok = l.tool(name)
+	return tool, stale, ok
+}
+
+// RefreshTool is Definition with srv's list fetched again for this
+// authorization context, however fresh the cached one: for a call the
+// server refused because its tool's definition changed since (SEP-2243's
+// HeaderMismatch), or whose Mcp-Param headers do not match a stale one.
+// Other contexts' lists are left as they are.
+func (c *Catalog) RefreshTool(ctx context.Context, caller Caller, srv *registry.Server, auth, name string) (json.RawMessage, bool) {
+	snap := c.reg.Load()
+	key, _, _ := c.lists.lookup(Tools, srv, c.shadowIndex(snap)[srv.Name], authContext(caller.Issuer, caller.Subject, auth), c.cfg.Now())
+	return c.fetchCached(ctx, Tools, caller, snap, srv, key, auth).tool(name)
+}
+
+// tool is the item named name of l (nil: none).
+func (l *serverList) tool(name string) (json.RawMessage, bool) {
 	if l != nil {
 		for _, it := range l.items {
 			if it.Name == name {

@@ -3,6 +3,7 @@ package forward
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/mcpparse"
@@ -59,6 +60,25 @@ func (c *Call) Version() string {
 		return c.Sess.Version
 	}
 	return ""
+}
+
+// SentParams reports whether the client sent any Mcp-Param header.
+func (c *Call) SentParams() bool {
+	for k := range c.Req.Header {
+		if strings.HasPrefix(k, mcpparse.ParamHeaderPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// ChecksParams reports whether the client's Mcp-Param headers of a
+// tools/call are checked against its tool's definition (SEP-2243): on a
+// 2026-07-28 request, and on any that sends one. The router checks them
+// before forwarding, and again when it reads the definition anew for a
+// call the server refused (paramHeaders).
+func (c *Call) ChecksParams() bool {
+	return c.SentParams() || c.Version() >= mcpparse.Version2026
 }
 
 // Caller is c's authorization context, as the catalog keys lists by it,

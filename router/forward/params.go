@@ -45,8 +45,11 @@ func mirrors(c *Call, up upstream.Session) bool {
 // paramHeaders returns the Mcp-Param headers of body, a tools/call of the
 // tool name sent to srv with auth: from the tool as the caller's list of
 // srv has it (as the router read it for this call's check, c.Tool, when it
-// did), read anew when refresh. A tool the list does not have (or a list
-// that cannot be had) marks nothing: the server answers the call.
+// did; else as the catalog holds it for this caller, stale or not, see
+// catalog.Definition), read anew when refresh. A tool the list does not
+// have (or a list that cannot be had) marks nothing: the server answers
+// the call. A definition read anew is checked against the client's
+// Mcp-Param headers again (recheck) before anything is sent with it.
 func (fw *Forwarder) paramHeaders(ctx context.Context, c *Call, srv *registry.Server, auth, name string, body []byte, refresh bool) ([]upstream.Param, error) {
 	var (
 		tool json.RawMessage
@@ -55,10 +58,17 @@ func (fw *Forwarder) paramHeaders(ctx context.Context, c *Call, srv *registry.Se
 	switch {
 	case refresh:
 		tool, ok = fw.cat.RefreshTool(ctx, c.Caller(), srv, auth, name)
+		if err := fw.recheck(c, tool, ok); err != nil {
+			return nil, err
+		}
+		c.Tool = nil // later rounds (mrtr.go) read what the catalog now holds
+		if ok {
+			c.Tool = tool
+		}
 	case c.Tool != nil:
 		tool, ok = c.Tool, true
 	default:
-		tool, ok = fw.cat.Tool(ctx, c.Caller(), srv, auth, name)
+		tool, _, ok = fw.cat.Definition(ctx, c.Caller(), srv, auth, name)
 	}
 	if !ok {
 		return nil, nil
@@ -68,6 +78,33 @@ func (fw *Forwarder) paramHeaders(ctx context.Context, c *Call, srv *registry.Se
 		return nil, &mirrorError{err}
 	}
 	return p, nil
+}
+
+// recheck checks the client's Mcp-Param headers, where the router checks
+// them (Call.ChecksParams), against tool: its definition read anew after
+// the server refused the call (ok false: the list no longer has it). The
+// router checked them against the definition it held, which may have been
+// stale; a call is never sent with header values other than those the
+// client's headers carry, which a gateway's policy may have read. A
+// mismatch is errParamMismatch (the client is answered HeaderMismatch and
+// should list the tools again); a definition that cannot be honoured, a
+// mirrorError.
+func (fw *Forwarder) recheck(c *Call, tool json.RawMessage, ok bool) error {
+	if !c.ChecksParams() {
+		return nil
+	}
+	if !ok {
+		tool = json.RawMessage(`{}`) // declares no header
+	}
+	err := fw.params.Check(c.Req.Header, c.Msg.Arguments, tool)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, catalog.ErrToolDefinition):
+		return &mirrorError{err}
+	default:
+		return errParamMismatch
+	}
 }
 
 // maxMismatchBody bounds what is read of a 400 answer to tell a
