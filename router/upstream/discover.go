@@ -110,11 +110,11 @@ func StatelessParams(params, clientInfo, capabilities []byte) []byte {
 	return setMeta(params, meta, MetaVersion, MetaClientInfo, MetaCapabilities)
 }
 
-// StripStateless returns params without the _meta keys of the stateless
+// stripStateless returns params without the _meta keys of the stateless
 // revision, for a server of an earlier one (a session-keeping server may
 // refuse a request that names a version it does not serve in _meta). params
 // without them is returned as is.
-func StripStateless(params []byte) []byte {
+func stripStateless(params []byte) []byte {
 	return setMeta(params, nil, MetaVersion, MetaClientInfo, MetaCapabilities)
 }
 
