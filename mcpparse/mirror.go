@@ -154,30 +154,38 @@ func plainHeader(v string) bool {
 }
 
 // ParamValue is the Mcp-Param header value that mirrors arg, an argument
-// as sent (one JSON value): a string as it is, a boolean as true or false,
-// an integer within ±(2^53-1) in decimal, then encoded (EncodeHeader). Any
+// as sent (one JSON value): its paramText, encoded (EncodeHeader). Any
 // other value (null, a fraction, an object) cannot be mirrored: the error
 // wraps ErrInvalidParams.
 func ParamValue(arg []byte) (string, error) {
-	if len(arg) > 0 {
-		switch arg[0] {
-		case '"':
-			s, err := String(arg)
-			if err != nil {
-				return "", fmt.Errorf("%w: argument marked x-mcp-header: %w", ErrInvalidParams, err)
-			}
-			return EncodeHeader(s), nil
-		case 't', 'f':
-			if v := string(arg); v == "true" || v == "false" {
-				return v, nil
-			}
-		default:
-			if n, err := Int(arg); err == nil && n <= maxSafe && n >= -maxSafe {
-				return strconv.FormatInt(n, 10), nil
-			}
-		}
+	v, ok := paramText(arg)
+	if !ok {
+		return "", fmt.Errorf("%w: an argument marked x-mcp-header must be a string, a boolean or an integer within ±(2^53-1)", ErrInvalidParams)
 	}
-	return "", fmt.Errorf("%w: an argument marked x-mcp-header must be a string, a boolean or an integer within ±(2^53-1)", ErrInvalidParams)
+	return EncodeHeader(v), nil
+}
+
+// paramText is the text an Mcp-Param header mirrors arg (one JSON value,
+// as sent) with, before encoding: a string as it is, a boolean as true or
+// false, an integer within ±(2^53-1) in decimal. ok is false for any other
+// value. CheckParam and ParamValue both spell arguments with it.
+func paramText(arg []byte) (string, bool) {
+	if len(arg) == 0 {
+		return "", false
+	}
+	switch arg[0] {
+	case '"':
+		s, err := String(arg)
+		return s, err == nil
+	case 't', 'f':
+		v := string(arg)
+		return v, v == "true" || v == "false"
+	}
+	n, err := Int(arg)
+	if err != nil || n > maxSafe || n < -maxSafe {
+		return "", false
+	}
+	return strconv.FormatInt(n, 10), true
 }
 
 // ParamHeaderPrefix starts the header that mirrors a tool argument marked
@@ -188,9 +196,9 @@ const ParamHeaderPrefix = "Mcp-Param-"
 // mirrors, arg as sent in params.arguments (nil when absent). present says
 // whether the header was sent. A header needs its argument and an argument
 // (not null) needs its header; the argument must be a string, a boolean or
-// an integer within ±(2^53-1), which the decoded header spells (strings as
-// they are, booleans as true or false, integers in decimal). Errors wrap
-// ErrHeaderMismatch.
+// an integer within ±(2^53-1), which the decoded header spells exactly as
+// ParamValue does (paramText: no sign or leading zero added to an
+// integer). Errors wrap ErrHeaderMismatch.
 func CheckParam(header string, present bool, arg []byte) error {
 	if arg == nil || string(arg) == "null" {
 		if present {
@@ -205,7 +213,7 @@ func CheckParam(header string, present bool, arg []byte) error {
 	if !ok {
 		return fmt.Errorf("%w: Mcp-Param header with a malformed base64 form", ErrHeaderMismatch)
 	}
-	if !paramEqual(v, arg) {
+	if t, ok := paramText(arg); !ok || t != v {
 		return fmt.Errorf("%w: Mcp-Param header is not its argument", ErrHeaderMismatch)
 	}
 	return nil
@@ -213,22 +221,6 @@ func CheckParam(header string, present bool, arg []byte) error {
 
 // maxSafe bounds the integers a header may mirror (JavaScript's safe range).
 const maxSafe = 1<<53 - 1
-
-func paramEqual(v string, arg []byte) bool {
-	switch arg[0] {
-	case '"':
-		s, err := String(arg)
-		return err == nil && s == v
-	case 't', 'f':
-		return v == string(arg) // true or false, as JSON spells them
-	}
-	want, err := Int(arg)
-	if err != nil || want > maxSafe || want < -maxSafe {
-		return false
-	}
-	got, err := strconv.ParseInt(v, 10, 64)
-	return err == nil && got == want
-}
 
 // Argument finds the member of params.arguments that an Mcp-Param-{name}
 // header names when the tool's schema is not at hand: the top-level member

@@ -124,6 +124,10 @@ func TestCheckParam(t *testing.T) {
 		{name: "negative integer", header: "-7", present: true, arg: `-7`, ok: true},
 		{name: "integer differs", header: "43", present: true, arg: `42`},
 		{name: "integer as float header", header: "42.0", present: true, arg: `42`},
+		// The header spells the integer as ParamValue does, exactly: what a
+		// gateway's policy reads is what the server is sent.
+		{name: "integer with plus sign", header: "+42", present: true, arg: `42`},
+		{name: "integer with leading zero", header: "042", present: true, arg: `42`},
 		{name: "float argument", header: "1.5", present: true, arg: `1.5`},
 		{name: "unsafe integer", header: "9007199254740993", present: true, arg: `9007199254740993`},
 		{name: "object argument", header: "{}", present: true, arg: `{}`},

@@ -234,7 +234,7 @@ func (fw *Forwarder) stream(w http.ResponseWriter, c *Call, srv *registry.Server
 		done := false
 		switch m.Kind {
 		case mcpparse.KindResponse, mcpparse.KindError:
-			if !sameID(m.ID, c.upstreamID()) {
+			if !upstream.SameID(m.ID, c.upstreamID()) {
 				continue
 			}
 			done = true

@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/mcp-authz/mcp-authz/mcpparse"
-	"github.com/mcp-authz/mcp-authz/router/upstream"
 )
 
 // MaxRequestBytes bounds a client's request body.
@@ -23,9 +22,6 @@ func ValidID(id json.RawMessage) bool {
 	_, ok := mcpparse.AppendIDKey(buf[:0], id)
 	return ok
 }
-
-// sameID reports whether two ids have the same value (see mrtr.WaitKey).
-func sameID(a, b json.RawMessage) bool { return upstream.SameID(a, b) }
 
 // JSON-RPC error codes the router answers with.
 const (

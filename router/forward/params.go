@@ -51,26 +51,20 @@ func mirrors(c *Call, up upstream.Session) bool {
 // the call. A definition read anew is checked against the client's
 // Mcp-Param headers again (recheck) before anything is sent with it.
 func (fw *Forwarder) paramHeaders(ctx context.Context, c *Call, srv *registry.Server, auth, name string, body []byte, refresh bool) ([]upstream.Param, error) {
-	var (
-		tool json.RawMessage
-		ok   bool
-	)
+	var tool json.RawMessage // nil: the list has no such tool
 	switch {
 	case refresh:
-		tool, ok = fw.cat.RefreshTool(ctx, c.Caller(), srv, auth, name)
-		if err := fw.recheck(c, tool, ok); err != nil {
+		tool, _ = fw.cat.RefreshTool(ctx, c.Caller(), srv, auth, name)
+		if err := fw.recheck(c, tool); err != nil {
 			return nil, err
 		}
-		c.Tool = nil // later rounds (mrtr.go) read what the catalog now holds
-		if ok {
-			c.Tool = tool
-		}
+		c.Tool = tool // later rounds (mrtr.go) read what the catalog now holds (nil: none)
 	case c.Tool != nil:
-		tool, ok = c.Tool, true
+		tool = c.Tool
 	default:
-		tool, _, ok = fw.cat.Definition(ctx, c.Caller(), srv, auth, name)
+		tool, _, _ = fw.cat.Definition(ctx, c.Caller(), srv, auth, name)
 	}
-	if !ok {
+	if tool == nil {
 		return nil, nil
 	}
 	p, err := fw.params.Mirror(body, tool)
@@ -82,19 +76,16 @@ func (fw *Forwarder) paramHeaders(ctx context.Context, c *Call, srv *registry.Se
 
 // recheck checks the client's Mcp-Param headers, where the router checks
 // them (Call.ChecksParams), against tool: its definition read anew after
-// the server refused the call (ok false: the list no longer has it). The
-// router checked them against the definition it held, which may have been
-// stale; a call is never sent with header values other than those the
+// the server refused the call (nil: the list no longer has it, so it
+// declares no header). The router checked them against the definition it
+// held, which may have been stale; a call is never sent with header values other than those the
 // client's headers carry, which a gateway's policy may have read. A
 // mismatch is errParamMismatch (the client is answered HeaderMismatch and
 // should list the tools again); a definition that cannot be honoured, a
 // mirrorError.
-func (fw *Forwarder) recheck(c *Call, tool json.RawMessage, ok bool) error {
+func (fw *Forwarder) recheck(c *Call, tool json.RawMessage) error {
 	if !c.ChecksParams() {
 		return nil
-	}
-	if !ok {
-		tool = json.RawMessage(`{}`) // declares no header
 	}
 	err := fw.params.Check(c.Req.Header, c.Msg.Arguments, tool)
 	switch {

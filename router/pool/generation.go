@@ -18,15 +18,18 @@ const generationTTL = 5 * time.Minute
 // stateless revision: each replica asks each server once per generationTTL.
 type generations struct {
 	mu sync.Mutex
-	m  map[string]generation
+	m  map[genKey]generation
 }
+
+// genKey names a server in generations: its name and URL.
+type genKey struct{ name, url string }
 
 type generation struct {
 	modern bool
 	until  time.Time
 }
 
-func newGenerations() *generations { return &generations{m: map[string]generation{}} }
+func newGenerations() *generations { return &generations{m: map[genKey]generation{}} }
 
 // Modern reports whether srv speaks the stateless revision, asking it with
 // server/discover (auth is the Authorization the router sends it for the
@@ -34,7 +37,7 @@ func newGenerations() *generations { return &generations{m: map[string]generatio
 // counts as one of an earlier revision for this request, and is asked
 // again on the next.
 func (p *Pool) Modern(ctx context.Context, srv *registry.Server, auth string) bool {
-	key := srv.Name + "\x00" + srv.URL
+	key := genKey{srv.Name, srv.URL}
 	now := p.cfg.Now()
 	p.gens.mu.Lock()
 	g, ok := p.gens.m[key]
@@ -42,7 +45,7 @@ func (p *Pool) Modern(ctx context.Context, srv *registry.Server, auth string) bo
 	if ok && now.Before(g.until) {
 		return g.modern
 	}
-	v, _, _ := p.inits.Do("discover\x00"+key, func() (any, error) {
+	v, _, _ := p.inits.Do("discover\x00"+key.name+"\x00"+key.url, func() (any, error) {
 		_, err := p.client.Discover(ctx, Target(srv), auth, nil, nil)
 		switch {
 		case err == nil:
@@ -66,7 +69,7 @@ func (p *Pool) Modern(ctx context.Context, srv *registry.Server, auth string) bo
 // revision (see Modern), without asking it.
 func (p *Pool) KnownModern(srv *registry.Server) bool {
 	p.gens.mu.Lock()
-	g, ok := p.gens.m[srv.Name+"\x00"+srv.URL]
+	g, ok := p.gens.m[genKey{srv.Name, srv.URL}]
 	p.gens.mu.Unlock()
 	return ok && g.modern && p.cfg.Now().Before(g.until)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -153,5 +155,39 @@ func TestModern(t *testing.T) {
 	}
 	if n := modernAsked.Load(); n != 1 {
 		t.Errorf("server/discover asked %d times, want 1", n)
+	}
+}
+
+// TestModernCallerRefused: a server/discover that the server's route
+// refuses or rate-limits for one caller (403, 429, as a Kuadrant policy
+// answers) says nothing of the server's revision: that request counts the
+// server as legacy, but the next caller's discover finds it stateless,
+// never one caller's refusal remembered for everyone.
+func TestModernCallerRefused(t *testing.T) {
+	for _, status := range []int{http.StatusForbidden, http.StatusTooManyRequests} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			modern, _, _ := server(t, "modern")
+			inner, err := url.Parse(modern.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			proxy := httputil.NewSingleHostReverseProxy(inner)
+			route := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Authorization") == "Bearer limited" {
+					http.Error(w, "refused by route", status)
+					return
+				}
+				proxy.ServeHTTP(w, r)
+			}))
+			t.Cleanup(route.Close)
+			srv := &registry.Server{Name: modern.Name, URL: route.URL}
+			p, _ := newPool(t, func(string) bool { return false })
+			if p.Modern(t.Context(), srv, "Bearer limited") {
+				t.Fatal("Modern = true for a refused discover, want false")
+			}
+			if !p.Modern(t.Context(), srv, "Bearer other") {
+				t.Error("Modern = false after another caller's refusal, want true")
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 
 	"github.com/mcp-authz/mcp-authz/mcpparse"
@@ -38,9 +39,11 @@ var ErrLegacy = errors.New("upstream: server does not speak " + Stateless)
 
 // Discover asks the server t for its versions and capabilities
 // (server/discover, sent as a stateless request). A server that refuses it
-// in any way (HTTP 4xx, a JSON-RPC error, no 2026 version) is legacy: the
-// error wraps ErrLegacy. Transport failures and 5xx are returned as they
-// are: they say nothing of the server's revision.
+// (HTTP 4xx, a JSON-RPC error, no 2026 version) is legacy: the error wraps
+// ErrLegacy. Transport failures, 5xx, and a 403 or 429 (the server's route
+// refusing or limiting this caller, as a Kuadrant policy does) are returned
+// as they are: they say nothing of the server's revision, and one caller's
+// refusal must not mark the server legacy for every caller.
 func (c *Client) Discover(ctx context.Context, t Target, auth string, clientInfo, capabilities []byte) (Discovered, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.initTTL)
 	defer cancel()
@@ -49,7 +52,7 @@ func (c *Client) Discover(ctx context.Context, t Target, auth string, clientInfo
 	switch {
 	case errors.As(err, &re), errors.Is(err, ErrSessionEnded):
 		return Discovered{}, fmt.Errorf("%w: %w", ErrLegacy, err)
-	case errors.Is(err, ErrAnswer) && !serverError(err):
+	case errors.Is(err, ErrAnswer) && !revisionUnknown(err):
 		return Discovered{}, fmt.Errorf("%w: %w", ErrLegacy, err)
 	case err != nil:
 		return Discovered{}, err
@@ -74,10 +77,11 @@ func (c *Client) Discover(ctx context.Context, t Target, auth string, clientInfo
 	return d, nil
 }
 
-// serverError reports whether err is an HTTP 5xx answer.
-func serverError(err error) bool {
+// revisionUnknown reports whether err is an HTTP answer that says nothing
+// of a server's revision: a 5xx, or a route's 403 or 429 for the caller.
+func revisionUnknown(err error) bool {
 	var se *statusError
-	return errors.As(err, &se) && se.code >= 500
+	return errors.As(err, &se) && (se.code >= 500 || se.code == http.StatusForbidden || se.code == http.StatusTooManyRequests)
 }
 
 // StatelessParams returns a params object for a stateless request: params
@@ -106,11 +110,11 @@ func StatelessParams(params, clientInfo, capabilities []byte) []byte {
 	return setMeta(params, meta, MetaVersion, MetaClientInfo, MetaCapabilities)
 }
 
-// StripStateless returns params without the _meta keys of the stateless
+// stripStateless returns params without the _meta keys of the stateless
 // revision, for a server of an earlier one (a session-keeping server may
 // refuse a request that names a version it does not serve in _meta). params
 // without them is returned as is.
-func StripStateless(params []byte) []byte {
+func stripStateless(params []byte) []byte {
 	return setMeta(params, nil, MetaVersion, MetaClientInfo, MetaCapabilities)
 }
 

@@ -35,7 +35,7 @@ func TestStripStateless(t *testing.T) {
 		{"progress token kept", `{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","progressToken":"p"}}`, `{"_meta":{"progressToken":"p"}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := StripStateless([]byte(tc.params)); !sameJSON(t, got, tc.want) {
+			if got := stripStateless([]byte(tc.params)); !sameJSON(t, got, tc.want) {
 				t.Errorf("got %s\nwant %s", got, tc.want)
 			}
 		})

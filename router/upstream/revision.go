@@ -46,7 +46,7 @@ func RewriteParams(body []byte, opts mcpparse.Options, stateless bool, clientInf
 		if f[0].Raw == nil {
 			return body
 		}
-		p = StripStateless(f[0].Raw)
+		p = stripStateless(f[0].Raw)
 	}
 	if f[0].Raw == nil {
 		// No params: add them as the last member.

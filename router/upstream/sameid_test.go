@@ -1,4 +1,4 @@
-package forward
+package upstream
 
 import (
 	"encoding/json"
@@ -6,8 +6,7 @@ import (
 )
 
 // TestSameID: an upstream's answer is matched to its call by the value of
-// the id, however either spelled it (sameID, that is upstream.SameID: the
-// test belongs in router/upstream).
+// the id, however either spelled it.
 func TestSameID(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -32,8 +31,8 @@ func TestSameID(t *testing.T) {
 		{name: "empty", a: ``, b: ``},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := sameID(json.RawMessage(tc.a), json.RawMessage(tc.b)); got != tc.same {
-				t.Errorf("sameID(%s, %s) = %v, want %v", tc.a, tc.b, got, tc.same)
+			if got := SameID(json.RawMessage(tc.a), json.RawMessage(tc.b)); got != tc.same {
+				t.Errorf("SameID(%s, %s) = %v, want %v", tc.a, tc.b, got, tc.same)
 			}
 		})
 	}
