@@ -523,13 +523,7 @@ func serverToClient(t *testing.T, front, token string) {
 		},
 	})
 	c.AddRoots(&mcp.Root{URI: "file:///work", Name: "work"}) //nolint:staticcheck // sampling and roots are deprecated in 2026-07-28, still served to 2025 clients
-	cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{
-		Endpoint: front, HTTPClient: &http.Client{Transport: bearer{token: token}}, MaxRetries: -1,
-	}, sessionOptions)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer cs.Close()
+	cs := dial(t, c, bearerTransport(front, token), sessionOptions)
 	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
 	defer cancel()
 	if err := cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "info"}); err != nil { //nolint:staticcheck // logging is deprecated in 2026-07-28, still served to 2025 clients
