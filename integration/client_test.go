@@ -85,8 +85,14 @@ var sessionOptions = &mcp.ClientSessionOptions{ProtocolVersion: sessionVersion}
 // closed when the test ends.
 func connect(t *testing.T, tr *mcp.StreamableClientTransport, opts *mcp.ClientOptions) *mcp.ClientSession {
 	t.Helper()
-	c := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, opts)
-	cs, err := c.Connect(t.Context(), tr, sessionOptions)
+	return dial(t, mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, opts), tr, sessionOptions)
+}
+
+// dial opens c's session over tr with so (nil: go-sdk's default,
+// 2026-07-28); it is closed when the test ends.
+func dial(t *testing.T, c *mcp.Client, tr *mcp.StreamableClientTransport, so *mcp.ClientSessionOptions) *mcp.ClientSession {
+	t.Helper()
+	cs, err := c.Connect(t.Context(), tr, so)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
@@ -94,13 +100,17 @@ func connect(t *testing.T, tr *mcp.StreamableClientTransport, opts *mcp.ClientOp
 	return cs
 }
 
+// bearerTransport is a transport to endpoint sending token, without stream
+// reconnection.
+func bearerTransport(endpoint, token string) *mcp.StreamableClientTransport {
+	return &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: &http.Client{Transport: bearer{token: token}}, MaxRetries: -1}
+}
+
 // connectAs opens a go-sdk client session to endpoint with token, without
 // stream reconnection.
 func connectAs(t *testing.T, endpoint, token string, opts *mcp.ClientOptions) *mcp.ClientSession {
 	t.Helper()
-	return connect(t, &mcp.StreamableClientTransport{
-		Endpoint: endpoint, HTTPClient: &http.Client{Transport: bearer{token: token}}, MaxRetries: -1,
-	}, opts)
+	return connect(t, bearerTransport(endpoint, token), opts)
 }
 
 // connectFault opens a go-sdk client session to endpoint without a token

@@ -247,19 +247,10 @@ func TestEveryMethod(t *testing.T) {
 	modern := startGenServer(t, "mcp-test/kubernetes-mcp", "modern", []string{"t1"}, []string{"k://r1"}, []string{"p1"})
 	servers := []*goServer{legacy, modern}
 	prefix := map[*goServer][2]string{legacy: {"weather_", "w"}, modern: {"kube_", "k"}}
-	a := startAggregate(t, 1, identityConfig(p)+fmt.Sprintf(`servers:
-  - name: mcp-test/weather
-    prefix: weather_
-    url: %s
-    resourcePrefixes: ["w://"]
-  - name: mcp-test/kubernetes-mcp
-    prefix: kube_
-    url: %s
-    resourcePrefixes: ["k://"]
-policies:
+	a := startAggregate(t, 1, identityConfig(p)+genServers(legacy, modern)+`policies:
   - name: engineering-only
     cel: '"engineering" in jwt.groups'
-`, legacy.url, modern.url))
+`)
 	tokens := map[string]string{"alice": p.login(t, "alice"), "bob": p.login(t, "bob")}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 4*callTimeout)
@@ -523,13 +514,7 @@ func serverToClient(t *testing.T, front, token string) {
 		},
 	})
 	c.AddRoots(&mcp.Root{URI: "file:///work", Name: "work"}) //nolint:staticcheck // sampling and roots are deprecated in 2026-07-28, still served to 2025 clients
-	cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{
-		Endpoint: front, HTTPClient: &http.Client{Transport: bearer{token: token}}, MaxRetries: -1,
-	}, sessionOptions)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer cs.Close()
+	cs := dial(t, c, bearerTransport(front, token), sessionOptions)
 	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
 	defer cancel()
 	if err := cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "info"}); err != nil { //nolint:staticcheck // logging is deprecated in 2026-07-28, still served to 2025 clients

@@ -90,17 +90,11 @@ func inputOptions(legacy bool) *mcp.ClientOptions {
 // ("" for go-sdk's default, 2026-07-28).
 func connectVersion(t *testing.T, endpoint, token, version string, opts *mcp.ClientOptions) *mcp.ClientSession {
 	t.Helper()
-	c := mcp.NewClient(&mcp.Implementation{Name: "e2e-mrtr", Version: "1"}, opts)
 	var so *mcp.ClientSessionOptions
 	if version != "" {
 		so = &mcp.ClientSessionOptions{ProtocolVersion: version}
 	}
-	cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: &http.Client{Transport: bearer{token: token}}, MaxRetries: -1}, so)
-	if err != nil {
-		t.Fatalf("connect %s: %v", version, err)
-	}
-	t.Cleanup(func() { _ = cs.Close() })
-	return cs
+	return dial(t, mcp.NewClient(&mcp.Implementation{Name: "e2e-mrtr", Version: "1"}, opts), bearerTransport(endpoint, token), so)
 }
 
 // statelessCall is a 2026-07-28 tools/call of name from a client that

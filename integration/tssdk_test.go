@@ -17,6 +17,22 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
+// genServers is the servers: config of a legacy and a modern startGenServer:
+// mcp-test/weather (prefix weather_, resources w://) and
+// mcp-test/kubernetes-mcp (prefix kube_, resources k://).
+func genServers(legacy, modern *goServer) string {
+	return fmt.Sprintf(`servers:
+  - name: mcp-test/weather
+    prefix: weather_
+    url: %s
+    resourcePrefixes: ["w://"]
+  - name: mcp-test/kubernetes-mcp
+    prefix: kube_
+    url: %s
+    resourcePrefixes: ["k://"]
+`, legacy.url, modern.url)
+}
+
 // startGenServer runs a go-sdk v1.8.0 server pinned to one generation:
 // "legacy" keeps sessions and speaks only 2025 revisions; "modern" is
 // stateless and speaks only 2026-07-28. Each tool answers "<gen>:<tool>",
@@ -173,16 +189,7 @@ func TestTypeScriptClient(t *testing.T) {
 		[]string{"get_forecast", "get_alerts"}, []string{"w://report", "w://secret"}, []string{"greet", "secret_prompt"})
 	modern := startGenServer(t, "mcp-test/kubernetes-mcp", "modern",
 		[]string{"pods_list", "pods_delete"}, []string{"k://status", "k://secret"}, []string{"summary"})
-	a := startAggregate(t, 1, identityConfig(p)+fmt.Sprintf(`servers:
-  - name: mcp-test/weather
-    prefix: weather_
-    url: %s
-    resourcePrefixes: ["w://"]
-  - name: mcp-test/kubernetes-mcp
-    prefix: kube_
-    url: %s
-    resourcePrefixes: ["k://"]
-`, legacy.url, modern.url)+tsPolicy)
+	a := startAggregate(t, 1, identityConfig(p)+genServers(legacy, modern)+tsPolicy)
 	alice := p.login(t, "alice")
 
 	for _, tc := range []struct {

@@ -21,10 +21,9 @@ func auditLines(out *syncbuf.Buffer) [][]byte {
 	return bytes.Split(b, []byte("\n"))
 }
 
-// TestAuditUpstreamCall: a tools/call forwarded to a real go-sdk server is
-// one upstream event with its status, latency, caller and the trace id of
-// the traceparent the request came with; no token and no argument value.
-func TestAuditUpstreamCall(t *testing.T) {
+// auditTo is an audit trail written to the returned output, stopped
+// when the test ends.
+func auditTo(t *testing.T) (*audit.Writer, *syncbuf.Buffer) {
 	out := &syncbuf.Buffer{}
 	w, err := audit.New(audit.Config{}, audit.Deps{Stdout: out})
 	if err != nil {
@@ -34,6 +33,14 @@ func TestAuditUpstreamCall(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = w.Start(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+	return w, out
+}
+
+// TestAuditUpstreamCall: a tools/call forwarded to a real go-sdk server is
+// one upstream event with its status, latency, caller and the trace id of
+// the traceparent the request came with; no token and no argument value.
+func TestAuditUpstreamCall(t *testing.T) {
+	w, out := auditTo(t)
 	e, _, _ := twoServersWith(t, func(_ *Config, d *Deps) { d.Audit = w })
 	sid := initRaw(t, e.front.URL, e.key, "alice")
 	const trace = "0af7651916cd43dd8448eb211c80319c"

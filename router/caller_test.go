@@ -41,20 +41,25 @@ func record(t *testing.T, s *mcp.Server, jsonResponse bool) *recording {
 	t.Helper()
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{JSONResponse: jsonResponse})
 	rec := &recording{}
-	rec.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
+	rec.Server = httptest.NewServer(rec.wrap(h))
+	t.Cleanup(rec.Close)
+	return rec
+}
+
+// wrap records each request before h serves it.
+func (r *recording) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
 		var m struct {
 			Method string `json:"method"`
 		}
 		_ = json.Unmarshal(body, &m)
-		rec.mu.Lock()
-		rec.seen = append(rec.seen, seen{http: r.Method, rpc: m.Method, auth: r.Header.Get("Authorization"), body: string(body)})
-		rec.mu.Unlock()
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(rec.Close)
-	return rec
+		r.mu.Lock()
+		r.seen = append(r.seen, seen{http: req.Method, rpc: m.Method, auth: req.Header.Get("Authorization"), body: string(body)})
+		r.mu.Unlock()
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		h.ServeHTTP(w, req)
+	})
 }
 
 func (r *recording) requests() []seen {

@@ -1,10 +1,7 @@
 package router
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -30,18 +27,9 @@ func newRestartable(t *testing.T, s *mcp.Server) *restartable {
 	t.Helper()
 	rs := &restartable{recording: &recording{}, s: s}
 	rs.restart()
-	rs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var m struct {
-			Method string `json:"method"`
-		}
-		_ = json.Unmarshal(body, &m)
-		rs.mu.Lock()
-		rs.seen = append(rs.seen, seen{http: r.Method, rpc: m.Method, auth: r.Header.Get("Authorization"), body: string(body)})
-		rs.mu.Unlock()
-		r.Body = io.NopCloser(bytes.NewReader(body))
+	rs.Server = httptest.NewServer(rs.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(*rs.h.Load()).ServeHTTP(w, r)
-	}))
+	})))
 	t.Cleanup(rs.Close)
 	return rs
 }

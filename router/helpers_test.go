@@ -207,17 +207,24 @@ func (e *env) client(subject string, opts *mcp.ClientOptions, mods ...func(*mcp.
 
 func connect(t *testing.T, url string, key assertion.Key, subject string, opts *mcp.ClientOptions, mods ...func(*mcp.StreamableClientTransport)) (*mcp.ClientSession, *signer) {
 	t.Helper()
+	// The tests of sessions speak 2025-11-25 (go-sdk's default is
+	// 2026-07-28, stateless): see stateless_test.go for the other.
+	return dial(t, url, key, subject, connectVersion, mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1"}, opts), mods...)
+}
+
+// dial connects c through the router at url as subject, speaking version,
+// with mods applied to its transport; the session is closed when the test
+// ends.
+func dial(t *testing.T, url string, key assertion.Key, subject, version string, c *mcp.Client, mods ...func(*mcp.StreamableClientTransport)) (*mcp.ClientSession, *signer) {
+	t.Helper()
 	sg := &signer{base: http.DefaultTransport, s: assertion.NewSigner(key), subject: subject}
-	c := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1"}, opts)
 	tr := &mcp.StreamableClientTransport{Endpoint: url + "/mcp", HTTPClient: &http.Client{Transport: sg}, MaxRetries: -1}
 	for _, m := range mods {
 		m(tr)
 	}
-	// The tests of sessions speak 2025-11-25 (go-sdk's default is
-	// 2026-07-28, stateless): see stateless_test.go for the other.
-	cs, err := c.Connect(t.Context(), tr, &mcp.ClientSessionOptions{ProtocolVersion: connectVersion})
+	cs, err := c.Connect(t.Context(), tr, &mcp.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
-		t.Fatalf("connect: %v", err)
+		t.Fatalf("connect %s: %v", version, err)
 	}
 	t.Cleanup(func() { cs.Close() })
 	return cs, sg

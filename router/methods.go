@@ -87,7 +87,7 @@ func (r *Router) setLevel(w http.ResponseWriter, c *forward.Call) {
 	wg.Wait()
 	// Kept after the fan-out: a session opened during it got the level
 	// kept before, then this one.
-	r.levels.put(c.Sess.Key(), bytes.Clone(c.Msg.Params))
+	r.levels.Put(c.Sess.Key(), bytes.Clone(c.Msg.Params))
 	forward.WriteJSON(w, http.StatusOK, forward.ResultBody(c.Msg.ID, []byte("{}")))
 }
 
@@ -108,7 +108,7 @@ func (r *Router) upstreamOpened(ctx context.Context, o *pool.Owner, srv *registr
 // if the policy allows the caller logging/setLevel on it (as Forwarder.FanOut decides;
 // the caller's credential comes with ctx, set by post and get); best effort.
 func (r *Router) applyLevel(ctx context.Context, session string, srv *registry.Server, auth string, up upstream.Session) {
-	params, ok := r.levels.get(session)
+	params, ok := r.levels.Get(session)
 	if !ok || !up.Logging {
 		return
 	}

@@ -287,15 +287,9 @@ func (ic *inputClient) options(disableMRTR bool) *mcp.ClientOptions {
 // subject, with roots file:///r1.
 func inputConnect(t *testing.T, url string, key assertion.Key, subject, version string, opts *mcp.ClientOptions) *mcp.ClientSession {
 	t.Helper()
-	sg := &signer{base: http.DefaultTransport, s: assertion.NewSigner(key), subject: subject}
 	c := mcp.NewClient(&mcp.Implementation{Name: "input-client", Version: "1"}, opts)
 	c.AddRoots(&mcp.Root{URI: "file:///r1"})
-	tr := &mcp.StreamableClientTransport{Endpoint: url + "/mcp", HTTPClient: &http.Client{Transport: sg}, MaxRetries: -1}
-	cs, err := c.Connect(t.Context(), tr, &mcp.ClientSessionOptions{ProtocolVersion: version})
-	if err != nil {
-		t.Fatalf("connect %s: %v", version, err)
-	}
-	t.Cleanup(func() { cs.Close() })
+	cs, _ := dial(t, url, key, subject, version, c)
 	return cs
 }
 
@@ -331,12 +325,7 @@ var inputCases = []struct{ name, tool, want string }{
 // handlers answering, and the upstream token (never the caller's) on the
 // final request.
 func TestInputAcrossGenerations(t *testing.T) {
-	for _, gen := range []struct{ name, client, server string }{
-		{"2026 client, 2026 server", "2026-07-28", "modern"},
-		{"2025 client, 2026 server", "2025-11-25", "modern"},
-		{"2026 client, 2025 server", "2026-07-28", "legacy"},
-		{"2025 client, 2025 server", "2025-11-25", "legacy"},
-	} {
+	for _, gen := range generations {
 		t.Run(gen.name, func(t *testing.T) {
 			up, log := inputServer(t, gen.server)
 			e := newEnv(t, nil, registry.Server{Name: "ns/up", Prefix: "up_", URL: up.URL})

@@ -55,12 +55,12 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 	// after the client sets a log level, is given that level where the
 	// policy lets the caller set it (applyLevel decides with this).
 	ctx, cancel := context.WithCancel(context.WithValue(req.Context(), callerAuthKey{}, g.c.Auth))
-	defer cancel()
 	st := relay.NewStream(s.Key())
 	st.Relay = func(srv *registry.Server) { r.watcher.Watch(ctx, g, srv, st.Events) }
 	r.streams.Add(st)
 	defer r.streams.Remove(st)
 	defer st.Stop()
+	// Runs first: Stop waits for the relays, which end with ctx.
 	defer cancel()
 	if r.isEnded(s) { // ended between open and add: end never saw this stream
 		forward.WriteError(w, http.StatusNotFound, nil, forward.CodeInvalidRequest, "session not found")

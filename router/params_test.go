@@ -16,8 +16,6 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/mcp-authz/mcp-authz/internal/audit"
-	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -295,21 +293,6 @@ func TestParamHeadersRefusedTwice(t *testing.T) {
 	if err := json.Unmarshal(auditLines(out)[0], &ev); err != nil || ev.Status != http.StatusBadRequest || ev.Error != "" {
 		t.Errorf("audit event %s (%v), want status 400 and no error", auditLines(out)[0], err)
 	}
-}
-
-// auditTo is an audit trail written to the returned output, stopped
-// when the test ends.
-func auditTo(t *testing.T) (*audit.Writer, *syncbuf.Buffer) {
-	out := &syncbuf.Buffer{}
-	w, err := audit.New(audit.Config{}, audit.Deps{Stdout: out})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = w.Start(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return w, out
 }
 
 // TestParamHeadersHostileSchema: a server whose listed definition marks an

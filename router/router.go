@@ -16,6 +16,7 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/internal/audit"
+	"github.com/mcp-authz/mcp-authz/internal/lru"
 	"github.com/mcp-authz/mcp-authz/internal/origin"
 	"github.com/mcp-authz/mcp-authz/internal/resourcemeta"
 	"github.com/mcp-authz/mcp-authz/internal/seal"
@@ -213,13 +214,13 @@ type Router struct {
 	up       *upstream.Client
 	answer   mcpparse.Options // how an upstream's messages are read
 	verifier *assertion.Verifier
-	sealer   *seal.Sealer          // seals session ids (session.Seal), requestStates and task ids
-	opened   *lru[*session.Record] // sealed session ids this replica opened -> the session
+	sealer   *seal.Sealer                // seals session ids (session.Seal), requestStates and task ids
+	opened   *lru.Cache[*session.Record] // sealed session ids this replica opened -> the session
 	cat      *catalog.Catalog
-	pool     *pool.Pool         // (session key, server) -> upstream session, opened on first use
-	fwd      *forward.Forwarder // forwards calls to one server
-	ended    *lru[time.Time]    // ended session ids -> their expiry
-	levels   *lru[[]byte]       // session key -> the params of its last logging/setLevel
+	pool     *pool.Pool            // (session key, server) -> upstream session, opened on first use
+	fwd      *forward.Forwarder    // forwards calls to one server
+	ended    *lru.Cache[time.Time] // ended session ids -> their expiry
+	levels   *lru.Cache[[]byte]    // session key -> the params of its last logging/setLevel
 	streams  *relay.Hub
 	watcher  *relay.Watcher        // serves GET streams (notify.go)
 	input    *mrtr.Table           // calls waiting for input (forward's mrtr.go)
@@ -296,9 +297,9 @@ func New(c Config, d Deps) (*Router, error) {
 		answer:   upstream.AnswerOptions(c.MaxResponseBytes),
 		verifier: assertion.NewVerifier(key),
 		sealer:   s,
-		opened:   newLRU[*session.Record](c.CacheSize),
-		ended:    newLRU[time.Time](c.CacheSize),
-		levels:   newLRU[[]byte](c.CacheSize),
+		opened:   lru.New[*session.Record](c.CacheSize),
+		ended:    lru.New[time.Time](c.CacheSize),
+		levels:   lru.New[[]byte](c.CacheSize),
 		streams:  relay.NewHub(),
 		input:    mrtr.NewTable(c.InputTimeout, c.CacheSize),
 		metrics:  newMetrics(),
@@ -323,7 +324,7 @@ func New(c Config, d Deps) (*Router, error) {
 	r.watcher = &relay.Watcher{Up: r.up, Lists: r.cat, Answer: r.answer, MaxBytes: r.cfg.MaxResponseBytes, Done: r.done, Open: r.metrics.streams}
 	r.pool, err = pool.New(pool.Config{Size: c.CacheSize, InitTimeout: c.InitTimeout, Now: now}, pool.Deps{
 		Client: r.up, Log: logger, Opened: r.upstreamOpened, Failed: r.upstreamFailed,
-		Ended: func(id string) bool { _, ended := r.ended.get(id); return ended },
+		Ended: func(id string) bool { _, ended := r.ended.Get(id); return ended },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)

@@ -79,20 +79,20 @@ func (r *Router) open(w http.ResponseWriter, req *http.Request, claims assertion
 // it opened before (the id is the key: nothing is decoded), else unsealed
 // and cached.
 func (r *Router) openSession(sid string) (*session.Record, error) {
-	if s, ok := r.opened.get(sid); ok {
+	if s, ok := r.opened.Get(sid); ok {
 		return s, nil
 	}
 	s, err := session.Open(r.sealer, sid)
 	if err != nil {
 		return nil, err
 	}
-	r.opened.put(sid, s)
+	r.opened.Put(sid, s)
 	return s, nil
 }
 
 // isEnded reports whether this replica ended s (DELETE).
 func (r *Router) isEnded(s *session.Record) bool {
-	_, ended := r.ended.get(s.ID)
+	_, ended := r.ended.Get(s.ID)
 	return ended
 }
 
@@ -182,7 +182,7 @@ func (r *Router) post(w http.ResponseWriter, req *http.Request) {
 	if c.Sess, ok = r.open(w, req, claims, msg.ID); !ok {
 		return
 	}
-	if _, ok := r.levels.get(c.Sess.Key()); ok {
+	if _, ok := r.levels.Get(c.Sess.Key()); ok {
 		// The session set a log level: an upstream session opened while
 		// serving this request is given it if the policy allows (applyLevel).
 		c.Req = req.WithContext(context.WithValue(req.Context(), callerAuthKey{}, c.Auth))
@@ -294,7 +294,7 @@ func (r *Router) initialize(w http.ResponseWriter, c *forward.Call) {
 		forward.WriteError(w, http.StatusInternalServerError, c.Msg.ID, forward.CodeInternal, "internal error")
 		return
 	}
-	r.opened.put(sid, s)
+	r.opened.Put(sid, s)
 	res, _ := json.Marshal(struct {
 		ProtocolVersion string          `json:"protocolVersion"`
 		Capabilities    json.RawMessage `json:"capabilities"`
@@ -346,7 +346,7 @@ func (r *Router) delete(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
-	r.ended.put(s.ID, s.Expiry(r.cfg.SessionTTL))
+	r.ended.Put(s.ID, s.Expiry(r.cfg.SessionTTL))
 	r.streams.End(s.Key())
 	auth := req.Header.Get("Authorization")
 	for _, srv := range r.reg.Load().Servers() {

@@ -72,15 +72,17 @@ func generationServer(t *testing.T, gen string) (*httptest.Server, *methodLog) {
 // connectAs connects a go-sdk client speaking version through url.
 func connectAs(t *testing.T, url string, key assertion.Key, subject, version string) *mcp.ClientSession {
 	t.Helper()
-	sg := &signer{base: http.DefaultTransport, s: assertion.NewSigner(key), subject: subject}
-	c := mcp.NewClient(&mcp.Implementation{Name: "gen-client", Version: "1"}, nil)
-	tr := &mcp.StreamableClientTransport{Endpoint: url + "/mcp", HTTPClient: &http.Client{Transport: sg}, MaxRetries: -1}
-	cs, err := c.Connect(t.Context(), tr, &mcp.ClientSessionOptions{ProtocolVersion: version})
-	if err != nil {
-		t.Fatalf("connect %s: %v", version, err)
-	}
-	t.Cleanup(func() { cs.Close() })
+	cs, _ := dial(t, url, key, subject, version, mcp.NewClient(&mcp.Implementation{Name: "gen-client", Version: "1"}, nil))
 	return cs
+}
+
+// generations are the pairs of client revision and server kind ("legacy":
+// sessions, "modern": stateless) the tests of both generations run.
+var generations = []struct{ name, client, server string }{
+	{"2025 client, 2025 server", "2025-11-25", "legacy"},
+	{"2025 client, 2026 server", "2025-11-25", "modern"},
+	{"2026 client, 2025 server", "2026-07-28", "legacy"},
+	{"2026 client, 2026 server", "2026-07-28", "modern"},
 }
 
 // TestMixedGenerations: clients of both generations reach servers of both
@@ -88,12 +90,7 @@ func connectAs(t *testing.T, url string, key assertion.Key, subject, version str
 // generation (no initialize to a stateless server, a session with a legacy
 // one) and answers the client in the client's.
 func TestMixedGenerations(t *testing.T) {
-	for _, tc := range []struct{ name, client, server string }{
-		{"2025 client, 2025 server", "2025-11-25", "legacy"},
-		{"2025 client, 2026 server", "2025-11-25", "modern"},
-		{"2026 client, 2025 server", "2026-07-28", "legacy"},
-		{"2026 client, 2026 server", "2026-07-28", "modern"},
-	} {
+	for _, tc := range generations {
 		t.Run(tc.name, func(t *testing.T) {
 			up, log := generationServer(t, tc.server)
 			e := newEnv(t, nil, registry.Server{Name: "ns/up", Prefix: "up_", URL: up.URL})
