@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/mcp-authz/mcp-authz/internal/devidp"
@@ -32,7 +33,13 @@ func Serve(t testing.TB, cfg devidp.Config) (*devidp.Provider, *httptest.Server)
 // mcp-cli; anything but a 200 with a token fails the test.
 func Login(t testing.TB, srv *httptest.Server, p *devidp.Provider, user, password string) string {
 	t.Helper()
-	resp, err := srv.Client().PostForm(p.TokenURL(), url.Values{"grant_type": {"password"}, "client_id": {"mcp-cli"}, "username": {user}, "password": {password}})
+	form := url.Values{"grant_type": {"password"}, "client_id": {"mcp-cli"}, "username": {user}, "password": {password}}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, p.TokenURL(), strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
