@@ -21,12 +21,11 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
-
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/devidp"
 	"github.com/mcp-authz/mcp-authz/internal/devidp/realms"
+	"github.com/mcp-authz/mcp-authz/internal/jwttest"
 )
 
 const (
@@ -66,15 +65,6 @@ var keyPair = sync.OnceValues(func() (*rsa.PrivateKey, *rsa.PrivateKey) {
 	return a, b
 })
 
-func jwks(t testing.TB, k *rsa.PrivateKey, kid string) string {
-	t.Helper()
-	b, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.PublicKey, KeyID: kid, Algorithm: "RS256", Use: "sig"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // newChain starts the provider; mod edits the realms first.
 func newChain(t testing.TB, mod func(a, b *devidp.Config)) *chain {
 	t.Helper()
@@ -90,8 +80,8 @@ func newChain(t testing.TB, mod func(a, b *devidp.Config)) *chain {
 	c := &chain{calls: map[string]int{}}
 	c.agent, c.federated = keyPair()
 	b.Clients = append(b.Clients,
-		devidp.Client{ID: "kube-agent", JWKS: jwks(t, c.agent, "agent-1"), JWTAuthorizationGrant: []string{"domain-a"}, GrantAudiences: []string{"kubernetes"}},
-		devidp.Client{ID: "kube-fed", JWKS: jwks(t, c.federated, "fed-1"), JWTAuthorizationGrant: []string{"domain-a"}, GrantAudiences: []string{"kubernetes"}},
+		devidp.Client{ID: "kube-agent", JWKS: jwttest.Key{Private: c.agent, KID: "agent-1"}.JWKS(t), JWTAuthorizationGrant: []string{"domain-a"}, GrantAudiences: []string{"kubernetes"}},
+		devidp.Client{ID: "kube-fed", JWKS: jwttest.Key{Private: c.federated, KID: "fed-1"}.JWKS(t), JWTAuthorizationGrant: []string{"domain-a"}, GrantAudiences: []string{"kubernetes"}},
 	)
 	if mod != nil {
 		mod(&a, &b)
@@ -231,25 +221,6 @@ func writeKey(t testing.TB, k *rsa.PrivateKey) string {
 	return p
 }
 
-// sign makes a JWT of claims with k.
-func sign(t testing.TB, k *rsa.PrivateKey, kid, typ string, claims map[string]any) string {
-	t.Helper()
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: k, KeyID: kid}}, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(claims)
-	jws, err := s.Sign(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
-
 // TestChain is identity chaining across domains with the dev provider over
 // HTTPS: alice of domain A gets, through the gateway, domain B's token for
 // cluster B's API server, with every client authentication at B; and the
@@ -259,7 +230,7 @@ func TestChain(t *testing.T) {
 	fedFile := filepath.Join(t.TempDir(), "token")
 	fedToken := func() string {
 		now := time.Now().Unix()
-		return sign(t, c.federated, "fed-1", "JWT", map[string]any{"iss": "kube-fed", "sub": "kube-fed", "aud": c.b.TokenURL(), "iat": now, "exp": now + 60, "jti": rand.Text()})
+		return jwttest.Key{Private: c.federated, KID: "fed-1"}.Sign(t, map[string]any{"iss": "kube-fed", "sub": "kube-fed", "aud": c.b.TokenURL(), "iat": now, "exp": now + 60, "jti": rand.Text()}, "JWT")
 	}
 	writeFed := func() {
 		if err := os.WriteFile(fedFile, []byte(fedToken()+"\n"), 0o600); err != nil {
@@ -421,7 +392,7 @@ func TestChainRefusals(t *testing.T) {
 	rogue := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		now := time.Now().Unix()
 		writeJSONAnswer(w, http.StatusOK, map[string]any{
-			"access_token":      sign(t, rogueKey, "rogue", "JWT", map[string]any{"iss": "https://rogue.example", "sub": "alice", "preferred_username": "alice", "aud": c.b.Issuer(), "iat": now, "exp": now + 60, "jti": rand.Text()}),
+			"access_token":      jwttest.Key{Private: rogueKey, KID: "rogue"}.Sign(t, map[string]any{"iss": "https://rogue.example", "sub": "alice", "preferred_username": "alice", "aud": c.b.Issuer(), "iat": now, "exp": now + 60, "jti": rand.Text()}, "JWT"),
 			"issued_token_type": exchange.TokenTypeJWT, "token_type": "N_A", "expires_in": 60,
 		})
 	}))

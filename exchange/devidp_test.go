@@ -1,11 +1,7 @@
 package exchange_test
 
 import (
-	"encoding/json"
 	"errors"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -14,6 +10,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/devidp"
+	"github.com/mcp-authz/mcp-authz/internal/devidp/devidptest"
 )
 
 // TestDevIdP runs identity and exchange against the Keycloak-shaped dev
@@ -21,7 +18,7 @@ import (
 // verified, exchanged for each server, refusals, and key rotation.
 func TestDevIdP(t *testing.T) {
 	const kube, other = "mcp-test/kubernetes-mcp", "mcp-test/everything"
-	p, ln, err := devidp.Listen(devidp.Config{
+	p, srv := devidptest.Serve(t, devidp.Config{
 		DefaultAudiences: []string{"mcp-gateway"},
 		Clients: []devidp.Client{
 			{ID: "mcp-gateway", Secret: "gw-secret", TokenExchange: []string{kube}},
@@ -30,15 +27,7 @@ func TestDevIdP(t *testing.T) {
 			{ID: other},
 		},
 		Users: []devidp.User{{Username: "alice", Password: "alice", ClientRoles: map[string][]string{kube: {"pods_list"}, other: {"echo"}}}},
-	}, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(p.Handler())
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(srv.Close)
+	})
 
 	// The provider reads the wall clock; the verifier's clock runs ahead
 	// of it when the test needs the key-refresh interval to have passed.
@@ -57,22 +46,12 @@ func TestDevIdP(t *testing.T) {
 
 	login := func(t *testing.T) (string, *identity.Identity) {
 		t.Helper()
-		resp, err := srv.Client().PostForm(p.TokenURL(), url.Values{"grant_type": {"password"}, "client_id": {"mcp-cli"}, "username": {"alice"}, "password": {"alice"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var tok struct {
-			AccessToken string `json:"access_token"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("login: status %d, %v", resp.StatusCode, err)
-		}
-		id, err := v.Verify(t.Context(), tok.AccessToken)
+		raw := devidptest.Login(t, srv, p, "alice", "alice")
+		id, err := v.Verify(t.Context(), raw)
 		if err != nil {
 			t.Fatalf("Verify(alice's token): %v", err)
 		}
-		return tok.AccessToken, id
+		return raw, id
 	}
 	exchangeFor := func(t *testing.T, raw string, id *identity.Identity, audience string) (*exchange.Token, error) {
 		return x.Exchange(t.Context(), exchange.Request{SubjectToken: raw, SubjectExpiry: id.Expiry, SubjectAudience: id.Audience, Audience: audience})

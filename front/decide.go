@@ -40,10 +40,7 @@ func (g *Front) decide(w http.ResponseWriter, r *http.Request, id string, in che
 		return
 	}
 	if !d.Allow {
-		st := d.Status
-		if st < 200 || st > 599 {
-			st = http.StatusForbidden
-		}
+		st := statusOr(d.Status, http.StatusForbidden)
 		g.log.Debug("authz denied", "request_id", id, "status", st)
 		h := w.Header()
 		h["Content-Type"] = append(h["Content-Type"], "application/json")

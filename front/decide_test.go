@@ -3,13 +3,11 @@ package front_test
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +25,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/assertion"
 	"github.com/mcp-authz/mcp-authz/internal/devidp"
+	"github.com/mcp-authz/mcp-authz/internal/devidp/devidptest"
 	"github.com/mcp-authz/mcp-authz/policy"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
@@ -85,7 +84,7 @@ func (u *recordingUpstream) take() (*http.Request, []byte) {
 // the Keycloak tool-roles CEL policy, authz, gRPC on loopback.
 func TestDecideMatchesGRPC(t *testing.T) {
 	const kube = "mcp-test/kubernetes-mcp"
-	p, ln, err := devidp.Listen(devidp.Config{
+	p, idp := devidptest.Serve(t, devidp.Config{
 		DefaultAudiences: []string{"mcp-gateway"},
 		Clients: []devidp.Client{
 			{ID: "mcp-gateway", Secret: "gw-secret", TokenExchange: []string{kube}},
@@ -93,15 +92,7 @@ func TestDecideMatchesGRPC(t *testing.T) {
 			{ID: kube},
 		},
 		Users: []devidp.User{{Username: "alice", Password: "alice", ClientRoles: map[string][]string{kube: {"pods_list"}}}},
-	}, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	idp := httptest.NewUnstartedServer(p.Handler())
-	idp.Listener.Close()
-	idp.Listener = ln
-	idp.Start()
-	t.Cleanup(idp.Close)
+	})
 
 	v, err := identity.New(identity.Config{
 		Issuers: []identity.Issuer{{IssuerURL: p.Issuer(), Audiences: []string{"mcp-gateway"}}},
@@ -132,19 +123,7 @@ func TestDecideMatchesGRPC(t *testing.T) {
 	}
 	verifier := assertion.NewVerifier(key)
 
-	resp, err := idp.Client().PostForm(p.TokenURL(), url.Values{"grant_type": {"password"}, "client_id": {"mcp-cli"}, "username": {"alice"}, "password": {"alice"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	if err != nil || tok.AccessToken == "" {
-		t.Fatalf("login: status %d, %v", resp.StatusCode, err)
-	}
-	bearer := "Bearer " + tok.AccessToken
+	bearer := "Bearer " + devidptest.Login(t, idp, p, "alice", "alice")
 
 	call := func(tool string) string {
 		return `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"` + tool + `","arguments":{}}}`

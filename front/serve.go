@@ -13,7 +13,6 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/grpc/status"
 )
 
@@ -60,11 +59,11 @@ func (g *Front) serve(w http.ResponseWriter, r *http.Request) {
 	if resp.GetStatus().GetCode() != 0 {
 		if er := resp.GetErrorResponse(); er != nil {
 			g.log.Warn("authz answered an error", "request_id", id, "code", resp.GetStatus().GetCode())
-			localReply(w, statusOr(er.GetStatus().GetCode(), g.cfg.StatusOnError), er.GetBody(), er.GetHeaders())
+			localReply(w, statusOr(int(er.GetStatus().GetCode()), g.cfg.StatusOnError), er.GetBody(), er.GetHeaders())
 			return
 		}
 		d := resp.GetDeniedResponse()
-		st := statusOr(d.GetStatus().GetCode(), http.StatusForbidden)
+		st := statusOr(int(d.GetStatus().GetCode()), http.StatusForbidden)
 		g.log.Debug("authz denied", "request_id", id, "status", st)
 		localReply(w, st, d.GetBody(), d.GetHeaders())
 		return
@@ -166,9 +165,9 @@ func refuseBody(w http.ResponseWriter, code int, msg string) {
 }
 
 // statusOr is code when it is a usable HTTP status, else def.
-func statusOr(code typev3.StatusCode, def int) int {
-	if c := int(code); c >= 200 && c <= 599 {
-		return c
+func statusOr(code, def int) int {
+	if code >= 200 && code <= 599 {
+		return code
 	}
 	return def
 }

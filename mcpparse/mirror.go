@@ -3,6 +3,7 @@ package mcpparse
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -236,26 +237,19 @@ func Argument(args []byte, name string) (raw []byte, ok bool) {
 	if err := p.init(args, Options{CaseSensitiveKeys: true}); err != nil || p.Peek() != '{' {
 		return nil, false
 	}
-	empty, err := p.Open(1, '}')
-	if err != nil {
-		return nil, false
-	}
-	ks := p.BeginObject()
-	for more := !empty; more; {
-		k, err := p.Key(&ks)
-		if err != nil {
-			return nil, false
-		}
+	err := p.Members(1, func(k []byte) error {
 		start := p.Pos
 		if _, err := p.Value(1); err != nil {
-			return nil, false
+			return err
 		}
 		if strings.EqualFold(string(k), name) {
-			return args[start:p.Pos], true
+			raw = args[start:p.Pos]
+			return errFound
 		}
-		if more, err = p.Next('}'); err != nil {
-			return nil, false
-		}
-	}
-	return nil, false
+		return nil
+	})
+	return raw, errors.Is(err, errFound)
 }
+
+// errFound stops Argument's reading at the member it looks for.
+var errFound = errors.New("found")

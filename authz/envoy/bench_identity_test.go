@@ -1,10 +1,7 @@
 package envoy
 
 import (
-	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"testing"
 
 	"github.com/mcp-authz/mcp-authz/authz"
@@ -12,6 +9,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/exchange"
 	"github.com/mcp-authz/mcp-authz/identity"
 	"github.com/mcp-authz/mcp-authz/internal/devidp"
+	"github.com/mcp-authz/mcp-authz/internal/devidp/devidptest"
 	"github.com/mcp-authz/mcp-authz/policy"
 )
 
@@ -23,7 +21,7 @@ import (
 // Keycloak tool-roles CEL policy over the exchanged token's claims.
 func BenchmarkCheckIdentity(b *testing.B) {
 	const kube = "mcp-test/kubernetes-mcp"
-	p, ln, err := devidp.Listen(devidp.Config{
+	p, idp := devidptest.Serve(b, devidp.Config{
 		DefaultAudiences: []string{"mcp-gateway"},
 		Clients: []devidp.Client{
 			{ID: "mcp-gateway", Secret: "gw-secret", TokenExchange: []string{kube}},
@@ -31,15 +29,7 @@ func BenchmarkCheckIdentity(b *testing.B) {
 			{ID: kube},
 		},
 		Users: []devidp.User{{Username: "alice", Password: "alice", ClientRoles: map[string][]string{kube: {"pods_list"}}}},
-	}, "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	idp := httptest.NewUnstartedServer(p.Handler())
-	idp.Listener.Close()
-	idp.Listener = ln
-	idp.Start()
-	b.Cleanup(idp.Close)
+	})
 
 	v, err := identity.New(identity.Config{
 		Issuers: []identity.Issuer{{IssuerURL: p.Issuer(), Audiences: []string{"mcp-gateway"}}},
@@ -61,19 +51,7 @@ func BenchmarkCheckIdentity(b *testing.B) {
 		Verifier: v, Exchanger: x,
 	})
 
-	resp, err := idp.Client().PostForm(p.TokenURL(), url.Values{"grant_type": {"password"}, "client_id": {"mcp-cli"}, "username": {"alice"}, "password": {"alice"}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	if err != nil || tok.AccessToken == "" {
-		b.Fatalf("login: status %d, %v", resp.StatusCode, err)
-	}
-	req := checkRequest("POST", body1KiB, map[string]string{"authorization": "Bearer " + tok.AccessToken})
+	req := checkRequest("POST", body1KiB, map[string]string{"authorization": "Bearer " + devidptest.Login(b, idp, p, "alice", "alice")})
 	if _, err := s.Check(b.Context(), req); err != nil { // warms both caches
 		b.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -50,16 +49,7 @@ func (f forger) RoundTrip(req *http.Request) (*http.Response, error) {
 // runs on authz's own assertion (the client's is replaced), and the same
 // forged assertion sent to the router's own listener is refused.
 func TestServeInProcess(t *testing.T) {
-	s := mcp.NewServer(&mcp.Implementation{Name: "echo", Version: "1"}, nil)
-	mcp.AddTool(s, &mcp.Tool{Name: "say", Description: "echoes"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
-		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil, nil
-	})
-	mcp.AddTool(s, &mcp.Tool{Name: "forbidden", Description: "no one may call it"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
-		t.Error("the forbidden tool was called")
-		return nil, nil, nil
-	})
-	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
-	defer up.Close()
+	up := echoUpstream(t)
 
 	authzAddr, gatewayAddr, routerAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	cfg := write(t, t.TempDir(), "mcp-authz.yaml", fmt.Sprintf(`authz: {listen: %s}

@@ -51,10 +51,10 @@ type echoIn struct {
 	Text string `json:"text"`
 }
 
-// TestServe runs serve in-process with every part on: an MCP client goes
-// through the front (gateway → authz → router) to a real MCP server, the
-// decisions show in /metrics, and cancelling ctx stops everything.
-func TestServe(t *testing.T) {
+// echoUpstream serves, until the test ends, an MCP server with the tools
+// say (echoes its text) and forbidden (fails the test when called).
+func echoUpstream(t *testing.T) *httptest.Server {
+	t.Helper()
 	s := mcp.NewServer(&mcp.Implementation{Name: "echo", Version: "1"}, nil)
 	mcp.AddTool(s, &mcp.Tool{Name: "say", Description: "echoes"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil, nil
@@ -64,7 +64,15 @@ func TestServe(t *testing.T) {
 		return nil, nil, nil
 	})
 	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
-	defer up.Close()
+	t.Cleanup(up.Close)
+	return up
+}
+
+// TestServe runs serve in-process with every part on: an MCP client goes
+// through the front (gateway → authz → router) to a real MCP server, the
+// decisions show in /metrics, and cancelling ctx stops everything.
+func TestServe(t *testing.T) {
+	up := echoUpstream(t)
 
 	authzAddr, gatewayAddr, routerAddr, metricsAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	config := fmt.Sprintf(`authz:

@@ -113,26 +113,18 @@ func mark(seen *uint16, i uint) bool {
 	return true
 }
 
-// compactString reads a string without escapes at the start of p into s
-// and reports the bytes it took.
+// compactString reads a plain string (as plain says) at the start of p
+// into s and reports the bytes it took.
 func compactString(p string, s *string) (int, bool) {
 	if len(p) < 2 || p[0] != '"' {
 		return 0, false
 	}
-	for i := 1; i < len(p); i++ {
-		switch c := p[i]; {
-		case c == '"':
-			v := p[1:i]
-			if !utf8.ValidString(v) {
-				return 0, false
-			}
-			*s = v
-			return i + 1, true
-		case c == '\\' || c < 0x20:
-			return 0, false
-		}
+	end := strings.IndexByte(p[1:], '"')
+	if end < 0 || !plain(p[1:end+1]) {
+		return 0, false
 	}
-	return 0, false
+	*s = p[1 : end+1]
+	return end + 2, true
 }
 
 // compactInt reads a JSON integer (no fraction nor exponent) at the start
@@ -181,9 +173,7 @@ func appendWire(dst []byte, w *wire) ([]byte, bool) {
 		if !plain(v) {
 			ok = false
 		}
-		dst = append(dst, ',', '"')
-		dst = append(dst, key...)
-		dst = append(dst, '"', ':', '"')
+		dst = append(appendKey(dst, key), '"')
 		dst = append(dst, v...)
 		dst = append(dst, '"')
 	}
@@ -191,10 +181,7 @@ func appendWire(dst []byte, w *wire) ([]byte, bool) {
 		if omitEmpty && v == 0 {
 			return
 		}
-		dst = append(dst, ',', '"')
-		dst = append(dst, key...)
-		dst = append(dst, '"', ':')
-		dst = strconv.AppendInt(dst, v, 10)
+		dst = strconv.AppendInt(appendKey(dst, key), v, 10)
 	}
 	str("method", w.Method, false)
 	str("server", w.Server, true)
@@ -211,6 +198,13 @@ func appendWire(dst []byte, w *wire) ([]byte, bool) {
 	}
 	dst[start] = '{' // the first member's comma
 	return append(dst, '}'), true
+}
+
+// appendKey appends a member's separating comma and its quoted key and colon.
+func appendKey(dst []byte, key string) []byte {
+	dst = append(dst, ',', '"')
+	dst = append(dst, key...)
+	return append(dst, '"', ':')
 }
 
 // plain reports whether s can be written as a JSON string as it is.

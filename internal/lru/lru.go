@@ -21,9 +21,9 @@ type entry[V any] struct {
 	val V
 }
 
-// New returns a cache of at most max entries (at least one).
-func New[V any](max int) *Cache[V] {
-	return &Cache[V]{max: max, ll: list.New(), m: map[string]*list.Element{}}
+// New returns a cache of at most n entries (at least one).
+func New[V any](n int) *Cache[V] {
+	return &Cache[V]{max: max(n, 1), ll: list.New(), m: map[string]*list.Element{}}
 }
 
 // Get returns the value under key, now the most recently used.

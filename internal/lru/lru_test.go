@@ -28,3 +28,27 @@ func TestCache(t *testing.T) {
 	}
 	c.Remove("nothing") // no-op
 }
+
+// TestCacheAtLeastOne: a cache made with a bound below one holds one entry,
+// as New says.
+func TestCacheAtLeastOne(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		max  int
+	}{
+		{name: "zero", max: 0},
+		{name: "negative", max: -3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := New[int](tt.max)
+			c.Put("a", 1)
+			if v, ok := c.Get("a"); !ok || v != 1 {
+				t.Fatalf("a = %d, %v", v, ok)
+			}
+			c.Put("b", 2)
+			if _, ok := c.Get("a"); ok {
+				t.Error("a kept past a bound of one")
+			}
+		})
+	}
+}
