@@ -288,7 +288,7 @@ type balancer struct {
 	mu       sync.Mutex
 	next     int
 	retried  int                       // requests refused by one replica and sent to the next
-	sessions map[string]map[string]int // backend -> session id -> requests
+	sessions map[string]map[string]int // backend -> session id -> POSTs answered
 }
 
 func startBalancer(t *testing.T, backends ...string) *balancer {
@@ -320,6 +320,22 @@ func (b *balancer) serve(w http.ResponseWriter, r *http.Request) {
 			},
 			Transport:     b.tr,
 			FlushInterval: -1,
+			// Count a call when its answer starts, not when the proxy
+			// returns: a GET stream that a killed replica ends would
+			// otherwise count as a request that replica served late.
+			ModifyResponse: func(*http.Response) error {
+				sid := r.Header.Get("Mcp-Session-Id")
+				if r.Method != http.MethodPost || sid == "" {
+					return nil
+				}
+				b.mu.Lock()
+				defer b.mu.Unlock()
+				if b.sessions[to] == nil {
+					b.sessions[to] = map[string]int{}
+				}
+				b.sessions[to][sid]++
+				return nil
+			},
 			ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 				var op *net.OpError
 				if errors.As(err, &op) && op.Op == "dial" {
@@ -332,24 +348,17 @@ func (b *balancer) serve(w http.ResponseWriter, r *http.Request) {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
 		rp.ServeHTTP(w, r)
-		b.mu.Lock()
-		if refused {
-			b.retried++
-		} else if sid := r.Header.Get("Mcp-Session-Id"); sid != "" {
-			if b.sessions[to] == nil {
-				b.sessions[to] = map[string]int{}
-			}
-			b.sessions[to][sid]++
-		}
-		b.mu.Unlock()
 		if !refused {
 			return
 		}
+		b.mu.Lock()
+		b.retried++
+		b.mu.Unlock()
 	}
 	w.WriteHeader(http.StatusServiceUnavailable)
 }
 
-// served returns how many requests of session sid each backend served.
+// served returns how many POST requests of session sid each backend answered.
 func (b *balancer) served(sid string) map[string]int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
