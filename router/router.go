@@ -214,13 +214,13 @@ type Router struct {
 	up       *upstream.Client
 	answer   mcpparse.Options // how an upstream's messages are read
 	verifier *assertion.Verifier
-	sealer   *seal.Sealer                // seals session ids (session.Seal), requestStates and task ids
-	opened   *lru.Cache[*session.Record] // sealed session ids this replica opened -> the session
+	sealer   *seal.Sealer                        // seals session ids (session.Seal), requestStates and task ids
+	opened   *lru.Cache[string, *session.Record] // sealed session ids this replica opened -> the session
 	cat      *catalog.Catalog
-	pool     *pool.Pool            // (session key, server) -> upstream session, opened on first use
-	fwd      *forward.Forwarder    // forwards calls to one server
-	ended    *lru.Cache[time.Time] // ended session ids -> their expiry
-	levels   *lru.Cache[[]byte]    // session key -> the params of its last logging/setLevel
+	pool     *pool.Pool                    // (session key, server) -> upstream session, opened on first use
+	fwd      *forward.Forwarder            // forwards calls to one server
+	ended    *lru.Cache[string, time.Time] // ended session ids -> their expiry
+	levels   *lru.Cache[string, []byte]    // session key -> the params of its last logging/setLevel
 	streams  *relay.Hub
 	watcher  *relay.Watcher        // serves GET streams (notify.go)
 	input    *mrtr.Table           // calls waiting for input (forward's mrtr.go)
@@ -297,9 +297,9 @@ func New(c Config, d Deps) (*Router, error) {
 		answer:   upstream.AnswerOptions(c.MaxResponseBytes),
 		verifier: assertion.NewVerifier(key),
 		sealer:   s,
-		opened:   lru.New[*session.Record](c.CacheSize),
-		ended:    lru.New[time.Time](c.CacheSize),
-		levels:   lru.New[[]byte](c.CacheSize),
+		opened:   lru.New[string, *session.Record](c.CacheSize),
+		ended:    lru.New[string, time.Time](c.CacheSize),
+		levels:   lru.New[string, []byte](c.CacheSize),
 		streams:  relay.NewHub(),
 		input:    mrtr.NewTable(c.InputTimeout, c.CacheSize),
 		metrics:  newMetrics(),

@@ -45,7 +45,7 @@ func (r *Router) serveMCP(w http.ResponseWriter, req *http.Request) {
 
 // trust verifies the authz assertion for body; on failure it answers 401.
 func (r *Router) trust(w http.ResponseWriter, req *http.Request, body []byte) (assertion.Claims, bool) {
-	c, err := r.verifier.Verify(req.Header.Get(assertion.Header), body, r.now())
+	c, err := r.verifier.Verify(req.Header.Get(assertion.HTTPHeader), body, r.now())
 	if err != nil {
 		r.log.Info("request refused", "reason", err.Error())
 		forward.WriteError(w, http.StatusUnauthorized, nil, forward.CodeInvalidRequest, "request did not pass authorization")
@@ -100,15 +100,16 @@ func (r *Router) isEnded(s *session.Record) bool {
 // length when the client said it (a body shorter than it said is
 // an error), else growing as it comes.
 func readBody(w http.ResponseWriter, req *http.Request, max int64) ([]byte, error) {
-	body := http.MaxBytesReader(w, req.Body, max)
 	if n := req.ContentLength; n >= 0 && n <= max {
+		// The server reads no further than the length said: no limit of
+		// our own is needed.
 		b := make([]byte, n)
-		if _, err := io.ReadFull(body, b); err != nil {
+		if _, err := io.ReadFull(req.Body, b); err != nil {
 			return nil, err
 		}
 		return b, nil
 	}
-	return io.ReadAll(body)
+	return io.ReadAll(http.MaxBytesReader(w, req.Body, max))
 }
 
 // badBody answers a request whose body could not be read: 413 when it was
@@ -172,7 +173,7 @@ func (r *Router) post(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if msg.Kind == mcpparse.KindNotification && req.Header.Get("Mcp-Session-Id") == "" &&
-		req.Header.Get("MCP-Protocol-Version") >= upstream.Stateless {
+		req.Header.Get("Mcp-Protocol-Version") >= upstream.Stateless {
 		// A stateless client's notification (2026-07-28): nothing to pass
 		// on. Its notifications/cancelled is redundant: closing the
 		// request's stream cancels it, and that cancels the upstream call.
@@ -187,7 +188,7 @@ func (r *Router) post(w http.ResponseWriter, req *http.Request) {
 		// serving this request is given it if the policy allows (applyLevel).
 		c.Req = req.WithContext(context.WithValue(req.Context(), callerAuthKey{}, c.Auth))
 	}
-	if v := req.Header.Get("MCP-Protocol-Version"); v != "" && !slices.Contains(session.Versions, v) {
+	if v := req.Header.Get("Mcp-Protocol-Version"); v != "" && !slices.Contains(session.Versions, v) {
 		forward.WriteError(w, http.StatusBadRequest, msg.ID, forward.CodeInvalidRequest, "unsupported MCP-Protocol-Version")
 		return
 	}

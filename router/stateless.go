@@ -61,7 +61,7 @@ func (r *Router) statelessRequest(w http.ResponseWriter, c *forward.Call) bool {
 		// A probe without a version: answered, whatever the client speaks.
 		r.discover(w, c)
 		return true
-	case version == "" && sid == "" && c.Req.Header.Get("MCP-Protocol-Version") >= upstream.Stateless:
+	case version == "" && sid == "" && c.Req.Header.Get("Mcp-Protocol-Version") >= upstream.Stateless:
 		forward.WriteError(w, http.StatusBadRequest, m.ID, forward.CodeInvalidParams, "missing _meta "+upstream.MetaVersion)
 		return true
 	case version == "":

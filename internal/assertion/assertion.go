@@ -12,8 +12,13 @@ import (
 	"time"
 )
 
-// Header is the request header that carries the assertion.
-const Header = "x-mcp-authz"
+// Header is the request header that carries the assertion, as Envoy
+// spells header names; HTTPHeader is the same name in Go's canonical form
+// (an http.Header lookup by it converts nothing).
+const (
+	Header     = "x-mcp-authz"
+	HTTPHeader = "X-Mcp-Authz"
+)
 
 // Lifetime is how long an assertion stays valid after it is issued.
 const Lifetime = 30 * time.Second
@@ -115,14 +120,19 @@ func (s *Signer) Sign(c Claims) (string, error) {
 			return "", fmt.Errorf("assertion: sign: %w", err)
 		}
 	}
-	out := make([]byte, 0, b64.EncodedLen(len(payload))+1+b64.EncodedLen(maxSignature))
+	// One buffer: the signed message (signedMessage's form), then the
+	// signature; the assertion is what follows the message's prefix.
+	alg := s.key.alg()
+	pre := len(messagePrefix) + len(alg) + 1
+	out := make([]byte, 0, pre+b64.EncodedLen(len(payload))+1+b64.EncodedLen(maxSignature))
+	out = appendMessagePrefix(out, alg)
 	out = b64.AppendEncode(out, payload)
-	sig, err := s.key.sign(signedMessage(s.key, out))
+	sig, err := s.key.sign(out)
 	if err != nil {
 		return "", fmt.Errorf("assertion: sign: %w", err)
 	}
 	out = append(out, '.')
-	return string(b64.AppendEncode(out, sig)), nil
+	return string(b64.AppendEncode(out, sig)[pre:]), nil
 }
 
 // maxSignature is the longest signature of a Key: Ed25519's and HMAC-SHA256's
@@ -148,17 +158,21 @@ func (v *Verifier) Verify(value string, body []byte, now time.Time) (Claims, err
 	if !ok || strings.Contains(sigEnc, ".") {
 		return Claims{}, fmt.Errorf("%w: not two segments", ErrInvalid)
 	}
-	sig, err := b64.DecodeString(sigEnc)
+	// The signature and the payload decode into one buffer.
+	buf := make([]byte, 0, b64.DecodedLen(len(sigEnc))+b64.DecodedLen(len(enc)))
+	buf, err := b64.AppendDecode(buf, []byte(sigEnc))
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: signature encoding", ErrInvalid)
 	}
-	if !v.key.verify(signedMessage(v.key, []byte(enc)), sig) {
+	sig := buf[:len(buf):len(buf)]
+	if !v.key.verify(signedMessage(v.key, enc), sig) {
 		return Claims{}, fmt.Errorf("%w: signature", ErrInvalid)
 	}
-	payload, err := b64.DecodeString(enc)
+	buf, err = b64.AppendDecode(buf, []byte(enc))
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: payload encoding", ErrInvalid)
 	}
+	payload := buf[len(sig):]
 	w, err := decodeWire(payload)
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: payload", ErrInvalid)
@@ -188,11 +202,19 @@ func (v *Verifier) Verify(value string, body []byte, now time.Time) (Claims, err
 
 // signedMessage binds the algorithm to the signed bytes so that an assertion
 // made for one algorithm never verifies under another.
-func signedMessage(k Key, payload []byte) []byte {
+func signedMessage(k Key, payload string) []byte {
 	alg := k.alg()
-	m := make([]byte, 0, len("x-mcp-authz/v1/")+len(alg)+1+len(payload))
-	m = append(m, "x-mcp-authz/v1/"...)
+	m := make([]byte, 0, len(messagePrefix)+len(alg)+1+len(payload))
+	return append(appendMessagePrefix(m, alg), payload...)
+}
+
+// messagePrefix starts every signed message.
+const messagePrefix = "x-mcp-authz/v1/"
+
+// appendMessagePrefix appends what precedes the payload in a signed
+// message: messagePrefix, the algorithm and a dot.
+func appendMessagePrefix(m []byte, alg string) []byte {
+	m = append(m, messagePrefix...)
 	m = append(m, alg...)
-	m = append(m, '.')
-	return append(m, payload...)
+	return append(m, '.')
 }

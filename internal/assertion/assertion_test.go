@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -254,7 +255,7 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("accepted bad claims %+v", c)
 		}
 		enc, sig, _ := strings.Cut(value, ".")
-		want, _ := k.sign(signedMessage(k, []byte(enc)))
+		want, _ := k.sign(signedMessage(k, enc))
 		if b64.EncodeToString(want) != sig {
 			t.Fatalf("accepted a signature the key did not make: %q", value)
 		}
@@ -304,5 +305,11 @@ func BenchmarkVerify(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestHTTPHeaderIsHeader(t *testing.T) {
+	if got := http.CanonicalHeaderKey(Header); got != HTTPHeader {
+		t.Errorf("HTTPHeader = %q, the canonical form of %q is %q", HTTPHeader, Header, got)
 	}
 }

@@ -1,5 +1,5 @@
-// Package lru is a bounded map by string key that forgets the least
-// recently used entry, safe for concurrent use.
+// Package lru is a bounded map that forgets the least recently used entry,
+// safe for concurrent use.
 package lru
 
 import (
@@ -8,55 +8,55 @@ import (
 )
 
 // Cache holds at most a fixed number of entries.
-type Cache[V any] struct {
+type Cache[K comparable, V any] struct {
 	max int
 	// mu guards ll and m.
 	mu sync.Mutex
-	ll *list.List // of *entry[V], most recently used first
-	m  map[string]*list.Element
+	ll *list.List // of *entry[K, V], most recently used first
+	m  map[K]*list.Element
 }
 
-type entry[V any] struct {
-	key string
+type entry[K comparable, V any] struct {
+	key K
 	val V
 }
 
 // New returns a cache of at most n entries (at least one).
-func New[V any](n int) *Cache[V] {
-	return &Cache[V]{max: max(n, 1), ll: list.New(), m: map[string]*list.Element{}}
+func New[K comparable, V any](n int) *Cache[K, V] {
+	return &Cache[K, V]{max: max(n, 1), ll: list.New(), m: map[K]*list.Element{}}
 }
 
 // Get returns the value under key, now the most recently used.
-func (c *Cache[V]) Get(key string) (V, bool) {
+func (c *Cache[K, V]) Get(key K) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[key]; ok {
 		c.ll.MoveToFront(e)
-		return e.Value.(*entry[V]).val, true
+		return e.Value.(*entry[K, V]).val, true
 	}
 	var zero V
 	return zero, false
 }
 
 // Put sets key to v, forgetting the least recently used entry when full.
-func (c *Cache[V]) Put(key string, v V) {
+func (c *Cache[K, V]) Put(key K, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[key]; ok {
-		e.Value.(*entry[V]).val = v
+		e.Value.(*entry[K, V]).val = v
 		c.ll.MoveToFront(e)
 		return
 	}
-	c.m[key] = c.ll.PushFront(&entry[V]{key: key, val: v})
+	c.m[key] = c.ll.PushFront(&entry[K, V]{key: key, val: v})
 	if c.ll.Len() > c.max {
 		old := c.ll.Back()
 		c.ll.Remove(old)
-		delete(c.m, old.Value.(*entry[V]).key)
+		delete(c.m, old.Value.(*entry[K, V]).key)
 	}
 }
 
 // Remove forgets key.
-func (c *Cache[V]) Remove(key string) {
+func (c *Cache[K, V]) Remove(key K) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[key]; ok {

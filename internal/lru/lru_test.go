@@ -5,7 +5,7 @@ import "testing"
 // TestCache: the least recently used entry goes first, a Get or a Put
 // makes an entry the most recently used, Remove forgets one.
 func TestCache(t *testing.T) {
-	c := New[int](2)
+	c := New[string, int](2)
 	c.Put("a", 1)
 	c.Put("b", 2)
 	if v, ok := c.Get("a"); !ok || v != 1 { // a is now the most recent
@@ -40,7 +40,7 @@ func TestCacheAtLeastOne(t *testing.T) {
 		{name: "negative", max: -3},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := New[int](tt.max)
+			c := New[string, int](tt.max)
 			c.Put("a", 1)
 			if v, ok := c.Get("a"); !ok || v != 1 {
 				t.Fatalf("a = %d, %v", v, ok)

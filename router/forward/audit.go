@@ -34,7 +34,7 @@ func (fw *Forwarder) audited(c *Call, srv *registry.Server, name string, resp *h
 	e := &audit.Event{
 		Time:      fw.now().UTC(),
 		Kind:      audit.KindUpstream,
-		TraceID:   audit.TraceID(c.Req.Header.Get("traceparent")),
+		TraceID:   audit.TraceID(c.Req.Header.Get("Traceparent")),
 		Issuer:    c.Claims.Issuer,
 		Subject:   c.Claims.Subject,
 		Method:    c.Msg.Method,

@@ -28,7 +28,7 @@ type Call struct {
 	Tool json.RawMessage
 	task *taskRef // the task of a task request, opened (tasks.go)
 	// input is what a forwarded call keeps for input requests (mrtr.go).
-	input *callInput
+	input callInput
 	// upID is the id the request went upstream with when it is not the
 	// client's (ownID); nil: Msg.ID.
 	upID json.RawMessage

@@ -165,7 +165,7 @@ func (fw *Forwarder) relay(w http.ResponseWriter, c *Call, srv *registry.Server,
 	id := c.Msg.ID
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
-		if v := resp.Header.Get("WWW-Authenticate"); v != "" {
+		if v := resp.Header.Get("Www-Authenticate"); v != "" {
 			w.Header().Set("WWW-Authenticate", v)
 		}
 		WriteError(w, http.StatusUnauthorized, id, CodeInvalidRequest, "upstream requires authorization")

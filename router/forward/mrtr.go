@@ -62,7 +62,7 @@ func (fw *Forwarder) callContext(c *Call, srv *registry.Server) (context.Context
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Req.Context()), fw.cfg.CallTimeout)
 	h := mrtr.NewHeld(c.Req.Context(), cancel, c)
-	c.input = &callInput{held: h}
+	c.input = callInput{held: h}
 	return ctx, func() {
 		if h.OwnedBy(c) {
 			h.Detach()
@@ -74,7 +74,7 @@ func (fw *Forwarder) callContext(c *Call, srv *registry.Server) (context.Context
 // closeAnswer closes an upstream answer, unless its call has been handed
 // over (held, or already taken by the retry).
 func closeAnswer(c *Call, resp *http.Response) {
-	if c.input != nil && c.input.held != nil && !c.input.held.OwnedBy(c) {
+	if c.input.held != nil && !c.input.held.OwnedBy(c) {
 		return
 	}
 	resp.Body.Close()
@@ -82,7 +82,7 @@ func closeAnswer(c *Call, resp *http.Response) {
 
 // holding reports whether c is a call whose server's requests are held for
 // the client's retry: a stateless caller's (see holdForInput).
-func (c *Call) holding() bool { return c.input != nil && c.input.held != nil }
+func (c *Call) holding() bool { return c.input.held != nil }
 
 // inputHook runs before a call goes upstream: it keeps what is sent (for
 // bridgeInput's retries and held calls' answers), and resumes a held call
@@ -92,12 +92,10 @@ func (fw *Forwarder) inputHook(ctx context.Context, w http.ResponseWriter, c *Ca
 		return false
 	}
 	if !c.Sess.Stateless() {
-		c.input = &callInput{body: body, auth: auth, name: name}
+		c.input = callInput{body: body, auth: auth, name: name}
 		return false
 	}
-	if c.input != nil { // the call may be held
-		c.input.auth, c.input.name = auth, name
-	}
+	c.input.auth, c.input.name = auth, name // the call may be held
 	return fw.resumeInput(ctx, w, c, srv, auth, name)
 }
 
@@ -107,7 +105,7 @@ func (fw *Forwarder) inputHook(ctx context.Context, w http.ResponseWriter, c *Ca
 // InputRequiredResult the router answers itself: c's client speaks a
 // revision without them.
 func (fw *Forwarder) needsInput(c *Call, result json.RawMessage) bool {
-	if c.Sess.Stateless() || c.input == nil || c.input.body == nil || !bytes.Contains(result, []byte(`"input_required"`)) {
+	if c.Sess.Stateless() || c.input.body == nil || !bytes.Contains(result, []byte(`"input_required"`)) {
 		return false
 	}
 	f, err := mcpparse.Fields(result, fw.answer, "resultType")

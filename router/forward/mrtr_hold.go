@@ -173,7 +173,7 @@ func (fw *Forwarder) resumeInput(ctx context.Context, w http.ResponseWriter, c *
 		return refuse("invalid requestState")
 	}
 	sw := relay.Start(w, "")
-	c.input = &callInput{held: h, auth: auth, name: name}
+	c.input = callInput{held: h, auth: auth, name: name}
 	h.Resume(c.Req.Context(), c)
 	if answer == nil {
 		// Not answered: asked again (SEP-2322, "Error Handling").

@@ -71,9 +71,9 @@ type Pool struct {
 	ended    func(string) bool
 	opened   func(context.Context, *Owner, *registry.Server, string, upstream.Session)
 	failed   func(*registry.Server, string, error)
-	sessions *lru.Cache[upstream.Session] // (owner key, server) -> upstream session
-	inits    singleflight.Group           // de-duplicates initializes and discovers
-	gens     *generations                 // which servers speak the stateless revision
+	sessions *lru.Cache[sessionKey, upstream.Session] // (owner key, server) -> upstream session
+	inits    singleflight.Group                       // de-duplicates initializes and discovers
+	gens     *generations                             // which servers speak the stateless revision
 }
 
 // New returns a pool.
@@ -98,7 +98,7 @@ func New(c Config, d Deps) (*Pool, error) {
 	}
 	return &Pool{
 		cfg: c, client: d.Client, log: d.Log, ended: d.Ended, opened: d.Opened, failed: d.Failed,
-		sessions: lru.New[upstream.Session](c.Size),
+		sessions: lru.New[sessionKey, upstream.Session](c.Size),
 		gens:     newGenerations(),
 	}, nil
 }
@@ -109,18 +109,18 @@ func Target(srv *registry.Server) upstream.Target {
 	return upstream.Target{Server: srv.Name, URL: srv.URL, CACert: srv.CACert}
 }
 
-// key names the owner's upstream session with server.
-func key(owner, server string) string { return owner + "\x00" + server }
+// sessionKey names the owner's upstream session with server.
+type sessionKey struct{ owner, server string }
 
 // Get returns the upstream session of the owner (by its Key) with server,
 // if this replica has one.
 func (p *Pool) Get(owner, server string) (upstream.Session, bool) {
-	return p.sessions.Get(key(owner, server))
+	return p.sessions.Get(sessionKey{owner, server})
 }
 
 // Take is Get, and forgets the session.
 func (p *Pool) Take(owner, server string) (upstream.Session, bool) {
-	k := key(owner, server)
+	k := sessionKey{owner, server}
 	up, ok := p.sessions.Get(k)
 	p.sessions.Remove(k)
 	return up, ok
@@ -132,8 +132,8 @@ func (p *Pool) Take(owner, server string) (upstream.Session, bool) {
 // initialize. An ended owner (see Deps.Ended) is never given a new upstream
 // session, not even by a request that was in flight when it ended.
 func (p *Pool) Open(ctx context.Context, o Owner, srv *registry.Server, auth string, old upstream.Session) (upstream.Session, error) {
-	k := key(o.Key, srv.Name)
-	v, err, _ := p.inits.Do(k+"\x00"+old.ID, func() (any, error) {
+	k := sessionKey{o.Key, srv.Name}
+	v, err, _ := p.inits.Do(o.Key+"\x00"+srv.Name+"\x00"+old.ID, func() (any, error) {
 		if p.ended(o.ID) || !p.cfg.Now().Before(o.Expiry) {
 			return nil, ErrEnded
 		}

@@ -38,7 +38,7 @@ type Caller struct{ Issuer, Subject string }
 // another replica, never see another's.
 type Table struct {
 	aeads   []cipher.AEAD // the first seals, any opens
-	created *lru.Cache[string]
+	created *lru.Cache[string, string]
 }
 
 // New returns a table of at most size remembered tasks that seals with
@@ -47,7 +47,7 @@ func New(size int, aeads []cipher.AEAD) (*Table, error) {
 	if len(aeads) == 0 {
 		return nil, errors.New("tasks: no key")
 	}
-	return &Table{aeads: aeads, created: lru.New[string](size)}, nil
+	return &Table{aeads: aeads, created: lru.New[string, string](size)}, nil
 }
 
 // key names a task of a caller on a server.

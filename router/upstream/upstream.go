@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mcp-authz/mcp-authz/internal/lru"
 	"github.com/mcp-authz/mcp-authz/mcpparse"
 )
 
@@ -45,6 +46,9 @@ type Config struct {
 	InitTimeout time.Duration
 }
 
+// maxEndpoints bounds the parsed server URLs a Client keeps.
+const maxEndpoints = 1024
+
 // Client reaches upstream MCP servers; it is safe for concurrent use.
 type Client struct {
 	base    http.RoundTripper // Config.Transport, unwrapped
@@ -57,6 +61,8 @@ type Client struct {
 	// mu guards pinned.
 	mu     sync.Mutex
 	pinned map[string]*pinnedTransport // by Target.Server
+
+	endpoints *lru.Cache[string, *url.URL] // Target.URL -> parsed
 }
 
 // Target is one server as the Client reaches it.
@@ -98,7 +104,7 @@ func New(c Config) *Client {
 		c.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return rt }
 	}
 	return &Client{base: c.Transport, rt: c.WrapTransport(c.Transport), wrap: c.WrapTransport, max: c.MaxResponseBytes, initTTL: c.InitTimeout, answer: AnswerOptions(c.MaxResponseBytes),
-		pinned: map[string]*pinnedTransport{}}
+		pinned: map[string]*pinnedTransport{}, endpoints: lru.New[string, *url.URL](maxEndpoints)}
 }
 
 // transportFor returns the transport that reaches t: the shared one, or
@@ -135,6 +141,46 @@ func (c *Client) transportFor(t Target) (http.RoundTripper, error) {
 	}
 	c.pinned[t.Server] = p
 	return p.rt, nil
+}
+
+// newRequest is http.NewRequestWithContext(ctx, method, t.URL, body) with
+// header h, in fewer allocations: t.URL is parsed once (the requests share
+// the result, which nothing writes to), and body is one value that can be
+// read again (the transport resends a request whose reused connection
+// closed before it was written).
+func (c *Client) newRequest(ctx context.Context, method string, t Target, h http.Header, body []byte) (*http.Request, error) {
+	u, ok := c.endpoints.Get(t.URL)
+	if !ok {
+		var err error
+		if u, err = url.Parse(t.URL); err != nil {
+			return nil, err
+		}
+		c.endpoints.Put(t.URL, u)
+	}
+	req := (&http.Request{
+		Method: method, URL: u, Host: u.Host, Header: h,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+	}).WithContext(ctx)
+	if len(body) > 0 {
+		b := &replayable{body: body}
+		b.Reset(body)
+		req.Body, req.GetBody, req.ContentLength = b, b.again, int64(len(body))
+	}
+	return req, nil
+}
+
+// replayable is a request body that gives a fresh copy of itself.
+type replayable struct {
+	bytes.Reader
+	body []byte
+}
+
+func (*replayable) Close() error { return nil }
+
+func (r *replayable) again() (io.ReadCloser, error) {
+	b := &replayable{body: r.body}
+	b.Reset(r.body)
+	return b, nil
 }
 
 // do sends req to t in one round trip: no redirect is followed, and
@@ -286,11 +332,10 @@ func (c *Client) Post(ctx context.Context, t Target, h Headers, body []byte) (*h
 	if len(h.Params) > MaxParams {
 		return nil, fmt.Errorf("upstream: post: %d Mcp-Param headers, at most %d", len(h.Params), MaxParams)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(body))
+	req, err := c.newRequest(ctx, http.MethodPost, t, h.header(t.Server, "application/json, text/event-stream", "application/json"), body)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: post: %w", err)
 	}
-	req.Header = h.header(t.Server, "application/json, text/event-stream", "application/json")
 	resp, err := c.do(t, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: post: %w", err)
@@ -319,11 +364,10 @@ func (c *Client) PostSession(ctx context.Context, t Target, h Headers, sess Sess
 
 // Get opens the server's GET stream on h's session.
 func (c *Client) Get(ctx context.Context, t Target, h Headers) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL, nil)
+	req, err := c.newRequest(ctx, http.MethodGet, t, h.header(t.Server, "text/event-stream", ""), nil)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: get: %w", err)
 	}
-	req.Header = h.header(t.Server, "text/event-stream", "")
 	resp, err := c.do(t, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: get: %w", err)
@@ -337,11 +381,10 @@ func (c *Client) Delete(ctx context.Context, t Target, h Headers) error {
 	if h.Session == "" {
 		return nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, t.URL, nil)
+	req, err := c.newRequest(ctx, http.MethodDelete, t, h.header(t.Server, "", ""), nil)
 	if err != nil {
 		return fmt.Errorf("upstream: delete: %w", err)
 	}
-	req.Header = h.header(t.Server, "", "")
 	resp, err := c.do(t, req)
 	if err != nil {
 		return fmt.Errorf("upstream: delete: %w", err)
