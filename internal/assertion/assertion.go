@@ -72,8 +72,14 @@ var b64 = base64.RawURLEncoding
 
 // BodyHash is the SHA-256 of body, base64url without padding.
 func BodyHash(body []byte) string {
-	sum := sha256.Sum256(body)
-	return b64.EncodeToString(sum[:])
+	return hashString(sha256.Sum256(body))
+}
+
+// hashString is sum in base64url without padding, made in one allocation
+// (EncodeToString takes two).
+func hashString(sum [sha256.Size]byte) string {
+	var buf [43]byte
+	return string(b64.AppendEncode(buf[:0], sum[:]))
 }
 
 // hashes reports whether h is BodyHash(body), without allocating.
@@ -86,8 +92,7 @@ func hashes(h string, body []byte) bool {
 // CredentialHash is the SHA-256 of an Authorization header value, base64url
 // without padding: it names the credential in Claims without carrying it.
 func CredentialHash(authorization string) string {
-	sum := sha256.Sum256([]byte(authorization))
-	return b64.EncodeToString(sum[:])
+	return hashString(sha256.Sum256([]byte(authorization)))
 }
 
 // Signer mints assertions with one key.
@@ -120,14 +125,16 @@ func (s *Signer) Sign(c Claims) (string, error) {
 			return "", fmt.Errorf("assertion: sign: %w", err)
 		}
 	}
-	// One buffer: the signed message (signedMessage's form), then the
-	// signature; the assertion is what follows the message's prefix.
+	// One buffer: the signed message (appendMessagePrefix, then the
+	// payload), the signature's encoding after it, and the raw signature at
+	// the end, past where its encoding goes; the assertion is what follows
+	// the message's prefix.
 	alg := s.key.alg()
 	pre := len(messagePrefix) + len(alg) + 1
-	out := make([]byte, 0, pre+b64.EncodedLen(len(payload))+1+b64.EncodedLen(maxSignature))
-	out = appendMessagePrefix(out, alg)
-	out = b64.AppendEncode(out, payload)
-	sig, err := s.key.sign(out)
+	n := pre + b64.EncodedLen(len(payload)) + 1 + b64.EncodedLen(maxSignature)
+	buf := make([]byte, n+maxSignature)
+	out := b64.AppendEncode(appendMessagePrefix(buf[:0], alg), payload)
+	sig, err := s.key.sign(buf[n:n], out)
 	if err != nil {
 		return "", fmt.Errorf("assertion: sign: %w", err)
 	}
@@ -158,21 +165,24 @@ func (v *Verifier) Verify(value string, body []byte, now time.Time) (Claims, err
 	if !ok || strings.Contains(sigEnc, ".") {
 		return Claims{}, fmt.Errorf("%w: not two segments", ErrInvalid)
 	}
-	// The signature and the payload decode into one buffer.
-	buf := make([]byte, 0, b64.DecodedLen(len(sigEnc))+b64.DecodedLen(len(enc)))
+	// One buffer: the signed message, the signature, the payload.
+	alg := v.key.alg()
+	msgLen := len(messagePrefix) + len(alg) + 1 + len(enc)
+	buf := make([]byte, 0, msgLen+b64.DecodedLen(len(sigEnc))+b64.DecodedLen(len(enc)))
+	buf = append(appendMessagePrefix(buf, alg), enc...)
 	buf, err := b64.AppendDecode(buf, []byte(sigEnc))
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: signature encoding", ErrInvalid)
 	}
-	sig := buf[:len(buf):len(buf)]
-	if !v.key.verify(signedMessage(v.key, enc), sig) {
+	if !v.key.verify(buf[:msgLen:msgLen], buf[msgLen:len(buf):len(buf)]) {
 		return Claims{}, fmt.Errorf("%w: signature", ErrInvalid)
 	}
+	sigEnd := len(buf)
 	buf, err = b64.AppendDecode(buf, []byte(enc))
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: payload encoding", ErrInvalid)
 	}
-	payload := buf[len(sig):]
+	payload := buf[sigEnd:]
 	w, err := decodeWire(payload)
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: payload", ErrInvalid)
@@ -200,19 +210,13 @@ func (v *Verifier) Verify(value string, body []byte, now time.Time) (Claims, err
 	return c, nil
 }
 
-// signedMessage binds the algorithm to the signed bytes so that an assertion
-// made for one algorithm never verifies under another.
-func signedMessage(k Key, payload string) []byte {
-	alg := k.alg()
-	m := make([]byte, 0, len(messagePrefix)+len(alg)+1+len(payload))
-	return append(appendMessagePrefix(m, alg), payload...)
-}
-
 // messagePrefix starts every signed message.
 const messagePrefix = "x-mcp-authz/v1/"
 
 // appendMessagePrefix appends what precedes the payload in a signed
-// message: messagePrefix, the algorithm and a dot.
+// message: messagePrefix, the algorithm and a dot. The algorithm is bound to
+// the signed bytes so that an assertion made for one algorithm never
+// verifies under another.
 func appendMessagePrefix(m []byte, alg string) []byte {
 	m = append(m, messagePrefix...)
 	m = append(m, alg...)

@@ -23,7 +23,7 @@ const MinSecret = 32
 // verify only) or an HMAC-SHA256 secret.
 type Key interface {
 	alg() string
-	sign(msg []byte) ([]byte, error)
+	sign(dst, msg []byte) ([]byte, error) // appends the signature of msg to dst
 	verify(msg, sig []byte) bool
 }
 
@@ -109,32 +109,41 @@ func GenerateKey() (Key, error) {
 // hmacKey is an HMAC-SHA256 secret, with its keyed hashes kept for reuse
 // (hmac.New hashes the secret each time and allocates six times).
 type hmacKey struct {
-	macs *sync.Pool // of hash.Hash, keyed with the secret
+	macs *sync.Pool // of *macState, keyed with the secret
+}
+
+// macState is a keyed hash and room for its sum: a sum written there
+// allocates nothing (one written to a caller's stack array escapes through
+// hash.Hash).
+type macState struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
 }
 
 func newHMACKey(secret []byte) hmacKey {
-	return hmacKey{macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, secret) }}}
+	return hmacKey{macs: &sync.Pool{New: func() any { return &macState{h: hmac.New(sha256.New, secret)} }}}
 }
 
 func (hmacKey) alg() string { return "HS256" }
 
-// mac appends the HMAC of msg to dst.
-func (k hmacKey) mac(dst, msg []byte) []byte {
-	m := k.macs.Get().(hash.Hash)
-	m.Reset()
-	m.Write(msg)
-	dst = m.Sum(dst)
+// mac calls f with the HMAC of msg, valid during the call only.
+func (k hmacKey) mac(msg []byte, f func(sum []byte)) {
+	m := k.macs.Get().(*macState)
+	m.h.Reset()
+	m.h.Write(msg)
+	f(m.h.Sum(m.sum[:0]))
 	k.macs.Put(m)
-	return dst
 }
 
-func (k hmacKey) sign(msg []byte) ([]byte, error) {
-	return k.mac(nil, msg), nil
+func (k hmacKey) sign(dst, msg []byte) ([]byte, error) {
+	k.mac(msg, func(sum []byte) { dst = append(dst, sum...) })
+	return dst, nil
 }
 
 func (k hmacKey) verify(msg, sig []byte) bool {
-	var buf [sha256.Size]byte
-	return hmac.Equal(k.mac(buf[:0], msg), sig)
+	ok := false
+	k.mac(msg, func(sum []byte) { ok = hmac.Equal(sum, sig) })
+	return ok
 }
 
 type edKey struct {
@@ -146,11 +155,11 @@ func (edKey) alg() string { return "EdDSA" }
 
 var errNoPrivate = errors.New("ed25519 key holds no private key")
 
-func (k edKey) sign(msg []byte) ([]byte, error) {
+func (k edKey) sign(dst, msg []byte) ([]byte, error) {
 	if k.priv == nil {
 		return nil, errNoPrivate
 	}
-	return ed25519.Sign(k.priv, msg), nil
+	return append(dst, ed25519.Sign(k.priv, msg)...), nil
 }
 
 func (k edKey) verify(msg, sig []byte) bool {

@@ -85,17 +85,35 @@ func (fw *Forwarder) Forward(w http.ResponseWriter, c *Call, srv *registry.Serve
 	fw.relay(w, c, srv, resp)
 }
 
-// inflightKey names a call in flight: its session (and so its caller) and
-// the value of its id.
-func inflightKey(s *session.Record, id json.RawMessage) string {
+// callKey names a call in flight: its session (and so its caller) and the
+// value of its id, an integer (num, with str "n") or a string (str, in
+// mcpparse.AppendIDKey's form): an integer id, what clients send most,
+// keys with no string made for it.
+type callKey struct {
+	session string
+	num     int64
+	str     string
+}
+
+func inflightKey(s *session.Record, id json.RawMessage) callKey {
 	var buf [64]byte
 	k, _ := mcpparse.AppendIDKey(buf[:0], id)
-	var b strings.Builder
-	b.Grow(len(s.Key()) + 1 + len(k))
-	b.WriteString(s.Key())
-	b.WriteByte(0)
-	b.Write(k)
-	return b.String()
+	if len(k) < 2 || k[0] != 'n' {
+		return callKey{session: s.Key(), str: string(k)}
+	}
+	// strconv.AppendInt's form: an optional minus, then digits.
+	digits, neg := k[1:], k[1] == '-'
+	if neg {
+		digits = digits[1:]
+	}
+	var n int64
+	for _, d := range digits {
+		n = n*10 + int64(d-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return callKey{session: s.Key(), num: n, str: "n"}
 }
 
 // Vouched reports whether the Authorization received is the token authz

@@ -99,7 +99,7 @@ type Forwarder struct {
 	// calls to their server and the cancel of their context, so that the
 	// client's notifications/cancelled reaches the server and ends the call.
 	mu       sync.Mutex
-	inflight map[string]inflightCall
+	inflight map[callKey]inflightCall
 	// nextID numbers the ids the router gives requests it sends on an
 	// upstream session that several of a caller's requests share (ownID).
 	nextID atomic.Uint64
@@ -114,7 +114,7 @@ func New(c Config, d Deps) *Forwarder {
 		cfg: c, audit: d.Audit, reg: d.Registry, auth: d.Authorizer, tracer: d.Tracer, log: d.Log, now: d.Now,
 		up: d.Upstream, answer: d.Answer, sealer: d.Sealer, cat: d.Catalog, params: d.Params, pool: d.Pool, streams: d.Streams,
 		tasks: d.Tasks, input: d.Input, failed: d.Failed,
-		inflight: map[string]inflightCall{},
+		inflight: map[callKey]inflightCall{},
 	}
 }
 
