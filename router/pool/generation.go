@@ -46,6 +46,13 @@ func (p *Pool) Modern(ctx context.Context, srv *registry.Server, auth string) bo
 		return g.modern
 	}
 	v, _, _ := p.inits.Do("discover\x00"+key.name+"\x00"+key.url, func() (any, error) {
+		// Another request may have asked between the look above and now.
+		p.gens.mu.Lock()
+		g, ok := p.gens.m[key]
+		p.gens.mu.Unlock()
+		if ok && now.Before(g.until) {
+			return g.modern, nil
+		}
 		_, err := p.client.Discover(ctx, Target(srv), auth, nil, nil)
 		switch {
 		case err == nil:

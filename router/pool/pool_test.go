@@ -191,3 +191,33 @@ func TestModernCallerRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestModernAskedOnceConcurrently: the first requests to reach a server at
+// once ask it server/discover once between them, never once more for a
+// request that looked before the answer was kept and asked after.
+func TestModernAskedOnceConcurrently(t *testing.T) {
+	for _, gen := range []string{"modern", "legacy"} {
+		t.Run(gen, func(t *testing.T) {
+			srv, _, asked := server(t, gen)
+			for round := range 10 {
+				p, _ := newPool(t, func(string) bool { return false })
+				before := asked.Load()
+				start := make(chan struct{})
+				var wg sync.WaitGroup
+				for range 64 {
+					wg.Go(func() {
+						<-start
+						if got := p.Modern(t.Context(), srv, ""); got != (gen == "modern") {
+							t.Errorf("Modern = %v", got)
+						}
+					})
+				}
+				close(start)
+				wg.Wait()
+				if n := asked.Load() - before; n != 1 {
+					t.Fatalf("round %d: server/discover asked %d times by 64 requests, want 1", round, n)
+				}
+			}
+		})
+	}
+}
