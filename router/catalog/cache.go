@@ -49,6 +49,7 @@ type listCache struct {
 	m     map[listKey]*list.Element
 	gen   map[string]uint64 // by server name: bumped by invalidate
 	next  uint64
+	puts  uint64 // lists put so far: each entry's seq is the count at its put
 }
 
 // listKey names one server's list of one kind for one authorization context.
@@ -86,6 +87,7 @@ type cacheEntry struct {
 	key  listKey
 	l    *serverList
 	cost int64
+	seq  uint64 // listCache.puts when it was put
 }
 
 // Overheads counted besides an item's JSON and an entry's items: the Go
@@ -100,14 +102,34 @@ func newListCache(maxBytes int64) *listCache {
 }
 
 // lookup returns the key of k's list of srv for an authorization context,
-// where nested are the prefixes that shadow some of srv's names, and the
-// list under it unless it has passed its deadline (as get).
-func (c *listCache) lookup(k *Kind, srv *registry.Server, nested string, context [32]byte, now time.Time) (listKey, *serverList, bool) {
+// where nested are the prefixes that shadow some of srv's names, the list
+// under it unless it has passed its deadline (as get), and the count of
+// lists put so far (for putSince).
+func (c *listCache) lookup(k *Kind, srv *registry.Server, nested string, context [32]byte, now time.Time) (listKey, *serverList, bool, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	key := listKey{kind: k, server: srv.Name, url: srv.URL, prefix: srv.Prefix, nested: nested, gen: c.gen[srv.Name], context: context}
 	l, ok := c.getLocked(key, now)
-	return key, l, ok
+	return key, l, ok, c.puts
+}
+
+// putSince returns the list under key if it was put after the count of
+// puts was seen and is fresh at now: a list that a fetch in flight when
+// it was looked up has since put, which a fetch of its own would only
+// fetch again.
+func (c *listCache) putSince(key listKey, seen uint64, now time.Time) (*serverList, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	if !ok {
+		return nil, false
+	}
+	ce := e.Value.(*cacheEntry)
+	if ce.seq <= seen || !now.Before(ce.l.fresh) {
+		return nil, false
+	}
+	c.ll.MoveToFront(e)
+	return ce.l, true
 }
 
 // get returns the list under key unless it has passed its deadline (the
@@ -151,7 +173,8 @@ func (c *listCache) put(key listKey, l *serverList) {
 	for c.bytes+cost > c.max {
 		c.remove(c.ll.Back())
 	}
-	c.m[key] = c.ll.PushFront(&cacheEntry{key: key, l: l, cost: cost})
+	c.puts++
+	c.m[key] = c.ll.PushFront(&cacheEntry{key: key, l: l, cost: cost, seq: c.puts})
 	c.bytes += cost
 }
 

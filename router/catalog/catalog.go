@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -265,6 +266,7 @@ func (c *Catalog) collect(ctx context.Context, k *Kind, caller Caller) ([]Item, 
 		i    int
 		key  listKey
 		auth string
+		seen uint64
 	}
 	var missing []miss
 	now := c.cfg.Now()
@@ -286,16 +288,16 @@ func (c *Catalog) collect(ctx context.Context, k *Kind, caller Caller) ([]Item, 
 			// the digest.
 			lastAuth, authCtx, digested = auth, authContext(caller.Issuer, caller.Subject, auth), true
 		}
-		key, l, ok := c.lists.lookup(k, srv, nested[srv.Name], authCtx, now)
+		key, l, ok, seen := c.lists.lookup(k, srv, nested[srv.Name], authCtx, now)
 		if ok && now.Before(l.fresh) {
 			lists[i] = l
 			continue
 		}
-		missing = append(missing, miss{i, key, auth})
+		missing = append(missing, miss{i, key, auth, seen})
 	}
 	var wg sync.WaitGroup
 	for _, m := range missing {
-		wg.Go(func() { lists[m.i] = c.fetchCached(ctx, k, caller, snap, &servers[m.i], m.key, m.auth) })
+		wg.Go(func() { lists[m.i] = c.fetchCached(ctx, k, caller, snap, &servers[m.i], m.key, m.auth, m.seen) })
 	}
 	wg.Wait()
 	c.boundAggregate(k, servers, lists)
@@ -367,9 +369,15 @@ func (c *Catalog) boundAggregate(k *Kind, servers []registry.Server, lists []*se
 // fetchCached fetches srv's list (of snap) for one authorization context
 // (key) and caches it as its ttlMs and the caller token's expiry allow.
 // Concurrent misses of one context share one fetch; different contexts
-// never do.
-func (c *Catalog) fetchCached(ctx context.Context, k *Kind, caller Caller, snap *registry.Snapshot, srv *registry.Server, key listKey, auth string) *serverList {
+// never do. A list put under key since the cache had seen puts (lookup's
+// count) is taken as it is: refetch takes none.
+func (c *Catalog) fetchCached(ctx context.Context, k *Kind, caller Caller, snap *registry.Snapshot, srv *registry.Server, key listKey, auth string, seen uint64) *serverList {
 	v, err, _ := c.lists.sf.Do(key.String(), func() (any, error) {
+		// A fetch in flight when this one's caller looked may have put
+		// its list since, between that look and this flight.
+		if l, ok := c.lists.putSince(key, seen, c.cfg.Now()); ok {
+			return l, nil
+		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ListTimeout)
 		defer cancel()
 		start := c.cfg.Now()
@@ -490,13 +498,13 @@ func (c *Catalog) servable(key listKey) *serverList {
 func (c *Catalog) Definition(ctx context.Context, caller Caller, srv *registry.Server, auth, name string) (tool json.RawMessage, stale, ok bool) {
 	now := c.cfg.Now()
 	snap := c.reg.Load()
-	key, l, held := c.lists.lookup(Tools, srv, c.shadowIndex(snap)[srv.Name], authContext(caller.Issuer, caller.Subject, auth), now)
+	key, l, held, seen := c.lists.lookup(Tools, srv, c.shadowIndex(snap)[srv.Name], authContext(caller.Issuer, caller.Subject, auth), now)
 	switch {
 	case held && now.Before(l.fresh):
 	case held && now.Before(l.defs):
 		stale = true
 	default:
-		l = c.fetchCached(ctx, Tools, caller, snap, srv, key, auth)
+		l = c.fetchCached(ctx, Tools, caller, snap, srv, key, auth, seen)
 	}
 	tool, ok = l.tool(name)
 	return tool, stale, ok
@@ -509,9 +517,13 @@ func (c *Catalog) Definition(ctx context.Context, caller Caller, srv *registry.S
 // Other contexts' lists are left as they are.
 func (c *Catalog) RefreshTool(ctx context.Context, caller Caller, srv *registry.Server, auth, name string) (json.RawMessage, bool) {
 	snap := c.reg.Load()
-	key, _, _ := c.lists.lookup(Tools, srv, c.shadowIndex(snap)[srv.Name], authContext(caller.Issuer, caller.Subject, auth), c.cfg.Now())
-	return c.fetchCached(ctx, Tools, caller, snap, srv, key, auth).tool(name)
+	key, _, _, _ := c.lists.lookup(Tools, srv, c.shadowIndex(snap)[srv.Name], authContext(caller.Issuer, caller.Subject, auth), c.cfg.Now())
+	return c.fetchCached(ctx, Tools, caller, snap, srv, key, auth, refetch).tool(name)
 }
+
+// refetch is fetchCached's seen for a fetch that no list already put can
+// stand in for.
+const refetch = math.MaxUint64
 
 // tool is the item named name of l (nil: none).
 func (l *serverList) tool(name string) (json.RawMessage, bool) {
