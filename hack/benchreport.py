@@ -119,9 +119,12 @@ def router_rows(R, clients):
             rows.append(("router", f"2025-11-25 sessions, 10 upstreams x 20 tools, tools/call via front+authz+router (req/s){tag}", fmt(f["rps"], "", 0),
                          f"direct {fmt(d['rps'], '', 0)}", ">= 75% of direct" if new else "measured",
                          f"{fmt(ratio * 100, '%', 0)}" + (f" {'yes' if ratio >= 0.75 else 'NO'}" if new else "")))
-            rows.append(("router", f"  p50 added / p99{tag}", f"{fmt(added, ' ms', 2)} / {fmt(f['p99_ms'], ' ms', 1)}",
+            # Saturated, with c clients always waiting, p50 is queueing:
+            # about c / throughput, so what it adds restates the throughput
+            # ratio. The added latency's target is the one-client row's.
+            rows.append(("router", f"  p50 added / p99, saturated{tag}", f"{fmt(added, ' ms', 2)} / {fmt(f['p99_ms'], ' ms', 1)}",
                          f"direct p50 {fmt(d['p50_ms'], ' ms', 2)}, p99 {fmt(d['p99_ms'], ' ms', 1)}",
-                         "< 0.4 ms added" if new else "measured", ("yes" if added < 0.4 else "NO") if new else "-"))
+                         "measured", "queueing"))
             rows.append(("router", f"  CPU-µs per call in mcp-authz{tag}", fmt(cpu, " µs", 0),
                          f"upstream {fmt(f['procs'][1]['cpu'] / f['requests'] * 1e6 if len(f['procs']) > 1 else None, ' µs', 0)}, "
                          f"direct upstream {fmt(d['procs'][0]['cpu'] / d['requests'] * 1e6 if d['procs'] else None, ' µs', 0)}",
