@@ -144,10 +144,11 @@ func (c *Client) transportFor(t Target) (http.RoundTripper, error) {
 }
 
 // newRequest is http.NewRequestWithContext(ctx, method, t.URL, body) with
-// header h, in fewer allocations: t.URL is parsed once (the requests share
-// the result, which nothing writes to), and body is one value that can be
-// read again (the transport resends a request whose reused connection
-// closed before it was written).
+// header h, with t.URL parsed once: the requests share the result, which
+// nothing writes to. The body is what NewRequestWithContext makes of a
+// bytes.Reader: the transport writes a body it knows to be in memory
+// with the headers, in one write, and can send it again (GetBody) when a
+// reused connection closed before the request was written.
 func (c *Client) newRequest(ctx context.Context, method string, t Target, h http.Header, body []byte) (*http.Request, error) {
 	u, ok := c.endpoints.Get(t.URL)
 	if !ok {
@@ -162,25 +163,10 @@ func (c *Client) newRequest(ctx context.Context, method string, t Target, h http
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 	}).WithContext(ctx)
 	if len(body) > 0 {
-		b := &replayable{body: body}
-		b.Reset(body)
-		req.Body, req.GetBody, req.ContentLength = b, b.again, int64(len(body))
+		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	return req, nil
-}
-
-// replayable is a request body that gives a fresh copy of itself.
-type replayable struct {
-	bytes.Reader
-	body []byte
-}
-
-func (*replayable) Close() error { return nil }
-
-func (r *replayable) again() (io.ReadCloser, error) {
-	b := &replayable{body: r.body}
-	b.Reset(r.body)
-	return b, nil
 }
 
 // do sends req to t in one round trip: no redirect is followed, and

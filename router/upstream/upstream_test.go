@@ -1,6 +1,8 @@
 package upstream
 
 import (
+	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,7 +10,9 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -195,5 +199,68 @@ func TestWrapTransport(t *testing.T) {
 		if n := wrapped.Load(); n != int32(i+1) {
 			t.Fatalf("%s: %d requests wrapped, want %d", target.Server, n, i+1)
 		}
+	}
+}
+
+// countingConn counts the writes made on a connection.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int32
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestPostOneWrite: a request to a server goes out in one write, headers
+// and body together (the transport writes a body it does not know to be in
+// memory after the headers, in writes of its own: a syscall more per call),
+// and a request sent again on a fresh connection after its reused one
+// closed carries the whole body again.
+func TestPostOneWrite(t *testing.T) {
+	var bodies atomic.Int32
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}}`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if got, _ := io.ReadAll(r.Body); bytes.Equal(got, body) {
+			bodies.Add(1)
+		}
+	}))
+	defer srv.Close()
+	var writes atomic.Int32
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{c, &writes}, nil
+	}
+	c := New(Config{Transport: tr})
+	for i := range 3 {
+		before := writes.Load()
+		resp, err := c.Post(t.Context(), Target{Server: "ns/a", URL: srv.URL + "/mcp"}, Headers{Auth: "Bearer for-a"}, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		Drain(resp)
+		if n := writes.Load() - before; n != 1 {
+			t.Errorf("request %d: %d writes, want 1", i, n)
+		}
+	}
+	if n := bodies.Load(); n != 3 {
+		t.Errorf("the server read the whole body %d times of 3", n)
+	}
+	req, err := c.newRequest(t.Context(), http.MethodPost, Target{URL: srv.URL}, http.Header{}, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := req.GetBody()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := io.ReadAll(again); !bytes.Equal(got, body) {
+		t.Errorf("GetBody gave %q", got)
 	}
 }
