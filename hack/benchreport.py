@@ -247,7 +247,9 @@ def machine():
         except (OSError, subprocess.CalledProcessError):
             return "unknown"
     commit = run("git", "rev-parse", "--short", "HEAD")
-    if run("git", "status", "--porcelain", "--untracked-files=no"):
+    # The report itself, written by an earlier run, is not a change to what
+    # was measured.
+    if run("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs/benchmarks.md"):
         commit += " (with uncommitted changes)"
     return [("CPUs (nproc)", str(os.cpu_count())), ("CPU model", model), ("memory", mem),
             ("kernel", platform.release()), ("Go", run("go", "version")), ("commit", commit),
