@@ -92,8 +92,9 @@ FUZZTIME ?= 1000x
 # Fuzz targets: package:Func.
 FUZZ_TARGETS := ./mcpparse:FuzzParse ./mcpparse:FuzzRoundTrip ./authz/envoy:FuzzCheck \
   ./identity:FuzzBearerToken ./identity:FuzzVerify ./identity:FuzzTokenInQuery ./front:FuzzBuildCheck \
-  ./internal/assertion:FuzzVerify ./internal/assertion:FuzzDecodeWire ./router:FuzzOpenSession ./router:FuzzSSE \
-  ./router/relay:FuzzUnwrapID ./router:FuzzIDKey ./policy:FuzzKeycloakTwins ./policy:FuzzFoldAgreement \
+  ./internal/assertion:FuzzVerify ./internal/assertion:FuzzDecodeWire ./internal/assertion:FuzzAppendWire \
+  ./router/session:FuzzOpenSession ./router:FuzzSSE ./router/relay:FuzzUnwrapID ./router/mrtr:FuzzIDKey \
+  ./router/catalog:FuzzMirror ./policy:FuzzKeycloakTwins ./policy:FuzzFoldAgreement \
   ./config:FuzzParse ./internal/taskid:FuzzOpen
 
 ##@ Everyday
@@ -144,10 +145,18 @@ lint: $(GOLANGCI) ## gofmt, go vet, golangci-lint and package size (at most 1,50
 	go run ./hack/pkgsize
 
 .PHONY: fuzz-short
-fuzz-short: ## Run each fuzz target briefly (FUZZTIME, default 1000x executions).
+fuzz-short: fuzz-targets-check ## Run each fuzz target briefly (FUZZTIME, default 1000x executions).
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
 	  go test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) $$pkg; done
+
+.PHONY: fuzz-targets-check
+fuzz-targets-check: ## Fail unless FUZZ_TARGETS names every fuzz test, each where it is (go test -fuzz passes on a name it does not find).
+	@want=$$(git grep -h -o '^func Fuzz[A-Za-z0-9_]*' -- '*_test.go' | sed 's/^func //' | sort); \
+	  have=$$(for t in $(FUZZ_TARGETS); do echo "$${t##*:}"; done | sort); \
+	  if [ "$$want" != "$$have" ]; then echo "FUZZ_TARGETS differs from the fuzz tests:"; diff <(echo "$$want") <(echo "$$have") || true; exit 1; fi; \
+	  for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	    go test -list "^$$fn$$" $$pkg | grep -x "$$fn" >/dev/null || { echo "FUZZ_TARGETS: $$pkg has no $$fn"; exit 1; }; done
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for 60s.
