@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -534,5 +535,90 @@ func TestListLimitsConfig(t *testing.T) {
 	c := e.router.cfg
 	if c.MaxListBytes != 8<<20 || c.MaxListItems != 10_000 || c.MaxAggregateBytes != 32<<20 || c.MaxAggregateItems != 50_000 || c.ListCacheBytes != 128<<20 {
 		t.Errorf("defaults: %d %d %d %d %d", c.MaxListBytes, c.MaxListItems, c.MaxAggregateBytes, c.MaxAggregateItems, c.ListCacheBytes)
+	}
+}
+
+// TestListTTLWhenAServerFails: an aggregate that leaves out a server whose
+// list could not be had (its last list gone too) is fresh only until the
+// router asks that server again (listRetry), not for listRefresh: a client
+// that keeps lists for ttlMs (SEP-2549) would otherwise miss the server's
+// tools for minutes after it is back.
+func TestListTTLWhenAServerFails(t *testing.T) {
+	opts := cacheFor(time.Hour, "public")
+	opts.SupportedProtocolVersions = []string{"2026-07-28"}
+	s := mcp.NewServer(&mcp.Implementation{Name: "good", Version: "1"}, opts)
+	mcp.AddTool(s, &mcp.Tool{Name: "who"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		return text(in.Text), nil, nil
+	})
+	good := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: true}))
+	t.Cleanup(good.Close)
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(down.Close)
+	ttl := func(t *testing.T, servers ...registry.Server) (int64, string) {
+		t.Helper()
+		e := newEnv(t, nil, servers...)
+		a := decodeAnswer(t, do(t, e.front.URL, e.key, http.MethodPost, "", "alice",
+			statelessBody("tools/list", "2026-07-28", ""), statelessHeaders2026("tools/list", "", "2026-07-28")))
+		var ms int64
+		if err := json.Unmarshal(a.Result["ttlMs"], &ms); err != nil {
+			t.Fatalf("ttlMs %s: %v", a.Result["ttlMs"], err)
+		}
+		return ms, string(a.Result["tools"])
+	}
+	goodSrv := registry.Server{Name: "ns/good", Prefix: "good_", URL: good.URL}
+	if ms, tools := ttl(t, goodSrv); ms <= (5*time.Minute-5*time.Second).Milliseconds() || ms > (5*time.Minute).Milliseconds() || !strings.Contains(tools, "good_who") {
+		t.Errorf("all servers up: ttlMs %d (want listRefresh, 300000, less the time the answer took), tools %s", ms, tools)
+	}
+	ms, tools := ttl(t, goodSrv, registry.Server{Name: "ns/down", Prefix: "down_", URL: down.URL})
+	if ms <= 0 || ms > (10*time.Second).Milliseconds() {
+		t.Errorf("a server down: ttlMs %d, want at most listRetry (10000)", ms)
+	}
+	if !strings.Contains(tools, "good_who") {
+		t.Errorf("a server down: the others' tools are gone: %s", tools)
+	}
+}
+
+// TestListPrivateWhileServerDown: a server's last list, served while the
+// server is down, keeps its cacheScope: a private list does not turn public
+// because the router serves it from its cache.
+func TestListPrivateWhileServerDown(t *testing.T) {
+	opts := cacheFor(time.Hour, "private")
+	opts.SupportedProtocolVersions = []string{"2026-07-28"}
+	s := mcp.NewServer(&mcp.Implementation{Name: "own", Version: "1"}, opts)
+	mcp.AddTool(s, &mcp.Tool{Name: "who"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		return text(in.Text), nil, nil
+	})
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: true})
+	var down atomic.Bool
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(up.Close)
+	clk := &clock{}
+	// No Authorizer: lists are not filtered, so their cacheScope is the
+	// servers'.
+	e := newEnvWith(t, func(c *Config, d *Deps) { c.ListRefresh, d.Now, d.Authorizer = 2*time.Second, clk.now, nil },
+		registry.Server{Name: "ns/own", Prefix: "own_", URL: up.URL})
+	list := func() rpcAnswer {
+		return decodeAnswer(t, do(t, e.front.URL, e.key, http.MethodPost, "", "alice",
+			statelessBody("tools/list", "2026-07-28", ""), statelessHeaders2026("tools/list", "", "2026-07-28")))
+	}
+	if a := list(); string(a.Result["cacheScope"]) != `"private"` {
+		t.Fatalf("server up: cacheScope %s, want private", a.Result["cacheScope"])
+	}
+	down.Store(true)
+	clk.advance(3 * time.Second) // past listRefresh: the router asks again
+	a := list()
+	if !strings.Contains(string(a.Result["tools"]), "own_who") {
+		t.Fatalf("server down: its last list is not served: %s", a.Result["tools"])
+	}
+	if string(a.Result["cacheScope"]) != `"private"` {
+		t.Errorf("server down: its private list served with cacheScope %s", a.Result["cacheScope"])
 	}
 }

@@ -308,6 +308,7 @@ func (c *Catalog) collect(ctx context.Context, k *Kind, caller Caller) ([]Item, 
 		}
 	}
 	out := make([]Item, 0, n)
+	now = c.cfg.Now() // after the fetches: the lists' freshness as answered
 	meta := listMeta{fresh: c.cfg.ListRefresh}
 	for _, l := range lists {
 		if l != nil {
@@ -428,16 +429,22 @@ func (c *Catalog) fetchCached(ctx context.Context, k *Kind, caller Caller, snap 
 	if err != nil {
 		c.report.Failed(srv, k.Method, err)
 		// Ask again after listRetry; meanwhile serve the last list while
-		// its deadline allows, else nothing.
+		// its deadline allows, else nothing. What is served is fresh until
+		// the retry, no longer: an aggregate without this server's items
+		// is not to be kept past it (its ttlMs).
 		now := c.cfg.Now()
 		retry := now.Add(min(listRetry, c.cfg.ListRefresh))
 		old := c.servable(key)
 		marker := &serverList{server: srv.Name, fresh: retry, until: retry}
-		if old != nil && !old.until.Before(retry) {
-			marker.items, marker.bytes = old.items, old.bytes
+		if old != nil && old.until.Before(retry) {
+			c.lists.put(key, marker)
+			return old // servable now, but not until the retry
+		}
+		if old != nil {
+			marker.items, marker.bytes, marker.private = old.items, old.bytes, old.private
 		}
 		c.lists.put(key, marker)
-		return old
+		return marker
 	}
 	return v.(*serverList)
 }
