@@ -297,8 +297,10 @@ func TestParamHeadersRefusedTwice(t *testing.T) {
 
 // TestParamHeadersHostileSchema: a server whose listed definition marks an
 // argument with a header name that is not an HTTP token (a space, CR/LF
-// smuggling another header, a colon, nothing), names one header twice, or
-// marks more arguments than the router sends headers for, cannot have that
+// smuggling another header, a colon, nothing), names one header twice,
+// marks an argument that is not a string, an integer or a boolean, marks one
+// that no chain of properties reaches (items, oneOf, $defs), or marks more
+// arguments than the router sends headers for, cannot have that
 // tool called through the router: the client gets a clear error and
 // nothing is sent to the server. The server's real tool is valid (go-sdk
 // refuses to serve such a one): only its list is rewritten, in a
@@ -318,6 +320,11 @@ func TestParamHeadersHostileSchema(t *testing.T) {
 		{name: "empty", schema: `{"type":"object","properties":{"region":{"type":"string","x-mcp-header":""}}}`},
 		{name: "one header twice", schema: `{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"},"zone":{"type":"string","x-mcp-header":"REGION"}}}`},
 		{name: "too many", schema: many},
+		{name: "a number", schema: `{"type":"object","properties":{"region":{"type":"number","x-mcp-header":"Region"}}}`},
+		{name: "untyped", schema: `{"type":"object","properties":{"region":{"x-mcp-header":"Region"}}}`},
+		{name: "under items", schema: `{"type":"object","properties":{"region":{"type":"string"},"tags":{"type":"array","items":{"type":"string","x-mcp-header":"Tag"}}}}`},
+		{name: "under oneOf", schema: `{"type":"object","properties":{"region":{"oneOf":[{"type":"string","x-mcp-header":"Region"},{"type":"integer"}]}}}`},
+		{name: "in $defs", schema: `{"type":"object","$defs":{"r":{"type":"string","x-mcp-header":"Region"}},"properties":{"region":{"$ref":"#/$defs/r"}}}`},
 	} {
 		for _, client := range []string{"2025-11-25", "2026-07-28"} {
 			t.Run(tc.name+", "+client, func(t *testing.T) {

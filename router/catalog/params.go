@@ -217,8 +217,82 @@ func paramBindings(tool []byte) ([]paramBinding, error) {
 	if err := walkProperties(schema, nil, &out); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrToolDefinition, err)
 	}
+	n, err := countMarks(schema, 0, false)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrToolDefinition, err)
+	}
+	if n != len(out) {
+		return nil, fmt.Errorf("%w: x-mcp-header where no chain of properties from the schema's root reaches (under items, oneOf, anyOf, allOf, not, if, then, else, $defs or another keyword)", ErrToolDefinition)
+	}
 	return out, nil
 }
+
+// countMarks counts the x-mcp-header annotations in v, part of a schema, at
+// any depth: in every schema object, wherever it is (walkProperties finds
+// only those a chain of properties reaches). names says that v's keys are
+// names whose values are schemas (properties, $defs...), not keywords; the
+// values of data keywords (const, enum, default, examples) are data, not
+// schemas.
+func countMarks(v []byte, depth int, names bool) (int, error) {
+	if !mayMark(v) {
+		return 0, nil
+	}
+	if depth >= maxMarkDepth {
+		return 0, fmt.Errorf("a schema nested deeper than %d may hold x-mcp-header", maxMarkDepth)
+	}
+	switch v[0] {
+	case '[':
+		elems, err := mcpparse.Elements(v, exact(v))
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		for _, e := range elems {
+			m, err := countMarks(e, depth+1, false)
+			if err != nil {
+				return 0, err
+			}
+			n += m
+		}
+		return n, nil
+	case '{':
+	default:
+		return 0, nil
+	}
+	keys, err := mcpparse.Names(v, exact(v))
+	if err != nil {
+		return 0, err
+	}
+	f, err := mcpparse.Fields(v, exact(v), keys...)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i, k := range keys {
+		if !names {
+			switch k {
+			case "x-mcp-header":
+				n++
+				continue
+			case "const", "enum", "default", "examples":
+				continue
+			}
+		}
+		m, err := countMarks(f[i].Raw, depth+1, !names && nameKeywords[k])
+		if err != nil {
+			return 0, err
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// nameKeywords are the schema keywords whose values map names to schemas.
+var nameKeywords = map[string]bool{"properties": true, "patternProperties": true, "$defs": true, "definitions": true, "dependentSchemas": true}
+
+// maxMarkDepth bounds how deep countMarks looks into a schema that may hold
+// a mark: JSON nesting, two levels per properties step.
+const maxMarkDepth = 2*maxParamDepth + 8
 
 // mayMark reports whether b may hold an x-mcp-header key: spelt out, or
 // with a \u escape (the only one that can spell its letters).
@@ -255,6 +329,9 @@ func walkProperties(schema []byte, path []string, out *[]paramBinding) error {
 			return fmt.Errorf("property %q: %w", strings.Join(at, "."), err)
 		}
 		if h != nil {
+			if err := primitive(prop, at); err != nil {
+				return err
+			}
 			b, err := binding(at, h, *out)
 			if err != nil {
 				return err
@@ -264,6 +341,20 @@ func walkProperties(schema []byte, path []string, out *[]paramBinding) error {
 		if err := walkProperties(prop, at, out); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// primitive checks that prop, the schema of a marked property at path,
+// declares a type that may be marked: string, integer or boolean (not
+// number, not several types, not none).
+func primitive(prop []byte, path []string) error {
+	t, err := member(prop, "type")
+	if err != nil {
+		return err
+	}
+	if typ, err := mcpparse.String(t); t == nil || err != nil || (typ != "string" && typ != "integer" && typ != "boolean") {
+		return fmt.Errorf("x-mcp-header of %q on a property not typed string, integer or boolean", strings.Join(path, "."))
 	}
 	return nil
 }

@@ -77,7 +77,7 @@ func TestParamMemo(t *testing.T) {
 		// another key (encoding/json would have read both as these).
 		{name: "keys in another case", tool: `{"name":"t","InputSchema":{"properties":{"region":{"x-mcp-header":"Region"}}},"inputSchema":{"properties":{"zone":{"X-MCP-Header":"Zone"}}}}`, want: map[string]string{}},
 		{name: "a duplicate key", tool: `{"name":"t","inputSchema":{"properties":{"region":{"x-mcp-header":"Region","x-mcp-header":"Zone"}}}}`, err: true},
-		{name: "a header that is no string", tool: `{"name":"t","inputSchema":{"properties":{"region":{"x-mcp-header":7}}}}`, err: true},
+		{name: "a header that is no string", tool: `{"name":"t","inputSchema":{"properties":{"region":{"type":"string","x-mcp-header":7}}}}`, err: true},
 		{name: "null schema", tool: `{"name":"t","inputSchema":null}`, want: map[string]string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,8 +149,27 @@ func TestParamBindings(t *testing.T) {
 	}{
 		{name: "top level", tool: `{"name":"t","inputSchema":{"properties":{` + prop("region", "Region") + `,"n":{"type":"integer"}}}}`, want: map[string]string{"region": "Mcp-Param-Region"}},
 		{name: "nested", tool: `{"name":"t","inputSchema":{"properties":{"loc":{"type":"object","properties":{` + prop("zone", "zone") + `}}}}}`, want: map[string]string{"loc.zone": "Mcp-Param-Zone"}},
-		{name: "mark and nested mark", tool: `{"name":"t","inputSchema":{"properties":{"a":{"x-mcp-header":"A","properties":{` + prop("b", "B") + `}}}}}`, want: map[string]string{"a": "Mcp-Param-A", "a.b": "Mcp-Param-B"}},
-		{name: "escaped key", tool: `{"name":"t","inputSchema":{"properties":{"r":{"x-mcp-head\u0065r":"R"}}}}`, want: map[string]string{"r": "Mcp-Param-R"}},
+		{name: "escaped key", tool: `{"name":"t","inputSchema":{"properties":{"r":{"type":"string","x-mcp-head\u0065r":"R"}}}}`, want: map[string]string{"r": "Mcp-Param-R"}},
+		{name: "integer and boolean", tool: `{"name":"t","inputSchema":{"properties":{"n":{"type":"integer","x-mcp-header":"N"},"b":{"type":"boolean","x-mcp-header":"B"}}}}`, want: map[string]string{"n": "Mcp-Param-N", "b": "Mcp-Param-B"}},
+		{name: "a property named x-mcp-header", tool: `{"name":"t","inputSchema":{"properties":{"x-mcp-header":{"type":"string"}}}}`, want: map[string]string{}},
+		{name: "the key in data, not a schema", tool: `{"name":"t","inputSchema":{"properties":{"r":{"type":"object","default":{"x-mcp-header":"v"},"examples":[{"x-mcp-header":"v"}],"const":{"x-mcp-header":"v"},"enum":[{"x-mcp-header":"v"}]}}}}`, want: map[string]string{}},
+		// Only string, integer and boolean may be marked (SEP-2243).
+		{name: "a mark on an object property", tool: `{"name":"t","inputSchema":{"properties":{"a":{"type":"object","x-mcp-header":"A","properties":{` + prop("b", "B") + `}}}}}`},
+		{name: "a mark on a number", tool: `{"name":"t","inputSchema":{"properties":{"r":{"type":"number","x-mcp-header":"R"}}}}`},
+		{name: "a mark on an untyped property", tool: `{"name":"t","inputSchema":{"properties":{"r":{"x-mcp-header":"R"}}}}`},
+		{name: "a mark on several types", tool: `{"name":"t","inputSchema":{"properties":{"r":{"type":["string","null"],"x-mcp-header":"R"}}}}`},
+		// Only a chain of properties from the root may reach a mark.
+		{name: "under items", tool: `{"name":"t","inputSchema":{"properties":{"l":{"type":"array","items":{"type":"string","x-mcp-header":"L"}}}}}`},
+		{name: "under prefixItems", tool: `{"name":"t","inputSchema":{"properties":{"l":{"type":"array","prefixItems":[{"type":"string","x-mcp-header":"L"}]}}}}`},
+		{name: "under oneOf", tool: `{"name":"t","inputSchema":{"properties":{"r":{"oneOf":[{"type":"string","x-mcp-header":"R"},{"type":"integer"}]}}}}`},
+		{name: "under allOf at the root", tool: `{"name":"t","inputSchema":{"allOf":[{"properties":{` + prop("r", "R") + `}}]}}`},
+		{name: "under if", tool: `{"name":"t","inputSchema":{"if":{"properties":{` + prop("r", "R") + `}}}}`},
+		{name: "in $defs, reached by $ref", tool: `{"name":"t","inputSchema":{"$defs":{"R":{"type":"string","x-mcp-header":"R"}},"properties":{"r":{"$ref":"#/$defs/R"}}}}`},
+		{name: "under patternProperties", tool: `{"name":"t","inputSchema":{"patternProperties":{"^r":{"type":"string","x-mcp-header":"R"}}}}`},
+		{name: "under additionalProperties", tool: `{"name":"t","inputSchema":{"properties":{"o":{"type":"object","additionalProperties":{"type":"string","x-mcp-header":"R"}}}}}`},
+		{name: "on the root schema", tool: `{"name":"t","inputSchema":{"type":"object","x-mcp-header":"Root","properties":{}}}`},
+		{name: "a valid mark and a stray one", tool: `{"name":"t","inputSchema":{"properties":{` + prop("r", "R") + `,"l":{"type":"array","items":{"type":"string","x-mcp-header":"L"}}}}}`},
+		{name: "escaped, under items", tool: `{"name":"t","inputSchema":{"properties":{"l":{"type":"array","items":{"type":"string","x-mcp-head\u0065r":"L"}}}}}`},
 		{name: "boolean subschema", tool: `{"name":"t","inputSchema":{"properties":{"any":true,` + prop("r", "R") + `}}}`, want: map[string]string{"r": "Mcp-Param-R"}},
 		{name: "token characters", tool: `{"name":"t","inputSchema":{"properties":{` + prop("r", "x_y.z!#$%&'*+^`|~9") + `}}}`, want: map[string]string{"r": "Mcp-Param-X_y.z!#$%&'*+^`|~9"}},
 		{name: "as many as allowed", tool: many(32), want: func() map[string]string {
@@ -163,7 +182,7 @@ func TestParamBindings(t *testing.T) {
 		{name: "as deep as allowed", tool: deep(maxParamDepth), want: map[string]string{strings.TrimSuffix(strings.Repeat("o.", maxParamDepth), "."): "Mcp-Param-Deep"}},
 		{name: "deep without a mark", tool: strings.Replace(deep(3*maxParamDepth), `"x-mcp-header":"Deep"`, `"description":"a\nb"`, 1), want: map[string]string{}},
 		{name: "space", tool: `{"name":"t","inputSchema":{"properties":{` + prop("r", "Re gion") + `}}}`},
-		{name: "CRLF", tool: `{"name":"t","inputSchema":{"properties":{"r":{"x-mcp-header":"R\r\nX-Evil: 1"}}}}`},
+		{name: "CRLF", tool: `{"name":"t","inputSchema":{"properties":{"r":{"type":"string","x-mcp-header":"R\r\nX-Evil: 1"}}}}`},
 		{name: "colon", tool: `{"name":"t","inputSchema":{"properties":{` + prop("r", "R:x") + `}}}`},
 		{name: "non-ASCII", tool: `{"name":"t","inputSchema":{"properties":{` + prop("r", "Régión") + `}}}`},
 		{name: "empty", tool: `{"name":"t","inputSchema":{"properties":{` + prop("r", "") + `}}}`},
@@ -243,7 +262,7 @@ func TestMirror(t *testing.T) {
 		{name: "a tool that marks none", tool: `{"name":"t","inputSchema":{"properties":{"region":{"type":"string"}}}}`, body: body(`{"region":"us"}`)},
 		{name: "a fraction", body: body(`{"n":1.5}`), err: mcpparse.ErrInvalidParams},
 		{name: "an object", body: body(`{"region":{"a":1}}`), err: mcpparse.ErrInvalidParams},
-		{name: "a hostile header name", tool: `{"name":"t","inputSchema":{"properties":{"r":{"x-mcp-header":"R\r\nX-Evil: 1"}}}}`, body: body(`{"r":"us"}`), err: ErrToolDefinition},
+		{name: "a hostile header name", tool: `{"name":"t","inputSchema":{"properties":{"r":{"type":"string","x-mcp-header":"R\r\nX-Evil: 1"}}}}`, body: body(`{"r":"us"}`), err: ErrToolDefinition},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -287,8 +306,8 @@ func TestMirror(t *testing.T) {
 // them for the same arguments.
 func FuzzMirror(f *testing.F) {
 	f.Add(`{"properties":{"region":{"type":"string","x-mcp-header":"Region"}}}`, `{"region":"us"}`)
-	f.Add(`{"properties":{"loc":{"properties":{"z":{"x-mcp-header":"Zone"}}}}}`, `{"loc":{"z":"a\r\nb"}}`)
-	f.Add(`{"properties":{"n":{"x-mcp-header":"N"},"b":{"x-mcp-header":"B"}}}`, `{"n":-7,"b":true}`)
+	f.Add(`{"properties":{"loc":{"properties":{"z":{"type":"string","x-mcp-header":"Zone"}}}}}`, `{"loc":{"z":"a\r\nb"}}`)
+	f.Add(`{"properties":{"n":{"type":"integer","x-mcp-header":"N"},"b":{"type":"boolean","x-mcp-header":"B"}}}`, `{"n":-7,"b":true}`)
 	f.Add(`{"properties":{"r":{"x-mcp-head\u0065r":"R\r\nX: 1"}}}`, `{"r":" padded "}`)
 	f.Fuzz(func(t *testing.T, schema, args string) {
 		tool := []byte(`{"name":"t","inputSchema":` + schema + `}`)
