@@ -19,7 +19,8 @@ var listChanged = [][]byte{
 }
 
 // Watch tells every client that its lists changed when the registry does,
-// and drops the lists of servers that left, until ctx ends or the Router is
+// and drops the lists of servers that left and the transports of those
+// that no longer have a CA of their own, until ctx ends or the Router is
 // closed. Start runs it; run it beside Handler when serving without Start.
 func (r *Router) Watch(ctx context.Context) {
 	for {
@@ -31,7 +32,12 @@ func (r *Router) Watch(ctx context.Context) {
 			return
 		case <-ch:
 		}
-		r.cat.Retain(r.reg.Load())
+		snap := r.reg.Load()
+		r.cat.Retain(snap)
+		r.up.Retain(func(name string) bool {
+			srv, ok := snap.Server(name)
+			return ok && len(srv.CACert) > 0
+		})
 		for _, n := range listChanged {
 			r.streams.Broadcast(n)
 		}

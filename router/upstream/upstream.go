@@ -143,6 +143,20 @@ func (c *Client) transportFor(t Target) (http.RoundTripper, error) {
 	return p.rt, nil
 }
 
+// Retain forgets the transports of servers with a CA of their own that
+// keep no longer holds (by Target.Server), closing their idle connections:
+// a server that left the registry, or dropped its CA, keeps nothing here.
+func (c *Client) Retain(keep func(server string) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, p := range c.pinned {
+		if !keep(name) {
+			p.tr.CloseIdleConnections()
+			delete(c.pinned, name)
+		}
+	}
+}
+
 // newRequest is http.NewRequestWithContext(ctx, method, t.URL, body) with
 // header h, with t.URL parsed once: the requests share the result, which
 // nothing writes to. The body is what NewRequestWithContext makes of a

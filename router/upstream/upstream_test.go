@@ -108,6 +108,45 @@ func TestOwnCA(t *testing.T) {
 	})
 }
 
+// TestRetain: the transport of a server with a CA of its own goes, its
+// idle connections closed, once the server left or dropped its CA; those of
+// servers kept stay as they were.
+func TestRetain(t *testing.T) {
+	var closed atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed.Add(1)
+		}
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	c := New(Config{})
+	for _, name := range []string{"ns/gone", "ns/kept"} {
+		resp, err := c.Post(t.Context(), Target{Server: name, URL: srv.URL, CACert: ca}, Headers{}, []byte(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		Drain(resp)
+	}
+	kept := c.pinned["ns/kept"]
+	c.Retain(func(name string) bool { return name == "ns/kept" })
+	if _, ok := c.pinned["ns/gone"]; ok {
+		t.Error("the transport of a server that left is kept")
+	}
+	if c.pinned["ns/kept"] != kept {
+		t.Error("the transport of a server kept was replaced")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for closed.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // the server sees the close after the client
+	}
+	if n := closed.Load(); n != 1 {
+		t.Errorf("%d connections closed, want the one of the server that left", n)
+	}
+}
+
 func pool(t *testing.T, pemBytes []byte) *x509.CertPool {
 	p := x509.NewCertPool()
 	if !p.AppendCertsFromPEM(pemBytes) {
