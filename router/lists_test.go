@@ -538,19 +538,25 @@ func TestListLimitsConfig(t *testing.T) {
 	}
 }
 
+// cachingStateless serves a go-sdk server of the stateless revision with one
+// tool, who, that says ttl and scope on every result.
+func cachingStateless(ttl time.Duration, scope string) http.Handler {
+	opts := cacheFor(ttl, scope)
+	opts.SupportedProtocolVersions = []string{"2026-07-28"}
+	s := mcp.NewServer(&mcp.Implementation{Name: "caching", Version: "1"}, opts)
+	mcp.AddTool(s, &mcp.Tool{Name: "who"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		return text(in.Text), nil, nil
+	})
+	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: true})
+}
+
 // TestListTTLWhenAServerFails: an aggregate that leaves out a server whose
 // list could not be had (its last list gone too) is fresh only until the
 // router asks that server again (listRetry), not for listRefresh: a client
 // that keeps lists for ttlMs (SEP-2549) would otherwise miss the server's
 // tools for minutes after it is back.
 func TestListTTLWhenAServerFails(t *testing.T) {
-	opts := cacheFor(time.Hour, "public")
-	opts.SupportedProtocolVersions = []string{"2026-07-28"}
-	s := mcp.NewServer(&mcp.Implementation{Name: "good", Version: "1"}, opts)
-	mcp.AddTool(s, &mcp.Tool{Name: "who"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
-		return text(in.Text), nil, nil
-	})
-	good := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: true}))
+	good := httptest.NewServer(cachingStateless(time.Hour, "public"))
 	t.Cleanup(good.Close)
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "down", http.StatusServiceUnavailable)
@@ -584,13 +590,7 @@ func TestListTTLWhenAServerFails(t *testing.T) {
 // server is down, keeps its cacheScope: a private list does not turn public
 // because the router serves it from its cache.
 func TestListPrivateWhileServerDown(t *testing.T) {
-	opts := cacheFor(time.Hour, "private")
-	opts.SupportedProtocolVersions = []string{"2026-07-28"}
-	s := mcp.NewServer(&mcp.Implementation{Name: "own", Version: "1"}, opts)
-	mcp.AddTool(s, &mcp.Tool{Name: "who"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
-		return text(in.Text), nil, nil
-	})
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: true})
+	h := cachingStateless(time.Hour, "private")
 	var down atomic.Bool
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if down.Load() {
