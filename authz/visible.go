@@ -156,7 +156,27 @@ func (s *Server) visible(ctx context.Context, filter filterer, snap *registry.Sn
 			srvIn.Exchange = new(exchangeDoc).fill(tok)
 		}
 		copy(out[start:end], filter.Filter(ctx, &srvIn, targets[start:end]))
+		for i := start; i < end; i++ {
+			out[i] = out[i] && s.readable(snap, &targets[i])
+		}
 		start = end
 	}
 	return out, nil
+}
+
+// readable reports whether a resources/read of t's resource would reach
+// t's server, as target resolves the server of a read: a resource whose
+// URI another server's resourcePrefixes claim is read there, and one that
+// none claims is refused when exchange is on (no token can be minted for a
+// server authz cannot name). Such a resource is not listed: a list shows
+// what the caller can use. Targets other than resources are readable.
+func (s *Server) readable(snap *registry.Snapshot, t *policy.Target) bool {
+	if t.Resource == "" {
+		return true
+	}
+	owner, found := snap.ResolveURI(t.Resource)
+	if !found {
+		return s.xchg == nil
+	}
+	return owner.Name == t.Server
 }

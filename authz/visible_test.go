@@ -230,31 +230,52 @@ func TestVisibleKey(t *testing.T) {
 }
 
 // TestVisibleAgreesWithReadOnResources: a resource the router lists for a
-// caller must be one whose resources/read is allowed. It is not so today
-// with exchange on: a resource (or template) whose URI starts with none of
-// its server's resourcePrefixes is visible (Visible knows its server from
-// the router's list and exchanges for it), but authz finds the server of a
-// resources/read by resourcePrefixes alone, cannot mint a token for it and
-// answers 403 resource_denied ("no such server"; target.go lets such reads
-// through only without exchange). make run showed it: server-everything's
-// demo:// resources were listed under a test:// prefix and none could be
-// read (dev/mcp-authz.yaml now says demo://). The fix (hide them in Visible
-// when exchange is on, let authz resolve a URI's server as the router does,
-// or have config check or the router warn) is for authz and router
-// together.
+// caller is one whose resources/read reaches the server that listed it.
+// With exchange on, authz finds the server of a resources/read by
+// resourcePrefixes alone and cannot mint a token for a URI none claims, so
+// such a resource (or template) is not listed (make run once showed
+// server-everything's demo:// resources listed under a test:// prefix,
+// none readable); a URI another server's prefixes claim is read there, so
+// it is not listed under the server that listed it either.
 func TestVisibleAgreesWithReadOnResources(t *testing.T) {
-	t.Skip("defect: with exchange on, Visible shows resources whose URI no resourcePrefixes covers, and authz refuses their resources/read (no such server)")
-	s := newTokenServer(t, true, &recordingExchanger{}, Deps{}) // allows everything
-	const ev = "mcp-test/everything"                            // resourcePrefixes [test://]
-	for _, uri := range []string{"test://a", "demo://a", "demo://t/{id}"} {
-		vis, err := s.Visible(t.Context(), "Bearer "+callerToken, []policy.Target{{Server: ev, Resource: uri}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := s.Decide(t.Context(), post(`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"`+uri+`"}}`,
-			header("authorization", "Bearer "+callerToken)))
-		if vis[0] != d.Allow {
-			t.Errorf("%s: visible %v, resources/read allowed %v (%s)", uri, vis[0], d.Allow, d.Reason)
-		}
+	const (
+		ev   = "mcp-test/everything"     // resourcePrefixes [test://]
+		kube = "mcp-test/kubernetes-mcp" // none
+	)
+	for _, tc := range []struct {
+		name     string
+		exchange Exchanger
+	}{
+		{"exchange on", &recordingExchanger{}},
+		{"exchange off", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newTokenServer(t, true, tc.exchange, Deps{}) // allows everything
+			visible := func(server, uri string) bool {
+				t.Helper()
+				vis, err := s.Visible(t.Context(), "Bearer "+callerToken, []policy.Target{{Server: server, Resource: uri}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return vis[0]
+			}
+			for _, uri := range []string{"test://a", "demo://a", "demo://t/{id}"} {
+				d := s.Decide(t.Context(), post(`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"`+uri+`"}}`,
+					header("authorization", "Bearer "+callerToken)))
+				if vis := visible(ev, uri); vis != d.Allow {
+					t.Errorf("%s: visible %v, resources/read allowed %v (%s)", uri, vis, d.Allow, d.Reason)
+				}
+			}
+			// Listed by one server, claimed by another's prefix: a read
+			// goes to the other, so it is not listed as the first's.
+			if visible(kube, "test://b") {
+				t.Error("a resource another server's resourcePrefixes claim is listed under the server that listed it")
+			}
+			// One no prefix claims is read through the router, which finds
+			// its server in the lists, only without exchange.
+			if got, want := visible(kube, "kube://pods"), tc.exchange == nil; got != want {
+				t.Errorf("a resource no prefix claims: visible %v, want %v", got, want)
+			}
+		})
 	}
 }

@@ -138,7 +138,10 @@ func everyEntry(t *testing.T, cs *mcp.ClientSession) []string {
 func TestListsPerUser(t *testing.T) {
 	p := startIdP(t, "")
 	up := perUserServer(t)
-	a := startAggregate(t, 1, identityConfig(p)+kubeServer(up)+listsPolicy)
+	// The upstream's resources are file:///: with exchange on, a resource
+	// is listed only when a server's resourcePrefixes claim it (authz
+	// finds the server of a resources/read by them alone).
+	a := startAggregate(t, 1, identityConfig(p)+kubeServer(up)+"    resourcePrefixes: [\"file:///\"]\n"+listsPolicy)
 
 	tokens := map[string]string{}
 	for _, user := range []string{"mcp", "alice", "bob"} {
@@ -168,6 +171,16 @@ func TestListsPerUser(t *testing.T) {
 			cs := connectAs(t, a.front, tokens[tt.user], nil)
 			if diff := cmp.Diff(tt.want, everyEntry(t, cs)); diff != "" {
 				t.Errorf("%s's entries (-want +got):\n%s", tt.user, diff)
+			}
+			// What is listed can be read.
+			for _, uri := range tt.want {
+				if !strings.HasPrefix(uri, "file:///") || strings.Contains(uri, "{") {
+					continue
+				}
+				res, err := cs.ReadResource(t.Context(), &mcp.ReadResourceParams{URI: uri})
+				if err != nil || len(res.Contents) != 1 || res.Contents[0].Text != tt.user {
+					t.Errorf("resources/read %s: %v, %v", uri, res, err)
+				}
 			}
 		})
 	}
