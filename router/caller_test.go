@@ -283,6 +283,21 @@ func TestCancelByValue(t *testing.T) {
 // whose token expires at callerExpiry (zero: no expiry).
 func openStream(t *testing.T, url string, key assertion.Key, sid, subject string, callerExpiry time.Time) *http.Response {
 	t.Helper()
+	resp, err := http.DefaultClient.Do(streamReq(t, url, key, sid, subject, callerExpiry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET: %d", resp.StatusCode)
+	}
+	return resp
+}
+
+// streamReq is the GET of a session's stream as subject of testIssuer,
+// whose token expires at callerExpiry (zero: no expiry).
+func streamReq(t *testing.T, url string, key assertion.Key, sid, subject string, callerExpiry time.Time) *http.Request {
+	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url+"/mcp", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -295,15 +310,7 @@ func openStream(t *testing.T, url string, key assertion.Key, sid, subject string
 		t.Fatal(err)
 	}
 	req.Header.Set(assertion.Header, v)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { resp.Body.Close() })
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET: %d", resp.StatusCode)
-	}
-	return resp
+	return req
 }
 
 // streamEnd reports, on the returned channel, when the stream's body ends.

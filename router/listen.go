@@ -49,6 +49,11 @@ func (r *Router) listen(w http.ResponseWriter, c *forward.Call) {
 		Caps:             c.Sess.Caps,
 		Info:             c.Sess.Info,
 	}
+	release, ok := r.acquireStream(w, c)
+	if !ok {
+		return
+	}
+	defer release()
 	s, err := listen.Open(c.Req.Context(), cfg, c.Msg.Params)
 	var refused *listen.RefusedError
 	switch {

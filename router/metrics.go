@@ -13,6 +13,8 @@ type metrics struct {
 	// upstreamSessions counts the upstream sessions this replica opened.
 	upstreamSessions prometheus.Counter
 	streams          prometheus.Gauge
+	// streamsRefused counts streams refused for MaxStreamsPerCaller.
+	streamsRefused prometheus.Counter
 	// withheld counts resources/updated kept from a subscriptions/listen.
 	withheld *prometheus.CounterVec
 }
@@ -42,6 +44,9 @@ func newMetrics() *metrics {
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "mcp_authz_router_streams", Help: "Open client GET streams.",
 		}),
+		streamsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcp_authz_router_streams_refused_total", Help: "Client GET and subscriptions/listen streams refused: the caller held maxStreamsPerCaller open.",
+		}),
 		withheld: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcp_authz_router_notifications_withheld_total",
 			Help: "notifications/resources/updated kept from a subscriptions/listen stream, by server and reason (denied: the policy does not let the caller read the URI; unsubscribed: the caller did not subscribe to it).",
@@ -68,6 +73,7 @@ func (r *Router) Describe(ch chan<- *prometheus.Desc) {
 	r.metrics.sessions.Describe(ch)
 	r.metrics.upstreamSessions.Describe(ch)
 	r.metrics.streams.Describe(ch)
+	r.metrics.streamsRefused.Describe(ch)
 	r.metrics.withheld.Describe(ch)
 }
 
@@ -81,5 +87,6 @@ func (r *Router) Collect(ch chan<- prometheus.Metric) {
 	r.metrics.sessions.Collect(ch)
 	r.metrics.upstreamSessions.Collect(ch)
 	r.metrics.streams.Collect(ch)
+	r.metrics.streamsRefused.Collect(ch)
 	r.metrics.withheld.Collect(ch)
 }

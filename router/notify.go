@@ -57,6 +57,11 @@ func (r *Router) get(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	g := &getSession{r: r, c: &forward.Call{Req: req, Claims: claims, Sess: s, Auth: req.Header.Get("Authorization")}}
+	release, ok := r.acquireStream(w, g.c)
+	if !ok {
+		return
+	}
+	defer release()
 	// An upstream session the stream opens (Connect, Reconnect), now or
 	// after the client sets a log level, is given that level where the
 	// policy lets the caller set it (applyLevel decides with this).

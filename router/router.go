@@ -109,6 +109,13 @@ type Config struct {
 	// CacheSize bounds the per-replica caches of upstream sessions opened
 	// after initialize and of ended sessions; 0 means 10000.
 	CacheSize int `yaml:"cacheSize" json:"cacheSize"`
+	// MaxStreamsPerCaller bounds the streams one caller (issuer and subject
+	// of authz's assertion) holds open on a replica at once: GET streams of
+	// its sessions and subscriptions/listen streams together, each of which
+	// holds a stream to every server the caller uses. One more is answered
+	// 429 with a JSON-RPC error. Anonymous callers (identity off) are not
+	// told apart, so the bound does not apply to them. 0 means 16.
+	MaxStreamsPerCaller int `yaml:"maxStreamsPerCaller" json:"maxStreamsPerCaller"`
 	// ShutdownTimeout bounds the drain of open requests when Start's context
 	// ends; 0 means 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout" json:"shutdownTimeout"`
@@ -229,6 +236,7 @@ type Router struct {
 	metrics  *metrics
 	params   *catalog.Params // Mcp-Param headers of the tools called: checked here, sent by fwd
 	done     chan struct{}   // closed when shutdown starts: GET streams end
+	held     callerStreams   // streams open per caller (MaxStreamsPerCaller)
 	closed   atomic.Bool
 	parsed   atomic.Int64 // client bodies decoded (parse), for tests
 
@@ -378,6 +386,9 @@ func setDefaults(c *Config) {
 	}
 	if c.CacheSize <= 0 {
 		c.CacheSize = 10000
+	}
+	if c.MaxStreamsPerCaller == 0 {
+		c.MaxStreamsPerCaller = 16
 	}
 }
 

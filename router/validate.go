@@ -41,6 +41,7 @@ func (c Config) Validate() error {
 		{"maxListBytes", c.MaxListBytes}, {"maxListItems", int64(c.MaxListItems)},
 		{"maxAggregateBytes", c.MaxAggregateBytes}, {"maxAggregateItems", int64(c.MaxAggregateItems)},
 		{"listCacheBytes", c.ListCacheBytes}, {"maxInputRounds", int64(c.MaxInputRounds)},
+		{"maxStreamsPerCaller", int64(c.MaxStreamsPerCaller)},
 	} {
 		if n.v < 0 {
 			errs = append(errs, field.Errorf(n.key, "must not be negative (0 means the default)"))
