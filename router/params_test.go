@@ -220,7 +220,8 @@ func TestParamHeadersDefinitionChanged(t *testing.T) {
 	} {
 		t.Run(tc.client, func(t *testing.T) {
 			up, log, s := paramServer(t, "modern", nil)
-			e := newEnv(t, nil, registry.Server{Name: "ns/m", Prefix: "m_", URL: up.URL})
+			w, out := auditTo(t)
+			e := newEnvWith(t, func(_ *Config, d *Deps) { d.Audit = w }, registry.Server{Name: "ns/m", Prefix: "m_", URL: up.URL})
 			cs := connectAs(t, e.front.URL, e.key, "alice", tc.client)
 			toolNames(t, cs) // the router reads (and keeps) the list
 			addRegional(s, true)
@@ -240,6 +241,29 @@ func TestParamHeadersDefinitionChanged(t *testing.T) {
 			}
 			if n := e.router.UpstreamFailures.Load(); n != 0 {
 				t.Errorf("%d upstream failures", n)
+			}
+			// One audit event per tools/call the server got, with its
+			// status; none for the call the router did not send again.
+			waitFor(t, "the upstream events", func() bool { return len(auditLines(out)) >= len(tc.want) })
+			var statuses []int
+			for _, line := range auditLines(out) {
+				var ev struct {
+					Method string `json:"method"`
+					Status int    `json:"status"`
+				}
+				if err := json.Unmarshal(line, &ev); err != nil {
+					t.Fatal(err)
+				}
+				if ev.Method == "tools/call" {
+					statuses = append(statuses, ev.Status)
+				}
+			}
+			var want []int
+			for _, c := range tc.want {
+				want = append(want, c.status)
+			}
+			if !slices.Equal(statuses, want) {
+				t.Errorf("audited tools/call statuses %v, want %v", statuses, want)
 			}
 		})
 	}
@@ -285,13 +309,17 @@ func TestParamHeadersRefusedTwice(t *testing.T) {
 	if n := e.router.UpstreamFailures.Load(); n != 0 {
 		t.Errorf("%d upstream failures", n)
 	}
-	waitFor(t, "the upstream event", func() bool { return len(auditLines(out)) == 1 })
-	var ev struct {
-		Status int    `json:"status"`
-		Error  string `json:"error"`
-	}
-	if err := json.Unmarshal(auditLines(out)[0], &ev); err != nil || ev.Status != http.StatusBadRequest || ev.Error != "" {
-		t.Errorf("audit event %s (%v), want status 400 and no error", auditLines(out)[0], err)
+	// One event per request the server got: both refused.
+	waitFor(t, "the upstream events", func() bool { return len(auditLines(out)) == 2 })
+	for _, line := range auditLines(out) {
+		var ev struct {
+			Status int    `json:"status"`
+			Error  string `json:"error"`
+			Tool   string `json:"tool"`
+		}
+		if err := json.Unmarshal(line, &ev); err != nil || ev.Status != http.StatusBadRequest || ev.Error != "" || ev.Tool != "regional" {
+			t.Errorf("audit event %s (%v), want tool regional, status 400 and no error", line, err)
+		}
 	}
 }
 

@@ -28,7 +28,11 @@ func (fw *Forwarder) auditReady(w http.ResponseWriter, c *Call) bool {
 // none) and the time to its answer's headers. Never a token or an argument.
 func (fw *Forwarder) audited(c *Call, srv *registry.Server, name string, resp *http.Response, err error, elapsed time.Duration) {
 	a := fw.audit
-	if a == nil {
+	if a == nil || errors.Is(err, errParamMismatch) {
+		// A call refused for its Mcp-Param headers: each request the
+		// server refused has had its event (sendSession); one the router
+		// did not send again, after the client's headers no longer matched
+		// the definition read anew, has none.
 		return
 	}
 	e := &audit.Event{
@@ -58,8 +62,6 @@ func (fw *Forwarder) audited(c *Call, srv *registry.Server, name string, resp *h
 		e.Error = "session_ended"
 	case errors.Is(err, upstream.ErrUnauthorized):
 		e.Error = "upstream_unauthorized"
-	case errors.Is(err, errParamMismatch):
-		e.Status = http.StatusBadRequest // refused twice, HeaderMismatch
 	case errors.As(err, new(*mirrorError)):
 		e.Error = "params_unmirrorable" // nothing was sent
 	default:

@@ -152,11 +152,15 @@ func (fw *Forwarder) sendSession(ctx context.Context, c *Call, srv *registry.Ser
 		if h.Params, err = fw.paramHeaders(ctx, c, srv, auth, name, body, refresh); err != nil {
 			return nil, err
 		}
+		sent := time.Now()
 		resp, err := fw.up.PostSession(ctx, target(srv), h, up, body, reopen)
 		if err != nil || !fw.headerMismatch(resp) {
 			return resp, err
 		}
 		upstream.Drain(resp)
+		// The audit trail holds every request a server got: each refused
+		// one has its event here (audited leaves errParamMismatch alone).
+		fw.audited(c, srv, name, resp, nil, time.Since(sent))
 		if refresh {
 			return nil, errParamMismatch
 		}
