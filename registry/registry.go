@@ -30,9 +30,10 @@ func (r *Registry) Load() *Snapshot {
 }
 
 // Store makes s the current snapshot (nil means a new empty one), gives it the next
-// Version, and wakes every waiter on Changed.
+// Version, and wakes every waiter on Changed. The empty snapshot every unstored
+// Registry holds is shared, and keeps Version 0: storing it stores a new empty one.
 func (r *Registry) Store(s *Snapshot) {
-	if s == nil {
+	if s == nil || s == empty {
 		s = &Snapshot{}
 	}
 	r.mu.Lock()

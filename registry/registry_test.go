@@ -215,3 +215,19 @@ func BenchmarkResolveURI(b *testing.B) {
 		}
 	}
 }
+
+// TestStoreUnstoredSnapshot: storing the snapshot of a Registry never
+// stored (the empty one every such Registry shares) stores an empty one of
+// its own: every unstored Registry still has Version 0.
+func TestStoreUnstoredSnapshot(t *testing.T) {
+	var a, b, c Registry
+	a.Store(b.Load())
+	if v := a.Load().Version(); v == 0 {
+		t.Error("the store gave no Version")
+	}
+	for name, r := range map[string]*Registry{"the one read": &b, "another": &c} {
+		if v := r.Load().Version(); v != 0 {
+			t.Errorf("%s unstored Registry: Version() = %d, want 0", name, v)
+		}
+	}
+}
