@@ -52,23 +52,24 @@ func TestRegistryVersion(t *testing.T) {
 	if v := s1.Version(); v != 0 {
 		t.Errorf("a snapshot never stored: Version() = %d, want 0", v)
 	}
+	s3 := generation(t, 3)
 	steps := []struct {
 		name string
 		reg  *Registry
-		snap *Snapshot
+		snap func() *Snapshot // read when the step runs
 	}{
-		{name: "first store", reg: &a, snap: s1},
-		{name: "a new snapshot", reg: &a, snap: s2},
-		{name: "another registry", reg: &b, snap: generation(t, 3)},
-		{name: "the same snapshot again", reg: &a, snap: s2},
-		{name: "nil", reg: &a, snap: nil},
-		{name: "a snapshot the other registry holds", reg: &a, snap: b.Load()},
+		{name: "first store", reg: &a, snap: func() *Snapshot { return s1 }},
+		{name: "a new snapshot", reg: &a, snap: func() *Snapshot { return s2 }},
+		{name: "another registry", reg: &b, snap: func() *Snapshot { return s3 }},
+		{name: "the same snapshot again", reg: &a, snap: func() *Snapshot { return s2 }},
+		{name: "nil", reg: &a, snap: func() *Snapshot { return nil }},
+		{name: "a snapshot the other registry holds", reg: &a, snap: b.Load},
 	}
 	var last uint64
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
 			before := st.reg.Load().Version()
-			st.reg.Store(st.snap)
+			st.reg.Store(st.snap())
 			got := st.reg.Load().Version()
 			if got <= last || got <= before {
 				t.Errorf("Version() = %d after Store, want more than %d (last Store) and %d (before)", got, last, before)
