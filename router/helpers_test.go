@@ -407,6 +407,22 @@ func doAs(t *testing.T, url string, key assertion.Key, method, sid, issuer, subj
 	if mod != nil {
 		mod(req)
 	}
+	return roundTrip(t, req)
+}
+
+// cancelRequest sends alice's notifications/cancelled with params on session
+// sid; the router answers it 202.
+func cancelRequest(t *testing.T, e *env, sid, params string) {
+	t.Helper()
+	r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice", `{"jsonrpc":"2.0","method":"notifications/cancelled","params":`+params+`}`, nil)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("cancel: %d %s", r.status, r.body)
+	}
+}
+
+// roundTrip sends req and reads its whole answer.
+func roundTrip(t *testing.T, req *http.Request) raw {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -275,11 +275,7 @@ func TestCancel(t *testing.T) {
 	if n := e.router.fwd.InFlight(); n != 1 {
 		t.Fatalf("%d calls in flight, want 1", n)
 	}
-	r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice",
-		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"call-1","reason":"user"}}`, nil)
-	if r.status != http.StatusAccepted {
-		t.Fatalf("cancel: %d %s", r.status, r.body)
-	}
+	cancelRequest(t, e, sid, `{"requestId":"call-1","reason":"user"}`)
 	select {
 	case <-cancelled:
 	case <-time.After(10 * time.Second):
@@ -321,11 +317,7 @@ func TestCancelBeforeUpstream(t *testing.T) {
 			`{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"s_t","arguments":{"text":""}}}`, nil)
 	}()
 	waitFor(t, "the call in flight", func() bool { return e.router.fwd.InFlight() == 1 })
-	r := do(t, e.front.URL, e.key, http.MethodPost, sid, "alice",
-		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c1"}}`, nil)
-	if r.status != http.StatusAccepted {
-		t.Fatalf("cancel: %d %s", r.status, r.body)
-	}
+	cancelRequest(t, e, sid, `{"requestId":"c1"}`)
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):

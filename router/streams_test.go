@@ -2,7 +2,6 @@ package router
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -42,18 +41,10 @@ func TestStreamsPerCaller(t *testing.T) {
 		// A stream let through would never end: bound the wait.
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
-		resp, err := http.DefaultClient.Do(req.WithContext(ctx))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a := decodeAnswer(t, raw{status: resp.StatusCode, body: string(b)})
-		if resp.StatusCode != http.StatusTooManyRequests || a.Error == nil || a.Error.Code != forward.CodeInvalidRequest {
-			t.Errorf("%s past the bound: %d %+v, want 429 with an error", req.Method, resp.StatusCode, a)
+		r := roundTrip(t, req.WithContext(ctx))
+		a := decodeAnswer(t, r)
+		if r.status != http.StatusTooManyRequests || a.Error == nil || a.Error.Code != forward.CodeInvalidRequest {
+			t.Errorf("%s past the bound: %d %+v, want 429 with an error", req.Method, r.status, a)
 		}
 	}
 	refused(listenReq(t.Context(), t, e.front.URL, e.key, "alice", body, time.Time{}))

@@ -79,12 +79,7 @@ func TestKuadrantHeaders(t *testing.T) {
 // TestRevisionHeaders: Mcp-Method and Mcp-Name go to a 2026-07-28 server
 // and to one whose revision is not known yet, never to a 2025 session.
 func TestRevisionHeaders(t *testing.T) {
-	var got http.Header
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got = r.Header.Clone()
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	t.Cleanup(srv.Close)
+	srv := newHeaderSink(t)
 	c := New(Config{})
 	for _, tc := range []struct {
 		name, version string
@@ -101,12 +96,12 @@ func TestRevisionHeaders(t *testing.T) {
 				t.Fatal(err)
 			}
 			Drain(resp)
-			method, name := got.Get("Mcp-Method"), got.Get("Mcp-Name")
+			method, name := srv.got.Get("Mcp-Method"), srv.got.Get("Mcp-Name")
 			if tc.want && (method != "tools/call" || name != "add") || !tc.want && (method != "" || name != "") {
 				t.Errorf("Mcp-Method %q, Mcp-Name %q; want them sent: %v", method, name, tc.want)
 			}
-			if got.Get("X-Mcp-Method") != "tools/call" || got.Get("X-Mcp-Toolname") != "add" || got.Get("Mcp-Protocol-Version") != tc.version {
-				t.Errorf("headers %v", got)
+			if srv.got.Get("X-Mcp-Method") != "tools/call" || srv.got.Get("X-Mcp-Toolname") != "add" || srv.got.Get("Mcp-Protocol-Version") != tc.version {
+				t.Errorf("headers %v", srv.got)
 			}
 		})
 	}
@@ -117,12 +112,7 @@ func TestRevisionHeaders(t *testing.T) {
 // not known yet), each once as given; more than MaxParams is refused and
 // nothing is sent.
 func TestParamHeaders(t *testing.T) {
-	var got http.Header
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got = r.Header.Clone()
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	t.Cleanup(srv.Close)
+	srv := newHeaderSink(t)
 	c := New(Config{})
 	params := []Param{{Name: "Mcp-Param-Region", Value: "us"}, {Name: "Mcp-Param-Text", Value: "=?base64?IHBhZGRlZCA=?="}}
 	many := make([]Param, MaxParams+1)
@@ -148,14 +138,14 @@ func TestParamHeaders(t *testing.T) {
 		{name: "too many", version: Stateless, params: many, refused: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got = nil
+			srv.got = nil
 			resp, err := c.Post(t.Context(), Target{Server: "ns/a", URL: srv.URL}, Headers{Version: tc.version, Method: "tools/call", Name: "add", Params: tc.params}, []byte("{}"))
 			if tc.refused {
 				if err == nil {
 					Drain(resp)
 					t.Fatal("Post sent more than MaxParams Mcp-Param headers")
 				}
-				if got != nil {
+				if srv.got != nil {
 					t.Fatal("a refused request reached the server")
 				}
 				return
@@ -165,7 +155,7 @@ func TestParamHeaders(t *testing.T) {
 			}
 			Drain(resp)
 			sent := map[string][]string{}
-			for k, v := range got {
+			for k, v := range srv.got {
 				if strings.HasPrefix(k, "Mcp-Param-") {
 					sent[k] = v
 				}
@@ -180,12 +170,7 @@ func TestParamHeaders(t *testing.T) {
 // TestNameEncoded: an Mcp-Name a header cannot carry as it is (a URI
 // beyond ASCII, say) goes in its =?base64?…?= form; a plain one as it is.
 func TestNameEncoded(t *testing.T) {
-	var got http.Header
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got = r.Header.Clone()
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	t.Cleanup(srv.Close)
+	srv := newHeaderSink(t)
 	c := New(Config{})
 	for _, tc := range []struct{ name, want string }{
 		{name: "file:///r/plain.txt", want: "file:///r/plain.txt"},
@@ -196,8 +181,25 @@ func TestNameEncoded(t *testing.T) {
 			t.Fatal(err)
 		}
 		Drain(resp)
-		if v := got.Get("Mcp-Name"); v != tc.want {
+		if v := srv.got.Get("Mcp-Name"); v != tc.want {
 			t.Errorf("Mcp-Name %q, want %q", v, tc.want)
 		}
 	}
+}
+
+// headerSink answers every request 202 and keeps the headers of the last
+// one it got (read after the answer came back).
+type headerSink struct {
+	*httptest.Server
+	got http.Header
+}
+
+func newHeaderSink(t *testing.T) *headerSink {
+	s := &headerSink{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.got = r.Header.Clone()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(s.Close)
+	return s
 }
