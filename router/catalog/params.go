@@ -213,84 +213,131 @@ func paramBindings(tool []byte) ([]paramBinding, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrToolDefinition, err)
 	}
+	if schema == nil || string(schema) == "null" {
+		return nil, nil // none
+	}
 	var out []paramBinding
-	if err := walkProperties(schema, nil, &out); err != nil {
+	if err := walkSchema(schema, nil, true, 0, &out); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrToolDefinition, err)
-	}
-	n, err := countMarks(schema, 0, false)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrToolDefinition, err)
-	}
-	if n != len(out) {
-		return nil, fmt.Errorf("%w: x-mcp-header where no chain of properties from the schema's root reaches (under items, oneOf, anyOf, allOf, not, if, then, else, $defs or another keyword)", ErrToolDefinition)
 	}
 	return out, nil
 }
 
-// countMarks counts the x-mcp-header annotations in v, part of a schema, at
-// any depth: in every schema object, wherever it is (walkProperties finds
-// only those a chain of properties reaches). names says that v's keys are
-// names whose values are schemas (properties, $defs...), not keywords; the
-// values of data keywords (const, enum, default, examples) are data, not
-// schemas.
-func countMarks(v []byte, depth int, names bool) (int, error) {
-	if !mayMark(v) {
-		return 0, nil
-	}
+// walkSchema appends to out the marks of schema, a schema object at depth
+// (of JSON nesting), reached from the root through a chain of properties
+// alone when chain (path names the chain). Its keys are keywords: the
+// values of properties are schemas still on the chain; those of the other
+// keywords that map names to schemas, and objects and arrays under any
+// other keyword, are walked off the chain, where a mark is an error (SEP-2243:
+// under items, oneOf, $defs... a mark makes the definition invalid); the
+// values of data keywords (const, enum, default, examples) are not
+// schemas. What cannot hold a mark (mayMark) is not walked.
+func walkSchema(schema []byte, path []string, chain bool, depth int, out *[]paramBinding) error {
 	if depth >= maxMarkDepth {
-		return 0, fmt.Errorf("a schema nested deeper than %d may hold x-mcp-header", maxMarkDepth)
+		return fmt.Errorf("a schema nested deeper than %d may hold x-mcp-header", maxMarkDepth)
 	}
+	keys, err := mcpparse.Names(schema, exact(schema))
+	if err != nil {
+		return err
+	}
+	f, err := mcpparse.Fields(schema, exact(schema), keys...)
+	if err != nil {
+		return err
+	}
+	for i, k := range keys {
+		v := f[i].Raw
+		switch {
+		case k == "x-mcp-header":
+			if !chain || len(path) == 0 {
+				return errors.New("x-mcp-header where no chain of properties from the schema's root reaches (under items, oneOf, anyOf, allOf, not, if, then, else, $defs or another keyword)")
+			}
+			if err := primitive(schema, path); err != nil {
+				return err
+			}
+			b, err := binding(path, v, *out)
+			if err != nil {
+				return err
+			}
+			*out = append(*out, b)
+		case k == "properties":
+			if chain && len(path) >= maxParamDepth && mayMark(v) {
+				return fmt.Errorf("x-mcp-header nested deeper than %d properties", maxParamDepth)
+			}
+			if err := walkNames(v, path, chain, depth+1, out); err != nil {
+				return err
+			}
+		case dataKeywords[k] || !mayMark(v):
+		case nameKeywords[k]:
+			if err := walkNames(v, path, false, depth+1, out); err != nil {
+				return err
+			}
+		default:
+			if err := walkOff(v, depth+1, out); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// walkNames walks obj, which maps names to schemas (the value of
+// properties, $defs...): each schema that may hold a mark, at path and the
+// name when on the chain.
+func walkNames(obj []byte, path []string, chain bool, depth int, out *[]paramBinding) error {
+	names, err := mcpparse.Names(obj, exact(obj))
+	if err != nil {
+		return err
+	}
+	f, err := mcpparse.Fields(obj, exact(obj), names...)
+	if err != nil {
+		return err
+	}
+	for i, name := range names {
+		v := f[i].Raw
+		if !mayMark(v) {
+			continue // nothing marked in it, at any depth (a boolean schema, say)
+		}
+		at := append(path[:len(path):len(path)], name)
+		if v[0] != '{' {
+			return fmt.Errorf("property %q: not a schema object", strings.Join(at, "."))
+		}
+		if err := walkSchema(v, at, chain, depth+1, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkOff walks v, the value of a keyword that is off the chain: an object
+// is a schema, an array's objects are schemas; anything else holds none.
+func walkOff(v []byte, depth int, out *[]paramBinding) error {
 	switch v[0] {
+	case '{':
+		return walkSchema(v, nil, false, depth, out)
 	case '[':
 		elems, err := mcpparse.Elements(v, exact(v))
 		if err != nil {
-			return 0, err
+			return err
 		}
-		n := 0
 		for _, e := range elems {
-			m, err := countMarks(e, depth+1, false)
-			if err != nil {
-				return 0, err
-			}
-			n += m
-		}
-		return n, nil
-	case '{':
-	default:
-		return 0, nil
-	}
-	keys, err := mcpparse.Names(v, exact(v))
-	if err != nil {
-		return 0, err
-	}
-	f, err := mcpparse.Fields(v, exact(v), keys...)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for i, k := range keys {
-		if !names {
-			switch k {
-			case "x-mcp-header":
-				n++
-				continue
-			case "const", "enum", "default", "examples":
-				continue
+			if mayMark(e) {
+				if err := walkOff(e, depth+1, out); err != nil {
+					return err
+				}
 			}
 		}
-		m, err := countMarks(f[i].Raw, depth+1, !names && nameKeywords[k])
-		if err != nil {
-			return 0, err
-		}
-		n += m
 	}
-	return n, nil
+	return nil
 }
 
-// nameKeywords are the schema keywords whose values map names to schemas.
-var nameKeywords = map[string]bool{"properties": true, "patternProperties": true, "$defs": true, "definitions": true, "dependentSchemas": true}
+// nameKeywords are the schema keywords, besides properties, whose values
+// map names to schemas; dataKeywords those whose values are data.
+var (
+	nameKeywords = map[string]bool{"patternProperties": true, "$defs": true, "definitions": true, "dependentSchemas": true}
+	dataKeywords = map[string]bool{"const": true, "enum": true, "default": true, "examples": true}
+)
 
-// maxMarkDepth bounds how deep countMarks looks into a schema that may hold
+// maxMarkDepth bounds how deep walkSchema looks into a schema that may hold
 // a mark: JSON nesting, two levels per properties step.
 const maxMarkDepth = 2*maxParamDepth + 8
 
@@ -298,51 +345,6 @@ const maxMarkDepth = 2*maxParamDepth + 8
 // with a \u escape (the only one that can spell its letters).
 func mayMark(b []byte) bool {
 	return bytes.Contains(b, []byte("x-mcp-header")) || bytes.Contains(b, []byte(`\u`))
-}
-
-// walkProperties appends to out the marks of schema's properties (at path)
-// and of theirs.
-func walkProperties(schema []byte, path []string, out *[]paramBinding) error {
-	props, err := member(schema, "properties")
-	if err != nil || props == nil {
-		return err
-	}
-	if len(path) >= maxParamDepth {
-		return fmt.Errorf("x-mcp-header nested deeper than %d properties", maxParamDepth)
-	}
-	names, err := mcpparse.Names(props, exact(props))
-	if err != nil {
-		return err
-	}
-	f, err := mcpparse.Fields(props, exact(props), names...)
-	if err != nil {
-		return err
-	}
-	for i, name := range names {
-		prop := f[i].Raw
-		if !mayMark(prop) {
-			continue // nothing marked in it, at any depth
-		}
-		at := append(path[:len(path):len(path)], name)
-		h, err := member(prop, "x-mcp-header")
-		if err != nil {
-			return fmt.Errorf("property %q: %w", strings.Join(at, "."), err)
-		}
-		if h != nil {
-			if err := primitive(prop, at); err != nil {
-				return err
-			}
-			b, err := binding(at, h, *out)
-			if err != nil {
-				return err
-			}
-			*out = append(*out, b)
-		}
-		if err := walkProperties(prop, at, out); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // primitive checks that prop, the schema of a marked property at path,

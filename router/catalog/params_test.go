@@ -160,6 +160,7 @@ func TestParamBindings(t *testing.T) {
 		{name: "a mark on several types", tool: `{"name":"t","inputSchema":{"properties":{"r":{"type":["string","null"],"x-mcp-header":"R"}}}}`},
 		// Only a chain of properties from the root may reach a mark.
 		{name: "under items", tool: `{"name":"t","inputSchema":{"properties":{"l":{"type":"array","items":{"type":"string","x-mcp-header":"L"}}}}}`},
+		{name: "under the properties of items", tool: `{"name":"t","inputSchema":{"properties":{"l":{"type":"array","items":{"type":"object","properties":{` + prop("r", "R") + `}}}}}}`},
 		{name: "under prefixItems", tool: `{"name":"t","inputSchema":{"properties":{"l":{"type":"array","prefixItems":[{"type":"string","x-mcp-header":"L"}]}}}}`},
 		{name: "under oneOf", tool: `{"name":"t","inputSchema":{"properties":{"r":{"oneOf":[{"type":"string","x-mcp-header":"R"},{"type":"integer"}]}}}}`},
 		{name: "under allOf at the root", tool: `{"name":"t","inputSchema":{"allOf":[{"properties":{` + prop("r", "R") + `}}]}}`},
